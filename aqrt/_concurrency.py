@@ -1,0 +1,108 @@
+"""Small async plumbing shared by sessions and backends.
+
+- :func:`spawn_detached` starts a task owned by the runtime rather than by the caller, for
+  supervisors and job-mode jobs (which outlive the task that created them).
+- :func:`run_in_worker` runs blocking compute on the single engine worker thread. Kernels are
+  serialised there because numba's threading layers are not re-entrant across threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import anyio
+import sniffio
+
+T = TypeVar("T")
+
+_detached_asyncio_tasks: set[asyncio.Task[Any]] = set()
+_worker_lock = threading.Lock()
+_worker: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def spawn_detached(func: Callable[[], Awaitable[None]], *, name: str) -> None:
+    """Start ``func()`` as a runtime-owned task on the running event loop (asyncio or trio).
+
+    ``func`` must never raise: it is nobody's child, so an escaping error would be lost
+    (asyncio) or crash the run (trio).
+    """
+    library = sniffio.current_async_library()
+    if library == "asyncio":
+        task = asyncio.get_running_loop().create_task(_as_coroutine(func), name=name)
+        _detached_asyncio_tasks.add(task)  # the loop keeps only weak references
+        task.add_done_callback(_detached_asyncio_tasks.discard)
+    elif library == "trio":
+        import trio
+
+        trio.lowlevel.spawn_system_task(func, name=name)
+    else:  # pragma: no cover - anyio supports only these two
+        raise RuntimeError(f"unsupported async library {library!r}")
+
+
+async def _as_coroutine(func: Callable[[], Awaitable[None]]) -> None:
+    await func()
+
+
+def engine_executor() -> concurrent.futures.ThreadPoolExecutor:
+    """The one worker thread every engine kernel runs on (created on first use)."""
+    global _worker
+    with _worker_lock:
+        if _worker is None:
+            _worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="aqrt-engine")
+        return _worker
+
+
+async def run_in_worker(func: Callable[[], T], cancel_requested: threading.Event | None = None) -> T:
+    """Run ``func()`` on the engine worker and wait for it without blocking the loop.
+
+    If the awaiting task is cancelled, ``cancel_requested`` is set (``func`` is expected to
+    poll it) and the call still waits, shielded, until the worker is free again, so no work is
+    left running behind a cancelled job.
+    """
+    executor = engine_executor()
+    if sniffio.current_async_library() == "asyncio":
+        # run_in_executor (rather than anyio's own threads) lets virtual-time loops (looptime)
+        # see that real work is pending and not jump their clock past it.
+        future: asyncio.Future[T] = asyncio.get_running_loop().run_in_executor(executor, func)
+        try:
+            return await asyncio.shield(future)
+        except BaseException:
+            if cancel_requested is not None:
+                cancel_requested.set()
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait([future])
+            raise
+    return await _run_in_worker_trio(executor, func, cancel_requested)
+
+
+async def _run_in_worker_trio(
+    executor: concurrent.futures.ThreadPoolExecutor,
+    func: Callable[[], T],
+    cancel_requested: threading.Event | None,
+) -> T:
+    import trio
+
+    finished = trio.Event()
+    trio_token = trio.lowlevel.current_trio_token()
+
+    def wake_loop(_: concurrent.futures.Future[T]) -> None:
+        try:
+            trio_token.run_sync_soon(finished.set)
+        except trio.RunFinishedError:
+            pass
+
+    cf_future = executor.submit(func)
+    cf_future.add_done_callback(wake_loop)
+    try:
+        await finished.wait()
+    except BaseException:
+        if cancel_requested is not None:
+            cancel_requested.set()
+        with anyio.CancelScope(shield=True):
+            await finished.wait()
+        raise
+    return cf_future.result()

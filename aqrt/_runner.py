@@ -1,0 +1,54 @@
+"""Runs one job on one backend and settles it exactly once."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import anyio
+
+from .backends.base import Backend, ExecutionContext
+from .errors import AqrtError, JobFailedError, JobTimeoutError
+from .job import Job
+
+
+async def execute_job(job: Job, backend: Backend, cache: dict[Any, Any]) -> None:
+    """Run ``job`` to a final state; never raises (except cancellation of the caller's scope).
+
+    ``job.cancel()`` cancels the scope made here; ``max_execution_time`` is a nested deadline
+    on the event loop clock.
+    """
+    try:
+        await _execute(job, backend, cache)
+    finally:
+        if not job.done():  # cancelled, by job.cancel() or by an enclosing scope
+            job._settle_cancelled()
+
+
+async def _execute(job: Job, backend: Backend, cache: dict[Any, Any]) -> None:
+    limit = job.options.max_execution_time
+    with anyio.CancelScope() as job_scope:
+        job._cancel_scope = job_scope
+        if job.cancel_requested.is_set():
+            job_scope.cancel()
+        job._mark_running()
+        context = ExecutionContext(cache=cache, cancel_requested=job.cancel_requested)
+        try:
+            with anyio.move_on_after(limit if limit is not None else math.inf) as deadline:
+                result = await backend.execute(job.request, context)
+            if deadline.cancelled_caught:
+                job.cancel_requested.set()
+                job._settle_error(
+                    JobTimeoutError(
+                        f"job {job.job_id} exceeded its max_execution_time of {limit} s and was stopped",
+                        job_id=job.job_id,
+                    )
+                )
+            else:
+                job._settle_result(result)
+        except AqrtError as exc:  # already a typed, explained error
+            job._settle_error(exc)
+        except Exception as exc:
+            error = JobFailedError(f"job {job.job_id} failed: {type(exc).__name__}: {exc}", job_id=job.job_id)
+            error.__cause__ = exc
+            job._settle_error(error)

@@ -1,0 +1,60 @@
+"""The Backend protocol: the whole contract between sessions and whatever runs the circuits."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from typing import Any, Protocol, runtime_checkable
+
+from ..job import JobRequest, Program
+
+__all__ = ["Backend", "ExecutionContext"]
+
+
+@dataclasses.dataclass
+class ExecutionContext:
+    """Per-job facts a backend may use while running a job.
+
+    Attributes:
+        cache: the session's cache (transpiled circuits, lowered programs); a fresh dict in
+            job mode. Filled by the session's first job and reused by the later ones.
+        cancel_requested: set when the job should stop; blocking code polls it between items.
+    """
+
+    cache: dict[Any, Any]
+    cancel_requested: threading.Event
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What a session needs from a backend.
+
+    ``validate_pub`` runs synchronously inside ``run()`` so bad input raises at the call;
+    ``execute`` runs the job and must not block the event loop.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def num_qubits(self) -> int:
+        """The widest circuit this backend accepts."""
+        ...
+
+    @property
+    def max_session_time(self) -> int:
+        """The system maximum (and default) of a session's ``max_time``, in seconds."""
+        ...
+
+    @property
+    def interactive_timeout_configurable(self) -> bool:
+        """Whether sessions may set their own interactive timeout on this backend."""
+        ...
+
+    def validate_pub(self, program: Program, pub: Any, index: int) -> None:
+        """Raise ``InvalidPubError`` / ``CircuitTooLargeError`` if ``pub`` cannot run here."""
+        ...
+
+    async def execute(self, request: JobRequest, context: ExecutionContext) -> Any:
+        """Run the job and return its ``PrimitiveResult``."""
+        ...

@@ -1,0 +1,234 @@
+"""LocalService and the local statevector backend.
+
+Jobs run on the engine worker thread, off the event loop. Until the numba engine lands, the
+computation is the exact ``Statevector`` reference (``aqrt.backends.reference``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from typing import Any
+
+import numpy as np
+from qiskit.circuit import QuantumCircuit
+from qiskit.circuit.library import get_standard_gate_name_mapping
+from qiskit.primitives.containers import PrimitiveResult
+
+from .._concurrency import run_in_worker
+from ..errors import BackendNotFoundError, CircuitTooLargeError, InvalidPubError, JobCancelledError
+from ..job import JobRequest, Program
+from ..options import Options
+from . import reference
+from .base import ExecutionContext
+
+__all__ = ["LocalService", "LocalBackend"]
+
+DEFAULT_BACKEND = "aqrt_statevector"
+_ALIASES = {"ibmq_qasm_simulator": DEFAULT_BACKEND}
+_MAX_SESSION_TIME = 8 * 3600
+_BYTES_PER_AMPLITUDE = 16
+_WORKING_COPIES = 3  # Statevector evolution holds a few copies of the state at once
+# Every standard gate is native to the simulator; the pass manager targets all of them.
+BASIS_GATES = sorted(set(get_standard_gate_name_mapping()) - {"global_phase"})
+
+
+class LocalService:
+    """The embedded service: local backends, no network, no account.
+
+    Args:
+        max_qubits: refuse circuits wider than this (default: what this machine's memory holds).
+
+    Example:
+        >>> LocalService().backend("ibmq_qasm_simulator").name
+        'aqrt_statevector'
+    """
+
+    def __init__(self, *, max_qubits: int | None = None) -> None:
+        self._backends = {DEFAULT_BACKEND: LocalBackend(DEFAULT_BACKEND, service=self, max_qubits=max_qubits)}
+
+    def backends(self) -> list[LocalBackend]:
+        """Every backend of this service."""
+        return list(self._backends.values())
+
+    def backend(self, name: str | None = None) -> LocalBackend:
+        """The backend called ``name`` (aliases accepted); the default one if ``name`` is None."""
+        key = DEFAULT_BACKEND if name is None else _ALIASES.get(name, name)
+        try:
+            return self._backends[key]
+        except KeyError:
+            known = sorted([*self._backends, *_ALIASES])
+            raise BackendNotFoundError(f"no backend {name!r} on LocalService; available: {known}") from None
+
+    def __repr__(self) -> str:
+        return f"<LocalService backends={list(self._backends)}>"
+
+
+class LocalBackend:
+    """An exact, noiseless statevector simulator on this machine."""
+
+    def __init__(self, name: str, *, service: LocalService | None = None, max_qubits: int | None = None) -> None:
+        self._name = name
+        self.service = service
+        self._max_qubits = max_qubits if max_qubits is not None else _qubits_that_fit(_total_memory())
+        self._pass_managers: dict[int, Any] = {}
+        self._pass_manager_lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def num_qubits(self) -> int:
+        return self._max_qubits
+
+    @property
+    def max_session_time(self) -> int:
+        return _MAX_SESSION_TIME
+
+    @property
+    def interactive_timeout_configurable(self) -> bool:
+        return True
+
+    @property
+    def basis_gates(self) -> list[str]:
+        return list(BASIS_GATES)
+
+    def validate_pub(self, program: Program, pub: Any, index: int) -> None:
+        """Refuse circuits that are too wide or that the exact path cannot run."""
+        circuit: QuantumCircuit = pub.circuit
+        width = circuit.num_qubits
+        if width > self._max_qubits:
+            raise CircuitTooLargeError(
+                f"PUB {index}: the circuit has {width} qubits; backend {self.name!r} takes at most "
+                f"{self._max_qubits} (a {width}-qubit state needs {_format_bytes(_state_bytes(width))})"
+            )
+        needed, available = _state_bytes(width), _available_memory()
+        if available is not None and needed > available:
+            raise CircuitTooLargeError(
+                f"PUB {index}: the circuit's {width}-qubit state needs {_format_bytes(needed)}, "
+                f"but only {_format_bytes(available)} of memory is available"
+            )
+        problem = reference.unsupported_instruction(circuit, allow_final_measurements=program == "sampler")
+        if problem is not None:
+            raise InvalidPubError(index, problem)
+
+    async def execute(self, request: JobRequest, context: ExecutionContext) -> PrimitiveResult:
+        """Run the job on the engine worker thread."""
+        return await run_in_worker(lambda: self._run(request, context), context.cancel_requested)
+
+    # -- on the worker thread --------------------------------------------------------------------
+
+    def _run(self, request: JobRequest, context: ExecutionContext) -> PrimitiveResult:
+        options = request.options
+        not_applied = _options_not_applied(request.program, options)
+        generators = [np.random.default_rng(s) for s in np.random.SeedSequence(options.seed).spawn(len(request.pubs))]
+        results = []
+        for pub, rng in zip(request.pubs, generators):
+            if context.cancel_requested.is_set():
+                raise JobCancelledError(f"job {request.job_id} was cancelled", job_id=request.job_id)
+            circuit = self._prepare(pub.circuit, options, context.cache)
+            if request.program == "estimator":
+                result = reference.estimate_pub(circuit, pub, rng, context.cancel_requested)
+            else:
+                result = reference.sample_pub(circuit, pub, rng, context.cancel_requested)
+            if not_applied:
+                result.metadata["options_not_applied"] = not_applied
+            results.append(result)
+        metadata: dict[str, Any] = {
+            "version": 2,
+            "backend": self.name,
+            "job_id": request.job_id,
+            "session_id": request.session_id,
+            "engine": "statevector-reference",
+        }
+        if not_applied:
+            metadata["options_not_applied"] = not_applied
+        return PrimitiveResult(results, metadata=metadata)
+
+    def _prepare(self, circuit: QuantumCircuit, options: Options, cache: dict[Any, Any]) -> QuantumCircuit:
+        """Transpile at the requested level, once per distinct circuit per session."""
+        level = options.optimization_level
+        if level is None:
+            return circuit
+        key = ("transpiled", level, circuit_fingerprint(circuit))
+        cached = cache.get(key)
+        if cached is None:
+            cached = self._pass_manager(level).run(circuit)
+            cache[key] = cached
+        return cached
+
+    def _pass_manager(self, level: int) -> Any:
+        with self._pass_manager_lock:
+            if level not in self._pass_managers:
+                from qiskit.transpiler import generate_preset_pass_manager
+
+                self._pass_managers[level] = generate_preset_pass_manager(
+                    optimization_level=level, basis_gates=BASIS_GATES, seed_transpiler=0
+                )
+            return self._pass_managers[level]
+
+    def __repr__(self) -> str:
+        return f"<LocalBackend {self.name} max_qubits={self._max_qubits}>"
+
+
+def circuit_fingerprint(circuit: QuantumCircuit) -> str:
+    """A digest of a circuit's structure, equal for circuits that simulate identically."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{circuit.num_qubits},{circuit.num_clbits},{circuit.global_phase}".encode())
+    for instruction in circuit.data:
+        operation = instruction.operation
+        digest.update(operation.name.encode())
+        for param in operation.params:
+            digest.update(param.tobytes() if isinstance(param, np.ndarray) else repr(param).encode())
+        digest.update(repr([circuit.find_bit(q).index for q in instruction.qubits]).encode())
+        digest.update(repr([circuit.find_bit(c).index for c in instruction.clbits]).encode())
+    for register in circuit.cregs:
+        digest.update(f"{register.name}:{register.size}".encode())
+    return digest.hexdigest()
+
+
+def _options_not_applied(program: Program, options: Options) -> dict[str, str]:
+    """Options this noiseless backend accepts but cannot honour, with the reason."""
+    not_applied = {}
+    if options.resilience_level:
+        not_applied["resilience_level"] = (
+            f"requested {options.resilience_level}, applied 0: the statevector backend is noiseless "
+            "and exact, so there is no error to mitigate"
+        )
+    return not_applied
+
+
+def _state_bytes(num_qubits: int) -> int:
+    return _WORKING_COPIES * _BYTES_PER_AMPLITUDE * (1 << num_qubits)
+
+
+def _qubits_that_fit(memory: int) -> int:
+    width = 1
+    while _state_bytes(width + 1) <= memory:
+        width += 1
+    return width
+
+
+def _total_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 8 << 30
+
+
+def _available_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return None
+
+
+def _format_bytes(count: int) -> str:
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if value < 1024 or unit == "PiB":
+            return f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} PiB"  # pragma: no cover

@@ -1,0 +1,180 @@
+"""Exact reference computations with ``qiskit.quantum_info.Statevector``.
+
+This is the slow, obvious path: the default engine until the numba engine lands, and the test
+oracle afterwards. Bit order and result layout follow Qiskit's ``StatevectorEstimator`` /
+``StatevectorSampler``: qubit 0 is the least significant bit; each classical register gets a
+``BitArray`` whose last axis packs its bits big-endian (clbit 0 in the last byte's lowest bit).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+from qiskit.circuit import CONTROL_FLOW_OP_NAMES, QuantumCircuit
+from qiskit.primitives.containers import BitArray, DataBin, PubResult, SamplerPubResult
+from qiskit.primitives.containers.estimator_pub import EstimatorPub
+from qiskit.primitives.containers.sampler_pub import SamplerPub
+from qiskit.quantum_info import SparsePauliOp, Statevector
+
+from ..errors import InvalidPubError, JobCancelledError
+
+__all__ = ["estimate_pub", "sample_pub", "unsupported_instruction", "final_measurements"]
+
+_NON_UNITARY = {"measure", "reset", "initialize", "save_statevector"} | set(CONTROL_FLOW_OP_NAMES)
+_TRANSPARENT = {"barrier", "delay"}
+
+
+def unsupported_instruction(circuit: QuantumCircuit, *, allow_final_measurements: bool) -> str | None:
+    """Describe the first instruction the statevector path cannot run exactly, or None."""
+    final = final_measurements(circuit)[1] if allow_final_measurements else set()
+    for position, instruction in enumerate(circuit.data):
+        name = instruction.operation.name
+        if position in final:
+            continue
+        if name in _NON_UNITARY:
+            qubits = [circuit.find_bit(q).index for q in instruction.qubits]
+            kind = "a mid-circuit measurement" if name == "measure" and allow_final_measurements else repr(name)
+            return f"instruction {position} ({name} on qubit(s) {qubits}) is {kind}, which this backend cannot run"
+    return None
+
+
+def final_measurements(circuit: QuantumCircuit) -> tuple[dict[int, int], set[int]]:
+    """Map clbit index -> qubit index for terminal measurements, and their instruction positions.
+
+    A measurement is terminal if nothing but barriers/delays touches its qubit or clbit after it.
+    """
+    busy_qubits: set[int] = set()
+    busy_clbits: set[int] = set()
+    mapping: dict[int, int] = {}
+    positions: set[int] = set()
+    for position in range(len(circuit.data) - 1, -1, -1):
+        instruction = circuit.data[position]
+        name = instruction.operation.name
+        if name in _TRANSPARENT:
+            continue
+        qubits = [circuit.find_bit(q).index for q in instruction.qubits]
+        clbits = [circuit.find_bit(c).index for c in instruction.clbits]
+        if name == "measure" and qubits[0] not in busy_qubits and clbits[0] not in busy_clbits:
+            mapping[clbits[0]] = qubits[0]
+            positions.add(position)
+        busy_qubits.update(qubits)
+        busy_clbits.update(clbits)
+    return mapping, positions
+
+
+def _flat_bindings(pub: Any) -> tuple[np.ndarray, list[str]]:
+    """Parameter values as a (num_bindings, num_parameters) array, and the parameter names."""
+    parameters = list(pub.circuit.parameters)
+    size = int(np.prod(pub.parameter_values.shape))
+    if not parameters:
+        return np.zeros((size, 0)), []
+    values = pub.parameter_values.as_array(parameters)
+    return values.reshape(size, len(parameters)), [p.name for p in parameters]
+
+
+def _bind(circuit: QuantumCircuit, names: list[str], values: np.ndarray) -> QuantumCircuit:
+    if not names:
+        return circuit
+    return circuit.assign_parameters(dict(zip(names, values.tolist())), inplace=False, strict=False)
+
+
+def _check_cancel(cancel_requested: threading.Event | None) -> None:
+    if cancel_requested is not None and cancel_requested.is_set():
+        raise JobCancelledError("cancelled")
+
+
+def estimate_pub(
+    circuit: QuantumCircuit,
+    pub: EstimatorPub,
+    rng: np.random.Generator,
+    cancel_requested: threading.Event | None = None,
+) -> PubResult:
+    """Exact expectation values of one Estimator PUB, with Gaussian noise if it has a precision.
+
+    ``circuit`` is the circuit to simulate (``pub.circuit`` or its transpiled form).
+    """
+    flat_values, names = _flat_bindings(pub)
+    binding_shape = pub.parameter_values.shape
+    shape = np.broadcast_shapes(binding_shape, pub.observables.shape)
+    binding_index = np.broadcast_to(np.arange(int(np.prod(binding_shape))).reshape(binding_shape), shape)
+    observable_index = np.broadcast_to(
+        np.arange(int(np.prod(pub.observables.shape))).reshape(pub.observables.shape), shape
+    )
+    flat_observables = pub.observables.ravel()
+    states: dict[int, Statevector] = {}
+    operators: dict[int, SparsePauliOp] = {}
+    evs = np.zeros(shape, dtype=np.float64)
+    for index in np.ndindex(*shape):
+        b = int(binding_index[index])
+        if b not in states:
+            _check_cancel(cancel_requested)
+            states[b] = Statevector(_bind(circuit, names, flat_values[b]))
+        o = int(observable_index[index])
+        if o not in operators:
+            terms = flat_observables[o]
+            operators[o] = (
+                SparsePauliOp(list(terms.keys()), list(terms.values()))
+                if terms
+                else SparsePauliOp("I" * circuit.num_qubits, 0.0)
+            )
+        evs[index] = np.real(states[b].expectation_value(operators[o]))
+    precision = float(pub.precision or 0.0)
+    if precision > 0:
+        evs = rng.normal(evs, precision)
+    stds = np.full(shape, precision, dtype=np.float64)
+    data = DataBin(evs=evs, stds=stds, shape=shape)
+    return PubResult(data, metadata={"target_precision": precision, "circuit_metadata": pub.circuit.metadata})
+
+
+def sample_pub(
+    circuit: QuantumCircuit,
+    pub: SamplerPub,
+    rng: np.random.Generator,
+    cancel_requested: threading.Event | None = None,
+) -> SamplerPubResult:
+    """``pub.shots`` samples of every binding of one Sampler PUB, one BitArray per register."""
+    mapping, positions = final_measurements(circuit)
+    unitary = circuit.copy_empty_like()
+    for position, instruction in enumerate(circuit.data):
+        if position not in positions:
+            unitary.append(instruction)
+    measured = sorted(set(mapping.values()))
+    column = {qubit: j for j, qubit in enumerate(measured)}
+    flat_values, names = _flat_bindings(pub)
+    shape = pub.parameter_values.shape
+    shots = int(pub.shots)
+    registers = []
+    for creg in circuit.cregs:
+        clbits = [circuit.find_bit(bit).index for bit in creg]
+        registers.append((creg.name, [column.get(mapping[c], -1) if c in mapping else -1 for c in clbits]))
+    arrays = {name: np.zeros(shape + (shots, (len(cols) + 7) // 8), dtype=np.uint8) for name, cols in registers}
+    for flat, index in enumerate(np.ndindex(*shape)):
+        _check_cancel(cancel_requested)
+        if measured:
+            state = Statevector(_bind(unitary, names, flat_values[flat]))
+            probabilities = np.clip(state.probabilities(measured), 0.0, None)
+            outcomes = rng.choice(len(probabilities), size=shots, p=probabilities / probabilities.sum())
+        else:
+            outcomes = np.zeros(shots, dtype=np.int64)
+        for name, cols in registers:
+            arrays[name][index] = _pack(outcomes, cols)
+    meas = {name: BitArray(arrays[name], len(cols)) for name, cols in registers}
+    return SamplerPubResult(
+        DataBin(**meas, shape=shape),
+        metadata={"shots": shots, "circuit_metadata": pub.circuit.metadata},
+    )
+
+
+def _pack(outcomes: np.ndarray, columns: list[int]) -> np.ndarray:
+    """Pack outcome bits into Qiskit's BitArray bytes: clbit i <- bit ``columns[i]`` of the outcome."""
+    num_bits = len(columns)
+    bits = np.zeros((outcomes.shape[0], num_bits), dtype=np.uint8)
+    for clbit, col in enumerate(columns):
+        if col >= 0:
+            bits[:, num_bits - 1 - clbit] = (outcomes >> col) & 1
+    pad = -num_bits % 8
+    if pad:
+        bits = np.pad(bits, ((0, 0), (pad, 0)))
+    return np.packbits(bits, axis=-1, bitorder="big")

@@ -1,0 +1,136 @@
+"""The whole aqrt exception tree, in one place.
+
+Every error aqrt raises on purpose is an :class:`AqrtError`. Where a stdlib meaning fits, the
+error also subclasses it, so ``except ValueError`` / ``except TimeoutError`` keep working::
+
+    AqrtError
+    ├── InvalidInputError (ValueError)          bad arguments, caught at the call
+    │   ├── InvalidPubError                     names the PUB index (and parameter/qubit) at fault
+    │   ├── InvalidOptionsError                 unknown option, or a value out of range
+    │   └── InvalidTimeSpecError                a malformed max_time / timeout string
+    ├── BackendError
+    │   ├── BackendNotFoundError (LookupError)  no backend of that name on the service
+    │   ├── BackendMismatchError                a primitive bound to another backend than its session's
+    │   └── CircuitTooLargeError (MemoryError)  the state would not fit this machine / backend
+    ├── SessionError
+    │   ├── SessionClosedError                  submitting to a closed (or cancelled) session
+    │   ├── SessionExpiredError                 the session's max_time ran out
+    │   ├── SessionCacheError                   the session's first job was cancelled (IBM rule)
+    │   └── SessionStateError (RuntimeError)    lifecycle misuse: entered twice, used after exit, ...
+    └── JobError
+        ├── JobFailedError                      the job ran and failed; ``__cause__`` has the reason
+        ├── JobCancelledError                   the job was cancelled (never a bare CancelledError)
+        ├── JobTimeoutError (TimeoutError)      the job exceeded its max_execution_time
+        └── ResultTimeoutError (TimeoutError)   ``result(timeout=...)`` elapsed; the job goes on
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AqrtError",
+    "InvalidInputError",
+    "InvalidPubError",
+    "InvalidOptionsError",
+    "InvalidTimeSpecError",
+    "BackendError",
+    "BackendNotFoundError",
+    "BackendMismatchError",
+    "CircuitTooLargeError",
+    "SessionError",
+    "SessionClosedError",
+    "SessionExpiredError",
+    "SessionCacheError",
+    "SessionStateError",
+    "JobError",
+    "JobFailedError",
+    "JobCancelledError",
+    "JobTimeoutError",
+    "ResultTimeoutError",
+]
+
+
+class AqrtError(Exception):
+    """Base class of every error aqrt raises on purpose."""
+
+
+class InvalidInputError(AqrtError, ValueError):
+    """An argument is malformed or out of range; raised at the call, before any job exists."""
+
+
+class InvalidPubError(InvalidInputError):
+    """A PUB cannot be run; ``pub_index`` says which one."""
+
+    def __init__(self, pub_index: int, message: str) -> None:
+        self.pub_index = pub_index
+        super().__init__(f"PUB {pub_index}: {message}")
+
+
+class InvalidOptionsError(InvalidInputError):
+    """An unknown option, or an option value out of range."""
+
+
+class InvalidTimeSpecError(InvalidInputError):
+    """A duration string that does not follow the ``"2h 30m 40s"`` grammar."""
+
+
+class BackendError(AqrtError):
+    """A backend cannot be found, used, or run the request."""
+
+
+class BackendNotFoundError(BackendError, LookupError):
+    """No backend of that name on the service."""
+
+
+class BackendMismatchError(BackendError):
+    """A primitive was bound to a different backend than the session it runs in."""
+
+
+class CircuitTooLargeError(BackendError, MemoryError):
+    """The circuit is wider than the backend or this machine's memory allows."""
+
+
+class SessionError(AqrtError):
+    """A job cannot be accepted or run because of its session's state."""
+
+
+class SessionClosedError(SessionError):
+    """The session was closed or cancelled and accepts no new jobs."""
+
+
+class SessionExpiredError(SessionError):
+    """The session's ``max_time`` ran out; queued jobs fail and new ones are refused."""
+
+
+class SessionCacheError(SessionError):
+    """The session's first job was cancelled, so the session cache never filled.
+
+    As on IBM Quantum, every later job of that session fails; open a new session.
+    """
+
+
+class SessionStateError(SessionError, RuntimeError):
+    """A session was used against its lifecycle (entered twice, reopened after closing, ...)."""
+
+
+class JobError(AqrtError):
+    """A job did not produce a result."""
+
+    def __init__(self, message: str, *, job_id: str | None = None) -> None:
+        self.job_id = job_id
+        super().__init__(message)
+
+
+class JobFailedError(JobError):
+    """The job ran and failed; the underlying exception is chained as ``__cause__``."""
+
+
+class JobCancelledError(JobError):
+    """The job was cancelled (by ``job.cancel()``, ``session.cancel()`` or an exiting block)."""
+
+
+class JobTimeoutError(JobError, TimeoutError):
+    """The job ran longer than its ``max_execution_time`` and was stopped."""
+
+
+class ResultTimeoutError(JobError, TimeoutError):
+    """Waiting for a result timed out; the job itself is unaffected and keeps going."""

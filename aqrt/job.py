@@ -1,0 +1,277 @@
+"""The job handle returned by ``Estimator.run`` / ``Sampler.run``.
+
+A :class:`Job` belongs to its session (or, in job mode, to itself), never to the task that
+awaits it: cancelling an awaiting task leaves the job running; ``job.cancel()`` stops it.
+
+Example:
+    >>> job = estimator.run([(circuit, observable)])     # doctest: +SKIP
+    >>> job.status()                                       # doctest: +SKIP
+    <JobStatus.QUEUED: 'QUEUED'>
+    >>> result = await job                                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import math
+import threading
+import uuid
+from collections.abc import Callable, Generator, Sequence
+from typing import Any, Literal
+
+import anyio
+
+from .errors import JobCancelledError, JobError, ResultTimeoutError
+from .options import Options
+
+__all__ = ["Job", "JobStatus", "JobMetrics", "JobRequest"]
+
+Program = Literal["estimator", "sampler"]
+
+
+class JobStatus(enum.Enum):
+    """Where a job is in its life; ``DONE``, ``ERROR`` and ``CANCELLED`` are final."""
+
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+    ERROR = "ERROR"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_final(self) -> bool:
+        """True for the three states a job never leaves."""
+        return self in _FINAL
+
+
+_FINAL = frozenset({JobStatus.DONE, JobStatus.ERROR, JobStatus.CANCELLED})
+
+
+@dataclasses.dataclass(frozen=True)
+class JobRequest:
+    """What a backend needs to run a job: validated PUBs plus the options in force."""
+
+    job_id: str
+    program: Program
+    pubs: Sequence[Any]
+    options: Options
+    session_id: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class JobMetrics:
+    """Timestamps of a job's life, wall clock for display and loop clock for arithmetic.
+
+    ``usage_seconds`` is the time the job spent running, on the event loop clock.
+    """
+
+    created: dt.datetime
+    running: dt.datetime | None
+    finished: dt.datetime | None
+    created_loop_time: float
+    running_loop_time: float | None
+    finished_loop_time: float | None
+
+    @property
+    def usage_seconds(self) -> float | None:
+        if self.running_loop_time is None or self.finished_loop_time is None:
+            return None
+        return self.finished_loop_time - self.running_loop_time
+
+    @property
+    def queued_seconds(self) -> float | None:
+        if self.running_loop_time is None:
+            return None
+        return self.running_loop_time - self.created_loop_time
+
+
+def new_job_id() -> str:
+    """A fresh, URL-safe job id."""
+    return "job-" + uuid.uuid4().hex[:20]
+
+
+class Job:
+    """An awaitable handle on one primitive job.
+
+    Not constructed by users: ``Estimator.run`` / ``Sampler.run`` return one.
+    """
+
+    def __init__(self, request: JobRequest, *, backend_name: str) -> None:
+        self._request = request
+        self._backend_name = backend_name
+        self._status = JobStatus.QUEUED
+        self._result: Any = None
+        self._error: BaseException | None = None
+        self._done_event = anyio.Event()
+        self._cancel_requested = threading.Event()  # read by worker threads between work items
+        self._cancel_scope: anyio.CancelScope | None = None
+        self._done_callbacks: list[Callable[[Job], None]] = []
+        self._created = (_wall_now(), anyio.current_time())
+        self._running: tuple[dt.datetime, float] | None = None
+        self._finished: tuple[dt.datetime, float] | None = None
+
+    # -- public surface -------------------------------------------------------------------------
+
+    @property
+    def job_id(self) -> str:
+        return self._request.job_id
+
+    @property
+    def program(self) -> Program:
+        return self._request.program
+
+    @property
+    def session_id(self) -> str | None:
+        return self._request.session_id
+
+    @property
+    def backend_name(self) -> str:
+        return self._backend_name
+
+    @property
+    def options(self) -> Options:
+        return self._request.options
+
+    @property
+    def request(self) -> JobRequest:
+        return self._request
+
+    def status(self) -> JobStatus:
+        """The job's current :class:`JobStatus`."""
+        return self._status
+
+    def done(self) -> bool:
+        """True once the job is DONE, ERROR or CANCELLED."""
+        return self._status.is_final
+
+    def cancel(self) -> bool:
+        """Ask the job to stop; returns False if it had already finished.
+
+        A queued job is cancelled at once; a running one stops at its next checkpoint and
+        then reports ``CANCELLED``.
+        """
+        if self.done():
+            return False
+        self._cancel_requested.set()
+        if self._status is JobStatus.QUEUED:
+            self._settle_cancelled()
+        elif self._cancel_scope is not None:
+            self._cancel_scope.cancel()
+        return True
+
+    def cancelled(self) -> bool:
+        return self._status is JobStatus.CANCELLED
+
+    def metrics(self) -> JobMetrics:
+        """Created/running/finished timestamps (see :class:`JobMetrics`)."""
+        return JobMetrics(
+            created=self._created[0],
+            running=self._running[0] if self._running else None,
+            finished=self._finished[0] if self._finished else None,
+            created_loop_time=self._created[1],
+            running_loop_time=self._running[1] if self._running else None,
+            finished_loop_time=self._finished[1] if self._finished else None,
+        )
+
+    def exception(self) -> BaseException | None:
+        """The error of a job in ERROR or CANCELLED state, else None."""
+        if self._status is JobStatus.CANCELLED:
+            return self._cancelled_error()
+        return self._error
+
+    async def wait(self) -> None:
+        """Wait until the job is final, without raising for its outcome."""
+        await self._done_event.wait()
+
+    async def result(self, timeout: float | None = None) -> Any:
+        """Wait for and return the job's ``PrimitiveResult``.
+
+        Args:
+            timeout: seconds to wait (event loop clock); ``None`` waits for ever.
+
+        Raises:
+            ResultTimeoutError: ``timeout`` elapsed first (the job keeps going).
+            JobCancelledError: the job was cancelled.
+            JobError / SessionError: the job failed; see the exception's message and cause.
+        """
+        if timeout is not None and not math.isfinite(timeout):
+            timeout = None
+        if timeout is not None:
+            with anyio.move_on_after(timeout):
+                await self._done_event.wait()
+            if not self.done():
+                raise ResultTimeoutError(
+                    f"job {self.job_id} still {self._status.value} after waiting {timeout} s",
+                    job_id=self.job_id,
+                )
+        else:
+            await self._done_event.wait()
+        if self._status is JobStatus.DONE:
+            return self._result
+        if self._status is JobStatus.CANCELLED:
+            raise self._cancelled_error()
+        assert self._error is not None
+        raise self._error
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self.result().__await__()
+
+    def __repr__(self) -> str:
+        return f"<Job {self.job_id} {self.program} on {self.backend_name}: {self._status.value}>"
+
+    # -- used by the runtime ---------------------------------------------------------------------
+
+    @property
+    def cancel_requested(self) -> threading.Event:
+        """Set once cancellation was asked for; worker threads poll it between work items."""
+        return self._cancel_requested
+
+    def add_done_callback(self, callback: Callable[[Job], None]) -> None:
+        """Call ``callback(job)`` once when the job becomes final (at once if it already is)."""
+        if self.done():
+            callback(self)
+        else:
+            self._done_callbacks.append(callback)
+
+    def _mark_running(self) -> None:
+        if self._status is not JobStatus.QUEUED:
+            return
+        self._status = JobStatus.RUNNING
+        self._running = (_wall_now(), anyio.current_time())
+
+    def _settle_result(self, result: Any) -> None:
+        self._result = result
+        self._settle(JobStatus.DONE)
+
+    def _settle_error(self, error: BaseException) -> None:
+        self._error = error
+        self._settle(JobStatus.ERROR)
+
+    def _settle_cancelled(self) -> None:
+        self._settle(JobStatus.CANCELLED)
+
+    def _settle(self, status: JobStatus) -> None:
+        if self.done():  # settled exactly once; later outcomes are ignored
+            return
+        self._status = status
+        self._finished = (_wall_now(), anyio.current_time())
+        self._cancel_scope = None
+        self._done_event.set()
+        callbacks, self._done_callbacks = self._done_callbacks, []
+        for callback in callbacks:
+            callback(self)
+
+    def _cancelled_error(self) -> JobCancelledError:
+        return JobCancelledError(f"job {self.job_id} was cancelled", job_id=self.job_id)
+
+
+def _wall_now() -> dt.datetime:
+    # Display only: every deadline uses the event loop clock.
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def is_job_error(exc: BaseException) -> bool:
+    """True for errors that already describe a job's failure and need no wrapping."""
+    return isinstance(exc, JobError)

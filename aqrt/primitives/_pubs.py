@@ -1,0 +1,136 @@
+"""PUB coercion with errors that name the PUB, the parameter and the qubit at fault.
+
+Qiskit's containers do the coercion and broadcasting; this module adds what they leave out
+(the PUB index in every message, named missing/extra parameters, non-finite values).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+from qiskit.circuit import Parameter, QuantumCircuit
+from qiskit.primitives.containers.estimator_pub import EstimatorPub
+from qiskit.primitives.containers.sampler_pub import SamplerPub
+
+from ..errors import InvalidInputError, InvalidPubError
+
+__all__ = ["coerce_estimator_pubs", "coerce_sampler_pubs"]
+
+
+def coerce_estimator_pubs(pubs: Iterable[Any], precision: float | None) -> list[EstimatorPub]:
+    """Coerce every Estimator PUB, raising ``InvalidPubError`` for the first bad one."""
+    _check_precision(precision)
+    items = _pub_list(pubs, "estimator.run([(circuit, observables, parameter_values)])")
+    coerced = []
+    for index, pub in enumerate(items):
+        try:
+            result = EstimatorPub.coerce(pub, precision)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise InvalidPubError(index, _explain(pub, exc, param_position=2)) from exc
+        _check_finite(result.parameter_values, index)
+        if result.precision is not None and not math.isfinite(result.precision):
+            raise InvalidPubError(index, f"precision must be finite, got {result.precision!r}")
+        coerced.append(result)
+    return coerced
+
+
+def coerce_sampler_pubs(pubs: Iterable[Any], shots: int | None) -> list[SamplerPub]:
+    """Coerce every Sampler PUB, raising ``InvalidPubError`` for the first bad one."""
+    if shots is not None and (isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 1):
+        raise InvalidInputError(f"shots must be a positive int, got {shots!r}")
+    items = _pub_list(pubs, "sampler.run([(circuit, parameter_values)])")
+    coerced = []
+    for index, pub in enumerate(items):
+        try:
+            result = SamplerPub.coerce(pub, shots)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise InvalidPubError(index, _explain(pub, exc, param_position=1)) from exc
+        _check_finite(result.parameter_values, index)
+        coerced.append(result)
+    if any(not pub.circuit.cregs for pub in coerced):
+        warnings.warn(
+            "One of your circuits has no output classical registers and so the result "
+            "will be empty. Did you mean to add measurement instructions?",
+            UserWarning,
+            stacklevel=3,
+        )
+    return coerced
+
+
+def _pub_list(pubs: Iterable[Any], example: str) -> list[Any]:
+    if isinstance(pubs, QuantumCircuit) or (isinstance(pubs, tuple) and pubs and isinstance(pubs[0], QuantumCircuit)):
+        raise InvalidInputError(f"run() takes a list of PUBs; wrap a single PUB in [] like `{example}`")
+    try:
+        return list(pubs)
+    except TypeError:
+        raise InvalidInputError(f"run() takes a list of PUBs, got {type(pubs).__name__}; e.g. `{example}`") from None
+
+
+def _check_precision(precision: float | None) -> None:
+    if precision is None:
+        return
+    if isinstance(precision, bool) or not isinstance(precision, (int, float, np.floating, np.integer)):
+        raise InvalidInputError(f"precision must be a real number, got {precision!r}")
+    if not math.isfinite(precision) or precision < 0:
+        raise InvalidInputError(f"precision must be finite and >= 0, got {precision!r}")
+
+
+def _check_finite(bindings: Any, index: int) -> None:
+    for names, values in bindings.data.items():
+        values = np.asarray(values)
+        if values.dtype.kind not in "fc" or np.isfinite(values).all():
+            continue
+        bad = np.argwhere(~np.isfinite(values))[0]
+        *position, column = (int(i) for i in bad)
+        name = _name(names[column])
+        raise InvalidPubError(
+            index,
+            f"parameter {name!r} has a non-finite value ({values[tuple(bad)]!r}) at binding index "
+            f"{tuple(position)}",
+        )
+
+
+def _explain(pub: Any, exc: Exception, *, param_position: int) -> str:
+    """Turn Qiskit's coercion error into one that names the parameters at fault, if it can."""
+    message = str(exc)
+    if not isinstance(pub, (tuple, list)) or not pub or not isinstance(pub[0], QuantumCircuit):
+        return message
+    circuit: QuantumCircuit = pub[0]
+    values = pub[param_position] if len(pub) > param_position else None
+    expected = [parameter.name for parameter in circuit.parameters]
+    if isinstance(values, Mapping):
+        given: list[str] = []
+        for key in values:
+            keys = key if isinstance(key, tuple) else (key,)
+            given.extend(_name(k) for k in keys)
+        missing = [name for name in expected if name not in given]
+        extra = [name for name in given if name not in expected]
+        parts = []
+        if missing:
+            parts.append(f"missing values for parameter(s) {missing}")
+        if extra:
+            parts.append(f"values for unknown parameter(s) {extra}")
+        if parts:
+            return "; ".join(parts) + f" (the circuit's parameters are {expected})"
+    elif values is not None and not hasattr(values, "data"):
+        try:
+            array = np.asarray(values, dtype=float)
+        except (TypeError, ValueError):
+            return f"parameter values must be numbers: {message}"
+        given_count = 1 if array.ndim == 0 else array.shape[-1]
+        if given_count != len(expected):
+            return (
+                f"the circuit has {len(expected)} parameter(s) {expected} but each binding gives "
+                f"{given_count} value(s) (parameter_values of shape {array.shape})"
+            )
+    elif values is None and expected:
+        return f"the circuit has parameter(s) {expected} but no parameter values were given"
+    return message
+
+
+def _name(parameter: Any) -> str:
+    return parameter.name if isinstance(parameter, Parameter) else str(parameter)

@@ -1,0 +1,45 @@
+"""The async Estimator (Qiskit V2 semantics)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ..job import Job
+from ._base import BasePrimitive
+from ._pubs import coerce_estimator_pubs
+
+__all__ = ["Estimator"]
+
+
+class Estimator(BasePrimitive):
+    """Expectation values of observables on (parameterised) circuits, as Qiskit's EstimatorV2.
+
+    Args:
+        mode: a Session/Batch, a backend (job mode) or a backend name; by default the session
+            of the enclosing ``async with Session(...)`` block, else job mode on the local backend.
+        session: the same as ``mode=session``.
+        options: :class:`~aqrt.Options` or a dict of them (unknown names raise).
+
+    Example:
+        >>> async with Session() as session:                               # doctest: +SKIP
+        ...     job = Estimator().run([(circuit, SparsePauliOp("ZZ"))])
+        ...     evs = (await job)[0].data.evs
+    """
+
+    _program = "estimator"
+
+    def run(self, pubs: Iterable[Any], *, precision: float | None = None) -> Job:
+        """Validate the PUBs now and submit them as one job; returns the :class:`~aqrt.Job` at once.
+
+        Args:
+            pubs: ``(circuit, observables[, parameter_values[, precision]])`` tuples or ``EstimatorPub``.
+            precision: for PUBs without their own; defaults to ``options.default_precision``.
+
+        Raises:
+            InvalidPubError: a PUB is malformed (the message names which one and why).
+            SessionClosedError / SessionExpiredError / SessionCacheError: the session refuses jobs.
+        """
+        if precision is None:
+            precision = self._options.default_precision
+        return self._submit(coerce_estimator_pubs(pubs, precision))

@@ -1,0 +1,470 @@
+"""Sessions and batches: a job queue, its clocks, and one supervisor task that owns both.
+
+A :class:`Session` runs its jobs one at a time, in submission order, on one backend; a
+:class:`Batch` may run several at once. Both follow IBM Quantum Runtime's rules:
+
+- ``max_time`` counts from the moment the first job *starts running*. When it runs out the
+  session expires: running jobs finish, queued jobs fail with ``SessionExpiredError``, new
+  submissions are refused.
+- A dedicated session with nothing queued or running for ``interactive_timeout`` seconds turns
+  ``inactive``; the next job reactivates it.
+- The first job fills the session's cache. If it is cancelled, every later job fails with
+  ``SessionCacheError``.
+- Closing refuses new jobs and waits for submitted ones; cancelling cancels them all.
+
+Every deadline is read from the event loop clock (``anyio.current_time()``), so tests can run
+hours of session time in milliseconds under a virtual clock.
+
+Example:
+    >>> async with Session(backend="aqrt_statevector", max_time="25m") as session:  # doctest: +SKIP
+    ...     result = await Estimator().run([(circuit, observable)])
+"""
+
+from __future__ import annotations
+
+import collections
+import contextvars
+import enum
+import math
+import types
+import uuid
+from typing import Any
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+
+from ._concurrency import spawn_detached
+from ._runner import execute_job
+from .backends.base import Backend
+from .errors import (
+    InvalidOptionsError,
+    InvalidTimeSpecError,
+    JobFailedError,
+    SessionCacheError,
+    SessionClosedError,
+    SessionExpiredError,
+    SessionStateError,
+)
+from .job import Job, JobStatus
+from .options import parse_duration
+
+__all__ = ["Session", "Batch", "SessionState", "current_session"]
+
+DEFAULT_INTERACTIVE_TIMEOUT = 300
+
+_current_session: contextvars.ContextVar[Session | None] = contextvars.ContextVar("aqrt_session", default=None)
+
+
+def current_session() -> Session | None:
+    """The session of the innermost ``async with Session(...)`` block of this task, if any."""
+    return _current_session.get()
+
+
+class SessionState(enum.Enum):
+    """The session's state; ``closed`` and ``expired`` are final."""
+
+    PENDING = "pending"  # open, no job has started yet
+    ACTIVE = "active"  # a job has started; the max_time clock runs
+    INACTIVE = "inactive"  # the interactive timeout passed with nothing queued
+    CLOSED = "closed"
+    EXPIRED = "expired"
+
+
+class Session:
+    """A dedicated session: one backend, jobs run one at a time in submission order.
+
+    Args:
+        service: where the backend lives; ``None`` means ``LocalService()``.
+        backend: a backend name or object, fixed for the session's life; ``None`` takes the
+            service's default backend.
+        max_time: int seconds or ``"2h 30m 40s"``; at most, and by default, the backend's
+            system maximum.
+        interactive_timeout: seconds (or a duration string) with nothing queued before the
+            session turns inactive; 300 s by default. Only backends that allow it (local
+            ones) accept a value.
+
+    Raises:
+        InvalidTimeSpecError: ``max_time`` / ``interactive_timeout`` malformed or too large.
+        BackendNotFoundError: no such backend on the service.
+    """
+
+    mode = "dedicated"
+    _interactive = True
+
+    def __init__(
+        self,
+        service: Any = None,
+        backend: Backend | str | None = None,
+        *,
+        max_time: int | str | None = None,
+        interactive_timeout: int | str | None = None,
+    ) -> None:
+        self._backend, self._service = _resolve_backend(service, backend)
+        system_max = self._backend.max_session_time
+        if max_time is None:
+            self._max_time = system_max
+        else:
+            self._max_time = parse_duration(max_time, what="max_time")
+            if self._max_time > system_max:
+                raise InvalidTimeSpecError(
+                    f"max_time={max_time!r} ({self._max_time} s) exceeds the system maximum of "
+                    f"backend {self._backend.name!r}, {system_max} s"
+                )
+        self._interactive_timeout = self._resolve_interactive_timeout(interactive_timeout)
+        self._session_id = "session-" + uuid.uuid4().hex[:20]
+        self._concurrency = 1
+        self._state = SessionState.PENDING
+        self._accepting = True
+        self._queue: collections.deque[Job] = collections.deque()
+        self._running: set[Job] = set()
+        self._jobs: list[Job] = []
+        self._cache: dict[Any, Any] = {}
+        self._first_job: Job | None = None
+        self._first_job_cancelled = False
+        self._started_at: float | None = None  # loop time the first job started
+        self._idle_since: float | None = None  # loop time the queue last became empty
+        self._supervisor_started = False
+        self._supervisor_ready: anyio.Event | None = None
+        self._supervisor_done: anyio.Event | None = None
+        self._wakeup: anyio.Event | None = None
+        self._entered = False
+        self._context_token: contextvars.Token[Session | None] | None = None
+
+    def _resolve_interactive_timeout(self, value: int | str | None) -> float | None:
+        if not self._interactive:
+            if value is not None:
+                raise InvalidTimeSpecError("a Batch has no interactive timeout; do not pass interactive_timeout")
+            return None
+        if value is None:
+            return DEFAULT_INTERACTIVE_TIMEOUT
+        if not self._backend.interactive_timeout_configurable:
+            raise InvalidTimeSpecError(
+                f"backend {self._backend.name!r} has a fixed interactive timeout; do not pass interactive_timeout"
+            )
+        return parse_duration(value, what="interactive_timeout")
+
+    # -- properties ------------------------------------------------------------------------------
+
+    @property
+    def session_id(self) -> str:
+        return self._session_id
+
+    @property
+    def backend(self) -> Backend:
+        return self._backend
+
+    @property
+    def service(self) -> Any:
+        return self._service
+
+    @property
+    def max_time(self) -> int:
+        return self._max_time
+
+    @property
+    def interactive_timeout(self) -> float | None:
+        return self._interactive_timeout
+
+    @property
+    def accepting_jobs(self) -> bool:
+        return self._accepting and self._state is not SessionState.EXPIRED
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Session:
+        if self._entered:
+            raise SessionStateError(f"session {self.session_id} was already entered; a session is entered once")
+        if self._is_final():
+            raise SessionStateError(f"session {self.session_id} is {self._state.value}; open a new one")
+        self._entered = True
+        self._start_supervisor()
+        assert self._supervisor_ready is not None
+        await self._supervisor_ready.wait()
+        self._context_token = _current_session.set(self)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: types.TracebackType | None,
+    ) -> None:
+        if self._context_token is not None:
+            _current_session.reset(self._context_token)
+            self._context_token = None
+        if exc_type is not None:
+            with anyio.CancelScope(shield=True):
+                await self.cancel()
+            return
+        try:
+            await self.close()
+        except BaseException:
+            # Waiting for the jobs was interrupted: nothing may outlive the block.
+            with anyio.CancelScope(shield=True):
+                await self.cancel()
+            raise
+
+    async def close(self) -> None:
+        """Accept no new jobs, wait for the submitted ones to finish, then mark it closed."""
+        self._accepting = False
+        if not self._supervisor_started:
+            self._finish_state()
+            return
+        self._wake()
+        assert self._supervisor_done is not None
+        await self._supervisor_done.wait()
+
+    async def cancel(self) -> None:
+        """Cancel every job that has not finished, then close the session."""
+        self._accepting = False
+        for job in list(self._queue):
+            job.cancel()
+        self._queue.clear()
+        for job in list(self._running):
+            job.cancel()
+        await self.close()
+
+    # -- submission (called by primitives, synchronously inside run()) ---------------------------
+
+    def _check_accepting(self) -> None:
+        if self._state is SessionState.EXPIRED:
+            raise SessionExpiredError(
+                f"session {self.session_id} expired (max_time {self._max_time} s) and accepts no new jobs"
+            )
+        if not self._accepting:
+            raise SessionClosedError(f"session {self.session_id} is closed and accepts no new jobs")
+        if self._first_job_cancelled:
+            raise self._cache_error()
+
+    def _check_job_limits(self, max_execution_time: int | None) -> None:
+        if max_execution_time is not None and max_execution_time >= self._max_time:
+            raise InvalidOptionsError(
+                f"max_execution_time={max_execution_time} s must be less than the session's "
+                f"max_time of {self._max_time} s"
+            )
+
+    def _submit(self, job: Job) -> None:
+        self._check_accepting()
+        self._check_job_limits(job.options.max_execution_time)
+        if self._first_job is None:
+            self._first_job = job
+        self._jobs.append(job)
+        self._queue.append(job)
+        job.add_done_callback(self._on_job_final)
+        self._start_supervisor()
+        self._wake()
+
+    def _on_job_final(self, job: Job) -> None:
+        if job is self._first_job and job.status() is JobStatus.CANCELLED:
+            self._first_job_cancelled = True
+        self._wake()
+
+    def _cache_error(self) -> SessionCacheError:
+        first = self._first_job.job_id if self._first_job else "?"
+        return SessionCacheError(
+            f"the first job of session {self.session_id} ({first}) was cancelled before it filled the "
+            "session's cache, so later jobs of this session fail (the IBM Quantum rule, kept on every "
+            "backend). Open a new session."
+        )
+
+    # -- the supervisor --------------------------------------------------------------------------
+
+    def _start_supervisor(self) -> None:
+        if self._supervisor_started:
+            return
+        self._supervisor_started = True
+        self._supervisor_ready = anyio.Event()
+        self._supervisor_done = anyio.Event()
+        self._wakeup = anyio.Event()
+        spawn_detached(self._supervise, name=f"aqrt supervisor {self.session_id}")
+
+    def _wake(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    async def _supervise(self) -> None:
+        assert self._supervisor_ready is not None and self._supervisor_done is not None
+        try:
+            async with anyio.create_task_group() as task_group:
+                self._supervisor_ready.set()
+                while True:
+                    self._wakeup = anyio.Event()
+                    self._apply_clocks()
+                    self._dispatch(task_group)
+                    if self._drained():
+                        break
+                    deadline = self._next_deadline()
+                    with anyio.move_on_after(deadline - anyio.current_time() if deadline < math.inf else math.inf):
+                        await self._wakeup.wait()
+        except BaseException as exc:  # never escape a detached task: settle every job instead
+            self._fail_all(exc)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self._accepting = False
+            self._finish_state()
+            self._supervisor_ready.set()
+            self._supervisor_done.set()
+
+    def _dispatch(self, task_group: anyio.abc.TaskGroup) -> None:
+        while self._queue and len(self._running) < self._concurrency and self._state is not SessionState.EXPIRED:
+            job = self._queue.popleft()
+            if job.done():  # cancelled while queued
+                continue
+            if self._first_job_cancelled:
+                job._settle_error(self._cache_error())
+                continue
+            now = anyio.current_time()
+            if self._started_at is None:
+                self._started_at = now
+            self._state = SessionState.ACTIVE
+            self._idle_since = None
+            self._running.add(job)
+            job._mark_running()
+            task_group.start_soon(self._run_job, job, name=f"aqrt job {job.job_id}")
+
+    async def _run_job(self, job: Job) -> None:
+        try:
+            await execute_job(job, self._backend, self._cache)
+        finally:
+            self._running.discard(job)
+            self._wake()
+
+    def _apply_clocks(self) -> None:
+        now = anyio.current_time()
+        if self._state is SessionState.EXPIRED:
+            return
+        if self._started_at is not None and now >= self._started_at + self._max_time:
+            self._expire()
+            return
+        idle = not self._queue and not self._running
+        if not idle:
+            self._idle_since = None
+        elif self._state is SessionState.ACTIVE:
+            if self._idle_since is None:
+                self._idle_since = now
+            if self._interactive_timeout is not None and now >= self._idle_since + self._interactive_timeout:
+                self._state = SessionState.INACTIVE
+
+    def _next_deadline(self) -> float:
+        deadlines = [math.inf]
+        if self._started_at is not None and self._state is not SessionState.EXPIRED:
+            deadlines.append(self._started_at + self._max_time)
+        if self._state is SessionState.ACTIVE and self._idle_since is not None and self._interactive_timeout:
+            deadlines.append(self._idle_since + self._interactive_timeout)
+        return min(deadlines)
+
+    def _expire(self) -> None:
+        self._state = SessionState.EXPIRED
+        self._accepting = False
+        queued, self._queue = list(self._queue), collections.deque()
+        for job in queued:
+            job._settle_error(
+                SessionExpiredError(
+                    f"job {job.job_id} was still queued when session {self.session_id} reached its "
+                    f"max_time of {self._max_time} s"
+                )
+            )
+
+    def _drained(self) -> bool:
+        if self._running:
+            return False
+        return not self._queue and not self.accepting_jobs
+
+    def _finish_state(self) -> None:
+        if self._state is not SessionState.EXPIRED:
+            self._state = SessionState.CLOSED
+
+    def _fail_all(self, exc: BaseException) -> None:
+        for job in [*self._queue, *self._running]:
+            error = JobFailedError(f"session {self.session_id} stopped unexpectedly: {exc!r}", job_id=job.job_id)
+            error.__cause__ = exc
+            job._settle_error(error)
+        self._queue.clear()
+
+    def _is_final(self) -> bool:
+        return self._state in (SessionState.CLOSED, SessionState.EXPIRED)
+
+    # -- introspection ---------------------------------------------------------------------------
+
+    def status(self) -> SessionState:
+        """The session's :class:`SessionState`."""
+        return self._state
+
+    def statistics(self) -> dict[str, Any]:
+        """Job counts by status and the time jobs spent running (seconds, loop clock)."""
+        counts = collections.Counter(job.status() for job in self._jobs)
+        usage = sum((job.metrics().usage_seconds or 0.0) for job in self._jobs)
+        return {
+            "total": len(self._jobs),
+            "queued": counts[JobStatus.QUEUED],
+            "running": counts[JobStatus.RUNNING],
+            "done": counts[JobStatus.DONE],
+            "error": counts[JobStatus.ERROR],
+            "cancelled": counts[JobStatus.CANCELLED],
+            "finished": counts[JobStatus.DONE] + counts[JobStatus.ERROR] + counts[JobStatus.CANCELLED],
+            "usage_seconds": usage,
+        }
+
+    async def details(self) -> dict[str, Any]:
+        """Id, backend, mode, state, clocks and job counts, as a plain dict."""
+        await anyio.lowlevel.checkpoint()
+        remaining: float | None = self._max_time
+        if self._started_at is not None:
+            remaining = max(0.0, self._started_at + self._max_time - anyio.current_time())
+        if self._is_final():
+            remaining = 0.0
+        return {
+            "id": self._session_id,
+            "backend_name": self._backend.name,
+            "mode": self.mode,
+            "state": self._state.value,
+            "accepting_jobs": self.accepting_jobs,
+            "max_time": self._max_time,
+            "interactive_timeout": self._interactive_timeout,
+            "started_at": self._started_at,
+            "remaining_time": remaining,
+            **self.statistics(),
+        }
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._session_id} on {self._backend.name}: {self._state.value}>"
+
+
+class Batch(Session):
+    """A batch: like :class:`Session`, but jobs may run concurrently and there is no
+    interactive timeout.
+
+    Args:
+        max_concurrency: how many of its jobs may run at once (default 4).
+    """
+
+    mode = "batch"
+    _interactive = False
+
+    def __init__(
+        self,
+        service: Any = None,
+        backend: Backend | str | None = None,
+        *,
+        max_time: int | str | None = None,
+        interactive_timeout: int | str | None = None,
+        max_concurrency: int = 4,
+    ) -> None:
+        super().__init__(service, backend, max_time=max_time, interactive_timeout=interactive_timeout)
+        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
+            raise InvalidOptionsError(f"max_concurrency must be an int >= 1, got {max_concurrency!r}")
+        self._concurrency = max_concurrency
+
+
+def _resolve_backend(service: Any, backend: Backend | str | None) -> tuple[Backend, Any]:
+    if backend is not None and not isinstance(backend, str):
+        if not isinstance(backend, Backend):
+            raise TypeError(f"backend must be a name or a Backend, got {type(backend).__name__}")
+        return backend, service if service is not None else getattr(backend, "service", None)
+    if service is None:
+        from .backends.local import LocalService
+
+        service = LocalService()
+    return service.backend(backend), service
