@@ -75,6 +75,8 @@ async def run_in_worker(func: Callable[[], T], cancel_requested: threading.Event
                 cancel_requested.set()
             with anyio.CancelScope(shield=True):
                 await asyncio.wait([future])
+            if not future.cancelled():
+                future.exception()  # retrieved: the caller's own exception wins
             raise
     return await _run_in_worker_trio(executor, func, cancel_requested)
 

@@ -235,6 +235,17 @@ class Job:
         else:
             self._done_callbacks.append(callback)
 
+    def remove_done_callback(self, callback: Callable[[Job], None]) -> int:
+        """Remove every registration of ``callback``; returns how many were removed.
+
+        With ``add_done_callback``, ``done()``, ``cancelled()`` and ``exception()`` this lets
+        ``asyncio.wait`` take jobs directly and return them in its done/pending sets.
+        """
+        kept = [cb for cb in self._done_callbacks if cb != callback]
+        removed = len(self._done_callbacks) - len(kept)
+        self._done_callbacks = kept
+        return removed
+
     def _mark_running(self) -> None:
         if self._status is not JobStatus.QUEUED:
             return

@@ -168,7 +168,14 @@ class Session:
 
     @property
     def accepting_jobs(self) -> bool:
+        self._refresh()
         return self._accepting and self._state is not SessionState.EXPIRED
+
+    def _refresh(self) -> None:
+        # Clocks are applied on every read too, so a state read at a deadline instant is exact
+        # whichever of the reader and the supervisor the loop wakes first.
+        if self._supervisor_started and not self._is_final():
+            self._apply_clocks()
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -228,6 +235,7 @@ class Session:
     # -- submission (called by primitives, synchronously inside run()) ---------------------------
 
     def _check_accepting(self) -> None:
+        self._refresh()
         if self._state is SessionState.EXPIRED:
             raise SessionExpiredError(
                 f"session {self.session_id} expired (max_time {self._max_time} s) and accepts no new jobs"
@@ -390,10 +398,12 @@ class Session:
 
     def status(self) -> SessionState:
         """The session's :class:`SessionState`."""
+        self._refresh()
         return self._state
 
     def statistics(self) -> dict[str, Any]:
         """Job counts by status and the time jobs spent running (seconds, loop clock)."""
+        self._refresh()
         counts = collections.Counter(job.status() for job in self._jobs)
         usage = sum((job.metrics().usage_seconds or 0.0) for job in self._jobs)
         return {

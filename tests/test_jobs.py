@@ -1,0 +1,121 @@
+"""Job handles: awaiting, asyncio combinators, cancellation semantics, many jobs at once."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from qiskit import QuantumCircuit
+from qiskit.circuit import Parameter
+from qiskit.quantum_info import SparsePauliOp
+
+from aqrt import Batch, Estimator, JobCancelledError, JobStatus, LocalService, Session
+
+from .fakes import FakeBackend
+
+pytestmark = [pytest.mark.asyncio]
+
+
+def _pub(angle: float = 0.0) -> tuple[QuantumCircuit, SparsePauliOp]:
+    circuit = QuantumCircuit(1)
+    circuit.ry(angle, 0)
+    return circuit, SparsePauliOp("Z")
+
+
+async def test_thousand_jobs_gathered_in_one_session_on_the_local_backend() -> None:
+    angles = np.linspace(0, np.pi, 1000)
+    async with Session(service=LocalService()) as session:
+        estimator = Estimator()
+        jobs = [estimator.run([_pub(a)]) for a in angles]
+        results = await asyncio.gather(*jobs)
+    evs = np.array([float(r[0].data.evs) for r in results])
+    np.testing.assert_allclose(evs, np.cos(angles), atol=1e-12)
+    assert session.statistics()["done"] == 1000
+    assert len({job.job_id for job in jobs}) == 1000
+
+
+@pytest.mark.looptime
+async def test_as_completed_and_wait_work_with_jobs(looptime) -> None:
+    backend = FakeBackend(durations={0: 30, 1: 10, 2: 20})
+    async with Batch(backend=backend, max_concurrency=3):
+        jobs = [Estimator().run([_pub()]) for _ in range(3)]
+        order = []
+        for next_done in asyncio.as_completed(jobs):
+            await next_done
+            order.append(float(looptime))
+        assert order == [10, 20, 30]
+    async with Session(backend=FakeBackend(duration=5)):
+        jobs = [Estimator().run([_pub()]) for _ in range(2)]
+        done, pending = await asyncio.wait(jobs, return_when=asyncio.FIRST_COMPLETED)
+        assert done == {jobs[0]} and pending == {jobs[1]}
+        await asyncio.wait(pending)
+        assert all(job.done() for job in jobs)
+
+
+@pytest.mark.looptime
+async def test_cancelling_the_awaiting_task_does_not_cancel_the_job(looptime) -> None:
+    async with Session(backend=FakeBackend(duration=10)):
+        job = Estimator().run([_pub()])
+        waiter = asyncio.ensure_future(job.result())
+        await asyncio.sleep(1)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert job.status() is JobStatus.RUNNING
+        result = await job
+        assert result[0].data.evs == 0
+        assert looptime == 10
+
+
+@pytest.mark.looptime
+async def test_awaiting_a_cancelled_job_raises_job_cancelled_error_not_cancelled_error() -> None:
+    async with Session(backend=FakeBackend(duration=10)):
+        job = Estimator().run([_pub()])
+        waiter = asyncio.ensure_future(job.result())
+        await asyncio.sleep(1)
+        assert job.cancel()
+        with pytest.raises(JobCancelledError) as info:
+            await waiter
+        assert not job.cancel()  # already final
+        assert not isinstance(info.value, asyncio.CancelledError)
+        assert info.value.job_id == job.job_id
+        assert job.status() is JobStatus.CANCELLED and job.done()
+        assert isinstance(job.exception(), JobCancelledError)
+
+
+@pytest.mark.looptime
+async def test_status_moves_queued_running_done(looptime) -> None:
+    async with Session(backend=FakeBackend(duration=10)):
+        first = Estimator().run([_pub()])
+        second = Estimator().run([_pub()])
+        assert first.status() is JobStatus.QUEUED and not first.done()
+        await asyncio.sleep(1)
+        assert first.status() is JobStatus.RUNNING
+        assert second.status() is JobStatus.QUEUED
+        await first
+        assert first.status() is JobStatus.DONE and first.done()
+        await second
+
+
+async def test_cancelling_a_running_local_job_stops_the_worker_promptly() -> None:
+    # 400 bindings of a 12-qubit circuit: seconds of work; cancellation is polled between bindings.
+    circuit = QuantumCircuit(12)
+    theta = Parameter("t")
+    for q in range(12):
+        circuit.ry(theta, q)
+    for q in range(11):
+        circuit.cx(q, q + 1)
+    observable = SparsePauliOp("Z" * 12)
+    async with Session(service=LocalService()):
+        await Estimator().run([_pub(0.1)])  # the first job fills the cache; it must not be cancelled
+        slow = Estimator().run([(circuit, observable, np.linspace(0, 1, 400))])
+        quick = Estimator().run([_pub(0.5)])
+        await asyncio.sleep(0.2)
+        assert slow.status() is JobStatus.RUNNING
+        started = asyncio.get_running_loop().time()
+        slow.cancel()
+        with pytest.raises(JobCancelledError):
+            await slow
+        assert asyncio.get_running_loop().time() - started < 2.0
+        assert float((await quick)[0].data.evs) == pytest.approx(np.cos(0.5))
