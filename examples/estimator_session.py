@@ -20,7 +20,7 @@ async def main() -> None:
         result = await job
 
     print(f"observable: {observable}")
-    print(f"expectation value: {result[0].data.evs!r}")
+    print(f"expectation value: {float(result[0].data.evs)!r}")
     print(f"metadata: {result[0].metadata}")
     exact = Statevector(circuit).expectation_value(observable).real
     print(f"Statevector reference: {exact!r} (difference {abs(float(result[0].data.evs) - exact):.1e})")

@@ -3,7 +3,9 @@ bounded (pytest-timeout), and no blocking call on the event loop (blockbuster)."
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -30,3 +32,22 @@ def thread_baseline() -> Iterator[set[str]]:
     yield before
     extra = {t.name for t in threading.enumerate()} - before
     assert all(name.startswith("aqrt-engine") for name in extra), f"threads leaked: {extra}"
+
+
+@pytest.fixture(autouse=True)
+def _close_stray_event_loop(request: pytest.FixtureRequest) -> Iterator[None]:
+    """looptime asks the event-loop policy for a loop even in sync tests (trio, hypothesis),
+    which creates one that nobody closes; close it so its ResourceWarning cannot fire later."""
+    yield
+    if request.node.get_closest_marker("asyncio") is not None:
+        return
+    policy = asyncio.get_event_loop_policy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            loop = policy.get_event_loop()
+        except RuntimeError:
+            return
+    if not loop.is_running():
+        loop.close()
+        policy.set_event_loop(None)
