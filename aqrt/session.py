@@ -385,7 +385,11 @@ class Session:
             self._state = SessionState.CLOSED
 
     def _fail_all(self, exc: BaseException) -> None:
+        cancelled = isinstance(exc, anyio.get_cancelled_exc_class())
         for job in [*self._queue, *self._running]:
+            if cancelled:  # the event loop is shutting down under an unclosed session
+                job._settle_cancelled()
+                continue
             error = JobFailedError(f"session {self.session_id} stopped unexpectedly: {exc!r}", job_id=job.job_id)
             error.__cause__ = exc
             job._settle_error(error)

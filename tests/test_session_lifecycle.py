@@ -340,3 +340,37 @@ async def test_many_sessions_leave_no_tasks_or_threads(thread_baseline) -> None:
     await anyio.sleep(0)
     gc.collect()
     assert not _aqrt_tasks()
+
+
+async def test_local_backend_transpiles_once_per_session_and_reuses_it() -> None:
+    circuit = QuantumCircuit(2)
+    circuit.h(0)
+    circuit.cx(0, 1)
+    circuit.rz(0.3, 1)
+    circuit.rz(0.4, 1)  # level 2 merges these
+    observable = SparsePauliOp("ZZ")
+    async with Session(service=LocalService()) as session:
+        estimator = Estimator(options={"optimization_level": 2})
+        first = await estimator.run([(circuit, observable)])
+        cached = {k: v for k, v in session._cache.items() if k[0] == "transpiled"}
+        assert len(cached) == 1
+        (transpiled,) = cached.values()
+        assert transpiled.count_ops().get("rz", 0) <= 1
+        second = await estimator.run([(circuit.copy(), observable)])
+        assert {k: v for k, v in session._cache.items() if k[0] == "transpiled"} == cached
+    assert float(first[0].data.evs) == pytest.approx(float(second[0].data.evs), abs=1e-12)
+
+
+async def test_unclosed_plain_session_settles_its_jobs_when_the_loop_shuts_down() -> None:
+    jobs: list = []
+
+    def scenario() -> None:
+        async def main() -> None:
+            session = Session(backend=FakeBackend(duration=100))
+            jobs.extend(Estimator(session=session).run([_pub()]) for _ in range(2))
+            await anyio.sleep(0.01)  # return without closing: asyncio.run cancels the supervisor
+
+        asyncio.run(main())
+
+    await anyio.to_thread.run_sync(scenario)
+    assert [job.status() for job in jobs] == [JobStatus.CANCELLED, JobStatus.CANCELLED]
