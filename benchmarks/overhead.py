@@ -1,0 +1,490 @@
+"""Per-job runtime overhead: aqrt against Qiskit's and Aer's V2 Estimators.
+
+Every contender runs N one-PUB Estimator jobs on a trivial circuit, so the time measured is
+almost all runtime overhead (job objects, queueing, thread hops, result containers), not
+simulation. Two circuits are measured:
+
+- ``h``:    1 qubit, one H gate, observable ``Z``  (exact value 0)
+- ``bell``: 2 qubits, H + CX,    observable ``ZZ`` (exact value 1)
+
+Contenders (each warmed up with a few untimed jobs, then timed ``--repeat`` times; the best
+and the median repetition are reported):
+
+- ``aqrt Session``     ``async with Session(backend="aqrt_statevector")``: submit all N jobs
+                       (``Estimator().run([pub])``), then ``await asyncio.gather(*jobs)``.
+- ``aqrt Batch``       the same inside ``aqrt.Batch`` (default ``max_concurrency``).
+- ``aqrt sequential``  in a Session, ``await`` each job before submitting the next (latency).
+- ``Qiskit StatevectorEstimator``  N x ``est.run([pub])``, then ``.result()`` on each.
+- ``Aer EstimatorV2``  (``qiskit_aer.primitives.EstimatorV2``) the same.
+
+The timed span is first submit -> last result; session open/close is outside it. Per-job
+time = span / N. Every result of the last repetition is checked against the exact
+``Statevector`` value (tolerance 1e-12).
+
+Usage::
+
+    python benchmarks/overhead.py [--jobs N] [--repeat R] [--json PATH] [--profile PATH]
+
+The script is standalone: it puts the repository root on ``sys.path`` so the working tree's
+``aqrt`` is measured even when it is not installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+import numpy as np  # noqa: E402
+import qiskit  # noqa: E402
+from qiskit import QuantumCircuit  # noqa: E402
+from qiskit.primitives import StatevectorEstimator  # noqa: E402
+from qiskit.quantum_info import SparsePauliOp, Statevector  # noqa: E402
+
+import aqrt  # noqa: E402
+from aqrt import Batch, Estimator, Session  # noqa: E402
+
+try:
+    import qiskit_aer
+    from qiskit_aer.primitives import EstimatorV2 as AerEstimatorV2
+except ImportError:  # pragma: no cover - Aer is the optional "bench" extra
+    qiskit_aer = None
+    AerEstimatorV2 = None
+
+TOLERANCE = 1e-12
+BACKEND = "aqrt_statevector"
+AQRT_BASELINE = "aqrt Session"  # the row every ratio is taken against
+
+
+# -- workloads ------------------------------------------------------------------------------------
+
+
+def make_pubs() -> dict[str, tuple[QuantumCircuit, SparsePauliOp]]:
+    h = QuantumCircuit(1, name="h")
+    h.h(0)
+    bell = QuantumCircuit(2, name="bell")
+    bell.h(0)
+    bell.cx(0, 1)
+    return {"h": (h, SparsePauliOp("Z")), "bell": (bell, SparsePauliOp("ZZ"))}
+
+
+def exact_value(pub: tuple[QuantumCircuit, SparsePauliOp]) -> float:
+    circuit, observable = pub
+    return float(np.real(Statevector(circuit).expectation_value(observable)))
+
+
+def evs_of(results: list[Any]) -> np.ndarray:
+    """The scalar expectation value of every one-PUB result, as a flat array."""
+    return np.array([float(result[0].data.evs) for result in results])
+
+
+# -- contenders: each returns (seconds from first submit to last result, results) ------------------
+
+
+async def _aqrt_concurrent(session_cls: type[Session], pub: Any, n: int) -> tuple[float, list[Any]]:
+    async with session_cls(backend=BACKEND):
+        estimator = Estimator()
+        start = time.perf_counter()
+        jobs = [estimator.run([pub]) for _ in range(n)]
+        submitted = time.perf_counter()
+        results = await asyncio.gather(*jobs)
+        elapsed = time.perf_counter() - start
+    _submit_phase.append(submitted - start)
+    return elapsed, list(results)
+
+
+async def _aqrt_sequential(pub: Any, n: int) -> tuple[float, list[Any]]:
+    async with Session(backend=BACKEND):
+        estimator = Estimator()
+        results = []
+        start = time.perf_counter()
+        for _ in range(n):
+            results.append(await estimator.run([pub]))
+        elapsed = time.perf_counter() - start
+    return elapsed, results
+
+
+def aqrt_session(pub: Any, n: int) -> tuple[float, list[Any]]:
+    return asyncio.run(_aqrt_concurrent(Session, pub, n))
+
+
+def aqrt_batch(pub: Any, n: int) -> tuple[float, list[Any]]:
+    return asyncio.run(_aqrt_concurrent(Batch, pub, n))
+
+
+def aqrt_sequential(pub: Any, n: int) -> tuple[float, list[Any]]:
+    return asyncio.run(_aqrt_sequential(pub, n))
+
+
+def _blocking_primitive(estimator: Any, pub: Any, n: int) -> tuple[float, list[Any]]:
+    start = time.perf_counter()
+    jobs = [estimator.run([pub]) for _ in range(n)]
+    results = [job.result() for job in jobs]
+    elapsed = time.perf_counter() - start
+    return elapsed, results
+
+
+def qiskit_statevector(pub: Any, n: int) -> tuple[float, list[Any]]:
+    return _blocking_primitive(StatevectorEstimator(), pub, n)
+
+
+def aer_estimator(pub: Any, n: int) -> tuple[float, list[Any]]:
+    assert AerEstimatorV2 is not None
+    return _blocking_primitive(AerEstimatorV2(), pub, n)
+
+
+# Seconds each aqrt concurrent run spent in its N x run() calls, before its first await (the
+# supervisor cannot dispatch until then); read by measure().
+_submit_phase: list[float] = []
+
+Contender = Callable[[Any, int], tuple[float, list[Any]]]
+
+
+def contenders() -> list[tuple[str, str, Contender]]:
+    """(label, how it is driven, function), aqrt baseline first."""
+    rows: list[tuple[str, str, Contender]] = [
+        (AQRT_BASELINE, "concurrent: N x run(), gather", aqrt_session),
+        ("aqrt Batch", "concurrent: N x run(), gather", aqrt_batch),
+        ("aqrt sequential", "await each job (latency)", aqrt_sequential),
+        ("Qiskit StatevectorEstimator", "N x run(), .result() each", qiskit_statevector),
+    ]
+    if AerEstimatorV2 is not None:
+        rows.append(("Aer EstimatorV2", "N x run(), .result() each", aer_estimator))
+    return rows
+
+
+# -- compute floor: the same PUB computed synchronously, without any job machinery -------------------
+# These reach into private entry points (LocalBackend._run, the peers' _run) on purpose: the
+# difference between end-to-end time and this floor is the runtime's own per-job overhead. A
+# floor that cannot be built (an internal API changed) is reported as skipped, never fatal.
+
+
+def _aqrt_floor(pub: Any) -> Callable[[], Any]:
+    import threading
+
+    from aqrt.backends.base import ExecutionContext
+    from aqrt.job import JobRequest
+    from aqrt.options import Options
+    from aqrt.primitives._pubs import coerce_estimator_pubs
+
+    backend = aqrt.LocalService().backend(BACKEND)
+    request = JobRequest(
+        job_id="job-floor",
+        program="estimator",
+        pubs=tuple(coerce_estimator_pubs([pub], 0.0)),
+        options=Options(),
+        session_id=None,
+    )
+    context = ExecutionContext(cache={}, cancel_requested=threading.Event())
+    return lambda: backend._run(request, context)
+
+
+def _peer_floor(estimator: Any, pub: Any) -> Callable[[], Any]:
+    from qiskit.primitives.containers.estimator_pub import EstimatorPub
+
+    pubs = [EstimatorPub.coerce(pub, 0.0)]
+    return lambda: estimator._run(pubs)
+
+
+def floors() -> list[tuple[str, str, Callable[[Any], Callable[[], Any]]]]:
+    """(label, the end-to-end row it is the floor of, factory of a no-argument compute call)."""
+    rows = [
+        ("aqrt LocalBackend._run", AQRT_BASELINE, _aqrt_floor),
+        ("Qiskit StatevectorEstimator._run", "Qiskit StatevectorEstimator", lambda p: _peer_floor(StatevectorEstimator(), p)),
+    ]
+    if AerEstimatorV2 is not None:
+        rows.append(("Aer EstimatorV2._run", "Aer EstimatorV2", lambda p: _peer_floor(AerEstimatorV2(), p)))
+    return rows
+
+
+def measure_floor(call: Callable[[], Any], n: int, repeat: int, warmup: int) -> list[float]:
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(repeat):
+        gc.collect()
+        start = time.perf_counter()
+        for _ in range(n):
+            call()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+# -- measurement ----------------------------------------------------------------------------------
+
+
+def measure(func: Contender, pub: Any, n: int, repeat: int, warmup: int) -> tuple[list[float], list[Any]]:
+    """Warm up, then time ``repeat`` runs; returns the run times and the last run's results."""
+    func(pub, warmup)  # untimed: imports, thread pools, pass managers, caches
+    times = []
+    results: list[Any] = []
+    _submit_phase.clear()
+    for _ in range(repeat):
+        gc.collect()
+        elapsed, results = func(pub, n)
+        if len(results) != n:
+            raise RuntimeError(f"expected {n} results, got {len(results)}")
+        times.append(elapsed)
+    return times, results
+
+
+def machine_facts() -> dict[str, Any]:
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        affinity = None
+    commit = _git("rev-parse", "--short", "HEAD")
+    dirty = _git("status", "--porcelain", "--", "aqrt")
+    return {
+        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": affinity,
+        "cpu_model": _cpu_model(),
+        "platform": platform.platform(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "aqrt": aqrt.__version__,
+        "aqrt_git": None if commit is None else commit + (" (aqrt/ modified)" if dirty else ""),
+        "qiskit": qiskit.__version__,
+        "qiskit_aer": qiskit_aer.__version__ if qiskit_aer is not None else None,
+        "numpy": np.__version__,
+    }
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def run_benchmark(n: int, repeat: int, warmup: int) -> dict[str, Any]:
+    pubs = make_pubs()
+    rows: list[dict[str, Any]] = []
+    disagreements: list[str] = []
+    for circuit_name, pub in pubs.items():
+        exact = exact_value(pub)
+        for label, how, func in contenders():
+            print(f"  measuring {circuit_name:4s} {label} ...", file=sys.stderr, flush=True)
+            times, results = measure(func, pub, n, repeat, warmup)
+            evs = evs_of(results)
+            deviation = float(np.max(np.abs(evs - exact)))
+            if deviation > TOLERANCE:
+                disagreements.append(
+                    f"DISAGREE: {label} on {circuit_name}: max |ev - exact| = {deviation:.3e} "
+                    f"(exact {exact!r}, got values {sorted(set(evs.tolist()))[:5]})"
+                )
+            submit_phase = list(_submit_phase)
+            rows.append(
+                {
+                    "circuit": circuit_name,
+                    "contender": label,
+                    "how": how,
+                    "jobs": n,
+                    "times_s": times,
+                    "best_us": min(times) / n * 1e6,
+                    "median_us": statistics.median(times) / n * 1e6,
+                    "ev": float(evs[0]),
+                    "exact": exact,
+                    "max_deviation": deviation,
+                    # aqrt concurrent rows only: the N x run() part of each timed run
+                    "submit_phase_s": submit_phase or None,
+                    "submit_phase_best_us": min(submit_phase) / n * 1e6 if submit_phase else None,
+                }
+            )
+    floor_rows: list[dict[str, Any]] = []
+    for circuit_name, pub in pubs.items():
+        for label, of_row, factory in floors():
+            print(f"  measuring {circuit_name:4s} floor {label} ...", file=sys.stderr, flush=True)
+            entry: dict[str, Any] = {"circuit": circuit_name, "engine": label, "floor_of": of_row}
+            try:
+                times = measure_floor(factory(pub), n, repeat, warmup)
+            except Exception as exc:  # an internal entry point moved: report, do not fail
+                entry["skipped"] = f"{type(exc).__name__}: {exc}"
+                floor_rows.append(entry)
+                continue
+            end_to_end = next(r for r in rows if r["circuit"] == circuit_name and r["contender"] == of_row)
+            entry["times_s"] = times
+            entry["best_us"] = min(times) / n * 1e6
+            entry["median_us"] = statistics.median(times) / n * 1e6
+            entry["end_to_end_best_us"] = end_to_end["best_us"]
+            entry["overhead_best_us"] = end_to_end["best_us"] - entry["best_us"]
+            floor_rows.append(entry)
+    for row in rows:
+        base = next(r for r in rows if r["circuit"] == row["circuit"] and r["contender"] == AQRT_BASELINE)
+        row["ratio_vs_aqrt_best"] = row["best_us"] / base["best_us"]
+        row["ratio_vs_aqrt_median"] = row["median_us"] / base["median_us"]
+    return {"rows": rows, "compute_floor": floor_rows, "disagreements": disagreements}
+
+
+# -- output ---------------------------------------------------------------------------------------
+
+
+def format_report(facts: dict[str, Any], config: dict[str, Any], outcome: dict[str, Any]) -> str:
+    lines = [
+        "aqrt runtime overhead per job (submit -> result, trivial one-PUB Estimator jobs)",
+        f"date        {facts['date']}",
+        f"machine     {facts['cpu_count']} CPUs ({facts['cpus_usable']} usable), {facts['cpu_model']}",
+        f"platform    {facts['platform']}",
+        f"python      {facts['python']}",
+        f"versions    aqrt {facts['aqrt']} [{facts['aqrt_git']}], qiskit {facts['qiskit']}, "
+        f"qiskit-aer {facts['qiskit_aer']}, numpy {facts['numpy']}",
+        f"config      {config['jobs']} jobs per measurement, best/median of {config['repeat']} "
+        f"repetitions, {config['warmup']} warm-up jobs; ratio = contender / {AQRT_BASELINE}",
+        "",
+    ]
+    header = (
+        f"{'circuit':<8}{'contender':<30}{'best µs/job':>12}{'median µs/job':>15}"
+        f"{'jobs/s (best)':>15}{'x aqrt best':>13}{'x aqrt med':>12}{'ev':>8}"
+    )
+    lines += [header, "-" * len(header)]
+    previous = None
+    for row in outcome["rows"]:
+        if previous is not None and row["circuit"] != previous:
+            lines.append("")
+        previous = row["circuit"]
+        lines.append(
+            f"{row['circuit']:<8}{row['contender']:<30}{row['best_us']:>12.1f}{row['median_us']:>15.1f}"
+            f"{1e6 / row['best_us']:>15.0f}{row['ratio_vs_aqrt_best']:>12.2f}x{row['ratio_vs_aqrt_median']:>11.2f}x"
+            f"{row['ev']:>8.3f}"
+        )
+    lines.append("")
+    for circuit in dict.fromkeys(r["circuit"] for r in outcome["rows"]):
+        for row in outcome["rows"]:
+            if row["circuit"] != circuit or row["contender"].startswith("aqrt"):
+                continue
+            short = row["contender"].split()[0]
+            lines.append(
+                f"{circuit:<5} {short} / aqrt = {row['ratio_vs_aqrt_best']:.2f}x (best), "
+                f"{row['ratio_vs_aqrt_median']:.2f}x (median)   [{row['contender']}]"
+            )
+    lines.append("")
+    for row in outcome["rows"]:
+        if row["submit_phase_best_us"] is not None:
+            lines.append(
+                f"{row['circuit']:<5} {row['contender']}: the N x run() calls alone take "
+                f"{row['submit_phase_best_us']:.1f} µs/job (best) of the {row['best_us']:.1f} µs/job"
+            )
+    lines.append("")
+    lines.append("compute floor: the same PUB computed synchronously N times, no job/runtime machinery;")
+    lines.append("runtime overhead = end-to-end best - floor best")
+    header = f"{'circuit':<8}{'engine':<36}{'floor µs/call':>14}{'end-to-end µs/job':>19}{'overhead µs/job':>17}"
+    lines += [header, "-" * len(header)]
+    for entry in outcome["compute_floor"]:
+        if "skipped" in entry:
+            lines.append(f"{entry['circuit']:<8}{entry['engine']:<36}  skipped ({entry['skipped']})")
+            continue
+        lines.append(
+            f"{entry['circuit']:<8}{entry['engine']:<36}{entry['best_us']:>14.1f}"
+            f"{entry['end_to_end_best_us']:>19.1f}{entry['overhead_best_us']:>17.1f}"
+        )
+    lines.append("")
+    if outcome["disagreements"]:
+        lines += outcome["disagreements"]
+    else:
+        lines.append(f"values: every contender matches the exact Statevector value within {TOLERANCE:g} on every job")
+    return "\n".join(lines)
+
+
+def profile_aqrt(pub: Any, n: int, path: Path) -> None:
+    """cProfile one aqrt Session run of N jobs (after a warm-up) and write the stats as text.
+
+    Two profiles: the event loop thread, and the engine worker thread where backends compute
+    (cProfile is per thread; the worker is reached through ``aqrt._concurrency.engine_executor``,
+    a private hook, so that part is skipped if it is not there).
+    """
+    import cProfile
+    import io
+    import pstats
+
+    aqrt_session(pub, 20)
+    worker_profiler = cProfile.Profile()
+    executor = _engine_executor()
+    if executor is not None:
+        executor.submit(worker_profiler.enable).result()
+    loop_profiler = cProfile.Profile()
+    loop_profiler.enable()
+    elapsed, _ = aqrt_session(pub, n)
+    loop_profiler.disable()
+    if executor is not None:
+        executor.submit(worker_profiler.disable).result()
+    buffer = io.StringIO()
+    buffer.write(
+        f"cProfile of the aqrt Session row: {n} jobs, 1-qubit H / Z, {elapsed:.3f} s under the profiler "
+        f"({elapsed / n * 1e6:.1f} µs/job); machine: {os.cpu_count()} CPUs, Python {platform.python_version()}.\n"
+        "Event loop thread first (time in epoll = waiting for the engine worker), then the engine worker thread.\n\n"
+    )
+    sections = [("EVENT LOOP THREAD", loop_profiler)]
+    if executor is not None:
+        sections.append(("ENGINE WORKER THREAD", worker_profiler))
+    for title, profiler in sections:
+        for key in ("cumulative", "tottime"):
+            buffer.write(f"==== {title}, sorted by {key} ====\n")
+            pstats.Stats(profiler, stream=buffer).sort_stats(key).print_stats(40)
+    path.write_text(buffer.getvalue())
+    print(f"profile written to {path}", file=sys.stderr)
+
+
+def _engine_executor() -> Any:
+    try:
+        from aqrt._concurrency import engine_executor
+    except ImportError:
+        return None
+    return engine_executor()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=2000, help="jobs per measurement (default 2000)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed repetitions per row (default 3)")
+    parser.add_argument("--warmup", type=int, default=20, help="untimed warm-up jobs per row (default 20)")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures as JSON")
+    parser.add_argument(
+        "--profile", type=Path, metavar="PATH", help="also cProfile one aqrt Session run and write it here"
+    )
+    args = parser.parse_args(argv)
+    if args.jobs < 1 or args.repeat < 1 or args.warmup < 1:
+        parser.error("--jobs, --repeat and --warmup must be >= 1")
+
+    facts = machine_facts()
+    config = {"jobs": args.jobs, "repeat": args.repeat, "warmup": args.warmup, "tolerance": TOLERANCE}
+    wall = time.perf_counter()
+    outcome = run_benchmark(args.jobs, args.repeat, args.warmup)
+    config["wall_s"] = round(time.perf_counter() - wall, 1)
+    print(format_report(facts, config, outcome))
+    print(f"(benchmark wall time {config['wall_s']} s)")
+    if args.json is not None:
+        args.json.write_text(json.dumps({"machine": facts, "config": config, **outcome}, indent=2) + "\n")
+        print(f"JSON written to {args.json}", file=sys.stderr)
+    if args.profile is not None:
+        profile_aqrt(make_pubs()["h"], args.jobs, args.profile)
+    return 1 if outcome["disagreements"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
