@@ -59,6 +59,10 @@ def final_measurements(circuit: QuantumCircuit) -> tuple[dict[int, int], set[int
         if name == "measure" and qubits[0] not in busy_qubits and clbits[0] not in busy_clbits:
             mapping[clbits[0]] = qubits[0]
             positions.add(position)
+            # A terminal measurement leaves its qubit free for an earlier terminal measurement
+            # (as StatevectorSampler: measuring twice in a row gives the same outcome).
+            busy_clbits.update(clbits)
+            continue
         busy_qubits.update(qubits)
         busy_clbits.update(clbits)
     return mapping, positions
@@ -103,6 +107,8 @@ def estimate_pub(
         np.arange(int(np.prod(pub.observables.shape))).reshape(pub.observables.shape), shape
     )
     flat_observables = pub.observables.ravel()
+    # The observables act on pub.circuit's qubits; a transpiled form may have permuted them.
+    layout = circuit.layout if circuit is not pub.circuit else None
     states: dict[int, Statevector] = {}
     operators: dict[int, SparsePauliOp] = {}
     evs = np.zeros(shape, dtype=np.float64)
@@ -119,10 +125,12 @@ def estimate_pub(
                 if terms
                 else SparsePauliOp("I" * circuit.num_qubits, 0.0)
             )
+            if layout is not None:
+                operators[o] = operators[o].apply_layout(layout)
         evs[index] = np.real(states[b].expectation_value(operators[o]))
     precision = float(pub.precision or 0.0)
     if precision > 0:
-        evs = rng.normal(evs, precision)
+        evs = np.asarray(rng.normal(evs, precision), dtype=np.float64)  # stays an array for shape ()
     stds = np.full(shape, precision, dtype=np.float64)
     data = DataBin(evs=evs, stds=stds, shape=shape)
     return PubResult(data, metadata={"target_precision": precision, "circuit_metadata": pub.circuit.metadata})

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 from qiskit.circuit import Parameter, QuantumCircuit
+from qiskit.primitives.containers.bindings_array import BindingsArray
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
@@ -32,6 +33,7 @@ def coerce_estimator_pubs(pubs: Iterable[Any], precision: float | None) -> list[
         except (ValueError, TypeError, KeyError) as exc:
             raise InvalidPubError(index, _explain(pub, exc, param_position=2)) from exc
         _check_finite(result.parameter_values, index)
+        _check_names(result, index)
         if result.precision is not None and not math.isfinite(result.precision):
             raise InvalidPubError(index, f"precision must be finite, got {result.precision!r}")
         coerced.append(result)
@@ -50,6 +52,7 @@ def coerce_sampler_pubs(pubs: Iterable[Any], shots: int | None) -> list[SamplerP
         except (ValueError, TypeError, KeyError) as exc:
             raise InvalidPubError(index, _explain(pub, exc, param_position=1)) from exc
         _check_finite(result.parameter_values, index)
+        _check_names(result, index)
         coerced.append(result)
     if any(not pub.circuit.cregs for pub in coerced):
         warnings.warn(
@@ -94,9 +97,27 @@ def _check_finite(bindings: Any, index: int) -> None:
         )
 
 
+def _check_names(pub: EstimatorPub | SamplerPub, index: int) -> None:
+    """Qiskit checks only the number of values; a mapping may still name the wrong parameters."""
+    given = {name for names in pub.parameter_values.data for name in names}
+    expected = [parameter.name for parameter in pub.circuit.parameters]
+    if given == set(expected):
+        return
+    parts = []
+    missing = [name for name in expected if name not in given]
+    extra = sorted(given - set(expected))
+    if missing:
+        parts.append(f"missing values for parameter(s) {missing}")
+    if extra:
+        parts.append(f"values for unknown parameter(s) {extra}")
+    raise InvalidPubError(index, "; ".join(parts) + f" (the circuit's parameters are {expected})")
+
+
 def _explain(pub: Any, exc: Exception, *, param_position: int) -> str:
     """Turn Qiskit's coercion error into one that names the parameters at fault, if it can."""
     message = str(exc)
+    if isinstance(pub, QuantumCircuit):  # a bare circuit is a PUB without parameter values
+        pub = (pub,)
     if not isinstance(pub, (tuple, list)) or not pub or not isinstance(pub[0], QuantumCircuit):
         return message
     circuit: QuantumCircuit = pub[0]
@@ -116,7 +137,7 @@ def _explain(pub: Any, exc: Exception, *, param_position: int) -> str:
             parts.append(f"values for unknown parameter(s) {extra}")
         if parts:
             return "; ".join(parts) + f" (the circuit's parameters are {expected})"
-    elif values is not None and not hasattr(values, "data"):
+    elif values is not None and not isinstance(values, BindingsArray):
         try:
             array = np.asarray(values, dtype=float)
         except (TypeError, ValueError):
