@@ -14,13 +14,16 @@ from aqrt import Estimator, LocalService, Session
 pytestmark = [pytest.mark.asyncio]
 
 
-async def test_loop_lag_stays_small_during_a_multi_second_job() -> None:
-    circuit = random_circuit(20, 12, seed=7, max_operands=2)
-    observable = SparsePauliOp.from_sparse_list([("ZZ", [i, i + 1], 1.0) for i in range(19)], num_qubits=20)
+@pytest.mark.parametrize(("engine", "width", "depth", "copies"), [("numba", 22, 12, 2), ("reference", 20, 12, 3)])
+async def test_loop_lag_stays_small_during_a_multi_second_job(engine: str, width: int, depth: int, copies: int) -> None:
+    circuit = random_circuit(width, depth, seed=7, max_operands=2)
+    observable = SparsePauliOp.from_sparse_list(
+        [("ZZ", [i, i + 1], 1.0) for i in range(width - 1)], num_qubits=width
+    )
     loop = asyncio.get_running_loop()
     lags: list[float] = []
-    async with Session(service=LocalService()):
-        job = Estimator().run([(circuit, observable, None)] * 3)
+    async with Session(service=LocalService(engine=engine)):
+        job = Estimator().run([(circuit, observable, None)] * copies)
         started = loop.time()
         while not job.done():
             before = loop.time()

@@ -1,13 +1,16 @@
 """LocalService and the local statevector backend.
 
-Jobs run on the engine worker thread, off the event loop. Until the numba engine lands, the
-computation is the exact ``Statevector`` reference (``aqrt.backends.reference``).
+Two engines compute the same results: ``"numba"`` (the default, :mod:`aqrt.engine`) and
+``"reference"`` (Qiskit's ``Statevector``, the test oracle). Jobs run on the engine worker
+thread, off the event loop; a job so small that the thread hand-off would cost more than the
+work (tens of microseconds) runs inline on the loop once the kernels are compiled.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import threading
 from typing import Any
 
@@ -30,6 +33,8 @@ _ALIASES = {"ibmq_qasm_simulator": DEFAULT_BACKEND}
 _MAX_SESSION_TIME = 8 * 3600
 _BYTES_PER_AMPLITUDE = 16
 _WORKING_COPIES = 3  # Statevector evolution holds a few copies of the state at once
+_INLINE_BUDGET = 1 << 13  # amplitude updates below which a job runs on the loop (~ tens of µs)
+ENGINES = ("numba", "reference")
 # Every standard gate is native to the simulator; the pass manager targets all of them.
 BASIS_GATES = sorted(set(get_standard_gate_name_mapping()) - {"global_phase"})
 
@@ -38,6 +43,7 @@ class LocalService:
     """The embedded service: local backends, no network, no account.
 
     Args:
+        engine: ``"numba"`` (default) or ``"reference"`` (Qiskit's ``Statevector``; slow, exact).
         max_qubits: refuse circuits wider than this (default: what this machine's memory holds).
 
     Example:
@@ -45,8 +51,10 @@ class LocalService:
         'aqrt_statevector'
     """
 
-    def __init__(self, *, max_qubits: int | None = None) -> None:
-        self._backends = {DEFAULT_BACKEND: LocalBackend(DEFAULT_BACKEND, service=self, max_qubits=max_qubits)}
+    def __init__(self, *, engine: str = "numba", max_qubits: int | None = None) -> None:
+        self._backends = {
+            DEFAULT_BACKEND: LocalBackend(DEFAULT_BACKEND, service=self, engine=engine, max_qubits=max_qubits)
+        }
 
     def backends(self) -> list[LocalBackend]:
         """Every backend of this service."""
@@ -68,8 +76,18 @@ class LocalService:
 class LocalBackend:
     """An exact, noiseless statevector simulator on this machine."""
 
-    def __init__(self, name: str, *, service: LocalService | None = None, max_qubits: int | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        service: LocalService | None = None,
+        engine: str = "numba",
+        max_qubits: int | None = None,
+    ) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
         self._name = name
+        self.engine = engine
         self.service = service
         self._max_qubits = max_qubits if max_qubits is not None else _qubits_that_fit(_total_memory())
         self._pass_managers: dict[int, Any] = {}
@@ -115,24 +133,39 @@ class LocalBackend:
             raise InvalidPubError(index, problem)
 
     async def execute(self, request: JobRequest, context: ExecutionContext) -> PrimitiveResult:
-        """Run the job on the engine worker thread."""
+        """Run the job on the engine worker thread (tiny jobs: inline, see the module docstring)."""
+        if self.engine == "numba" and not _engine_warm():
+            await run_in_worker(_warm_engine)
+        if self._runs_inline(request):
+            return self._run(request, context, serial=True)
         return await run_in_worker(lambda: self._run(request, context), context.cancel_requested)
+
+    def _runs_inline(self, request: JobRequest) -> bool:
+        if self.engine != "numba" or request.options.optimization_level is not None:
+            return False
+        return sum(_pub_cost(pub) for pub in request.pubs) <= _INLINE_BUDGET
 
     # -- on the worker thread --------------------------------------------------------------------
 
-    def _run(self, request: JobRequest, context: ExecutionContext) -> PrimitiveResult:
+    def _run(self, request: JobRequest, context: ExecutionContext, *, serial: bool = False) -> PrimitiveResult:
         options = request.options
         not_applied = _options_not_applied(request.program, options)
         generators = [np.random.default_rng(s) for s in np.random.SeedSequence(options.seed).spawn(len(request.pubs))]
         results = []
-        for pub, rng in zip(request.pubs, generators):
+        for index, (pub, rng) in enumerate(zip(request.pubs, generators)):
             if context.cancel_requested.is_set():
                 raise JobCancelledError(f"job {request.job_id} was cancelled", job_id=request.job_id)
-            circuit = self._prepare(pub.circuit, options, context.cache)
-            if request.program == "estimator":
-                result = reference.estimate_pub(circuit, pub, rng, context.cancel_requested)
-            else:
-                result = reference.sample_pub(circuit, pub, rng, context.cancel_requested)
+            key = circuit_fingerprint(pub.circuit)
+            circuit = self._prepare(pub.circuit, key, options, context.cache)
+            try:  # the lowered form is cached per (circuit, optimization level)
+                lowered_key = f"{options.optimization_level}:{key}"
+                result = self._run_pub(request.program, circuit, pub, rng, context, lowered_key, serial)
+            except Exception as exc:
+                if type(exc).__name__ == "LoweringError":
+                    raise InvalidPubError(index, str(exc)) from exc
+                if type(exc).__name__ == "EngineCancelled":
+                    raise JobCancelledError(f"job {request.job_id} was cancelled", job_id=request.job_id) from None
+                raise
             if not_applied:
                 result.metadata["options_not_applied"] = not_applied
             results.append(result)
@@ -141,18 +174,39 @@ class LocalBackend:
             "backend": self.name,
             "job_id": request.job_id,
             "session_id": request.session_id,
-            "engine": "statevector-reference",
+            "engine": self.engine,
         }
         if not_applied:
             metadata["options_not_applied"] = not_applied
         return PrimitiveResult(results, metadata=metadata)
 
-    def _prepare(self, circuit: QuantumCircuit, options: Options, cache: dict[Any, Any]) -> QuantumCircuit:
+    def _run_pub(
+        self,
+        program: Program,
+        circuit: QuantumCircuit,
+        pub: Any,
+        rng: np.random.Generator,
+        context: ExecutionContext,
+        key: str,
+        serial: bool,
+    ) -> Any:
+        cancel = context.cancel_requested
+        if self.engine == "reference":
+            if program == "estimator":
+                return reference.estimate_pub(circuit, pub, rng, cancel)
+            return reference.sample_pub(circuit, pub, rng, cancel)
+        from . import engine_path  # loads numba; importing aqrt must not
+
+        if program == "estimator":
+            return engine_path.estimate_pub(circuit, pub, rng, cancel, context.cache, key, serial=serial)
+        return engine_path.sample_pub(circuit, pub, rng, cancel, context.cache, key, serial=serial)
+
+    def _prepare(self, circuit: QuantumCircuit, fingerprint: str, options: Options, cache: dict[Any, Any]) -> QuantumCircuit:
         """Transpile at the requested level, once per distinct circuit per session."""
         level = options.optimization_level
         if level is None:
             return circuit
-        key = ("transpiled", level, circuit_fingerprint(circuit))
+        key = ("transpiled", level, fingerprint)
         cached = cache.get(key)
         if cached is None:
             cached = self._pass_manager(level).run(circuit)
@@ -171,6 +225,27 @@ class LocalBackend:
 
     def __repr__(self) -> str:
         return f"<LocalBackend {self.name} max_qubits={self._max_qubits}>"
+
+
+def _pub_cost(pub: Any) -> int:
+    """A rough count of amplitude updates, to decide where a job runs."""
+    shape = pub.parameter_values.shape
+    bindings = int(np.prod(shape)) if shape else 1
+    return bindings * (1 << pub.circuit.num_qubits) * (len(pub.circuit.data) + 1)
+
+
+def _engine_warm() -> bool:
+    # Never import here: this runs on the event loop, and importing numba reads files.
+    module = sys.modules.get("aqrt.engine._warmup")
+    return module is not None and module.is_warm()
+
+
+def _warm_engine() -> None:
+    """On the worker: import and compile the engine (seconds the first time, then cached)."""
+    from ..engine import warmup
+    from . import engine_path  # noqa: F401  (so the loop never imports it)
+
+    warmup()
 
 
 def circuit_fingerprint(circuit: QuantumCircuit) -> str:

@@ -1,0 +1,62 @@
+"""Compile every kernel once on tiny inputs (numba caches the machine code on disk)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import kernels
+
+_warm = False
+
+
+def is_warm() -> bool:
+    """True once :func:`warmup` has run in this process."""
+    return _warm
+
+
+def warmup() -> None:
+    """Compile or load every kernel for complex128 states."""
+    global _warm
+    if _warm:
+        return
+    n = 3
+    state = np.zeros(1 << n, dtype=np.complex128)
+    state[0] = 1
+    m1 = np.eye(2, dtype=np.complex128)
+    m2 = np.eye(4, dtype=np.complex128)
+    q1 = np.array([1], dtype=np.int64)
+    q2 = np.array([0, 2], dtype=np.int64)
+    diag = np.ones(4, dtype=np.complex128)
+    masks = np.array([0, 1], dtype=np.int64)
+    for apply_1q, apply_dense, apply_diag, apply_perm, apply_ctrl in (
+        (kernels.apply_1q, kernels.apply_dense, kernels.apply_diag, kernels.apply_perm, kernels.apply_controlled),
+        (
+            kernels.apply_1q_par,
+            kernels.apply_dense_par,
+            kernels.apply_diag_par,
+            kernels.apply_perm_par,
+            kernels.apply_controlled_par,
+        ),
+    ):
+        apply_1q(state, 0, m1)
+        apply_dense(state, q2, m2)
+        apply_diag(state, q2, diag)
+        apply_perm(state, q2, m2)
+        apply_ctrl(state, 1, 1, 1, m1)
+    kernels.pauli_values(state, masks, masks)
+    kernels.pauli_values_par(state, masks, masks)
+    kernels.probabilities_par(state)
+    program = (
+        np.array([kernels.DENSE], dtype=np.int64),
+        q1.reshape(1, 1),
+        np.array([1], dtype=np.int64),
+        np.zeros((1, 2), dtype=np.int64),
+        np.zeros(1, dtype=np.int64),
+        np.zeros(1, dtype=np.int64),
+    )
+    static = m1.reshape(-1).copy()
+    bindings = np.zeros((2, 0), dtype=np.complex128)
+    kernels.run_program(state, *program, static, bindings[0])
+    kernels.sweep_pauli_values(n, *program, static, bindings, masks, masks)
+    kernels.sweep_probabilities(n, *program, static, bindings)
+    _warm = True

@@ -1,0 +1,402 @@
+"""Numba kernels of the statevector engine.
+
+Conventions:
+- A state of n qubits is a C-contiguous complex128 (or complex64) array of length 2**n; qubit q
+  is bit q of the amplitude index (Qiskit's little-endian order).
+- A k-qubit operator on qubits (q_0, ..., q_{k-1}) is a (2**k, 2**k) matrix whose row/column
+  index has q_j as bit j (Qiskit's convention). ``qubits`` arrays are in that gate order.
+- Kernels update the state in place. ``*_par`` kernels are parallel over amplitudes (for wide
+  states, called from the engine worker only); the ``run_program`` interpreter is serial and is
+  the unit of parallelism over bindings in sweeps.
+- A Pauli term is (x_mask, z_mask): its value is sum_i (-1)^popcount(i & z) conj(psi[i ^ x]) psi[i];
+  the caller folds Y phases and coefficients into the term's weight.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+# Op kinds of a lowered program.
+DENSE = 0  # dense k-qubit matrix
+DIAG = 1  # diagonal: the matrix buffer holds the 2**k diagonal entries
+PERM = 2  # one non-zero per row/column (X, CX, SWAP, CCX, Y, ...): dense storage, permuted apply
+CTRL = 3  # multi-controlled 1-qubit gate: 2x2 base matrix; aux = (control mask, control value)
+
+_CHUNK = 1 << 12  # amplitudes per parallel work item
+
+
+@njit(cache=True, inline="always")
+def _insert_zeros(index: int, sorted_qubits: np.ndarray) -> int:
+    for q in sorted_qubits:
+        low = index & ((1 << q) - 1)
+        index = ((index >> q) << (q + 1)) | low
+    return index
+
+
+@njit(cache=True, inline="always")
+def _parity(value: int) -> int:
+    value ^= value >> 32
+    value ^= value >> 16
+    value ^= value >> 8
+    value ^= value >> 4
+    return (0x6996 >> (value & 0xF)) & 1
+
+
+@njit(cache=True)
+def _offsets(qubits: np.ndarray) -> np.ndarray:
+    size = 1 << qubits.shape[0]
+    offsets = np.zeros(size, dtype=np.int64)
+    for j in range(size):
+        for b in range(qubits.shape[0]):
+            if (j >> b) & 1:
+                offsets[j] |= 1 << qubits[b]
+    return offsets
+
+
+@njit(cache=True)
+def _perm_of(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For a one-non-zero-per-column matrix: target row and factor of every column."""
+    d = matrix.shape[0]
+    rows = np.zeros(d, dtype=np.int64)
+    factors = np.zeros(d, dtype=matrix.dtype)
+    for c in range(d):
+        for r in range(d):
+            if matrix[r, c] != 0:
+                rows[c] = r
+                factors[c] = matrix[r, c]
+    return rows, factors
+
+
+# -- serial kernels (small states; the program interpreter) --------------------------------------
+
+
+@njit(cache=True, nogil=True)
+def apply_1q(state: np.ndarray, q: int, m: np.ndarray) -> None:
+    """Dense 2x2 on qubit q."""
+    m00, m01, m10, m11 = m[0, 0], m[0, 1], m[1, 0], m[1, 1]
+    low = (1 << q) - 1
+    bit = 1 << q
+    for g in range(state.shape[0] >> 1):
+        i0 = ((g >> q) << (q + 1)) | (g & low)
+        i1 = i0 | bit
+        a0 = state[i0]
+        a1 = state[i1]
+        state[i0] = m00 * a0 + m01 * a1
+        state[i1] = m10 * a0 + m11 * a1
+
+
+@njit(cache=True, nogil=True)
+def apply_dense(state: np.ndarray, qubits: np.ndarray, m: np.ndarray) -> None:
+    """Dense 2**k x 2**k on ``qubits``."""
+    k = qubits.shape[0]
+    d = 1 << k
+    offsets = _offsets(qubits)
+    sorted_qubits = np.sort(qubits)
+    buffer = np.empty(d, dtype=state.dtype)
+    for g in range(state.shape[0] >> k):
+        base = _insert_zeros(g, sorted_qubits)
+        for j in range(d):
+            buffer[j] = state[base + offsets[j]]
+        for r in range(d):
+            acc = m[r, 0] * buffer[0]
+            for c in range(1, d):
+                acc += m[r, c] * buffer[c]
+            state[base + offsets[r]] = acc
+
+
+@njit(cache=True, nogil=True)
+def apply_diag(state: np.ndarray, qubits: np.ndarray, diag: np.ndarray) -> None:
+    """Diagonal on ``qubits``: state[i] *= diag[bits of i at qubits]."""
+    k = qubits.shape[0]
+    for i in range(state.shape[0]):
+        sub = 0
+        for b in range(k):
+            sub |= ((i >> qubits[b]) & 1) << b
+        state[i] *= diag[sub]
+
+
+@njit(cache=True, nogil=True)
+def apply_perm(state: np.ndarray, qubits: np.ndarray, m: np.ndarray) -> None:
+    """Generalised permutation matrix on ``qubits`` (moves amplitudes, multiplies by phases)."""
+    k = qubits.shape[0]
+    d = 1 << k
+    offsets = _offsets(qubits)
+    sorted_qubits = np.sort(qubits)
+    rows, factors = _perm_of(m)
+    buffer = np.empty(d, dtype=state.dtype)
+    for g in range(state.shape[0] >> k):
+        base = _insert_zeros(g, sorted_qubits)
+        for j in range(d):
+            buffer[j] = state[base + offsets[j]]
+        for c in range(d):
+            state[base + offsets[rows[c]]] = factors[c] * buffer[c]
+
+
+@njit(cache=True, nogil=True)
+def apply_controlled(state: np.ndarray, target: int, control_mask: int, control_value: int, m: np.ndarray) -> None:
+    """2x2 ``m`` on ``target`` where (index & control_mask) == control_value."""
+    m00, m01, m10, m11 = m[0, 0], m[0, 1], m[1, 0], m[1, 1]
+    low = (1 << target) - 1
+    bit = 1 << target
+    for g in range(state.shape[0] >> 1):
+        i0 = ((g >> target) << (target + 1)) | (g & low)
+        if (i0 & control_mask) != control_value:
+            continue
+        i1 = i0 | bit
+        a0 = state[i0]
+        a1 = state[i1]
+        state[i0] = m00 * a0 + m01 * a1
+        state[i1] = m10 * a0 + m11 * a1
+
+
+@njit(cache=True, nogil=True)
+def run_program(
+    state: np.ndarray,
+    kinds: np.ndarray,
+    qubits: np.ndarray,
+    widths: np.ndarray,
+    aux: np.ndarray,
+    sources: np.ndarray,
+    offsets: np.ndarray,
+    static_buffer: np.ndarray,
+    binding_buffer: np.ndarray,
+) -> None:
+    """Apply a lowered program serially.
+
+    Op j acts on ``qubits[j, :widths[j]]``; its matrix (or diagonal) starts at ``offsets[j]`` in
+    ``static_buffer`` (sources[j] == 0) or in ``binding_buffer`` (sources[j] == 1).
+    """
+    for j in range(kinds.shape[0]):
+        k = widths[j]
+        op_qubits = qubits[j, :k]
+        buffer = static_buffer if sources[j] == 0 else binding_buffer
+        start = offsets[j]
+        kind = kinds[j]
+        if kind == DIAG:
+            apply_diag(state, op_qubits, buffer[start : start + (1 << k)])
+        elif kind == CTRL:
+            m = buffer[start : start + 4].reshape((2, 2))
+            apply_controlled(state, op_qubits[0], aux[j, 0], aux[j, 1], m)
+        else:
+            d = 1 << k
+            m = buffer[start : start + d * d].reshape((d, d))
+            if kind == PERM:
+                apply_perm(state, op_qubits, m)
+            elif k == 1:
+                apply_1q(state, op_qubits[0], m)
+            else:
+                apply_dense(state, op_qubits, m)
+
+
+@njit(cache=True, nogil=True)
+def pauli_values(state: np.ndarray, x_masks: np.ndarray, z_masks: np.ndarray) -> np.ndarray:
+    """Value of every Pauli term (see module docstring), serially; terms sharing an x mask
+    share one pass over the state (diagonal terms read only probabilities)."""
+    values = np.zeros(x_masks.shape[0], dtype=np.complex128)
+    order = np.argsort(x_masks, kind="mergesort")
+    start = 0
+    num_terms = x_masks.shape[0]
+    while start < num_terms:
+        x = x_masks[order[start]]
+        stop = start
+        while stop < num_terms and x_masks[order[stop]] == x:
+            stop += 1
+        for i in range(state.shape[0]):
+            a = state[i]
+            if x == 0:
+                p = complex(a.real * a.real + a.imag * a.imag, 0.0)
+            else:
+                p = np.conj(state[i ^ x]) * a
+            for t in range(start, stop):
+                term = order[t]
+                if _parity(i & z_masks[term]):
+                    values[term] -= p
+                else:
+                    values[term] += p
+        start = stop
+    return values
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def sweep_pauli_values(
+    num_qubits: int,
+    kinds: np.ndarray,
+    qubits: np.ndarray,
+    widths: np.ndarray,
+    aux: np.ndarray,
+    sources: np.ndarray,
+    offsets: np.ndarray,
+    static_buffer: np.ndarray,
+    binding_buffers: np.ndarray,
+    x_masks: np.ndarray,
+    z_masks: np.ndarray,
+) -> np.ndarray:
+    """For each binding b (row of ``binding_buffers``): run the program from |0...0> and return
+    every Pauli term's value, shape (bindings, terms). Parallel over bindings."""
+    num_bindings = binding_buffers.shape[0]
+    out = np.empty((num_bindings, x_masks.shape[0]), dtype=np.complex128)
+    for b in prange(num_bindings):
+        state = np.zeros(1 << num_qubits, dtype=np.complex128)
+        state[0] = 1.0
+        run_program(state, kinds, qubits, widths, aux, sources, offsets, static_buffer, binding_buffers[b])
+        out[b, :] = pauli_values(state, x_masks, z_masks)
+    return out
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def sweep_probabilities(
+    num_qubits: int,
+    kinds: np.ndarray,
+    qubits: np.ndarray,
+    widths: np.ndarray,
+    aux: np.ndarray,
+    sources: np.ndarray,
+    offsets: np.ndarray,
+    static_buffer: np.ndarray,
+    binding_buffers: np.ndarray,
+) -> np.ndarray:
+    """Probabilities |psi_b|^2 of every binding's final state, shape (bindings, 2**n)."""
+    num_bindings = binding_buffers.shape[0]
+    out = np.empty((num_bindings, 1 << num_qubits), dtype=np.float64)
+    for b in prange(num_bindings):
+        state = np.zeros(1 << num_qubits, dtype=np.complex128)
+        state[0] = 1.0
+        run_program(state, kinds, qubits, widths, aux, sources, offsets, static_buffer, binding_buffers[b])
+        for i in range(state.shape[0]):
+            out[b, i] = state[i].real * state[i].real + state[i].imag * state[i].imag
+    return out
+
+
+# -- parallel kernels (wide states, one op at a time) ---------------------------------------------
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def apply_1q_par(state: np.ndarray, q: int, m: np.ndarray) -> None:
+    """Dense 2x2 on qubit q, parallel over amplitude pairs."""
+    m00, m01, m10, m11 = m[0, 0], m[0, 1], m[1, 0], m[1, 1]
+    low = (1 << q) - 1
+    bit = 1 << q
+    half = state.shape[0] >> 1
+    for g in prange(half):
+        i0 = ((g >> q) << (q + 1)) | (g & low)
+        i1 = i0 | bit
+        a0 = state[i0]
+        a1 = state[i1]
+        state[i0] = m00 * a0 + m01 * a1
+        state[i1] = m10 * a0 + m11 * a1
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def apply_dense_par(state: np.ndarray, qubits: np.ndarray, m: np.ndarray) -> None:
+    """Dense 2**k x 2**k on ``qubits``, parallel over chunks of amplitude groups."""
+    k = qubits.shape[0]
+    d = 1 << k
+    offsets = _offsets(qubits)
+    sorted_qubits = np.sort(qubits)
+    groups = state.shape[0] >> k
+    num_chunks = (groups + _CHUNK - 1) // _CHUNK
+    for chunk in prange(num_chunks):
+        buffer = np.empty(d, dtype=state.dtype)
+        for g in range(chunk * _CHUNK, min(groups, (chunk + 1) * _CHUNK)):
+            base = _insert_zeros(g, sorted_qubits)
+            for j in range(d):
+                buffer[j] = state[base + offsets[j]]
+            for r in range(d):
+                acc = m[r, 0] * buffer[0]
+                for c in range(1, d):
+                    acc += m[r, c] * buffer[c]
+                state[base + offsets[r]] = acc
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def apply_diag_par(state: np.ndarray, qubits: np.ndarray, diag: np.ndarray) -> None:
+    """Diagonal on ``qubits``, parallel over amplitudes."""
+    k = qubits.shape[0]
+    for i in prange(state.shape[0]):
+        sub = 0
+        for b in range(k):
+            sub |= ((i >> qubits[b]) & 1) << b
+        state[i] *= diag[sub]
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def apply_perm_par(state: np.ndarray, qubits: np.ndarray, m: np.ndarray) -> None:
+    """Generalised permutation on ``qubits``, parallel over chunks of amplitude groups."""
+    k = qubits.shape[0]
+    d = 1 << k
+    offsets = _offsets(qubits)
+    sorted_qubits = np.sort(qubits)
+    rows, factors = _perm_of(m)
+    groups = state.shape[0] >> k
+    num_chunks = (groups + _CHUNK - 1) // _CHUNK
+    for chunk in prange(num_chunks):
+        buffer = np.empty(d, dtype=state.dtype)
+        for g in range(chunk * _CHUNK, min(groups, (chunk + 1) * _CHUNK)):
+            base = _insert_zeros(g, sorted_qubits)
+            for j in range(d):
+                buffer[j] = state[base + offsets[j]]
+            for c in range(d):
+                state[base + offsets[rows[c]]] = factors[c] * buffer[c]
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def apply_controlled_par(
+    state: np.ndarray, target: int, control_mask: int, control_value: int, m: np.ndarray
+) -> None:
+    """Multi-controlled 2x2 on ``target``, parallel over amplitude pairs."""
+    m00, m01, m10, m11 = m[0, 0], m[0, 1], m[1, 0], m[1, 1]
+    low = (1 << target) - 1
+    bit = 1 << target
+    half = state.shape[0] >> 1
+    for g in prange(half):
+        i0 = ((g >> target) << (target + 1)) | (g & low)
+        if (i0 & control_mask) == control_value:
+            i1 = i0 | bit
+            a0 = state[i0]
+            a1 = state[i1]
+            state[i0] = m00 * a0 + m01 * a1
+            state[i1] = m10 * a0 + m11 * a1
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def pauli_values_par(state: np.ndarray, x_masks: np.ndarray, z_masks: np.ndarray) -> np.ndarray:
+    """As :func:`pauli_values`, parallel over chunks of amplitudes (one pass per distinct x mask)."""
+    num_terms = x_masks.shape[0]
+    values = np.zeros(num_terms, dtype=np.complex128)
+    order = np.argsort(x_masks, kind="mergesort")
+    size = state.shape[0]
+    num_chunks = (size + _CHUNK - 1) // _CHUNK
+    start = 0
+    while start < num_terms:
+        x = x_masks[order[start]]
+        stop = start
+        while stop < num_terms and x_masks[order[stop]] == x:
+            stop += 1
+        group = stop - start
+        partial = np.zeros((num_chunks, group), dtype=np.complex128)
+        for chunk in prange(num_chunks):
+            for i in range(chunk * _CHUNK, min(size, (chunk + 1) * _CHUNK)):
+                a = state[i]
+                if x == 0:
+                    p = complex(a.real * a.real + a.imag * a.imag, 0.0)
+                else:
+                    p = np.conj(state[i ^ x]) * a
+                for t in range(group):
+                    if _parity(i & z_masks[order[start + t]]):
+                        partial[chunk, t] -= p
+                    else:
+                        partial[chunk, t] += p
+        for t in range(group):
+            values[order[start + t]] = partial[:, t].sum()
+        start = stop
+    return values
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def probabilities_par(state: np.ndarray) -> np.ndarray:
+    """|psi|^2, parallel."""
+    out = np.empty(state.shape[0], dtype=np.float64)
+    for i in prange(state.shape[0]):
+        out[i] = state[i].real * state[i].real + state[i].imag * state[i].imag
+    return out

@@ -1,0 +1,307 @@
+"""Circuit -> flat program lowering, gate fusion, and per-binding matrices in bulk.
+
+A circuit is lowered once into :class:`LoweredCircuit` (gate ops with static matrices or
+parameter slots); :meth:`LoweredCircuit.bind` then computes every binding's matrices at once
+(vectorised formulas for the standard parameterised gates), fuses neighbouring gates, classifies
+each fused op by structure (diagonal / permutation / dense / multi-controlled), and packs a
+:class:`Program` of flat arrays for the kernels.
+
+Circuits are read through their duck-typed interface (``data``, ``operation.to_matrix()``,
+``params``, ``definition``); this module imports only numpy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import gates
+from .kernels import CTRL, DENSE, DIAG, PERM
+
+__all__ = ["LoweringError", "LoweredCircuit", "Program", "lower_circuit"]
+
+MAX_DENSE_QUBITS = 10  # widest gate applied as a dense matrix; wider gates must be controlled-1q
+_SKIPPED = frozenset({"barrier", "delay", "id", "store"})
+_NON_UNITARY = frozenset({"measure", "reset", "initialize", "if_else", "while_loop", "for_loop", "switch_case", "box"})
+
+
+class LoweringError(ValueError):
+    """The circuit holds an instruction the engine cannot run (named in the message)."""
+
+
+@dataclasses.dataclass
+class GateOp:
+    """One gate of a lowered circuit.
+
+    ``matrix`` is set for static gates; parameterised gates keep their operation and parameter
+    slots, and get matrices per binding in :meth:`LoweredCircuit.bind`. ``control`` is set for
+    wide multi-controlled 1-qubit gates: (control mask, control value), with ``qubits[0]`` the
+    target and ``matrix`` the 2x2 base matrix.
+    """
+
+    qubits: tuple[int, ...]
+    matrix: np.ndarray | None = None
+    operation: Any = None
+    slots: tuple[Any, ...] = ()
+    control: tuple[int, int] | None = None
+
+
+@dataclasses.dataclass
+class Program:
+    """Flat arrays the kernels read (see ``kernels.run_program``)."""
+
+    num_qubits: int
+    kinds: np.ndarray
+    qubits: np.ndarray
+    widths: np.ndarray
+    aux: np.ndarray
+    sources: np.ndarray
+    offsets: np.ndarray
+    static_buffer: np.ndarray
+    binding_buffers: np.ndarray  # (bindings, entries); entries may be 0
+
+    @property
+    def num_ops(self) -> int:
+        return int(self.kinds.shape[0])
+
+    @property
+    def num_bindings(self) -> int:
+        return int(self.binding_buffers.shape[0])
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """The op arrays in ``run_program`` argument order (without the state and buffers)."""
+        return self.kinds, self.qubits, self.widths, self.aux, self.sources, self.offsets
+
+
+@dataclasses.dataclass
+class LoweredCircuit:
+    """A circuit as gate ops; bind it to parameter values to get a :class:`Program`."""
+
+    num_qubits: int
+    ops: list[GateOp]
+    parameter_names: tuple[str, ...]
+
+    def bind(self, values: np.ndarray, *, max_fused_qubits: int = 2) -> Program:
+        """Program for ``values`` of shape (bindings, parameters) (columns in ``parameter_names`` order)."""
+        values = np.asarray(values, dtype=np.float64)
+        num_bindings = values.shape[0]
+        column = {name: j for j, name in enumerate(self.parameter_names)}
+        bound: list[tuple[tuple[int, ...], np.ndarray, tuple[int, int] | None]] = []
+        for op in self.ops:
+            if op.matrix is not None:
+                bound.append((op.qubits, op.matrix, op.control))
+            else:
+                params = [_evaluate(slot, values, column) for slot in op.slots]
+                bound.append((op.qubits, gates.batched_matrix(op.operation, params, num_bindings), op.control))
+        fused = _fuse(bound, max_fused_qubits)
+        return _pack(self.num_qubits, fused, num_bindings)
+
+
+def lower_circuit(circuit: Any, parameter_names: Sequence[str] | None = None) -> LoweredCircuit:
+    """Lower ``circuit`` (measurements already removed) into gate ops.
+
+    Raises:
+        LoweringError: for non-unitary instructions or gates too wide to simulate densely.
+    """
+    names = tuple(parameter_names) if parameter_names is not None else tuple(p.name for p in circuit.parameters)
+    ops: list[GateOp] = []
+    qubit_index = {bit: i for i, bit in enumerate(circuit.qubits)}
+    _lower_into(circuit, [qubit_index[q] for q in circuit.qubits], ops, position_prefix="")
+    return LoweredCircuit(circuit.num_qubits, ops, names)
+
+
+def _lower_into(circuit: Any, qubit_map: list[int], ops: list[GateOp], position_prefix: str) -> None:
+    local = {bit: i for i, bit in enumerate(circuit.qubits)}
+    for position, instruction in enumerate(circuit.data):
+        operation = instruction.operation
+        name = operation.name
+        qubits = tuple(qubit_map[local[q]] for q in instruction.qubits)
+        where = f"{position_prefix}{position}"
+        if name in _SKIPPED or name == "global_phase" or not qubits:
+            continue
+        if name in _NON_UNITARY or getattr(operation, "_condition", None) is not None:
+            raise LoweringError(f"instruction {where} ({name} on qubit(s) {list(qubits)}) is not a unitary gate")
+        free = _has_free_parameters(operation)
+        control = _controlled_1q(operation, qubits)
+        if control is not None:
+            target_first = (qubits[-1], *qubits[:-1])
+            if free:
+                ops.append(GateOp(target_first, None, operation.base_gate, tuple(operation.base_gate.params), control))
+            else:
+                ops.append(GateOp(target_first, _matrix(operation.base_gate), control=control))
+            continue
+        if len(qubits) <= MAX_DENSE_QUBITS and hasattr(operation, "to_matrix") and _has_matrix(operation, free):
+            if free:
+                ops.append(GateOp(qubits, None, operation, tuple(operation.params)))
+            else:
+                ops.append(GateOp(qubits, _matrix(operation)))
+            continue
+        definition = getattr(operation, "definition", None)
+        if definition is None:
+            raise LoweringError(
+                f"instruction {where} ({name} on {len(qubits)} qubit(s)) has no matrix and no definition"
+            )
+        _lower_into(definition, list(qubits), ops, position_prefix=f"{where}.")
+
+
+def _has_free_parameters(operation: Any) -> bool:
+    return any(hasattr(p, "parameters") and len(p.parameters) > 0 for p in getattr(operation, "params", ()))
+
+
+def _has_matrix(operation: Any, free: bool) -> bool:
+    if free:
+        return gates.supports_parameterised(operation)
+    try:
+        operation.to_matrix()
+    except Exception:  # gates with only a definition raise various errors here
+        return False
+    return True
+
+
+def _matrix(operation: Any) -> np.ndarray:
+    return np.ascontiguousarray(operation.to_matrix(), dtype=np.complex128)
+
+
+def _controlled_1q(operation: Any, qubits: tuple[int, ...]) -> tuple[int, int] | None:
+    """(control mask, control value) for multi-controlled 1-qubit gates wide enough to need it."""
+    base = getattr(operation, "base_gate", None)
+    num_ctrl = getattr(operation, "num_ctrl_qubits", 0)
+    if base is None or num_ctrl < 1 or base.num_qubits != 1 or len(qubits) != num_ctrl + 1:
+        return None
+    if len(qubits) <= 2:  # cx, cz, crx, ...: the dense/perm/diag kernels are as fast
+        return None
+    mask = value = 0
+    ctrl_state = int(operation.ctrl_state)
+    for j, q in enumerate(qubits[:-1]):
+        mask |= 1 << q
+        if (ctrl_state >> j) & 1:
+            value |= 1 << q
+    return mask, value
+
+
+def _evaluate(slot: Any, values: np.ndarray, column: dict[str, int]) -> np.ndarray:
+    """A gate parameter's value for every binding, shape (bindings,)."""
+    num_bindings = values.shape[0]
+    if not hasattr(slot, "parameters"):
+        return np.full(num_bindings, complex(slot).real if np.iscomplexobj(slot) else float(slot))
+    if getattr(slot, "is_symbol", lambda: False)():
+        return values[:, column[slot.name]]
+    parameters = list(slot.parameters)
+    if not parameters:
+        return np.full(num_bindings, float(slot.numeric()))
+    cols = [column[p.name] for p in parameters]
+    out = np.empty(num_bindings)
+    for b in range(num_bindings):
+        out[b] = float(np.real(complex(slot.bind_all({p: values[b, c] for p, c in zip(parameters, cols)}))))
+    return out
+
+
+# -- fusion -----------------------------------------------------------------------------------------
+
+Bound = tuple[tuple[int, ...], np.ndarray, "tuple[int, int] | None"]
+
+
+def _fuse(ops: list[Bound], max_qubits: int) -> list[Bound]:
+    """Greedy fusion: each gate joins the latest block on its qubits if no later block touches
+    them and the union stays within ``max_qubits``. Controlled-wide gates are never fused."""
+    blocks: list[list[Any]] = []  # [qubits(list), matrix, control]
+    last_block: dict[int, int] = {}
+    for qubits, matrix, control in ops:
+        candidate = max((last_block.get(q, -1) for q in qubits), default=-1)
+        if control is None and candidate >= 0 and blocks[candidate][2] is None:
+            block = blocks[candidate]
+            union = list(block[0]) + [q for q in qubits if q not in block[0]]
+            if len(union) <= max_qubits:
+                block_matrix = _embed(block[1], block[0], union)
+                op_matrix = _embed(matrix, list(qubits), union)
+                block[0], block[1] = union, op_matrix @ block_matrix
+                for q in qubits:
+                    last_block[q] = candidate
+                continue
+        blocks.append([list(qubits), matrix, control])
+        for q in qubits:
+            last_block[q] = len(blocks) - 1
+    return [(tuple(q), m, c) for q, m, c in blocks]
+
+
+def _embed(matrix: np.ndarray, qubits: list[int], target: list[int]) -> np.ndarray:
+    """``matrix`` on ``qubits`` as a matrix on ``target`` (a superset), batch axes kept."""
+    if list(qubits) == list(target):
+        return matrix
+    d = 1 << len(target)
+    index = np.arange(d)
+    positions = [target.index(q) for q in qubits]
+    sub = np.zeros(d, dtype=np.int64)
+    for j, pos in enumerate(positions):
+        sub |= ((index >> pos) & 1) << j
+    rest_mask = sum(1 << p for p in range(len(target)) if p not in positions)
+    same_rest = (index[:, None] & rest_mask) == (index[None, :] & rest_mask)
+    expanded = matrix[..., sub[:, None], sub[None, :]]
+    return np.where(same_rest, expanded, 0)
+
+
+# -- packing ----------------------------------------------------------------------------------------
+
+
+def _classify(matrix: np.ndarray) -> int:
+    nonzero = np.abs(matrix) > 0
+    if nonzero.ndim == 3:
+        nonzero = nonzero.any(axis=0)
+    d = nonzero.shape[0]
+    if not (nonzero & ~np.eye(d, dtype=bool)).any():
+        return DIAG
+    if (nonzero.sum(axis=0) == 1).all() and (nonzero.sum(axis=1) == 1).all():
+        return PERM
+    return DENSE
+
+
+def _pack(num_qubits: int, ops: list[Bound], num_bindings: int) -> Program:
+    count = len(ops)
+    max_width = max((len(q) for q, _, _ in ops), default=1)
+    kinds = np.zeros(count, dtype=np.int64)
+    qubits = np.zeros((count, max(max_width, 1)), dtype=np.int64)
+    widths = np.zeros(count, dtype=np.int64)
+    aux = np.zeros((count, 2), dtype=np.int64)
+    sources = np.zeros(count, dtype=np.int64)
+    offsets = np.zeros(count, dtype=np.int64)
+    static_parts: list[np.ndarray] = []
+    binding_parts: list[np.ndarray] = []
+    static_size = binding_size = 0
+    for j, (op_qubits, matrix, control) in enumerate(ops):
+        widths[j] = len(op_qubits)
+        qubits[j, : len(op_qubits)] = op_qubits
+        if control is not None:
+            kinds[j] = CTRL
+            aux[j] = control
+            entries = matrix
+        else:
+            kinds[j] = _classify(matrix)
+            entries = np.diagonal(matrix, axis1=-2, axis2=-1) if kinds[j] == DIAG else matrix
+        if entries.ndim == 3 or (entries.ndim == 2 and kinds[j] == DIAG):
+            flat = entries.reshape(num_bindings, -1)
+            sources[j], offsets[j] = 1, binding_size
+            binding_parts.append(flat)
+            binding_size += flat.shape[1]
+        else:
+            flat = entries.reshape(-1)
+            sources[j], offsets[j] = 0, static_size
+            static_parts.append(flat)
+            static_size += flat.shape[0]
+    static_buffer = np.ascontiguousarray(np.concatenate(static_parts) if static_parts else np.zeros(0), dtype=np.complex128)
+    binding_buffers = np.ascontiguousarray(
+        np.concatenate(binding_parts, axis=1) if binding_parts else np.zeros((num_bindings, 0)), dtype=np.complex128
+    )
+    return Program(num_qubits, kinds, qubits, widths, aux, sources, offsets, static_buffer, binding_buffers)
+
+
+def as_callable(program: Program) -> Callable[..., None]:  # pragma: no cover - debugging aid
+    """A closure applying ``program`` (binding 0) to a state, for interactive use."""
+    from .kernels import run_program
+
+    def apply(state: np.ndarray, binding: int = 0) -> None:
+        run_program(state, *program.arrays(), program.static_buffer, program.binding_buffers[binding])
+
+    return apply

@@ -1,0 +1,93 @@
+"""Observables as Pauli terms the kernels understand.
+
+A term is (x_mask, z_mask, weight): its contribution is weight * sum_i (-1)^popcount(i & z)
+conj(psi[i ^ x]) psi[i], i.e. weight * <psi| X^x Z^z |psi>. A label character Y is i X Z, so it
+sets both masks and multiplies the weight by i. Projector characters (0 1 + - r l) are expanded
+into Paulis: |0><0| = (I + Z) / 2, and so on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+__all__ = ["TermTable", "build_term_table"]
+
+_PROJECTORS = {"0": ("Z", 1), "1": ("Z", -1), "+": ("X", 1), "-": ("X", -1), "r": ("Y", 1), "l": ("Y", -1)}
+_MAX_EXPANDED = 1 << 16
+
+
+class TermTable:
+    """Distinct Pauli terms across observables, and each observable's weights over them.
+
+    ``weights`` has shape (observables, terms): observable o's value is
+    ``(weights[o] * term_values).sum()``.
+    """
+
+    def __init__(self, x_masks: np.ndarray, z_masks: np.ndarray, weights: np.ndarray) -> None:
+        self.x_masks = x_masks
+        self.z_masks = z_masks
+        self.weights = weights
+
+    @property
+    def num_terms(self) -> int:
+        return int(self.x_masks.shape[0])
+
+    def combine(self, term_values: np.ndarray) -> np.ndarray:
+        """Observable values (real part, as Qiskit reports) from term values (..., terms)."""
+        return np.real(term_values @ self.weights.T)
+
+
+def build_term_table(observables: Iterable[Mapping[str, complex]], num_qubits: int) -> TermTable:
+    """Terms of every observable (label -> coefficient dicts, Qiskit label order: qubit 0 last)."""
+    index: dict[tuple[int, int], int] = {}
+    rows: list[dict[int, complex]] = []
+    for observable in observables:
+        row: dict[int, complex] = {}
+        for label, coeff in observable.items():
+            if len(label) != num_qubits:
+                raise ValueError(f"observable label {label!r} has {len(label)} qubits, the circuit {num_qubits}")
+            for x, z, weight in _expand(label):
+                key = (x, z)
+                t = index.setdefault(key, len(index))
+                row[t] = row.get(t, 0) + complex(coeff) * weight
+        rows.append(row)
+    x_masks = np.array([k[0] for k in index], dtype=np.int64)
+    z_masks = np.array([k[1] for k in index], dtype=np.int64)
+    weights = np.zeros((len(rows), len(index)), dtype=np.complex128)
+    for o, row in enumerate(rows):
+        for t, w in row.items():
+            weights[o, t] = w
+    return TermTable(x_masks, z_masks, weights)
+
+
+def _expand(label: str) -> list[tuple[int, int, complex]]:
+    terms: list[tuple[int, int, complex]] = [(0, 0, 1.0 + 0j)]
+    for position, char in enumerate(reversed(label)):
+        bit = 1 << position
+        if char == "I":
+            continue
+        if char in "XYZ":
+            terms = [_times(x, z, w, char, bit) for x, z, w in terms]
+        elif char in _PROJECTORS:
+            pauli, sign = _PROJECTORS[char]
+            expanded = []
+            for x, z, w in terms:
+                expanded.append((x, z, w * 0.5))
+                nx, nz, nw = _times(x, z, w, pauli, bit)
+                expanded.append((nx, nz, nw * 0.5 * sign))
+            terms = expanded
+            if len(terms) > _MAX_EXPANDED:
+                raise ValueError(f"observable label {label!r} has too many projectors to expand")
+        else:
+            raise ValueError(f"observable label {label!r} has an unknown character {char!r}")
+    return terms
+
+
+def _times(x: int, z: int, weight: complex, char: str, bit: int) -> tuple[int, int, complex]:
+    if char == "X":
+        return x | bit, z, weight
+    if char == "Z":
+        return x, z | bit, weight
+    return x | bit, z | bit, weight * 1j  # Y = i X Z
