@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import anyio
@@ -34,18 +33,21 @@ async def _execute(job: Job, backend: Backend, cache: dict[Any, Any]) -> None:
         job._mark_running()
         context = ExecutionContext(cache=cache, cancel_requested=job.cancel_requested)
         try:
-            with anyio.move_on_after(limit if limit is not None else math.inf) as deadline:
+            if limit is None:
                 result = await backend.execute(job.request, context)
-            if deadline.cancelled_caught:
-                job.cancel_requested.set()
-                job._settle_error(
-                    JobTimeoutError(
-                        f"job {job.job_id} exceeded its max_execution_time of {limit} s and was stopped",
-                        job_id=job.job_id,
-                    )
-                )
             else:
-                job._settle_result(result)
+                with anyio.move_on_after(limit) as deadline:
+                    result = await backend.execute(job.request, context)
+                if deadline.cancelled_caught:
+                    job.cancel_requested.set()
+                    job._settle_error(
+                        JobTimeoutError(
+                            f"job {job.job_id} exceeded its max_execution_time of {limit} s and was stopped",
+                            job_id=job.job_id,
+                        )
+                    )
+                    return
+            job._settle_result(result)
         except AqrtError as exc:  # already a typed, explained error
             job._settle_error(exc)
         except Exception as exc:

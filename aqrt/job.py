@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import anyio
 
+from ._concurrency import loop_clock
 from .errors import JobCancelledError, JobError, ResultTimeoutError
 from .options import Options
 
@@ -98,7 +99,7 @@ class Job:
     Not constructed by users: ``Estimator.run`` / ``Sampler.run`` return one.
     """
 
-    def __init__(self, request: JobRequest, *, backend_name: str) -> None:
+    def __init__(self, request: JobRequest, *, backend_name: str, clock: Callable[[], float] | None = None) -> None:
         self._request = request
         self._backend_name = backend_name
         self._status = JobStatus.QUEUED
@@ -108,7 +109,8 @@ class Job:
         self._cancel_requested = threading.Event()  # read by worker threads between work items
         self._cancel_scope: anyio.CancelScope | None = None
         self._done_callbacks: list[Callable[[Job], None]] = []
-        self._created = (_wall_now(), anyio.current_time())
+        self._clock = clock if clock is not None else loop_clock()
+        self._created = (_wall_now(), self._clock())
         self._running: tuple[dt.datetime, float] | None = None
         self._finished: tuple[dt.datetime, float] | None = None
 
@@ -250,7 +252,7 @@ class Job:
         if self._status is not JobStatus.QUEUED:
             return
         self._status = JobStatus.RUNNING
-        self._running = (_wall_now(), anyio.current_time())
+        self._running = (_wall_now(), self._clock())
 
     def _settle_result(self, result: Any) -> None:
         self._result = result
@@ -267,7 +269,7 @@ class Job:
         if self.done():  # settled exactly once; later outcomes are ignored
             return
         self._status = status
-        self._finished = (_wall_now(), anyio.current_time())
+        self._finished = (_wall_now(), self._clock())
         self._cancel_scope = None
         self._done_event.set()
         callbacks, self._done_callbacks = self._done_callbacks, []

@@ -28,13 +28,14 @@ import enum
 import math
 import types
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from ._concurrency import spawn_detached
+from ._concurrency import loop_clock, spawn_detached
 from ._runner import execute_job
 from .backends.base import Backend
 from .errors import (
@@ -128,6 +129,8 @@ class Session:
         self._supervisor_ready: anyio.Event | None = None
         self._supervisor_done: anyio.Event | None = None
         self._wakeup: anyio.Event | None = None
+        self._runners = 0
+        self._clock: Callable[[], float] | None = None
         self._entered = False
         self._context_token: contextvars.Token[Session | None] | None = None
 
@@ -266,7 +269,7 @@ class Session:
     def _on_job_final(self, job: Job) -> None:
         if job is self._first_job and job.status() is JobStatus.CANCELLED:
             self._first_job_cancelled = True
-        self._wake()
+            self._wake()
 
     def _cache_error(self) -> SessionCacheError:
         first = self._first_job.job_id if self._first_job else "?"
@@ -282,10 +285,16 @@ class Session:
         if self._supervisor_started:
             return
         self._supervisor_started = True
+        self._clock = loop_clock()
         self._supervisor_ready = anyio.Event()
         self._supervisor_done = anyio.Event()
         self._wakeup = anyio.Event()
         spawn_detached(self._supervise, name=f"aqrt supervisor {self.session_id}")
+
+    def _now(self) -> float:
+        if self._clock is None:
+            self._clock = loop_clock()
+        return self._clock()
 
     def _wake(self) -> None:
         if self._wakeup is not None:
@@ -299,11 +308,11 @@ class Session:
                 while True:
                     self._wakeup = anyio.Event()
                     self._apply_clocks()
-                    self._dispatch(task_group)
+                    self._spawn_runners(task_group)
                     if self._drained():
                         break
                     deadline = self._next_deadline()
-                    with anyio.move_on_after(deadline - anyio.current_time() if deadline < math.inf else math.inf):
+                    with anyio.move_on_after(deadline - self._now() if deadline < math.inf else math.inf):
                         await self._wakeup.wait()
         except BaseException as exc:  # never escape a detached task: settle every job instead
             self._fail_all(exc)
@@ -315,32 +324,49 @@ class Session:
             self._supervisor_ready.set()
             self._supervisor_done.set()
 
-    def _dispatch(self, task_group: anyio.abc.TaskGroup) -> None:
-        while self._queue and len(self._running) < self._concurrency and self._state is not SessionState.EXPIRED:
+    def _spawn_runners(self, task_group: anyio.abc.TaskGroup) -> None:
+        # Runners pull jobs until the queue is empty, so a stream of jobs costs no task per job.
+        if self._state is SessionState.EXPIRED:
+            return
+        for _ in range(min(self._concurrency, len(self._queue)) - self._runners):
+            self._runners += 1
+            task_group.start_soon(self._run_queue, name=f"aqrt runner {self.session_id}")
+
+    async def _run_queue(self) -> None:
+        try:
+            while (job := self._take_next()) is not None:
+                try:
+                    await execute_job(job, self._backend, self._cache)
+                finally:
+                    self._running.discard(job)
+                # Tiny jobs run inline without suspending; yield so a stream of them cannot
+                # starve the rest of the loop.
+                await anyio.lowlevel.checkpoint()
+        finally:
+            self._runners -= 1
+            self._wake()
+
+    def _take_next(self) -> Job | None:
+        """The next job to run, marked running; None when nothing may start now."""
+        self._apply_clocks()
+        while self._queue and self._state is not SessionState.EXPIRED:
             job = self._queue.popleft()
             if job.done():  # cancelled while queued
                 continue
             if self._first_job_cancelled:
                 job._settle_error(self._cache_error())
                 continue
-            now = anyio.current_time()
             if self._started_at is None:
-                self._started_at = now
+                self._started_at = self._now()
             self._state = SessionState.ACTIVE
             self._idle_since = None
             self._running.add(job)
             job._mark_running()
-            task_group.start_soon(self._run_job, job, name=f"aqrt job {job.job_id}")
-
-    async def _run_job(self, job: Job) -> None:
-        try:
-            await execute_job(job, self._backend, self._cache)
-        finally:
-            self._running.discard(job)
-            self._wake()
+            return job
+        return None
 
     def _apply_clocks(self) -> None:
-        now = anyio.current_time()
+        now = self._now()
         if self._state is SessionState.EXPIRED:
             return
         if self._started_at is not None and now >= self._started_at + self._max_time:
@@ -396,7 +422,7 @@ class Session:
         self._queue.clear()
 
     def _is_final(self) -> bool:
-        return self._state in (SessionState.CLOSED, SessionState.EXPIRED)
+        return self._state is SessionState.CLOSED or self._state is SessionState.EXPIRED
 
     # -- introspection ---------------------------------------------------------------------------
 
@@ -426,7 +452,7 @@ class Session:
         await anyio.lowlevel.checkpoint()
         remaining: float | None = self._max_time
         if self._started_at is not None:
-            remaining = max(0.0, self._started_at + self._max_time - anyio.current_time())
+            remaining = max(0.0, self._started_at + self._max_time - self._now())
         if self._is_final():
             remaining = 0.0
         return {

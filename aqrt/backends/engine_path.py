@@ -15,9 +15,9 @@ from qiskit.circuit import QuantumCircuit
 from qiskit.primitives.containers import BitArray, DataBin, PubResult, SamplerPubResult
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.sampler_pub import SamplerPub
-from qiskit.quantum_info import SparsePauliOp
 
-from ..engine import LoweredCircuit, build_term_table, kernels, lower_circuit, simulate
+from ..engine import LoweredCircuit, Program, TermTable, kernels, lower_circuit, simulate
+from ..engine.observables import build_term_table_sparse
 from .reference import _flat_bindings, _pack, final_measurements
 
 __all__ = ["estimate_pub", "sample_pub", "fused_width"]
@@ -37,6 +37,39 @@ def _lowered(circuit: QuantumCircuit, names: list[str], cache: dict[Any, Any], k
     return lowered
 
 
+def _program(circuit: QuantumCircuit, pub: Any, cache: dict[Any, Any], key: Any) -> Program:
+    """The bound program of a PUB; for circuits without parameters it is cached too."""
+    flat_values, names = _flat_bindings(pub)
+    static = not names and flat_values.shape[0] == 1
+    if static:
+        program = cache.get(("program", key))
+        if program is not None:
+            return program
+    program = _lowered(circuit, names, cache, key).bind(flat_values, max_fused_qubits=fused_width(circuit.num_qubits))
+    if static:
+        cache[("program", key)] = program
+    return program
+
+
+def _term_table(pub: EstimatorPub, layout: Any, num_qubits: int, cache: dict[Any, Any], key: Any) -> TermTable:
+    """Pauli terms of the PUB's observables (after the transpiler's layout), cached by content."""
+    observables = pub.observables
+    sparse = [observables.slice(index) for index in np.ndindex(*observables.shape)]
+    content = tuple(
+        (obs.num_qubits, np.asarray(obs.coeffs).tobytes(), np.asarray(obs.bit_terms).tobytes(),
+         np.asarray(obs.indices).tobytes(), np.asarray(obs.boundaries).tobytes())
+        for obs in sparse
+    )
+    cache_key = ("terms", key if layout is not None else None, content)
+    table = cache.get(cache_key)
+    if table is None:
+        if layout is not None:
+            sparse = [obs.apply_layout(layout, num_qubits) for obs in sparse]
+        table = build_term_table_sparse(sparse)
+        cache[cache_key] = table
+    return table
+
+
 def estimate_pub(
     circuit: QuantumCircuit,
     pub: EstimatorPub,
@@ -48,27 +81,26 @@ def estimate_pub(
     serial: bool = False,
 ) -> PubResult:
     """Expectation values of one Estimator PUB (``circuit`` may be a transpiled ``pub.circuit``)."""
-    flat_values, names = _flat_bindings(pub)
-    program = _lowered(circuit, names, cache, circuit_key).bind(
-        flat_values, max_fused_qubits=fused_width(circuit.num_qubits)
-    )
-    observables = list(pub.observables.ravel())
+    program = _program(circuit, pub, cache, circuit_key)
     layout = circuit.layout if circuit is not pub.circuit else None
-    if layout is not None:
-        observables = [_apply_layout(obs, layout, circuit.num_qubits) for obs in observables]
-    table = build_term_table(observables, circuit.num_qubits)
+    table = _term_table(pub, layout, circuit.num_qubits, cache, circuit_key)
     if serial:
         values = simulate.run_serial(program, table.x_masks, table.z_masks)
     else:
         values = simulate.term_values(program, table.x_masks, table.z_masks, cancel_requested)
     per_pair = table.combine(values)  # (bindings, observables)
     binding_shape = pub.parameter_values.shape
-    shape = np.broadcast_shapes(binding_shape, pub.observables.shape)
-    binding_index = np.broadcast_to(np.arange(int(np.prod(binding_shape))).reshape(binding_shape), shape)
-    observable_index = np.broadcast_to(
-        np.arange(int(np.prod(pub.observables.shape))).reshape(pub.observables.shape), shape
-    )
-    evs = np.array(per_pair[binding_index, observable_index], dtype=np.float64)
+    observable_shape = pub.observables.shape
+    if not binding_shape and not observable_shape:
+        shape: tuple[int, ...] = ()
+        evs = np.array(per_pair[0, 0], dtype=np.float64)
+    else:
+        shape = np.broadcast_shapes(binding_shape, observable_shape)
+        binding_index = np.broadcast_to(np.arange(int(np.prod(binding_shape))).reshape(binding_shape), shape)
+        observable_index = np.broadcast_to(
+            np.arange(int(np.prod(observable_shape))).reshape(observable_shape), shape
+        )
+        evs = np.array(per_pair[binding_index, observable_index], dtype=np.float64)
     precision = float(pub.precision or 0.0)
     if precision > 0:
         evs = np.asarray(rng.normal(evs, precision), dtype=np.float64)
@@ -77,11 +109,6 @@ def estimate_pub(
         DataBin(evs=evs, stds=stds, shape=shape),
         metadata={"target_precision": precision, "circuit_metadata": pub.circuit.metadata},
     )
-
-
-def _apply_layout(observable: dict[str, complex], layout: Any, num_qubits: int) -> dict[str, complex]:
-    op = SparsePauliOp(list(observable.keys()), list(observable.values())).apply_layout(layout, num_qubits)
-    return dict(zip(op.paulis.to_labels(), op.coeffs))
 
 
 def sample_pub(
@@ -95,15 +122,16 @@ def sample_pub(
     serial: bool = False,
 ) -> SamplerPubResult:
     """``pub.shots`` samples of every binding, one BitArray per classical register."""
-    mapping, positions = final_measurements(circuit)
-    unitary = circuit.copy_empty_like()
-    for position, instruction in enumerate(circuit.data):
-        if position not in positions:
-            unitary.append(instruction)
-    flat_values, names = _flat_bindings(pub)
-    program = _lowered(unitary, names, cache, ("unitary", circuit_key)).bind(
-        flat_values, max_fused_qubits=fused_width(circuit.num_qubits)
-    )
+    split = cache.get(("split", circuit_key))
+    if split is None:
+        mapping, positions = final_measurements(circuit)
+        unitary = circuit.copy_empty_like()
+        for position, instruction in enumerate(circuit.data):
+            if position not in positions:
+                unitary.append(instruction)
+        split = cache[("split", circuit_key)] = (mapping, unitary)
+    mapping, unitary = split
+    program = _program(unitary, pub, cache, ("unitary", circuit_key))
     shape = pub.parameter_values.shape
     shots = int(pub.shots)
     registers = []

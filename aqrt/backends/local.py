@@ -150,7 +150,7 @@ class LocalBackend:
     def _run(self, request: JobRequest, context: ExecutionContext, *, serial: bool = False) -> PrimitiveResult:
         options = request.options
         not_applied = _options_not_applied(request.program, options)
-        generators = [np.random.default_rng(s) for s in np.random.SeedSequence(options.seed).spawn(len(request.pubs))]
+        generators = _pub_generators(request)
         results = []
         for index, (pub, rng) in enumerate(zip(request.pubs, generators)):
             if context.cancel_requested.is_set():
@@ -225,6 +225,18 @@ class LocalBackend:
 
     def __repr__(self) -> str:
         return f"<LocalBackend {self.name} max_qubits={self._max_qubits}>"
+
+
+def _pub_generators(request: JobRequest) -> list[Any]:
+    """One generator per PUB, all derived from one SeedSequence (the job's seed).
+
+    Exact Estimator PUBs draw nothing, so a job of only those skips the (costly) entropy draw.
+    """
+    needs_randomness = request.program == "sampler" or any(pub.precision for pub in request.pubs)
+    if not needs_randomness:
+        return [None] * len(request.pubs)
+    children = np.random.SeedSequence(request.options.seed).spawn(len(request.pubs))
+    return [np.random.default_rng(child) for child in children]
 
 
 def _pub_cost(pub: Any) -> int:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-__all__ = ["TermTable", "build_term_table"]
+__all__ = ["TermTable", "build_term_table", "build_term_table_sparse"]
 
 _PROJECTORS = {"0": ("Z", 1), "1": ("Z", -1), "+": ("X", 1), "-": ("X", -1), "r": ("Y", 1), "l": ("Y", -1)}
 _MAX_EXPANDED = 1 << 16
@@ -60,6 +60,66 @@ def build_term_table(observables: Iterable[Mapping[str, complex]], num_qubits: i
         for t, w in row.items():
             weights[o, t] = w
     return TermTable(x_masks, z_masks, weights)
+
+
+# SparseObservable bit-term codes (qiskit.quantum_info.SparseObservable.BitTerm) -> label characters.
+_BIT_TERM_CHARS = {1: "Z", 2: "X", 3: "Y", 9: "0", 5: "1", 10: "+", 6: "-", 11: "r", 7: "l"}
+
+
+def build_term_table_sparse(observables: Iterable[object]) -> TermTable:
+    """Terms of SparseObservable-like objects (``coeffs``, ``bit_terms``, ``indices``,
+    ``boundaries`` arrays), without going through label strings."""
+    index: dict[tuple[int, int], int] = {}
+    rows: list[dict[int, complex]] = []
+    for observable in observables:
+        coeffs = np.asarray(observable.coeffs)  # type: ignore[attr-defined]
+        bit_terms = np.asarray(observable.bit_terms, dtype=np.int64).tolist()  # type: ignore[attr-defined]
+        indices = np.asarray(observable.indices, dtype=np.int64).tolist()  # type: ignore[attr-defined]
+        boundaries = np.asarray(observable.boundaries, dtype=np.int64).tolist()  # type: ignore[attr-defined]
+        row: dict[int, complex] = {}
+        for k in range(len(boundaries) - 1):
+            coeff = complex(coeffs[k])
+            for x, z, weight in _expand_sparse(bit_terms, indices, boundaries[k], boundaries[k + 1]):
+                t = index.setdefault((x, z), len(index))
+                row[t] = row.get(t, 0) + coeff * weight
+        rows.append(row)
+    x_masks = np.array([k[0] for k in index], dtype=np.int64)
+    z_masks = np.array([k[1] for k in index], dtype=np.int64)
+    weights = np.zeros((len(rows), len(index)), dtype=np.complex128)
+    for o, row in enumerate(rows):
+        for t, w in row.items():
+            weights[o, t] = w
+    return TermTable(x_masks, z_masks, weights)
+
+
+def _expand_sparse(bit_terms: list[int], indices: list[int], start: int, stop: int) -> list[tuple[int, int, complex]]:
+    x = z = 0
+    weight = 1.0 + 0j
+    projectors = []
+    for j in range(start, stop):
+        code, bit = bit_terms[j], 1 << indices[j]
+        if code == 2:
+            x |= bit
+        elif code == 1:
+            z |= bit
+        elif code == 3:
+            x |= bit
+            z |= bit
+            weight *= 1j
+        else:
+            projectors.append((code, bit))
+    terms = [(x, z, weight)]
+    for code, bit in projectors:
+        pauli, sign = _PROJECTORS[_BIT_TERM_CHARS[code]]
+        expanded = []
+        for tx, tz, tw in terms:
+            expanded.append((tx, tz, tw * 0.5))
+            nx, nz, nw = _times(tx, tz, tw, pauli, bit)
+            expanded.append((nx, nz, nw * 0.5 * sign))
+        terms = expanded
+        if len(terms) > _MAX_EXPANDED:
+            raise ValueError("an observable term has too many projectors to expand")
+    return terms
 
 
 def _expand(label: str) -> list[tuple[int, int, complex]]:

@@ -6,6 +6,7 @@ Qiskit's containers do the coercion and broadcasting; this module adds what they
 
 from __future__ import annotations
 
+import collections
 import math
 import warnings
 from collections.abc import Iterable, Mapping
@@ -13,9 +14,12 @@ from typing import Any
 
 import numpy as np
 from qiskit.circuit import Parameter, QuantumCircuit
+from qiskit.primitives.containers import ObservablesArray
 from qiskit.primitives.containers.bindings_array import BindingsArray
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.sampler_pub import SamplerPub
+
+from qiskit.quantum_info import SparsePauliOp
 
 from ..errors import InvalidInputError, InvalidPubError
 
@@ -28,6 +32,7 @@ def coerce_estimator_pubs(pubs: Iterable[Any], precision: float | None) -> list[
     items = _pub_list(pubs, "estimator.run([(circuit, observables, parameter_values)])")
     coerced = []
     for index, pub in enumerate(items):
+        pub = _with_cached_observables(pub)
         try:
             result = EstimatorPub.coerce(pub, precision)
         except (ValueError, TypeError, KeyError) as exc:
@@ -38,6 +43,42 @@ def coerce_estimator_pubs(pubs: Iterable[Any], precision: float | None) -> list[
             raise InvalidPubError(index, f"precision must be finite, got {result.precision!r}")
         coerced.append(result)
     return coerced
+
+
+_OBSERVABLES_CACHE: collections.OrderedDict[tuple[Any, ...], ObservablesArray] = collections.OrderedDict()
+_OBSERVABLES_CACHE_SIZE = 1024
+
+
+def _with_cached_observables(pub: Any) -> Any:
+    """Replace a SparsePauliOp in a PUB by its ObservablesArray, coerced once per content.
+
+    Coercing observables is most of the cost of ``run()`` for small jobs, and services submit
+    the same observable again and again; the key is the operator's content, never its identity.
+    """
+    if not isinstance(pub, tuple) or len(pub) < 2 or not isinstance(pub[1], SparsePauliOp):
+        return pub
+    operator = pub[1]
+    paulis = operator.paulis
+    key = (
+        operator.num_qubits,
+        paulis.x.tobytes(),
+        paulis.z.tobytes(),
+        paulis.phase.tobytes(),
+        operator.coeffs.tobytes(),
+        operator.coeffs.dtype.str,
+    )
+    observables = _OBSERVABLES_CACHE.get(key)
+    if observables is None:
+        try:
+            observables = ObservablesArray.coerce(operator)
+        except (ValueError, TypeError):
+            return pub  # let the PUB coercion report it with the PUB index
+        _OBSERVABLES_CACHE[key] = observables
+        if len(_OBSERVABLES_CACHE) > _OBSERVABLES_CACHE_SIZE:
+            _OBSERVABLES_CACHE.popitem(last=False)
+    else:
+        _OBSERVABLES_CACHE.move_to_end(key)
+    return (pub[0], observables, *pub[2:])
 
 
 def coerce_sampler_pubs(pubs: Iterable[Any], shots: int | None) -> list[SamplerPub]:
