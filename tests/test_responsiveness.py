@@ -34,3 +34,29 @@ async def test_loop_lag_stays_small_during_a_multi_second_job(engine: str, width
     assert duration > 0.5, f"the job was too quick ({duration:.2f} s) to show anything"
     assert max(lags) < 0.25, f"the loop was blocked for {max(lags):.3f} s"
     assert np.isfinite(result[0].data.evs)
+
+
+async def test_a_stream_of_tiny_inline_jobs_does_not_starve_the_loop() -> None:
+    from qiskit import QuantumCircuit
+
+    circuit = QuantumCircuit(1)
+    circuit.h(0)
+    loop = asyncio.get_running_loop()
+    ticks: list[float] = []
+
+    async def ticker() -> None:
+        while True:
+            ticks.append(loop.time())
+            await asyncio.sleep(0)
+
+    async with Session(service=LocalService()):
+        estimator = Estimator()
+        await estimator.run([(circuit, SparsePauliOp("Z"))])  # warm: later jobs run inline
+        ticking = asyncio.ensure_future(ticker())
+        jobs = [estimator.run([(circuit, SparsePauliOp("Z"))]) for _ in range(3000)]
+        ticks.clear()
+        await asyncio.gather(*jobs)
+        ticking.cancel()
+    gaps = np.diff(ticks)
+    assert len(ticks) > 50, "the ticker barely ran while the jobs were processed"
+    assert gaps.max() < 0.05, f"the loop was starved for {gaps.max() * 1000:.1f} ms"
