@@ -25,7 +25,7 @@ __all__ = ["estimate_pub", "sample_pub", "fused_width"]
 
 def fused_width(num_qubits: int) -> int:
     """Widest fused block: small states are compute-bound, wide ones memory-bound."""
-    return 2 if num_qubits < simulate.WIDE_QUBITS else 3
+    return 2 if num_qubits < simulate.WIDE_QUBITS else 1
 
 
 def _lowered(circuit: QuantumCircuit, names: list[str], cache: dict[Any, Any], key: Any) -> LoweredCircuit:

@@ -57,6 +57,8 @@ def warmup() -> None:
     static = m1.reshape(-1).copy()
     bindings = np.zeros((2, 0), dtype=np.complex128)
     kernels.run_program(state, *program, static, bindings[0])
+    kernels.apply_cx(state, 0, 2)
+    kernels.apply_group_par(state, 1, np.array([2], dtype=np.int64), *program, static, bindings[0])
     kernels.sweep_pauli_values(n, *program, static, bindings, masks, masks)
     kernels.sweep_probabilities(n, *program, static, bindings)
     _warm = True

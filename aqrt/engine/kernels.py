@@ -22,6 +22,7 @@ DENSE = 0  # dense k-qubit matrix
 DIAG = 1  # diagonal: the matrix buffer holds the 2**k diagonal entries
 PERM = 2  # one non-zero per row/column (X, CX, SWAP, CCX, Y, ...): dense storage, permuted apply
 CTRL = 3  # multi-controlled 1-qubit gate: 2x2 base matrix; aux = (control mask, control value)
+CX = 4  # controlled-X: qubits = (control, target); no matrix entries are read
 
 _CHUNK = 1 << 12  # amplitudes per parallel work item
 
@@ -73,17 +74,30 @@ def _perm_of(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @njit(cache=True, nogil=True)
 def apply_1q(state: np.ndarray, q: int, m: np.ndarray) -> None:
-    """Dense 2x2 on qubit q."""
+    """Dense 2x2 on qubit q (inner loop over contiguous amplitudes, so it vectorises)."""
     m00, m01, m10, m11 = m[0, 0], m[0, 1], m[1, 0], m[1, 1]
-    low = (1 << q) - 1
-    bit = 1 << q
-    for g in range(state.shape[0] >> 1):
-        i0 = ((g >> q) << (q + 1)) | (g & low)
-        i1 = i0 | bit
-        a0 = state[i0]
-        a1 = state[i1]
-        state[i0] = m00 * a0 + m01 * a1
-        state[i1] = m10 * a0 + m11 * a1
+    stride = 1 << q
+    for base in range(0, state.shape[0], 2 * stride):
+        for i0 in range(base, base + stride):
+            i1 = i0 + stride
+            a0 = state[i0]
+            a1 = state[i1]
+            state[i0] = m00 * a0 + m01 * a1
+            state[i1] = m10 * a0 + m11 * a1
+
+
+@njit(cache=True, nogil=True)
+def apply_cx(state: np.ndarray, control: int, target: int) -> None:
+    """CX: swap the target's 0/1 amplitudes where the control bit is set."""
+    control_bit = 1 << control
+    stride = 1 << target
+    for base in range(0, state.shape[0], 2 * stride):
+        for i0 in range(base, base + stride):
+            if i0 & control_bit:
+                i1 = i0 + stride
+                a0 = state[i0]
+                state[i0] = state[i1]
+                state[i1] = a0
 
 
 @njit(cache=True, nogil=True)
@@ -173,7 +187,9 @@ def run_program(
         buffer = static_buffer if sources[j] == 0 else binding_buffer
         start = offsets[j]
         kind = kinds[j]
-        if kind == DIAG:
+        if kind == CX:
+            apply_cx(state, op_qubits[0], op_qubits[1])
+        elif kind == DIAG:
             apply_diag(state, op_qubits, buffer[start : start + (1 << k)])
         elif kind == CTRL:
             m = buffer[start : start + 4].reshape((2, 2))
@@ -266,6 +282,50 @@ def sweep_probabilities(
         for i in range(state.shape[0]):
             out[b, i] = state[i].real * state[i].real + state[i].imag * state[i].imag
     return out
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def apply_group_par(
+    state: np.ndarray,
+    low: int,
+    high: np.ndarray,
+    kinds: np.ndarray,
+    qubits: np.ndarray,
+    widths: np.ndarray,
+    aux: np.ndarray,
+    sources: np.ndarray,
+    offsets: np.ndarray,
+    static_buffer: np.ndarray,
+    binding_buffer: np.ndarray,
+) -> None:
+    """Apply a group of ops chunk by chunk (see ``aqrt.engine.blocking``), parallel over chunks.
+
+    A chunk is the 2**(low + h) amplitudes varying over qubits 0..low-1 and ``high`` (sorted),
+    gathered as 2**h contiguous runs; local qubit low + b stands for ``high[b]``.
+    """
+    h = high.shape[0]
+    run = 1 << low
+    local_size = run << h
+    num_chunks = state.shape[0] // local_size
+    run_starts = np.zeros(1 << h, dtype=np.int64)
+    for j in range(1 << h):
+        for b in range(h):
+            if (j >> b) & 1:
+                run_starts[j] |= 1 << high[b]
+    for chunk in prange(num_chunks):
+        base = _insert_zeros(np.int64(chunk) << low, high)
+        buffer = np.empty(local_size, dtype=state.dtype)
+        for j in range(1 << h):
+            start = base + run_starts[j]
+            local = j * run
+            for i in range(run):
+                buffer[local + i] = state[start + i]
+        run_program(buffer, kinds, qubits, widths, aux, sources, offsets, static_buffer, binding_buffer)
+        for j in range(1 << h):
+            start = base + run_starts[j]
+            local = j * run
+            for i in range(run):
+                state[start + i] = buffer[local + i]
 
 
 # -- parallel kernels (wide states, one op at a time) ---------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import gates
-from .kernels import CTRL, DENSE, DIAG, PERM
+from .kernels import CTRL, CX, DENSE, DIAG, PERM
 
 __all__ = ["LoweringError", "LoweredCircuit", "Program", "lower_circuit"]
 
@@ -62,6 +62,7 @@ class Program:
     offsets: np.ndarray
     static_buffer: np.ndarray
     binding_buffers: np.ndarray  # (bindings, entries); entries may be 0
+    cache: dict[str, Any] = dataclasses.field(default_factory=dict)  # derived data, e.g. the schedule
 
     @property
     def num_ops(self) -> int:
@@ -258,6 +259,25 @@ def _classify(matrix: np.ndarray) -> int:
     return DENSE
 
 
+_CX_LOW_CONTROL = np.array([[1, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0], [0, 1, 0, 0]], dtype=np.complex128)
+_CX_HIGH_CONTROL = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]], dtype=np.complex128)
+
+
+def _cx_pattern(matrix: np.ndarray, qubits: tuple[int, ...]) -> tuple[int, int] | None:
+    """(control, target) if ``matrix`` on ``qubits`` is exactly a CX, else None."""
+    if matrix.shape[-1] != 4:
+        return None
+    if matrix.ndim == 3:
+        if not (matrix == matrix[0]).all():
+            return None
+        matrix = matrix[0]
+    if np.array_equal(matrix, _CX_LOW_CONTROL):
+        return qubits[0], qubits[1]
+    if np.array_equal(matrix, _CX_HIGH_CONTROL):
+        return qubits[1], qubits[0]
+    return None
+
+
 def _pack(num_qubits: int, ops: list[Bound], num_bindings: int) -> Program:
     count = len(ops)
     max_width = max((len(q) for q, _, _ in ops), default=1)
@@ -279,6 +299,11 @@ def _pack(num_qubits: int, ops: list[Bound], num_bindings: int) -> Program:
             entries = matrix
         else:
             kinds[j] = _classify(matrix)
+            control_target = _cx_pattern(matrix, op_qubits) if kinds[j] == PERM else None
+            if control_target is not None:
+                kinds[j] = CX
+                qubits[j, :2] = control_target
+                continue  # reads no matrix entries
             entries = np.diagonal(matrix, axis1=-2, axis2=-1) if kinds[j] == DIAG else matrix
         if entries.ndim == 3 or (entries.ndim == 2 and kinds[j] == DIAG):
             flat = entries.reshape(num_bindings, -1)

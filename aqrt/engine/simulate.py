@@ -7,10 +7,12 @@ bindings); wide states run op by op with kernels parallel over amplitudes.
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import numpy as np
 
 from . import kernels
+from .blocking import schedule_groups
 from .lowering import Program
 
 __all__ = ["WIDE_QUBITS", "EngineCancelled", "term_values", "probabilities", "final_state", "run_serial"]
@@ -100,26 +102,52 @@ def binding_batches(program: Program) -> list[tuple[int, int]]:
 
 
 def _run_wide(state: np.ndarray, program: Program, binding: int, cancel: threading.Event | None) -> None:
-    kinds, qubits, widths, aux, sources, offsets = program.arrays()
+    """Cache-blocked: one pass over the state per group of ops (see ``blocking``)."""
+    groups = program.cache.get("groups")
+    if groups is None:
+        groups = program.cache["groups"] = schedule_groups(program)
     binding_buffer = program.binding_buffers[binding]
-    for j in range(program.num_ops):
+    for group in groups:
         _check(cancel)
-        k = int(widths[j])
-        op_qubits = np.ascontiguousarray(qubits[j, :k])
-        buffer = program.static_buffer if sources[j] == 0 else binding_buffer
-        start = int(offsets[j])
-        kind = int(kinds[j])
-        if kind == kernels.DIAG:
-            kernels.apply_diag_par(state, op_qubits, buffer[start : start + (1 << k)])
-        elif kind == kernels.CTRL:
-            m = buffer[start : start + 4].reshape(2, 2)
-            kernels.apply_controlled_par(state, int(op_qubits[0]), int(aux[j, 0]), int(aux[j, 1]), m)
+        if group.standalone:
+            _apply_alone(state, group, program.static_buffer, binding_buffer)
+            continue
+        kernels.apply_group_par(
+            state,
+            group.low,
+            group.high,
+            group.kinds,
+            group.qubits,
+            group.widths,
+            group.aux,
+            group.sources,
+            group.offsets,
+            program.static_buffer,
+            binding_buffer,
+        )
+
+
+def _apply_alone(state: np.ndarray, group: Any, static_buffer: np.ndarray, binding_buffer: np.ndarray) -> None:
+    """One op too wide for a chunk, with the amplitude-parallel kernels."""
+    k = int(group.widths[0])
+    op_qubits = np.ascontiguousarray(group.qubits[0, :k])
+    buffer = static_buffer if group.sources[0] == 0 else binding_buffer
+    start = int(group.offsets[0])
+    kind = int(group.kinds[0])
+    if kind == kernels.CX:
+        m = np.array([[0, 1], [1, 0]], dtype=np.complex128)
+        kernels.apply_controlled_par(state, int(op_qubits[1]), 1 << int(op_qubits[0]), 1 << int(op_qubits[0]), m)
+    elif kind == kernels.DIAG:
+        kernels.apply_diag_par(state, op_qubits, buffer[start : start + (1 << k)])
+    elif kind == kernels.CTRL:
+        m = buffer[start : start + 4].reshape(2, 2)
+        kernels.apply_controlled_par(state, int(op_qubits[0]), int(group.aux[0, 0]), int(group.aux[0, 1]), m)
+    else:
+        d = 1 << k
+        m = buffer[start : start + d * d].reshape(d, d)
+        if kind == kernels.PERM:
+            kernels.apply_perm_par(state, op_qubits, m)
+        elif k == 1:
+            kernels.apply_1q_par(state, int(op_qubits[0]), m)
         else:
-            d = 1 << k
-            m = buffer[start : start + d * d].reshape(d, d)
-            if kind == kernels.PERM:
-                kernels.apply_perm_par(state, op_qubits, m)
-            elif k == 1:
-                kernels.apply_1q_par(state, int(op_qubits[0]), m)
-            else:
-                kernels.apply_dense_par(state, op_qubits, m)
+            kernels.apply_dense_par(state, op_qubits, m)
