@@ -1,0 +1,132 @@
+"""Synchronous Qiskit ``BaseEstimatorV2`` / ``BaseSamplerV2`` over the local engine.
+
+For code that expects Qiskit's primitive interface (``job = estimator.run(pubs);
+job.result()``) and no event loop. The work runs on the same single engine worker as the async
+primitives, so both can be used in one process.
+
+Example:
+    >>> from aqrt.primitives import EngineEstimator
+    >>> result = EngineEstimator().run([(circuit, observable)]).result()   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+from qiskit.primitives import BaseEstimatorV2, BaseSamplerV2
+from qiskit.primitives.containers import PrimitiveResult
+from qiskit.primitives.primitive_job import PrimitiveJob
+
+from .._concurrency import engine_executor
+from ..backends.base import ExecutionContext
+from ..backends.local import LocalBackend, LocalService
+from ..job import JobRequest, Program, new_job_id
+from ..options import Options
+from ._pubs import coerce_estimator_pubs, coerce_sampler_pubs
+
+__all__ = ["EngineEstimator", "EngineSampler"]
+
+
+class _EngineRunner:
+    """Shared by both adapters: options, backend, a cache across calls, and the worker hop."""
+
+    _program: Program
+
+    def __init__(
+        self,
+        options: Options | Mapping[str, Any] | None,
+        seed: int | np.random.Generator | None,
+        engine: str,
+        **defaults: Any,
+    ) -> None:
+        options = Options.coerce(options)
+        if isinstance(seed, np.random.Generator):
+            seed = int(seed.integers(0, 2**63 - 1))
+        if seed is not None:
+            options = options.replace(seed=seed)
+        self._options = options.replace(**defaults) if defaults else options
+        self._backend: LocalBackend = LocalService(engine=engine).backend()
+        self._cache: dict[Any, Any] = {}
+        self._cache_lock = threading.Lock()
+
+    @property
+    def options(self) -> Options:
+        return self._options
+
+    def _submit(self, pubs: list[Any]) -> PrimitiveJob[PrimitiveResult[Any]]:
+        for index, pub in enumerate(pubs):
+            self._backend.validate_pub(self._program, pub, index)
+        request = JobRequest(new_job_id(), self._program, tuple(pubs), self._options, None)
+        job = PrimitiveJob(self._execute, request)
+        job._submit()
+        return job
+
+    def _execute(self, request: JobRequest) -> PrimitiveResult[Any]:
+        def work() -> PrimitiveResult[Any]:
+            from ..backends.local import _engine_warm, _warm_engine
+
+            if self._backend.engine == "numba" and not _engine_warm():
+                _warm_engine()
+            with self._cache_lock:
+                return self._backend._run(request, ExecutionContext(self._cache, threading.Event()))
+
+        return engine_executor().submit(work).result()
+
+
+class EngineEstimator(_EngineRunner, BaseEstimatorV2):
+    """Qiskit ``BaseEstimatorV2`` on aqrt's local engine, synchronous.
+
+    Args:
+        default_precision: precision for PUBs without their own (0 = exact).
+        seed: seed (or Generator to draw one from) for precision noise.
+        options: further :class:`~aqrt.Options` (e.g. ``optimization_level``).
+        engine: ``"numba"`` (default) or ``"reference"``.
+    """
+
+    _program = "estimator"
+
+    def __init__(
+        self,
+        *,
+        default_precision: float = 0.0,
+        seed: int | np.random.Generator | None = None,
+        options: Options | Mapping[str, Any] | None = None,
+        engine: str = "numba",
+    ) -> None:
+        super().__init__(options, seed, engine, default_precision=default_precision)
+
+    def run(self, pubs: Iterable[Any], *, precision: float | None = None) -> PrimitiveJob[PrimitiveResult[Any]]:
+        if precision is None:
+            precision = self._options.default_precision
+        return self._submit(coerce_estimator_pubs(pubs, precision))
+
+
+class EngineSampler(_EngineRunner, BaseSamplerV2):
+    """Qiskit ``BaseSamplerV2`` on aqrt's local engine, synchronous.
+
+    Args:
+        default_shots: shots for PUBs without their own.
+        seed: seed (or Generator to draw one from) for the shots.
+        options: further :class:`~aqrt.Options` (e.g. ``optimization_level``).
+        engine: ``"numba"`` (default) or ``"reference"``.
+    """
+
+    _program = "sampler"
+
+    def __init__(
+        self,
+        *,
+        default_shots: int = 1024,
+        seed: int | np.random.Generator | None = None,
+        options: Options | Mapping[str, Any] | None = None,
+        engine: str = "numba",
+    ) -> None:
+        super().__init__(options, seed, engine, default_shots=default_shots)
+
+    def run(self, pubs: Iterable[Any], *, shots: int | None = None) -> PrimitiveJob[PrimitiveResult[Any]]:
+        if shots is None:
+            shots = self._options.default_shots
+        return self._submit(coerce_sampler_pubs(pubs, shots))
