@@ -72,11 +72,37 @@ def _perm_of(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # -- serial kernels (small states; the program interpreter) --------------------------------------
 
 
+_VECTOR_QUBIT = 4  # from this target qubit on, pair runs are long enough for SIMD
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _pair_update(lo: np.ndarray, hi: np.ndarray, m: np.ndarray) -> None:
+    # Two distinct array arguments: LLVM checks they do not overlap and vectorises the loop.
+    m00, m01, m10, m11 = m[0, 0], m[0, 1], m[1, 0], m[1, 1]
+    for i in range(lo.shape[0]):
+        a0 = lo[i]
+        a1 = hi[i]
+        lo[i] = m00 * a0 + m01 * a1
+        hi[i] = m10 * a0 + m11 * a1
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _swap(lo: np.ndarray, hi: np.ndarray) -> None:
+    for i in range(lo.shape[0]):
+        a = lo[i]
+        lo[i] = hi[i]
+        hi[i] = a
+
+
 @njit(cache=True, nogil=True)
 def apply_1q(state: np.ndarray, q: int, m: np.ndarray) -> None:
-    """Dense 2x2 on qubit q (inner loop over contiguous amplitudes, so it vectorises)."""
-    m00, m01, m10, m11 = m[0, 0], m[0, 1], m[1, 0], m[1, 1]
+    """Dense 2x2 on qubit q."""
     stride = 1 << q
+    if q >= _VECTOR_QUBIT:
+        for base in range(0, state.shape[0], 2 * stride):
+            _pair_update(state[base : base + stride], state[base + stride : base + 2 * stride], m)
+        return
+    m00, m01, m10, m11 = m[0, 0], m[0, 1], m[1, 0], m[1, 1]
     for base in range(0, state.shape[0], 2 * stride):
         for i0 in range(base, base + stride):
             i1 = i0 + stride
@@ -91,13 +117,25 @@ def apply_cx(state: np.ndarray, control: int, target: int) -> None:
     """CX: swap the target's 0/1 amplitudes where the control bit is set."""
     control_bit = 1 << control
     stride = 1 << target
-    for base in range(0, state.shape[0], 2 * stride):
-        for i0 in range(base, base + stride):
-            if i0 & control_bit:
-                i1 = i0 + stride
-                a0 = state[i0]
-                state[i0] = state[i1]
-                state[i1] = a0
+    size = state.shape[0]
+    if control > target:  # the control bit is constant over each block of 2 * stride
+        for base in range(control_bit, size, 2 * stride):
+            if base & control_bit:
+                _swap(state[base : base + stride], state[base + stride : base + 2 * stride])
+        return
+    run = control_bit  # control < target: runs of 2**control amplitudes with the control set
+    if control < _VECTOR_QUBIT:  # runs too short for calls per run
+        for base in range(0, size, 2 * stride):
+            for i0 in range(base, base + stride):
+                if i0 & control_bit:
+                    i1 = i0 + stride
+                    a0 = state[i0]
+                    state[i0] = state[i1]
+                    state[i1] = a0
+        return
+    for base in range(0, size, 2 * stride):
+        for start in range(base + run, base + stride, 2 * run):
+            _swap(state[start : start + run], state[start + stride : start + stride + run])
 
 
 @njit(cache=True, nogil=True)
