@@ -31,8 +31,9 @@ __all__ = ["LocalService", "LocalBackend"]
 DEFAULT_BACKEND = "aqrt_statevector"
 _ALIASES = {"ibmq_qasm_simulator": DEFAULT_BACKEND}
 _MAX_SESSION_TIME = 8 * 3600
-_BYTES_PER_AMPLITUDE = 16
-_WORKING_COPIES = 3  # Statevector evolution holds a few copies of the state at once
+# Bytes per amplitude a job holds at its peak: the numba engine keeps one complex128 state plus,
+# when sampling, probabilities and their cumulative sum (8 + 8); Statevector keeps ~3 states.
+_PEAK_BYTES_PER_AMPLITUDE = {"numba": 32, "reference": 48}
 _INLINE_BUDGET = 1 << 13  # amplitude updates below which a job runs on the loop (~ tens of µs)
 ENGINES = ("numba", "reference")
 # Every standard gate is native to the simulator; the pass manager targets all of them.
@@ -89,7 +90,10 @@ class LocalBackend:
         self._name = name
         self.engine = engine
         self.service = service
-        self._max_qubits = max_qubits if max_qubits is not None else _qubits_that_fit(_total_memory())
+        self._bytes_per_amplitude = _PEAK_BYTES_PER_AMPLITUDE[engine]
+        self._max_qubits = (
+            max_qubits if max_qubits is not None else _qubits_that_fit(_total_memory(), self._bytes_per_amplitude)
+        )
         self._pass_managers: dict[int, Any] = {}
         self._pass_manager_lock = threading.Lock()
 
@@ -120,9 +124,9 @@ class LocalBackend:
         if width > self._max_qubits:
             raise CircuitTooLargeError(
                 f"PUB {index}: the circuit has {width} qubits; backend {self.name!r} takes at most "
-                f"{self._max_qubits} (a {width}-qubit state needs {_format_bytes(_state_bytes(width))})"
+                f"{self._max_qubits} (a {width}-qubit job needs {_format_bytes(_state_bytes(width, self._bytes_per_amplitude))})"
             )
-        needed, available = _state_bytes(width), _available_memory()
+        needed, available = _state_bytes(width, self._bytes_per_amplitude), _available_memory()
         if available is not None and needed > available:
             raise CircuitTooLargeError(
                 f"PUB {index}: the circuit's {width}-qubit state needs {_format_bytes(needed)}, "
@@ -287,13 +291,13 @@ def _options_not_applied(program: Program, options: Options) -> dict[str, str]:
     return not_applied
 
 
-def _state_bytes(num_qubits: int) -> int:
-    return _WORKING_COPIES * _BYTES_PER_AMPLITUDE * (1 << num_qubits)
+def _state_bytes(num_qubits: int, bytes_per_amplitude: int) -> int:
+    return bytes_per_amplitude * (1 << num_qubits)
 
 
-def _qubits_that_fit(memory: int) -> int:
+def _qubits_that_fit(memory: int, bytes_per_amplitude: int) -> int:
     width = 1
-    while _state_bytes(width + 1) <= memory:
+    while _state_bytes(width + 1, bytes_per_amplitude) <= memory:
         width += 1
     return width
 
