@@ -28,5 +28,5 @@ async def test_a_circuit_needing_more_than_available_memory_is_refused(monkeypat
 
 def test_the_default_width_limit_follows_total_memory() -> None:
     assert local._qubits_that_fit(24 << 30, 32) == 29
-    assert local._qubits_that_fit(24 << 30, 48) == 28
+    assert local._qubits_that_fit((24 << 30) - 1, 48) == 28
     assert LocalService().backend().num_qubits == local._qubits_that_fit(local._total_memory(), 32)
