@@ -124,7 +124,8 @@ class LocalBackend:
         if width > self._max_qubits:
             raise CircuitTooLargeError(
                 f"PUB {index}: the circuit has {width} qubits; backend {self.name!r} takes at most "
-                f"{self._max_qubits} (a {width}-qubit job needs {_format_bytes(_state_bytes(width, self._bytes_per_amplitude))})"
+                f"{self._max_qubits} (a {width}-qubit job needs "
+                f"{_format_bytes(_state_bytes(width, self._bytes_per_amplitude))})"
             )
         needed, available = _state_bytes(width, self._bytes_per_amplitude), _available_memory()
         if available is not None and needed > available:
