@@ -37,17 +37,19 @@ def _lowered(circuit: QuantumCircuit, names: list[str], cache: dict[Any, Any], k
     return lowered
 
 
-def _program(circuit: QuantumCircuit, pub: Any, cache: dict[Any, Any], key: Any) -> Program:
+def _program(circuit: QuantumCircuit, pub: Any, cache: dict[Any, Any], key: Any, dtype: Any) -> Program:
     """The bound program of a PUB; for circuits without parameters it is cached too."""
     flat_values, names = _flat_bindings(pub)
     static = not names and flat_values.shape[0] == 1
     if static:
-        program = cache.get(("program", key))
+        program = cache.get(("program", key, dtype))
         if program is not None:
             return program
-    program = _lowered(circuit, names, cache, key).bind(flat_values, max_fused_qubits=fused_width(circuit.num_qubits))
+    program = _lowered(circuit, names, cache, key).bind(
+        flat_values, max_fused_qubits=fused_width(circuit.num_qubits), dtype=dtype
+    )
     if static:
-        cache[("program", key)] = program
+        cache[("program", key, dtype)] = program
     return program
 
 
@@ -79,9 +81,10 @@ def estimate_pub(
     circuit_key: Any,
     *,
     serial: bool = False,
+    dtype: Any = np.complex128,
 ) -> PubResult:
     """Expectation values of one Estimator PUB (``circuit`` may be a transpiled ``pub.circuit``)."""
-    program = _program(circuit, pub, cache, circuit_key)
+    program = _program(circuit, pub, cache, circuit_key, dtype)
     layout = circuit.layout if circuit is not pub.circuit else None
     table = _term_table(pub, layout, circuit.num_qubits, cache, circuit_key)
     if serial:
@@ -120,6 +123,7 @@ def sample_pub(
     circuit_key: Any,
     *,
     serial: bool = False,
+    dtype: Any = np.complex128,
 ) -> SamplerPubResult:
     """``pub.shots`` samples of every binding, one BitArray per classical register."""
     split = cache.get(("split", circuit_key))
@@ -131,7 +135,7 @@ def sample_pub(
                 unitary.append(instruction)
         split = cache[("split", circuit_key)] = (mapping, unitary)
     mapping, unitary = split
-    program = _program(unitary, pub, cache, ("unitary", circuit_key))
+    program = _program(unitary, pub, cache, ("unitary", circuit_key), dtype)
     shape = pub.parameter_values.shape
     shots = int(pub.shots)
     registers = []
@@ -163,7 +167,7 @@ def sample_pub(
 
 def _serial_probabilities(program: Any, start: int, stop: int) -> np.ndarray:
     out = np.empty((stop - start, 1 << program.num_qubits))
-    state = np.empty(1 << program.num_qubits, dtype=np.complex128)
+    state = np.empty(1 << program.num_qubits, dtype=program.dtype)
     for b in range(start, stop):
         state[:] = 0
         state[0] = 1.0

@@ -18,8 +18,8 @@ __all__ = [
 ]
 
 
-def warmup() -> None:
+def warmup(dtype: str = "complex128") -> None:
     """Compile (or load from numba's cache) every kernel, so first jobs do not pay for it."""
     from ._warmup import warmup as _warmup
 
-    _warmup()
+    _warmup(dtype)

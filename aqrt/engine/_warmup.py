@@ -6,27 +6,31 @@ import numpy as np
 
 from . import kernels
 
-_warm = False
+_warm: set[str] = set()
 
 
-def is_warm() -> bool:
-    """True once :func:`warmup` has run in this process."""
-    return _warm
+def is_warm(dtype: str = "complex128") -> bool:
+    """True once :func:`warmup` has run for ``dtype`` in this process."""
+    return dtype in _warm
 
 
-def warmup() -> None:
-    """Compile or load every kernel for complex128 states."""
-    global _warm
-    if _warm:
+def warmup(dtype: str = "complex128") -> None:
+    """Compile or load every kernel for states of ``dtype`` (complex128 or complex64)."""
+    if dtype in _warm:
         return
+    _compile(np.dtype(dtype))
+    _warm.add(dtype)
+
+
+def _compile(complex_dtype: np.dtype) -> None:
     n = 3
-    state = np.zeros(1 << n, dtype=np.complex128)
+    state = np.zeros(1 << n, dtype=complex_dtype)
     state[0] = 1
-    m1 = np.eye(2, dtype=np.complex128)
-    m2 = np.eye(4, dtype=np.complex128)
+    m1 = np.eye(2, dtype=complex_dtype)
+    m2 = np.eye(4, dtype=complex_dtype)
     q1 = np.array([1], dtype=np.int64)
     q2 = np.array([0, 2], dtype=np.int64)
-    diag = np.ones(4, dtype=np.complex128)
+    diag = np.ones(4, dtype=complex_dtype)
     masks = np.array([0, 1], dtype=np.int64)
     for apply_1q, apply_dense, apply_diag, apply_perm, apply_ctrl in (
         (kernels.apply_1q, kernels.apply_dense, kernels.apply_diag, kernels.apply_perm, kernels.apply_controlled),
@@ -55,15 +59,14 @@ def warmup() -> None:
         np.zeros(1, dtype=np.int64),
     )
     static = m1.reshape(-1).copy()
-    bindings = np.zeros((2, 0), dtype=np.complex128)
+    bindings = np.zeros((2, 0), dtype=complex_dtype)
     kernels.run_program(state, *program, static, bindings[0])
     kernels.apply_cx(state, 0, 2)
     kernels.apply_cx(state, 2, 0)
-    big = np.zeros(1 << 6, dtype=np.complex128)
+    big = np.zeros(1 << 6, dtype=complex_dtype)
     kernels.apply_1q(big, 5, m1)
     kernels.apply_cx(big, 4, 5)
     kernels.apply_cx(big, 5, 4)
     kernels.apply_group_par(state, 1, np.array([2], dtype=np.int64), *program, static, bindings[0])
     kernels.sweep_pauli_values(n, *program, static, bindings, masks, masks)
     kernels.sweep_probabilities(n, *program, static, bindings)
-    _warm = True

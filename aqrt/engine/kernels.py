@@ -291,7 +291,7 @@ def sweep_pauli_values(
     num_bindings = binding_buffers.shape[0]
     out = np.empty((num_bindings, x_masks.shape[0]), dtype=np.complex128)
     for b in prange(num_bindings):
-        state = np.zeros(1 << num_qubits, dtype=np.complex128)
+        state = np.zeros(1 << num_qubits, dtype=static_buffer.dtype)
         state[0] = 1.0
         run_program(state, kinds, qubits, widths, aux, sources, offsets, static_buffer, binding_buffers[b])
         out[b, :] = pauli_values(state, x_masks, z_masks)
@@ -314,7 +314,7 @@ def sweep_probabilities(
     num_bindings = binding_buffers.shape[0]
     out = np.empty((num_bindings, 1 << num_qubits), dtype=np.float64)
     for b in prange(num_bindings):
-        state = np.zeros(1 << num_qubits, dtype=np.complex128)
+        state = np.zeros(1 << num_qubits, dtype=static_buffer.dtype)
         state[0] = 1.0
         run_program(state, kinds, qubits, widths, aux, sources, offsets, static_buffer, binding_buffers[b])
         for i in range(state.shape[0]):

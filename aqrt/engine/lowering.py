@@ -69,6 +69,11 @@ class Program:
         return int(self.kinds.shape[0])
 
     @property
+    def dtype(self) -> np.dtype:
+        """The precision of the state this program runs on."""
+        return self.static_buffer.dtype
+
+    @property
     def num_bindings(self) -> int:
         return int(self.binding_buffers.shape[0])
 
@@ -85,8 +90,11 @@ class LoweredCircuit:
     ops: list[GateOp]
     parameter_names: tuple[str, ...]
 
-    def bind(self, values: np.ndarray, *, max_fused_qubits: int = 2) -> Program:
-        """Program for ``values`` of shape (bindings, parameters) (columns in ``parameter_names`` order)."""
+    def bind(self, values: np.ndarray, *, max_fused_qubits: int = 2, dtype: Any = np.complex128) -> Program:
+        """Program for ``values`` of shape (bindings, parameters) (columns in ``parameter_names`` order).
+
+        ``dtype`` (complex128 or complex64) is the precision of the matrices and of the state.
+        """
         values = np.asarray(values, dtype=np.float64)
         num_bindings = values.shape[0]
         column = {name: j for j, name in enumerate(self.parameter_names)}
@@ -98,7 +106,7 @@ class LoweredCircuit:
                 params = [_evaluate(slot, values, column) for slot in op.slots]
                 bound.append((op.qubits, gates.batched_matrix(op.operation, params, num_bindings), op.control))
         fused = _fuse(bound, max_fused_qubits)
-        return _pack(self.num_qubits, fused, num_bindings)
+        return _pack(self.num_qubits, fused, num_bindings, np.dtype(dtype))
 
 
 def lower_circuit(circuit: Any, parameter_names: Sequence[str] | None = None) -> LoweredCircuit:
@@ -278,7 +286,7 @@ def _cx_pattern(matrix: np.ndarray, qubits: tuple[int, ...]) -> tuple[int, int] 
     return None
 
 
-def _pack(num_qubits: int, ops: list[Bound], num_bindings: int) -> Program:
+def _pack(num_qubits: int, ops: list[Bound], num_bindings: int, dtype: np.dtype) -> Program:
     count = len(ops)
     max_width = max((len(q) for q, _, _ in ops), default=1)
     kinds = np.zeros(count, dtype=np.int64)
@@ -315,9 +323,9 @@ def _pack(num_qubits: int, ops: list[Bound], num_bindings: int) -> Program:
             sources[j], offsets[j] = 0, static_size
             static_parts.append(flat)
             static_size += flat.shape[0]
-    static_buffer = np.ascontiguousarray(np.concatenate(static_parts) if static_parts else np.zeros(0), dtype=np.complex128)
+    static_buffer = np.ascontiguousarray(np.concatenate(static_parts) if static_parts else np.zeros(0), dtype=dtype)
     binding_buffers = np.ascontiguousarray(
-        np.concatenate(binding_parts, axis=1) if binding_parts else np.zeros((num_bindings, 0)), dtype=np.complex128
+        np.concatenate(binding_parts, axis=1) if binding_parts else np.zeros((num_bindings, 0)), dtype=dtype
     )
     return Program(num_qubits, kinds, qubits, widths, aux, sources, offsets, static_buffer, binding_buffers)
 

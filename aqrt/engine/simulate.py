@@ -37,7 +37,7 @@ def _batches(program: Program) -> list[tuple[int, int]]:
 
 def final_state(program: Program, binding: int = 0, *, parallel: bool | None = None) -> np.ndarray:
     """The state after the program for one binding, from |0...0>."""
-    state = np.zeros(1 << program.num_qubits, dtype=np.complex128)
+    state = np.zeros(1 << program.num_qubits, dtype=program.dtype)
     state[0] = 1.0
     wide = program.num_qubits >= WIDE_QUBITS if parallel is None else parallel
     if wide:
@@ -50,7 +50,7 @@ def final_state(program: Program, binding: int = 0, *, parallel: bool | None = N
 def run_serial(program: Program, x_masks: np.ndarray, z_masks: np.ndarray) -> np.ndarray:
     """Term values of every binding with serial kernels only (safe on any thread)."""
     out = np.empty((program.num_bindings, x_masks.shape[0]), dtype=np.complex128)
-    state = np.empty(1 << program.num_qubits, dtype=np.complex128)
+    state = np.empty(1 << program.num_qubits, dtype=program.dtype)
     for b in range(program.num_bindings):
         state[:] = 0
         state[0] = 1.0
@@ -73,7 +73,7 @@ def term_values(
             )
         return out
     for b in range(program.num_bindings):
-        state = np.zeros(1 << program.num_qubits, dtype=np.complex128)
+        state = np.zeros(1 << program.num_qubits, dtype=program.dtype)
         state[0] = 1.0
         _run_wide(state, program, b, cancel)
         out[b] = kernels.pauli_values_par(state, x_masks, z_masks)
@@ -89,7 +89,7 @@ def probabilities(program: Program, start: int, stop: int, cancel: threading.Eve
         )
     out = np.empty((stop - start, 1 << program.num_qubits))
     for b in range(start, stop):
-        state = np.zeros(1 << program.num_qubits, dtype=np.complex128)
+        state = np.zeros(1 << program.num_qubits, dtype=program.dtype)
         state[0] = 1.0
         _run_wide(state, program, b, cancel)
         out[b - start] = kernels.probabilities_par(state)
@@ -135,7 +135,7 @@ def _apply_alone(state: np.ndarray, group: Any, static_buffer: np.ndarray, bindi
     start = int(group.offsets[0])
     kind = int(group.kinds[0])
     if kind == kernels.CX:
-        m = np.array([[0, 1], [1, 0]], dtype=np.complex128)
+        m = np.array([[0, 1], [1, 0]], dtype=state.dtype)
         kernels.apply_controlled_par(state, int(op_qubits[1]), 1 << int(op_qubits[0]), 1 << int(op_qubits[0]), m)
     elif kind == kernels.DIAG:
         kernels.apply_diag_par(state, op_qubits, buffer[start : start + (1 << k)])

@@ -68,8 +68,8 @@ class _EngineRunner:
         def work() -> PrimitiveResult[Any]:
             from ..backends.local import _engine_warm, _warm_engine
 
-            if self._backend.engine == "numba" and not _engine_warm():
-                _warm_engine()
+            if self._backend.engine == "numba" and not _engine_warm(self._backend.dtype):
+                _warm_engine(self._backend.dtype)
             with self._cache_lock:
                 return self._backend._run(request, ExecutionContext(self._cache, threading.Event()))
 
