@@ -36,6 +36,7 @@ _MAX_SESSION_TIME = 8 * 3600
 _PEAK_BYTES_PER_AMPLITUDE = {"numba": 32, "reference": 48}
 _INLINE_BUDGET = 1 << 13  # amplitude updates below which a job runs on the loop (~ tens of µs)
 ENGINES = ("numba", "reference")
+_STANDARD_GATES = get_standard_gate_name_mapping()
 # Every standard gate is native to the simulator; the pass manager targets all of them.
 BASIS_GATES = sorted(set(get_standard_gate_name_mapping()) - {"global_phase"})
 
@@ -276,19 +277,51 @@ def _warm_engine(dtype: str = "complex128") -> None:
 
 
 def circuit_fingerprint(circuit: QuantumCircuit) -> str:
-    """A digest of a circuit's structure, equal for circuits that simulate identically."""
+    """A digest of a circuit's structure, equal only for circuits that simulate identically.
+
+    Standard gates are named by name, parameters and control state; any other operation by its
+    matrix or, failing that, by its definition (recursively), since custom gates share names.
+    """
     digest = hashlib.blake2b(digest_size=16)
-    digest.update(f"{circuit.num_qubits},{circuit.num_clbits},{circuit.global_phase}".encode())
+    _digest_circuit(circuit, digest)
+    return digest.hexdigest()
+
+
+def _digest_circuit(circuit: QuantumCircuit, digest: Any) -> None:
+    digest.update(f"{circuit.num_qubits},{circuit.num_clbits},{_param_text(circuit.global_phase)}|".encode())
     for instruction in circuit.data:
-        operation = instruction.operation
-        digest.update(operation.name.encode())
-        for param in operation.params:
-            digest.update(param.tobytes() if isinstance(param, np.ndarray) else repr(param).encode())
+        _digest_operation(instruction.operation, digest)
         digest.update(repr([circuit.find_bit(q).index for q in instruction.qubits]).encode())
         digest.update(repr([circuit.find_bit(c).index for c in instruction.clbits]).encode())
     for register in circuit.cregs:
         digest.update(f"{register.name}:{register.size}".encode())
-    return digest.hexdigest()
+
+
+def _digest_operation(operation: Any, digest: Any) -> None:
+    name = operation.name
+    digest.update(f"{name}/{operation.num_qubits}/{getattr(operation, 'ctrl_state', '')}:".encode())
+    params = getattr(operation, "params", ())
+    for param in params:
+        digest.update(param.tobytes() if isinstance(param, np.ndarray) else _param_text(param).encode())
+        digest.update(b",")
+    standard = _STANDARD_GATES.get(name)
+    if standard is not None and type(operation) is type(standard):
+        return
+    if not any(hasattr(p, "parameters") for p in params):
+        try:
+            digest.update(np.asarray(operation.to_matrix(), dtype=np.complex128).tobytes())
+            return
+        except Exception:  # no matrix: describe it by its definition
+            pass
+    definition = getattr(operation, "definition", None)
+    digest.update(type(operation).__qualname__.encode())
+    if definition is not None:
+        _digest_circuit(definition, digest)
+
+
+def _param_text(value: Any) -> str:
+    # str(), not repr(): a ParameterExpression's repr holds a memory address.
+    return str(value) if hasattr(value, "parameters") else repr(value)
 
 
 def _options_not_applied(program: Program, options: Options) -> dict[str, str]:

@@ -106,7 +106,6 @@ def estimate_pub(
     observable_index = np.broadcast_to(
         np.arange(int(np.prod(pub.observables.shape))).reshape(pub.observables.shape), shape
     )
-    flat_observables = pub.observables.ravel()
     # The observables act on pub.circuit's qubits; a transpiled form may have permuted them.
     layout = circuit.layout if circuit is not pub.circuit else None
     states: dict[int, Statevector] = {}
@@ -119,12 +118,11 @@ def estimate_pub(
             states[b] = Statevector(_bind(circuit, names, flat_values[b]))
         o = int(observable_index[index])
         if o not in operators:
-            terms = flat_observables[o]
-            operators[o] = (
-                SparsePauliOp(list(terms.keys()), list(terms.values()))
-                if terms
-                else SparsePauliOp("I" * circuit.num_qubits, 0.0)
-            )
+            # From the SparseObservable, so projector terms (0 1 + - r l) expand into Paulis.
+            position = tuple(int(i) for i in np.unravel_index(o, pub.observables.shape))
+            operators[o] = SparsePauliOp.from_sparse_observable(pub.observables.slice(position))
+            if not operators[o].paulis.size:
+                operators[o] = SparsePauliOp("I" * circuit.num_qubits, 0.0)
             if layout is not None:
                 operators[o] = operators[o].apply_layout(layout)
         evs[index] = np.real(states[b].expectation_value(operators[o]))

@@ -135,7 +135,7 @@ def _lower_into(circuit: Any, qubit_map: list[int], ops: list[GateOp], position_
             raise LoweringError(f"instruction {where} ({name} on qubit(s) {list(qubits)}) is not a unitary gate")
         free = _has_free_parameters(operation)
         control = _controlled_1q(operation, qubits)
-        if control is not None:
+        if control is not None and _has_matrix(operation.base_gate, free):
             target_first = (qubits[-1], *qubits[:-1])
             if free:
                 ops.append(GateOp(target_first, None, operation.base_gate, tuple(operation.base_gate.params), control))
@@ -196,9 +196,9 @@ def _evaluate(slot: Any, values: np.ndarray, column: dict[str, int]) -> np.ndarr
     num_bindings = values.shape[0]
     if not hasattr(slot, "parameters"):
         return np.full(num_bindings, complex(slot).real if np.iscomplexobj(slot) else float(slot))
-    if getattr(slot, "is_symbol", lambda: False)():
-        return values[:, column[slot.name]]
     parameters = list(slot.parameters)
+    if getattr(slot, "is_symbol", lambda: False)() and len(parameters) == 1:
+        return values[:, column[parameters[0].name]]
     if not parameters:
         return np.full(num_bindings, float(slot.numeric()))
     cols = [column[p.name] for p in parameters]
@@ -314,7 +314,7 @@ def _pack(num_qubits: int, ops: list[Bound], num_bindings: int, dtype: np.dtype)
                 continue  # reads no matrix entries
             entries = np.diagonal(matrix, axis1=-2, axis2=-1) if kinds[j] == DIAG else matrix
         if entries.ndim == 3 or (entries.ndim == 2 and kinds[j] == DIAG):
-            flat = entries.reshape(num_bindings, -1)
+            flat = entries.reshape(num_bindings, int(np.prod(entries.shape[1:])))
             sources[j], offsets[j] = 1, binding_size
             binding_parts.append(flat)
             binding_size += flat.shape[1]
