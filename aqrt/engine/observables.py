@@ -53,13 +53,7 @@ def build_term_table(observables: Iterable[Mapping[str, complex]], num_qubits: i
                 t = index.setdefault(key, len(index))
                 row[t] = row.get(t, 0) + complex(coeff) * weight
         rows.append(row)
-    x_masks = np.array([k[0] for k in index], dtype=np.int64)
-    z_masks = np.array([k[1] for k in index], dtype=np.int64)
-    weights = np.zeros((len(rows), len(index)), dtype=np.complex128)
-    for o, row in enumerate(rows):
-        for t, w in row.items():
-            weights[o, t] = w
-    return TermTable(x_masks, z_masks, weights)
+    return _table(index, rows)
 
 
 # SparseObservable bit-term codes (qiskit.quantum_info.SparseObservable.BitTerm) -> label characters.
@@ -83,13 +77,7 @@ def build_term_table_sparse(observables: Iterable[object]) -> TermTable:
                 t = index.setdefault((x, z), len(index))
                 row[t] = row.get(t, 0) + coeff * weight
         rows.append(row)
-    x_masks = np.array([k[0] for k in index], dtype=np.int64)
-    z_masks = np.array([k[1] for k in index], dtype=np.int64)
-    weights = np.zeros((len(rows), len(index)), dtype=np.complex128)
-    for o, row in enumerate(rows):
-        for t, w in row.items():
-            weights[o, t] = w
-    return TermTable(x_masks, z_masks, weights)
+    return _table(index, rows)
 
 
 def _expand_sparse(bit_terms: list[int], indices: list[int], start: int, stop: int) -> list[tuple[int, int, complex]]:
@@ -120,6 +108,16 @@ def _expand_sparse(bit_terms: list[int], indices: list[int], start: int, stop: i
         if len(terms) > _MAX_EXPANDED:
             raise ValueError("an observable term has too many projectors to expand")
     return terms
+
+
+def _table(index: dict[tuple[int, int], int], rows: list[dict[int, complex]]) -> TermTable:
+    x_masks = np.array([k[0] for k in index], dtype=np.int64)
+    z_masks = np.array([k[1] for k in index], dtype=np.int64)
+    weights = np.zeros((len(rows), len(index)), dtype=np.complex128)
+    for o, row in enumerate(rows):
+        for t, w in row.items():
+            weights[o, t] = w
+    return TermTable(x_masks, z_masks, weights)
 
 
 def _expand(label: str) -> list[tuple[int, int, complex]]:
