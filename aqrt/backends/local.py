@@ -8,7 +8,9 @@ work (tens of microseconds) runs inline on the loop once the kernels are compile
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import math
 import os
 import sys
 import threading
@@ -163,7 +165,7 @@ class LocalBackend:
 
     def _run(self, request: JobRequest, context: ExecutionContext, *, serial: bool = False) -> PrimitiveResult:
         options = request.options
-        not_applied = _options_not_applied(request.program, options)
+        not_applied = dict(_options_not_applied(request.program, options))
         generators = _pub_generators(request)
         results = []
         for index, (pub, rng) in enumerate(zip(request.pubs, generators)):
@@ -258,7 +260,7 @@ def _pub_generators(request: JobRequest) -> list[Any]:
 def _pub_cost(pub: Any) -> int:
     """A rough count of amplitude updates, to decide where a job runs."""
     shape = pub.parameter_values.shape
-    bindings = int(np.prod(shape)) if shape else 1
+    bindings = math.prod(shape)
     return bindings * (1 << pub.circuit.num_qubits) * (len(pub.circuit.data) + 1)
 
 
@@ -324,6 +326,7 @@ def _param_text(value: Any) -> str:
     return str(value) if hasattr(value, "parameters") else repr(value)
 
 
+@functools.lru_cache(maxsize=256)
 def _options_not_applied(program: Program, options: Options) -> dict[str, str]:
     """Options this noiseless backend accepts but cannot honour, with the reason."""
     not_applied = {}

@@ -8,6 +8,7 @@ oracle afterwards. Bit order and result layout follow Qiskit's ``StatevectorEsti
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any
 
@@ -71,7 +72,7 @@ def final_measurements(circuit: QuantumCircuit) -> tuple[dict[int, int], set[int
 def _flat_bindings(pub: Any) -> tuple[np.ndarray, list[str]]:
     """Parameter values as a (num_bindings, num_parameters) array, and the parameter names."""
     parameters = list(pub.circuit.parameters)
-    size = int(np.prod(pub.parameter_values.shape))
+    size = math.prod(pub.parameter_values.shape)
     if not parameters:
         return np.zeros((size, 0)), []
     values = pub.parameter_values.as_array(parameters)
