@@ -24,8 +24,10 @@ __all__ = ["estimate_pub", "sample_pub", "fused_width"]
 
 
 def fused_width(num_qubits: int) -> int:
-    """Widest fused block: small states are compute-bound, wide ones memory-bound."""
-    return 2 if num_qubits < simulate.WIDE_QUBITS else 1
+    """Widest fused block. Only runs of 1-qubit gates are merged: with SIMD 1-qubit and CX
+    kernels, wider dense blocks cost more arithmetic than the passes they save (measured on
+    sweeps at n = 8-12 and wide circuits at n = 20-24; see benchmarks/README.md)."""
+    return 1
 
 
 def _lowered(circuit: QuantumCircuit, names: list[str], cache: dict[Any, Any], key: Any) -> LoweredCircuit:

@@ -20,8 +20,8 @@ from .lowering import Program
 
 __all__ = ["Group", "schedule_groups", "LOW_QUBITS", "MAX_HIGH_QUBITS"]
 
-LOW_QUBITS = 11  # contiguous runs of 2**11 amplitudes (32 KiB)
-MAX_HIGH_QUBITS = 5  # chunk of at most 2**16 amplitudes (1 MiB at complex128)
+LOW_QUBITS = 8  # contiguous runs of 2**8 amplitudes (4 KiB)
+MAX_HIGH_QUBITS = 8  # chunk of at most 2**16 amplitudes (1 MiB at complex128); tuned on n = 20-24
 
 
 @dataclasses.dataclass

@@ -457,14 +457,37 @@ def apply_controlled_par(
             state[i1] = m10 * a0 + m11 * a1
 
 
+_WHT_MIN_TERMS = 8  # from this many terms sharing an x mask, a Walsh-Hadamard transform per chunk pays
+
+
+@njit(cache=True, nogil=True)
+def _walsh_hadamard(buffer: np.ndarray) -> None:
+    """In place: buffer[k] <- sum_j buffer[j] (-1)^popcount(j & k)."""
+    half = 1
+    size = buffer.shape[0]
+    while half < size:
+        for base in range(0, size, 2 * half):
+            for j in range(base, base + half):
+                a = buffer[j]
+                b = buffer[j + half]
+                buffer[j] = a + b
+                buffer[j + half] = a - b
+        half *= 2
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def pauli_values_par(state: np.ndarray, x_masks: np.ndarray, z_masks: np.ndarray) -> np.ndarray:
-    """As :func:`pauli_values`, parallel over chunks of amplitudes (one pass per distinct x mask)."""
+    """As :func:`pauli_values`, parallel over chunks of amplitudes (one pass per distinct x mask).
+
+    With many terms per x mask, each chunk's products are Walsh-Hadamard transformed once, so a
+    term costs one lookup per chunk instead of a parity per amplitude.
+    """
     num_terms = x_masks.shape[0]
     values = np.zeros(num_terms, dtype=np.complex128)
     order = np.argsort(x_masks, kind="mergesort")
     size = state.shape[0]
-    num_chunks = (size + _CHUNK - 1) // _CHUNK
+    chunk_size = min(_CHUNK, size)
+    num_chunks = size // chunk_size
     start = 0
     while start < num_terms:
         x = x_masks[order[start]]
@@ -472,9 +495,25 @@ def pauli_values_par(state: np.ndarray, x_masks: np.ndarray, z_masks: np.ndarray
         while stop < num_terms and x_masks[order[stop]] == x:
             stop += 1
         group = stop - start
+        use_transform = group >= _WHT_MIN_TERMS
         partial = np.zeros((num_chunks, group), dtype=np.complex128)
         for chunk in prange(num_chunks):
-            for i in range(chunk * _CHUNK, min(size, (chunk + 1) * _CHUNK)):
+            first = chunk * chunk_size
+            if use_transform:
+                buffer = np.empty(chunk_size, dtype=np.complex128)
+                for j in range(chunk_size):
+                    a = state[first + j]
+                    if x == 0:
+                        buffer[j] = a.real * a.real + a.imag * a.imag
+                    else:
+                        buffer[j] = np.conj(state[(first + j) ^ x]) * a
+                _walsh_hadamard(buffer)
+                for t in range(group):
+                    z = z_masks[order[start + t]]
+                    value = buffer[z & (chunk_size - 1)]
+                    partial[chunk, t] = -value if _parity(first & z) else value
+                continue
+            for i in range(first, first + chunk_size):
                 a = state[i]
                 if x == 0:
                     p = complex(a.real * a.real + a.imag * a.imag, 0.0)
