@@ -1,0 +1,1184 @@
+"""Simulation speed of aqrt's numba statevector engine against Qiskit, Aer and PennyLane Lightning.
+
+Sections (all by default; ``--only`` picks some), every contender measured in the same run,
+with fixed seeds, each warmed up first with a small run of the same kind:
+
+- ``wide``      hardware-efficient ansatz (per layer: ry then rz on every qubit, then the cx
+                ladder cx(0,1), cx(1,2), ...), 10 layers, n = 20, 22, 24 qubits, one binding
+                (uniform angles, seed 1234), H = sum_i Z_i + sum_i Z_i Z_{i+1}. Seconds per job
+                (best of 3; best of 2 at the largest n), the fastest peer / aqrt, aqrt's time per
+                gate at the largest n and how many passes over the state it is worth, against a
+                memory-bandwidth floor measured with ``np.copyto``.
+- ``sweep``     the same ansatz with 4 layers, n = 8 and 12, 1000 bindings in one PUB (seed 7),
+                a 20-term random Pauli observable (seed 11). Bindings per second.
+- ``sampling``  n = 20 GHZ, then one seeded layer of ry, rx on every qubit, measure_all,
+                100 000 shots. Seconds per job; distributions are checked against the exact one.
+- ``cold``      fresh processes: the first aqrt job (numba cache present), the kernel
+                load/compile part alone (``aqrt.engine.warmup()``), and the same with an empty
+                numba cache (full compile).
+- ``memory``    peak RSS of a fresh process running the aqrt wide job at the largest n.
+
+Contenders:
+
+- ``aqrt``       ``async with Session(service=LocalService()) as s``: ``await Estimator(mode=s).run
+                 ([pub])`` (``Sampler`` for sampling); a fresh session per timed run, the timed
+                 span is submit -> result (session open/close outside it).
+- ``Aer``        ``qiskit_aer.primitives.EstimatorV2`` / ``SamplerV2``, default options (exact
+                 expectation values): ``.run([pub]).result()``.
+- ``Qiskit``     ``qiskit.primitives.StatevectorEstimator`` / ``StatevectorSampler``; skipped
+                 where one run would take well over a minute (and said so).
+- ``Lightning``  PennyLane ``lightning.qubit``: a QNode building the same circuit gate by gate
+                 (gate on qubit q -> wire q, Z_i on wire i, so bit order cannot differ) returning
+                 ``qml.expval`` of the same observable (``qml.sample()`` with shots for sampling);
+                 the sweep passes all bindings at once (parameter broadcasting).
+
+Every row also reports the share of the machine's CPU time other processes used while it was
+timed (from /proc/stat minus this process's own CPU time): on a shared 2-core machine that is
+the main source of noise, and the multi-threaded contenders (aqrt's numba kernels, Aer and
+Lightning all use OpenMP) slow down several-fold when another process holds a core.
+
+Qiskit and Lightning rows whose first timed run takes over 10 s are timed once (their noise
+is small next to such times, and it keeps the whole run under ~8 minutes); aqrt and Aer rows
+always get every repetition. Expectation values must agree with aqrt's within 1e-8 (else a
+``DISAGREE:`` line and exit status 1); sampled marginals must be within 5 standard errors of
+the exact ones.
+
+Usage::
+
+    python benchmarks/engine.py [--quick] [--only wide,sweep,sampling,cold,memory] [--json PATH]
+
+``--quick`` is a smoke run (about a minute): smaller widths, 100 bindings, 20 000 shots at
+n = 16, no cold compile. The script is standalone: it puts the repository root on
+``sys.path`` so the working tree's ``aqrt`` is measured even when it is not installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import functools
+import gc
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+import numpy as np  # noqa: E402
+import qiskit  # noqa: E402
+from qiskit import QuantumCircuit  # noqa: E402
+from qiskit.circuit import ParameterVector  # noqa: E402
+from qiskit.quantum_info import SparsePauliOp, Statevector  # noqa: E402
+
+import aqrt  # noqa: E402
+from aqrt import Estimator, LocalService, Sampler, Session  # noqa: E402
+
+# Peers are imported lazily (see _aer(), _pennylane()): the memory probe imports this module in
+# a fresh process and must carry only what an aqrt user's process carries.
+
+EV_TOLERANCE = 1e-8
+Z_LIMIT = 5.0  # sampled marginals: |empirical - exact| within this many standard errors
+ONCE_OVER_S = 10.0  # Qiskit / Lightning rows: a first timed run over this is not repeated
+QISKIT_LIMIT_S = 60.0  # Qiskit reference rows are skipped when predicted to take longer
+QISKIT_WIDE_MAX_N = 22
+
+WIDE_SEED = 1234
+SWEEP_SEED = 7
+SWEEP_OBSERVABLE_SEED = 11
+SAMPLING_ROTATION_SEED = 99
+SHOTS_SEED = 5
+
+FULL = {
+    "wide_n": [20, 22, 24],
+    "wide_layers": 10,
+    "wide_warmup_n": 10,
+    "sweep_n": [8, 12],
+    "sweep_layers": 4,
+    "sweep_bindings": 1000,
+    "sweep_terms": 20,
+    "sweep_warmup_bindings": 10,
+    "sampling_n": 20,
+    "shots": 100_000,
+    "sampling_warmup_n": 10,
+    "qiskit_sampler_probe_n": 16,
+    "cold_compile": True,
+    "repeat": 3,
+    "repeat_largest": 2,
+}
+QUICK = {
+    **FULL,
+    "wide_n": [14, 16, 18],
+    "sweep_bindings": 100,
+    "sampling_n": 16,
+    "shots": 20_000,
+    "qiskit_sampler_probe_n": 12,
+    "cold_compile": False,
+}
+SECTIONS = ("wide", "sweep", "sampling", "cold", "memory")
+
+Result = tuple[float, Any]  # (seconds timed, value)
+
+
+# -- workloads ------------------------------------------------------------------------------------
+
+
+def hardware_efficient_ansatz(n: int, layers: int) -> QuantumCircuit:
+    """Per layer: ry(t) then rz(t) on every qubit, then cx(0,1), cx(1,2), ..., cx(n-2,n-1)."""
+    theta = ParameterVector("t", 2 * n * layers)
+    circuit = QuantumCircuit(n, name=f"hea{n}x{layers}")
+    k = 0
+    for _ in range(layers):
+        for q in range(n):
+            circuit.ry(theta[k], q)
+            circuit.rz(theta[k + 1], q)
+            k += 2
+        for q in range(n - 1):
+            circuit.cx(q, q + 1)
+    return circuit
+
+
+def ising_observable(n: int) -> SparsePauliOp:
+    """H = sum_i Z_i + sum_i Z_i Z_{i+1}."""
+    terms = [("Z", [i], 1.0) for i in range(n)] + [("ZZ", [i, i + 1], 1.0) for i in range(n - 1)]
+    return SparsePauliOp.from_sparse_list(terms, num_qubits=n)
+
+
+def random_pauli_observable(n: int, terms: int, seed: int) -> SparsePauliOp:
+    """``terms`` random Pauli strings (each qubit uniform over I, X, Y, Z), normal coefficients."""
+    rng = np.random.default_rng(seed)
+    labels = ["".join(rng.choice(list("IXYZ"), n)) for _ in range(terms)]
+    return SparsePauliOp(labels, rng.normal(size=terms))
+
+
+def wide_values(circuit: QuantumCircuit) -> np.ndarray:
+    return np.random.default_rng(WIDE_SEED).uniform(0, 2 * np.pi, circuit.num_parameters)
+
+
+def sweep_values(circuit: QuantumCircuit, bindings: int) -> np.ndarray:
+    return np.random.default_rng(SWEEP_SEED).uniform(0, 2 * np.pi, (bindings, circuit.num_parameters))
+
+
+def sampling_angles(n: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(SAMPLING_ROTATION_SEED)
+    return rng.uniform(0, np.pi, n), rng.uniform(0, np.pi, n)
+
+
+def ghz_rotated(n: int, measure: bool = True) -> QuantumCircuit:
+    """h(0), cx(0,1), ..., cx(n-2,n-1), then ry(a_q), rx(b_q) on every qubit (seeded)."""
+    a, b = sampling_angles(n)
+    circuit = QuantumCircuit(n, name=f"ghz{n}")
+    circuit.h(0)
+    for q in range(n - 1):
+        circuit.cx(q, q + 1)
+    for q in range(n):
+        circuit.ry(a[q], q)
+        circuit.rx(b[q], q)
+    if measure:
+        circuit.measure_all()
+    return circuit
+
+
+# -- peers, imported lazily ---------------------------------------------------------------------------
+
+
+@functools.cache
+def _aer() -> Any:
+    try:
+        from qiskit_aer import primitives
+    except ImportError:
+        return None
+    return primitives
+
+
+@functools.cache
+def _pennylane() -> Any:
+    try:
+        import pennylane
+    except ImportError:
+        return None
+    try:
+        pennylane.device("lightning.qubit", wires=1)
+    except Exception:  # pennylane without the lightning plugin
+        return None
+    return pennylane
+
+
+# -- contenders ---------------------------------------------------------------------------------------
+
+
+async def _aqrt_job(program: str, pub: Any, shots: int | None) -> Result:
+    async with Session(service=LocalService()) as session:
+        if program == "estimator":
+            primitive: Any = Estimator(mode=session)
+            start = time.perf_counter()
+            result = await primitive.run([pub])
+        else:
+            primitive = Sampler(mode=session, options={"seed": SHOTS_SEED})
+            start = time.perf_counter()
+            result = await primitive.run([pub], shots=shots)
+        elapsed = time.perf_counter() - start
+    return elapsed, result
+
+
+def aqrt_estimate(pub: tuple[Any, ...]) -> Result:
+    elapsed, result = asyncio.run(_aqrt_job("estimator", pub, None))
+    return elapsed, np.asarray(result[0].data.evs, dtype=float)
+
+
+def aqrt_sample(circuit: QuantumCircuit, shots: int) -> Result:
+    elapsed, result = asyncio.run(_aqrt_job("sampler", circuit, shots))
+    return elapsed, bitarray_outcomes(result[0].data.meas)
+
+
+def _blocking(call: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    value = call()
+    return time.perf_counter() - start, value
+
+
+def aer_estimate(pub: tuple[Any, ...]) -> Result:
+    estimator = _aer().EstimatorV2()
+    elapsed, result = _blocking(lambda: estimator.run([pub]).result())
+    return elapsed, np.asarray(result[0].data.evs, dtype=float)
+
+
+def qiskit_estimate(pub: tuple[Any, ...]) -> Result:
+    from qiskit.primitives import StatevectorEstimator
+
+    estimator = StatevectorEstimator()
+    elapsed, result = _blocking(lambda: estimator.run([pub]).result())
+    return elapsed, np.asarray(result[0].data.evs, dtype=float)
+
+
+def aer_sample(circuit: QuantumCircuit, shots: int) -> Result:
+    sampler = _aer().SamplerV2(seed=SHOTS_SEED)
+    elapsed, result = _blocking(lambda: sampler.run([circuit], shots=shots).result())
+    return elapsed, bitarray_outcomes(result[0].data.meas)
+
+
+def qiskit_sample(circuit: QuantumCircuit, shots: int) -> Result:
+    from qiskit.primitives import StatevectorSampler
+
+    sampler = StatevectorSampler(seed=SHOTS_SEED)
+    elapsed, result = _blocking(lambda: sampler.run([circuit], shots=shots).result())
+    return elapsed, bitarray_outcomes(result[0].data.meas)
+
+
+def _pennylane_word(qml: Any, label: str) -> Any:
+    """A Qiskit Pauli label (little-endian: the last character is qubit 0) as a PennyLane op."""
+    n = len(label)
+    ops = [{"X": qml.X, "Y": qml.Y, "Z": qml.Z}[c](n - 1 - j) for j, c in enumerate(label) if c != "I"]
+    if not ops:
+        return qml.Identity(0)
+    return ops[0] if len(ops) == 1 else qml.prod(*ops)
+
+
+def pennylane_observable(qml: Any, observable: SparsePauliOp) -> Any:
+    words = [_pennylane_word(qml, label) for label in observable.paulis.to_labels()]
+    coeffs = [float(c.real) for c in observable.coeffs]
+    if all(c == 1.0 for c in coeffs):
+        return qml.sum(*words)
+    return qml.dot(coeffs, words)
+
+
+def lightning_ansatz_qnode(n: int, layers: int, observable: SparsePauliOp) -> Callable[[np.ndarray], Any]:
+    """The hardware-efficient ansatz as a lightning.qubit QNode; values (P,) or (B, P) (broadcast)."""
+    qml = _pennylane()
+    hamiltonian = pennylane_observable(qml, observable)
+    device = qml.device("lightning.qubit", wires=n)
+
+    @qml.qnode(device, diff_method=None)
+    def circuit(t: np.ndarray) -> Any:
+        k = 0
+        for _ in range(layers):
+            for q in range(n):
+                qml.RY(t[..., k], wires=q)
+                qml.RZ(t[..., k + 1], wires=q)
+                k += 2
+            for q in range(n - 1):
+                qml.CNOT(wires=[q, q + 1])
+        return qml.expval(hamiltonian)
+
+    return circuit
+
+
+def lightning_estimate(qnode: Callable[[np.ndarray], Any], values: np.ndarray) -> Result:
+    elapsed, value = _blocking(lambda: qnode(values))
+    return elapsed, np.asarray(value, dtype=float)
+
+
+def lightning_sampler_qnode(n: int, shots: int) -> Callable[[], Any]:
+    qml = _pennylane()
+    a, b = sampling_angles(n)
+    device = qml.device("lightning.qubit", wires=n, seed=SHOTS_SEED)
+
+    @qml.set_shots(shots)
+    @qml.qnode(device, diff_method=None)
+    def circuit() -> Any:
+        qml.Hadamard(wires=0)
+        for q in range(n - 1):
+            qml.CNOT(wires=[q, q + 1])
+        for q in range(n):
+            qml.RY(a[q], wires=q)
+            qml.RX(b[q], wires=q)
+        return qml.sample()
+
+    return circuit
+
+
+def lightning_sample(qnode: Callable[[], Any]) -> Result:
+    elapsed, samples = _blocking(qnode)
+    samples = np.asarray(samples, dtype=np.int64)  # (shots, n), column i = wire i = qubit i
+    weights = np.int64(1) << np.arange(samples.shape[1], dtype=np.int64)
+    return elapsed, samples @ weights
+
+
+def bitarray_outcomes(bits: Any) -> np.ndarray:
+    """A BitArray's shots as integers (bit q = qubit q)."""
+    packed = np.asarray(bits.array, dtype=np.int64)  # (shots, bytes), big-endian bytes
+    nbytes = packed.shape[-1]
+    shifts = 8 * np.arange(nbytes - 1, -1, -1, dtype=np.int64)
+    return (packed << shifts).sum(axis=-1).reshape(-1)
+
+
+# -- measurement ----------------------------------------------------------------------------------
+
+
+def time_runs(call: Callable[[], Result], repeat: int, once_over: float | None = None) -> tuple[list[float], Any]:
+    """``repeat`` timed runs (fewer if the first exceeds ``once_over`` seconds).
+
+    Also records, for :func:`row`, how much of the machine other processes used meanwhile.
+    """
+    global _last_others_share
+    meter = CpuMeter()
+    times: list[float] = []
+    value = None
+    for _ in range(repeat):
+        gc.collect()
+        elapsed, value = call()
+        times.append(elapsed)
+        if once_over is not None and elapsed > once_over:
+            break
+    _last_others_share = meter.stop()["others_share"]
+    return times, value
+
+
+# Share of the machine's CPU time used by other processes during the last time_runs() (read by row()).
+_last_others_share: float | None = None
+
+
+def row(label: str, times: list[float], **extra: Any) -> dict[str, Any]:
+    return {
+        "contender": label,
+        "runs": len(times),
+        "times_s": times,
+        "best_s": min(times),
+        "median_s": statistics.median(times),
+        "others_share": _last_others_share,
+        **extra,
+    }
+
+
+def skipped(label: str, why: str, **extra: Any) -> dict[str, Any]:
+    return {"contender": label, "skipped": why, **extra}
+
+
+def _failed(label: str, exc: BaseException, **extra: Any) -> dict[str, Any]:
+    return skipped(label, f"failed: {type(exc).__name__}: {exc}", **extra)
+
+
+class CpuMeter:
+    """CPU time used by other processes on this machine while a section ran (contention)."""
+
+    def __init__(self) -> None:
+        self._start = self._read()
+
+    @staticmethod
+    def _read() -> tuple[float, float, float]:
+        busy = 0.0
+        try:
+            fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+            ticks = [int(x) for x in fields]
+            busy = (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
+        except (OSError, ValueError, IndexError):
+            pass
+        own = 0.0
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+            usage = resource.getrusage(who)
+            own += usage.ru_utime + usage.ru_stime
+        return time.perf_counter(), busy, own
+
+    def stop(self) -> dict[str, float]:
+        wall0, busy0, own0 = self._start
+        wall1, busy1, own1 = self._read()
+        wall = wall1 - wall0
+        others = max(0.0, (busy1 - busy0) - (own1 - own0))
+        cpus = os.cpu_count() or 1
+        return {
+            "wall_s": round(wall, 1),
+            "others_cpu_s": round(others, 1),
+            "others_share": round(others / (wall * cpus), 3) if wall > 0 else 0.0,
+        }
+
+
+# -- wide -----------------------------------------------------------------------------------------
+
+
+def copy_bandwidth(mib: int = 256, repeat: int = 5) -> dict[str, Any]:
+    """np.copyto of a ``mib`` MiB complex128 array, best of ``repeat``: bytes moved = read + write.
+
+    np.copyto runs on one thread; the engine's wide kernels run on every core, so the same copy
+    is also timed as a numba ``prange`` loop on all numba threads (numba is aqrt's own dependency).
+    """
+    import numba
+
+    @numba.njit(parallel=True, cache=False)
+    def parallel_copy(dst: np.ndarray, src: np.ndarray) -> None:  # pragma: no cover - compiled
+        for i in numba.prange(src.size):
+            dst[i] = src[i]
+
+    n = (mib << 20) // 16
+    src = np.full(n, 1 + 1j, dtype=np.complex128)
+    dst = np.empty_like(src)
+    np.copyto(dst, src)
+    parallel_copy(dst, src)  # compile
+    one, par = [], []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        np.copyto(dst, src)
+        one.append(time.perf_counter() - start)
+    for _ in range(repeat):
+        start = time.perf_counter()
+        parallel_copy(dst, src)
+        par.append(time.perf_counter() - start)
+    moved = 2 * src.nbytes
+    return {
+        "array_mib": mib,
+        "bytes_moved": moved,
+        "best_s_numpy": min(one),
+        "gb_per_s_numpy": moved / min(one) / 1e9,
+        "numba_threads": numba.get_num_threads(),
+        "best_s_parallel": min(par),
+        "gb_per_s_parallel": moved / min(par) / 1e9,
+    }
+
+
+def run_wide(cfg: dict[str, Any]) -> dict[str, Any]:
+    layers = cfg["wide_layers"]
+    widths = cfg["wide_n"]
+    largest = max(widths)
+    aer = _aer()
+    qml = _pennylane()
+
+    # warm-up: every contender once on a small circuit of the same kind
+    wn = cfg["wide_warmup_n"]
+    warm_circuit = hardware_efficient_ansatz(wn, layers)
+    warm_pub = (warm_circuit, ising_observable(wn), wide_values(warm_circuit))
+    print(f"  wide: warm-up at n={wn}", file=sys.stderr, flush=True)
+    aqrt_estimate(warm_pub)
+    qiskit_estimate(warm_pub)
+    if aer is not None:
+        aer_estimate(warm_pub)
+    if qml is not None:
+        lightning_estimate(lightning_ansatz_qnode(wn, layers, warm_pub[1]), warm_pub[2])
+
+    rows: list[dict[str, Any]] = []
+    disagreements: list[str] = []
+    qiskit_last: tuple[int, float] | None = None
+    for n in widths:
+        circuit = hardware_efficient_ansatz(n, layers)
+        observable = ising_observable(n)
+        values = wide_values(circuit)
+        pub = (circuit, observable, values)
+        repeat = cfg["repeat_largest"] if n == largest else cfg["repeat"]
+        common = {"n": n, "gates": circuit.size(), "terms": len(observable)}
+        here: list[dict[str, Any]] = []
+
+        print(f"  wide n={n}: aqrt", file=sys.stderr, flush=True)
+        times, ev = time_runs(lambda: aqrt_estimate(pub), repeat)
+        here.append(row("aqrt Estimator", times, ev=float(ev), **common))
+
+        if aer is not None:
+            print(f"  wide n={n}: Aer", file=sys.stderr, flush=True)
+            times, ev = time_runs(lambda: aer_estimate(pub), repeat)
+            here.append(row("Aer EstimatorV2", times, ev=float(ev), **common))
+        else:
+            here.append(skipped("Aer EstimatorV2", "qiskit-aer is not installed", **common))
+
+        if qml is not None:
+            print(f"  wide n={n}: Lightning", file=sys.stderr, flush=True)
+            try:
+                qnode = lightning_ansatz_qnode(n, layers, observable)
+                times, ev = time_runs(lambda: lightning_estimate(qnode, values), repeat, ONCE_OVER_S)
+                here.append(row("Lightning lightning.qubit", times, ev=float(ev), **common))
+            except Exception as exc:
+                here.append(_failed("Lightning lightning.qubit", exc, **common))
+        else:
+            here.append(skipped("Lightning lightning.qubit", "pennylane-lightning is not installed", **common))
+
+        label = "Qiskit StatevectorEstimator"
+        if n > QISKIT_WIDE_MAX_N:
+            here.append(skipped(label, f"n > {QISKIT_WIDE_MAX_N}: far over {QISKIT_LIMIT_S:.0f} s per run", **common))
+        else:
+            predicted = None if qiskit_last is None else qiskit_last[1] * 2 ** (n - qiskit_last[0]) * 1.1
+            if predicted is not None and predicted > QISKIT_LIMIT_S:
+                here.append(skipped(label, f"predicted {predicted:.0f} s per run (> {QISKIT_LIMIT_S:.0f} s)", **common))
+            else:
+                print(f"  wide n={n}: Qiskit", file=sys.stderr, flush=True)
+                times, ev = time_runs(lambda: qiskit_estimate(pub), repeat, ONCE_OVER_S)
+                here.append(row(label, times, ev=float(ev), **common))
+                qiskit_last = (n, min(times))
+
+        base = here[0]
+        for entry in here:
+            if "best_s" in entry:
+                entry["x_aqrt"] = entry["best_s"] / base["best_s"]
+                deviation = abs(entry["ev"] - base["ev"])
+                entry["deviation_vs_aqrt"] = deviation
+                if deviation > EV_TOLERANCE:
+                    disagreements.append(
+                        f"DISAGREE: wide n={n} {entry['contender']}: ev {entry['ev']!r} vs aqrt {base['ev']!r} "
+                        f"(|diff| = {deviation:.2e} > {EV_TOLERANCE:g})"
+                    )
+        rows += here
+
+    print("  wide: copy bandwidth", file=sys.stderr, flush=True)
+    bandwidth = copy_bandwidth()
+    summary: dict[str, Any] = {"bandwidth": bandwidth, "fastest_peer": {}}
+    for n in widths:
+        aqrt_row = next(r for r in rows if r["n"] == n and r["contender"].startswith("aqrt"))
+        peers = [r for r in rows if r["n"] == n and "best_s" in r and not r["contender"].startswith("aqrt")]
+        if peers:
+            fastest = min(peers, key=lambda r: r["best_s"])
+            summary["fastest_peer"][str(n)] = {
+                "contender": fastest["contender"],
+                "best_s": fastest["best_s"],
+                "peer_over_aqrt": fastest["best_s"] / aqrt_row["best_s"],
+            }
+    aqrt_largest = next(r for r in rows if r["n"] == largest and r["contender"].startswith("aqrt"))
+    state_bytes = (1 << largest) * 16
+    floor_1 = 2 * state_bytes / (bandwidth["gb_per_s_numpy"] * 1e9)
+    floor_2 = 2 * state_bytes / (bandwidth["gb_per_s_parallel"] * 1e9)
+    summary["largest"] = {
+        "n": largest,
+        "gates": aqrt_largest["gates"],
+        "aqrt_best_s": aqrt_largest["best_s"],
+        "aqrt_s_per_gate": aqrt_largest["best_s"] / aqrt_largest["gates"],
+        "state_bytes": state_bytes,
+        "floor_per_pass_s": floor_1,
+        "passes": aqrt_largest["best_s"] / floor_1,
+        "passes_per_gate": aqrt_largest["best_s"] / floor_1 / aqrt_largest["gates"],
+        "floor_per_pass_s_parallel": floor_2,
+        "passes_parallel": aqrt_largest["best_s"] / floor_2,
+    }
+    return {"layers": layers, "rows": rows, "summary": summary, "disagreements": disagreements}
+
+
+# -- sweep ----------------------------------------------------------------------------------------
+
+
+def run_sweep(cfg: dict[str, Any]) -> dict[str, Any]:
+    layers = cfg["sweep_layers"]
+    bindings = cfg["sweep_bindings"]
+    aer = _aer()
+    qml = _pennylane()
+    rows: list[dict[str, Any]] = []
+    disagreements: list[str] = []
+    for n in cfg["sweep_n"]:
+        circuit = hardware_efficient_ansatz(n, layers)
+        observable = random_pauli_observable(n, cfg["sweep_terms"], SWEEP_OBSERVABLE_SEED)
+        values = sweep_values(circuit, bindings)
+        pub = (circuit, observable, values)
+        warm_pub = (circuit, observable, values[: cfg["sweep_warmup_bindings"]])
+        qnode = lightning_ansatz_qnode(n, layers, observable) if qml is not None else None
+        common = {"n": n, "gates": circuit.size(), "parameters": circuit.num_parameters, "bindings": bindings,
+                  "terms": len(observable)}
+        here: list[dict[str, Any]] = []
+        candidates: list[tuple[str, Callable[[Any], Result] | None, float | None, str]] = [
+            ("aqrt Estimator", aqrt_estimate, None, ""),
+            ("Aer EstimatorV2", aer_estimate if aer is not None else None, None, "qiskit-aer is not installed"),
+            ("Qiskit StatevectorEstimator", qiskit_estimate, ONCE_OVER_S, ""),
+        ]
+        for label, func, once_over, why in candidates:
+            if func is None:
+                here.append(skipped(label, why, **common))
+                continue
+            print(f"  sweep n={n}: {label}", file=sys.stderr, flush=True)
+            func(warm_pub)
+            times, evs = time_runs(lambda f=func: f(pub), cfg["repeat"], once_over)
+            here.append(row(label, times, evs=evs, **common))
+        label = "Lightning (broadcast)"
+        if qnode is None:
+            here.append(skipped(label, "pennylane-lightning is not installed", **common))
+        else:
+            print(f"  sweep n={n}: {label}", file=sys.stderr, flush=True)
+            try:
+                lightning_estimate(qnode, warm_pub[2])
+                times, evs = time_runs(lambda: lightning_estimate(qnode, values), cfg["repeat"], ONCE_OVER_S)
+                here.append(row(label, times, evs=evs, **common))
+            except Exception as exc:
+                here.append(_failed(label, exc, **common))
+        base = here[0]
+        for entry in here:
+            if "best_s" not in entry:
+                continue
+            entry["bindings_per_s"] = bindings / entry["best_s"]
+            entry["aqrt_speedup"] = entry["best_s"] / base["best_s"]
+            deviation = float(np.max(np.abs(np.asarray(entry["evs"]).reshape(-1) - np.asarray(base["evs"]).reshape(-1))))
+            entry["max_deviation_vs_aqrt"] = deviation
+            if deviation > EV_TOLERANCE:
+                disagreements.append(
+                    f"DISAGREE: sweep n={n} {entry['contender']}: max |ev - aqrt ev| = {deviation:.2e} > {EV_TOLERANCE:g}"
+                )
+        for entry in here:
+            entry.pop("evs", None)
+        rows += here
+    return {"layers": layers, "rows": rows, "disagreements": disagreements}
+
+
+# -- sampling -------------------------------------------------------------------------------------
+
+
+def exact_distribution(n: int) -> np.ndarray:
+    return Statevector(ghz_rotated(n, measure=False)).probabilities()
+
+
+def distribution_checks(outcomes: np.ndarray, probs: np.ndarray, n: int, top: np.ndarray) -> dict[str, Any]:
+    shots = outcomes.size
+    idx = np.arange(probs.size, dtype=np.int64)
+    z_marginal = []
+    for q in range(n):
+        p = float(probs[((idx >> q) & 1) == 1].sum())
+        emp = float(np.mean((outcomes >> q) & 1))
+        z_marginal.append((emp - p) / max(np.sqrt(p * (1 - p) / shots), 1e-300))
+    counts = np.bincount(outcomes, minlength=probs.size)
+    emp_top = counts[top] / shots
+    z_top = (emp_top - probs[top]) / np.sqrt(probs[top] * (1 - probs[top]) / shots)
+    return {
+        "shots": int(shots),
+        "max_abs_z_marginal": float(np.max(np.abs(z_marginal))),
+        "max_abs_z_top10": float(np.max(np.abs(z_top))),
+        "tvd_vs_exact": float(0.5 * np.abs(counts / shots - probs).sum()),
+        "distinct_outcomes": int(np.count_nonzero(counts)),
+    }
+
+
+def expected_tvd(probs: np.ndarray, shots: int, seed: int = 0) -> float:
+    """TVD to the exact distribution of an ideal sampler at this shot count (one seeded draw)."""
+    counts = np.random.default_rng(seed).multinomial(shots, probs / probs.sum())
+    return float(0.5 * np.abs(counts / shots - probs).sum())
+
+
+def run_sampling(cfg: dict[str, Any]) -> dict[str, Any]:
+    n = cfg["sampling_n"]
+    shots = cfg["shots"]
+    aer = _aer()
+    qml = _pennylane()
+    circuit = ghz_rotated(n)
+    warm = ghz_rotated(cfg["sampling_warmup_n"])
+    common = {"n": n, "shots": shots}
+    rows: list[dict[str, Any]] = []
+    outcomes: dict[str, np.ndarray] = {}
+
+    def measure(label: str, call: Callable[[], Result], warm_call: Callable[[], Result], once_over: float | None) -> None:
+        print(f"  sampling n={n}: {label}", file=sys.stderr, flush=True)
+        try:
+            warm_call()
+            times, value = time_runs(call, cfg["repeat"], once_over)
+        except Exception as exc:
+            rows.append(_failed(label, exc, **common))
+            return
+        rows.append(row(label, times, **common))
+        outcomes[label] = value
+
+    measure("aqrt Sampler", lambda: aqrt_sample(circuit, shots), lambda: aqrt_sample(warm, shots), None)
+    if aer is not None:
+        measure("Aer SamplerV2", lambda: aer_sample(circuit, shots), lambda: aer_sample(warm, shots), None)
+    else:
+        rows.append(skipped("Aer SamplerV2", "qiskit-aer is not installed", **common))
+    if qml is not None:
+        try:
+            qnode, warm_qnode = lightning_sampler_qnode(n, shots), lightning_sampler_qnode(cfg["sampling_warmup_n"], shots)
+            measure("Lightning qml.sample", lambda: lightning_sample(qnode), lambda: lightning_sample(warm_qnode), ONCE_OVER_S)
+        except Exception as exc:
+            rows.append(_failed("Lightning qml.sample", exc, **common))
+    else:
+        rows.append(skipped("Lightning qml.sample", "pennylane-lightning is not installed", **common))
+
+    # StatevectorSampler's cost grows with 2**n; predict from a smaller width before committing.
+    label = "Qiskit StatevectorSampler"
+    probe_n = cfg["qiskit_sampler_probe_n"]
+    print(f"  sampling: Qiskit probe at n={probe_n}", file=sys.stderr, flush=True)
+    qiskit_sample(warm, shots)
+    probe_s, _ = qiskit_sample(ghz_rotated(probe_n), shots)
+    predicted = probe_s * 2 ** (n - probe_n)
+    if predicted > 1.5 * QISKIT_LIMIT_S:
+        rows.append(skipped(label, f"predicted {predicted:.0f} s from {probe_s:.2f} s at n={probe_n}", **common))
+    else:
+        print(f"  sampling n={n}: {label} (predicted {predicted:.0f} s)", file=sys.stderr, flush=True)
+        times, value = time_runs(lambda: qiskit_sample(circuit, shots), cfg["repeat"], ONCE_OVER_S)
+        rows.append(row(label, times, predicted_s=predicted, **common))
+        outcomes[label] = value
+
+    probs = exact_distribution(n)
+    top = np.argsort(probs)[::-1][:10]
+    base = rows[0]
+    disagreements: list[str] = []
+    for entry in rows:
+        if "best_s" not in entry:
+            continue
+        entry["aqrt_speedup"] = entry["best_s"] / base["best_s"]
+        check = distribution_checks(outcomes[entry["contender"]], probs, n, top)
+        entry.update(check)
+        if check["max_abs_z_marginal"] > Z_LIMIT or check["max_abs_z_top10"] > Z_LIMIT:
+            disagreements.append(
+                f"DISAGREE: sampling {entry['contender']}: |z| marginal {check['max_abs_z_marginal']:.1f}, "
+                f"top-10 outcomes {check['max_abs_z_top10']:.1f} (limit {Z_LIMIT:g})"
+            )
+    pair: dict[str, Any] = {}
+    if "aqrt Sampler" in outcomes and "Aer SamplerV2" in outcomes:
+        a, b = outcomes["aqrt Sampler"], outcomes["Aer SamplerV2"]
+        z = []
+        for q in range(n):
+            pa, pb = float(np.mean((a >> q) & 1)), float(np.mean((b >> q) & 1))
+            pooled = (pa + pb) / 2
+            se = np.sqrt(max(pooled * (1 - pooled), 1e-300) * (1 / a.size + 1 / b.size))
+            z.append((pa - pb) / se)
+        pair = {"max_abs_z_marginal_aqrt_vs_aer": float(np.max(np.abs(z)))}
+        if pair["max_abs_z_marginal_aqrt_vs_aer"] > Z_LIMIT:
+            disagreements.append(f"DISAGREE: sampling aqrt vs Aer marginals: max |z| = {pair['max_abs_z_marginal_aqrt_vs_aer']:.1f}")
+    return {
+        "rows": rows,
+        "ideal_tvd_at_these_shots": expected_tvd(probs, shots),
+        **pair,
+        "disagreements": disagreements,
+    }
+
+
+# -- cold start and memory (fresh processes) --------------------------------------------------------
+
+_FIRST_JOB = r"""
+import time
+t0 = time.perf_counter()
+import asyncio, json, sys
+sys.path.insert(0, {root!r})
+import aqrt
+t_import = time.perf_counter()
+from qiskit import QuantumCircuit
+from qiskit.quantum_info import SparsePauliOp
+qc = QuantumCircuit(2)
+qc.h(0)
+qc.cx(0, 1)
+pub = (qc, SparsePauliOp("ZZ"))
+
+async def main():
+    async with aqrt.Session(service=aqrt.LocalService()) as session:
+        t_open = time.perf_counter()
+        first = await aqrt.Estimator(mode=session).run([pub])
+        t_first = time.perf_counter()
+        await aqrt.Estimator(mode=session).run([pub])
+        t_second = time.perf_counter()
+    return t_open, t_first, t_second, float(first[0].data.evs)
+
+t_build = time.perf_counter()
+t_open, t_first, t_second, ev = asyncio.run(main())
+print(json.dumps({{
+    "import_aqrt_s": t_import - t0,
+    "session_open_s": t_open - t_build,
+    "first_job_s": t_first - t_open,
+    "second_job_s": t_second - t_first,
+    "in_process_total_s": t_first - t0,
+    "ev": ev,
+}}))
+"""
+
+_WARMUP = r"""
+import time
+t0 = time.perf_counter()
+import json, sys
+sys.path.insert(0, {root!r})
+import aqrt
+t_aqrt = time.perf_counter()
+import aqrt.engine
+from aqrt.backends import engine_path
+t_import = time.perf_counter()
+aqrt.engine.warmup()
+t_warm = time.perf_counter()
+print(json.dumps({{"import_aqrt_s": t_aqrt - t0, "import_engine_s": t_import - t_aqrt, "warmup_s": t_warm - t_import}}))
+"""
+
+_MEMORY = r"""
+import json, resource, sys, time
+sys.path.insert(0, {bench!r})
+import engine as bench
+import aqrt.engine
+from aqrt.backends import engine_path
+aqrt.engine.warmup()
+
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+    return None
+
+circuit = bench.hardware_efficient_ansatz({n}, {layers})
+pub = (circuit, bench.ising_observable({n}), bench.wide_values(circuit))
+before_rss, before_hwm = status("VmRSS"), status("VmHWM")
+elapsed, ev = bench.aqrt_estimate(pub)
+print(json.dumps({{
+    "rss_before": before_rss,
+    "hwm_before": before_hwm,
+    "vm_hwm": status("VmHWM"),
+    "ru_maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    "job_s": elapsed,
+    "ev": float(ev),
+}}))
+"""
+
+
+def _subprocess_json(code: str, env_extra: dict[str, str] | None = None, timeout: float = 300) -> dict[str, Any]:
+    env = {**os.environ, **(env_extra or {})}
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=timeout,
+                         cwd=REPO_ROOT)
+    wall = time.perf_counter() - start
+    if out.returncode != 0:
+        raise RuntimeError(f"probe failed (exit {out.returncode}): {out.stderr.strip()[-2000:]}")
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    data["process_wall_s"] = wall
+    return data
+
+
+def run_cold(cfg: dict[str, Any]) -> dict[str, Any]:
+    root = str(REPO_ROOT)
+    print("  cold: first job (numba cache present)", file=sys.stderr, flush=True)
+    first = _subprocess_json(_FIRST_JOB.format(root=root))
+    print("  cold: kernels alone (numba cache present)", file=sys.stderr, flush=True)
+    warm = _subprocess_json(_WARMUP.format(root=root))
+    result: dict[str, Any] = {"first_job_cached": first, "warmup_cached": warm}
+    if cfg["cold_compile"]:
+        with tempfile.TemporaryDirectory(prefix="aqrt-numba-cold-") as cache_dir:
+            print("  cold: kernels with an empty numba cache (full compile)", file=sys.stderr, flush=True)
+            result["warmup_cold_compile"] = _subprocess_json(_WARMUP.format(root=root), {"NUMBA_CACHE_DIR": cache_dir})
+    return result
+
+
+def run_memory(cfg: dict[str, Any]) -> dict[str, Any]:
+    n = max(cfg["wide_n"])
+    print(f"  memory: aqrt wide job at n={n} in a fresh process", file=sys.stderr, flush=True)
+    data = _subprocess_json(_MEMORY.format(bench=str(Path(__file__).resolve().parent), n=n, layers=cfg["wide_layers"]))
+    state = (1 << n) * 16
+    data["n"] = n
+    data["state_bytes"] = state
+    data["peak_over_state"] = data["vm_hwm"] / state
+    data["growth_over_state"] = (data["vm_hwm"] - data["rss_before"]) / state
+    return data
+
+
+# -- facts and output -------------------------------------------------------------------------------
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip()
+
+
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def machine_facts() -> dict[str, Any]:
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        affinity = None
+    commit = _git("rev-parse", "--short", "HEAD")
+    dirty = _git("status", "--porcelain", "--", "aqrt")
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        memory = None
+    import numba
+
+    return {
+        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": affinity,
+        "cpu_model": _cpu_model(),
+        "memory_gib": None if memory is None else round(memory / 2**30, 1),
+        "platform": platform.platform(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "aqrt": aqrt.__version__,
+        "aqrt_git": None if commit is None else commit + (" (aqrt/ modified)" if dirty else " (aqrt/ clean)"),
+        "qiskit": qiskit.__version__,
+        "qiskit_aer": _version("qiskit-aer"),
+        "pennylane": _version("pennylane"),
+        "pennylane_lightning": _version("pennylane_lightning"),
+        "numba": numba.__version__,
+        "numpy": np.__version__,
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def _fmt_row_times(entry: dict[str, Any]) -> str:
+    share = entry.get("others_share")
+    others = "" if share is None else f"{100 * share:.0f}%"
+    return f"{others:>7}{entry['runs']:>5}{entry['best_s']:>10.3f}{entry['median_s']:>10.3f}"
+
+
+def _contention(section: dict[str, Any]) -> str:
+    cpu = section.get("cpu")
+    if not cpu:
+        return ""
+    return (f"  [section wall {cpu['wall_s']} s; other processes used {cpu['others_cpu_s']} CPU-s "
+            f"= {100 * cpu['others_share']:.0f}% of the machine meanwhile]")
+
+
+def format_wide(section: dict[str, Any]) -> list[str]:
+    lines = [f"wide: hardware-efficient ansatz (ry, rz on every qubit; cx ladder) x {section['layers']} layers, "
+             "1 binding, H = sum Z_i + sum Z_i Z_i+1" + _contention(section)]
+    header = f"{'n':>3}{'gates':>7}  {'contender':<30}{'others':>7}{'runs':>5}{'best s':>10}{'median s':>10}{'t / t_aqrt':>12}{'ev':>20}"
+    lines += [header, "-" * len(header)]
+    previous = None
+    for entry in section["rows"]:
+        if previous is not None and entry["n"] != previous:
+            lines.append("")
+        previous = entry["n"]
+        lead = f"{entry['n']:>3}{entry['gates']:>7}  {entry['contender']:<30}"
+        if "skipped" in entry:
+            lines.append(lead + f"  skipped: {entry['skipped']}")
+            continue
+        lines.append(lead + _fmt_row_times(entry) + f"{entry['x_aqrt']:>11.2f}x{entry['ev']:>20.12f}")
+    lines.append("")
+    for n, peer in section["summary"]["fastest_peer"].items():
+        ratio = peer["peer_over_aqrt"]
+        verdict = f"aqrt {ratio:.2f}x faster" if ratio >= 1 else f"aqrt {1 / ratio:.2f}x slower"
+        lines.append(f"n={n}: fastest peer {peer['contender']} {peer['best_s']:.3f} s; fastest peer / aqrt = "
+                     f"{ratio:.2f}x ({verdict})")
+    big = section["summary"]["largest"]
+    bw = section["summary"]["bandwidth"]
+    lines.append(f"aqrt at n={big['n']}: {big['aqrt_best_s']:.3f} s / {big['gates']} gates (before fusion) = "
+                 f"{big['aqrt_s_per_gate'] * 1e3:.2f} ms per gate")
+    lines.append(f"copy bandwidth ({bw['array_mib']} MiB complex128, bytes = read + write, best of 5): "
+                 f"np.copyto {bw['gb_per_s_numpy']:.1f} GB/s; numba prange copy on {bw['numba_threads']} threads "
+                 f"{bw['gb_per_s_parallel']:.1f} GB/s")
+    lines.append(f"floor per pass over the 2^{big['n']} state (read + write {2 * big['state_bytes'] >> 20} MiB): "
+                 f"{big['floor_per_pass_s'] * 1e3:.1f} ms at np.copyto bandwidth, "
+                 f"{big['floor_per_pass_s_parallel'] * 1e3:.1f} ms at the parallel copy's")
+    lines.append(f"aqrt n={big['n']} time = {big['passes']:.0f} passes at the np.copyto floor "
+                 f"({big['passes_per_gate']:.2f} per gate), {big['passes_parallel']:.0f} at the parallel floor "
+                 f"({big['passes_parallel'] / big['gates']:.2f} per gate)")
+    return lines
+
+
+def format_sweep(section: dict[str, Any]) -> list[str]:
+    lines = [f"sweep: hardware-efficient ansatz x {section['layers']} layers, one PUB of many bindings, "
+             "random 20-term Pauli observable" + _contention(section)]
+    header = (f"{'n':>3}{'gates':>7}{'bindings':>10}  {'contender':<30}{'others':>7}{'runs':>5}{'best s':>10}{'median s':>10}"
+              f"{'bindings/s':>12}{'aqrt speedup':>14}{'max |dev|':>11}")
+    lines += [header, "-" * len(header)]
+    previous = None
+    for entry in section["rows"]:
+        if previous is not None and entry["n"] != previous:
+            lines.append("")
+        previous = entry["n"]
+        lead = f"{entry['n']:>3}{entry['gates']:>7}{entry['bindings']:>10}  {entry['contender']:<30}"
+        if "skipped" in entry:
+            lines.append(lead + f"  skipped: {entry['skipped']}")
+            continue
+        lines.append(lead + _fmt_row_times(entry) + f"{entry['bindings_per_s']:>12.0f}{entry['aqrt_speedup']:>13.2f}x"
+                     f"{entry['max_deviation_vs_aqrt']:>11.1e}")
+    lines.append("(aqrt speedup = contender's time / aqrt's; max |dev| = largest |ev - aqrt ev| over all bindings)")
+    return lines
+
+
+def format_sampling(section: dict[str, Any]) -> list[str]:
+    first = section["rows"][0]
+    lines = [f"sampling: n={first['n']} GHZ + seeded ry, rx layer, measure_all, {first['shots']} shots"
+             + _contention(section)]
+    header = (f"{'contender':<30}{'others':>7}{'runs':>5}{'best s':>10}{'median s':>10}{'aqrt speedup':>14}"
+              f"{'|z| marg.':>11}{'|z| top10':>11}{'TVD exact':>11}")
+    lines += [header, "-" * len(header)]
+    for entry in section["rows"]:
+        lead = f"{entry['contender']:<30}"
+        if "skipped" in entry:
+            lines.append(lead + f"  skipped: {entry['skipped']}")
+            continue
+        lines.append(lead + _fmt_row_times(entry) + f"{entry['aqrt_speedup']:>13.2f}x{entry['max_abs_z_marginal']:>11.1f}"
+                     f"{entry['max_abs_z_top10']:>11.1f}{entry['tvd_vs_exact']:>11.3f}")
+    lines.append(f"(|z| = largest deviation from the exact per-qubit marginals / 10 most likely outcomes, in standard "
+                 f"errors; TVD of an ideal sampler at these shots: {section['ideal_tvd_at_these_shots']:.3f})")
+    if "max_abs_z_marginal_aqrt_vs_aer" in section:
+        lines.append(f"aqrt vs Aer per-qubit marginals: max |z| = {section['max_abs_z_marginal_aqrt_vs_aer']:.1f}")
+    return lines
+
+
+def format_cold(section: dict[str, Any]) -> list[str]:
+    first = section["first_job_cached"]
+    warm = section["warmup_cached"]
+    lines = ["cold start (fresh processes)" + _contention(section)]
+    lines.append(f"first job, numba cache present: process wall {first['process_wall_s']:.2f} s; in process "
+                 f"{first['in_process_total_s']:.2f} s = import aqrt {first['import_aqrt_s']:.2f} s + session open "
+                 f"{first['session_open_s'] * 1e3:.1f} ms + first job {first['first_job_s']:.2f} s "
+                 f"(second job {first['second_job_s'] * 1e3:.1f} ms)")
+    lines.append(f"kernels alone, cache present: import aqrt {warm['import_aqrt_s']:.2f} s, then import numba + "
+                 f"engine {warm['import_engine_s']:.2f} s, warmup() {warm['warmup_s']:.2f} s "
+                 f"(process wall {warm['process_wall_s']:.2f} s)")
+    if "warmup_cold_compile" in section:
+        cold = section["warmup_cold_compile"]
+        lines.append(f"kernels alone, empty numba cache (full compile): import numba + engine "
+                     f"{cold['import_engine_s']:.2f} s, warmup() {cold['warmup_s']:.2f} s "
+                     f"(process wall {cold['process_wall_s']:.2f} s)")
+    return lines
+
+
+def format_memory(section: dict[str, Any]) -> list[str]:
+    mib = 1 << 20
+    return [
+        f"peak memory, aqrt wide job at n={section['n']} (fresh process; state {section['state_bytes'] / mib:.0f} MiB)"
+        + _contention(section),
+        f"VmHWM {section['vm_hwm'] / mib:.0f} MiB = "
+        f"{section['peak_over_state']:.2f}x the state; RSS before the job {section['rss_before'] / mib:.0f} MiB, "
+        f"growth {(section['vm_hwm'] - section['rss_before']) / mib:.0f} MiB = {section['growth_over_state']:.2f}x "
+        f"the state (job {section['job_s']:.2f} s)",
+        "(VmHWM of the probe process; its ru_maxrss is not used: Linux carries the parent's peak across fork/exec)",
+    ]
+
+
+def targets(outcome: dict[str, Any]) -> list[dict[str, Any]]:
+    found = []
+    sweep = outcome.get("sweep")
+    if sweep:
+        for n, goal in ((8, 10.0), (12, 4.0)):
+            aer = next((r for r in sweep["rows"] if r["n"] == n and r["contender"].startswith("Aer") and "best_s" in r), None)
+            if aer is not None:
+                found.append({"what": f"sweep n={n}: aqrt bindings/s / Aer's", "value": aer["aqrt_speedup"], "goal": goal})
+    sampling = outcome.get("sampling")
+    if sampling:
+        aer = next((r for r in sampling["rows"] if r["contender"].startswith("Aer") and "best_s" in r), None)
+        if aer is not None:
+            found.append({"what": f"sampling n={aer['n']}: Aer time / aqrt time", "value": aer["aqrt_speedup"], "goal": 3.0})
+    for entry in found:
+        entry["met"] = entry["value"] >= entry["goal"]
+    return found
+
+
+def format_report(facts: dict[str, Any], config: dict[str, Any], outcome: dict[str, Any]) -> str:
+    lines = [
+        "aqrt numba statevector engine: simulation speed against Qiskit, Aer and Lightning",
+        f"date        {facts['date']}",
+        f"machine     {facts['cpu_count']} CPUs ({facts['cpus_usable']} usable), {facts['cpu_model']}, "
+        f"{facts['memory_gib']} GiB; load average at start {facts['load_average_at_start']}",
+        f"platform    {facts['platform']}",
+        f"python      {facts['python']}",
+        f"versions    aqrt {facts['aqrt']} [{facts['aqrt_git']}], qiskit {facts['qiskit']}, qiskit-aer "
+        f"{facts['qiskit_aer']}, pennylane {facts['pennylane']}, pennylane-lightning {facts['pennylane_lightning']}, "
+        f"numba {facts['numba']}, numpy {facts['numpy']}",
+        f"config      {'quick' if config['quick'] else 'full'}; best of {config['repeat']} "
+        f"(of {config['repeat_largest']} at the largest wide n); Qiskit/Lightning rows over {ONCE_OVER_S:g} s "
+        f"timed once; seeds: wide {WIDE_SEED}, sweep {SWEEP_SEED}, observable {SWEEP_OBSERVABLE_SEED}, "
+        f"rotations {SAMPLING_ROTATION_SEED}, shots {SHOTS_SEED}",
+        "others      column 'others': share of the machine's CPU time that other processes used while that row "
+        "was timed (contention; rows above ~10% are not clean)",
+        "",
+    ]
+    formatters = {"wide": format_wide, "sweep": format_sweep, "sampling": format_sampling,
+                  "cold": format_cold, "memory": format_memory}
+    for name in SECTIONS:
+        if name in outcome:
+            lines += formatters[name](outcome[name])
+            lines.append("")
+    found = targets(outcome)
+    if found:
+        lines.append("targets")
+        for entry in found:
+            lines.append(f"  {entry['what']:<42} {entry['value']:>7.2f}x   goal >= {entry['goal']:g}x   "
+                         f"{'met' if entry['met'] else 'NOT MET'}")
+        lines.append("")
+    disagreements = [d for name in SECTIONS for d in outcome.get(name, {}).get("disagreements", [])]
+    if disagreements:
+        lines += disagreements
+    else:
+        lines.append(f"values: expectation values agree with aqrt's within {EV_TOLERANCE:g}; sampled marginals and "
+                     f"top outcomes within {Z_LIMIT:g} standard errors of exact")
+    return "\n".join(lines)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small smoke run (about a minute)")
+    parser.add_argument("--only", metavar="SECTIONS", help=f"comma-separated subset of {','.join(SECTIONS)}")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write every figure as JSON")
+    args = parser.parse_args(argv)
+    chosen = list(SECTIONS) if args.only is None else [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = sorted(set(chosen) - set(SECTIONS))
+    if unknown or not chosen:
+        parser.error(f"--only takes a comma-separated subset of {','.join(SECTIONS)}; got {args.only!r}")
+
+    cfg = dict(QUICK if args.quick else FULL)
+    facts = machine_facts()
+    config = {**cfg, "quick": args.quick, "sections": chosen, "ev_tolerance": EV_TOLERANCE, "z_limit": Z_LIMIT,
+              "once_over_s": ONCE_OVER_S}
+    runners = {"wide": run_wide, "sweep": run_sweep, "sampling": run_sampling, "cold": run_cold, "memory": run_memory}
+    outcome: dict[str, Any] = {}
+    wall = time.perf_counter()
+    for name in SECTIONS:
+        if name in chosen:
+            meter = CpuMeter()
+            outcome[name] = runners[name](cfg)
+            outcome[name]["cpu"] = meter.stop()
+    config["wall_s"] = round(time.perf_counter() - wall, 1)
+    facts["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    print(format_report(facts, config, outcome))
+    print(f"(benchmark wall time {config['wall_s']} s; load average at end {facts['load_average_at_end']})")
+    outcome["targets"] = targets(outcome)
+    if args.json is not None:
+        args.json.write_text(json.dumps(_jsonable({"machine": facts, "config": config, **outcome}), indent=2) + "\n")
+        print(f"JSON written to {args.json}", file=sys.stderr)
+    disagreements = [d for name in SECTIONS for d in outcome.get(name, {}).get("disagreements", [])]
+    return 1 if disagreements else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
