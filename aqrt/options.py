@@ -133,6 +133,22 @@ class Options:
         return dataclasses.asdict(self)
 
 
+_dataclass_init = Options.__init__
+
+
+def _checked_init(self: Options, *args: Any, **kwargs: Any) -> None:
+    # ``Options(bogus=1)`` raises the typed error too, not a bare TypeError.
+    known = {field.name for field in dataclasses.fields(Options)}
+    unknown = sorted(set(kwargs) - known)
+    if args or unknown:
+        what = f"unknown option(s) {unknown}" if unknown else "options are keyword-only"
+        raise InvalidOptionsError(f"{what}; known options are {sorted(known)}")
+    _dataclass_init(self, **kwargs)
+
+
+Options.__init__ = _checked_init  # type: ignore[method-assign]
+
+
 def _parse_option_duration(value: Any) -> int:
     try:
         return parse_duration(value, what="max_execution_time")

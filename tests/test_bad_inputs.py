@@ -573,3 +573,13 @@ async def test_unknown_backend_name_raises_backend_not_found() -> None:
         with pytest.raises(BackendNotFoundError, match="no_such_backend"):
             Estimator(mode="no_such_backend")
         await _assert_session_works(session)
+
+
+async def test_unknown_option_keyword_raises_the_typed_error() -> None:
+    from aqrt import InvalidOptionsError, Options
+
+    with pytest.raises(InvalidOptionsError, match=r"unknown option\(s\) \['bogus'\]"):
+        Options(bogus=1)
+    with pytest.raises(InvalidOptionsError, match="keyword-only"):
+        Options(2)  # type: ignore[misc]
+    assert Options(seed=3).seed == 3
