@@ -20,6 +20,25 @@ import sniffio
 T = TypeVar("T")
 
 _detached_asyncio_tasks: set[asyncio.Task[Any]] = set()
+
+
+class CancelFlag:
+    """A one-way flag a worker thread polls between work items.
+
+    Lighter than ``threading.Event`` (no lock, no condition: one per job adds up), which is all
+    polling needs: setting and reading an attribute is atomic in CPython.
+    """
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
 _worker_lock = threading.Lock()
 _worker: concurrent.futures.ThreadPoolExecutor | None = None
 
@@ -65,7 +84,7 @@ def engine_executor() -> concurrent.futures.ThreadPoolExecutor:
         return _worker
 
 
-async def run_in_worker(func: Callable[[], T], cancel_requested: threading.Event | None = None) -> T:
+async def run_in_worker(func: Callable[[], T], cancel_requested: CancelFlag | None = None) -> T:
     """Run ``func()`` on the engine worker and wait for it without blocking the loop.
 
     If the awaiting task is cancelled, ``cancel_requested`` is set (``func`` is expected to
@@ -93,7 +112,7 @@ async def run_in_worker(func: Callable[[], T], cancel_requested: threading.Event
 async def _run_in_worker_trio(
     executor: concurrent.futures.ThreadPoolExecutor,
     func: Callable[[], T],
-    cancel_requested: threading.Event | None,
+    cancel_requested: CancelFlag | None,
 ) -> T:
     import trio
 

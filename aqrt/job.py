@@ -16,14 +16,13 @@ import dataclasses
 import datetime as dt
 import enum
 import math
-import threading
 import uuid
 from collections.abc import Callable, Generator, Sequence
 from typing import Any, Literal
 
 import anyio
 
-from ._concurrency import loop_clock
+from ._concurrency import CancelFlag, loop_clock
 from .errors import JobCancelledError, JobError, ResultTimeoutError
 from .options import Options
 
@@ -106,7 +105,7 @@ class Job:
         self._result: Any = None
         self._error: BaseException | None = None
         self._done_event = anyio.Event()
-        self._cancel_requested = threading.Event()  # read by worker threads between work items
+        self._cancel_requested = CancelFlag()  # read by worker threads between work items
         self._cancel_scope: anyio.CancelScope | None = None
         self._done_callbacks: list[Callable[[Job], None]] = []
         self._clock = clock if clock is not None else loop_clock()
@@ -226,7 +225,7 @@ class Job:
     # -- used by the runtime ---------------------------------------------------------------------
 
     @property
-    def cancel_requested(self) -> threading.Event:
+    def cancel_requested(self) -> CancelFlag:
         """Set once cancellation was asked for; worker threads poll it between work items."""
         return self._cancel_requested
 

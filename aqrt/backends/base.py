@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import threading
 from typing import Any, Protocol, runtime_checkable
 
+from .._concurrency import CancelFlag
 from ..job import JobRequest, Program
 
 __all__ = ["Backend", "ExecutionContext"]
@@ -22,7 +22,7 @@ class ExecutionContext:
     """
 
     cache: dict[Any, Any]
-    cancel_requested: threading.Event
+    cancel_requested: CancelFlag
 
 
 @runtime_checkable

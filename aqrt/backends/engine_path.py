@@ -7,7 +7,6 @@ lowering.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import numpy as np
@@ -16,6 +15,7 @@ from qiskit.primitives.containers import BitArray, DataBin, PubResult, SamplerPu
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
+from .._concurrency import CancelFlag
 from ..engine import LoweredCircuit, Program, TermTable, kernels, lower_circuit, simulate
 from ..engine.observables import build_term_table_sparse
 from .reference import _flat_bindings, _pack, final_measurements
@@ -78,7 +78,7 @@ def estimate_pub(
     circuit: QuantumCircuit,
     pub: EstimatorPub,
     rng: np.random.Generator,
-    cancel_requested: threading.Event | None,
+    cancel_requested: CancelFlag | None,
     cache: dict[Any, Any],
     circuit_key: Any,
     *,
@@ -120,7 +120,7 @@ def sample_pub(
     circuit: QuantumCircuit,
     pub: SamplerPub,
     rng: np.random.Generator,
-    cancel_requested: threading.Event | None,
+    cancel_requested: CancelFlag | None,
     cache: dict[Any, Any],
     circuit_key: Any,
     *,

@@ -9,7 +9,6 @@ oracle afterwards. Bit order and result layout follow Qiskit's ``StatevectorEsti
 from __future__ import annotations
 
 import math
-import threading
 from typing import Any
 
 import numpy as np
@@ -19,6 +18,7 @@ from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
+from .._concurrency import CancelFlag
 from ..errors import InvalidPubError, JobCancelledError
 
 __all__ = ["estimate_pub", "sample_pub", "unsupported_instruction", "final_measurements"]
@@ -85,7 +85,7 @@ def _bind(circuit: QuantumCircuit, names: list[str], values: np.ndarray) -> Quan
     return circuit.assign_parameters(dict(zip(names, values.tolist())), inplace=False, strict=False)
 
 
-def _check_cancel(cancel_requested: threading.Event | None) -> None:
+def _check_cancel(cancel_requested: CancelFlag | None) -> None:
     if cancel_requested is not None and cancel_requested.is_set():
         raise JobCancelledError("cancelled")
 
@@ -94,7 +94,7 @@ def estimate_pub(
     circuit: QuantumCircuit,
     pub: EstimatorPub,
     rng: np.random.Generator,
-    cancel_requested: threading.Event | None = None,
+    cancel_requested: CancelFlag | None = None,
 ) -> PubResult:
     """Exact expectation values of one Estimator PUB, with Gaussian noise if it has a precision.
 
@@ -139,7 +139,7 @@ def sample_pub(
     circuit: QuantumCircuit,
     pub: SamplerPub,
     rng: np.random.Generator,
-    cancel_requested: threading.Event | None = None,
+    cancel_requested: CancelFlag | None = None,
 ) -> SamplerPubResult:
     """``pub.shots`` samples of every binding of one Sampler PUB, one BitArray per register."""
     mapping, positions = final_measurements(circuit)

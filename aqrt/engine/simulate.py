@@ -6,8 +6,7 @@ bindings); wide states run op by op with kernels parallel over amplitudes.
 
 from __future__ import annotations
 
-import threading
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -21,11 +20,17 @@ WIDE_QUBITS = 17  # from this width on, one binding at a time with amplitude-par
 _BATCH_AMPLITUDES = 1 << 22  # bindings per kernel call are capped so their states fit in cache/RAM
 
 
+class Cancel(Protocol):
+    """Anything with ``is_set()``: the engine polls it between kernel calls."""
+
+    def is_set(self) -> bool: ...
+
+
 class EngineCancelled(Exception):
     """The cancel flag was seen between kernel calls."""
 
 
-def _check(cancel: threading.Event | None) -> None:
+def _check(cancel: Cancel | None) -> None:
     if cancel is not None and cancel.is_set():
         raise EngineCancelled
 
@@ -60,7 +65,7 @@ def run_serial(program: Program, x_masks: np.ndarray, z_masks: np.ndarray) -> np
 
 
 def term_values(
-    program: Program, x_masks: np.ndarray, z_masks: np.ndarray, cancel: threading.Event | None = None
+    program: Program, x_masks: np.ndarray, z_masks: np.ndarray, cancel: Cancel | None = None
 ) -> np.ndarray:
     """Value of every Pauli term for every binding, shape (bindings, terms)."""
     out = np.empty((program.num_bindings, x_masks.shape[0]), dtype=np.complex128)
@@ -80,7 +85,7 @@ def term_values(
     return out
 
 
-def probabilities(program: Program, start: int, stop: int, cancel: threading.Event | None = None) -> np.ndarray:
+def probabilities(program: Program, start: int, stop: int, cancel: Cancel | None = None) -> np.ndarray:
     """|psi_b|^2 for bindings start..stop-1, shape (stop - start, 2**n)."""
     _check(cancel)
     if program.num_qubits < WIDE_QUBITS:
@@ -101,7 +106,7 @@ def binding_batches(program: Program) -> list[tuple[int, int]]:
     return _batches(program)
 
 
-def _run_wide(state: np.ndarray, program: Program, binding: int, cancel: threading.Event | None) -> None:
+def _run_wide(state: np.ndarray, program: Program, binding: int, cancel: Cancel | None) -> None:
     """Cache-blocked: one pass over the state per group of ops (see ``blocking``)."""
     groups = program.cache.get("groups")
     if groups is None:

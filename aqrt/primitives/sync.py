@@ -20,7 +20,7 @@ from qiskit.primitives import BaseEstimatorV2, BaseSamplerV2
 from qiskit.primitives.containers import PrimitiveResult
 from qiskit.primitives.primitive_job import PrimitiveJob
 
-from .._concurrency import engine_executor
+from .._concurrency import CancelFlag, engine_executor
 from ..backends.base import ExecutionContext
 from ..backends.local import LocalBackend, LocalService
 from ..job import JobRequest, Program, new_job_id
@@ -71,7 +71,7 @@ class _EngineRunner:
             if self._backend.engine == "numba" and not _engine_warm(self._backend.dtype):
                 _warm_engine(self._backend.dtype)
             with self._cache_lock:
-                return self._backend._run(request, ExecutionContext(self._cache, threading.Event()))
+                return self._backend._run(request, ExecutionContext(self._cache, CancelFlag()))
 
         return engine_executor().submit(work).result()
 
