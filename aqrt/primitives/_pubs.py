@@ -33,6 +33,10 @@ def coerce_estimator_pubs(pubs: Iterable[Any], precision: float | None) -> list[
     coerced = []
     for index, pub in enumerate(items):
         pub = _with_cached_observables(pub)
+        fast = _plain_estimator_pub(pub, precision)
+        if fast is not None:
+            coerced.append(fast)
+            continue
         try:
             result = EstimatorPub.coerce(pub, precision)
         except (ValueError, TypeError, KeyError) as exc:
@@ -43,6 +47,22 @@ def coerce_estimator_pubs(pubs: Iterable[Any], precision: float | None) -> list[
             raise InvalidPubError(index, f"precision must be finite, got {result.precision!r}")
         coerced.append(result)
     return coerced
+
+
+def _plain_estimator_pub(pub: Any, precision: float | None) -> EstimatorPub | None:
+    """The commonest PUB, ``(circuit without parameters, cached observables)``, built directly.
+
+    Everything Qiskit's validation would check is checked here (the observables were validated
+    when cached, the precision by ``_check_precision``), so the PUB is the one ``coerce`` makes.
+    """
+    if not (isinstance(pub, tuple) and len(pub) == 2 and precision is not None):
+        return None
+    circuit, observables = pub
+    if not isinstance(circuit, QuantumCircuit) or not isinstance(observables, ObservablesArray):
+        return None
+    if circuit.num_parameters or observables.num_qubits != circuit.num_qubits:
+        return None  # the general path reports the problem with the PUB index
+    return EstimatorPub(circuit, observables, BindingsArray(), float(precision), validate=False)
 
 
 _OBSERVABLES_CACHE: collections.OrderedDict[tuple[Any, ...], ObservablesArray] = collections.OrderedDict()
