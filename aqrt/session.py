@@ -64,6 +64,21 @@ def current_session() -> Session | None:
     return _current_session.get()
 
 
+class SessionCache(collections.OrderedDict[Any, Any]):
+    """The session's cache (transpiled circuits, lowered programs, term tables), bounded so a
+    long-lived session fed ever-new circuits does not grow without limit: the oldest entries go
+    first and are recomputed if needed again."""
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        super().__init__()
+        self.max_entries = max_entries
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        super().__setitem__(key, value)
+        if len(self) > self.max_entries:
+            self.popitem(last=False)
+
+
 class SessionState(enum.Enum):
     """The session's state; ``closed`` and ``expired`` are final."""
 
@@ -122,7 +137,7 @@ class Session:
         self._queue: collections.deque[Job] = collections.deque()
         self._running: set[Job] = set()
         self._jobs: list[Job] = []
-        self._cache: dict[Any, Any] = {}
+        self._cache: dict[Any, Any] = SessionCache()
         self._first_job: Job | None = None
         self._first_job_cancelled = False
         self._started_at: float | None = None  # loop time the first job started

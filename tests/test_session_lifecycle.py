@@ -374,3 +374,12 @@ async def test_unclosed_plain_session_settles_its_jobs_when_the_loop_shuts_down(
 
     await anyio.to_thread.run_sync(scenario)
     assert [job.status() for job in jobs] == [JobStatus.CANCELLED, JobStatus.CANCELLED]
+
+
+async def test_session_cache_is_bounded() -> None:
+    from aqrt.session import SessionCache
+
+    cache = SessionCache(max_entries=3)
+    for key in range(5):
+        cache[key] = key
+    assert list(cache) == [2, 3, 4]

@@ -41,12 +41,12 @@ def _lowered(circuit: QuantumCircuit, names: list[str], cache: dict[Any, Any], k
 
 def _program(circuit: QuantumCircuit, pub: Any, cache: dict[Any, Any], key: Any, dtype: Any) -> Program:
     """The bound program of a PUB; for circuits without parameters it is cached too."""
-    flat_values, names = _flat_bindings(pub)
-    static = not names and flat_values.shape[0] == 1
+    static = not pub.circuit.num_parameters and not pub.parameter_values.shape
     if static:
         program = cache.get(("program", key, dtype))
         if program is not None:
             return program
+    flat_values, names = _flat_bindings(pub)
     program = _lowered(circuit, names, cache, key).bind(
         flat_values, max_fused_qubits=fused_width(circuit.num_qubits), dtype=dtype
     )
@@ -56,8 +56,16 @@ def _program(circuit: QuantumCircuit, pub: Any, cache: dict[Any, Any], key: Any,
 
 
 def _term_table(pub: EstimatorPub, layout: Any, num_qubits: int, cache: dict[Any, Any], key: Any) -> TermTable:
-    """Pauli terms of the PUB's observables (after the transpiler's layout), cached by content."""
+    """Pauli terms of the PUB's observables (after the transpiler's layout), cached by content.
+
+    The same ObservablesArray object (run() shares one per distinct observable) is found by
+    identity first; the entry holds the object, so its id cannot be reused while cached.
+    """
     observables = pub.observables
+    by_identity = ("terms-of", id(observables), key if layout is not None else None)
+    entry = cache.get(by_identity)
+    if entry is not None and entry[0] is observables:
+        return entry[1]
     sparse = [observables.slice(index) for index in np.ndindex(*observables.shape)]
     content = tuple(
         (obs.num_qubits, np.asarray(obs.coeffs).tobytes(), np.asarray(obs.bit_terms).tobytes(),
@@ -71,6 +79,7 @@ def _term_table(pub: EstimatorPub, layout: Any, num_qubits: int, cache: dict[Any
             sparse = [obs.apply_layout(layout, num_qubits) for obs in sparse]
         table = build_term_table_sparse(sparse)
         cache[cache_key] = table
+    cache[by_identity] = (observables, table)
     return table
 
 
