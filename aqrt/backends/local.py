@@ -291,10 +291,12 @@ def circuit_fingerprint(circuit: QuantumCircuit) -> str:
 
 def _digest_circuit(circuit: QuantumCircuit, digest: Any) -> None:
     digest.update(f"{circuit.num_qubits},{circuit.num_clbits},{_param_text(circuit.global_phase)}|".encode())
+    qubit_index = {bit: i for i, bit in enumerate(circuit.qubits)}
+    clbit_index = {bit: i for i, bit in enumerate(circuit.clbits)}
     for instruction in circuit.data:
         _digest_operation(instruction.operation, digest)
-        digest.update(repr([circuit.find_bit(q).index for q in instruction.qubits]).encode())
-        digest.update(repr([circuit.find_bit(c).index for c in instruction.clbits]).encode())
+        digest.update(repr([qubit_index[q] for q in instruction.qubits]).encode())
+        digest.update(repr([clbit_index[c] for c in instruction.clbits]).encode())
     for register in circuit.cregs:
         digest.update(f"{register.name}:{register.size}".encode())
 
