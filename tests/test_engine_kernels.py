@@ -539,3 +539,18 @@ def test_wide_pauli_values_par(wide_state: np.ndarray) -> None:
 
 def test_wide_probabilities_par(wide_state: np.ndarray) -> None:
     np.testing.assert_allclose(kernels.probabilities_par(wide_state), np.abs(wide_state) ** 2, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("n", [2, 6, 9])
+def test_apply_2q_matches_operator_evolution_on_every_qubit_pair(n: int) -> None:
+    from qiskit.quantum_info import Operator, Statevector, random_statevector, random_unitary
+
+    for q0 in range(n):
+        for q1 in range(n):
+            if q0 == q1:
+                continue
+            unitary = random_unitary(4, seed=31 * q0 + q1).data
+            state = random_statevector(2**n, seed=n).data.copy()
+            expected = Statevector(state).evolve(Operator(unitary), qargs=[q0, q1]).data
+            kernels.apply_2q(state, q0, q1, unitary)
+            np.testing.assert_allclose(state, expected, atol=1e-12)

@@ -67,6 +67,8 @@ def _compile(complex_dtype: np.dtype) -> None:
     kernels.apply_1q(big, 5, m1)
     kernels.apply_cx(big, 4, 5)
     kernels.apply_cx(big, 5, 4)
+    kernels.apply_2q(big, 5, 4, m2)
+    kernels.apply_2q(big, 0, 5, m2)
     kernels.apply_group_par(state, 1, np.array([2], dtype=np.int64), *program, static, bindings[0])
     kernels.sweep_pauli_values(n, *program, static, bindings, masks, masks)
     kernels.sweep_probabilities(n, *program, static, bindings)
