@@ -12,7 +12,7 @@ A :class:`Session` runs its jobs one at a time, in submission order, on one back
   ``SessionCacheError``.
 - Closing refuses new jobs and waits for submitted ones; cancelling cancels them all.
 
-Every deadline is read from the event loop clock (``anyio.current_time()``), so tests can run
+Every deadline is read from the event loop clock (``loop.time()`` / ``trio.current_time()``), so tests can run
 hours of session time in milliseconds under a virtual clock.
 
 Example:
