@@ -1,7 +1,7 @@
 """Exact reference computations with ``qiskit.quantum_info.Statevector``.
 
-This is the slow, obvious path: ``LocalService(engine="reference")``, and the test
-oracle afterwards. Bit order and result layout follow Qiskit's ``StatevectorEstimator`` /
+This is the slow, obvious path behind ``LocalService(engine="reference")``, and the test
+oracle of the numba engine. Bit order and result layout follow Qiskit's ``StatevectorEstimator`` /
 ``StatevectorSampler``: qubit 0 is the least significant bit; each classical register gets a
 ``BitArray`` whose last axis packs its bits big-endian (clbit 0 in the last byte's lowest bit).
 """
