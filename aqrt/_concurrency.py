@@ -66,6 +66,13 @@ async def _as_coroutine(func: Callable[[], Awaitable[None]]) -> None:
     await func()
 
 
+def new_event() -> asyncio.Event | anyio.Event:
+    """The running library's own event (cheaper than anyio's wrapper; same ``set``/``wait``)."""
+    if sniffio.current_async_library() == "asyncio":
+        return asyncio.Event()
+    return anyio.Event()
+
+
 def loop_clock() -> Callable[[], float]:
     """The running event loop's clock as a plain callable (cheaper than ``anyio.current_time``)."""
     if sniffio.current_async_library() == "asyncio":

@@ -6,7 +6,7 @@ from typing import Any
 
 import anyio
 
-from .backends.base import Backend, ExecutionContext
+from .backends.base import NOT_INLINE, Backend, ExecutionContext
 from .errors import AqrtError, JobFailedError, JobTimeoutError
 from .job import Job
 
@@ -25,6 +25,19 @@ async def execute_job(job: Job, backend: Backend, cache: dict[Any, Any]) -> None
 
 
 async def _execute(job: Job, backend: Backend, cache: dict[Any, Any]) -> None:
+    run_inline = getattr(backend, "run_inline", None)
+    if run_inline is not None and not job.cancel_requested.is_set():
+        # Jobs the backend finishes synchronously in microseconds skip the scopes below: there
+        # is no await inside them for a cancellation or a deadline to interrupt.
+        job._mark_running()
+        try:
+            result = run_inline(job.request, ExecutionContext(cache=cache, cancel_requested=job.cancel_requested))
+        except Exception as exc:
+            _settle_failure(job, exc)
+            return
+        if result is not NOT_INLINE:
+            job._settle_result(result)
+            return
     limit = job.options.max_execution_time
     with anyio.CancelScope() as job_scope:
         job._cancel_scope = job_scope
@@ -48,9 +61,14 @@ async def _execute(job: Job, backend: Backend, cache: dict[Any, Any]) -> None:
                     )
                     return
             job._settle_result(result)
-        except AqrtError as exc:  # already a typed, explained error
-            job._settle_error(exc)
         except Exception as exc:
-            error = JobFailedError(f"job {job.job_id} failed: {type(exc).__name__}: {exc}", job_id=job.job_id)
-            error.__cause__ = exc
-            job._settle_error(error)
+            _settle_failure(job, exc)
+
+
+def _settle_failure(job: Job, exc: Exception) -> None:
+    if isinstance(exc, AqrtError):  # already a typed, explained error
+        job._settle_error(exc)
+        return
+    error = JobFailedError(f"job {job.job_id} failed: {type(exc).__name__}: {exc}", job_id=job.job_id)
+    error.__cause__ = exc
+    job._settle_error(error)

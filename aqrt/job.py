@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import anyio
 
-from ._concurrency import CancelFlag, loop_clock
+from ._concurrency import CancelFlag, loop_clock, new_event
 from .errors import JobCancelledError, JobError, ResultTimeoutError
 from .options import Options
 
@@ -104,7 +104,7 @@ class Job:
         self._status = JobStatus.QUEUED
         self._result: Any = None
         self._error: BaseException | None = None
-        self._done_event = anyio.Event()
+        self._done_event = new_event()
         self._cancel_requested = CancelFlag()  # read by worker threads between work items
         self._cancel_scope: anyio.CancelScope | None = None
         self._done_callbacks: list[Callable[[Job], None]] = []

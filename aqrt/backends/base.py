@@ -8,7 +8,11 @@ from typing import Any, Protocol, runtime_checkable
 from .._concurrency import CancelFlag
 from ..job import JobRequest, Program
 
-__all__ = ["Backend", "ExecutionContext"]
+__all__ = ["Backend", "ExecutionContext", "NOT_INLINE"]
+
+NOT_INLINE = object()
+"""Returned by an optional ``run_inline(request, context)`` of a backend for jobs it does not
+finish synchronously; the session then awaits ``execute`` instead."""
 
 
 @dataclasses.dataclass

@@ -26,7 +26,7 @@ from ..errors import BackendNotFoundError, CircuitTooLargeError, InvalidPubError
 from ..job import JobRequest, Program
 from ..options import Options
 from . import reference
-from .base import ExecutionContext
+from .base import NOT_INLINE, ExecutionContext
 
 __all__ = ["LocalService", "LocalBackend"]
 
@@ -155,6 +155,12 @@ class LocalBackend:
         if self._runs_inline(request):
             return self._run(request, context, serial=True)
         return await run_in_worker(lambda: self._run(request, context), context.cancel_requested)
+
+    def run_inline(self, request: JobRequest, context: ExecutionContext) -> Any:
+        """The result of a job small enough to compute on the loop right now, else NOT_INLINE."""
+        if self.engine == "numba" and _engine_warm(self.dtype) and self._runs_inline(request):
+            return self._run(request, context, serial=True)
+        return NOT_INLINE
 
     def _runs_inline(self, request: JobRequest) -> bool:
         if self.engine != "numba" or request.options.optimization_level is not None:
