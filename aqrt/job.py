@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import itertools
 import math
 import uuid
 from collections.abc import Callable, Generator, Sequence
@@ -87,9 +88,13 @@ class JobMetrics:
         return self.running_loop_time - self.created_loop_time
 
 
+_ID_PREFIX = "job-" + uuid.uuid4().hex[:12] + "-"  # random per process
+_ID_COUNTER = itertools.count()
+
+
 def new_job_id() -> str:
-    """A fresh, URL-safe job id."""
-    return "job-" + uuid.uuid4().hex[:20]
+    """A fresh, URL-safe job id: a random per-process prefix and a counter."""
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
 
 
 class Job:

@@ -272,9 +272,10 @@ class Session:
                 f"max_time of {self._max_time} s"
             )
 
-    def _submit(self, job: Job) -> None:
-        self._check_accepting()
-        self._check_job_limits(job.options.max_execution_time)
+    def _submit(self, job: Job, *, checked: bool = False) -> None:
+        if not checked:  # primitives check before validating PUBs, so the session error comes first
+            self._check_accepting()
+            self._check_job_limits(job.options.max_execution_time)
         if self._first_job is None:
             self._first_job = job
         self._jobs.append(job)

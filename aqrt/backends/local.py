@@ -36,6 +36,7 @@ _MAX_SESSION_TIME = 8 * 3600
 # Bytes per amplitude a job holds at its peak: the numba engine keeps one complex128 state plus,
 # when sampling, probabilities and their cumulative sum (8 + 8); Statevector keeps ~3 states.
 _PEAK_BYTES_PER_AMPLITUDE = {"numba": 32, "reference": 48}
+_ALWAYS_FITS = 64 << 20  # smaller jobs skip the free-memory query
 _INLINE_BUDGET = 1 << 13  # amplitude updates below which a job runs on the loop (~ tens of µs)
 ENGINES = ("numba", "reference")
 _STANDARD_GATES = get_standard_gate_name_mapping()
@@ -100,6 +101,7 @@ class LocalBackend:
         self._name = name
         self.engine = engine
         self.dtype = dtype
+        self._np_dtype = np.dtype(dtype)
         self.service = service
         self._bytes_per_amplitude = _PEAK_BYTES_PER_AMPLITUDE[engine] // (2 if dtype == "complex64" else 1)
         self._max_qubits = (
@@ -138,7 +140,8 @@ class LocalBackend:
                 f"{self._max_qubits} (a {width}-qubit job needs "
                 f"{_format_bytes(_state_bytes(width, self._bytes_per_amplitude))})"
             )
-        needed, available = _state_bytes(width, self._bytes_per_amplitude), _available_memory()
+        needed = _state_bytes(width, self._bytes_per_amplitude)
+        available = _available_memory() if needed > _ALWAYS_FITS else None
         if available is not None and needed > available:
             raise CircuitTooLargeError(
                 f"PUB {index}: the circuit's {width}-qubit state needs {_format_bytes(needed)}, "
@@ -171,7 +174,8 @@ class LocalBackend:
 
     def _run(self, request: JobRequest, context: ExecutionContext, *, serial: bool = False) -> PrimitiveResult:
         options = request.options
-        not_applied = dict(_options_not_applied(request.program, options))
+        cached_report = _options_not_applied(request.program, options)
+        not_applied = dict(cached_report) if cached_report else None
         generators = _pub_generators(request)
         results = []
         for index, (pub, rng) in enumerate(zip(request.pubs, generators)):
@@ -220,7 +224,7 @@ class LocalBackend:
             return reference.sample_pub(circuit, pub, rng, cancel)
         from . import engine_path  # loads numba; importing aqrt must not
 
-        dtype = np.dtype(self.dtype)
+        dtype = self._np_dtype
         if program == "estimator":
             return engine_path.estimate_pub(circuit, pub, rng, cancel, context.cache, key, serial=serial, dtype=dtype)
         return engine_path.sample_pub(circuit, pub, rng, cancel, context.cache, key, serial=serial, dtype=dtype)

@@ -67,7 +67,7 @@ class BasePrimitive:
         )
         job = Job(request, backend_name=self._backend.name)
         if session is not None:
-            session._submit(job)
+            session._submit(job, checked=True)
         else:
             backend = self._backend
 
