@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -24,20 +25,28 @@ async def execute_job(job: Job, backend: Backend, cache: dict[Any, Any]) -> None
             job._settle_cancelled()
 
 
+def settle_inline(job: Job, run_inline: Callable[..., Any], cache: dict[Any, Any]) -> bool:
+    """Run ``job`` through the backend's synchronous ``run_inline`` and settle it, if the backend
+    takes it (True); jobs finished in microseconds need no scopes: nothing in them can be
+    interrupted by a cancellation or a deadline."""
+    if job.cancel_requested.is_set():
+        return False
+    job._mark_running()
+    try:
+        result = run_inline(job.request, ExecutionContext(cache=cache, cancel_requested=job.cancel_requested))
+    except Exception as exc:
+        _settle_failure(job, exc)
+        return True
+    if result is NOT_INLINE:
+        return False
+    job._settle_result(result)
+    return True
+
+
 async def _execute(job: Job, backend: Backend, cache: dict[Any, Any]) -> None:
     run_inline = getattr(backend, "run_inline", None)
-    if run_inline is not None and not job.cancel_requested.is_set():
-        # Jobs the backend finishes synchronously in microseconds skip the scopes below: there
-        # is no await inside them for a cancellation or a deadline to interrupt.
-        job._mark_running()
-        try:
-            result = run_inline(job.request, ExecutionContext(cache=cache, cancel_requested=job.cancel_requested))
-        except Exception as exc:
-            _settle_failure(job, exc)
-            return
-        if result is not NOT_INLINE:
-            job._settle_result(result)
-            return
+    if run_inline is not None and settle_inline(job, run_inline, cache):
+        return
     limit = job.options.max_execution_time
     with anyio.CancelScope() as job_scope:
         job._cancel_scope = job_scope

@@ -37,7 +37,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from ._concurrency import loop_clock, spawn_detached
-from ._runner import execute_job
+from ._runner import execute_job, settle_inline
 from .backends.base import Backend
 from .errors import (
     InvalidOptionsError,
@@ -353,9 +353,11 @@ class Session:
     async def _run_queue(self) -> None:
         try:
             slice_started = time.perf_counter()
+            run_inline = getattr(self._backend, "run_inline", None)
             while (job := self._take_next()) is not None:
                 try:
-                    await execute_job(job, self._backend, self._cache)
+                    if run_inline is None or not settle_inline(job, run_inline, self._cache):
+                        await execute_job(job, self._backend, self._cache)
                 finally:
                     self._running.discard(job)
                 # Tiny jobs run inline without suspending; after a millisecond of them, yield so

@@ -71,4 +71,5 @@ def _compile(complex_dtype: np.dtype) -> None:
     kernels.apply_2q(big, 0, 5, m2)
     kernels.apply_group_par(state, 1, np.array([2], dtype=np.int64), *program, static, bindings[0])
     kernels.sweep_pauli_values(n, *program, static, bindings, masks, masks)
+    kernels.program_pauli_values(n, *program, static, bindings[0], masks, masks)
     kernels.sweep_probabilities(n, *program, static, bindings)

@@ -310,6 +310,27 @@ def pauli_values(state: np.ndarray, x_masks: np.ndarray, z_masks: np.ndarray) ->
     return values
 
 
+@njit(cache=True, nogil=True)
+def program_pauli_values(
+    num_qubits: int,
+    kinds: np.ndarray,
+    qubits: np.ndarray,
+    widths: np.ndarray,
+    aux: np.ndarray,
+    sources: np.ndarray,
+    offsets: np.ndarray,
+    static_buffer: np.ndarray,
+    binding_buffer: np.ndarray,
+    x_masks: np.ndarray,
+    z_masks: np.ndarray,
+) -> np.ndarray:
+    """One binding, serially: run the program from |0...0> and return every term's value."""
+    state = np.zeros(1 << num_qubits, dtype=static_buffer.dtype)
+    state[0] = 1.0
+    run_program(state, kinds, qubits, widths, aux, sources, offsets, static_buffer, binding_buffer)
+    return pauli_values(state, x_masks, z_masks)
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def sweep_pauli_values(
     num_qubits: int,

@@ -55,12 +55,11 @@ def final_state(program: Program, binding: int = 0, *, parallel: bool | None = N
 def run_serial(program: Program, x_masks: np.ndarray, z_masks: np.ndarray) -> np.ndarray:
     """Term values of every binding with serial kernels only (safe on any thread)."""
     out = np.empty((program.num_bindings, x_masks.shape[0]), dtype=np.complex128)
-    state = np.empty(1 << program.num_qubits, dtype=program.dtype)
+    arrays = program.arrays()
     for b in range(program.num_bindings):
-        state[:] = 0
-        state[0] = 1.0
-        kernels.run_program(state, *program.arrays(), program.static_buffer, program.binding_buffers[b])
-        out[b] = kernels.pauli_values(state, x_masks, z_masks)
+        out[b] = kernels.program_pauli_values(
+            program.num_qubits, *arrays, program.static_buffer, program.binding_buffers[b], x_masks, z_masks
+        )
     return out
 
 
