@@ -271,7 +271,7 @@ def _pub_cost(pub: Any) -> int:
     """A rough count of amplitude updates, to decide where a job runs."""
     shape = pub.parameter_values.shape
     bindings = math.prod(shape)
-    return bindings * (1 << pub.circuit.num_qubits) * (len(pub.circuit.data) + 1)
+    return bindings * (1 << pub.circuit.num_qubits) * (len(pub.circuit) + 1)
 
 
 def _engine_warm(dtype: str = "complex128") -> bool:
