@@ -304,7 +304,13 @@ def _digest_circuit(circuit: QuantumCircuit, digest: Any) -> None:
     qubit_index = {bit: i for i, bit in enumerate(circuit.qubits)}
     clbit_index = {bit: i for i, bit in enumerate(circuit.clbits)}
     for instruction in circuit.data:
-        _digest_operation(instruction.operation, digest)
+        if instruction.is_standard_gate():  # name and params say it all; no Python gate is built
+            digest.update(f"{instruction.name}:".encode())
+            for param in instruction.params:
+                digest.update(_param_text(param).encode())
+                digest.update(b",")
+        else:
+            _digest_operation(instruction.operation, digest)
         digest.update(repr([qubit_index[q] for q in instruction.qubits]).encode())
         digest.update(repr([clbit_index[c] for c in instruction.clbits]).encode())
     for register in circuit.cregs:

@@ -29,6 +29,8 @@ _TRANSPARENT = {"barrier", "delay"}
 
 def unsupported_instruction(circuit: QuantumCircuit, *, allow_final_measurements: bool) -> str | None:
     """Describe the first instruction the statevector path cannot run exactly, or None."""
+    if _NON_UNITARY.isdisjoint(circuit.count_ops()):  # the common case, without a Python pass
+        return None
     final = final_measurements(circuit)[1] if allow_final_measurements else set()
     for position, instruction in enumerate(circuit.data):
         name = instruction.operation.name
