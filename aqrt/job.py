@@ -287,8 +287,3 @@ class Job:
 def _wall_now() -> dt.datetime:
     # Display only: every deadline uses the event loop clock.
     return dt.datetime.now(dt.timezone.utc)
-
-
-def is_job_error(exc: BaseException) -> bool:
-    """True for errors that already describe a job's failure and need no wrapping."""
-    return isinstance(exc, JobError)

@@ -152,11 +152,9 @@ class LocalBackend:
             raise InvalidPubError(index, problem)
 
     async def execute(self, request: JobRequest, context: ExecutionContext) -> PrimitiveResult:
-        """Run the job on the engine worker thread (tiny jobs: inline, see the module docstring)."""
+        """Run the job on the engine worker thread (tiny jobs go through :meth:`run_inline`)."""
         if self.engine == "numba" and not _engine_warm(self.dtype):
             await run_in_worker(lambda: _warm_engine(self.dtype))
-        if self._runs_inline(request):
-            return self._run(request, context, serial=True)
         return await run_in_worker(lambda: self._run(request, context), context.cancel_requested)
 
     def run_inline(self, request: JobRequest, context: ExecutionContext) -> Any:

@@ -325,10 +325,26 @@ def program_pauli_values(
     z_masks: np.ndarray,
 ) -> np.ndarray:
     """One binding, serially: run the program from |0...0> and return every term's value."""
+    state = _state_after(num_qubits, kinds, qubits, widths, aux, sources, offsets, static_buffer, binding_buffer)
+    return pauli_values(state, x_masks, z_masks)
+
+
+@njit(cache=True, nogil=True)
+def _state_after(
+    num_qubits: int,
+    kinds: np.ndarray,
+    qubits: np.ndarray,
+    widths: np.ndarray,
+    aux: np.ndarray,
+    sources: np.ndarray,
+    offsets: np.ndarray,
+    static_buffer: np.ndarray,
+    binding_buffer: np.ndarray,
+) -> np.ndarray:
     state = np.zeros(1 << num_qubits, dtype=static_buffer.dtype)
     state[0] = 1.0
     run_program(state, kinds, qubits, widths, aux, sources, offsets, static_buffer, binding_buffer)
-    return pauli_values(state, x_masks, z_masks)
+    return state
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -350,10 +366,9 @@ def sweep_pauli_values(
     num_bindings = binding_buffers.shape[0]
     out = np.empty((num_bindings, x_masks.shape[0]), dtype=np.complex128)
     for b in prange(num_bindings):
-        state = np.zeros(1 << num_qubits, dtype=static_buffer.dtype)
-        state[0] = 1.0
-        run_program(state, kinds, qubits, widths, aux, sources, offsets, static_buffer, binding_buffers[b])
-        out[b, :] = pauli_values(state, x_masks, z_masks)
+        out[b, :] = program_pauli_values(
+            num_qubits, kinds, qubits, widths, aux, sources, offsets, static_buffer, binding_buffers[b], x_masks, z_masks
+        )
     return out
 
 
@@ -373,9 +388,9 @@ def sweep_probabilities(
     num_bindings = binding_buffers.shape[0]
     out = np.empty((num_bindings, 1 << num_qubits), dtype=np.float64)
     for b in prange(num_bindings):
-        state = np.zeros(1 << num_qubits, dtype=static_buffer.dtype)
-        state[0] = 1.0
-        run_program(state, kinds, qubits, widths, aux, sources, offsets, static_buffer, binding_buffers[b])
+        state = _state_after(
+            num_qubits, kinds, qubits, widths, aux, sources, offsets, static_buffer, binding_buffers[b]
+        )
         for i in range(state.shape[0]):
             out[b, i] = state[i].real * state[i].real + state[i].imag * state[i].imag
     return out

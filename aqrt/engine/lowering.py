@@ -13,7 +13,7 @@ Circuits are read through their duck-typed interface (``data``, ``operation.to_m
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -328,13 +328,3 @@ def _pack(num_qubits: int, ops: list[Bound], num_bindings: int, dtype: np.dtype)
         np.concatenate(binding_parts, axis=1) if binding_parts else np.zeros((num_bindings, 0)), dtype=dtype
     )
     return Program(num_qubits, kinds, qubits, widths, aux, sources, offsets, static_buffer, binding_buffers)
-
-
-def as_callable(program: Program) -> Callable[..., None]:  # pragma: no cover - debugging aid
-    """A closure applying ``program`` (binding 0) to a state, for interactive use."""
-    from .kernels import run_program
-
-    def apply(state: np.ndarray, binding: int = 0) -> None:
-        run_program(state, *program.arrays(), program.static_buffer, program.binding_buffers[binding])
-
-    return apply
