@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 from collections.abc import Sequence
 
@@ -25,7 +26,14 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 
 def _available() -> dict[str, tuple[str, str]]:
-    return {name: entry for name, entry in SUBCOMMANDS.items() if importlib.util.find_spec(entry[0]) is not None}
+    found = {}
+    for name, entry in SUBCOMMANDS.items():
+        try:
+            if importlib.util.find_spec(entry[0]) is not None:
+                found[name] = entry
+        except ModuleNotFoundError:  # its parent package is not there
+            continue
+    return found
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
