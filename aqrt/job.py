@@ -12,18 +12,19 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import enum
 import itertools
 import math
 import uuid
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any, Literal
 
 import anyio
 
-from ._concurrency import CancelFlag, loop_clock, new_event
+from ._concurrency import CancelFlag, loop_clock
 from .errors import JobCancelledError, JobError, ResultTimeoutError
 from .options import Options
 
@@ -109,14 +110,20 @@ class Job:
         self._status = JobStatus.QUEUED
         self._result: Any = None
         self._error: BaseException | None = None
-        self._done_event = new_event()
+        # Under asyncio each awaiting task waits on a future of its own (so cancelling one
+        # waiter cancels nothing else); under trio they share one event. Made on first wait.
+        self._loop = asyncio._get_running_loop()
+        self._waiters: list[asyncio.Future[None]] | anyio.Event | None = None
         self._cancel_requested = CancelFlag()  # read by worker threads between work items
         self._cancel_scope: anyio.CancelScope | None = None
         self._done_callbacks: list[Callable[[Job], None]] = []
-        self._clock = clock if clock is not None else loop_clock()
-        self._created = (_wall_now(), self._clock())
-        self._running: tuple[dt.datetime, float] | None = None
-        self._finished: tuple[dt.datetime, float] | None = None
+        if clock is None:
+            clock = self._loop.time if self._loop is not None else loop_clock()
+        self._clock = clock
+        self._created_wall = _wall_now()  # display only; later instants follow the loop clock
+        self._created = clock()
+        self._running: float | None = None
+        self._finished: float | None = None
 
     # -- public surface -------------------------------------------------------------------------
 
@@ -173,13 +180,18 @@ class Job:
     def metrics(self) -> JobMetrics:
         """Created/running/finished timestamps (see :class:`JobMetrics`)."""
         return JobMetrics(
-            created=self._created[0],
-            running=self._running[0] if self._running else None,
-            finished=self._finished[0] if self._finished else None,
-            created_loop_time=self._created[1],
-            running_loop_time=self._running[1] if self._running else None,
-            finished_loop_time=self._finished[1] if self._finished else None,
+            created=self._created_wall,
+            running=self._wall_at(self._running),
+            finished=self._wall_at(self._finished),
+            created_loop_time=self._created,
+            running_loop_time=self._running,
+            finished_loop_time=self._finished,
         )
+
+    def _wall_at(self, loop_time: float | None) -> dt.datetime | None:
+        if loop_time is None:
+            return None
+        return self._created_wall + dt.timedelta(seconds=loop_time - self._created)
 
     def exception(self) -> BaseException | None:
         """The error of a job in ERROR or CANCELLED state, else None."""
@@ -189,7 +201,7 @@ class Job:
 
     async def wait(self) -> None:
         """Wait until the job is final, without raising for its outcome."""
-        await self._done_event.wait()
+        await self._until_final()
 
     async def result(self, timeout: float | None = None) -> Any:
         """Wait for and return the job's ``PrimitiveResult``.
@@ -206,23 +218,44 @@ class Job:
             timeout = None
         if timeout is not None:
             with anyio.move_on_after(timeout):
-                await self._done_event.wait()
+                await self._until_final()
             if not self.done():
                 raise ResultTimeoutError(
                     f"job {self.job_id} still {self._status.value} after waiting {timeout} s",
                     job_id=self.job_id,
                 )
         else:
-            await self._done_event.wait()
+            await self._until_final()
+        return self._outcome()
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        # A plain generator rather than ``result().__await__()``: awaiting a job costs one
+        # future, no coroutines (thousands of jobs are gathered at once).
+        if not self._status.is_final:
+            yield from self._until_final().__await__()
+        return self._outcome()
+
+    def _until_final(self) -> Awaitable[None]:
+        """An awaitable that completes when the job is final (each call waits separately)."""
+        if self._status.is_final:
+            return _Ready()
+        if self._loop is not None:
+            future = self._loop.create_future()
+            if self._waiters is None:
+                self._waiters = []
+            self._waiters.append(future)  # type: ignore[union-attr]
+            return _Waiting(future, self)
+        if self._waiters is None:
+            self._waiters = anyio.Event()
+        return self._waiters.wait()  # type: ignore[union-attr]
+
+    def _outcome(self) -> Any:
         if self._status is JobStatus.DONE:
             return self._result
         if self._status is JobStatus.CANCELLED:
             raise self._cancelled_error()
         assert self._error is not None
         raise self._error
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        return self.result().__await__()
 
     def __repr__(self) -> str:
         return f"<Job {self.job_id} {self.program} on {self.backend_name}: {self._status.value}>"
@@ -256,7 +289,7 @@ class Job:
         if self._status is not JobStatus.QUEUED:
             return
         self._status = JobStatus.RUNNING
-        self._running = (_wall_now(), self._clock())
+        self._running = self._clock()
 
     def _settle_result(self, result: Any) -> None:
         self._result = result
@@ -273,15 +306,50 @@ class Job:
         if self.done():  # settled exactly once; later outcomes are ignored
             return
         self._status = status
-        self._finished = (_wall_now(), self._clock())
+        self._finished = self._clock()
         self._cancel_scope = None
-        self._done_event.set()
+        waiters, self._waiters = self._waiters, None
+        if isinstance(waiters, list):
+            for future in waiters:
+                if not future.done():  # a waiter whose task was cancelled is done already
+                    future.set_result(None)
+        elif waiters is not None:
+            waiters.set()
         callbacks, self._done_callbacks = self._done_callbacks, []
         for callback in callbacks:
             callback(self)
 
     def _cancelled_error(self) -> JobCancelledError:
         return JobCancelledError(f"job {self.job_id} was cancelled", job_id=self.job_id)
+
+
+class _Ready:
+    """An awaitable that is already complete."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield  # pragma: no cover - makes this a generator
+
+
+class _Waiting:
+    """Awaits one waiter future of a job; a cancelled waiter leaves the job's list."""
+
+    __slots__ = ("_future", "_job")
+
+    def __init__(self, future: asyncio.Future[None], job: Job) -> None:
+        self._future = future
+        self._job = job
+
+    def __await__(self) -> Generator[Any, None, None]:
+        try:
+            yield from self._future
+        except BaseException:
+            waiters = self._job._waiters
+            if isinstance(waiters, list) and self._future in waiters:
+                waiters.remove(self._future)
+            raise
 
 
 def _wall_now() -> dt.datetime:

@@ -278,14 +278,14 @@ class Session:
             self._check_job_limits(job.options.max_execution_time)
         if self._first_job is None:
             self._first_job = job
+            job.add_done_callback(self._on_job_final)  # only the first job's fate matters here
         self._jobs.append(job)
         self._queue.append(job)
-        job.add_done_callback(self._on_job_final)
         self._start_supervisor()
         self._wake()
 
     def _on_job_final(self, job: Job) -> None:
-        if job is self._first_job and job.status() is JobStatus.CANCELLED:
+        if job.status() is JobStatus.CANCELLED:
             self._first_job_cancelled = True
             self._wake()
 

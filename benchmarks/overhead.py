@@ -191,7 +191,8 @@ def _aqrt_floor(pub: Any) -> Callable[[], Any]:
         session_id=None,
     )
     context = ExecutionContext(cache={}, cancel_requested=threading.Event())
-    return lambda: backend._run(request, context)
+    # serial=True: the kernels a trivial job runs (inline, no numba thread pool per call)
+    return lambda: backend._run(request, context, serial=True)
 
 
 def _peer_floor(estimator: Any, pub: Any) -> Callable[[], Any]:

@@ -69,6 +69,24 @@ async def test_cancelling_the_awaiting_task_does_not_cancel_the_job(looptime) ->
 
 
 @pytest.mark.looptime
+async def test_many_waiters_of_one_job_are_independent(looptime) -> None:
+    async with Session(backend=FakeBackend(duration=10)):
+        job = Estimator().run([_pub()])
+
+        async def by_await() -> object:
+            return await job
+
+        waiters = [asyncio.ensure_future(c) for c in (by_await(), job.result(), job.wait(), by_await())]
+        await asyncio.sleep(2)
+        waiters[0].cancel()  # one awaiting task goes away; the job and the other waiters do not
+        outcome = await asyncio.gather(*waiters, return_exceptions=True)
+    assert isinstance(outcome[0], asyncio.CancelledError)
+    assert outcome[1] is outcome[3] is job._result and outcome[2] is None
+    assert job.status() is JobStatus.DONE and looptime == 10
+    assert await job is outcome[1]  # a final job is awaited at once, as often as asked
+
+
+@pytest.mark.looptime
 async def test_awaiting_a_cancelled_job_raises_job_cancelled_error_not_cancelled_error() -> None:
     async with Session(backend=FakeBackend(duration=10)):
         job = Estimator().run([_pub()])

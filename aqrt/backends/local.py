@@ -298,21 +298,26 @@ def circuit_fingerprint(circuit: QuantumCircuit) -> str:
 
 
 def _digest_circuit(circuit: QuantumCircuit, digest: Any) -> None:
-    digest.update(f"{circuit.num_qubits},{circuit.num_clbits},{_param_text(circuit.global_phase)}|".encode())
+    # Text is gathered and hashed in one update per run of standard gates: the same bytes as
+    # updating piece by piece, with fewer calls.
+    parts = [f"{circuit.num_qubits},{circuit.num_clbits},{_param_text(circuit.global_phase)}|"]
     qubit_index = {bit: i for i, bit in enumerate(circuit.qubits)}
     clbit_index = {bit: i for i, bit in enumerate(circuit.clbits)}
     for instruction in circuit.data:
         if instruction.is_standard_gate():  # name and params say it all; no Python gate is built
-            digest.update(f"{instruction.name}:".encode())
+            parts.append(f"{instruction.name}:")
             for param in instruction.params:
-                digest.update(_param_text(param).encode())
-                digest.update(b",")
+                parts.append(_param_text(param))
+                parts.append(",")
         else:
+            digest.update("".join(parts).encode())
+            parts = []
             _digest_operation(instruction.operation, digest)
-        digest.update(repr([qubit_index[q] for q in instruction.qubits]).encode())
-        digest.update(repr([clbit_index[c] for c in instruction.clbits]).encode())
+        parts.append(repr([qubit_index[q] for q in instruction.qubits]))
+        parts.append(repr([clbit_index[c] for c in instruction.clbits]))
     for register in circuit.cregs:
-        digest.update(f"{register.name}:{register.size}".encode())
+        parts.append(f"{register.name}:{register.size}")
+    digest.update("".join(parts).encode())
 
 
 def _digest_operation(operation: Any, digest: Any) -> None:
