@@ -119,6 +119,25 @@ async def test_estimator_identity_only_and_non_trivial_observables() -> None:
     np.testing.assert_allclose(result[0].data.evs, expected[0].data.evs, atol=1e-10)
 
 
+async def test_observables_with_pauli_phases_give_what_qiskit_gives() -> None:
+    # run() caches coerced observables by content, the paulis' phase included; Qiskit's
+    # ObservablesArray drops that phase, and so must every cached copy, in either order.
+    circuit = QuantumCircuit(2)
+    circuit.h(0)
+    circuit.cx(0, 1)
+    operators = []
+    for label in ("ZZ", "YY", "XY"):
+        plain = SparsePauliOp(label, 0.5)
+        phased = plain.copy()
+        phased.paulis.phase = [2]
+        operators += [plain, phased, phased.copy(), plain.copy()]
+    async with Session():
+        estimator = Estimator()
+        values = [float((await estimator.run([(circuit, op)]))[0].data.evs) for op in operators]
+    expected = await _qiskit_estimate([(circuit, op) for op in operators])
+    assert values == pytest.approx([float(r.data.evs) for r in expected], abs=1e-12)
+
+
 async def test_estimator_rejects_non_hermitian_observable_like_qiskit() -> None:
     circuit = QuantumCircuit(1)
     observable = SparsePauliOp(["Z", "X"], [1.0, 0.5j])

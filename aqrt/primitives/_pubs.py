@@ -79,11 +79,14 @@ def _with_cached_observables(pub: Any) -> Any:
         return pub
     operator = pub[1]
     paulis = operator.paulis
+    # The stored group phase with x and z determines ``paulis.phase`` (which costs a few µs to
+    # compute), so it keys the same content.
+    group_phase = getattr(paulis, "_phase", None)
     key = (
         operator.num_qubits,
         paulis.x.tobytes(),
         paulis.z.tobytes(),
-        paulis.phase.tobytes(),
+        (group_phase if group_phase is not None else paulis.phase).tobytes(),
         operator.coeffs.tobytes(),
         operator.coeffs.dtype.str,
     )
