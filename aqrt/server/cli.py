@@ -1,0 +1,88 @@
+"""``aqrt serve`` (also ``python -m aqrt serve``): run the Runtime REST API server.
+
+API keys: ``--api-key KEY[=USER]`` (repeatable), ``--api-keys-file PATH`` (one ``KEY[=USER]``
+a line, ``#`` comments) and the ``AQRT_SERVE_API_KEYS`` variable (``KEY[=USER]`` separated
+by commas); all are merged. A key without ``=USER`` gets a user name derived from the key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .config import API_KEYS_ENV, ServerConfig, parse_api_key, parse_api_keys_text
+from .store import default_db_path
+
+__all__ = ["configure", "main", "config_from_args"]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add ``aqrt serve``'s arguments to ``parser``."""
+    defaults = ServerConfig.__dataclass_fields__
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765; 0 = any free port)")
+    parser.add_argument("--db", type=Path, default=None, help=f"SQLite database (default {default_db_path()})")
+    parser.add_argument("--api-key", action="append", default=[], metavar="KEY[=USER]",
+                        help=f"an accepted API key and its user (repeatable; also ${API_KEYS_ENV}, comma separated)")
+    parser.add_argument("--api-keys-file", type=Path, default=None, metavar="PATH",
+                        help="a file of API keys, one KEY[=USER] a line")
+    parser.add_argument("--backend-qubits", type=int, default=defaults["backend_qubits"].default,
+                        help="width of the served backend (transpiled circuits are padded to it; default %(default)s)")
+    parser.add_argument("--max-qubits", type=int, default=defaults["max_qubits"].default,
+                        help="widest circuit a job may hold (default %(default)s)")
+    parser.add_argument("--max-circuit-ops", type=int, default=defaults["max_circuit_ops"].default,
+                        help="most operations in one circuit (default %(default)s)")
+    parser.add_argument("--max-pubs", type=int, default=defaults["max_pubs"].default,
+                        help="most PUBs in one job (default %(default)s)")
+    parser.add_argument("--max-body-bytes", type=int, default=defaults["max_body_bytes"].default,
+                        help="largest request body, bytes (default %(default)s)")
+    parser.add_argument("--token-ttl", type=int, default=defaults["token_ttl"].default,
+                        help="seconds an access token lives (default %(default)s)")
+    parser.add_argument("--interactive-ttl", type=int, default=defaults["interactive_ttl"].default,
+                        help="a dedicated session's interactive timeout, seconds (default %(default)s)")
+    parser.add_argument("--max-ttl", type=int, default=defaults["max_ttl"].default,
+                        help="the largest (and default) session max_ttl, seconds (default %(default)s)")
+    parser.add_argument("--engine", choices=("numba", "reference"), default="numba", help="the local engine")
+
+
+def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> ServerConfig:
+    """A :class:`ServerConfig` from parsed arguments, the keys file and the environment."""
+    environ = dict(os.environ if environ is None else environ)
+    keys = parse_api_keys_text(environ.get(API_KEYS_ENV, ""), separators=(",",))
+    if args.api_keys_file is not None:
+        keys.update(parse_api_keys_text(args.api_keys_file.read_text()))
+    for text in args.api_key:
+        key, user = parse_api_key(text)
+        keys[key] = user
+    return ServerConfig(
+        db_path=args.db if args.db is not None else default_db_path(),
+        api_keys=keys,
+        backend_qubits=args.backend_qubits,
+        max_qubits=args.max_qubits,
+        max_circuit_ops=args.max_circuit_ops,
+        max_pubs=args.max_pubs,
+        max_body_bytes=args.max_body_bytes,
+        token_ttl=args.token_ttl,
+        interactive_ttl=args.interactive_ttl,
+        max_ttl=args.max_ttl,
+        engine=args.engine,
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the server until interrupted; returns the exit status."""
+    try:
+        config = config_from_args(args)
+    except (OSError, ValueError) as exc:
+        print(f"aqrt serve: {exc}", file=sys.stderr)
+        return 2
+    from aiohttp import web
+
+    from .app import create_app
+
+    print(f"aqrt serve: http://{args.host}:{args.port}/api/v1 (IAM_URL=http://{args.host}:{args.port}), "
+          f"database {config.db_path}, {len(config.api_keys)} API key(s)", flush=True)
+    web.run_app(create_app(config), host=args.host, port=args.port, print=None)
+    return 0
