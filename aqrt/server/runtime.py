@@ -138,7 +138,7 @@ class RuntimeServer:
             params_json = row.pop("params")
             try:
                 params = json.loads(params_json)
-                pubs, options = self._decode_params(row["program"], params, row.get("cost"))
+                pubs, options = await self._decode_params(row["program"], params, row.get("cost"))
                 live_session = self._sessions.get(row["session_id"]) if row["session_id"] else None
                 job = self._run(row["program"], pubs, options, live_session)
             except (AqrtError, ApiError, ValueError) as exc:
@@ -212,7 +212,7 @@ class RuntimeServer:
         cost = body.get("cost")
         if cost is not None and (isinstance(cost, bool) or not isinstance(cost, int) or cost <= 0):
             raise ApiError(400, f"cost (the max execution time, in seconds) must be a positive int, got {cost!r}")
-        pubs, options = self._decode_params(program, body.get("params"), cost)
+        pubs, options = await self._decode_params(program, body.get("params"), cost)
         job = self._run(program, pubs, options, live_session)
         row = {
             "id": _new_id(), "user": user, "instance": instance, "program": program, "backend": backend,
@@ -223,7 +223,11 @@ class RuntimeServer:
         await self.store.insert_job(row, params_json)
         return {"id": row["id"], "backend": backend, "session_id": session_id}
 
-    def _decode_params(self, program: str, params: Any, cost: int | None) -> tuple[list[Any], Options]:
+    async def _decode_params(self, program: str, params: Any, cost: int | None) -> tuple[list[Any], Options]:
+        # Off the loop: reading QPY touches files (lazy imports) and costs CPU for big payloads.
+        return await asyncio.to_thread(self._decode_params_sync, program, params, cost)
+
+    def _decode_params_sync(self, program: str, params: Any, cost: int | None) -> tuple[list[Any], Options]:
         if not isinstance(params, dict):
             raise ApiError(400, "params must be a JSON object with 'pubs'")
         if params.get("version", 2) != 2:
