@@ -68,14 +68,21 @@ class Client:
             except ValueError:
                 return response.status, text
 
-    async def submit(self, token: str, program: str, pubs: list[Any], **extra: Any) -> str:
+    async def submit_raw(self, token: str, program: str = "estimator", pubs: list[Any] | None = None,
+                         **extra: Any) -> tuple[int, Any]:
+        """``POST /jobs`` with PUBs encoded as the official client does; ``(status, body)``."""
         from aqrt.wire import pubs_to_wire
 
+        if pubs is None:
+            pubs = [(bell(), "ZZ")]
         body = {"program_id": program, "backend": "aqrt_statevector",
                 "params": {"pubs": pubs_to_wire(program, pubs), "options": extra.pop("options", {}), "version": 2,
                            "support_qiskit": True}}
         body.update(extra)
-        status, answer = await self.call("POST", "/jobs", token, body=body)
+        return await self.call("POST", "/jobs", token, body=body)
+
+    async def submit(self, token: str, program: str, pubs: list[Any], **extra: Any) -> str:
+        status, answer = await self.submit_raw(token, program, pubs, **extra)
         assert status == 200, answer
         return answer["id"]
 
