@@ -1,0 +1,227 @@
+"""The official qiskit-ibm-runtime client against ``aqrt serve`` on 127.0.0.1.
+
+The server runs on its own event loop in a background thread (asyncio debug mode; blockbuster
+watches that loop); the synchronous official client (requests) runs in the test's thread, as a
+user's script would.
+
+``IAM_URL`` points the client's IAM token manager at the server's ``/identity/token``;
+``QISKIT_FUNCTIONS_EXPERIMENTAL`` makes ``Account.list_instances`` return the given CRN instead of
+asking IBM Cloud's Global Search, so ``QiskitRuntimeService(instance=crn)`` needs no IBM service;
+``url_resolver`` sends every Runtime call to the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from aiohttp import web
+from qiskit import QuantumCircuit
+from qiskit.quantum_info import SparsePauliOp
+from qiskit.transpiler import generate_preset_pass_manager
+from qiskit_ibm_runtime import Batch, EstimatorV2, QiskitRuntimeService, SamplerV2, Session
+from qiskit_ibm_runtime.exceptions import RuntimeInvalidStateError
+
+from aqrt.primitives import EngineEstimator, EngineSampler
+from aqrt.server import create_app
+
+from .server_support import CRN, make_config
+
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:The (Estimator|Sampler)V2 class is deprecated:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:Loading account with the given token:UserWarning"),
+]
+
+
+@contextlib.contextmanager
+def server_in_thread(tmp_path: Path, **changes: object) -> Iterator[int]:
+    """Run ``aqrt serve`` on a fresh loop in a thread; yields its port; stops and joins it."""
+    started = threading.Event()
+    state: dict[str, object] = {}
+
+    async def serve() -> None:
+        runner = web.AppRunner(create_app(make_config(tmp_path, **changes)))
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            stop = asyncio.Event()
+            state.update(port=runner.addresses[0][1], loop=asyncio.get_running_loop(), stop=stop)
+            started.set()
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+    def main() -> None:
+        try:
+            asyncio.run(serve(), debug=True)
+        except BaseException as exc:  # reported by the test thread
+            state["error"] = exc
+            started.set()
+
+    thread = threading.Thread(target=main, name="aqrt-test-server")
+    thread.start()
+    started.wait(60)
+    try:
+        if "error" in state:
+            raise state["error"]  # type: ignore[misc]
+        yield state["port"]  # type: ignore[misc]
+    finally:
+        if "loop" in state:
+            state["loop"].call_soon_threadsafe(state["stop"].set)  # type: ignore[attr-defined]
+        thread.join(60)
+        assert not thread.is_alive()
+    if "error" in state:
+        raise state["error"]  # type: ignore[misc]
+
+
+@pytest.fixture
+def connect(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., QiskitRuntimeService]]:
+    """``connect(**config)`` starts a server and returns an official service pointed at it."""
+    with contextlib.ExitStack() as stack:
+
+        def open_service(**changes: object) -> QiskitRuntimeService:
+            port = stack.enter_context(server_in_thread(tmp_path, **changes))
+            monkeypatch.setenv("IAM_URL", f"http://127.0.0.1:{port}")
+            monkeypatch.setenv("QISKIT_FUNCTIONS_EXPERIMENTAL", "1")
+            return QiskitRuntimeService(
+                channel="ibm_quantum_platform",
+                token="alice-key",
+                instance=CRN,
+                url_resolver=lambda *args, **kwargs: f"http://127.0.0.1:{port}/api/v1",
+            )
+
+        yield open_service
+
+
+def _isa(backend, circuit: QuantumCircuit) -> QuantumCircuit:
+    return generate_preset_pass_manager(backend=backend, optimization_level=1, seed_transpiler=3).run(circuit)
+
+
+def _bell(measure: bool = False) -> QuantumCircuit:
+    circuit = QuantumCircuit(2)
+    circuit.h(0)
+    circuit.cx(0, 1)
+    circuit.ry(0.4, 1)
+    if measure:
+        circuit.measure_all()
+    return circuit
+
+
+def _slow_isa_circuit(num_qubits: int = 22, layers: int = 120) -> QuantumCircuit:
+    """Seconds of engine work, written in the served basis (ISA as it stands, no transpiling)."""
+    circuit = QuantumCircuit(num_qubits)
+    for layer in range(layers):
+        for qubit in range(num_qubits):
+            circuit.rz(0.1 * (qubit + layer + 1), qubit)
+            circuit.sx(qubit)
+        for qubit in range(num_qubits - 1):
+            circuit.cx(qubit, qubit + 1)
+    return circuit
+
+
+def _wait(predicate: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout  # the test thread runs no event loop: real time
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_backends_target_and_isa_checks(connect) -> None:
+    service = connect(backend_qubits=5)
+    assert [backend.name for backend in service.backends()] == ["aqrt_statevector"]
+    backend = service.backend("aqrt_statevector")
+    target = backend.target
+    assert target.num_qubits == 5
+    assert {"cx", "cz", "rz", "sx", "x", "measure"} <= set(target.operation_names)
+    assert len(target.build_coupling_map().get_edges()) == 5 * 4  # full connectivity
+    assert backend.status().operational and backend.status().status_msg == "active"
+    assert backend.configuration().simulator is False
+    with pytest.raises(Exception, match="not an ISA circuit|is not supported by the target"):
+        EstimatorV2(mode=backend).run([(_bell(), SparsePauliOp("ZZ"))])  # 'h' is not in the basis
+
+
+def test_job_mode_estimator_and_sampler_equal_the_local_engine(connect) -> None:
+    service = connect(backend_qubits=5)
+    backend = service.backend("aqrt_statevector")
+    isa = _isa(backend, _bell())
+    observables = [SparsePauliOp(label).apply_layout(isa.layout) for label in ("ZZ", "XX", "IY")]
+    estimator_job = EstimatorV2(mode=backend).run([(isa, observables)])
+    measured = _isa(backend, _bell(measure=True))
+    sampler = SamplerV2(mode=backend)
+    sampler.options.simulator.seed_simulator = 1234
+    sampler_job = sampler.run([measured], shots=500)
+
+    got = estimator_job.result()
+    expected = EngineEstimator().run([(isa, observables)]).result()
+    np.testing.assert_array_equal(got[0].data.evs, expected[0].data.evs)
+    sampled = sampler_job.result()
+    expected_counts = EngineSampler(seed=1234).run([measured], shots=500).result()[0].data.meas.get_counts()
+    assert sampled[0].data.meas.get_counts() == expected_counts
+    assert estimator_job.status() == "DONE" and estimator_job.session_id is None
+    assert estimator_job.metrics()["usage"]["status"] == "final"
+    assert {job.job_id() for job in service.jobs(limit=10)} == {estimator_job.job_id(), sampler_job.job_id()}
+
+
+def test_session_and_batch_run_and_close(connect) -> None:
+    service = connect(backend_qubits=5)
+    backend = service.backend("aqrt_statevector")
+    isa = _isa(backend, _bell())
+    observable = SparsePauliOp("ZY").apply_layout(isa.layout)
+    expected = EngineEstimator().run([(isa, observable)]).result()[0].data.evs
+    for mode_class, mode_name in ((Session, "dedicated"), (Batch, "batch")):
+        with mode_class(backend=backend, max_time=600) as mode:
+            jobs = [EstimatorV2(mode=mode).run([(isa, observable)]) for _ in range(3)]
+            results = [job.result() for job in jobs]
+            details = mode.details()
+            assert details["mode"] == mode_name and details["max_time"] == 600
+            assert mode.status() == "In progress, accepting new jobs"
+        for job, result in zip(jobs, results):
+            assert job.session_id == mode.session_id
+            np.testing.assert_array_equal(result[0].data.evs, expected)
+        _wait(lambda: mode.status() == "Closed")  # leaving the block closed it
+        assert mode.details()["accepting_jobs"] is False
+        with pytest.raises(Exception, match="closed"):
+            EstimatorV2(mode=mode).run([(isa, observable)])
+
+
+def test_cancel_a_job_and_a_session(connect) -> None:
+    service = connect(backend_qubits=22)
+    backend = service.backend("aqrt_statevector")
+    slow = _slow_isa_circuit()
+    observable = SparsePauliOp("Z" * 22)
+
+    job = EstimatorV2(mode=backend).run([(slow, observable)])
+    _wait(lambda: job.status() == "RUNNING")
+    job.cancel()
+    _wait(lambda: job.status() == "CANCELLED")
+    with pytest.raises(RuntimeInvalidStateError, match="cancelled"):
+        job.result()
+
+    session = Session(backend=backend)
+    first = EstimatorV2(mode=session).run([(slow, observable)])
+    queued = EstimatorV2(mode=session).run([(slow, observable)])
+    _wait(lambda: first.status() == "RUNNING")
+    session.cancel()
+    _wait(lambda: first.status() == "CANCELLED" and queued.status() == "CANCELLED")
+    _wait(lambda: session.status() == "Closed")
+
+
+def test_job_tags_filter_the_listing(connect) -> None:
+    service = connect(backend_qubits=5)
+    backend = service.backend("aqrt_statevector")
+    isa = _isa(backend, _bell(measure=True))
+    tagged = SamplerV2(mode=backend)
+    tagged.options.environment.job_tags = ["experiment-7"]
+    tagged_job = tagged.run([isa], shots=10)
+    other_job = SamplerV2(mode=backend).run([isa], shots=10)
+    tagged_job.result(), other_job.result()
+    assert [job.job_id() for job in service.jobs(job_tags=["experiment-7"])] == [tagged_job.job_id()]
+    assert tagged_job.tags == ["experiment-7"]
+    assert {job.job_id() for job in service.jobs(pending=False)} == {tagged_job.job_id(), other_job.job_id()}
