@@ -1,7 +1,7 @@
 """The official qiskit-ibm-runtime client against ``aqrt serve`` on 127.0.0.1.
 
-The server runs on its own event loop in a background thread (asyncio debug mode; blockbuster
-watches that loop); the synchronous official client (requests) runs in the test's thread, as a
+The server runs on its own event loop in a background thread (``serve_in_thread``, asyncio
+debug mode; blockbuster watches that loop); the synchronous official client (requests) runs in the test's thread, as a
 user's script would.
 
 ``IAM_URL`` points the client's IAM token manager at the server's ``/identity/token``;
@@ -12,16 +12,13 @@ asking IBM Cloud's Global Search, so ``QiskitRuntimeService(instance=crn)`` need
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from aiohttp import web
 from qiskit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp
 from qiskit.transpiler import generate_preset_pass_manager
@@ -29,56 +26,14 @@ from qiskit_ibm_runtime import Batch, EstimatorV2, QiskitRuntimeService, Sampler
 from qiskit_ibm_runtime.exceptions import RuntimeInvalidStateError
 
 from aqrt.primitives import EngineEstimator, EngineSampler
-from aqrt.server import create_app
+from aqrt.server import serve_in_thread
 
 from .server_support import CRN, make_config
 
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:The (Estimator|Sampler)V2 class is deprecated:DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore:Loading account with the given token:UserWarning"),
 ]
-
-
-@contextlib.contextmanager
-def server_in_thread(tmp_path: Path, **changes: object) -> Iterator[int]:
-    """Run ``aqrt serve`` on a fresh loop in a thread; yields its port; stops and joins it."""
-    started = threading.Event()
-    state: dict[str, object] = {}
-
-    async def serve() -> None:
-        runner = web.AppRunner(create_app(make_config(tmp_path, **changes)))
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
-            stop = asyncio.Event()
-            state.update(port=runner.addresses[0][1], loop=asyncio.get_running_loop(), stop=stop)
-            started.set()
-            await stop.wait()
-        finally:
-            await runner.cleanup()
-
-    def main() -> None:
-        try:
-            asyncio.run(serve(), debug=True)
-        except BaseException as exc:  # reported by the test thread
-            state["error"] = exc
-            started.set()
-
-    thread = threading.Thread(target=main, name="aqrt-test-server")
-    thread.start()
-    started.wait(60)
-    try:
-        if "error" in state:
-            raise state["error"]  # type: ignore[misc]
-        yield state["port"]  # type: ignore[misc]
-    finally:
-        if "loop" in state:
-            state["loop"].call_soon_threadsafe(state["stop"].set)  # type: ignore[attr-defined]
-        thread.join(60)
-        assert not thread.is_alive()
-    if "error" in state:
-        raise state["error"]  # type: ignore[misc]
 
 
 @pytest.fixture
@@ -87,14 +42,14 @@ def connect(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callabl
     with contextlib.ExitStack() as stack:
 
         def open_service(**changes: object) -> QiskitRuntimeService:
-            port = stack.enter_context(server_in_thread(tmp_path, **changes))
-            monkeypatch.setenv("IAM_URL", f"http://127.0.0.1:{port}")
+            url = stack.enter_context(serve_in_thread(make_config(tmp_path, **changes), debug=True))
+            monkeypatch.setenv("IAM_URL", url)
             monkeypatch.setenv("QISKIT_FUNCTIONS_EXPERIMENTAL", "1")
             return QiskitRuntimeService(
                 channel="ibm_quantum_platform",
                 token="alice-key",
                 instance=CRN,
-                url_resolver=lambda *args, **kwargs: f"http://127.0.0.1:{port}/api/v1",
+                url_resolver=lambda *args, **kwargs: f"{url}/api/v1",
             )
 
         yield open_service

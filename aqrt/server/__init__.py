@@ -12,6 +12,7 @@ module per resource (:mod:`.auth`, :mod:`.backends`, :mod:`.jobs`, :mod:`.sessio
 """
 
 from .app import create_app
+from .background import serve_in_thread
 from .config import ServerConfig
 
-__all__ = ["ServerConfig", "create_app"]
+__all__ = ["ServerConfig", "create_app", "serve_in_thread"]

@@ -1,0 +1,169 @@
+"""End-to-end jobs/s through ``aqrt serve``: HTTP, auth, SQLite, the engine, and a client.
+
+Each row is a client: it submits ``--jobs`` trivial EstimatorV2 jobs (a 2-qubit Bell circuit in
+the served basis, observable ``ZZ``, exact value 1) to a fresh server, keeping all of them in
+flight, then fetches every result and checks it. The timed span is first submit -> last result.
+The official client submits one job at a time (it is synchronous) and makes three requests per
+submission (backend status, instance usage, ``POST /jobs``) and two per result.
+
+Rows are functions with the signature of :data:`ClientRow`; add one to :data:`ROWS` to measure
+another client against the same server (aqrt's own ``RuntimeService`` client is meant to be
+the second row once it lands)::
+
+    def aqrt_runtime_service_row(server: ServerInfo, jobs: int) -> float: ...
+
+Usage::
+
+    python benchmarks/http_jobs.py [--jobs 100] [--repeat 3]
+
+Standalone: the repository root goes on ``sys.path`` so the working tree's ``aqrt`` is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from qiskit import QuantumCircuit  # noqa: E402
+from qiskit.quantum_info import SparsePauliOp  # noqa: E402
+
+from aqrt.server import ServerConfig, serve_in_thread  # noqa: E402
+
+API_KEY = "bench-key"
+CRN = "crn:v1:bluemix:public:quantum-computing:us-east:a/aqrt:bench::"
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerInfo:
+    """What a client row needs to reach the server."""
+
+    url: str  # http://127.0.0.1:PORT (IAM), the Runtime API under url + "/api/v1"
+    api_key: str
+    instance: str
+    backend: str
+
+
+#: A row: run ``jobs`` jobs against the server, check the results, return the seconds taken.
+ClientRow = Callable[[ServerInfo, int], float]
+
+
+def bell_isa() -> tuple[QuantumCircuit, SparsePauliOp]:
+    """A Bell pair written in the served basis (rz, sx, cx), so no transpiling is timed."""
+    circuit = QuantumCircuit(2)
+    circuit.rz(1.5707963267948966, 0)
+    circuit.sx(0)
+    circuit.rz(1.5707963267948966, 0)
+    circuit.cx(0, 1)
+    return circuit, SparsePauliOp("ZZ")
+
+
+def _official_client(opt_out_of_usage_data: bool) -> ClientRow:
+    def row(server: ServerInfo, jobs: int) -> float:
+        """qiskit-ibm-runtime's ``QiskitRuntimeService`` + ``EstimatorV2`` in job mode."""
+        os.environ["IAM_URL"] = server.url
+        os.environ["QISKIT_FUNCTIONS_EXPERIMENTAL"] = "1"
+        # The client walks the call stack (inspect.stack) on every request to report its
+        # caller unless this is "True"; that walk is most of its per-request cost.
+        os.environ["USAGE_DATA_OPT_OUT"] = "True" if opt_out_of_usage_data else "False"
+        from qiskit_ibm_runtime import EstimatorV2, QiskitRuntimeService
+
+        service = QiskitRuntimeService(channel="ibm_quantum_platform", token=server.api_key, instance=server.instance,
+                                       url_resolver=lambda *args, **kwargs: f"{server.url}/api/v1")
+        backend = service.backend(server.backend)
+        estimator = EstimatorV2(mode=backend)
+        pub = bell_isa()
+        estimator.run([pub]).result()  # warm: token, backend target, engine compile
+        started = time.perf_counter()
+        submitted = [estimator.run([pub]) for _ in range(jobs)]
+        results = [job.result() for job in submitted]
+        elapsed = time.perf_counter() - started
+        for result in results:
+            assert abs(float(result[0].data.evs) - 1.0) < 1e-12, result[0].data.evs
+        return elapsed
+
+    return row
+
+
+def raw_http_row(server: ServerInfo, jobs: int) -> float:
+    """The same jobs as bare HTTP requests from aiohttp, all submitted concurrently: what the
+    server sustains when the client costs next to nothing."""
+    import asyncio
+
+    import aiohttp
+
+    from aqrt.wire import decode, pubs_to_wire
+
+    body = {"program_id": "estimator", "backend": server.backend,
+            "params": {"pubs": pubs_to_wire("estimator", [bell_isa()]), "options": {}, "version": 2, "support_qiskit": True}}
+
+    async def run() -> float:
+        async with aiohttp.ClientSession() as http:
+            form = {"grant_type": "urn:ibm:params:oauth:grant-type:apikey", "apikey": server.api_key}
+            async with http.post(f"{server.url}/identity/token", data=form) as response:
+                token = (await response.json())["access_token"]
+            headers = {"Authorization": f"Bearer {token}", "Service-CRN": server.instance}
+            api = f"{server.url}/api/v1"
+
+            async def one() -> float:
+                async with http.post(f"{api}/jobs", json=body, headers=headers) as response:
+                    job_id = (await response.json())["id"]
+                while True:
+                    async with http.get(f"{api}/jobs/{job_id}", headers=headers) as response:
+                        if (await response.json())["state"]["status"] == "Completed":
+                            break
+                    await asyncio.sleep(0.01)
+                async with http.get(f"{api}/jobs/{job_id}/results", headers=headers) as response:
+                    return float(decode(await response.text())[0].data.evs)
+
+            await one()  # warm
+            started = time.perf_counter()
+            values = await asyncio.gather(*(one() for _ in range(jobs)))
+            elapsed = time.perf_counter() - started
+            assert all(abs(value - 1.0) < 1e-12 for value in values)
+            return elapsed
+
+    return asyncio.run(run())
+
+
+ROWS: dict[str, ClientRow] = {
+    "qiskit-ibm-runtime (official client)": _official_client(opt_out_of_usage_data=False),
+    "qiskit-ibm-runtime, USAGE_DATA_OPT_OUT": _official_client(opt_out_of_usage_data=True),
+    "bare aiohttp requests (server bound)": raw_http_row,
+    # "aqrt RuntimeService client": aqrt_runtime_service_row,  (lands with aqrt's HTTP client)
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    import logging
+
+    logging.getLogger("qiskit_ibm_runtime").setLevel(logging.ERROR)
+    print(f"{args.jobs} trivial EstimatorV2 jobs in flight through aqrt serve (127.0.0.1), best and median of {args.repeat}")
+    print(f"{'client':<40} {'best s':>8} {'median s':>9} {'jobs/s':>8} {'ms/job':>8}")
+    for name, row in ROWS.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            config = ServerConfig(db_path=Path(tmp) / "bench.sqlite3", api_keys={API_KEY: "bench"}, backend_qubits=2)
+            with serve_in_thread(config) as url:
+                info = ServerInfo(url=url, api_key=API_KEY, instance=CRN, backend=config.backend_name)
+                times = [row(info, args.jobs) for _ in range(args.repeat)]
+        best, median = min(times), statistics.median(times)
+        print(f"{name:<40} {best:>8.3f} {median:>9.3f} {args.jobs / best:>8.1f} {1000 * best / args.jobs:>8.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
