@@ -13,6 +13,7 @@ asking IBM Cloud's Global Search, so ``QiskitRuntimeService(instance=crn)`` need
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -180,3 +181,18 @@ def test_job_tags_filter_the_listing(connect) -> None:
     assert [job.job_id() for job in service.jobs(job_tags=["experiment-7"])] == [tagged_job.job_id()]
     assert tagged_job.tags == ["experiment-7"]
     assert {job.job_id() for job in service.jobs(pending=False)} == {tagged_job.job_id(), other_job.job_id()}
+
+
+def test_the_readme_recipe_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("\n## aqrt serve"):]
+    recipe = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
+    assert 'SERVER = "http://127.0.0.1:8765"' in recipe and "--api-key my-key=alice" in section
+    monkeypatch.setenv("IAM_URL", "unset")  # restored after the test; the recipe sets both
+    monkeypatch.setenv("QISKIT_FUNCTIONS_EXPERIMENTAL", "")
+    with serve_in_thread(make_config(tmp_path, api_keys={"my-key": "alice"}), debug=True) as url:
+        exec(compile(recipe.replace("http://127.0.0.1:8765", url), "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert abs(float(re.search(r"^<ZZ> = (\S+)$", printed, re.MULTILINE).group(1)) - 1.0) < 1e-12, printed
+    counts = eval(re.search(r"^counts: (\{.*\})$", printed, re.MULTILINE).group(1))
+    assert set(counts) <= {"00", "11"} and sum(counts.values()) == 1000
