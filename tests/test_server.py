@@ -331,6 +331,9 @@ async def test_session_expires_after_max_ttl_from_its_first_job(tmp_path) -> Non
         status, details = await client.call("GET", f"/sessions/{session['id']}", token)
         assert details["state"] == "closed" and details["accepting_jobs"] is False
         assert details["closed_reason"] == "max_ttl reached"
+        async with asyncio.timeout(10):  # recorded as closed for good (a restart keeps it closed)
+            while (await client.call("GET", f"/sessions/{session['id']}", token))[1].get("closed_reason") is None:
+                await asyncio.sleep(0.01)
         status, body = await client.call("POST", "/jobs", token, body={
             "program_id": "estimator", "backend": "aqrt_statevector", "session_id": session["id"],
             "params": {"pubs": pubs_to_wire("estimator", [(bell(), "ZZ")]), "version": 2}})

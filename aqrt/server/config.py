@@ -1,9 +1,9 @@
-"""What a server runs with: address, database, API keys, limits, clocks.
+"""What a server runs with: database, API keys, limits, clocks.
 
-API keys come from (all merged, later wins): the ``AQRT_SERVE_API_KEYS`` variable
-(``KEY=USER`` pairs separated by commas; a bare ``KEY`` is user ``KEY``'s own name... see
-:func:`parse_api_key`), a keys file given by ``--api-keys-file`` (one ``KEY[=USER]`` a line,
-``#`` comments), and ``--api-key KEY[=USER]`` options.
+API keys come from (merged in this order, later wins): the ``AQRT_SERVE_API_KEYS`` variable
+(``KEY[=USER]`` items separated by commas), a keys file given by ``--api-keys-file`` (one
+``KEY[=USER]`` a line, ``#`` comments), and ``--api-key KEY[=USER]`` options. A key without a
+user gets one derived from the key (:func:`parse_api_key`).
 """
 
 from __future__ import annotations

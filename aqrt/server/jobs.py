@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from typing import Any
@@ -18,12 +19,16 @@ __all__ = ["job_routes", "read_json"]
 _MAX_PAGE = 200
 
 
-async def read_json(request: web.Request) -> tuple[Any, str]:
-    """The request's JSON body and its text; 400 for malformed JSON (413 comes from aiohttp)."""
+_PARSE_INLINE_BYTES = 64 << 10  # larger bodies are parsed on a worker thread, off the loop
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request's JSON body; 400 for malformed JSON (413 comes from aiohttp's size limit)."""
     raw = await request.read()
     try:
-        text = raw.decode("utf-8")
-        return json.loads(text), text
+        if len(raw) <= _PARSE_INLINE_BYTES:
+            return json.loads(raw)
+        return await asyncio.to_thread(json.loads, raw)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ApiError(400, f"the request body is not valid JSON: {exc}") from None
 
@@ -57,10 +62,9 @@ def job_body(row: dict[str, Any], *, params: Any = None) -> dict[str, Any]:
 
 
 async def submit_job(request: web.Request) -> web.Response:
-    body, text = await read_json(request)
+    body = await read_json(request)
     server = request.app[SERVER_KEY]
-    params_json = json.dumps(body.get("params")) if isinstance(body, dict) else text
-    response = await server.submit(request[USER_KEY], request.headers.get("Service-CRN"), body, params_json)
+    response = await server.submit(request[USER_KEY], request.headers.get("Service-CRN"), body)
     return web.json_response(response)
 
 
@@ -83,6 +87,8 @@ async def get_results(request: web.Request) -> web.Response:
         raise ApiError(409, f"job {job_id} has not finished; its results are not available yet")
     if status == "Cancelled":
         raise ApiError(409, f"job {job_id} was cancelled; it has no results")
+    if status == "Failed":  # the client shows this text as the failure's explanation
+        return web.Response(text=result or "", content_type="text/plain")
     return web.Response(text=result or "", content_type="application/json")
 
 

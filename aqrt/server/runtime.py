@@ -187,7 +187,7 @@ class RuntimeServer:
 
     # -- jobs ------------------------------------------------------------------------------------
 
-    async def submit(self, user: str, instance: str | None, body: Any, params_json: str) -> dict[str, Any]:
+    async def submit(self, user: str, instance: str | None, body: Any) -> dict[str, Any]:
         """``POST /jobs``: validate, start, store; returns the response body."""
         if not isinstance(body, dict):
             raise ApiError(400, f"the request body must be a JSON object, not {type(body).__name__}")
@@ -212,7 +212,9 @@ class RuntimeServer:
         cost = body.get("cost")
         if cost is not None and (isinstance(cost, bool) or not isinstance(cost, int) or cost <= 0):
             raise ApiError(400, f"cost (the max execution time, in seconds) must be a positive int, got {cost!r}")
-        pubs, options = await self._decode_params(program, body.get("params"), cost)
+        params = body.get("params")
+        pubs, options = await self._decode_params(program, params, cost)
+        params_json = await asyncio.to_thread(json.dumps, params)  # stored as sent, for a re-run
         job = self._run(program, pubs, options, live_session)
         row = {
             "id": _new_id(), "user": user, "instance": instance, "program": program, "backend": backend,
@@ -278,6 +280,8 @@ class RuntimeServer:
         try:
             return primitive_class(mode=mode, options=options).run(pubs)
         except SessionError as exc:
+            if isinstance(exc, SessionExpiredError) and live_session is not None:
+                self._note_expired(live_session)
             raise ApiError(409, str(exc), code=_reason_code(exc)) from None
         except AqrtError as exc:  # a PUB this backend cannot run; the message names it
             raise ApiError(400, str(exc)) from None
@@ -392,6 +396,9 @@ class RuntimeServer:
         row = await self.store.session(session_id, user)
         if row is None:
             raise ApiError(404, f"session {session_id} not found")
+        if row.get("closed_reason") == "max_ttl reached":
+            raise ApiError(409, f"session {session_id} expired (its max_ttl of {row['max_ttl']} s ran out) and accepts no "
+                           "new jobs", code=IBM_CODES["session_expired"])
         raise ApiError(409, f"session {session_id} is closed and accepts no new jobs", code=IBM_CODES["session_closed"])
 
     async def session(self, session_id: str, user: str) -> dict[str, Any]:
@@ -402,14 +409,18 @@ class RuntimeServer:
         row = await self.store.session(session_id, user)
         if row is None:
             raise ApiError(404, f"session {session_id} not found")
-        return _session_body(row, state=row["state"], accepting=row["accepting_jobs"], elapsed=0.0)
+        return _session_body(row, state=row["state"], accepting=row["accepting_jobs"], elapsed=0.0,
+                             closed_reason=row.get("closed_reason"))
 
     def session_details(self, live: LiveSession) -> dict[str, Any]:
         session = live.session
         state = session.status()
+        if state is SessionState.EXPIRED:
+            self._note_expired(live)
         stats = session.statistics()
         return _session_body(live.row, state=_SESSION_STATE[state], accepting=session.accepting_jobs,
-                             elapsed=stats["usage_seconds"], expired=state is SessionState.EXPIRED)
+                             elapsed=stats["usage_seconds"],
+                             closed_reason="max_ttl reached" if state is SessionState.EXPIRED else None)
 
     async def close_session(self, session_id: str, user: str, *, cancel: bool) -> None:
         """``PATCH /sessions/{id}`` (close: no new jobs, submitted ones finish) or
@@ -423,6 +434,11 @@ class RuntimeServer:
         await self.store.update_session(session_id, accepting_jobs=0)
         self._close_later(live, cancel=cancel)
 
+    def _note_expired(self, live: LiveSession) -> None:
+        """An expired session is closed for good: record it so a restart does not reopen it."""
+        if live.closing is None:
+            live.closing = self._spawn(self._finish_session(live, False))
+
     def _close_later(self, live: LiveSession, *, cancel: bool) -> None:
         if cancel or live.closing is None:
             live.closing = self._spawn(self._finish_session(live, cancel))
@@ -434,12 +450,15 @@ class RuntimeServer:
             await live.session.close()
         if self._stopping:
             return
-        live.row.update(state="closed", accepting_jobs=False, closed_at=utc_now())
-        await self.store.update_session(live.row["id"], state="closed", accepting_jobs=0, closed_at=live.row["closed_at"])
+        reason = "max_ttl reached" if live.session.status() is SessionState.EXPIRED else ("cancelled" if cancel else "closed")
+        live.row.update(state="closed", accepting_jobs=False, closed_at=utc_now(), closed_reason=reason)
+        await self.store.update_session(live.row["id"], state="closed", accepting_jobs=0,
+                                        closed_at=live.row["closed_at"], closed_reason=reason)
         self._sessions.pop(live.row["id"], None)
 
 
-def _session_body(row: dict[str, Any], *, state: str, accepting: bool, elapsed: float, expired: bool = False) -> dict[str, Any]:
+def _session_body(row: dict[str, Any], *, state: str, accepting: bool, elapsed: float,
+                  closed_reason: str | None = None) -> dict[str, Any]:
     body = {
         "id": row["id"],
         "backend_name": row["backend"],
@@ -460,8 +479,8 @@ def _session_body(row: dict[str, Any], *, state: str, accepting: bool, elapsed: 
         "instance": row.get("instance"),
         "timestamps": [{"status": "open", "timestamp": row["created"]}],
     }
-    if expired:
-        body["closed_reason"] = "max_ttl reached"
+    if closed_reason is not None:
+        body["closed_reason"] = closed_reason
     return body
 
 

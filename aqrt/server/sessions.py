@@ -13,7 +13,7 @@ __all__ = ["session_routes"]
 
 
 async def create_session(request: web.Request) -> web.Response:
-    body, _ = await read_json(request)
+    body = await read_json(request)
     server = request.app[SERVER_KEY]
     details = await server.create_session(request[USER_KEY], request.headers.get("Service-CRN"), body)
     return web.json_response(details)
@@ -25,7 +25,7 @@ async def get_session(request: web.Request) -> web.Response:
 
 
 async def patch_session(request: web.Request) -> web.Response:
-    body, _ = await read_json(request)
+    body = await read_json(request)
     if not isinstance(body, dict) or body.get("accepting_jobs") is not False or len(body) != 1:
         raise ApiError(400, 'the only change a session takes is {"accepting_jobs": false} (close it)')
     server = request.app[SERVER_KEY]

@@ -61,7 +61,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     accepting_jobs INTEGER NOT NULL,
     created TEXT NOT NULL,
     started_at TEXT,
-    closed_at TEXT
+    closed_at TEXT,
+    closed_reason TEXT
 );
 """
 
