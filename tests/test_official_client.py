@@ -24,7 +24,7 @@ from qiskit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp
 from qiskit.transpiler import generate_preset_pass_manager
 from qiskit_ibm_runtime import Batch, EstimatorV2, QiskitRuntimeService, SamplerV2, Session
-from qiskit_ibm_runtime.exceptions import RuntimeInvalidStateError
+from qiskit_ibm_runtime.exceptions import RuntimeInvalidStateError, RuntimeJobMaxTimeoutError
 
 from aqrt.primitives import EngineEstimator, EngineSampler
 from aqrt.server import serve_in_thread
@@ -196,3 +196,16 @@ def test_the_readme_recipe_runs_as_written(tmp_path: Path, monkeypatch: pytest.M
     assert abs(float(re.search(r"^<ZZ> = (\S+)$", printed, re.MULTILINE).group(1)) - 1.0) < 1e-12, printed
     counts = eval(re.search(r"^counts: (\{.*\})$", printed, re.MULTILINE).group(1))
     assert set(counts) <= {"00", "11"} and sum(counts.values()) == 1000
+
+
+def test_a_job_past_its_max_execution_time_fails_as_ibm_reports_it(connect) -> None:
+    service = connect(backend_qubits=22)
+    backend = service.backend("aqrt_statevector")
+    estimator = EstimatorV2(mode=backend)
+    estimator.options.max_execution_time = 1
+    job = estimator.run([(_slow_isa_circuit(), SparsePauliOp("Z" * 22))])
+    with pytest.raises(RuntimeJobMaxTimeoutError, match="max_execution_time"):
+        job.result()
+    assert job.status() == "ERROR"
+    assert "1305" in job.error_message()
+    assert job.inputs["pubs"][0][0].num_qubits == 22  # the stored params, decoded by the client

@@ -1,0 +1,91 @@
+"""``python -m aqrt serve``: its arguments, API keys from the variable and a file, and the
+real command serving on 127.0.0.1 until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from aqrt.server.cli import config_from_args, configure
+from aqrt.server.config import parse_api_key
+
+from .server_support import GRANT
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    return parser.parse_args(argv)
+
+
+def test_api_keys_merge_variable_file_and_options(tmp_path: Path) -> None:
+    keys_file = tmp_path / "keys"
+    keys_file.write_text("# team keys\nk-file = carol\nk-shared=from-file  # overridden below\n")
+    config = config_from_args(
+        _args("--db", str(tmp_path / "db"), "--api-keys-file", str(keys_file), "--api-key", "k-shared=dave",
+              "--api-key", "k-bare", "--backend-qubits", "3", "--max-qubits", "10"),
+        environ={"AQRT_SERVE_API_KEYS": "k-env=erin, k-shared=from-env"},
+    )
+    assert config.api_keys == {"k-env": "erin", "k-file": "carol", "k-shared": "dave", "k-bare": parse_api_key("k-bare")[1]}
+    assert config.api_keys["k-bare"].startswith("user-")
+    assert config.db_path == tmp_path / "db" and config.backend_qubits == 3 and config.max_qubits == 10
+
+
+def test_no_key_or_a_bad_key_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="at least one API key"):
+        config_from_args(_args("--db", str(tmp_path / "db")), environ={})
+    with pytest.raises(ValueError, match="KEY=USER"):
+        parse_api_key("key=")
+    with pytest.raises(ValueError, match="backend_qubits"):
+        config_from_args(_args("--api-key", "k", "--backend-qubits", "30", "--max-qubits", "20"), environ={})
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_the_command_serves_until_interrupted(tmp_path: Path) -> None:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aqrt", "serve", "--host", "127.0.0.1", "--port", str(port),
+         "--db", str(tmp_path / "server.sqlite3"), "--api-key", "cli-key=alice"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        form = urllib.parse.urlencode({"grant_type": GRANT, "apikey": "cli-key"}).encode()
+        deadline = time.monotonic() + 60  # a plain (loop-less) test: real time
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/identity/token", data=form, timeout=5) as response:
+                    token = json.load(response)["access_token"]
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert process.poll() is None, process.stdout.read()
+                assert time.monotonic() < deadline, "aqrt serve did not start"
+                time.sleep(0.1)
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/backends",
+                                         headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert json.load(response)["devices"][0]["name"] == "aqrt_statevector"
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+        assert process.returncode == 0, output
+        assert f"http://127.0.0.1:{port}/api/v1" in output
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert (tmp_path / "server.sqlite3").exists()
