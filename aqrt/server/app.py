@@ -43,7 +43,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 async def get_usage(request: web.Request) -> web.Response:
     """``GET /api/v1/instances/usage``: this instance's consumption; no limit here."""
     server = request.app[SERVER_KEY]
-    seconds = await server.store.usage_seconds(request[USER_KEY])
+    seconds = await server.usage_seconds(request[USER_KEY])
     return web.json_response({
         "instance_id": request.headers.get("Service-CRN"),
         "plan_id": "aqrt-local",

@@ -79,11 +79,14 @@ async def get_job(request: web.Request) -> web.Response:
 async def get_results(request: web.Request) -> web.Response:
     server = request.app[SERVER_KEY]
     job_id, user = request.match_info["job_id"], request[USER_KEY]
-    await server.job(job_id, user)  # 404 for unknown ids and other users' jobs
-    await server.wait_stored_if_settled(job_id)
+    await server.wait_stored_if_settled(job_id, user)
+    if server.live_status(job_id, user) is not None:
+        raise ApiError(409, f"job {job_id} has not finished; its results are not available yet")
     stored = await server.store.job_result(job_id, user)
-    status, result = stored if stored is not None else ("Queued", None)
-    if server.live_status(job_id, user) is not None or status not in FINAL_JOB_STATES:
+    if stored is None:
+        raise ApiError(404, f"job {job_id} not found")
+    status, result = stored
+    if status not in FINAL_JOB_STATES:  # stored unfinished and not live: being re-run at start
         raise ApiError(409, f"job {job_id} has not finished; its results are not available yet")
     if status == "Cancelled":
         raise ApiError(409, f"job {job_id} was cancelled; it has no results")

@@ -107,6 +107,7 @@ class RuntimeServer:
         self._jobs: dict[str, LiveJob] = {}
         self._sessions: dict[str, LiveSession] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._usage: dict[str, float] = {}  # user -> seconds of running jobs, loaded once per user
         self._stopping = False
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -317,11 +318,20 @@ class RuntimeServer:
             fields["result"] = f"Job {live.id} has failed: {error}"
         elif status is JobStatus.CANCELLED:
             fields["reason"] = "cancelled"
+        if metrics.usage_seconds and live.user in self._usage:
+            self._usage[live.user] += metrics.usage_seconds
         try:
             await self.store.finish_job(live.id, fields, make_result)
         finally:
             self._jobs.pop(live.id, None)
             live.stored.set()
+
+    async def usage_seconds(self, user: str) -> float:
+        """Seconds ``user``'s jobs have run (read from the store once, then kept up to date)."""
+        if user not in self._usage:
+            stored = await self.store.usage_seconds(user)
+            self._usage.setdefault(user, stored)
+        return self._usage[user]
 
     def live_status(self, job_id: str, user: str) -> str | None:
         """The status of a live job of ``user``; ``Running`` for one settled but not yet stored."""
@@ -333,6 +343,9 @@ class RuntimeServer:
 
     async def job(self, job_id: str, user: str, *, with_params: bool = False) -> dict[str, Any]:
         """The job's stored row with its live status; 404 for another user's or an unknown id."""
+        live = self._jobs.get(job_id)
+        if live is not None and live.user == user and not with_params:  # no store round trip
+            return {**live.row, "status": self.live_status(job_id, user)}
         row = await self.store.job(job_id, user, with_params=with_params)
         if row is None:
             raise ApiError(404, f"job {job_id} not found")
@@ -346,13 +359,14 @@ class RuntimeServer:
         row = await self.job(job_id, user)
         live = self._jobs.get(job_id)
         if live is None or live.job.done():
-            raise ApiError(409, f"job {job_id} is {row['status']} and cannot be cancelled")
+            status = _API_STATUS[live.job.status()] if live is not None else row["status"]
+            raise ApiError(409, f"job {job_id} is {status} and cannot be cancelled")
         live.job.cancel()
 
-    async def wait_stored_if_settled(self, job_id: str) -> None:
-        """If the job has settled but its final state is still being stored, wait for that."""
+    async def wait_stored_if_settled(self, job_id: str, user: str) -> None:
+        """If ``user``'s job has settled but its final state is still being stored, wait for that."""
         live = self._jobs.get(job_id)
-        if live is not None and live.job.done():
+        if live is not None and live.user == user and live.job.done():
             await live.stored.wait()
 
     # -- sessions --------------------------------------------------------------------------------
