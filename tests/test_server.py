@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import threading
 
 import jwt
 import numpy as np
@@ -98,7 +99,24 @@ async def test_tokens_survive_a_restart_on_the_same_database(tmp_path) -> None:
     config = make_config(tmp_path)
     async with running_server(config) as client:
         token = await client.token()
+    assert not [t for t in threading.enumerate() if t.name.startswith("aqrt-server-db")]  # the store's thread ended
     async with running_server(config) as client:
+        await _still_serving(client, token)
+    other_keys = make_config(tmp_path, api_keys={"carol-key": "carol"})
+    async with running_server(other_keys) as client:  # alice's key is gone: so is her access
+        status, body = await client.call("GET", "/backends", token)
+        assert status == 401 and "no known user" in _error_message(body)
+
+
+async def test_unknown_routes_and_methods_get_json_errors(tmp_path) -> None:
+    async with running_server(make_config(tmp_path)) as client:
+        token = await client.token()
+        status, body = await client.call("GET", "/nowhere", token)
+        assert status == 404 and _error_message(body) == "Not Found"
+        status, body = await client.call("PUT", "/backends", token)
+        assert status == 405 and _error_message(body) == "Method Not Allowed"
+        status, body = await client.call("GET", "/backends/ibm_elsewhere/configuration", token)
+        assert status == 404 and "ibm_elsewhere" in _error_message(body)
         await _still_serving(client, token)
 
 
@@ -201,6 +219,19 @@ async def test_bad_pubs_are_400_naming_the_pub(tmp_path) -> None:
             await _still_serving(client, token)
         status, listing = await client.call("GET", "/jobs", token)
         assert listing["count"] == 0  # nothing refused was stored
+
+
+async def test_payload_limits_pub_count_and_inflated_size(tmp_path) -> None:
+    async with running_server(make_config(tmp_path, max_pubs=3, max_decompressed_bytes=100_000)) as client:
+        token = await client.token()
+        status, body = await client.submit_raw(token, pubs=[(bell(), "ZZ")] * 4)
+        assert status == 400 and "at most 3 PUBs" in _error_message(body)
+        bomb = pubs_to_wire("estimator", [(rotation(), "Z", [[0.1]])])
+        bomb[0][2] = to_jsonable(np.zeros((20_000, 1)))  # 160 kB of zeros, a few hundred bytes zipped
+        status, body = await client.call("POST", "/jobs", token, body={
+            "program_id": "estimator", "backend": "aqrt_statevector", "params": {"pubs": bomb, "version": 2}})
+        assert status == 400 and "exceeds the limit" in _error_message(body), body
+        await _still_serving(client, token)
 
 
 # -- results equal the local engine's ---------------------------------------------------------------
@@ -340,6 +371,22 @@ async def test_session_expires_after_max_ttl_from_its_first_job(tmp_path) -> Non
         assert status == 409 and "expired" in _error_message(body)
         status, body = await client.call("POST", "/sessions", token, body={"mode": "batch", "backend": "aqrt_statevector", "max_ttl": 10**9})
         assert status == 400 and "max_ttl" in _error_message(body)
+
+
+async def test_an_idle_dedicated_session_turns_inactive_and_its_next_job_reactivates_it(tmp_path) -> None:
+    async with running_server(make_config(tmp_path, interactive_ttl=1)) as client:
+        token = await client.token()
+        _, session = await client.call("POST", "/sessions", token, body={"mode": "dedicated", "backend": "aqrt_statevector"})
+        assert session["interactive_ttl"] == 1 and session["state"] == "open"
+        first = await client.submit(token, "estimator", [(bell(), "ZZ")], session_id=session["id"])
+        await client.wait_final(token, first)
+        assert (await client.call("GET", f"/sessions/{session['id']}", token))[1]["state"] == "active"
+        await asyncio.sleep(1.05)  # real time: the server loop's clock
+        assert (await client.call("GET", f"/sessions/{session['id']}", token))[1]["state"] == "inactive"
+        second = await client.submit(token, "estimator", [(bell(), "ZZ")], session_id=session["id"])
+        assert (await client.wait_final(token, second))["state"]["status"] == "Completed"
+        _, details = await client.call("GET", f"/sessions/{session['id']}", token)
+        assert details["state"] == "active" and details["accepting_jobs"] is True
 
 
 # -- jobs: cancel, deadlines, listing ---------------------------------------------------------------

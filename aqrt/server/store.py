@@ -102,7 +102,8 @@ class Store:
         try:
             await self._call(self._close)
         finally:
-            self._executor.shutdown(wait=False)
+            # Joined from a helper thread, so the loop never blocks and no thread outlives the store.
+            await asyncio.to_thread(self._executor.shutdown, wait=True)
 
     async def _call(self, func: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
