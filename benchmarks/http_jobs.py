@@ -77,8 +77,12 @@ def _official_client(opt_out_of_usage_data: bool) -> ClientRow:
         os.environ["USAGE_DATA_OPT_OUT"] = "True" if opt_out_of_usage_data else "False"
         from qiskit_ibm_runtime import EstimatorV2, QiskitRuntimeService
 
-        service = QiskitRuntimeService(channel="ibm_quantum_platform", token=server.api_key, instance=server.instance,
-                                       url_resolver=lambda *args, **kwargs: f"{server.url}/api/v1")
+        service = QiskitRuntimeService(
+            channel="ibm_quantum_platform",
+            token=server.api_key,
+            instance=server.instance,
+            url_resolver=lambda *args, **kwargs: f"{server.url}/api/v1",
+        )
         backend = service.backend(server.backend)
         estimator = EstimatorV2(mode=backend)
         pub = bell_isa()
@@ -103,8 +107,16 @@ def raw_http_row(server: ServerInfo, jobs: int) -> float:
 
     from aqrt.wire import decode, pubs_to_wire
 
-    body = {"program_id": "estimator", "backend": server.backend,
-            "params": {"pubs": pubs_to_wire("estimator", [bell_isa()]), "options": {}, "version": 2, "support_qiskit": True}}
+    body = {
+        "program_id": "estimator",
+        "backend": server.backend,
+        "params": {
+            "pubs": pubs_to_wire("estimator", [bell_isa()]),
+            "options": {},
+            "version": 2,
+            "support_qiskit": True,
+        },
+    }
 
     async def run() -> float:
         async with aiohttp.ClientSession() as http:
@@ -152,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.getLogger("qiskit_ibm_runtime").setLevel(logging.ERROR)
-    print(f"{args.jobs} trivial EstimatorV2 jobs in flight through aqrt serve (127.0.0.1), best and median of {args.repeat}")
+    print(
+        f"{args.jobs} trivial EstimatorV2 jobs in flight through aqrt serve (127.0.0.1), best and median of {args.repeat}"
+    )
     print(f"{'client':<40} {'best s':>8} {'median s':>9} {'jobs/s':>8} {'ms/job':>8}")
     for name, row in ROWS.items():
         with tempfile.TemporaryDirectory() as tmp:

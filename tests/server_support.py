@@ -51,15 +51,18 @@ class Client:
             assert response.status == 200, await response.text()
             return (await response.json())["access_token"]
 
-    async def call(self, method: str, path: str, token: str | None, *, body: Any = None, data: Any = None,
-                   params: Any = None) -> tuple[int, Any]:
+    async def call(
+        self, method: str, path: str, token: str | None, *, body: Any = None, data: Any = None, params: Any = None
+    ) -> tuple[int, Any]:
         headers = {"Service-CRN": CRN, "IBM-API-Version": "2025-05-01"}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
         if body is not None:
             data = json.dumps(body)
             headers["Content-Type"] = "application/json"
-        async with self.http.request(method, f"{self.base}/api/v1{path}", headers=headers, data=data, params=params) as response:
+        async with self.http.request(
+            method, f"{self.base}/api/v1{path}", headers=headers, data=data, params=params
+        ) as response:
             text = await response.text()
             if response.status == 204 or not text:
                 return response.status, None
@@ -68,16 +71,24 @@ class Client:
             except ValueError:
                 return response.status, text
 
-    async def submit_raw(self, token: str, program: str = "estimator", pubs: list[Any] | None = None,
-                         **extra: Any) -> tuple[int, Any]:
+    async def submit_raw(
+        self, token: str, program: str = "estimator", pubs: list[Any] | None = None, **extra: Any
+    ) -> tuple[int, Any]:
         """``POST /jobs`` with PUBs encoded as the official client does; ``(status, body)``."""
         from aqrt.wire import pubs_to_wire
 
         if pubs is None:
             pubs = [(bell(), "ZZ")]
-        body = {"program_id": program, "backend": "aqrt_statevector",
-                "params": {"pubs": pubs_to_wire(program, pubs), "options": extra.pop("options", {}), "version": 2,
-                           "support_qiskit": True}}
+        body = {
+            "program_id": program,
+            "backend": "aqrt_statevector",
+            "params": {
+                "pubs": pubs_to_wire(program, pubs),
+                "options": extra.pop("options", {}),
+                "version": 2,
+                "support_qiskit": True,
+            },
+        }
         body.update(extra)
         return await self.call("POST", "/jobs", token, body=body)
 
@@ -109,8 +120,9 @@ class Client:
 
         status, _ = await self.call("GET", f"/jobs/{job_id}", token)
         assert status == 200
-        async with self.http.get(f"{self.base}/api/v1/jobs/{job_id}/results",
-                                 headers={"Authorization": f"Bearer {token}"}) as response:
+        async with self.http.get(
+            f"{self.base}/api/v1/jobs/{job_id}/results", headers={"Authorization": f"Bearer {token}"}
+        ) as response:
             text = await response.text()
             assert response.status == 200, text
             return decode(text)

@@ -31,7 +31,6 @@ from aqrt.server import serve_in_thread
 
 from .server_support import CRN, make_config
 
-
 pytestmark = [
     pytest.mark.filterwarnings("ignore:The (Estimator|Sampler)V2 class is deprecated:DeprecationWarning"),
 ]
@@ -138,7 +137,7 @@ def test_session_and_batch_run_and_close(connect) -> None:
             details = mode.details()
             assert details["mode"] == mode_name and details["max_time"] == 600
             assert mode.status() == "In progress, accepting new jobs"
-        for job, result in zip(jobs, results):
+        for job, result in zip(jobs, results, strict=True):
             assert job.session_id == mode.session_id
             np.testing.assert_array_equal(result[0].data.evs, expected)
         _wait(lambda: mode.status() == "Closed")  # leaving the block closed it
@@ -185,7 +184,7 @@ def test_job_tags_filter_the_listing(connect) -> None:
 
 def test_the_readme_recipe_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme[readme.index("\n## aqrt serve"):]
+    section = readme[readme.index("\n## aqrt serve") :]
     recipe = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
     assert 'SERVER = "http://127.0.0.1:8765"' in recipe and "--api-key my-key=alice" in section
     monkeypatch.setenv("IAM_URL", "unset")  # restored after the test; the recipe sets both

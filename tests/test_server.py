@@ -47,7 +47,9 @@ async def _still_serving(client, token: str) -> None:
 async def test_token_is_an_hs256_jwt_for_the_key_s_user(tmp_path) -> None:
     clock = FakeClock()
     async with running_server(make_config(tmp_path, clock=clock, token_ttl=600)) as client:
-        async with client.http.post(f"{client.base}/identity/token", data={"grant_type": GRANT, "apikey": "bob-key"}) as response:
+        async with client.http.post(
+            f"{client.base}/identity/token", data={"grant_type": GRANT, "apikey": "bob-key"}
+        ) as response:
             assert response.status == 200
             answer = await response.json()
         assert answer["token_type"] == "Bearer" and answer["expires_in"] == 600
@@ -56,10 +58,14 @@ async def test_token_is_an_hs256_jwt_for_the_key_s_user(tmp_path) -> None:
         assert claims["sub"] == "bob" and claims["iat"] == int(clock.now) and claims["exp"] == int(clock.now) + 600
         assert jwt.get_unverified_header(answer["access_token"])["alg"] == "HS256"
 
-        async with client.http.post(f"{client.base}/identity/token", data={"grant_type": GRANT, "apikey": "nope"}) as response:
+        async with client.http.post(
+            f"{client.base}/identity/token", data={"grant_type": GRANT, "apikey": "nope"}
+        ) as response:
             assert response.status == 400
             assert "API key" in _error_message(await response.json())
-        async with client.http.post(f"{client.base}/identity/token", data={"grant_type": "password", "apikey": "bob-key"}) as response:
+        async with client.http.post(
+            f"{client.base}/identity/token", data={"grant_type": "password", "apikey": "bob-key"}
+        ) as response:
             assert response.status == 400
 
 
@@ -72,18 +78,24 @@ async def test_missing_forged_malformed_and_expired_tokens_are_401(tmp_path) -> 
         status, body = await client.call("GET", "/backends", None)
         assert status == 401 and "Authorization" in _error_message(body)
 
-        forged = jwt.encode({"sub": "alice", "iat": int(clock.now), "exp": int(clock.now) + 600}, b"x" * 32, algorithm="HS256")
+        forged = jwt.encode(
+            {"sub": "alice", "iat": int(clock.now), "exp": int(clock.now) + 600}, b"x" * 32, algorithm="HS256"
+        )
         status, body = await client.call("GET", "/backends", forged)
         assert status == 401 and "invalid access token" in _error_message(body)
 
         header, claims, signature = token.split(".")
         raised = json.loads(base64.urlsafe_b64decode(claims + "=="))
         raised["sub"] = "bob"  # a tampered payload under alice's signature
-        tampered = ".".join([header, base64.urlsafe_b64encode(json.dumps(raised).encode()).rstrip(b"=").decode(), signature])
+        tampered = ".".join(
+            [header, base64.urlsafe_b64encode(json.dumps(raised).encode()).rstrip(b"=").decode(), signature]
+        )
         status, _ = await client.call("GET", "/backends", tampered)
         assert status == 401
 
-        unsigned = jwt.encode({"sub": "alice", "iat": int(clock.now), "exp": int(clock.now) + 600}, None, algorithm="none")
+        unsigned = jwt.encode(
+            {"sub": "alice", "iat": int(clock.now), "exp": int(clock.now) + 600}, None, algorithm="none"
+        )
         assert (await client.call("GET", "/backends", unsigned))[0] == 401
         assert (await client.call("GET", "/backends", "not-a-jwt"))[0] == 401
 
@@ -128,19 +140,34 @@ async def test_users_see_only_their_own_jobs_and_sessions(tmp_path) -> None:
         alice, bob = await client.token("alice-key"), await client.token("bob-key")
         job_id = await client.submit(alice, "estimator", [(bell(), "ZZ")])
         await client.wait_final(alice, job_id)
-        status, session = await client.call("POST", "/sessions", alice, body={"mode": "dedicated", "backend": "aqrt_statevector"})
+        status, session = await client.call(
+            "POST", "/sessions", alice, body={"mode": "dedicated", "backend": "aqrt_statevector"}
+        )
         assert status == 200
 
-        for method, path in [("GET", f"/jobs/{job_id}"), ("GET", f"/jobs/{job_id}/results"),
-                             ("GET", f"/jobs/{job_id}/metrics"), ("POST", f"/jobs/{job_id}/cancel"),
-                             ("GET", f"/sessions/{session['id']}"), ("DELETE", f"/sessions/{session['id']}/close")]:
+        for method, path in [
+            ("GET", f"/jobs/{job_id}"),
+            ("GET", f"/jobs/{job_id}/results"),
+            ("GET", f"/jobs/{job_id}/metrics"),
+            ("POST", f"/jobs/{job_id}/cancel"),
+            ("GET", f"/sessions/{session['id']}"),
+            ("DELETE", f"/sessions/{session['id']}/close"),
+        ]:
             status, body = await client.call(method, path, bob)
             assert status == 404, (method, path, body)
         status, body = await client.call("PATCH", f"/sessions/{session['id']}", bob, body={"accepting_jobs": False})
         assert status == 404
-        status, body = await client.call("POST", "/jobs", bob, body={
-            "program_id": "estimator", "backend": "aqrt_statevector", "session_id": session["id"],
-            "params": {"pubs": pubs_to_wire("estimator", [(bell(), "ZZ")]), "version": 2}})
+        status, body = await client.call(
+            "POST",
+            "/jobs",
+            bob,
+            body={
+                "program_id": "estimator",
+                "backend": "aqrt_statevector",
+                "session_id": session["id"],
+                "params": {"pubs": pubs_to_wire("estimator", [(bell(), "ZZ")]), "version": 2},
+            },
+        )
         assert status == 404, body
 
         status, listing = await client.call("GET", "/jobs", bob)
@@ -173,24 +200,40 @@ async def test_malformed_json_and_unknown_types_are_400(tmp_path) -> None:
 
         pubs = pubs_to_wire("estimator", [(bell(), "ZZ")])
         pubs[0][2] = {"__type__": "pickle", "__value__": "gASV"}
-        status, body = await client.call("POST", "/jobs", token, body={
-            "program_id": "estimator", "backend": "aqrt_statevector", "params": {"pubs": pubs, "version": 2}})
+        status, body = await client.call(
+            "POST",
+            "/jobs",
+            token,
+            body={"program_id": "estimator", "backend": "aqrt_statevector", "params": {"pubs": pubs, "version": 2}},
+        )
         assert status == 400 and "pickle" in _error_message(body), body
         await _still_serving(client, token)
 
-        status, body = await client.call("POST", "/jobs", token, body={
-            "program_id": "estimator", "backend": "aqrt_statevector",
-            "params": {"pubs": pubs_to_wire("estimator", [(bell(), "ZZ")]), "version": 2,
-                       "options": {"__type__": "Unknown", "__value__": 1}}})
+        status, body = await client.call(
+            "POST",
+            "/jobs",
+            token,
+            body={
+                "program_id": "estimator",
+                "backend": "aqrt_statevector",
+                "params": {
+                    "pubs": pubs_to_wire("estimator", [(bell(), "ZZ")]),
+                    "version": 2,
+                    "options": {"__type__": "Unknown", "__value__": 1},
+                },
+            },
+        )
         assert status == 400 and "Unknown" in _error_message(body)
 
         status, body = await client.call("POST", "/jobs", token, body=["not", "an", "object"])
         assert status == 400
-        status, body = await client.call("POST", "/jobs", token, body={"program_id": "qaoa", "backend": "aqrt_statevector",
-                                                                      "params": {"pubs": []}})
+        status, body = await client.call(
+            "POST", "/jobs", token, body={"program_id": "qaoa", "backend": "aqrt_statevector", "params": {"pubs": []}}
+        )
         assert status == 404 and "qaoa" in _error_message(body)
-        status, body = await client.call("POST", "/jobs", token, body={"program_id": "sampler", "backend": "ibm_nowhere",
-                                                                      "params": {"pubs": []}})
+        status, body = await client.call(
+            "POST", "/jobs", token, body={"program_id": "sampler", "backend": "ibm_nowhere", "params": {"pubs": []}}
+        )
         assert status == 404 and "ibm_nowhere" in _error_message(body)
         await _still_serving(client, token)
 
@@ -212,8 +255,12 @@ async def test_bad_pubs_are_400_naming_the_pub(tmp_path) -> None:
             (pubs_to_wire("estimator", [(slow_circuit(7, 1), "Z" * 7)]), "PUB 0: the circuit has 7 qubits"),
             (pubs_to_wire("estimator", [(bell(), "ZZ"), (slow_circuit(6, 10), "Z" * 6)]), "PUB 1: the circuit has"),
         ]:
-            status, body = await client.call("POST", "/jobs", token, body={
-                "program_id": "estimator", "backend": "aqrt_statevector", "params": {"pubs": pubs, "version": 2}})
+            status, body = await client.call(
+                "POST",
+                "/jobs",
+                token,
+                body={"program_id": "estimator", "backend": "aqrt_statevector", "params": {"pubs": pubs, "version": 2}},
+            )
             assert status == 400, body
             assert needle in _error_message(body), _error_message(body)
             await _still_serving(client, token)
@@ -228,8 +275,12 @@ async def test_payload_limits_pub_count_and_inflated_size(tmp_path) -> None:
         assert status == 400 and "at most 3 PUBs" in _error_message(body)
         bomb = pubs_to_wire("estimator", [(rotation(), "Z", [[0.1]])])
         bomb[0][2] = to_jsonable(np.zeros((20_000, 1)))  # 160 kB of zeros, a few hundred bytes zipped
-        status, body = await client.call("POST", "/jobs", token, body={
-            "program_id": "estimator", "backend": "aqrt_statevector", "params": {"pubs": bomb, "version": 2}})
+        status, body = await client.call(
+            "POST",
+            "/jobs",
+            token,
+            body={"program_id": "estimator", "backend": "aqrt_statevector", "params": {"pubs": bomb, "version": 2}},
+        )
         assert status == 400 and "exceeds the limit" in _error_message(body), body
         await _still_serving(client, token)
 
@@ -253,7 +304,7 @@ async def test_job_mode_results_equal_the_local_engine(tmp_path) -> None:
             job = await client.wait_final(token, job_id)
             assert job["state"]["status"] == "Completed" and job["session_id"] is None
         got = await client.result(token, estimator_id)
-        for mine, theirs in zip(got, expected_evs):
+        for mine, theirs in zip(got, expected_evs, strict=True):
             np.testing.assert_array_equal(mine.data.evs, theirs.data.evs)
         assert got.metadata["job_id"] == estimator_id
         sampled = await client.result(token, sampler_id)
@@ -276,8 +327,12 @@ async def test_session_and_batch_jobs_equal_the_local_engine(tmp_path) -> None:
     async with running_server(make_config(tmp_path)) as client:
         token = await client.token()
         for mode, reference in (("dedicated", expected), ("batch", expected_batch)):
-            status, session = await client.call("POST", "/sessions", token, body={
-                "mode": mode, "backend": "aqrt_statevector", "instance": CRN, "max_ttl": 600})
+            status, session = await client.call(
+                "POST",
+                "/sessions",
+                token,
+                body={"mode": mode, "backend": "aqrt_statevector", "instance": CRN, "max_ttl": 600},
+            )
             assert status == 200, session
             assert session["mode"] == mode and session["state"] == "open" and session["max_ttl"] == 600
             job_ids = [await client.submit(token, "estimator", pubs, session_id=session["id"]) for _ in range(3)]
@@ -300,15 +355,27 @@ async def test_session_and_batch_jobs_equal_the_local_engine(tmp_path) -> None:
 async def test_closing_a_session_refuses_new_jobs_and_finishes_submitted_ones(tmp_path) -> None:
     async with running_server(make_config(tmp_path)) as client:
         token = await client.token()
-        _, session = await client.call("POST", "/sessions", token, body={"mode": "dedicated", "backend": "aqrt_statevector"})
-        job_ids = [await client.submit(token, "estimator", [(bell(), "ZZ")], session_id=session["id"]) for _ in range(3)]
+        _, session = await client.call(
+            "POST", "/sessions", token, body={"mode": "dedicated", "backend": "aqrt_statevector"}
+        )
+        job_ids = [
+            await client.submit(token, "estimator", [(bell(), "ZZ")], session_id=session["id"]) for _ in range(3)
+        ]
         status, _ = await client.call("PATCH", f"/sessions/{session['id']}", token, body={"accepting_jobs": False})
         assert status == 204
         status, details = await client.call("GET", f"/sessions/{session['id']}", token)
         assert details["accepting_jobs"] is False
-        status, body = await client.call("POST", "/jobs", token, body={
-            "program_id": "estimator", "backend": "aqrt_statevector", "session_id": session["id"],
-            "params": {"pubs": pubs_to_wire("estimator", [(bell(), "ZZ")]), "version": 2}})
+        status, body = await client.call(
+            "POST",
+            "/jobs",
+            token,
+            body={
+                "program_id": "estimator",
+                "backend": "aqrt_statevector",
+                "session_id": session["id"],
+                "params": {"pubs": pubs_to_wire("estimator", [(bell(), "ZZ")]), "version": 2},
+            },
+        )
         assert status == 409 and "closed" in _error_message(body)
         for job_id in job_ids:
             assert (await client.wait_final(token, job_id))["state"]["status"] == "Completed"
@@ -322,7 +389,9 @@ async def test_closing_a_session_refuses_new_jobs_and_finishes_submitted_ones(tm
 async def test_cancelling_a_session_cancels_its_unfinished_jobs(tmp_path) -> None:
     async with running_server(make_config(tmp_path)) as client:
         token = await client.token()
-        _, session = await client.call("POST", "/sessions", token, body={"mode": "dedicated", "backend": "aqrt_statevector"})
+        _, session = await client.call(
+            "POST", "/sessions", token, body={"mode": "dedicated", "backend": "aqrt_statevector"}
+        )
         slow = await client.submit(token, "estimator", [(slow_circuit(), "Z" * 22)], session_id=session["id"])
         queued = [await client.submit(token, "estimator", [(bell(), "ZZ")], session_id=session["id"]) for _ in range(2)]
         await client.wait_status(token, slow, "Running")
@@ -340,7 +409,9 @@ async def test_cancelling_a_session_cancels_its_unfinished_jobs(tmp_path) -> Non
 async def test_a_cancelled_first_job_fails_the_session_s_queued_jobs(tmp_path) -> None:
     async with running_server(make_config(tmp_path)) as client:
         token = await client.token()
-        _, session = await client.call("POST", "/sessions", token, body={"mode": "dedicated", "backend": "aqrt_statevector"})
+        _, session = await client.call(
+            "POST", "/sessions", token, body={"mode": "dedicated", "backend": "aqrt_statevector"}
+        )
         first = await client.submit(token, "estimator", [(slow_circuit(), "Z" * 22)], session_id=session["id"])
         second = await client.submit(token, "estimator", [(bell(), "ZZ")], session_id=session["id"])
         await client.wait_status(token, first, "Running")
@@ -355,7 +426,9 @@ async def test_a_cancelled_first_job_fails_the_session_s_queued_jobs(tmp_path) -
 async def test_session_expires_after_max_ttl_from_its_first_job(tmp_path) -> None:
     async with running_server(make_config(tmp_path)) as client:
         token = await client.token()
-        _, session = await client.call("POST", "/sessions", token, body={"mode": "dedicated", "backend": "aqrt_statevector", "max_ttl": 1})
+        _, session = await client.call(
+            "POST", "/sessions", token, body={"mode": "dedicated", "backend": "aqrt_statevector", "max_ttl": 1}
+        )
         first = await client.submit(token, "estimator", [(bell(), "ZZ")], session_id=session["id"])
         assert (await client.wait_final(token, first))["state"]["status"] == "Completed"
         await asyncio.sleep(1.05)  # real time: the session clock is the server loop's
@@ -365,18 +438,30 @@ async def test_session_expires_after_max_ttl_from_its_first_job(tmp_path) -> Non
         async with asyncio.timeout(10):  # recorded as closed for good (a restart keeps it closed)
             while (await client.call("GET", f"/sessions/{session['id']}", token))[1].get("closed_reason") is None:
                 await asyncio.sleep(0.01)
-        status, body = await client.call("POST", "/jobs", token, body={
-            "program_id": "estimator", "backend": "aqrt_statevector", "session_id": session["id"],
-            "params": {"pubs": pubs_to_wire("estimator", [(bell(), "ZZ")]), "version": 2}})
+        status, body = await client.call(
+            "POST",
+            "/jobs",
+            token,
+            body={
+                "program_id": "estimator",
+                "backend": "aqrt_statevector",
+                "session_id": session["id"],
+                "params": {"pubs": pubs_to_wire("estimator", [(bell(), "ZZ")]), "version": 2},
+            },
+        )
         assert status == 409 and "expired" in _error_message(body)
-        status, body = await client.call("POST", "/sessions", token, body={"mode": "batch", "backend": "aqrt_statevector", "max_ttl": 10**9})
+        status, body = await client.call(
+            "POST", "/sessions", token, body={"mode": "batch", "backend": "aqrt_statevector", "max_ttl": 10**9}
+        )
         assert status == 400 and "max_ttl" in _error_message(body)
 
 
 async def test_an_idle_dedicated_session_turns_inactive_and_its_next_job_reactivates_it(tmp_path) -> None:
     async with running_server(make_config(tmp_path, interactive_ttl=1)) as client:
         token = await client.token()
-        _, session = await client.call("POST", "/sessions", token, body={"mode": "dedicated", "backend": "aqrt_statevector"})
+        _, session = await client.call(
+            "POST", "/sessions", token, body={"mode": "dedicated", "backend": "aqrt_statevector"}
+        )
         assert session["interactive_ttl"] == 1 and session["state"] == "open"
         first = await client.submit(token, "estimator", [(bell(), "ZZ")], session_id=session["id"])
         await client.wait_final(token, first)
@@ -411,8 +496,9 @@ async def test_a_job_past_its_cost_fails_with_reason_code_1305(tmp_path) -> None
         job = await client.wait_final(token, job_id)
         assert job["state"]["status"] == "Failed" and job["state"]["reason_code"] == 1305
         assert "max_execution_time" in job["state"]["reason"]
-        async with client.http.get(f"{client.base}/api/v1/jobs/{job_id}/results",
-                                   headers={"Authorization": f"Bearer {token}"}) as response:
+        async with client.http.get(
+            f"{client.base}/api/v1/jobs/{job_id}/results", headers={"Authorization": f"Bearer {token}"}
+        ) as response:
             assert response.status == 200 and "has failed" in await response.text()
 
 

@@ -33,11 +33,28 @@ def test_api_keys_merge_variable_file_and_options(tmp_path: Path) -> None:
     keys_file = tmp_path / "keys"
     keys_file.write_text("# team keys\nk-file = carol\nk-shared=from-file  # overridden below\n")
     config = config_from_args(
-        _args("--db", str(tmp_path / "db"), "--api-keys-file", str(keys_file), "--api-key", "k-shared=dave",
-              "--api-key", "k-bare", "--backend-qubits", "3", "--max-qubits", "10"),
+        _args(
+            "--db",
+            str(tmp_path / "db"),
+            "--api-keys-file",
+            str(keys_file),
+            "--api-key",
+            "k-shared=dave",
+            "--api-key",
+            "k-bare",
+            "--backend-qubits",
+            "3",
+            "--max-qubits",
+            "10",
+        ),
         environ={"AQRT_SERVE_API_KEYS": "k-env=erin, k-shared=from-env"},
     )
-    assert config.api_keys == {"k-env": "erin", "k-file": "carol", "k-shared": "dave", "k-bare": parse_api_key("k-bare")[1]}
+    assert config.api_keys == {
+        "k-env": "erin",
+        "k-file": "carol",
+        "k-shared": "dave",
+        "k-bare": parse_api_key("k-bare")[1],
+    }
     assert config.api_keys["k-bare"].startswith("user-")
     assert config.db_path == tmp_path / "db" and config.backend_qubits == 3 and config.max_qubits == 10
 
@@ -60,24 +77,41 @@ def _free_port() -> int:
 def test_the_command_serves_until_interrupted(tmp_path: Path) -> None:
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "aqrt", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--db", str(tmp_path / "server.sqlite3"), "--api-key", "cli-key=alice"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "aqrt",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--db",
+            str(tmp_path / "server.sqlite3"),
+            "--api-key",
+            "cli-key=alice",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         form = urllib.parse.urlencode({"grant_type": GRANT, "apikey": "cli-key"}).encode()
         deadline = time.monotonic() + 60  # a plain (loop-less) test: real time
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/identity/token", data=form, timeout=5) as response:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/identity/token", data=form, timeout=5
+                ) as response:
                     token = json.load(response)["access_token"]
                 break
             except (urllib.error.URLError, ConnectionError):
                 assert process.poll() is None, process.stdout.read()
                 assert time.monotonic() < deadline, "aqrt serve did not start"
                 time.sleep(0.1)
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/backends",
-                                         headers={"Authorization": f"Bearer {token}"})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v1/backends", headers={"Authorization": f"Bearer {token}"}
+        )
         with urllib.request.urlopen(request, timeout=5) as response:
             assert json.load(response)["devices"][0]["name"] == "aqrt_statevector"
         process.send_signal(signal.SIGINT)

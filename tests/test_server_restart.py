@@ -25,7 +25,9 @@ async def test_a_restart_reruns_unfinished_jobs_and_keeps_finished_ones(tmp_path
         done = await client.submit(token, "estimator", [(bell(), "ZZ")])
         assert (await client.wait_final(token, done))["state"]["status"] == "Completed"
         running = await client.submit(token, "estimator", [slow_pub])
-        _, session = await client.call("POST", "/sessions", token, body={"mode": "dedicated", "backend": "aqrt_statevector"})
+        _, session = await client.call(
+            "POST", "/sessions", token, body={"mode": "dedicated", "backend": "aqrt_statevector"}
+        )
         in_session = await client.submit(token, "estimator", [slow_pub], session_id=session["id"])
         queued = await client.submit(token, "estimator", [(bell(), "ZZ")], session_id=session["id"])
         await client.wait_status(token, running, "Running")
@@ -45,17 +47,23 @@ async def test_a_restart_reruns_unfinished_jobs_and_keeps_finished_ones(tmp_path
             np.testing.assert_array_equal((await client.result(token, job_id))[0].data.evs, expected)
         status, details = await client.call("GET", f"/sessions/{session['id']}", token)
         assert status == 200 and details["accepting_jobs"] is True
-        assert (await client.call("PATCH", f"/sessions/{session['id']}", token, body={"accepting_jobs": False}))[0] == 204
+        assert (await client.call("PATCH", f"/sessions/{session['id']}", token, body={"accepting_jobs": False}))[
+            0
+        ] == 204
 
 
 async def test_a_closed_session_s_jobs_are_rerun_and_it_stays_closed(tmp_path) -> None:
     config = make_config(tmp_path)
     async with running_server(config) as client:
         token = await client.token()
-        _, session = await client.call("POST", "/sessions", token, body={"mode": "batch", "backend": "aqrt_statevector"})
+        _, session = await client.call(
+            "POST", "/sessions", token, body={"mode": "batch", "backend": "aqrt_statevector"}
+        )
         slow = await client.submit(token, "estimator", [(slow_circuit(18, 40), "Z" * 18)], session_id=session["id"])
         await client.wait_status(token, slow, "Running")
-        assert (await client.call("PATCH", f"/sessions/{session['id']}", token, body={"accepting_jobs": False}))[0] == 204
+        assert (await client.call("PATCH", f"/sessions/{session['id']}", token, body={"accepting_jobs": False}))[
+            0
+        ] == 204
 
     async with running_server(config) as client:
         job = await client.wait_final(token, slow)

@@ -44,12 +44,14 @@ async def get_usage(request: web.Request) -> web.Response:
     """``GET /api/v1/instances/usage``: this instance's consumption; no limit here."""
     server = request.app[SERVER_KEY]
     seconds = await server.usage_seconds(request[USER_KEY])
-    return web.json_response({
-        "instance_id": request.headers.get("Service-CRN"),
-        "plan_id": "aqrt-local",
-        "usage_consumed_seconds": seconds,
-        "usage_limit_reached": False,
-    })
+    return web.json_response(
+        {
+            "instance_id": request.headers.get("Service-CRN"),
+            "plan_id": "aqrt-local",
+            "usage_consumed_seconds": seconds,
+            "usage_limit_reached": False,
+        }
+    )
 
 
 def create_app(config: ServerConfig) -> web.Application:
@@ -64,11 +66,13 @@ def create_app(config: ServerConfig) -> web.Application:
         await server.stop()
 
     app.cleanup_ctx.append(lifecycle)
-    app.add_routes([
-        *token_routes(),
-        *backend_routes(),
-        *job_routes(),
-        *session_routes(),
-        web.get("/api/v1/instances/usage", get_usage),
-    ])
+    app.add_routes(
+        [
+            *token_routes(),
+            *backend_routes(),
+            *job_routes(),
+            *session_routes(),
+            web.get("/api/v1/instances/usage", get_usage),
+        ]
+    )
     return app

@@ -32,8 +32,12 @@ def configuration(name: str, n_qubits: int, max_shots: int = 100_000) -> dict[st
     pairs = [list(pair) for pair in itertools.permutations(range(n_qubits), 2)]
     singles = [[q] for q in range(n_qubits)]
     gates = [
-        {"name": gate, "parameters": ["theta"] if gate == "rz" else [], "qasm_def": gate,
-         "coupling_map": pairs if gate in _TWO_QUBIT else singles}
+        {
+            "name": gate,
+            "parameters": ["theta"] if gate == "rz" else [],
+            "qasm_def": gate,
+            "coupling_map": pairs if gate in _TWO_QUBIT else singles,
+        }
         for gate in BASIS_GATES
     ]
     return {
@@ -75,8 +79,13 @@ def properties(name: str, n_qubits: int) -> dict[str, Any]:
         return {"date": _EPOCH, "name": prop, "unit": unit, "value": value}
 
     qubits = [
-        [nduv("T1", 1.0e6, "us"), nduv("T2", 1.0e6, "us"), nduv("frequency", 5.0, "GHz"),
-         nduv("readout_error", 0.0, ""), nduv("readout_length", 1000.0, "ns")]
+        [
+            nduv("T1", 1.0e6, "us"),
+            nduv("T2", 1.0e6, "us"),
+            nduv("frequency", 5.0, "GHz"),
+            nduv("readout_error", 0.0, ""),
+            nduv("readout_length", 1000.0, "ns"),
+        ]
         for _ in range(n_qubits)
     ]
     return {
@@ -125,14 +134,16 @@ async def get_properties(request: web.Request) -> web.Response:
 async def get_status(request: web.Request) -> web.Response:
     name = _check_name(request)
     server = request.app[SERVER_KEY]
-    return web.json_response({
-        "backend_name": name,
-        "backend_version": _VERSION,
-        "state": True,
-        "status": "active",
-        "message": "",
-        "length_queue": server.queue_length(),
-    })
+    return web.json_response(
+        {
+            "backend_name": name,
+            "backend_version": _VERSION,
+            "state": True,
+            "status": "active",
+            "message": "",
+            "length_queue": server.queue_length(),
+        }
+    )
 
 
 def backend_routes() -> list[web.RouteDef]:
@@ -142,4 +153,3 @@ def backend_routes() -> list[web.RouteDef]:
         web.get("/api/v1/backends/{name}/properties", get_properties),
         web.get("/api/v1/backends/{name}/status", get_status),
     ]
-

@@ -21,8 +21,9 @@ __all__ = ["serve_in_thread"]
 
 
 @contextlib.contextmanager
-def serve_in_thread(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 0, debug: bool = False,
-                    start_timeout: float = 120) -> Iterator[str]:
+def serve_in_thread(
+    config: ServerConfig, *, host: str = "127.0.0.1", port: int = 0, debug: bool = False, start_timeout: float = 120
+) -> Iterator[str]:
     """Start the app on ``host:port`` (0 = a free port) in a new thread; yield its base URL;
     on exit stop it (jobs still running are left for the next start, as on any stop) and join
     the thread. Errors of the server thread are raised in the caller."""

@@ -24,26 +24,61 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="port to listen on (default 8765; 0 = any free port)")
     parser.add_argument("--db", type=Path, default=None, help=f"SQLite database (default {default_db_path()})")
-    parser.add_argument("--api-key", action="append", default=[], metavar="KEY[=USER]",
-                        help=f"an accepted API key and its user (repeatable; also ${API_KEYS_ENV}, comma separated)")
-    parser.add_argument("--api-keys-file", type=Path, default=None, metavar="PATH",
-                        help="a file of API keys, one KEY[=USER] a line")
-    parser.add_argument("--backend-qubits", type=int, default=defaults["backend_qubits"].default,
-                        help="width of the served backend (transpiled circuits are padded to it; default %(default)s)")
-    parser.add_argument("--max-qubits", type=int, default=defaults["max_qubits"].default,
-                        help="widest circuit a job may hold (default %(default)s)")
-    parser.add_argument("--max-circuit-ops", type=int, default=defaults["max_circuit_ops"].default,
-                        help="most operations in one circuit (default %(default)s)")
-    parser.add_argument("--max-pubs", type=int, default=defaults["max_pubs"].default,
-                        help="most PUBs in one job (default %(default)s)")
-    parser.add_argument("--max-body-bytes", type=int, default=defaults["max_body_bytes"].default,
-                        help="largest request body, bytes (default %(default)s)")
-    parser.add_argument("--token-ttl", type=int, default=defaults["token_ttl"].default,
-                        help="seconds an access token lives (default %(default)s)")
-    parser.add_argument("--interactive-ttl", type=int, default=defaults["interactive_ttl"].default,
-                        help="a dedicated session's interactive timeout, seconds (default %(default)s)")
-    parser.add_argument("--max-ttl", type=int, default=defaults["max_ttl"].default,
-                        help="the largest (and default) session max_ttl, seconds (default %(default)s)")
+    parser.add_argument(
+        "--api-key",
+        action="append",
+        default=[],
+        metavar="KEY[=USER]",
+        help=f"an accepted API key and its user (repeatable; also ${API_KEYS_ENV}, comma separated)",
+    )
+    parser.add_argument(
+        "--api-keys-file", type=Path, default=None, metavar="PATH", help="a file of API keys, one KEY[=USER] a line"
+    )
+    parser.add_argument(
+        "--backend-qubits",
+        type=int,
+        default=defaults["backend_qubits"].default,
+        help="width of the served backend (transpiled circuits are padded to it; default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-qubits",
+        type=int,
+        default=defaults["max_qubits"].default,
+        help="widest circuit a job may hold (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-circuit-ops",
+        type=int,
+        default=defaults["max_circuit_ops"].default,
+        help="most operations in one circuit (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-pubs", type=int, default=defaults["max_pubs"].default, help="most PUBs in one job (default %(default)s)"
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=defaults["max_body_bytes"].default,
+        help="largest request body, bytes (default %(default)s)",
+    )
+    parser.add_argument(
+        "--token-ttl",
+        type=int,
+        default=defaults["token_ttl"].default,
+        help="seconds an access token lives (default %(default)s)",
+    )
+    parser.add_argument(
+        "--interactive-ttl",
+        type=int,
+        default=defaults["interactive_ttl"].default,
+        help="a dedicated session's interactive timeout, seconds (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-ttl",
+        type=int,
+        default=defaults["max_ttl"].default,
+        help="the largest (and default) session max_ttl, seconds (default %(default)s)",
+    )
     parser.add_argument("--engine", choices=("numba", "reference"), default="numba", help="the local engine")
 
 
@@ -82,7 +117,10 @@ def main(args: argparse.Namespace) -> int:
 
     from .app import create_app
 
-    print(f"aqrt serve: http://{args.host}:{args.port}/api/v1 (IAM_URL=http://{args.host}:{args.port}), "
-          f"database {config.db_path}, {len(config.api_keys)} API key(s)", flush=True)
+    print(
+        f"aqrt serve: http://{args.host}:{args.port}/api/v1 (IAM_URL=http://{args.host}:{args.port}), "
+        f"database {config.db_path}, {len(config.api_keys)} API key(s)",
+        flush=True,
+    )
     web.run_app(create_app(config), host=args.host, port=args.port, print=None)
     return 0

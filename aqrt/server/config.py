@@ -58,7 +58,9 @@ class ServerConfig:
 
     def __post_init__(self) -> None:
         if not self.api_keys:
-            raise ValueError("at least one API key is needed (--api-key KEY[=USER], $AQRT_SERVE_API_KEYS or a keys file)")
+            raise ValueError(
+                "at least one API key is needed (--api-key KEY[=USER], $AQRT_SERVE_API_KEYS or a keys file)"
+            )
         if self.backend_qubits < 1 or self.backend_qubits > self.max_qubits:
             raise ValueError(f"backend_qubits must be in 1..max_qubits ({self.max_qubits}), got {self.backend_qubits}")
 

@@ -55,7 +55,9 @@ def _default_code(status: int) -> int:
     }.get(status, IBM_CODES["internal"])
 
 
-def error_response(status: int, message: str, code: int | None = None, headers: dict[str, str] | None = None) -> web.Response:
+def error_response(
+    status: int, message: str, code: int | None = None, headers: dict[str, str] | None = None
+) -> web.Response:
     """The IBM-style JSON error response."""
     body: dict[str, Any] = {
         "errors": [{"code": code if code is not None else _default_code(status), "message": message, "more_info": ""}],

@@ -106,24 +106,26 @@ async def get_metrics(request: web.Request) -> web.Response:
     row = await server.job(request.match_info["job_id"], request[USER_KEY])
     usage = row.get("usage_seconds")
     final = row["status"] in FINAL_JOB_STATES
-    return web.json_response({
-        "timestamps": {"created": row["created"], "running": row.get("running"), "finished": row.get("finished")},
-        "bss": {"seconds": usage or 0.0},
-        "usage": {
-            "quantum_seconds": usage or 0.0,
-            "seconds": usage or 0.0,
-            "qpu_charge_time_seconds": usage or 0.0,
-            "status": "final" if final else "pending",
-        },
-        "executions": 1,
-        "num_circuits": None,
-        "qiskit_version": None,
-        "caller": "aqrt",
-        "estimated_start_time": None,
-        "estimated_completion_time": None,
-        "position_in_queue": None,
-        "position_in_provider": None,
-    })
+    return web.json_response(
+        {
+            "timestamps": {"created": row["created"], "running": row.get("running"), "finished": row.get("finished")},
+            "bss": {"seconds": usage or 0.0},
+            "usage": {
+                "quantum_seconds": usage or 0.0,
+                "seconds": usage or 0.0,
+                "qpu_charge_time_seconds": usage or 0.0,
+                "status": "final" if final else "pending",
+            },
+            "executions": 1,
+            "num_circuits": None,
+            "qiskit_version": None,
+            "caller": "aqrt",
+            "estimated_start_time": None,
+            "estimated_completion_time": None,
+            "position_in_queue": None,
+            "position_in_provider": None,
+        }
+    )
 
 
 async def list_jobs(request: web.Request) -> web.Response:
@@ -152,7 +154,9 @@ async def list_jobs(request: web.Request) -> web.Response:
         live = server.live_status(row["id"], user)
         if live is not None:
             row["status"] = live
-    return web.json_response({"jobs": [job_body(row) for row in rows], "count": count, "limit": limit, "offset": offset})
+    return web.json_response(
+        {"jobs": [job_body(row) for row in rows], "count": count, "limit": limit, "offset": offset}
+    )
 
 
 def _int_param(query: Any, name: str, default: int, low: int, high: int | None) -> int:

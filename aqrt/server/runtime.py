@@ -58,8 +58,12 @@ _SESSION_STATE = {
 }
 
 # Runtime option names the V2 primitives send, and the aqrt option each one sets.
-_OPTION_NAMES = {"default_shots": "default_shots", "default_precision": "default_precision",
-                 "seed_estimator": "seed", "resilience_level": "resilience_level"}
+_OPTION_NAMES = {
+    "default_shots": "default_shots",
+    "default_precision": "default_precision",
+    "seed_estimator": "seed",
+    "resilience_level": "resilience_level",
+}
 
 
 def job_state_name(status: JobStatus) -> str:
@@ -128,7 +132,9 @@ class RuntimeServer:
         """Open the store, load the signing secret, then recover what a previous run left."""
         self._store = await Store.open(self.config.db_path)
         secret = await self._store.signing_secret()
-        self._authenticator = Authenticator(self.config.api_keys, secret, ttl=self.config.token_ttl, clock=self.config.clock)
+        self._authenticator = Authenticator(
+            self.config.api_keys, secret, ttl=self.config.token_ttl, clock=self.config.clock
+        )
         await self.recover()
 
     async def recover(self) -> None:
@@ -143,9 +149,13 @@ class RuntimeServer:
                 live_session = self._sessions.get(row["session_id"]) if row["session_id"] else None
                 job = self._run(row["program"], pubs, options, live_session)
             except (AqrtError, ApiError, ValueError) as exc:
-                await self.store.update_job(row["id"], status="Failed", finished=utc_now(),
-                                            reason=f"could not be re-run after a server restart: {exc}",
-                                            reason_code=IBM_CODES["interrupted"])
+                await self.store.update_job(
+                    row["id"],
+                    status="Failed",
+                    finished=utc_now(),
+                    reason=f"could not be re-run after a server restart: {exc}",
+                    reason_code=IBM_CODES["interrupted"],
+                )
                 continue
             self._track(LiveJob(id=row["id"], user=row["user"], row=row, job=job))
         for live in list(self._sessions.values()):
@@ -203,10 +213,14 @@ class RuntimeServer:
         if backend is None and live_session is not None:
             backend = live_session.row["backend"]
         if self.resolve_backend(backend) is None:
-            raise ApiError(400 if backend is None else 404,
-                           f"backend {backend!r} not found; available: [{self.config.backend_name!r}]")
+            raise ApiError(
+                400 if backend is None else 404,
+                f"backend {backend!r} not found; available: [{self.config.backend_name!r}]",
+            )
         if live_session is not None and live_session.row["backend"] != backend:
-            raise ApiError(400, f"session {session_id} runs on backend {live_session.row['backend']!r}, not {backend!r}")
+            raise ApiError(
+                400, f"session {session_id} runs on backend {live_session.row['backend']!r}, not {backend!r}"
+            )
         tags = body.get("tags") or []
         if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
             raise ApiError(400, "tags must be a list of strings")
@@ -218,8 +232,16 @@ class RuntimeServer:
         params_json = await asyncio.to_thread(json.dumps, params)  # stored as sent, for a re-run
         job = self._run(program, pubs, options, live_session)
         row = {
-            "id": _new_id(), "user": user, "instance": instance, "program": program, "backend": backend,
-            "session_id": session_id, "status": "Queued", "tags": tags, "cost": cost, "created": utc_now(),
+            "id": _new_id(),
+            "user": user,
+            "instance": instance,
+            "program": program,
+            "backend": backend,
+            "session_id": session_id,
+            "status": "Queued",
+            "tags": tags,
+            "cost": cost,
+            "created": utc_now(),
         }
         # The store's single thread runs this insert before any later update of the same job.
         self._track(LiveJob(id=row["id"], user=user, row=row, job=job))
@@ -241,17 +263,25 @@ class RuntimeServer:
         if len(raw_pubs) > self.config.max_pubs:
             raise ApiError(400, f"a job may hold at most {self.config.max_pubs} PUBs, got {len(raw_pubs)}")
         try:
-            rest = from_jsonable({k: v for k, v in params.items() if k != "pubs"},
-                                 max_decompressed_bytes=self.config.max_decompressed_bytes)
+            rest = from_jsonable(
+                {k: v for k, v in params.items() if k != "pubs"},
+                max_decompressed_bytes=self.config.max_decompressed_bytes,
+            )
             pubs = pubs_from_wire(program, raw_pubs, max_decompressed_bytes=self.config.max_decompressed_bytes)  # type: ignore[arg-type]
         except WireError as exc:
             raise ApiError(400, f"invalid params: {exc}") from None
         for index, pub in enumerate(pubs):
             circuit = pub.circuit
             if circuit.num_qubits > self.config.max_qubits:
-                raise ApiError(400, f"PUB {index}: the circuit has {circuit.num_qubits} qubits; this server takes at most {self.config.max_qubits}")
+                raise ApiError(
+                    400,
+                    f"PUB {index}: the circuit has {circuit.num_qubits} qubits; this server takes at most {self.config.max_qubits}",
+                )
             if circuit.size() > self.config.max_circuit_ops:
-                raise ApiError(400, f"PUB {index}: the circuit has {circuit.size()} operations; this server takes at most {self.config.max_circuit_ops}")
+                raise ApiError(
+                    400,
+                    f"PUB {index}: the circuit has {circuit.size()} operations; this server takes at most {self.config.max_circuit_ops}",
+                )
         return pubs, self._options(rest, cost)
 
     @staticmethod
@@ -380,18 +410,28 @@ class RuntimeServer:
             raise ApiError(400, f"mode must be 'dedicated' or 'batch', got {mode!r}")
         backend = body.get("backend")
         if self.resolve_backend(backend) is None:
-            raise ApiError(400 if backend is None else 404,
-                           f"backend {backend!r} not found; available: [{self.config.backend_name!r}]")
+            raise ApiError(
+                400 if backend is None else 404,
+                f"backend {backend!r} not found; available: [{self.config.backend_name!r}]",
+            )
         max_ttl = body.get("max_ttl")
         if max_ttl is None:
             max_ttl = self.config.max_ttl
         if isinstance(max_ttl, bool) or not isinstance(max_ttl, int) or not 0 < max_ttl <= self.config.max_ttl:
             raise ApiError(400, f"max_ttl must be an int of seconds in 1..{self.config.max_ttl}, got {max_ttl!r}")
         row = {
-            "id": _new_id(), "user": user, "instance": instance or body.get("instance"), "mode": mode,
-            "backend": backend, "max_ttl": max_ttl,
+            "id": _new_id(),
+            "user": user,
+            "instance": instance or body.get("instance"),
+            "mode": mode,
+            "backend": backend,
+            "max_ttl": max_ttl,
             "interactive_ttl": self.config.interactive_ttl if mode == "dedicated" else None,
-            "state": "open", "accepting_jobs": True, "created": utc_now(), "started_at": None, "closed_at": None,
+            "state": "open",
+            "accepting_jobs": True,
+            "created": utc_now(),
+            "started_at": None,
+            "closed_at": None,
         }
         live = LiveSession(row=row, session=self._new_aqrt_session(row))
         await self.store.insert_session(row)
@@ -400,7 +440,9 @@ class RuntimeServer:
 
     def _new_aqrt_session(self, row: dict[str, Any]) -> Session:
         if row["mode"] == "batch":
-            return Batch(self.service, self._backend, max_time=row["max_ttl"], max_concurrency=self.config.batch_concurrency)
+            return Batch(
+                self.service, self._backend, max_time=row["max_ttl"], max_concurrency=self.config.batch_concurrency
+            )
         return Session(self.service, self._backend, max_time=row["max_ttl"], interactive_timeout=row["interactive_ttl"])
 
     async def _user_session(self, session_id: str, user: str) -> LiveSession:
@@ -411,8 +453,11 @@ class RuntimeServer:
         if row is None:
             raise ApiError(404, f"session {session_id} not found")
         if row.get("closed_reason") == "max_ttl reached":
-            raise ApiError(409, f"session {session_id} expired (its max_ttl of {row['max_ttl']} s ran out) and accepts no "
-                           "new jobs", code=IBM_CODES["session_expired"])
+            raise ApiError(
+                409,
+                f"session {session_id} expired (its max_ttl of {row['max_ttl']} s ran out) and accepts no new jobs",
+                code=IBM_CODES["session_expired"],
+            )
         raise ApiError(409, f"session {session_id} is closed and accepts no new jobs", code=IBM_CODES["session_closed"])
 
     async def session(self, session_id: str, user: str) -> dict[str, Any]:
@@ -423,8 +468,13 @@ class RuntimeServer:
         row = await self.store.session(session_id, user)
         if row is None:
             raise ApiError(404, f"session {session_id} not found")
-        return _session_body(row, state=row["state"], accepting=row["accepting_jobs"], elapsed=0.0,
-                             closed_reason=row.get("closed_reason"))
+        return _session_body(
+            row,
+            state=row["state"],
+            accepting=row["accepting_jobs"],
+            elapsed=0.0,
+            closed_reason=row.get("closed_reason"),
+        )
 
     def session_details(self, live: LiveSession) -> dict[str, Any]:
         session = live.session
@@ -432,9 +482,13 @@ class RuntimeServer:
         if state is SessionState.EXPIRED:
             self._note_expired(live)
         stats = session.statistics()
-        return _session_body(live.row, state=_SESSION_STATE[state], accepting=session.accepting_jobs,
-                             elapsed=stats["usage_seconds"],
-                             closed_reason="max_ttl reached" if state is SessionState.EXPIRED else None)
+        return _session_body(
+            live.row,
+            state=_SESSION_STATE[state],
+            accepting=session.accepting_jobs,
+            elapsed=stats["usage_seconds"],
+            closed_reason="max_ttl reached" if state is SessionState.EXPIRED else None,
+        )
 
     async def close_session(self, session_id: str, user: str, *, cancel: bool) -> None:
         """``PATCH /sessions/{id}`` (close: no new jobs, submitted ones finish) or
@@ -464,15 +518,21 @@ class RuntimeServer:
             await live.session.close()
         if self._stopping:
             return
-        reason = "max_ttl reached" if live.session.status() is SessionState.EXPIRED else ("cancelled" if cancel else "closed")
+        reason = (
+            "max_ttl reached"
+            if live.session.status() is SessionState.EXPIRED
+            else ("cancelled" if cancel else "closed")
+        )
         live.row.update(state="closed", accepting_jobs=False, closed_at=utc_now(), closed_reason=reason)
-        await self.store.update_session(live.row["id"], state="closed", accepting_jobs=0,
-                                        closed_at=live.row["closed_at"], closed_reason=reason)
+        await self.store.update_session(
+            live.row["id"], state="closed", accepting_jobs=0, closed_at=live.row["closed_at"], closed_reason=reason
+        )
         self._sessions.pop(live.row["id"], None)
 
 
-def _session_body(row: dict[str, Any], *, state: str, accepting: bool, elapsed: float,
-                  closed_reason: str | None = None) -> dict[str, Any]:
+def _session_body(
+    row: dict[str, Any], *, state: str, accepting: bool, elapsed: float, closed_reason: str | None = None
+) -> dict[str, Any]:
     body = {
         "id": row["id"],
         "backend_name": row["backend"],
@@ -514,4 +574,3 @@ def _new_id() -> str:
     """A Runtime-style id: 20 lowercase letters and digits."""
     alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
     return "".join(secrets.choice(alphabet) for _ in range(20))
-

@@ -158,9 +158,18 @@ class Store:
             "INSERT INTO jobs (id, seq, user, instance, program, backend, session_id, status, tags, cost, created, params)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                job["id"], seq, job["user"], job.get("instance"), job["program"], job["backend"],
-                job.get("session_id"), job["status"], json.dumps(job.get("tags") or []), job.get("cost"),
-                job["created"], params_json,
+                job["id"],
+                seq,
+                job["user"],
+                job.get("instance"),
+                job["program"],
+                job["backend"],
+                job.get("session_id"),
+                job["status"],
+                json.dumps(job.get("tags") or []),
+                job.get("cost"),
+                job["created"],
+                params_json,
             ),
         )
 
@@ -182,8 +191,12 @@ class Store:
             try:
                 fields = {**fields, "result": make_result()}
             except Exception as exc:  # an unencodable result is a failed job, not a lost one
-                fields = {**fields, "status": "Failed", "reason": f"the result could not be encoded: {exc}",
-                          "reason_code": 1500}
+                fields = {
+                    **fields,
+                    "status": "Failed",
+                    "reason": f"the result could not be encoded: {exc}",
+                    "reason_code": 1500,
+                }
         self._update_job(job_id, fields)
 
     async def job(self, job_id: str, user: str, *, with_params: bool = False) -> dict[str, Any] | None:
@@ -203,11 +216,15 @@ class Store:
         row = self._db().execute("SELECT status, result FROM jobs WHERE id = ? AND user = ?", (job_id, user)).fetchone()
         return (row["status"], row["result"]) if row is not None else None
 
-    async def list_jobs(self, user: str, filters: dict[str, Any], *, limit: int, offset: int, descending: bool) -> tuple[int, list[dict[str, Any]]]:
+    async def list_jobs(
+        self, user: str, filters: dict[str, Any], *, limit: int, offset: int, descending: bool
+    ) -> tuple[int, list[dict[str, Any]]]:
         """``(count, jobs)`` of ``user``'s jobs matching ``filters`` (see :meth:`_list_jobs`)."""
         return await self._call(self._list_jobs, user, filters, limit, offset, descending)
 
-    def _list_jobs(self, user: str, filters: dict[str, Any], limit: int, offset: int, descending: bool) -> tuple[int, list[dict[str, Any]]]:
+    def _list_jobs(
+        self, user: str, filters: dict[str, Any], limit: int, offset: int, descending: bool
+    ) -> tuple[int, list[dict[str, Any]]]:
         where, args = ["user = ?"], [user]
         for column in ("backend", "program", "session_id"):
             if filters.get(column) is not None:
@@ -240,9 +257,13 @@ class Store:
         return await self._call(self._unfinished_jobs)
 
     def _unfinished_jobs(self) -> list[dict[str, Any]]:
-        rows = self._db().execute(
-            f"SELECT {_JOB_SUMMARY}, params FROM jobs WHERE status NOT IN ('Completed', 'Failed', 'Cancelled') ORDER BY seq"
-        ).fetchall()
+        rows = (
+            self._db()
+            .execute(
+                f"SELECT {_JOB_SUMMARY}, params FROM jobs WHERE status NOT IN ('Completed', 'Failed', 'Cancelled') ORDER BY seq"
+            )
+            .fetchall()
+        )
         return [_job_row(row) for row in rows]
 
     async def usage_seconds(self, user: str) -> float:
@@ -262,8 +283,18 @@ class Store:
         self._db().execute(
             "INSERT INTO sessions (id, user, instance, mode, backend, max_ttl, interactive_ttl, state, accepting_jobs, created)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (s["id"], s["user"], s.get("instance"), s["mode"], s["backend"], s["max_ttl"], s.get("interactive_ttl"),
-             s["state"], int(s["accepting_jobs"]), s["created"]),
+            (
+                s["id"],
+                s["user"],
+                s.get("instance"),
+                s["mode"],
+                s["backend"],
+                s["max_ttl"],
+                s.get("interactive_ttl"),
+                s["state"],
+                int(s["accepting_jobs"]),
+                s["created"],
+            ),
         )
 
     async def update_session(self, session_id: str, **fields: Any) -> None:
@@ -299,4 +330,3 @@ def _session_row(row: sqlite3.Row) -> dict[str, Any]:
     session = dict(row)
     session["accepting_jobs"] = bool(session["accepting_jobs"])
     return session
-
