@@ -123,3 +123,12 @@ def test_the_command_serves_until_interrupted(tmp_path: Path) -> None:
             process.kill()
             process.communicate()
     assert (tmp_path / "server.sqlite3").exists()
+
+
+def test_the_cli_finds_serve_without_loading_aiohttp() -> None:
+    code = (
+        "import sys, aqrt.cli; names = aqrt.cli._available(); "
+        "print('serve' in names, 'aiohttp' in sys.modules, 'aqrt.server.runtime' in sys.modules)"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert completed.stdout.split() == ["True", "False", "False"]

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.asyncio
 
 async def test_a_restart_reruns_unfinished_jobs_and_keeps_finished_ones(tmp_path) -> None:
     config = make_config(tmp_path)
-    slow_pub = (slow_circuit(18, 40), "Z" * 18)
+    slow_pub = (slow_circuit(20, 30), "Z" * 20)
     local = LocalService().backend()
     expected_slow = (await Estimator(mode=local).run([slow_pub]))[0].data.evs
     expected_bell = (await Estimator(mode=local).run([(bell(), "ZZ")]))[0].data.evs
@@ -59,7 +59,7 @@ async def test_a_closed_session_s_jobs_are_rerun_and_it_stays_closed(tmp_path) -
         _, session = await client.call(
             "POST", "/sessions", token, body={"mode": "batch", "backend": "aqrt_statevector"}
         )
-        slow = await client.submit(token, "estimator", [(slow_circuit(18, 40), "Z" * 18)], session_id=session["id"])
+        slow = await client.submit(token, "estimator", [(slow_circuit(20, 30), "Z" * 20)], session_id=session["id"])
         await client.wait_status(token, slow, "Running")
         assert (await client.call("PATCH", f"/sessions/{session['id']}", token, body={"accepting_jobs": False}))[
             0

@@ -11,8 +11,26 @@ module per resource (:mod:`.auth`, :mod:`.backends`, :mod:`.jobs`, :mod:`.sessio
     web.run_app(create_app(ServerConfig(db_path="jobs.sqlite3", api_keys={"KEY": "alice"})))
 """
 
-from .app import create_app
-from .background import serve_in_thread
-from .config import ServerConfig
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .app import create_app
+    from .background import serve_in_thread
+    from .config import ServerConfig
 
 __all__ = ["ServerConfig", "create_app", "serve_in_thread"]
+
+# Loaded on first use, so that finding ``aqrt.server.cli`` (which ``aqrt --help`` does) imports
+# neither aiohttp nor the runtime.
+_HOMES = {"ServerConfig": ".config", "create_app": ".app", "serve_in_thread": ".background"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name], __name__), name)
+    globals()[name] = value
+    return value
