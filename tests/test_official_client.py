@@ -121,6 +121,8 @@ def test_job_mode_estimator_and_sampler_equal_the_local_engine(connect) -> None:
     assert sampled[0].data.meas.get_counts() == expected_counts
     assert estimator_job.status() == "DONE" and estimator_job.session_id is None
     assert estimator_job.metrics()["usage"]["status"] == "final"
+    assert "Completed" in estimator_job.logs()
+    assert service.job(sampler_job.job_id()).status() == "DONE"
     assert {job.job_id() for job in service.jobs(limit=10)} == {estimator_job.job_id(), sampler_job.job_id()}
 
 

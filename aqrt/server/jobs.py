@@ -128,6 +128,18 @@ async def get_metrics(request: web.Request) -> web.Response:
     )
 
 
+async def get_logs(request: web.Request) -> web.Response:
+    """The job's life as text lines (the local engine writes no other logs)."""
+    server = request.app[SERVER_KEY]
+    row = await server.job(request.match_info["job_id"], request[USER_KEY])
+    lines = [f"{row['created']} created ({row['program']} on {row['backend']})"]
+    if row.get("running"):
+        lines.append(f"{row['running']} running")
+    if row.get("finished"):
+        lines.append(f"{row['finished']} {row['status']}" + (f": {row['reason']}" if row.get("reason") else ""))
+    return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+
 async def list_jobs(request: web.Request) -> web.Response:
     server = request.app[SERVER_KEY]
     query = request.query
@@ -193,4 +205,5 @@ def job_routes() -> list[web.RouteDef]:
         web.get("/api/v1/jobs/{job_id}/results", get_results),
         web.post("/api/v1/jobs/{job_id}/cancel", cancel_job),
         web.get("/api/v1/jobs/{job_id}/metrics", get_metrics),
+        web.get("/api/v1/jobs/{job_id}/logs", get_logs),
     ]
