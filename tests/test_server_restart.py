@@ -3,6 +3,10 @@ ones keep their results, unfinished ones (queued or running) are re-run, session
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sqlite3
+
 import numpy as np
 import pytest
 
@@ -47,9 +51,14 @@ async def test_a_restart_reruns_unfinished_jobs_and_keeps_finished_ones(tmp_path
             np.testing.assert_array_equal((await client.result(token, job_id))[0].data.evs, expected)
         status, details = await client.call("GET", f"/sessions/{session['id']}", token)
         assert status == 200 and details["accepting_jobs"] is True
-        assert (await client.call("PATCH", f"/sessions/{session['id']}", token, body={"accepting_jobs": False}))[
-            0
-        ] == 204
+        status, _ = await client.call("PATCH", f"/sessions/{session['id']}", token, body={"accepting_jobs": False})
+        assert status == 204
+
+    def journal_mode() -> str:
+        with contextlib.closing(sqlite3.connect(config.db_path)) as db:
+            return db.execute("PRAGMA journal_mode").fetchone()[0]
+
+    assert await asyncio.to_thread(journal_mode) == "wal"
 
 
 async def test_a_closed_session_s_jobs_are_rerun_and_it_stays_closed(tmp_path) -> None:

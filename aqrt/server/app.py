@@ -29,8 +29,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         return error_response(exc.status, exc.message, exc.code)
-    except web.HTTPRequestEntityTooLarge as exc:
-        return error_response(413, f"the request body is too large: {exc.text}")
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[SERVER_KEY].config.max_body_bytes
+        return error_response(413, f"the request body is too large: this server takes at most {limit} bytes")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
