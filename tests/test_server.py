@@ -344,7 +344,8 @@ async def test_session_and_batch_jobs_equal_the_local_engine(tmp_path) -> None:
             status, details = await client.call("GET", f"/sessions/{session['id']}", token)
             assert details["state"] == "active" and details["accepting_jobs"] is True
             assert details["interactive_ttl"] == (300 if mode == "dedicated" else None)
-            assert details["elapsed_time"] > 0
+            assert details["elapsed_time"] > 0 and details["started_at"] is not None
+            assert 0 < details["active_ttl"] <= 600
             status, listing = await client.call("GET", "/jobs", token, params={"session_id": session["id"]})
             assert sorted(job["id"] for job in listing["jobs"]) == sorted(job_ids)
 

@@ -436,7 +436,7 @@ class RuntimeServer:
         live = LiveSession(row=row, session=self._new_aqrt_session(row))
         await self.store.insert_session(row)
         self._sessions[row["id"]] = live
-        return self.session_details(live)
+        return await self.session_details(live)
 
     def _new_aqrt_session(self, row: dict[str, Any]) -> Session:
         if row["mode"] == "batch":
@@ -464,7 +464,7 @@ class RuntimeServer:
         """``GET /sessions/{id}``."""
         live = self._sessions.get(session_id)
         if live is not None and live.row["user"] == user:
-            return self.session_details(live)
+            return await self.session_details(live)
         row = await self.store.session(session_id, user)
         if row is None:
             raise ApiError(404, f"session {session_id} not found")
@@ -476,17 +476,25 @@ class RuntimeServer:
             closed_reason=row.get("closed_reason"),
         )
 
-    def session_details(self, live: LiveSession) -> dict[str, Any]:
+    async def session_details(self, live: LiveSession) -> dict[str, Any]:
         session = live.session
+        details = await session.details()  # aqrt's own view: state, clocks, job counts
         state = session.status()
         if state is SessionState.EXPIRED:
             self._note_expired(live)
-        stats = session.statistics()
+        started_at = None
+        if details["started_at"] is not None:  # loop time of the first job's start, shown as wall time
+            ago = asyncio.get_running_loop().time() - details["started_at"]
+            started_at = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=ago)).isoformat(
+                timespec="microseconds"
+            )
         return _session_body(
             live.row,
             state=_SESSION_STATE[state],
             accepting=session.accepting_jobs,
-            elapsed=stats["usage_seconds"],
+            elapsed=details["usage_seconds"],
+            remaining=details["remaining_time"],
+            started_at=started_at,
             closed_reason="max_ttl reached" if state is SessionState.EXPIRED else None,
         )
 
@@ -531,8 +539,16 @@ class RuntimeServer:
 
 
 def _session_body(
-    row: dict[str, Any], *, state: str, accepting: bool, elapsed: float, closed_reason: str | None = None
+    row: dict[str, Any],
+    *,
+    state: str,
+    accepting: bool,
+    elapsed: float,
+    remaining: float | None = None,
+    started_at: str | None = None,
+    closed_reason: str | None = None,
 ) -> dict[str, Any]:
+    """A session as the Runtime API shows it (``active_ttl``: seconds left of ``max_ttl``)."""
     body = {
         "id": row["id"],
         "backend_name": row["backend"],
@@ -541,9 +557,9 @@ def _session_body(
         "accepting_jobs": accepting,
         "max_ttl": row["max_ttl"],
         "interactive_ttl": row["interactive_ttl"],
-        "active_ttl": row["max_ttl"],
+        "active_ttl": round(remaining) if remaining is not None else 0,
         "elapsed_time": elapsed,
-        "started_at": row.get("started_at") or row["created"],
+        "started_at": started_at,
         "created_at": row["created"],
         "closed_at": row.get("closed_at"),
         "last_job_started": None,
