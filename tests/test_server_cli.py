@@ -44,6 +44,8 @@ def test_api_keys_merge_variable_file_and_options(tmp_path: Path) -> None:
             "k-bare",
             "--backend-qubits",
             "3",
+            "--batch-concurrency",
+            "2",
             "--max-qubits",
             "10",
         ),
@@ -56,7 +58,12 @@ def test_api_keys_merge_variable_file_and_options(tmp_path: Path) -> None:
         "k-bare": parse_api_key("k-bare")[1],
     }
     assert config.api_keys["k-bare"].startswith("user-")
-    assert config.db_path == tmp_path / "db" and config.backend_qubits == 3 and config.max_qubits == 10
+    assert (
+        config.db_path == tmp_path / "db"
+        and config.backend_qubits == 3
+        and config.batch_concurrency == 2
+        and config.max_qubits == 10
+    )
 
 
 def test_no_key_or_a_bad_key_is_refused(tmp_path: Path) -> None:

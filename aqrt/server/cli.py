@@ -79,6 +79,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=defaults["max_ttl"].default,
         help="the largest (and default) session max_ttl, seconds (default %(default)s)",
     )
+    parser.add_argument(
+        "--batch-concurrency",
+        type=int,
+        default=defaults["batch_concurrency"].default,
+        help="how many jobs of one batch run at once (default %(default)s)",
+    )
     parser.add_argument("--engine", choices=("numba", "reference"), default="numba", help="the local engine")
 
 
@@ -102,6 +108,7 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
         token_ttl=args.token_ttl,
         interactive_ttl=args.interactive_ttl,
         max_ttl=args.max_ttl,
+        batch_concurrency=args.batch_concurrency,
         engine=args.engine,
     )
 

@@ -61,6 +61,8 @@ class ServerConfig:
             raise ValueError(
                 "at least one API key is needed (--api-key KEY[=USER], $AQRT_SERVE_API_KEYS or a keys file)"
             )
+        if self.batch_concurrency < 1:
+            raise ValueError(f"batch_concurrency must be >= 1, got {self.batch_concurrency}")
         if self.backend_qubits < 1 or self.backend_qubits > self.max_qubits:
             raise ValueError(f"backend_qubits must be in 1..max_qubits ({self.max_qubits}), got {self.backend_qubits}")
 

@@ -1,4 +1,4 @@
-"""``/api/v1/jobs``: submit, read, list, cancel, results, metrics."""
+"""``/api/v1/jobs``: submit, read, list, cancel, results, metrics, logs."""
 
 from __future__ import annotations
 
@@ -17,8 +17,6 @@ from .store import FINAL_JOB_STATES
 __all__ = ["job_routes", "read_json"]
 
 _MAX_PAGE = 200
-
-
 _PARSE_INLINE_BYTES = 64 << 10  # larger bodies are parsed on a worker thread, off the loop
 
 
