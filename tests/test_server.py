@@ -120,6 +120,45 @@ async def test_tokens_survive_a_restart_on_the_same_database(tmp_path) -> None:
         assert status == 401 and "no known user" in _error_message(body)
 
 
+async def test_an_internal_error_is_a_json_500_and_the_server_keeps_serving(tmp_path, monkeypatch) -> None:
+    from aqrt.server.runtime import RuntimeServer
+
+    calls = []
+
+    def broken(self) -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug")
+        return 0
+
+    monkeypatch.setattr(RuntimeServer, "queue_length", broken)
+    async with running_server(make_config(tmp_path)) as client:
+        token = await client.token()
+        status, body = await client.call("GET", "/backends", token)
+        assert status == 500 and _error_message(body) == "internal server error"  # no internals leaked
+        await _still_serving(client, token)
+
+
+async def test_many_concurrent_submissions_from_two_users(tmp_path) -> None:
+    async with running_server(make_config(tmp_path)) as client:
+        tokens = {"alice": await client.token("alice-key"), "bob": await client.token("bob-key")}
+        angles = np.linspace(0, np.pi, 40)
+
+        async def one(user: str, angle: float) -> tuple[str, str, float]:
+            job_id = await client.submit(tokens[user], "estimator", [(rotation(), "Z", [[angle]])])
+            return user, job_id, angle
+
+        submitted = await asyncio.gather(*(one("alice" if i % 2 else "bob", a) for i, a in enumerate(angles)))
+        for user, job_id, angle in submitted:
+            assert (await client.wait_final(tokens[user], job_id))["state"]["status"] == "Completed"
+            result = await client.result(tokens[user], job_id)
+            np.testing.assert_allclose(result[0].data.evs, [np.cos(angle)], atol=1e-12)
+        for user, token in tokens.items():
+            status, listing = await client.call("GET", "/jobs", token, params={"limit": "100"})
+            assert listing["count"] == 20
+            assert {job["id"] for job in listing["jobs"]} == {j for u, j, _ in submitted if u == user}
+
+
 async def test_unknown_routes_and_methods_get_json_errors(tmp_path) -> None:
     async with running_server(make_config(tmp_path)) as client:
         token = await client.token()

@@ -81,3 +81,21 @@ async def test_a_closed_session_s_jobs_are_rerun_and_it_stays_closed(tmp_path) -
         assert details["accepting_jobs"] is False
         status, body = await client.submit_raw(token, session_id=session["id"])
         assert status == 409, body
+
+
+async def test_a_stored_job_that_cannot_be_rerun_is_failed_with_a_reason(tmp_path) -> None:
+    config = make_config(tmp_path)
+    async with running_server(config) as client:
+        token = await client.token()
+        job_id = await client.submit(token, "estimator", [(slow_circuit(20, 30), "Z" * 20)])
+        await client.wait_status(token, job_id, "Running")
+
+    def corrupt() -> None:  # as if the stored inputs were from an incompatible version
+        with contextlib.closing(sqlite3.connect(config.db_path)) as db, db:
+            db.execute("UPDATE jobs SET params = ? WHERE id = ?", ('{"pubs": [], "version": 2}', job_id))
+
+    await asyncio.to_thread(corrupt)
+    async with running_server(config) as client:
+        job = await client.wait_final(token, job_id)
+        assert job["state"]["status"] == "Failed" and job["state"]["reason_code"] == 1517
+        assert "could not be re-run after a server restart" in job["state"]["reason"]
