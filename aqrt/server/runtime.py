@@ -17,8 +17,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import functools
 import json
+import logging
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from .. import Batch, Estimator, LocalService, Options, Sampler, Session
@@ -40,6 +43,8 @@ from .errors import IBM_CODES, ApiError
 from .store import Store
 
 __all__ = ["RuntimeServer", "SERVER_KEY", "job_state_name"]
+
+logger = logging.getLogger("aqrt.server")
 
 _API_STATUS = {
     JobStatus.QUEUED: "Queued",
@@ -327,6 +332,16 @@ class RuntimeServer:
         self._spawn(self._store_final(live))
 
     async def _store_final(self, live: LiveJob) -> None:
+        try:
+            fields, make_result = await self._final_fields(live)
+            await self.store.finish_job(live.id, fields, make_result)
+        except Exception:  # the job stays unfinished in the store and is re-run on the next start
+            logger.exception("could not store the final state of job %s", live.id)
+        finally:
+            self._jobs.pop(live.id, None)
+            live.stored.set()
+
+    async def _final_fields(self, live: LiveJob) -> tuple[dict[str, Any], Callable[[], str] | None]:
         job = live.job
         status = job.status()
         metrics = job.metrics()
@@ -338,9 +353,9 @@ class RuntimeServer:
         }
         make_result = None
         if status is JobStatus.DONE:
-            result = job._result  # the settled result, read without awaiting
+            result = await job.result()  # settled: returns at once
             result.metadata.update(job_id=live.id, session_id=live.row.get("session_id"))  # the Runtime ids
-            make_result = lambda: encode(result)  # noqa: E731  (runs on the store thread)
+            make_result = functools.partial(encode, result)  # run on the store thread, off the loop
         elif status is JobStatus.ERROR:
             error = job.exception()
             fields["reason"] = str(error)
@@ -350,11 +365,7 @@ class RuntimeServer:
             fields["reason"] = "cancelled"
         if metrics.usage_seconds and live.user in self._usage:
             self._usage[live.user] += metrics.usage_seconds
-        try:
-            await self.store.finish_job(live.id, fields, make_result)
-        finally:
-            self._jobs.pop(live.id, None)
-            live.stored.set()
+        return fields, make_result
 
     async def usage_seconds(self, user: str) -> float:
         """Seconds ``user``'s jobs have run (read from the store once, then kept up to date)."""
