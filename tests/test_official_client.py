@@ -24,7 +24,7 @@ from qiskit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp
 from qiskit.transpiler import generate_preset_pass_manager
 from qiskit_ibm_runtime import Batch, EstimatorV2, QiskitRuntimeService, SamplerV2, Session
-from qiskit_ibm_runtime.exceptions import RuntimeInvalidStateError, RuntimeJobMaxTimeoutError
+from qiskit_ibm_runtime.exceptions import RuntimeInvalidStateError, RuntimeJobMaxTimeoutError, RuntimeJobNotFound
 
 from aqrt.primitives import EngineEstimator, EngineSampler
 from aqrt.server import serve_in_thread
@@ -179,9 +179,15 @@ def test_job_tags_filter_the_listing(connect) -> None:
     tagged_job = tagged.run([isa], shots=10)
     other_job = SamplerV2(mode=backend).run([isa], shots=10)
     tagged_job.result(), other_job.result()
+    assert {job.job_id() for job in service.jobs(pending=False)} == {tagged_job.job_id(), other_job.job_id()}
     assert [job.job_id() for job in service.jobs(job_tags=["experiment-7"])] == [tagged_job.job_id()]
     assert tagged_job.tags == ["experiment-7"]
-    assert {job.job_id() for job in service.jobs(pending=False)} == {tagged_job.job_id(), other_job.job_id()}
+    assert other_job.update_tags(["experiment-8"]) == ["experiment-8"]
+    assert [job.job_id() for job in service.jobs(job_tags=["experiment-8"])] == [other_job.job_id()]
+    service.delete_job(other_job.job_id())
+    assert [job.job_id() for job in service.jobs()] == [tagged_job.job_id()]
+    with pytest.raises(RuntimeJobNotFound):
+        service.delete_job(other_job.job_id())
 
 
 def test_the_readme_recipe_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:

@@ -189,11 +189,15 @@ async def test_users_see_only_their_own_jobs_and_sessions(tmp_path) -> None:
             ("GET", f"/jobs/{job_id}/results"),
             ("GET", f"/jobs/{job_id}/metrics"),
             ("POST", f"/jobs/{job_id}/cancel"),
+            ("DELETE", f"/jobs/{job_id}"),
+            ("GET", f"/jobs/{job_id}/logs"),
             ("GET", f"/sessions/{session['id']}"),
             ("DELETE", f"/sessions/{session['id']}/close"),
         ]:
             status, body = await client.call(method, path, bob)
             assert status == 404, (method, path, body)
+        status, body = await client.call("PUT", f"/jobs/{job_id}/tags", bob, body={"tags": ["mine"]})
+        assert status == 404
         status, body = await client.call("PATCH", f"/sessions/{session['id']}", bob, body={"accepting_jobs": False})
         assert status == 404
         status, body = await client.call(
@@ -526,6 +530,13 @@ async def test_cancel_a_running_job_then_cancel_again_is_409(tmp_path) -> None:
         assert (await client.wait_final(token, job_id))["state"]["status"] == "Cancelled"
         status, body = await client.call("POST", f"/jobs/{job_id}/cancel", token)
         assert status == 409 and "Cancelled" in _error_message(body)
+        running = await client.submit(token, "estimator", [(slow_circuit(), "Z" * 22)])
+        status, body = await client.call("DELETE", f"/jobs/{running}", token)
+        assert status == 409 and "cancel it first" in _error_message(body)
+        assert (await client.call("POST", f"/jobs/{running}/cancel", token))[0] == 204
+        await client.wait_final(token, running)
+        assert (await client.call("DELETE", f"/jobs/{running}", token))[0] == 204
+        assert (await client.call("GET", f"/jobs/{running}", token))[0] == 404
         assert (await client.call("POST", "/jobs/nosuchjob/cancel", token))[0] == 404
 
 

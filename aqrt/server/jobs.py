@@ -1,4 +1,4 @@
-"""``/api/v1/jobs``: submit, read, list, cancel, results, metrics, logs."""
+"""``/api/v1/jobs``: submit, read, list, cancel, delete, tags, results, metrics, logs."""
 
 from __future__ import annotations
 
@@ -126,6 +126,21 @@ async def get_metrics(request: web.Request) -> web.Response:
     )
 
 
+async def delete_job(request: web.Request) -> web.Response:
+    server = request.app[SERVER_KEY]
+    await server.delete_job(request.match_info["job_id"], request[USER_KEY])
+    return web.Response(status=204)
+
+
+async def put_tags(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    if not isinstance(body, dict) or set(body) != {"tags"}:
+        raise ApiError(400, 'the body must be {"tags": [...]}')
+    server = request.app[SERVER_KEY]
+    await server.set_tags(request.match_info["job_id"], request[USER_KEY], body["tags"])
+    return web.Response(status=204)
+
+
 async def get_logs(request: web.Request) -> web.Response:
     """The job's life as text lines (the local engine writes no other logs)."""
     server = request.app[SERVER_KEY]
@@ -204,4 +219,6 @@ def job_routes() -> list[web.RouteDef]:
         web.post("/api/v1/jobs/{job_id}/cancel", cancel_job),
         web.get("/api/v1/jobs/{job_id}/metrics", get_metrics),
         web.get("/api/v1/jobs/{job_id}/logs", get_logs),
+        web.delete("/api/v1/jobs/{job_id}", delete_job),
+        web.put("/api/v1/jobs/{job_id}/tags", put_tags),
     ]

@@ -227,8 +227,7 @@ class RuntimeServer:
                 400, f"session {session_id} runs on backend {live_session.row['backend']!r}, not {backend!r}"
             )
         tags = body.get("tags") or []
-        if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
-            raise ApiError(400, "tags must be a list of strings")
+        _check_tags(tags)
         cost = body.get("cost")
         if cost is not None and (isinstance(cost, bool) or not isinstance(cost, int) or cost <= 0):
             raise ApiError(400, f"cost (the max execution time, in seconds) must be a positive int, got {cost!r}")
@@ -403,6 +402,23 @@ class RuntimeServer:
             status = _API_STATUS[live.job.status()] if live is not None else row["status"]
             raise ApiError(409, f"job {job_id} is {status} and cannot be cancelled")
         live.job.cancel()
+
+    async def delete_job(self, job_id: str, user: str) -> None:
+        """``DELETE /jobs/{id}``: a finished job and its result; 409 while it runs."""
+        live = self._jobs.get(job_id)
+        if live is not None and live.user == user:
+            raise ApiError(409, f"job {job_id} has not finished; cancel it first")
+        if not await self.store.delete_job(job_id, user):
+            raise ApiError(404, f"job {job_id} not found")
+
+    async def set_tags(self, job_id: str, user: str, tags: Any) -> None:
+        """``PUT /jobs/{id}/tags``: replace the job's tags."""
+        _check_tags(tags)
+        live = self._jobs.get(job_id)
+        if live is not None and live.user == user:
+            live.row["tags"] = list(tags)
+        if not await self.store.set_tags(job_id, user, list(tags)):
+            raise ApiError(404, f"job {job_id} not found")
 
     async def wait_stored_if_settled(self, job_id: str, user: str) -> None:
         """If ``user``'s job has settled but its final state is still being stored, wait for that."""
@@ -583,6 +599,11 @@ def _session_body(
     if closed_reason is not None:
         body["closed_reason"] = closed_reason
     return body
+
+
+def _check_tags(tags: Any) -> None:
+    if not isinstance(tags, list) or not all(isinstance(tag, str) and tag for tag in tags):
+        raise ApiError(400, f"tags must be a list of non-empty strings, got {tags!r}")
 
 
 def _reason_code(error: BaseException | None) -> int:

@@ -199,6 +199,23 @@ class Store:
                 }
         self._update_job(job_id, fields)
 
+    async def delete_job(self, job_id: str, user: str) -> bool:
+        """Delete ``user``'s job; False when there was none."""
+        return await self._call(self._delete_job, job_id, user)
+
+    def _delete_job(self, job_id: str, user: str) -> bool:
+        return self._db().execute("DELETE FROM jobs WHERE id = ? AND user = ?", (job_id, user)).rowcount > 0
+
+    async def set_tags(self, job_id: str, user: str, tags: list[str]) -> bool:
+        """Replace the tags of ``user``'s job; False when there is none."""
+        return await self._call(self._set_tags, job_id, user, tags)
+
+    def _set_tags(self, job_id: str, user: str, tags: list[str]) -> bool:
+        cursor = self._db().execute(
+            "UPDATE jobs SET tags = ? WHERE id = ? AND user = ?", (json.dumps(tags), job_id, user)
+        )
+        return cursor.rowcount > 0
+
     async def job(self, job_id: str, user: str, *, with_params: bool = False) -> dict[str, Any] | None:
         """The job ``job_id`` if it belongs to ``user``, else None."""
         return await self._call(self._job, job_id, user, with_params)
