@@ -27,6 +27,7 @@ USER_KEY = web.RequestKey("aqrt_user", str)
 SERVER_KEY: web.AppKey[RuntimeServer] = web.AppKey("aqrt_runtime_server")
 GRANT_TYPE = "urn:ibm:params:oauth:grant-type:apikey"
 _ALGORITHM = "HS256"
+_VERIFIED_CACHE = 4096
 
 
 class Authenticator:
@@ -35,8 +36,10 @@ class Authenticator:
     def __init__(self, api_keys: Mapping[str, str], secret: bytes, *, ttl: int, clock: Callable[[], float]) -> None:
         self._api_keys = dict(api_keys)
         self._secret = secret
+        self._users = frozenset(self._api_keys.values())
         self._ttl = ttl
         self._clock = clock
+        self._verified: dict[str, tuple[str, float]] = {}
 
     def user_for_key(self, api_key: str) -> str | None:
         """The user of ``api_key`` (compared in constant time), or None."""
@@ -63,9 +66,25 @@ class Authenticator:
     def verify(self, token: str) -> str:
         """The user a valid, unexpired token was issued to.
 
+        A token's signature is checked once; later requests with it only check its expiry
+        (a small bounded cache of verified tokens).
+
         Raises:
             ApiError: 401 for a forged, malformed or expired token.
         """
+        known = self._verified.get(token)
+        if known is not None:
+            user, exp = known
+            if exp <= self._clock():
+                raise ApiError(401, "the access token has expired; request a new one from /identity/token")
+            return user
+        user, exp = self._verify_signed(token)
+        if len(self._verified) >= _VERIFIED_CACHE:
+            self._verified.pop(next(iter(self._verified)))
+        self._verified[token] = (user, exp)
+        return user
+
+    def _verify_signed(self, token: str) -> tuple[str, float]:
         try:
             claims = jwt.decode(
                 token,
@@ -79,9 +98,9 @@ class Authenticator:
         if not isinstance(exp, int | float) or exp <= self._clock():
             raise ApiError(401, "the access token has expired; request a new one from /identity/token")
         user = claims["sub"]
-        if not isinstance(user, str) or user not in self._api_keys.values():
+        if not isinstance(user, str) or user not in self._users:
             raise ApiError(401, "the access token names no known user")
-        return user
+        return user, exp
 
 
 async def issue_token(request: web.Request) -> web.Response:

@@ -15,6 +15,7 @@ order, in their restored sessions: a restart loses no acknowledged job.
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import datetime as dt
 import functools
@@ -619,6 +620,5 @@ def _reason_code(error: BaseException | None) -> int:
 
 
 def _new_id() -> str:
-    """A Runtime-style id: 20 lowercase letters and digits."""
-    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-    return "".join(secrets.choice(alphabet) for _ in range(20))
+    """A Runtime-style id: 20 lowercase letters and digits (100 random bits)."""
+    return base64.b32encode(secrets.token_bytes(15)).decode().lower()[:20]
