@@ -24,6 +24,7 @@ from .errors import (
     SessionClosedError,
     SessionError,
     SessionExpiredError,
+    SessionFullError,
     SessionStateError,
 )
 from .job import Job, JobMetrics, JobStatus
@@ -63,6 +64,7 @@ __all__ = [
     "SessionClosedError",
     "SessionError",
     "SessionExpiredError",
+    "SessionFullError",
     "SessionState",
     "SessionStateError",
     "current_session",

@@ -33,7 +33,7 @@ def settle_inline(job: Job, run_inline: Callable[..., Any], cache: dict[Any, Any
         return False
     job._mark_running()
     try:
-        result = run_inline(job.request, ExecutionContext(cache=cache, cancel_requested=job.cancel_requested))
+        result = run_inline(job.request, ExecutionContext(cache, job.cancel_requested, job._progress))
     except Exception as exc:
         _settle_failure(job, exc)
         return True
@@ -53,7 +53,7 @@ async def _execute(job: Job, backend: Backend, cache: dict[Any, Any]) -> None:
         if job.cancel_requested.is_set():
             job_scope.cancel()
         job._mark_running()
-        context = ExecutionContext(cache=cache, cancel_requested=job.cancel_requested)
+        context = ExecutionContext(cache, job.cancel_requested, job._progress)
         try:
             if limit is None:
                 result = await backend.execute(job.request, context)

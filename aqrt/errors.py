@@ -16,7 +16,8 @@ error also subclasses it, so ``except ValueError`` / ``except TimeoutError`` kee
     │   ├── SessionClosedError                  submitting to a closed (or cancelled) session
     │   ├── SessionExpiredError                 the session's max_time ran out
     │   ├── SessionCacheError                   the session's first job was cancelled (IBM rule)
-    │   └── SessionStateError (RuntimeError)    lifecycle misuse: entered twice, used after exit, ...
+    │   ├── SessionStateError (RuntimeError)    lifecycle misuse: entered twice, used after exit, ...
+    │   └── SessionFullError                    max_pending jobs are unfinished; wait or retry later
     └── JobError
         ├── JobFailedError                      the job ran and failed; ``__cause__`` has the reason
         ├── JobCancelledError                   the job was cancelled (never a bare CancelledError)
@@ -41,6 +42,7 @@ __all__ = [
     "SessionExpiredError",
     "SessionCacheError",
     "SessionStateError",
+    "SessionFullError",
     "JobError",
     "JobFailedError",
     "JobCancelledError",
@@ -134,3 +136,8 @@ class JobTimeoutError(JobError, TimeoutError):
 
 class ResultTimeoutError(JobError, TimeoutError):
     """Waiting for a result timed out; the job itself is unaffected and keeps going."""
+
+
+class SessionFullError(SessionError):
+    """The session already holds ``max_pending`` unfinished jobs (``run()`` cannot wait;
+    ``await primitive.submit(...)`` can)."""

@@ -104,6 +104,8 @@ class Job:
     Not constructed by users: ``Estimator.run`` / ``Sampler.run`` return one.
     """
 
+    _progress: Any = None  # a Progress once someone asks for it; a class default costs a job nothing
+
     def __init__(self, request: JobRequest, *, backend_name: str, clock: Callable[[], float] | None = None) -> None:
         self._request = request
         self._backend_name = backend_name
@@ -192,6 +194,25 @@ class Job:
         if loop_time is None:
             return None
         return self._created_wall + dt.timedelta(seconds=loop_time - self._created)
+
+    def progress(self) -> Any:
+        """This job's :class:`~aqrt.progress.Progress` (bindings done / total), made on first call.
+
+        ``async for update in job.progress():`` yields ``ProgressUpdate(done, total, final)``
+        until the job finishes. Ask before the job starts to see updates while it runs (a job
+        asked later reports only its end); sweeps report once per chunk of bindings.
+        """
+        if self._progress is None:
+            from .progress import Progress, count_bindings
+
+            self._progress = Progress(count_bindings(self._request.pubs))
+            if self.done():
+                self._progress._finish(self._status is JobStatus.DONE)
+        return self._progress
+
+    def add_progress_callback(self, callback: Callable[[Any], None]) -> None:
+        """Call ``callback(ProgressUpdate)`` on the event loop as the job progresses."""
+        self.progress().add_callback(callback)
 
     def exception(self) -> BaseException | None:
         """The error of a job in ERROR or CANCELLED state, else None."""
@@ -315,6 +336,8 @@ class Job:
                     future.set_result(None)
         elif waiters is not None:
             waiters.set()
+        if self._progress is not None:
+            self._progress._finish(status is JobStatus.DONE)
         callbacks, self._done_callbacks = self._done_callbacks, []
         for callback in callbacks:
             callback(self)

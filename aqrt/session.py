@@ -29,7 +29,7 @@ import math
 import time
 import types
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -46,6 +46,7 @@ from .errors import (
     SessionCacheError,
     SessionClosedError,
     SessionExpiredError,
+    SessionFullError,
     SessionStateError,
 )
 from .job import Job, JobStatus
@@ -54,6 +55,7 @@ from .options import parse_duration
 __all__ = ["Session", "Batch", "SessionState", "current_session"]
 
 DEFAULT_INTERACTIVE_TIMEOUT = 300
+_PRUNE_MIN = 1024  # finished jobs a session may hold before it counts and drops them
 _RUNNER_SLICE = 0.001  # seconds of inline work a runner does before yielding to the loop
 
 _current_session: contextvars.ContextVar[Session | None] = contextvars.ContextVar("aqrt_session", default=None)
@@ -101,6 +103,11 @@ class Session:
         interactive_timeout: seconds (or a duration string) with nothing queued before the
             session turns inactive; 300 s by default. Only backends that allow it (local
             ones) accept a value.
+        max_pending: at most this many unfinished (queued or running) jobs; ``None`` (default)
+            means no bound. Past it, ``run()`` raises :class:`SessionFullError` and
+            ``await primitive.submit(...)`` waits for room (or raises, with ``on_full="error"``),
+            so a producer of many jobs cannot grow memory without bound.
+        on_full: ``"wait"`` (default) or ``"error"``: what ``submit`` does when the session is full.
 
     Raises:
         InvalidTimeSpecError: ``max_time`` / ``interactive_timeout`` malformed or too large.
@@ -117,6 +124,8 @@ class Session:
         *,
         max_time: int | str | None = None,
         interactive_timeout: int | str | None = None,
+        max_pending: int | None = None,
+        on_full: str = "wait",
     ) -> None:
         self._backend, self._service = _resolve_backend(service, backend)
         system_max = self._backend.max_session_time
@@ -136,7 +145,19 @@ class Session:
         self._accepting = True
         self._queue: collections.deque[Job] = collections.deque()
         self._running: set[Job] = set()
-        self._jobs: list[Job] = []
+        # Finished jobs are dropped from _jobs now and then (amortised O(1) per job) and only
+        # counted, so a long-lived session does not keep every result it ever produced.
+        self._prune_at = _PRUNE_MIN
+        self._pruned_counts: collections.Counter[JobStatus] = collections.Counter()
+        self._pruned_usage = 0.0
+        self._pruned_total = 0
+        # With max_pending or an as_completed() reader every job reports its end (a callback
+        # per job); otherwise only the first job does, so plain jobs pay nothing for this.
+        self._track_each_job = max_pending is not None
+        self._max_pending, self._on_full = _check_bound(max_pending, on_full)
+        self._slots: anyio.Semaphore | None = None  # made on first use, on the loop
+        self._reserved = 0
+        self._listeners: list[_Completions] = []
         self._cache: dict[Any, Any] = SessionCache()
         self._first_job: Job | None = None
         self._first_job_cancelled = False
@@ -276,18 +297,115 @@ class Session:
         if not checked:  # primitives check before validating PUBs, so the session error comes first
             self._check_accepting()
             self._check_job_limits(job.options.max_execution_time)
+        if self._max_pending is not None:
+            self._take_slot()
         if self._first_job is None:
             self._first_job = job
-            job.add_done_callback(self._on_job_final)  # only the first job's fate matters here
+            if not self._track_each_job:
+                job.add_done_callback(self._on_job_final)  # only the first job's fate matters here
+        if self._track_each_job:  # bounded or watched: every job reports its end
+            job.add_done_callback(self._on_job_final)
         self._jobs.append(job)
+        if len(self._jobs) > self._prune_at:
+            self._prune_jobs()
         self._queue.append(job)
         self._start_supervisor()
         self._wake()
 
     def _on_job_final(self, job: Job) -> None:
-        if job.status() is JobStatus.CANCELLED:
+        if self._track_each_job:
+            if self._slots is not None:
+                self._slots.release()
+            for listener in self._listeners:
+                listener.push(job)
+        if job is self._first_job and job.status() is JobStatus.CANCELLED:
             self._first_job_cancelled = True
             self._wake()
+
+    def _prune_jobs(self) -> None:
+        """Count the finished jobs of _jobs and drop them."""
+        live = []
+        for job in self._jobs:
+            if job.done():
+                self._pruned_counts[job.status()] += 1
+                self._pruned_usage += job.metrics().usage_seconds or 0.0
+            else:
+                live.append(job)
+        self._pruned_total += len(self._jobs) - len(live)
+        self._jobs = live
+        self._prune_at = max(_PRUNE_MIN, 2 * len(live))
+
+    # -- backpressure ----------------------------------------------------------------------------
+
+    def _take_slot(self) -> None:
+        if self._slots is None:
+            self._slots = anyio.Semaphore(self._max_pending or 1)
+        if self._reserved:  # taken by reserve() just before this submission
+            self._reserved -= 1
+            return
+        try:
+            self._slots.acquire_nowait()
+        except anyio.WouldBlock:
+            raise SessionFullError(
+                f"session {self.session_id} already has max_pending={self._max_pending} unfinished jobs; "
+                "use `await primitive.submit(...)` to wait for room"
+            ) from None
+
+    async def reserve(self) -> None:
+        """Wait until the session has room for one more job and hold that room for the next
+        submission (which must follow without an ``await``; ``primitive.submit`` does this).
+
+        Raises:
+            SessionFullError: the session is full and ``on_full="error"``.
+        """
+        if self._max_pending is None:
+            return
+        if self._slots is None:
+            self._slots = anyio.Semaphore(self._max_pending)
+        if self._on_full == "error":
+            try:
+                self._slots.acquire_nowait()
+            except anyio.WouldBlock:
+                raise SessionFullError(
+                    f"session {self.session_id} already has max_pending={self._max_pending} unfinished jobs"
+                ) from None
+        else:
+            await self._slots.acquire()
+        self._reserved += 1
+
+    def _unreserve(self) -> None:
+        """Give back a reservation whose submission failed."""
+        if self._reserved and self._slots is not None:
+            self._reserved -= 1
+            self._slots.release()
+
+    # -- consuming results as they complete --------------------------------------------------------
+
+    async def as_completed(self) -> AsyncIterator[Job]:
+        """Yield this session's jobs as they finish: those unfinished now and those submitted
+        later, until the session is closed and every job has finished.
+
+        Example:
+            >>> async for job in batch.as_completed():          # doctest: +SKIP
+            ...     print(job.job_id, (await job)[0].data.evs)
+        """
+        listener = _Completions()
+        self._listeners.append(listener)
+        if not self._track_each_job:
+            self._track_each_job = True
+            for job in self._jobs:
+                if not job.done() and job is not self._first_job:  # the first one reports already
+                    job.add_done_callback(self._on_job_final)
+        try:
+            while True:
+                while listener.jobs:
+                    yield listener.jobs.popleft()
+                unfinished = self._running or not all(job.done() for job in self._queue)
+                if not unfinished and (self._is_final() or not self._accepting):
+                    return
+                await listener.wait()
+        finally:
+            self._listeners.remove(listener)
 
     def _cache_error(self) -> SessionCacheError:
         first = self._first_job.job_id if self._first_job else "?"
@@ -341,6 +459,8 @@ class Session:
             self._finish_state()
             self._supervisor_ready.set()
             self._supervisor_done.set()
+            for listener in self._listeners:
+                listener.wake()
 
     def _spawn_runners(self, task_group: anyio.abc.TaskGroup) -> None:
         # Runners pull jobs until the queue is empty, so a stream of jobs costs no task per job.
@@ -457,10 +577,10 @@ class Session:
     def statistics(self) -> dict[str, Any]:
         """Job counts by status and the time jobs spent running (seconds, loop clock)."""
         self._refresh()
-        counts = collections.Counter(job.status() for job in self._jobs)
-        usage = sum((job.metrics().usage_seconds or 0.0) for job in self._jobs)
+        counts = self._pruned_counts + collections.Counter(job.status() for job in self._jobs)
+        usage = self._pruned_usage + sum((job.metrics().usage_seconds or 0.0) for job in self._jobs)
         return {
-            "total": len(self._jobs),
+            "total": self._pruned_total + len(self._jobs),
             "queued": counts[JobStatus.QUEUED],
             "running": counts[JobStatus.RUNNING],
             "done": counts[JobStatus.DONE],
@@ -501,6 +621,7 @@ class Batch(Session):
 
     Args:
         max_concurrency: how many of its jobs may run at once (default 4).
+        max_pending, on_full: as for :class:`Session`.
     """
 
     mode = "batch"
@@ -514,8 +635,17 @@ class Batch(Session):
         max_time: int | str | None = None,
         interactive_timeout: int | str | None = None,
         max_concurrency: int = 4,
+        max_pending: int | None = None,
+        on_full: str = "wait",
     ) -> None:
-        super().__init__(service, backend, max_time=max_time, interactive_timeout=interactive_timeout)
+        super().__init__(
+            service,
+            backend,
+            max_time=max_time,
+            interactive_timeout=interactive_timeout,
+            max_pending=max_pending,
+            on_full=on_full,
+        )
         if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
             raise InvalidOptionsError(f"max_concurrency must be an int >= 1, got {max_concurrency!r}")
         self._concurrency = max_concurrency
@@ -531,3 +661,30 @@ def _resolve_backend(service: Any, backend: Backend | str | None) -> tuple[Backe
 
         service = LocalService()
     return service.backend(backend), service
+
+
+class _Completions:
+    """Jobs finished since an ``as_completed`` iterator started, and a way to wake it."""
+
+    def __init__(self) -> None:
+        self.jobs: collections.deque[Job] = collections.deque()
+        self._event = anyio.Event()
+
+    def push(self, job: Job) -> None:
+        self.jobs.append(job)
+        self._event.set()
+
+    def wake(self) -> None:
+        self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+        self._event = anyio.Event()
+
+
+def _check_bound(max_pending: int | None, on_full: str) -> tuple[int | None, str]:
+    if max_pending is not None and (isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1):
+        raise InvalidOptionsError(f"max_pending must be an int >= 1 or None, got {max_pending!r}")
+    if on_full not in ("wait", "error"):
+        raise InvalidOptionsError(f"on_full must be 'wait' or 'error', got {on_full!r}")
+    return max_pending, on_full

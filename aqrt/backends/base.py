@@ -23,10 +23,13 @@ class ExecutionContext:
         cache: the session's cache (transpiled circuits, lowered programs); a fresh dict in
             job mode. Filled by the session's first job and reused by the later ones.
         cancel_requested: set when the job should stop; blocking code polls it between items.
+        progress: the job's :class:`~aqrt.progress.Progress` if someone watches it (backends
+            call ``progress.advance(bindings)`` as they go), else None.
     """
 
     cache: dict[Any, Any]
     cancel_requested: CancelFlag
+    progress: Any = None
 
 
 @runtime_checkable

@@ -20,7 +20,17 @@ from ..engine import LoweredCircuit, Program, TermTable, kernels, lower_circuit,
 from ..engine.observables import build_term_table_sparse
 from .reference import _flat_bindings, _pack, final_measurements
 
-__all__ = ["estimate_pub", "sample_pub", "fused_width"]
+__all__ = [
+    "estimate_pub",
+    "sample_pub",
+    "fused_width",
+    "estimate_chunk",
+    "finish_estimate",
+    "sample_chunk",
+    "draw_samples",
+    "finish_sample",
+    "sampler_setup",
+]
 
 
 def fused_width(num_qubits: int) -> int:
@@ -102,7 +112,27 @@ def estimate_pub(
         values = simulate.run_serial(program, table.x_masks, table.z_masks)
     else:
         values = simulate.term_values(program, table.x_masks, table.z_masks, cancel_requested)
-    per_pair = table.combine(values)  # (bindings, observables)
+    return finish_estimate(pub, table.combine(values), rng)
+
+
+def estimate_chunk(
+    lowered: LoweredCircuit,
+    flat_values: np.ndarray,
+    table: TermTable,
+    dtype: Any,
+    cancel_requested: CancelFlag | None = None,
+) -> np.ndarray:
+    """Observable values of bindings ``flat_values`` (a slice of a PUB's), shape (bindings, observables).
+
+    The exact part of an Estimator PUB for one chunk of its bindings; :func:`finish_estimate`
+    turns the stacked chunks into the PUB's result.
+    """
+    program = lowered.bind(flat_values, max_fused_qubits=fused_width(lowered.num_qubits), dtype=dtype)
+    return table.combine(simulate.term_values(program, table.x_masks, table.z_masks, cancel_requested))
+
+
+def finish_estimate(pub: EstimatorPub, per_pair: np.ndarray, rng: np.random.Generator | None) -> PubResult:
+    """The PUB's result from its (bindings, observables) values: broadcast, then precision noise."""
     binding_shape = pub.parameter_values.shape
     observable_shape = pub.observables.shape
     if not binding_shape and not observable_shape:
@@ -117,6 +147,7 @@ def estimate_pub(
         evs = np.array(per_pair[binding_index, observable_index], dtype=np.float64)
     precision = float(pub.precision or 0.0)
     if precision > 0:
+        assert rng is not None
         evs = np.asarray(rng.normal(evs, precision), dtype=np.float64)
     stds = np.full(shape, precision, dtype=np.float64)
     return PubResult(
@@ -137,6 +168,19 @@ def sample_pub(
     dtype: Any = np.complex128,
 ) -> SamplerPubResult:
     """``pub.shots`` samples of every binding, one BitArray per classical register."""
+    mapping, unitary, registers = sampler_setup(circuit, cache, circuit_key)
+    program = _program(unitary, pub, cache, ("unitary", circuit_key), dtype)
+    shots = int(pub.shots)
+    arrays = draw_samples(program, rng, shots, registers, cancel_requested, serial=serial)
+    return finish_sample(pub, arrays, registers)
+
+
+Registers = list[tuple[str, list[int]]]
+
+
+def sampler_setup(circuit: QuantumCircuit, cache: dict[Any, Any], circuit_key: Any) -> tuple[dict[int, int], QuantumCircuit, Registers]:
+    """The circuit without its final measurements, and per classical register the measured
+    qubit of each clbit (-1: never measured); cached per circuit."""
     split = cache.get(("split", circuit_key))
     if split is None:
         mapping, positions = final_measurements(circuit)
@@ -144,15 +188,28 @@ def sample_pub(
         for position, instruction in enumerate(circuit.data):
             if position not in positions:
                 unitary.append(instruction)
-        split = cache[("split", circuit_key)] = (mapping, unitary)
-    mapping, unitary = split
-    program = _program(unitary, pub, cache, ("unitary", circuit_key), dtype)
-    shape = pub.parameter_values.shape
-    shots = int(pub.shots)
-    registers = []
-    for creg in circuit.cregs:
-        clbits = [circuit.find_bit(bit).index for bit in creg]
-        registers.append((creg.name, [mapping.get(c, -1) for c in clbits]))
+        registers = []
+        for creg in circuit.cregs:
+            clbits = [circuit.find_bit(bit).index for bit in creg]
+            registers.append((creg.name, [mapping.get(c, -1) for c in clbits]))
+        split = cache[("split", circuit_key)] = (mapping, unitary, registers)
+    return split
+
+
+def draw_samples(
+    program: Program,
+    rng: np.random.Generator,
+    shots: int,
+    registers: Registers,
+    cancel_requested: CancelFlag | None = None,
+    *,
+    serial: bool = False,
+) -> dict[str, np.ndarray]:
+    """Packed samples of every binding of ``program``, per register (bindings, shots, bytes).
+
+    Binding b uses the ``shots`` doubles after the first ``b * shots`` of ``rng``, so a chunk
+    starting at binding s reproduces them from a generator advanced by ``s * shots``.
+    """
     arrays = {
         name: np.zeros((program.num_bindings, shots, (len(cols) + 7) // 8), dtype=np.uint8) for name, cols in registers
     }
@@ -167,6 +224,27 @@ def sample_pub(
             outcomes = np.minimum(np.searchsorted(cdf, draws, side="right"), cdf.shape[0] - 1)
             for name, cols in registers:
                 arrays[name][b] = _pack(outcomes, cols)
+    return arrays
+
+
+def sample_chunk(
+    lowered: LoweredCircuit,
+    flat_values: np.ndarray,
+    rng: np.random.Generator,
+    shots: int,
+    registers: Registers,
+    dtype: Any,
+    cancel_requested: CancelFlag | None = None,
+) -> dict[str, np.ndarray]:
+    """Samples of one chunk of a PUB's bindings; ``rng`` already advanced to the chunk's start."""
+    program = lowered.bind(flat_values, max_fused_qubits=fused_width(lowered.num_qubits), dtype=dtype)
+    return draw_samples(program, rng, shots, registers, cancel_requested)
+
+
+def finish_sample(pub: SamplerPub, arrays: dict[str, np.ndarray], registers: Registers) -> SamplerPubResult:
+    """The PUB's result from its packed samples (bindings, shots, bytes) per register."""
+    shape = pub.parameter_values.shape
+    shots = int(pub.shots)
     meas = {
         name: BitArray(arrays[name].reshape(shape + (shots, arrays[name].shape[-1])), len(cols))
         for name, cols in registers

@@ -52,18 +52,47 @@ class LocalService:
         dtype: ``"complex128"`` (default) or ``"complex64"`` (numba engine only): half the memory
             and traffic for about 1e-6 relative accuracy instead of 1e-15.
         max_qubits: refuse circuits wider than this (default: what this machine's memory holds).
+        dask: run large sweeps on a Dask cluster: a ``distributed.Client`` made with
+            ``asynchronous=True`` on the running loop, or a scheduler address (a client is then
+            opened on first use and closed by ``await service.aclose()``). Needs ``aqrt[dask]``.
+        chunk_bindings: bindings per chunk of a sweep (default: about 50 ms of work each).
 
     Example:
         >>> LocalService().backend("ibmq_qasm_simulator").name
         'aqrt_statevector'
     """
 
-    def __init__(self, *, engine: str = "numba", dtype: str = "complex128", max_qubits: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        engine: str = "numba",
+        dtype: str = "complex128",
+        max_qubits: int | None = None,
+        dask: Any = None,
+        chunk_bindings: int | None = None,
+    ) -> None:
         self._backends = {
             DEFAULT_BACKEND: LocalBackend(
-                DEFAULT_BACKEND, service=self, engine=engine, dtype=dtype, max_qubits=max_qubits
+                DEFAULT_BACKEND,
+                service=self,
+                engine=engine,
+                dtype=dtype,
+                max_qubits=max_qubits,
+                dask=dask,
+                chunk_bindings=chunk_bindings,
             )
         }
+
+    async def aclose(self) -> None:
+        """Close what the backends opened (a Dask client made from an address)."""
+        for backend in self._backends.values():
+            await backend.aclose()
+
+    async def __aenter__(self) -> LocalService:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     def backends(self) -> list[LocalBackend]:
         """Every backend of this service."""
@@ -93,6 +122,8 @@ class LocalBackend:
         engine: str = "numba",
         dtype: str = "complex128",
         max_qubits: int | None = None,
+        dask: Any = None,
+        chunk_bindings: int | None = None,
     ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
@@ -107,6 +138,16 @@ class LocalBackend:
         self._max_qubits = (
             max_qubits if max_qubits is not None else _qubits_that_fit(_total_memory(), self._bytes_per_amplitude)
         )
+        if chunk_bindings is not None and (isinstance(chunk_bindings, bool) or not isinstance(chunk_bindings, int) or chunk_bindings < 1):
+            raise ValueError(f"chunk_bindings must be an int >= 1, got {chunk_bindings!r}")
+        if dask is not None and engine != "numba":
+            raise ValueError("dask= needs the numba engine")
+        self.chunk_bindings = chunk_bindings
+        self._dask = None
+        if dask is not None:
+            from ..distributed import DaskRunner
+
+            self._dask = DaskRunner(dask)
         self._pass_managers: dict[int, Any] = {}
         self._pass_manager_lock = threading.Lock()
 
@@ -155,7 +196,24 @@ class LocalBackend:
         """Run the job on the engine worker thread (tiny jobs go through :meth:`run_inline`)."""
         if self.engine == "numba" and not _engine_warm(self.dtype):
             await run_in_worker(lambda: _warm_engine(self.dtype))
+        if self._dask is not None and self._worth_distributing(request):
+            return await self._dask.execute(self, request, context)
         return await run_in_worker(lambda: self._run(request, context), context.cancel_requested)
+
+    async def aclose(self) -> None:
+        """Close the Dask client this backend opened, if any."""
+        if self._dask is not None:
+            await self._dask.aclose()
+
+    def _worth_distributing(self, request: JobRequest) -> bool:
+        """More than one chunk of work: smaller jobs gain nothing from a cluster."""
+        from . import sweep
+
+        cost = sum(_pub_cost(pub) for pub in request.pubs)
+        per_chunk = sweep.TARGET_CHUNK_SECONDS * sweep._UPDATES_PER_SECOND
+        if self.chunk_bindings is not None:
+            return any(math.prod(pub.parameter_values.shape) > self.chunk_bindings for pub in request.pubs)
+        return cost > 2 * per_chunk
 
     def run_inline(self, request: JobRequest, context: ExecutionContext) -> Any:
         """The result of a job small enough to compute on the loop right now, else NOT_INLINE."""
@@ -175,6 +233,8 @@ class LocalBackend:
         cached_report = _options_not_applied(request.program, options)
         not_applied = dict(cached_report) if cached_report else None
         generators = _pub_generators(request)
+        if context.progress is not None and self.engine == "numba" and not serial:
+            return self._result(request, self._run_in_chunks(request, context, generators), not_applied)
         results = []
         for index, (pub, rng) in enumerate(zip(request.pubs, generators)):
             if context.cancel_requested.is_set():
@@ -190,9 +250,13 @@ class LocalBackend:
                 if type(exc).__name__ == "EngineCancelled":
                     raise JobCancelledError(f"job {request.job_id} was cancelled", job_id=request.job_id) from None
                 raise
-            if not_applied:
-                result.metadata["options_not_applied"] = not_applied
             results.append(result)
+        return self._result(request, results, not_applied)
+
+    def _result(self, request: JobRequest, results: list[Any], not_applied: dict[str, str] | None) -> PrimitiveResult:
+        if not_applied:
+            for result in results:
+                result.metadata["options_not_applied"] = not_applied
         metadata: dict[str, Any] = {
             "version": 2,
             "backend": self.name,
@@ -204,6 +268,27 @@ class LocalBackend:
         if not_applied:
             metadata["options_not_applied"] = not_applied
         return PrimitiveResult(results, metadata=metadata)
+
+    def _run_in_chunks(self, request: JobRequest, context: ExecutionContext, generators: list[Any]) -> list[Any]:
+        """The PUBs chunk by chunk (see :mod:`.sweep`), reporting progress after each chunk."""
+        from . import sweep
+
+        plans = sweep.plan_job(self, request, context, generators, chunk_bindings=self.chunk_bindings)
+        results = []
+        for plan in plans:
+            parts = []
+            for start, stop in plan.bounds():
+                if context.cancel_requested.is_set():
+                    raise JobCancelledError(f"job {request.job_id} was cancelled", job_id=request.job_id)
+                try:
+                    parts.append(sweep.run_chunk(plan.task(start, stop), context.cancel_requested))
+                except Exception as exc:
+                    if type(exc).__name__ == "EngineCancelled":
+                        raise JobCancelledError(f"job {request.job_id} was cancelled", job_id=request.job_id) from None
+                    raise
+                context.progress.advance(stop - start)
+            results.append(plan.finish(parts))
+        return results
 
     def _run_pub(
         self,

@@ -50,6 +50,23 @@ class BasePrimitive:
     def backend(self) -> Backend:
         return self._backend
 
+    async def submit(self, pubs: Any, **kwargs: Any) -> Job:
+        """``run(pubs, **kwargs)``, first waiting for room if the session bounds its unfinished
+        jobs (``max_pending``); with ``on_full="error"`` a full session raises instead.
+
+        Raises:
+            SessionFullError: the session is full and its ``on_full`` is ``"error"``.
+        """
+        session = self._session
+        if session is None or session._max_pending is None:
+            return self.run(pubs, **kwargs)  # type: ignore[attr-defined, no-any-return]
+        await session.reserve()
+        try:
+            return self.run(pubs, **kwargs)  # type: ignore[attr-defined, no-any-return]
+        except BaseException:
+            session._unreserve()
+            raise
+
     def _submit(self, pubs: Sequence[Any]) -> Job:
         session = self._session
         options = self._options

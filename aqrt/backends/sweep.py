@@ -1,0 +1,186 @@
+"""A job's PUBs split into chunks of bindings, run anywhere, and put back together.
+
+The same chunks run in this process (when a job's progress is watched, one chunk at a time on
+the engine worker) or on a Dask cluster (:mod:`aqrt.distributed`). A :class:`ChunkTask` is
+self-contained and picklable: the lowered circuit, its slice of parameter values, the term
+table or the sampling set-up. Results are exactly the unchunked ones:
+
+- Estimator: a chunk returns its rows of the (bindings, observables) value table; the PUB's
+  precision noise is drawn afterwards on the whole result, from the PUB's generator, as the
+  unchunked path does.
+- Sampler: binding b draws the ``shots`` doubles that follow the first ``b * shots`` of the
+  PUB's generator, so a chunk starting at binding s uses a copy of that generator advanced by
+  ``s * shots`` (PCG64 jumps ahead in O(log n)).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+from typing import Any
+
+import numpy as np
+
+from ..engine import LoweredCircuit, TermTable
+from . import engine_path
+from .reference import _flat_bindings
+
+__all__ = ["ChunkTask", "PubPlan", "plan_job", "run_chunk", "chunk_size", "TARGET_CHUNK_SECONDS"]
+
+TARGET_CHUNK_SECONDS = 0.05  # work per chunk: enough to dwarf a task's scheduling overhead
+_UPDATES_PER_SECOND = 2e8  # conservative amplitude updates per second per core, small states
+_kernel_lock = threading.Lock()  # numba's parallel kernels may not be entered from two threads
+
+
+def chunk_size(num_qubits: int, num_ops: int, *, seconds: float = TARGET_CHUNK_SECONDS) -> int:
+    """Bindings per chunk so that one chunk is about ``seconds`` of kernel work."""
+    per_binding = (1 << num_qubits) * (num_ops + 1)
+    return max(1, int(seconds * _UPDATES_PER_SECOND / per_binding))
+
+
+@dataclasses.dataclass
+class ChunkTask:
+    """Everything one chunk needs; picklable, runs in any process with aqrt installed."""
+
+    program: str
+    lowered: LoweredCircuit
+    values: np.ndarray  # (chunk bindings, parameters)
+    dtype: str
+    table: TermTable | None = None
+    shots: int = 0
+    registers: list[tuple[str, list[int]]] = dataclasses.field(default_factory=list)
+    rng_state: dict[str, Any] | None = None
+    rng_skip: int = 0  # doubles of the PUB's stream drawn by the bindings before this chunk
+
+    @property
+    def num_bindings(self) -> int:
+        return int(self.values.shape[0])
+
+
+def run_chunk(task: ChunkTask, cancel_requested: Any = None) -> Any:
+    """Run one chunk: (bindings, observables) values, or packed samples per register."""
+    from ..engine._warmup import is_warm
+
+    if not is_warm(task.dtype):
+        warm(task.dtype)  # once per process
+    dtype = np.dtype(task.dtype)
+    with _kernel_lock:
+        if task.program == "estimator":
+            assert task.table is not None
+            return engine_path.estimate_chunk(task.lowered, task.values, task.table, dtype, cancel_requested)
+        bit_generator = np.random.PCG64()
+        bit_generator.state = task.rng_state
+        bit_generator.advance(task.rng_skip)
+        rng = np.random.Generator(bit_generator)
+        return engine_path.sample_chunk(
+            task.lowered, task.values, rng, task.shots, task.registers, dtype, cancel_requested
+        )
+
+
+@dataclasses.dataclass
+class PubPlan:
+    """One PUB, ready to be cut into chunks and finished from their results."""
+
+    pub: Any
+    program: str
+    lowered: LoweredCircuit
+    values: np.ndarray  # (bindings, parameters), every binding of the PUB
+    dtype: str
+    chunk_bindings: int
+    table: TermTable | None = None
+    registers: list[tuple[str, list[int]]] = dataclasses.field(default_factory=list)
+    rng: np.random.Generator | None = None
+
+    @property
+    def num_bindings(self) -> int:
+        return int(self.values.shape[0])
+
+    def bounds(self) -> list[tuple[int, int]]:
+        """(start, stop) of every chunk, in binding order."""
+        size = self.chunk_bindings
+        return [(start, min(start + size, self.num_bindings)) for start in range(0, self.num_bindings, size)]
+
+    def task(self, start: int, stop: int) -> ChunkTask:
+        shots = int(self.pub.shots) if self.program == "sampler" else 0
+        return ChunkTask(
+            program=self.program,
+            lowered=self.lowered,
+            values=np.ascontiguousarray(self.values[start:stop]),
+            dtype=self.dtype,
+            table=self.table,
+            shots=shots,
+            registers=self.registers,
+            rng_state=self.rng.bit_generator.state if self.rng is not None and shots else None,
+            rng_skip=start * shots,
+        )
+
+    def finish(self, parts: list[Any]) -> Any:
+        """The PUB's result from its chunks' results, in :meth:`bounds` order."""
+        if self.program == "estimator":
+            width = self.table.weights.shape[0] if self.table is not None else 0
+            per_pair = np.concatenate(parts, axis=0) if parts else np.empty((0, width))
+            return engine_path.finish_estimate(self.pub, per_pair, self.rng)
+        arrays = {name: np.concatenate([part[name] for part in parts], axis=0) for name, _ in self.registers}
+        return engine_path.finish_sample(self.pub, arrays, self.registers)
+
+
+def plan_job(
+    backend: Any, request: Any, context: Any, generators: list[Any], *, chunk_bindings: int | None = None
+) -> list[PubPlan]:
+    """Plan every PUB of ``request`` (transpiled, lowered, term tables) using the session cache.
+
+    Runs where the engine runs (the worker thread): transpiling and lowering are CPU work.
+    """
+    from .local import circuit_fingerprint
+
+    plans = []
+    for index, (pub, rng) in enumerate(zip(request.pubs, generators)):
+        key = circuit_fingerprint(pub.circuit)
+        circuit = backend._prepare(pub.circuit, key, request.options, context.cache)
+        lowered_key = f"{request.options.optimization_level}:{key}"
+        values, names = _flat_bindings(pub)
+        table = None
+        registers: list[tuple[str, list[int]]] = []
+        try:
+            if request.program == "estimator":
+                lowered = engine_path._lowered(circuit, names, context.cache, lowered_key)
+                layout = circuit.layout if circuit is not pub.circuit else None
+                table = engine_path._term_table(pub, layout, circuit.num_qubits, context.cache, lowered_key)
+            else:
+                _, unitary, registers = engine_path.sampler_setup(circuit, context.cache, lowered_key)
+                lowered = engine_path._lowered(unitary, names, context.cache, ("unitary", lowered_key))
+        except Exception as exc:
+            if type(exc).__name__ == "LoweringError":
+                from ..errors import InvalidPubError
+
+                raise InvalidPubError(index, str(exc)) from exc
+            raise
+        size = chunk_bindings or chunk_size(lowered.num_qubits, len(lowered.ops))
+        plans.append(
+            PubPlan(
+                pub=pub,
+                program=request.program,
+                lowered=lowered,
+                values=values,
+                dtype=backend.dtype,
+                chunk_bindings=max(1, size),
+                table=table,
+                registers=registers,
+                rng=rng,
+            )
+        )
+    return plans
+
+
+def total_chunks(plans: list[PubPlan]) -> int:
+    """How many chunks the plans make."""
+    return sum(math.ceil(plan.num_bindings / plan.chunk_bindings) for plan in plans)
+
+
+def warm(dtype: str) -> None:
+    """Compile or load the kernels for ``dtype`` in this process (under the kernel lock)."""
+    from ..engine import warmup
+
+    with _kernel_lock:
+        warmup(dtype)

@@ -1,0 +1,108 @@
+"""The Dask side of :mod:`aqrt.distributed` (imported only when a job runs on a cluster)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import anyio
+from distributed import Client, KilledWorker, WorkerPlugin, as_completed
+
+from .._concurrency import run_in_worker
+from ..backends import sweep
+
+__all__ = ["connect", "DaskExecutor"]
+
+_EXTRA_ATTEMPTS = 3  # resubmissions of a chunk after Dask itself gave up on it (KilledWorker)
+
+
+class AqrtWarmup(WorkerPlugin):
+    """Compiles (or loads from numba's on-disk cache) aqrt's kernels once per worker process,
+    off the worker's event loop, as each worker joins (replacements too)."""
+
+    def __init__(self, dtype: str) -> None:
+        self.dtype = dtype
+
+    async def setup(self, worker: Any) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, sweep.warm, self.dtype)
+
+
+async def connect(target: Any) -> DaskExecutor:
+    """A :class:`DaskExecutor` on ``target``: an asynchronous ``Client`` or a scheduler address."""
+    if isinstance(target, str):
+        client = await Client(target, asynchronous=True)
+        return DaskExecutor(client, owned=True)
+    if not isinstance(target, Client):
+        raise TypeError(f"dask= takes a distributed.Client or a scheduler address, got {type(target).__name__}")
+    if not target.asynchronous:
+        raise TypeError("the Dask client must be made with asynchronous=True on the running event loop")
+    return DaskExecutor(target, owned=False)
+
+
+class DaskExecutor:
+    """Submits a job's chunks to one client and puts their results back together."""
+
+    def __init__(self, client: Client, *, owned: bool) -> None:
+        self.client = client
+        self._owned = owned
+        self._warmed: set[str] = set()
+
+    async def aclose(self) -> None:
+        if self._owned:
+            await self.client.close()
+
+    async def _warm_workers(self, dtype: str) -> None:
+        if dtype not in self._warmed:
+            await self.client.register_plugin(AqrtWarmup(dtype), name=f"aqrt-warmup-{dtype}")
+            self._warmed.add(dtype)
+
+    async def execute(self, backend: Any, request: Any, context: Any) -> Any:
+        from ..backends.local import _options_not_applied, _pub_generators
+
+        generators = _pub_generators(request)
+        plans = await run_in_worker(
+            lambda: sweep.plan_job(backend, request, context, generators, chunk_bindings=backend.chunk_bindings),
+            context.cancel_requested,
+        )
+        await self._warm_workers(backend.dtype)
+        client = self.client
+        token = uuid.uuid4().hex[:8]
+        parts: list[list[Any]] = [[None] * len(plan.bounds()) for plan in plans]
+        pending: dict[Any, tuple[int, int, sweep.ChunkTask, int]] = {}
+
+        def submit(p: int, c: int, task: sweep.ChunkTask, attempt: int) -> Any:
+            key = f"aqrt-chunk-{request.job_id}-{token}-{p}-{c}-{attempt}"
+            future = client.submit(sweep.run_chunk, task, key=key, pure=False)
+            pending[future] = (p, c, task, attempt)
+            return future
+
+        try:
+            for p, plan in enumerate(plans):
+                for c, (start, stop) in enumerate(plan.bounds()):
+                    submit(p, c, plan.task(start, stop), 0)
+            finished = as_completed(list(pending))
+            async for future in finished:
+                p, c, task, attempt = pending.pop(future)
+                try:
+                    part = await future
+                except KilledWorker:
+                    if attempt >= _EXTRA_ATTEMPTS:
+                        raise
+                    finished.add(submit(p, c, task, attempt + 1))
+                    continue
+                finally:
+                    future.release()
+                parts[p][c] = part
+                if context.progress is not None:
+                    context.progress.advance(task.num_bindings)
+        finally:
+            if pending:  # cancelled or failed: no chunk of this job may keep running
+                with anyio.CancelScope(shield=True):
+                    await client.cancel(list(pending), force=True)
+                pending.clear()
+        results = [plan.finish(parts[p]) for p, plan in enumerate(plans)]
+        cached_report = _options_not_applied(request.program, request.options)
+        result = backend._result(request, results, dict(cached_report) if cached_report else None)
+        result.metadata["executor"] = {"dask": client.scheduler.address, "chunks": sweep.total_chunks(plans)}
+        return result
