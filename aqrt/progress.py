@@ -50,7 +50,6 @@ class Progress:
         self._done = 0  # as reported by the backend (any thread)
         self._published = ProgressUpdate(0, total)
         self._callbacks: list[Callable[[ProgressUpdate], None]] = []
-        self._lock = threading.Lock()
         self._loop_thread = threading.get_ident()
         self._changed = anyio.Event()
         if sniffio.current_async_library() == "asyncio":
@@ -75,10 +74,9 @@ class Progress:
         callback(self._published)
 
     def advance(self, bindings: int) -> None:
-        """Record ``bindings`` more done; callable from any thread."""
-        with self._lock:
-            self._done = min(self._total, self._done + bindings)
-            done = self._done
+        """Record ``bindings`` more done; callable from any one thread at a time."""
+        # One writer per job (the engine worker or the loop), so no lock is needed.
+        done = self._done = min(self._total, self._done + bindings)
         if threading.get_ident() == self._loop_thread:
             self._publish(done, False)
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import platform
 import uuid
 from typing import Any
 
@@ -13,6 +14,11 @@ from .._concurrency import run_in_worker
 from ..backends import sweep
 
 __all__ = ["connect", "DaskExecutor"]
+
+# A client's handshake reports the host's processor, which platform finds by running `uname -p`:
+# a blocking subprocess on the loop the first time. Find it now (this module is imported off
+# the loop); platform caches it.
+platform.uname().processor
 
 _EXTRA_ATTEMPTS = 3  # resubmissions of a chunk after Dask itself gave up on it (KilledWorker)
 

@@ -6,7 +6,7 @@ no dashboard) and yields its scheduler address; leaving the block shuts the clus
 makes sure no process of it is left. Keeping the cluster out of this process keeps its event
 loop and threads away from the caller's (and a killed worker is restarted by its nanny).
 
-Run as a script (``python -m aqrt.distributed.cluster --workers 2``) it prints the address as a
+Run as a script (``python -c "from aqrt.distributed.cluster import main; main()" --workers 2``) it prints the address as a
 JSON line and runs until its stdin closes.
 """
 
@@ -42,7 +42,7 @@ class LocalProcessCluster:
 
     def __enter__(self) -> str:
         command = [
-            sys.executable, "-m", "aqrt.distributed.cluster",
+            sys.executable, "-c", "from aqrt.distributed.cluster import main; main()",
             "--workers", str(self.n_workers), "--threads", str(self.threads_per_worker),
         ]
         self._process = subprocess.Popen(

@@ -1,0 +1,156 @@
+"""Sweeps on a real Dask cluster on 127.0.0.1 (scheduler and 2 nanny-supervised worker
+processes in a child process tree): same results as in-process bit for bit, cancellation that
+leaves nothing running, a worker killed mid-sweep, and no process left afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import signal
+from collections.abc import Iterator
+
+import numpy as np
+import psutil
+import pytest
+from distributed import Client
+from qiskit.quantum_info import SparsePauliOp
+
+from aqrt import Estimator, LocalService, Options, Sampler, Session
+from aqrt.distributed import LocalProcessCluster
+
+from .sweeps import ansatz, grid, observables
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[LocalProcessCluster]:
+    platform.uname().processor  # distributed's client handshake asks; platform runs a subprocess once
+    manager = LocalProcessCluster(n_workers=2, threads_per_worker=1)
+    with manager:
+        pid = manager._process.pid
+        yield manager
+    # nothing of the cluster's process tree survives it
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    leftovers = [p for p in psutil.process_iter(["cmdline"]) if "aqrt.distributed.cluster import main" in " ".join(p.info["cmdline"] or [])]
+    assert not leftovers
+
+
+@pytest.fixture(autouse=True)
+def _distributed_handshake_may_block(blockbuster) -> None:
+    """A Dask client's handshake reads package versions from disk (importlib.metadata) once
+    per connection, on the loop; that is distributed's code, not aqrt's, so it is allowed."""
+    for function in blockbuster.functions.values():
+        function.can_block_in("distributed/versions.py", {"get_versions", "get_package_info"})
+
+
+async def _in_process(pubs, program: str = "estimator", seed: int | None = None):
+    primitive = Estimator if program == "estimator" else Sampler
+    async with Session(service=LocalService()) as session:
+        return await primitive(session=session, options=Options(seed=seed)).run(pubs)
+
+
+async def _processing(client: Client) -> int:
+    return sum(len(tasks) for tasks in (await client.processing()).values())
+
+
+async def test_10k_binding_sweep_equals_the_in_process_result(cluster) -> None:
+    circuit = ansatz(6, 3)
+    values = grid(10_000, circuit.num_parameters)
+    obs = [[o] for o in observables(6)]
+    pubs = [(circuit, obs, values, 0.002), (circuit, SparsePauliOp("Z" * 6), values[:3000])]
+    expected = await _in_process(pubs, seed=5)
+    async with Client(cluster.address, asynchronous=True) as client:
+        service = LocalService(dask=client, chunk_bindings=1000)
+        updates = []
+        async with Session(service=service) as session:
+            job = Estimator(session=session, options=Options(seed=5)).run(pubs)
+            job.add_progress_callback(updates.append)
+            result = await job
+        assert result.metadata["executor"]["chunks"] == 13
+        assert await _processing(client) == 0
+    for a, b in zip(expected, result):
+        assert np.array_equal(a.data.evs, b.data.evs)
+    assert updates[-1].done == updates[-1].total == 13_000 and len(updates) >= 13
+
+
+async def test_seeded_sampler_sweep_matches_bit_for_bit(cluster) -> None:
+    circuit = ansatz(5, 2, measure=True)
+    values = grid(2000, circuit.num_parameters, seed=11)
+    pubs = [(circuit, values, 64), (circuit, values[:10], 1000)]
+    expected = await _in_process(pubs, "sampler", seed=2024)
+    async with Client(cluster.address, asynchronous=True) as client:
+        async with Session(service=LocalService(dask=client, chunk_bindings=300)) as session:
+            result = await Sampler(session=session, options=Options(seed=2024)).run(pubs)
+    for a, b in zip(expected, result):
+        assert np.array_equal(a.data.meas.array, b.data.meas.array)
+
+
+async def test_scheduler_address_opens_and_closes_its_own_client(cluster) -> None:
+    circuit = ansatz(4, 2)
+    values = grid(500, circuit.num_parameters)
+    expected = await _in_process([(circuit, SparsePauliOp("ZZZZ"), values)])
+    async with LocalService(dask=cluster.address, chunk_bindings=100) as service:
+        async with Session(service=service) as session:
+            result = await Estimator(session=session).run([(circuit, SparsePauliOp("ZZZZ"), values)])
+        executor = service.backend()._dask._impl
+        assert result.metadata["executor"]["chunks"] == 5
+    assert service.backend()._dask._impl is None and executor.client.status == "closed"
+    assert np.array_equal(expected[0].data.evs, result[0].data.evs)
+
+
+async def test_small_jobs_stay_in_process(cluster) -> None:
+    circuit = ansatz(3, 1)
+    async with Client(cluster.address, asynchronous=True) as client:
+        async with Session(service=LocalService(dask=client)) as session:
+            result = await Estimator(session=session).run([(circuit, SparsePauliOp("ZZZ"), grid(10, 6))])
+    assert "executor" not in result.metadata
+
+
+async def test_cancelling_the_job_cancels_the_cluster_work(cluster) -> None:
+    circuit = ansatz(10, 6)
+    values = grid(20_000, circuit.num_parameters)
+    async with Client(cluster.address, asynchronous=True) as client:
+        async with Session(service=LocalService(dask=client, chunk_bindings=100)) as session:
+            job = Estimator(session=session).run([(circuit, SparsePauliOp("Z" * 10), values)])
+            async for update in job.progress():
+                if update.done >= 200:
+                    break
+            assert await _processing(client) > 0
+            job.cancel()
+            await job.wait()
+        assert job.cancelled()
+        for _ in range(100):  # the scheduler forgets the tasks within moments
+            if not await client.run_on_scheduler(_aqrt_tasks):
+                break
+            await asyncio.sleep(0.05)
+        assert await client.run_on_scheduler(_aqrt_tasks) == 0
+        assert await _processing(client) == 0
+
+
+def _aqrt_tasks(dask_scheduler) -> int:
+    return sum(1 for key in dask_scheduler.tasks if str(key).startswith("aqrt-chunk-"))
+
+
+async def test_a_worker_killed_mid_sweep_loses_no_binding(cluster) -> None:
+    circuit = ansatz(9, 4)
+    values = grid(10_000, circuit.num_parameters, seed=21)
+    pubs = [(circuit, SparsePauliOp("Z" * 9), values)]
+    expected = await _in_process(pubs)
+    async with Client(cluster.address, asynchronous=True) as client:
+        pids = await client.run(os.getpid)
+        async with Session(service=LocalService(dask=client, chunk_bindings=250)) as session:
+            job = Estimator(session=session).run(pubs)
+            killed = False
+            async for update in job.progress():
+                if update.done >= 1000 and not killed:
+                    processing = await client.processing()
+                    busy = next(addr for addr, tasks in processing.items() if tasks)
+                    os.kill(pids[busy], signal.SIGKILL)  # its nanny starts a new worker
+                    killed = True
+            result = await job
+        assert killed
+        assert np.array_equal(expected[0].data.evs, result[0].data.evs)
+        await client.wait_for_workers(2, timeout=60)
+        assert set(await client.run(os.getpid)) and set((await client.run(os.getpid)).values()) != set(pids.values())
