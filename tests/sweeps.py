@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 from qiskit import QuantumCircuit
-from qiskit.circuit import ParameterVector
+from qiskit.circuit import Parameter, ParameterVector
 from qiskit.quantum_info import SparsePauliOp
 
 
-def ansatz(num_qubits: int, layers: int, *, measure: bool = False) -> QuantumCircuit:
-    """A hardware-efficient ansatz with 2 * num_qubits parameters reused across layers."""
-    theta = ParameterVector("t", 2 * num_qubits)
+def ansatz(num_qubits: int, layers: int, *, measure: bool = False, named: bool = False) -> QuantumCircuit:
+    """A hardware-efficient ansatz with 2 * num_qubits parameters reused across layers
+    (``named``: plain parameters p00, p01, ... whose order survives an OpenQASM 3 round trip)."""
+    theta = [Parameter(f"p{i:02d}") for i in range(2 * num_qubits)] if named else ParameterVector("t", 2 * num_qubits)
     circuit = QuantumCircuit(num_qubits)
     for _ in range(layers):
         for q in range(num_qubits):
