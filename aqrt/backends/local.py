@@ -218,6 +218,8 @@ class LocalBackend:
     def run_inline(self, request: JobRequest, context: ExecutionContext) -> Any:
         """The result of a job small enough to compute on the loop right now, else NOT_INLINE."""
         if self.engine == "numba" and _engine_warm(self.dtype) and self._runs_inline(request):
+            if self._dask is not None and self._worth_distributing(request):
+                return NOT_INLINE  # chunk_bindings asked for chunks this small
             return self._run(request, context, serial=True)
         return NOT_INLINE
 

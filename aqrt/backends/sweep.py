@@ -29,7 +29,10 @@ from .reference import _flat_bindings
 __all__ = ["ChunkTask", "PubPlan", "plan_job", "run_chunk", "chunk_size", "TARGET_CHUNK_SECONDS"]
 
 TARGET_CHUNK_SECONDS = 0.05  # work per chunk: enough to dwarf a task's scheduling overhead
-_UPDATES_PER_SECOND = 2e8  # conservative amplitude updates per second per core, small states
+# Amplitude updates per second of one core on small states (measured ~1e9 on a 2-core EPYC VM
+# for n = 10; benchmarks/sweep.py). Binding a chunk also costs a fixed few ms of Python per
+# ~100 gates, which 50 ms chunks keep small.
+_UPDATES_PER_SECOND = 1e9
 _kernel_lock = threading.Lock()  # numba's parallel kernels may not be entered from two threads
 
 

@@ -1,0 +1,202 @@
+"""``aqrt sweep``: expectation values of a QASM circuit over a grid of parameter values.
+
+Example::
+
+    aqrt sweep ansatz.qasm --param theta=0:3.1416:64 --param phi=-1:1:32 \\
+        --observable ZZ --observable XI --output landscape.npz --plot landscape.png
+
+Each ``--param NAME=START:STOP:NUM`` is one axis of the grid (``numpy.linspace``); the grid is
+their product, so the result has shape (observables, NUM_1, NUM_2, ...). Runs on the local
+engine, or on a Dask cluster (``--dask ADDRESS``, or ``--dask-local N`` for N worker processes
+on this machine), with a progress bar (tqdm, ``aqrt[cli]``) unless ``--no-progress``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["configure", "main", "parse_axis", "load_circuit", "run_sweep"]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("circuit", type=Path, help="an OpenQASM 3 (or 2) file with free parameters")
+    parser.add_argument(
+        "--param", "-p", action="append", default=[], metavar="NAME=START:STOP:NUM",
+        help="one grid axis: NUM values from START to STOP (repeat for each parameter)",
+    )
+    parser.add_argument(
+        "--observable", "-o", action="append", default=[], metavar="PAULI",
+        help="a Pauli label such as ZZ (qubit 0 last; repeat for several; default Z...Z)",
+    )
+    parser.add_argument("--output", type=Path, help="write the results to a .npz or .json file")
+    parser.add_argument("--plot", type=Path, help="write a PNG of the landscape (1 or 2 grid axes; matplotlib)")
+    cluster = parser.add_mutually_exclusive_group()
+    cluster.add_argument("--dask", metavar="ADDRESS", help="run on the Dask scheduler at ADDRESS")
+    cluster.add_argument("--dask-local", type=int, metavar="N", help="start a local Dask cluster of N worker processes")
+    parser.add_argument("--chunk-bindings", type=int, help="bindings per chunk (default: about 50 ms of work each)")
+    parser.add_argument("--precision", type=float, default=0.0, help="target precision (default 0: exact values)")
+    parser.add_argument("--seed", type=int, help="seed of the precision noise")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def parse_axis(text: str) -> tuple[str, np.ndarray]:
+    """``NAME=START:STOP:NUM`` as (name, values)."""
+    name, sep, spec = text.partition("=")
+    parts = spec.split(":")
+    if not sep or not name or len(parts) != 3:
+        raise ValueError(f"--param {text!r}: expected NAME=START:STOP:NUM, e.g. theta=0:3.14:50")
+    try:
+        start, stop, num = float(parts[0]), float(parts[1]), int(parts[2])
+    except ValueError:
+        raise ValueError(f"--param {text!r}: START and STOP must be numbers and NUM an integer") from None
+    if num < 1:
+        raise ValueError(f"--param {text!r}: NUM must be at least 1")
+    return name.strip(), np.linspace(start, stop, num)
+
+
+def load_circuit(text: str) -> Any:
+    """A circuit from OpenQASM 3 text (or OpenQASM 2, by its header)."""
+    if text.lstrip().startswith("OPENQASM 2"):
+        from qiskit import qasm2
+
+        return qasm2.loads(text, custom_instructions=qasm2.LEGACY_CUSTOM_INSTRUCTIONS)
+    from qiskit import qasm3
+
+    return qasm3.loads(text)
+
+
+async def run_sweep(
+    circuit: Any,
+    axes: list[tuple[str, np.ndarray]],
+    labels: list[str],
+    *,
+    dask: Any = None,
+    chunk_bindings: int | None = None,
+    precision: float = 0.0,
+    seed: int | None = None,
+    progress: bool = True,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Expectation values of each observable over the grid, shape (observables, *axis lengths),
+    and the job's result metadata."""
+    from qiskit.quantum_info import SparsePauliOp
+
+    from . import Estimator, LocalService, Options, Session
+
+    names = {p.name for p in circuit.parameters}
+    given = [name for name, _ in axes]
+    if sorted(given) != sorted(names) or len(set(given)) != len(given):
+        missing, unknown = sorted(names - set(given)), sorted(set(given) - names)
+        raise ValueError(
+            f"give one --param per circuit parameter; the circuit has {sorted(names)}"
+            + (f", missing {missing}" if missing else "") + (f", unknown {unknown}" if unknown else "")
+        )
+    shape = tuple(len(values) for _, values in axes)
+    mesh = np.meshgrid(*[values for _, values in axes], indexing="ij")
+    bindings = {name: grid.reshape(-1) for (name, _), grid in zip(axes, mesh)}
+    observables = [[SparsePauliOp(label)] for label in labels]  # (observables, 1) x (bindings,)
+    total = math.prod(shape)
+    async with LocalService(dask=dask, chunk_bindings=chunk_bindings) as service:
+        async with Session(service=service) as session:
+            estimator = Estimator(session=session, options=Options(seed=seed))
+            job = estimator.run([(circuit, observables, bindings, precision or None)])
+            if progress:
+                from tqdm import tqdm
+
+                with tqdm(total=total, unit="binding", desc="sweep") as bar:
+                    async for update in job.progress():
+                        bar.update(update.done - bar.n)
+            result = await job
+    return np.asarray(result[0].data.evs).reshape((len(labels), *shape)), dict(result.metadata)
+
+
+def _write(path: Path, evs: np.ndarray, axes: list[tuple[str, np.ndarray]], labels: list[str]) -> None:
+    if path.suffix == ".npz":
+        np.savez(path, evs=evs, observables=np.array(labels), **{f"axis_{name}": values for name, values in axes})
+    elif path.suffix == ".json":
+        payload = {"observables": labels, "axes": {name: values.tolist() for name, values in axes}, "evs": evs.tolist()}
+        path.write_text(json.dumps(payload))
+    else:
+        raise ValueError(f"--output {path}: the name must end in .npz or .json")
+
+
+def _plot(path: Path, evs: np.ndarray, axes: list[tuple[str, np.ndarray]], labels: list[str]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, ax = plt.subplots(figsize=(6, 4.5), dpi=100)
+    if len(axes) == 1:
+        (name, values), = axes
+        for label, row in zip(labels, evs):
+            ax.plot(values, row, label=f"<{label}>")
+        ax.set_xlabel(name)
+        ax.set_ylabel("expectation value")
+        ax.legend()
+    elif len(axes) == 2:
+        (x_name, x), (y_name, y) = axes
+        image = ax.pcolormesh(x, y, evs[0].T, shading="auto", cmap="viridis")
+        figure.colorbar(image, ax=ax, label=f"<{labels[0]}>")
+        ax.set_xlabel(x_name)
+        ax.set_ylabel(y_name)
+    else:
+        plt.close(figure)
+        raise ValueError(f"--plot draws 1 or 2 grid axes; this grid has {len(axes)}")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        circuit = load_circuit(args.circuit.read_text())
+        axes = [parse_axis(text) for text in args.param]
+        labels = args.observable or ["Z" * circuit.num_qubits]
+        for label in labels:
+            if len(label) != circuit.num_qubits or set(label) - set("IXYZ"):
+                raise ValueError(f"--observable {label!r}: a Pauli label of {circuit.num_qubits} characters from IXYZ")
+        if args.plot is not None and len(axes) not in (1, 2):
+            raise ValueError(f"--plot draws 1 or 2 grid axes; this grid has {len(axes)}")
+        if args.output is not None and args.output.suffix not in (".npz", ".json"):
+            raise ValueError(f"--output {args.output}: the name must end in .npz or .json")
+    except (OSError, ValueError) as exc:
+        print(f"aqrt sweep: {exc}", file=sys.stderr)
+        return 2
+    kwargs: dict[str, Any] = dict(
+        chunk_bindings=args.chunk_bindings, precision=args.precision, seed=args.seed, progress=not args.no_progress
+    )
+    try:
+        if args.dask_local:
+            from .distributed import LocalProcessCluster
+
+            with LocalProcessCluster(n_workers=args.dask_local) as address:
+                evs, metadata = asyncio.run(run_sweep(circuit, axes, labels, dask=address, **kwargs))
+        else:
+            evs, metadata = asyncio.run(run_sweep(circuit, axes, labels, dask=args.dask, **kwargs))
+    except ValueError as exc:
+        print(f"aqrt sweep: {exc}", file=sys.stderr)
+        return 2
+    if args.output is not None:
+        _write(args.output, evs, axes, labels)
+    if args.plot is not None:
+        _plot(args.plot, evs, axes, labels)
+    grid_text = " x ".join(f"{name}[{len(values)}]" for name, values in axes) or "no parameters"
+    print(f"{evs[0].size} bindings ({grid_text}), {len(labels)} observable(s)")
+    executor = metadata.get("executor")
+    if executor:
+        print(f"ran on the Dask cluster at {executor['dask']} in {executor['chunks']} chunks")
+    for label, row in zip(labels, evs):
+        print(f"<{label}>: min {row.min():.6f}, max {row.max():.6f}, mean {row.mean():.6f}")
+    if args.output is not None:
+        print(f"results written to {args.output}")
+    if args.plot is not None:
+        print(f"plot written to {args.plot}")
+    return 0

@@ -1,0 +1,116 @@
+"""The ``aqrt`` command line: sweep (local and on a local Dask cluster, .npz/.json output, PNG
+plot, progress bar), bench, and clear errors for bad arguments. Each runs as a real process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from qiskit import qasm3
+from qiskit.quantum_info import SparsePauliOp, Statevector
+
+from aqrt._sweep_cli import parse_axis
+
+ROOT = Path(__file__).resolve().parent.parent
+
+QASM = """OPENQASM 3.0;
+include "stdgates.inc";
+input float[64] theta;
+input float[64] phi;
+qubit[2] q;
+ry(theta) q[0];
+cx q[0], q[1];
+rz(phi) q[1];
+h q[1];
+"""
+
+
+def _aqrt(*args: str, timeout: float = 110) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aqrt", *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
+
+
+def _exact(theta: float, phi: float, label: str) -> float:
+    circuit = qasm3.loads(QASM).assign_parameters({"theta": theta, "phi": phi})
+    return float(Statevector(circuit).expectation_value(SparsePauliOp(label)).real)
+
+
+@pytest.mark.slow
+def test_sweep_writes_npz_and_a_png_landscape_with_a_progress_bar(tmp_path: Path) -> None:
+    source = tmp_path / "ansatz.qasm"
+    source.write_text(QASM)
+    completed = _aqrt(
+        "sweep", str(source), "--param", "theta=0:3.14159:21", "--param", "phi=-1:1:11",
+        "-o", "ZZ", "-o", "XI", "--output", str(tmp_path / "out.npz"), "--plot", str(tmp_path / "out.png"),
+        "--chunk-bindings", "40",
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "231 bindings (theta[21] x phi[11]), 2 observable(s)" in completed.stdout
+    assert "231/231" in completed.stderr  # tqdm's bar reached the end
+    data = np.load(tmp_path / "out.npz")
+    assert data["evs"].shape == (2, 21, 11) and list(data["observables"]) == ["ZZ", "XI"]
+    theta, phi = data["axis_theta"], data["axis_phi"]
+    for i, j in [(0, 0), (7, 3), (20, 10)]:
+        assert abs(data["evs"][0, i, j] - _exact(theta[i], phi[j], "ZZ")) < 1e-12
+        assert abs(data["evs"][1, i, j] - _exact(theta[i], phi[j], "XI")) < 1e-12
+    assert (tmp_path / "out.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_sweep_on_a_local_dask_cluster_writes_json_equal_to_the_local_run(tmp_path: Path) -> None:
+    source = tmp_path / "ansatz.qasm"
+    source.write_text(QASM)
+    args = ["sweep", str(source), "-p", "theta=0:1:300", "-p", "phi=0:2:1", "--chunk-bindings", "50", "--no-progress"]
+    local = _aqrt(*args, "--output", str(tmp_path / "local.json"))
+    dask = _aqrt(*args, "--dask-local", "1", "--output", str(tmp_path / "dask.json"))
+    assert local.returncode == 0 and dask.returncode == 0, (local.stderr, dask.stderr)
+    a, b = (json.loads((tmp_path / name).read_text()) for name in ("local.json", "dask.json"))
+    assert "ran on the Dask cluster at tcp://127.0.0.1:" in dask.stdout and "in 6 chunks" in dask.stdout
+    assert "Dask" not in local.stdout
+    assert a == b and np.asarray(a["evs"]).shape == (1, 300, 1)
+    assert abs(a["evs"][0][123][0] - _exact(a["axes"]["theta"][123], 0.0, "ZZ")) < 1e-12
+
+
+def test_sweep_explains_bad_arguments(tmp_path: Path) -> None:
+    source = tmp_path / "ansatz.qasm"
+    source.write_text(QASM)
+    missing = _aqrt("sweep", str(source), "-p", "theta=0:1:3")
+    assert missing.returncode == 2 and "missing ['phi']" in missing.stderr
+    bad_axis = _aqrt("sweep", str(source), "-p", "theta=0:1")
+    assert bad_axis.returncode == 2 and "NAME=START:STOP:NUM" in bad_axis.stderr
+    bad_label = _aqrt("sweep", str(source), "-p", "theta=0:1:2", "-p", "phi=0:1:2", "-o", "ZZZ")
+    assert bad_label.returncode == 2 and "2 characters" in bad_label.stderr
+    no_file = _aqrt("sweep", str(tmp_path / "nope.qasm"), "-p", "theta=0:1:2")
+    assert no_file.returncode == 2 and "nope.qasm" in no_file.stderr
+
+
+def test_parse_axis() -> None:
+    name, values = parse_axis("theta=0:1:5")
+    assert name == "theta" and np.allclose(values, [0, 0.25, 0.5, 0.75, 1])
+    for text in ("theta", "theta=0:1", "=0:1:2", "theta=a:1:2", "theta=0:1:0"):
+        with pytest.raises(ValueError):
+            parse_axis(text)
+
+
+@pytest.mark.slow
+def test_bench_runs_the_overhead_suite_and_prints_its_ratio_table(tmp_path: Path) -> None:
+    completed = _aqrt("bench", "--quick", "--only", "overhead", "--json-dir", str(tmp_path))
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "== aqrt bench: overhead" in completed.stdout
+    assert "x aqrt best" in completed.stdout and "aqrt Session" in completed.stdout
+    figures = json.loads((tmp_path / "overhead.json").read_text())
+    assert figures
+
+
+def test_bench_refuses_unknown_names_and_help_lists_the_subcommands() -> None:
+    completed = _aqrt("bench", "--only", "bogus")
+    assert completed.returncode == 2 and "unknown benchmark" in completed.stderr
+    helped = _aqrt("--help")
+    assert helped.returncode == 0
+    for name in ("demo", "bench", "sweep"):
+        assert name in helped.stdout
