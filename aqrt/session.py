@@ -145,6 +145,7 @@ class Session:
         self._accepting = True
         self._queue: collections.deque[Job] = collections.deque()
         self._running: set[Job] = set()
+        self._jobs: list[Job] = []
         # Finished jobs are dropped from _jobs now and then (amortised O(1) per job) and only
         # counted, so a long-lived session does not keep every result it ever produced.
         self._prune_at = _PRUNE_MIN
