@@ -114,3 +114,12 @@ def test_bench_refuses_unknown_names_and_help_lists_the_subcommands() -> None:
     assert helped.returncode == 0
     for name in ("demo", "bench", "sweep"):
         assert name in helped.stdout
+
+
+def test_importing_aqrt_loads_no_dask_tqdm_or_matplotlib() -> None:
+    code = (
+        "import sys, aqrt, aqrt.distributed, aqrt.progress; "
+        "print(sorted(m for m in ('dask', 'distributed', 'tqdm', 'matplotlib') if m in sys.modules))"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert completed.stdout.strip() == "[]"

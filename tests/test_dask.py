@@ -155,14 +155,3 @@ async def test_a_worker_killed_mid_sweep_loses_no_binding(cluster) -> None:
         await client.wait_for_workers(2, timeout=60)
         assert set(await client.run(os.getpid)) and set((await client.run(os.getpid)).values()) != set(pids.values())
 
-
-def test_importing_aqrt_loads_no_dask_tqdm_or_matplotlib() -> None:
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, aqrt, aqrt.distributed, aqrt.progress; "
-        "print(sorted(m for m in ('dask', 'distributed', 'tqdm', 'matplotlib') if m in sys.modules))"
-    )
-    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
-    assert completed.stdout.strip() == "[]"
