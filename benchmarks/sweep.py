@@ -14,7 +14,7 @@ after one untimed run of the same kind; a fresh Session per run, submit -> resul
 
 Cost per chunk: the same three ways, on a 4-qubit, 1-layer ansatz with ``chunk_bindings=1`` and 400
 bindings, so nearly all of the time is per-chunk machinery (task submission, pickling, a
-scheduler round trip, gather). Every Dask result is checked bit for bit against the in-process
+scheduler round trip, gather), next to Dask's own floor: 400 no-op tasks. Every Dask result is checked bit for bit against the in-process
 one; a mismatch prints ``DISAGREE:`` and exits 1.
 
 Usage::
@@ -85,6 +85,24 @@ async def measure(service: LocalService, pub: Any, repeat: int, *, watch: bool =
     return {"times": times, "best": min(times), "median": statistics.median(times), "evs": evs, "executor": executor}
 
 
+def _noop(x: int) -> int:
+    return x
+
+
+async def dask_floor(client: Any, tasks: int, repeat: int) -> float:
+    """Best seconds per task of ``tasks`` no-op tasks (unique keys), gathered as they finish."""
+    from distributed import as_completed
+
+    best = float("inf")
+    for _ in range(repeat + 1):
+        started = time.perf_counter()
+        futures = [client.submit(_noop, i, pure=False) for i in range(tasks)]
+        async for future in as_completed(futures):
+            await future
+        best = min(best, (time.perf_counter() - started) / tasks)
+    return best
+
+
 async def run(bindings: int, workers: int, repeat: int, address: str) -> dict[str, Any]:
     from distributed import Client
 
@@ -105,9 +123,10 @@ async def run(bindings: int, workers: int, repeat: int, address: str) -> dict[st
             "in-process, chunked": await measure(LocalService(chunk_bindings=1), tiny_pub, repeat, watch=True),
             f"dask {workers} workers": await measure(LocalService(dask=client, chunk_bindings=1), tiny_pub, repeat),
         }
+        floor = await dask_floor(client, 400, repeat)
     per_chunk["in-process"] = await measure(LocalService(), tiny_pub, repeat)
     chunks = rows[f"dask {workers} workers"]["executor"]["chunks"]
-    return {"rows": rows, "per_chunk": per_chunk, "chunks": chunks, "chunk_bindings": -(-bindings // chunks), "tiny_bindings": 400}
+    return {"rows": rows, "per_chunk": per_chunk, "dask_noop_seconds": floor, "chunks": chunks, "chunk_bindings": -(-bindings // chunks), "tiny_bindings": 400}
 
 
 def report(outcome: dict[str, Any], config: dict[str, Any]) -> tuple[str, bool]:
@@ -146,6 +165,7 @@ def report(outcome: dict[str, Any], config: dict[str, Any]) -> tuple[str, bool]:
         if not np.array_equal(row["evs"], per_chunk["in-process"]["evs"]):
             lines.append(f"DISAGREE: {name} (tiny) differs from in-process")
             ok = False
+    lines.append(f"{'dask no-op task':<24}{'':>9}{outcome['dask_noop_seconds'] * 1e6:>9.0f} µs   (Dask's own floor)")
     lines.append("* the whole unchunked job; per-chunk figures are (row - that) / chunks")
     return "\n".join(lines), ok
 
@@ -176,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             "rows": {k: plain(v) for k, v in outcome["rows"].items()},
             "per_chunk": {k: plain(v) for k, v in outcome["per_chunk"].items()},
             "chunk_bindings": outcome["chunk_bindings"],
+            "dask_noop_seconds": outcome["dask_noop_seconds"],
         }, indent=2, default=str))
     return 0 if ok else 1
 

@@ -70,6 +70,7 @@ async def test_10k_binding_sweep_equals_the_in_process_result(cluster) -> None:
             result = await job
         assert result.metadata["executor"]["chunks"] == 13
         assert await _processing(client) == 0
+        assert set((await client.run(_engine_warm)).values()) == {True}  # the warm-up plugin ran
     for a, b in zip(expected, result):
         assert np.array_equal(a.data.evs, b.data.evs)
     assert updates[-1].done == updates[-1].total == 13_000 and len(updates) >= 13
@@ -129,6 +130,12 @@ async def test_cancelling_the_job_cancels_the_cluster_work(cluster) -> None:
         assert await _processing(client) == 0
 
 
+def _engine_warm() -> bool:
+    from aqrt.engine._warmup import is_warm
+
+    return is_warm("complex128")
+
+
 def _aqrt_tasks(dask_scheduler) -> int:
     return sum(1 for key in dask_scheduler.tasks if str(key).startswith("aqrt-chunk-"))
 
@@ -153,5 +160,10 @@ async def test_a_worker_killed_mid_sweep_loses_no_binding(cluster) -> None:
         assert killed
         assert np.array_equal(expected[0].data.evs, result[0].data.evs)
         await client.wait_for_workers(2, timeout=60)
-        assert set(await client.run(os.getpid)) and set((await client.run(os.getpid)).values()) != set(pids.values())
+        assert set((await client.run(os.getpid)).values()) != set(pids.values())
+        for _ in range(600):  # the replacement warms up as it joins (the plugin), not on first use
+            if set((await client.run(_engine_warm)).values()) == {True}:
+                break
+            await asyncio.sleep(0.1)
+        assert set((await client.run(_engine_warm)).values()) == {True}
 
