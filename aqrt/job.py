@@ -27,6 +27,7 @@ import anyio
 from ._concurrency import CancelFlag, loop_clock
 from .errors import JobCancelledError, JobError, ResultTimeoutError
 from .options import Options
+from .progress import Progress, count_bindings
 
 __all__ = ["Job", "JobStatus", "JobMetrics", "JobRequest"]
 
@@ -203,8 +204,6 @@ class Job:
         asked later reports only its end); sweeps report once per chunk of bindings.
         """
         if self._progress is None:
-            from .progress import Progress, count_bindings
-
             self._progress = Progress(count_bindings(self._request.pubs))
             if self.done():
                 self._progress._finish(self._status is JobStatus.DONE)

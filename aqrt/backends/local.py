@@ -39,6 +39,11 @@ _PEAK_BYTES_PER_AMPLITUDE = {"numba": 32, "reference": 48}
 _ALWAYS_FITS = 64 << 20  # smaller jobs skip the free-memory query
 _INLINE_BUDGET = 1 << 13  # amplitude updates below which a job runs on the loop (~ tens of µs)
 ENGINES = ("numba", "reference")
+TARGET_CHUNK_SECONDS = 0.05  # work per chunk of a sweep: enough to dwarf a task's overhead
+# Amplitude updates per second of one core on small states (measured ~1e9 on a 2-core EPYC VM
+# for n = 10; benchmarks/sweep.py). Binding a chunk also costs a fixed few ms of Python per
+# ~100 gates, which 50 ms chunks keep small.
+UPDATES_PER_SECOND = 1e9
 _STANDARD_GATES = get_standard_gate_name_mapping()
 # Every standard gate is native to the simulator; the pass manager targets all of them.
 BASIS_GATES = sorted(set(get_standard_gate_name_mapping()) - {"global_phase"})
@@ -207,10 +212,8 @@ class LocalBackend:
 
     def _worth_distributing(self, request: JobRequest) -> bool:
         """More than one chunk of work: smaller jobs gain nothing from a cluster."""
-        from . import sweep
-
         cost = sum(_pub_cost(pub) for pub in request.pubs)
-        per_chunk = sweep.TARGET_CHUNK_SECONDS * sweep._UPDATES_PER_SECOND
+        per_chunk = TARGET_CHUNK_SECONDS * UPDATES_PER_SECOND
         if self.chunk_bindings is not None:
             return any(math.prod(pub.parameter_values.shape) > self.chunk_bindings for pub in request.pubs)
         return cost > 2 * per_chunk
@@ -368,7 +371,7 @@ def _engine_warm(dtype: str = "complex128") -> bool:
 def _warm_engine(dtype: str = "complex128") -> None:
     """On the worker: import and compile the engine (seconds the first time, then cached)."""
     from ..engine import warmup
-    from . import engine_path  # noqa: F401  (so the loop never imports it)
+    from . import engine_path, sweep  # noqa: F401  (so the loop never imports them)
 
     warmup(dtype)
 

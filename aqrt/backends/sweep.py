@@ -24,22 +24,18 @@ import numpy as np
 
 from ..engine import LoweredCircuit, TermTable
 from . import engine_path
+from .local import TARGET_CHUNK_SECONDS, UPDATES_PER_SECOND
 from .reference import _flat_bindings
 
 __all__ = ["ChunkTask", "PubPlan", "plan_job", "run_chunk", "chunk_size", "TARGET_CHUNK_SECONDS"]
 
-TARGET_CHUNK_SECONDS = 0.05  # work per chunk: enough to dwarf a task's scheduling overhead
-# Amplitude updates per second of one core on small states (measured ~1e9 on a 2-core EPYC VM
-# for n = 10; benchmarks/sweep.py). Binding a chunk also costs a fixed few ms of Python per
-# ~100 gates, which 50 ms chunks keep small.
-_UPDATES_PER_SECOND = 1e9
 _kernel_lock = threading.Lock()  # numba's parallel kernels may not be entered from two threads
 
 
 def chunk_size(num_qubits: int, num_ops: int, *, seconds: float = TARGET_CHUNK_SECONDS) -> int:
     """Bindings per chunk so that one chunk is about ``seconds`` of kernel work."""
     per_binding = (1 << num_qubits) * (num_ops + 1)
-    return max(1, int(seconds * _UPDATES_PER_SECOND / per_binding))
+    return max(1, int(seconds * UPDATES_PER_SECOND / per_binding))
 
 
 @dataclasses.dataclass
