@@ -340,7 +340,7 @@ class Session:
 
     def _take_slot(self) -> None:
         if self._slots is None:
-            self._slots = anyio.Semaphore(self._max_pending or 1)
+            self._slots = anyio.Semaphore(self._max_pending)
         if self._reserved:  # taken by reserve() just before this submission
             self._reserved -= 1
             return
