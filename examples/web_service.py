@@ -152,9 +152,8 @@ async def parse_request(raw: bytes, circuits: CircuitCache) -> tuple[Any, ...]:
         body, values = decode_body(raw)
     circuit = await circuits.get(str(body["circuit"]), str(body.get("format", "qasm3")))
     observables = parse_observables(body["observables"], circuit.num_qubits)
-    if values is None:
-        if circuit.num_parameters:
-            raise BadRequest(f"the circuit has parameters {[p.name for p in circuit.parameters]}; send parameter_values")
+    if values is None and circuit.num_parameters:
+        raise BadRequest(f"the circuit has parameters {[p.name for p in circuit.parameters]}; send parameter_values")
     precision = body.get("precision")
     return (circuit, observables, values, None if precision is None else float(precision))
 

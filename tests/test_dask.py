@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[LocalProcessCluster]:
-    platform.uname().processor  # distributed's client handshake asks; platform runs a subprocess once
+    _ = platform.uname().processor  # distributed's client handshake asks; platform runs a subprocess once
     manager = LocalProcessCluster(n_workers=2, threads_per_worker=1)
     with manager:
         pid = manager._process.pid

@@ -168,7 +168,7 @@ def sample_pub(
     dtype: Any = np.complex128,
 ) -> SamplerPubResult:
     """``pub.shots`` samples of every binding, one BitArray per classical register."""
-    mapping, unitary, registers = sampler_setup(circuit, cache, circuit_key)
+    _, unitary, registers = sampler_setup(circuit, cache, circuit_key)
     program = _program(unitary, pub, cache, ("unitary", circuit_key), dtype)
     shots = int(pub.shots)
     arrays = draw_samples(program, rng, shots, registers, cancel_requested, serial=serial)

@@ -18,7 +18,7 @@ __all__ = ["connect", "DaskExecutor"]
 # A client's handshake reports the host's processor, which platform finds by running `uname -p`:
 # a blocking subprocess on the loop the first time. Find it now (this module is imported off
 # the loop); platform caches it.
-platform.uname().processor
+_ = platform.uname().processor
 
 _EXTRA_ATTEMPTS = 3  # resubmissions of a chunk after Dask itself gave up on it (KilledWorker)
 
