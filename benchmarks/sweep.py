@@ -7,7 +7,7 @@ after one untimed run of the same kind; a fresh Session per run, submit -> resul
 
 - ``in-process``           ``LocalService()``: one kernel call over every binding.
 - ``in-process, chunked``  the same with its progress watched, which runs it chunk by chunk on
-                           the engine worker (the chunks the Dask rows use).
+                           the engine worker (chunks of ~250 ms of work; Dask's are ~50 ms).
 - ``dask W workers``       ``LocalService(dask=client)`` on a ``LocalCluster`` of W worker
                            processes (1 thread each) on 127.0.0.1, started once (its start-up
                            and the workers' kernel warm-up are reported, not timed in the rows).
@@ -126,7 +126,13 @@ async def run(bindings: int, workers: int, repeat: int, address: str) -> dict[st
         floor = await dask_floor(client, 400, repeat)
     per_chunk["in-process"] = await measure(LocalService(), tiny_pub, repeat)
     chunks = rows[f"dask {workers} workers"]["executor"]["chunks"]
-    return {"rows": rows, "per_chunk": per_chunk, "dask_noop_seconds": floor, "chunks": chunks, "chunk_bindings": -(-bindings // chunks), "tiny_bindings": 400}
+    from aqrt.backends.local import PROGRESS_CHUNK_SECONDS
+    from aqrt.engine import lower_circuit
+
+    ops = len(lower_circuit(circuit).ops)
+    local_chunks = -(-bindings // sweep_module.chunk_size(10, ops, seconds=PROGRESS_CHUNK_SECONDS))
+    return {"rows": rows, "per_chunk": per_chunk, "dask_noop_seconds": floor, "chunks": chunks,
+            "local_chunks": local_chunks, "chunk_bindings": -(-bindings // chunks), "tiny_bindings": 400}
 
 
 def report(outcome: dict[str, Any], config: dict[str, Any]) -> tuple[str, bool]:
@@ -147,7 +153,7 @@ def report(outcome: dict[str, Any], config: dict[str, Any]) -> tuple[str, bool]:
     ]
     base = rows["in-process"]["best"]
     for name, row in rows.items():
-        chunks = "-" if name == "in-process" else outcome["chunks"]
+        chunks = {"in-process": "-", "in-process, chunked": outcome["local_chunks"]}.get(name, outcome["chunks"])
         lines.append(
             f"{name:<24}{row['best']:>9.3f}{row['median']:>10.3f}{bindings / row['best']:>13.0f}"
             f"{base / row['best']:>10.2f}x{chunks!s:>8}"

@@ -44,6 +44,9 @@ TARGET_CHUNK_SECONDS = 0.05  # work per chunk of a sweep: enough to dwarf a task
 # for n = 10; benchmarks/sweep.py). Binding a chunk also costs a fixed few ms of Python per
 # ~100 gates, which 50 ms chunks keep small.
 UPDATES_PER_SECOND = 1e9
+# In-process, chunks exist only to report progress: fewer, longer ones (each binds its own
+# parameters, a few ms of Python per ~100 gates) still update a progress bar several times a second.
+PROGRESS_CHUNK_SECONDS = 0.25
 _STANDARD_GATES = get_standard_gate_name_mapping()
 # Every standard gate is native to the simulator; the pass manager targets all of them.
 BASIS_GATES = sorted(set(get_standard_gate_name_mapping()) - {"global_phase"})
@@ -60,7 +63,8 @@ class LocalService:
         dask: run large sweeps on a Dask cluster: a ``distributed.Client`` made with
             ``asynchronous=True`` on the running loop, or a scheduler address (a client is then
             opened on first use and closed by ``await service.aclose()``). Needs ``aqrt[dask]``.
-        chunk_bindings: bindings per chunk of a sweep (default: about 50 ms of work each).
+        chunk_bindings: bindings per chunk of a sweep (default: about 50 ms of work each on Dask,
+            250 ms in-process, where a job is chunked only when its progress is watched).
 
     Example:
         >>> LocalService().backend("ibmq_qasm_simulator").name
@@ -278,7 +282,9 @@ class LocalBackend:
         """The PUBs chunk by chunk (see :mod:`.sweep`), reporting progress after each chunk."""
         from . import sweep
 
-        plans = sweep.plan_job(self, request, context, generators, chunk_bindings=self.chunk_bindings)
+        plans = sweep.plan_job(
+            self, request, context, generators, chunk_bindings=self.chunk_bindings, chunk_seconds=PROGRESS_CHUNK_SECONDS
+        )
         results = []
         for plan in plans:
             parts = []

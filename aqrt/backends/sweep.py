@@ -125,9 +125,16 @@ class PubPlan:
 
 
 def plan_job(
-    backend: Any, request: Any, context: Any, generators: list[Any], *, chunk_bindings: int | None = None
+    backend: Any,
+    request: Any,
+    context: Any,
+    generators: list[Any],
+    *,
+    chunk_bindings: int | None = None,
+    chunk_seconds: float = TARGET_CHUNK_SECONDS,
 ) -> list[PubPlan]:
-    """Plan every PUB of ``request`` (transpiled, lowered, term tables) using the session cache.
+    """Plan every PUB of ``request`` (transpiled, lowered, term tables) using the session cache;
+    chunks hold ``chunk_bindings`` bindings, or about ``chunk_seconds`` of work.
 
     Runs where the engine runs (the worker thread): transpiling and lowering are CPU work.
     """
@@ -155,7 +162,7 @@ def plan_job(
 
                 raise InvalidPubError(index, str(exc)) from exc
             raise
-        size = chunk_bindings or chunk_size(lowered.num_qubits, len(lowered.ops))
+        size = chunk_bindings or chunk_size(lowered.num_qubits, len(lowered.ops), seconds=chunk_seconds)
         plans.append(
             PubPlan(
                 pub=pub,
