@@ -33,8 +33,16 @@ def cluster() -> Iterator[LocalProcessCluster]:
         yield manager
     # nothing of the cluster's process tree survives it
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    leftovers = [p for p in psutil.process_iter(["cmdline"]) if "aqrt.distributed.cluster import main" in " ".join(p.info["cmdline"] or [])]
-    assert not leftovers
+    # The cluster runs in a process group of its own (start_new_session): look only at that
+    # group, so other runs on the same machine are not counted.
+    assert not [p for p in psutil.process_iter() if _alive_in_group(p, pid)]
+
+
+def _alive_in_group(process: psutil.Process, group: int) -> bool:
+    try:
+        return os.getpgid(process.pid) == group and process.status() != psutil.STATUS_ZOMBIE
+    except (ProcessLookupError, psutil.NoSuchProcess):
+        return False
 
 
 @pytest.fixture(autouse=True)
