@@ -15,9 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pathlib
 import signal
 import subprocess
 import sys
+import time
 import types
 from typing import Any
 
@@ -77,8 +79,36 @@ class LocalProcessCluster:
             except (ProcessLookupError, PermissionError):
                 pass
             process.wait()
+            _wait_for_group_to_die(process.pid)
             if process.stdout is not None:
                 process.stdout.close()
+
+
+def _wait_for_group_to_die(group: int, timeout: float = 10.0) -> None:
+    """Return once no live process is left in ``group`` (SIGKILL is delivered asynchronously,
+    so a killed worker can still be seen running for a moment)."""
+    deadline = time.monotonic() + timeout
+    while _live_members(group) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _live_members(group: int) -> bool:
+    proc = pathlib.Path("/proc")
+    if not proc.is_dir():  # not Linux: ask the kernel whether the group has any member
+        try:
+            os.killpg(group, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):  # the process went away while we looked
+            continue
+        state, process_group = fields[0], int(fields[2])
+        if process_group == group and state not in ("Z", "X"):
+            return True
+    return False
 
 
 def _serve(n_workers: int, threads: int) -> None:
