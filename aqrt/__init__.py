@@ -1,25 +1,37 @@
 """aqrt: an asyncio-native runtime for quantum primitives.
 
 ``import aqrt`` loads Qiskit but never numba or aiohttp; those load when a part that needs
-them is used.
+them is used (``aqrt.RuntimeService`` imports the aiohttp client on first access).
 """
+
+from typing import Any
 
 from .backends import Backend, LocalBackend, LocalService
 from .errors import (
+    AccountNotFoundError,
     AqrtError,
+    AuthenticationError,
     BackendError,
     BackendMismatchError,
     BackendNotFoundError,
     CircuitTooLargeError,
+    ConflictError,
     InvalidInputError,
     InvalidOptionsError,
+    InvalidRequestError,
     InvalidPubError,
     InvalidTimeSpecError,
     JobCancelledError,
     JobError,
     JobFailedError,
     JobTimeoutError,
+    NotFoundError,
+    RateLimitedError,
+    RequestTimeoutError,
     ResultTimeoutError,
+    RuntimeConnectionError,
+    RuntimeRequestError,
+    ServerError,
     SessionCacheError,
     SessionClosedError,
     SessionError,
@@ -35,17 +47,21 @@ from .session import Batch, Session, SessionState, current_session
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccountNotFoundError",
     "AqrtError",
+    "AuthenticationError",
     "Backend",
     "BackendError",
     "BackendMismatchError",
     "BackendNotFoundError",
     "Batch",
     "CircuitTooLargeError",
+    "ConflictError",
     "Estimator",
     "InvalidInputError",
     "InvalidOptionsError",
     "InvalidPubError",
+    "InvalidRequestError",
     "InvalidTimeSpecError",
     "Job",
     "JobCancelledError",
@@ -56,9 +72,16 @@ __all__ = [
     "JobTimeoutError",
     "LocalBackend",
     "LocalService",
+    "NotFoundError",
     "Options",
+    "RateLimitedError",
+    "RequestTimeoutError",
     "ResultTimeoutError",
+    "RuntimeConnectionError",
+    "RuntimeRequestError",
+    "RuntimeService",
     "Sampler",
+    "ServerError",
     "Session",
     "SessionCacheError",
     "SessionClosedError",
@@ -70,3 +93,13 @@ __all__ = [
     "current_session",
     "parse_duration",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # RuntimeService lives with the aiohttp client; load it only when asked for.
+    if name == "RuntimeService":
+        from .backends.ibm import RuntimeService
+
+        globals()[name] = RuntimeService
+        return RuntimeService
+    raise AttributeError(f"module 'aqrt' has no attribute {name!r}")

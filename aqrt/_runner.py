@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 
 from .backends.base import NOT_INLINE, Backend, ExecutionContext
-from .errors import AqrtError, JobFailedError, JobTimeoutError
+from .errors import AqrtError, JobCancelledError, JobFailedError, JobTimeoutError
 from .job import Job
 
 
@@ -75,6 +75,9 @@ async def _execute(job: Job, backend: Backend, cache: dict[Any, Any]) -> None:
 
 
 def _settle_failure(job: Job, exc: Exception) -> None:
+    if isinstance(exc, JobCancelledError):  # e.g. cancelled on a remote server: the job is CANCELLED
+        job._settle_cancelled()
+        return
     if isinstance(exc, AqrtError):  # already a typed, explained error
         job._settle_error(exc)
         return

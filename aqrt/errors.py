@@ -18,11 +18,24 @@ error also subclasses it, so ``except ValueError`` / ``except TimeoutError`` kee
     │   ├── SessionCacheError                   the session's first job was cancelled (IBM rule)
     │   ├── SessionStateError (RuntimeError)    lifecycle misuse: entered twice, used after exit, ...
     │   └── SessionFullError                    max_pending jobs are unfinished; wait or retry later
-    └── JobError
-        ├── JobFailedError                      the job ran and failed; ``__cause__`` has the reason
-        ├── JobCancelledError                   the job was cancelled (never a bare CancelledError)
-        ├── JobTimeoutError (TimeoutError)      the job exceeded its max_execution_time
-        └── ResultTimeoutError (TimeoutError)   ``result(timeout=...)`` elapsed; the job goes on
+    ├── JobError
+    │   ├── JobFailedError                      the job ran and failed; ``__cause__`` has the reason
+    │   ├── JobCancelledError                   the job was cancelled (never a bare CancelledError)
+    │   ├── JobTimeoutError (TimeoutError)      the job exceeded its max_execution_time
+    │   └── ResultTimeoutError (TimeoutError)   ``result(timeout=...)`` elapsed; the job goes on
+    ├── AccountNotFoundError (LookupError)      no IBM credentials in arguments, environment or file
+    └── RuntimeRequestError                     an IBM Runtime HTTP call failed; ``status`` is the real
+        │                                       HTTP status (None when no response came)
+        ├── AuthenticationError                 401 / 403 (after one token refresh)
+        ├── InvalidRequestError (ValueError)    400, 413, 422 and other 4xx not listed here
+        ├── NotFoundError (LookupError)         404: no such job / session / backend
+        ├── ConflictError                       409: e.g. the session no longer accepts jobs
+        ├── RateLimitedError                    429, still limited after the retries
+        ├── ServerError                         5xx, still failing after the retries
+        ├── RequestTimeoutError (TimeoutError)  no complete response within the request timeout
+        └── RuntimeConnectionError (ConnectionError)  refused, reset, or a truncated body
+
+HTTP statuses are mapped to these once, in :func:`aqrt.backends.ibm.transport.error_for_status`.
 """
 
 from __future__ import annotations
@@ -48,6 +61,16 @@ __all__ = [
     "JobCancelledError",
     "JobTimeoutError",
     "ResultTimeoutError",
+    "AccountNotFoundError",
+    "RuntimeRequestError",
+    "AuthenticationError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "ConflictError",
+    "RateLimitedError",
+    "ServerError",
+    "RequestTimeoutError",
+    "RuntimeConnectionError",
 ]
 
 
@@ -141,3 +164,66 @@ class ResultTimeoutError(JobError, TimeoutError):
 class SessionFullError(SessionError):
     """The session already holds ``max_pending`` unfinished jobs (``run()`` cannot wait;
     ``await primitive.submit(...)`` can)."""
+
+
+class AccountNotFoundError(AqrtError, LookupError):
+    """No IBM Quantum credentials: none passed, none in ``QISKIT_IBM_*``, none saved on disk."""
+
+
+class RuntimeRequestError(AqrtError):
+    """An IBM Runtime API call failed.
+
+    Attributes:
+        status: the HTTP status of the last response, ``None`` if no response arrived.
+        method, url: the request.
+        body: the start of the response body (the server's explanation), if any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        method: str | None = None,
+        url: str | None = None,
+        body: str | None = None,
+    ) -> None:
+        self.status = status
+        self.method = method
+        self.url = url
+        self.body = body
+        super().__init__(message)
+
+
+class AuthenticationError(RuntimeRequestError):
+    """401 / 403: the API key or token was refused, or it has no access to the instance."""
+
+
+class InvalidRequestError(RuntimeRequestError, ValueError):
+    """A 4xx the server gives for a request it will never accept as sent (400, 413, 422, ...)."""
+
+
+class NotFoundError(RuntimeRequestError, LookupError):
+    """404: no such job, session or backend."""
+
+
+class ConflictError(RuntimeRequestError):
+    """409: the resource is in a state that forbids the request (e.g. a closed session)."""
+
+
+class RateLimitedError(RuntimeRequestError):
+    """429 after the retry budget ran out; ``retry_after`` is the server's last advice (s)."""
+
+    retry_after: float | None = None
+
+
+class ServerError(RuntimeRequestError):
+    """A 5xx that persisted through the retries; ``status`` is the last one received."""
+
+
+class RequestTimeoutError(RuntimeRequestError, TimeoutError):
+    """No complete response within the per-request timeout, or the call's overall deadline passed."""
+
+
+class RuntimeConnectionError(RuntimeRequestError, ConnectionError):
+    """The connection was refused or reset, or the response body was cut short."""

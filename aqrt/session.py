@@ -25,6 +25,7 @@ from __future__ import annotations
 import collections
 import contextvars
 import enum
+import inspect
 import math
 import time
 import types
@@ -127,20 +128,21 @@ class Session:
         max_pending: int | None = None,
         on_full: str = "wait",
     ) -> None:
+        # A remote service (its backend() is a coroutine) resolves the backend in __aenter__.
+        self._backend: Backend | None
         self._backend, self._service = _resolve_backend(service, backend)
-        system_max = self._backend.max_session_time
-        if max_time is None:
-            self._max_time = system_max
-        else:
-            self._max_time = parse_duration(max_time, what="max_time")
-            if self._max_time > system_max:
-                raise InvalidTimeSpecError(
-                    f"max_time={max_time!r} ({self._max_time} s) exceeds the system maximum of "
-                    f"backend {self._backend.name!r}, {system_max} s"
-                )
-        self._interactive_timeout = self._resolve_interactive_timeout(interactive_timeout)
-        self._session_id = "session-" + uuid.uuid4().hex[:20]
+        self._backend_request = backend
+        self._max_time_request = max_time
+        self._interactive_request = interactive_timeout
+        self._max_time = 0 if max_time is None else parse_duration(max_time, what="max_time")
+        self._interactive_timeout: float | None = None
         self._concurrency = 1
+        self._explicit_concurrency: int | None = None
+        if self._backend is not None:
+            self._bind_backend(self._backend)
+        self._session_id = "session-" + uuid.uuid4().hex[:20]
+        self._remote_id: str | None = None  # the server's session id, for remote backends
+        self._remote_closed = False
         self._state = SessionState.PENDING
         self._accepting = True
         self._queue: collections.deque[Job] = collections.deque()
@@ -173,6 +175,22 @@ class Session:
         self._entered = False
         self._context_token: contextvars.Token[Session | None] | None = None
 
+    def _bind_backend(self, backend: Backend) -> None:
+        self._backend = backend
+        system_max = backend.max_session_time
+        if self._max_time_request is None:
+            self._max_time = system_max
+        elif self._max_time > system_max:
+            raise InvalidTimeSpecError(
+                f"max_time={self._max_time_request!r} ({self._max_time} s) exceeds the system maximum of "
+                f"backend {backend.name!r}, {system_max} s"
+            )
+        self._interactive_timeout = self._resolve_interactive_timeout(self._interactive_request)
+        # A remote backend queues jobs on its server: it declares how many may be in flight.
+        declared = getattr(backend, "job_concurrency", None)
+        if declared and self._explicit_concurrency is None:
+            self._concurrency = declared
+
     def _resolve_interactive_timeout(self, value: int | str | None) -> float | None:
         if not self._interactive:
             if value is not None:
@@ -180,6 +198,7 @@ class Session:
             return None
         if value is None:
             return DEFAULT_INTERACTIVE_TIMEOUT
+        assert self._backend is not None
         if not self._backend.interactive_timeout_configurable:
             raise InvalidTimeSpecError(
                 f"backend {self._backend.name!r} has a fixed interactive timeout; do not pass interactive_timeout"
@@ -194,6 +213,11 @@ class Session:
 
     @property
     def backend(self) -> Backend:
+        if self._backend is None:
+            raise SessionStateError(
+                f"session {self._session_id}: backend {self._backend_request!r} of a remote service is "
+                "looked up when the session is entered; use `async with` (or pass a backend object)"
+            )
         return self._backend
 
     @property
@@ -226,6 +250,9 @@ class Session:
             raise SessionStateError(f"session {self.session_id} was already entered; a session is entered once")
         if self._is_final():
             raise SessionStateError(f"session {self.session_id} is {self._state.value}; open a new one")
+        if self._backend is None:
+            self._bind_backend(await self._service.backend(self._backend_request))
+        await self._open_remote()
         self._entered = True
         self._start_supervisor()
         assert self._supervisor_ready is not None
@@ -257,12 +284,13 @@ class Session:
     async def close(self) -> None:
         """Accept no new jobs, wait for the submitted ones to finish, then mark it closed."""
         self._accepting = False
-        if not self._supervisor_started:
+        if self._supervisor_started:
+            self._wake()
+            assert self._supervisor_done is not None
+            await self._supervisor_done.wait()
+        else:
             self._finish_state()
-            return
-        self._wake()
-        assert self._supervisor_done is not None
-        await self._supervisor_done.wait()
+        await self._close_remote("close_session")
 
     async def cancel(self) -> None:
         """Cancel every job that has not finished, then close the session."""
@@ -272,7 +300,21 @@ class Session:
         self._queue.clear()
         for job in list(self._running):
             job.cancel()
+        await self._close_remote("cancel_session")
         await self.close()
+
+    # -- remote sessions: optional backend hooks open_session / close_session / cancel_session --
+
+    async def _open_remote(self) -> None:
+        opener = getattr(self._backend, "open_session", None)
+        if opener is not None and self._remote_id is None:
+            self._remote_id = await opener(self._session_id, mode=self.mode, max_time=self._max_time)
+
+    async def _close_remote(self, hook: str) -> None:
+        if self._remote_id is None or self._remote_closed:
+            return
+        self._remote_closed = True
+        await getattr(self._backend, hook)(self._session_id)
 
     # -- submission (called by primitives, synchronously inside run()) ---------------------------
 
@@ -440,6 +482,7 @@ class Session:
     async def _supervise(self) -> None:
         assert self._supervisor_ready is not None and self._supervisor_done is not None
         try:
+            await self._open_remote()  # sessions used without `async with` open on first job
             async with anyio.create_task_group() as task_group:
                 self._supervisor_ready.set()
                 while True:
@@ -601,7 +644,8 @@ class Session:
             remaining = 0.0
         return {
             "id": self._session_id,
-            "backend_name": self._backend.name,
+            "remote_id": self._remote_id,
+            "backend_name": self.backend.name,
             "mode": self.mode,
             "state": self._state.value,
             "accepting_jobs": self.accepting_jobs,
@@ -613,7 +657,8 @@ class Session:
         }
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self._session_id} on {self._backend.name}: {self._state.value}>"
+        backend = self._backend.name if self._backend is not None else self._backend_request
+        return f"<{type(self).__name__} {self._session_id} on {backend}: {self._state.value}>"
 
 
 class Batch(Session):
@@ -621,7 +666,8 @@ class Batch(Session):
     interactive timeout.
 
     Args:
-        max_concurrency: how many of its jobs may run at once (default 4).
+        max_concurrency: how many of its jobs may run at once (default 4, or as many as a
+            remote backend declares it queues).
         max_pending, on_full: as for :class:`Session`.
     """
 
@@ -635,7 +681,7 @@ class Batch(Session):
         *,
         max_time: int | str | None = None,
         interactive_timeout: int | str | None = None,
-        max_concurrency: int = 4,
+        max_concurrency: int | None = None,
         max_pending: int | None = None,
         on_full: str = "wait",
     ) -> None:
@@ -647,12 +693,16 @@ class Batch(Session):
             max_pending=max_pending,
             on_full=on_full,
         )
+        if max_concurrency is None:
+            if self._concurrency == 1:  # no backend-declared concurrency (yet)
+                self._concurrency = 4
+            return
         if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
             raise InvalidOptionsError(f"max_concurrency must be an int >= 1, got {max_concurrency!r}")
-        self._concurrency = max_concurrency
+        self._concurrency = self._explicit_concurrency = max_concurrency
 
 
-def _resolve_backend(service: Any, backend: Backend | str | None) -> tuple[Backend, Any]:
+def _resolve_backend(service: Any, backend: Backend | str | None) -> tuple[Backend | None, Any]:
     if backend is not None and not isinstance(backend, str):
         if not isinstance(backend, Backend):
             raise TypeError(f"backend must be a name or a Backend, got {type(backend).__name__}")
@@ -661,6 +711,8 @@ def _resolve_backend(service: Any, backend: Backend | str | None) -> tuple[Backe
         from .backends.local import LocalService
 
         service = LocalService()
+    if inspect.iscoroutinefunction(getattr(service, "backend", None)):
+        return None, service
     return service.backend(backend), service
 
 

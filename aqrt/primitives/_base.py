@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -107,7 +108,11 @@ def _resolve_mode(mode: Mode) -> tuple[Session | None, Backend]:
         return None, LocalService().backend()
     if isinstance(mode, str):
         if implicit is not None:
-            backend = implicit.service.backend(mode) if implicit.service is not None else None
+            if mode == implicit.backend.name:  # also spares a remote service a lookup
+                return implicit, implicit.backend
+            lookup = getattr(implicit.service, "backend", None)
+            remote = inspect.iscoroutinefunction(lookup)  # a remote service: names compare only
+            backend = lookup(mode) if lookup is not None and not remote else None
             if backend is None or backend.name != implicit.backend.name:
                 raise BackendMismatchError(
                     f"this primitive asks for backend {mode!r} inside session {implicit.session_id} on "

@@ -1,0 +1,198 @@
+"""``IBMBackend``: aqrt's Backend protocol over the Runtime REST API.
+
+``validate_pub`` checks PUBs synchronously against the configuration fetched when the backend
+object was obtained. ``execute`` submits the job (idempotently), waits on the service's shared
+poller and decodes the result; if aqrt cancels the job (``job.cancel()``, a session cancel, a
+``max_execution_time`` deadline) the cancellation is sent to the server. Sessions map to
+``POST /sessions`` through the optional hooks ``open_session`` / ``close_session`` /
+``cancel_session`` that :class:`aqrt.Session` calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ...errors import (
+    CircuitTooLargeError,
+    ConflictError,
+    JobCancelledError,
+    JobFailedError,
+    JobTimeoutError,
+    NotFoundError,
+    RuntimeRequestError,
+)
+from ...job import JobRequest, Program
+from ...options import Options
+from ...wire import decode, pubs_to_wire
+from ..base import ExecutionContext
+from .poller import JOB_POLL_INTERVAL, SESSION_POLL_INTERVAL, job_state
+from .rest import IDEMPOTENCY_TAG_PREFIX
+
+if TYPE_CHECKING:
+    from .service import RuntimeService
+
+__all__ = ["IBMBackend", "job_params"]
+
+DEFAULT_MAX_SESSION_TIME = 8 * 3600
+_RAN_TOO_LONG = 1305  # IBM's reason code: cancelled for exceeding max_execution_time
+# Jobs of one session in flight on the server at once: it queues them, so aqrt does not wait.
+_JOB_CONCURRENCY = 1000
+
+
+def job_params(program: Program, pubs: Any, options: Options) -> dict[str, Any]:
+    """``params`` of ``POST /jobs`` as qiskit-ibm-runtime's V2 primitives build it."""
+    wire_options: dict[str, Any] = {}
+    if program == "estimator":
+        wire_options["default_precision"] = options.default_precision
+        if options.seed is not None:
+            wire_options["seed_estimator"] = options.seed
+    else:
+        wire_options["default_shots"] = options.default_shots
+        if options.seed is not None:
+            wire_options["simulator"] = {"seed_simulator": options.seed}
+    if options.optimization_level is not None:
+        # Runtime V2 takes ISA circuits and ignores this; aqrt serve transpiles with it.
+        wire_options.setdefault("experimental", {})["optimization_level"] = options.optimization_level
+    params: dict[str, Any] = {
+        "pubs": pubs_to_wire(program, pubs),
+        "options": wire_options,
+        "version": 2,
+        "support_qiskit": True,
+    }
+    if program == "estimator" and options.resilience_level is not None:
+        params["resilience_level"] = options.resilience_level
+    return params
+
+
+class IBMBackend:
+    """One backend of a :class:`RuntimeService`; obtained with ``await service.backend(name)``.
+
+    Attributes:
+        configuration: the ``GET /backends/{name}/configuration`` reply.
+        remote_job_ids: aqrt job id -> server job id, for jobs this backend submitted.
+    """
+
+    interactive_timeout_configurable = False
+    job_concurrency = _JOB_CONCURRENCY
+
+    def __init__(self, service: RuntimeService, name: str, configuration: dict[str, Any]) -> None:
+        self.service = service
+        self._name = name
+        self.configuration = configuration
+        n_qubits = configuration.get("n_qubits", configuration.get("num_qubits"))
+        if not isinstance(n_qubits, int) or n_qubits < 1:
+            raise RuntimeRequestError(f"backend {name!r}: the configuration has no valid n_qubits ({n_qubits!r})")
+        self._num_qubits = n_qubits
+        self._remote_sessions: dict[str, str] = {}
+        self.remote_job_ids: dict[str, str] = {}
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def num_qubits(self) -> int:
+        return self._num_qubits
+
+    @property
+    def max_session_time(self) -> int:
+        return DEFAULT_MAX_SESSION_TIME
+
+    @property
+    def basis_gates(self) -> list[str]:
+        return list(self.configuration.get("basis_gates") or [])
+
+    def validate_pub(self, program: Program, pub: Any, index: int) -> None:
+        """Refuse circuits wider than the backend (at ``run()``, before any request)."""
+        width = pub.circuit.num_qubits
+        if width > self._num_qubits:
+            raise CircuitTooLargeError(
+                f"PUB {index}: the circuit has {width} qubits; backend {self.name!r} has {self._num_qubits}"
+            )
+
+    # -- sessions (hooks called by aqrt.Session) -----------------------------------------------
+
+    async def open_session(self, session_id: str, *, mode: str, max_time: int) -> str:
+        """``POST /sessions``; returns the server's session id, used by this session's jobs."""
+        reply = await self.service._api_checked().create_session(
+            mode=mode, backend=self.name, instance=self.service.instance, max_ttl=max_time
+        )
+        remote = str(reply["id"])
+        self._remote_sessions[session_id] = remote
+        return remote
+
+    async def close_session(self, session_id: str) -> None:
+        """``PATCH /sessions/{id}`` ``{"accepting_jobs": false}``."""
+        remote = self._remote_sessions.get(session_id)
+        if remote is not None:
+            await self.service._api_checked().close_session(remote)
+
+    async def cancel_session(self, session_id: str) -> None:
+        """``DELETE /sessions/{id}/close``: the server cancels the session's unfinished jobs."""
+        remote = self._remote_sessions.get(session_id)
+        if remote is not None:
+            await self.service._api_checked().cancel_session(remote)
+
+    # -- jobs ------------------------------------------------------------------------------------
+
+    async def execute(self, request: JobRequest, context: ExecutionContext) -> Any:
+        """Submit, wait on the shared poller, return the decoded ``PrimitiveResult``."""
+        api = self.service._api_checked()
+        remote_session = self._remote_sessions.get(request.session_id) if request.session_id else None
+        params = job_params(request.program, request.pubs, request.options)
+        key = request.job_id.replace("-", "")
+        submitted: dict[str, Any] | None = None
+        try:
+            submitted = await api.create_job(
+                program_id=request.program,
+                backend=self.name,
+                params=params,
+                session_id=remote_session,
+                tags=[f"aqrt-job-{request.job_id}"],
+                max_execution_time=request.options.max_execution_time,
+                idempotency_key=key,
+            )
+            remote_id = str(submitted["id"])
+            self.remote_job_ids[request.job_id] = remote_id
+            interval = SESSION_POLL_INTERVAL if remote_session else JOB_POLL_INTERVAL
+            final = await self.service._poller_checked().wait_final(remote_id, interval=interval)
+        except asyncio.CancelledError:
+            with anyio.CancelScope(shield=True):  # the cancellation must reach the server
+                await self._cancel_remote(submitted, IDEMPOTENCY_TAG_PREFIX + key)
+            raise
+        return await self._outcome(request, remote_id, final)
+
+    async def _cancel_remote(self, submitted: dict[str, Any] | None, tag: str) -> None:
+        api = self.service._api_checked()
+        try:
+            if submitted is None:  # cancelled mid-POST: the job may exist all the same
+                submitted = await api.find_job_by_tag(tag)
+            if submitted is not None:
+                await api.cancel_job(str(submitted["id"]))
+        except (NotFoundError, ConflictError):
+            pass  # already final or gone: nothing to cancel
+        except RuntimeRequestError:
+            pass  # best effort; the job's own max execution time still bounds it
+
+    async def _outcome(self, request: JobRequest, remote_id: str, final: dict[str, Any]) -> Any:
+        state = job_state(final)
+        info = final.get("state") if isinstance(final.get("state"), dict) else {}
+        reason = info.get("reason") or ""
+        code = info.get("reason_code", info.get("reasonCode"))
+        where = f"job {request.job_id} (server job {remote_id})"
+        if state == "completed":
+            text = await self.service._api_checked().job_results(remote_id)
+            return decode(text)
+        if state == "cancelled" and code == _RAN_TOO_LONG:
+            raise JobTimeoutError(f"{where} exceeded its max_execution_time: {reason}", job_id=request.job_id)
+        if state == "cancelled":
+            suffix = f": {reason}" if reason else ""
+            raise JobCancelledError(f"{where} was cancelled on the server{suffix}", job_id=request.job_id)
+        detail = f"Error code {code}; {reason}" if code else reason or "no reason given"
+        raise JobFailedError(f"{where} failed on the server: {detail}", job_id=request.job_id)
+
+    def __repr__(self) -> str:
+        return f"<IBMBackend {self.name} ({self._num_qubits} qubits)>"
