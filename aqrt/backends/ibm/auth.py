@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from ...errors import AuthenticationError
+from ...errors import AuthenticationError, InvalidRequestError
 
 if TYPE_CHECKING:
     from .transport import Transport
@@ -68,13 +68,18 @@ class IAMAuth:
     async def _refresh(self, transport: Transport) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        reply = await transport.request(
-            "POST",
-            self._token_url,
-            data={"grant_type": _GRANT_TYPE, "apikey": self._api_key},
-            headers={"Accept": "application/json"},
-            idempotent=True,  # exchanging a key twice is harmless
-        )
+        try:
+            reply = await transport.request(
+                "POST",
+                self._token_url,
+                data={"grant_type": _GRANT_TYPE, "apikey": self._api_key},
+                headers={"Accept": "application/json"},
+                idempotent=True,  # exchanging a key twice is harmless
+            )
+        except InvalidRequestError as exc:  # IAM answers 400 to an unknown or malformed key
+            raise AuthenticationError(
+                f"IAM refused the API key: {exc}", status=exc.status, method=exc.method, url=exc.url, body=exc.body
+            ) from exc
         token = reply.get("access_token") if isinstance(reply, dict) else None
         if not isinstance(token, str) or not token:
             raise AuthenticationError(f"POST {self._token_url}: no access_token in the IAM reply", url=self._token_url)

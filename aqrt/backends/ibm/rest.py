@@ -43,13 +43,13 @@ class RuntimeAPI:
         self._auth = auth
         self._base = base_url.rstrip("/")
 
-    def url(self, name: str, **parts: str) -> str:
-        """The absolute URL of endpoint ``name`` (a key of ``URL_MAP``)."""
-        return self._base + URL_MAP[name].format(**{k: _quote(v) for k, v in parts.items()})
+    def url(self, endpoint: str, /, **parts: str) -> str:
+        """The absolute URL of ``endpoint`` (a key of ``URL_MAP``)."""
+        return self._base + URL_MAP[endpoint].format(**{k: _quote(v) for k, v in parts.items()})
 
-    async def _call(self, method: str, name: str, /, **kwargs: Any) -> Any:
+    async def _call(self, method: str, endpoint: str, /, **kwargs: Any) -> Any:
         parts = kwargs.pop("parts", {})
-        return await self._transport.request(method, self.url(name, **parts), auth=self._auth, **kwargs)
+        return await self._transport.request(method, self.url(endpoint, **parts), auth=self._auth, **kwargs)
 
     # -- backends ------------------------------------------------------------------------------
 
