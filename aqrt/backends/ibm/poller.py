@@ -21,6 +21,7 @@ __all__ = ["JobPoller", "FINAL_STATES", "SESSION_POLL_INTERVAL", "JOB_POLL_INTER
 SESSION_POLL_INTERVAL = 0.1
 JOB_POLL_INTERVAL = 0.5
 FINAL_STATES = frozenset({"completed", "failed", "cancelled"})
+_SLACK = 1e-6  # a poll due within this many seconds is due now (clocks are floats; no busy spin)
 _FAILED_POLLS_TOLERATED = 3  # consecutive failed polls (each already retried) before giving up
 
 
@@ -111,7 +112,7 @@ class JobPoller:
             for watch in list(self._watches.values()):
                 if watch.in_flight:
                     continue
-                if watch.next_due <= now:
+                if watch.next_due <= now + _SLACK:
                     watch.in_flight = True
                     watch.next_due = now + watch.interval  # pacing counts from the poll's start
                     task = loop.create_task(self._poll(watch), name=f"aqrt poll {watch.job_id}")
