@@ -1,0 +1,141 @@
+"""aqrt's RuntimeService against ``aqrt serve`` on 127.0.0.1: each side checks the other.
+
+The server runs its real clock (tokens, job times), so these tests run in real time; the jobs are
+small, and polling paces at 0.5 s (job mode) / 0.1 s (sessions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+from qiskit.circuit import Parameter, QuantumCircuit
+from qiskit.quantum_info import SparsePauliOp
+
+from aqrt import (
+    Batch,
+    CircuitTooLargeError,
+    Estimator,
+    JobStatus,
+    LocalService,
+    Options,
+    Sampler,
+    Session,
+    SessionCacheError,
+)
+from aqrt.backends.ibm import RuntimeService
+
+from .server_support import CRN, bell, make_config, measured_bell, running_server, slow_circuit
+
+pytestmark = pytest.mark.asyncio
+
+
+@asynccontextmanager
+async def served(tmp_path: Path, **config: object) -> AsyncIterator[tuple[RuntimeService, object]]:
+    async with running_server(make_config(tmp_path, **config)) as client:
+        service = RuntimeService(
+            channel="ibm_cloud", token="alice-key", instance=CRN, url=client.base + "/api/v1", iam_url=client.base
+        )
+        async with service:
+            yield service, client
+
+
+def rotation_pubs() -> list[object]:
+    theta = Parameter("theta")
+    circuit = QuantumCircuit(2)
+    circuit.ry(theta, 0)
+    circuit.cx(0, 1)
+    return [(circuit, SparsePauliOp(["ZZ", "XX", "IZ"]), [[0.1], [0.7], [2.0]]), (bell(), "XX")]
+
+
+async def local_result(program: str, pubs: list[object], options: Options) -> object:
+    backend = LocalService().backend()
+    primitive = Estimator(mode=backend, options=options) if program == "estimator" else Sampler(
+        mode=backend, options=options
+    )
+    return await primitive.run(pubs)
+
+
+async def test_job_mode_results_equal_the_local_engines(tmp_path: Path) -> None:
+    options = Options(seed=5, default_shots=400)
+    expected_evs = await local_result("estimator", rotation_pubs(), options)
+    expected_counts = await local_result("sampler", [measured_bell()], options)
+    async with served(tmp_path) as (service, _):
+        backend = await service.backend("aqrt_statevector")
+        assert backend.num_qubits == 4
+        evs = await Estimator(mode=backend, options=options).run(rotation_pubs())
+        for got, want in zip(evs, expected_evs):
+            np.testing.assert_allclose(got.data.evs, want.data.evs, atol=1e-12)
+        counts = await Sampler(mode=backend, options=options).run([measured_bell()])
+        assert counts[0].data.meas.get_counts() == expected_counts[0].data.meas.get_counts()
+        assert [b.name for b in await service.backends()] == ["aqrt_statevector"]
+        assert (await service.least_busy()).name == "aqrt_statevector"
+
+
+async def test_session_and_batch_end_to_end(tmp_path: Path) -> None:
+    pubs = [(bell(), SparsePauliOp(["ZZ", "ZI"]))]
+    expected = (await local_result("estimator", pubs, Options()))[0].data.evs
+    async with served(tmp_path) as (service, client):
+        token = await client.token()
+        async with Session(service=service, backend="aqrt_statevector", max_time="10m") as session:
+            results = await asyncio.gather(*(Estimator().run(pubs) for _ in range(3)))
+            remote = (await session.details())["remote_id"]
+            status, details = await client.call("GET", f"/sessions/{remote}", token)
+            assert status == 200 and details["mode"] == "dedicated" and details["accepting_jobs"] is True
+        for result in results:
+            np.testing.assert_allclose(result[0].data.evs, expected, atol=1e-12)
+        _, details = await client.call("GET", f"/sessions/{remote}", token)
+        assert details["accepting_jobs"] is False
+        jobs = await service.jobs(session_id=remote, limit=10)
+        assert len(jobs) == 3 and {j.session_id for j in jobs} == {remote}
+        assert [await j.status() for j in jobs] == [JobStatus.DONE] * 3
+
+        async with Batch(service=service, backend="aqrt_statevector") as batch:
+            sampled = await asyncio.gather(*(Sampler().run([measured_bell()]) for _ in range(4)))
+            batch_remote = (await batch.details())["remote_id"]
+        assert all(sum(r[0].data.meas.get_counts().values()) == 1024 for r in sampled)
+        _, details = await client.call("GET", f"/sessions/{batch_remote}", token)
+        assert details["mode"] == "batch"
+
+
+async def test_cancel_reaches_the_server_and_the_first_job_rule_holds(tmp_path: Path) -> None:
+    slow = [(slow_circuit(), "Z" * 22)]  # seconds of engine time
+    async with served(tmp_path, backend_qubits=22) as (service, client):
+        token = await client.token()
+        backend = await service.backend("aqrt_statevector")
+        job = Estimator(mode=backend).run(slow)
+        async with asyncio.timeout(60):
+            while backend.remote_job_ids.get(job.job_id) is None and not job.done():
+                await asyncio.sleep(0.01)
+        assert not job.done()
+        job.cancel()
+        await job.wait()
+        assert job.status() is JobStatus.CANCELLED
+        remote_job = await client.wait_final(token, backend.remote_job_ids[job.job_id])
+        assert remote_job["state"]["status"] == "Cancelled"
+
+        async with Session(service=service, backend=backend) as session:
+            first = Estimator().run(slow)
+            await asyncio.sleep(0.5)
+            first.cancel()
+            await first.wait()
+            assert first.status() is JobStatus.CANCELLED
+            with pytest.raises(SessionCacheError):
+                Estimator().run([(bell(), "ZZ")])
+            await session.cancel()
+
+
+async def test_wide_circuits_are_refused_at_run_and_retrieval_works(tmp_path: Path) -> None:
+    async with served(tmp_path, backend_qubits=3) as (service, _):
+        backend = await service.backend("aqrt_statevector")
+        with pytest.raises(CircuitTooLargeError):
+            Estimator(mode=backend).run([(QuantumCircuit(4), "ZZZZ")])
+        job = Estimator(mode=backend).run([(bell(), "ZZ")])
+        result = await job
+        remote = await service.job(backend.remote_job_ids[job.job_id])
+        again = await remote.result()
+        np.testing.assert_allclose(again[0].data.evs, result[0].data.evs)
