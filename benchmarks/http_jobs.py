@@ -7,10 +7,9 @@ The official client submits one job at a time (it is synchronous) and makes thre
 submission (backend status, instance usage, ``POST /jobs``) and two per result.
 
 Rows are functions with the signature of :data:`ClientRow`; add one to :data:`ROWS` to measure
-another client against the same server (aqrt's own ``RuntimeService`` client is meant to be
-the second row once it lands)::
-
-    def aqrt_runtime_service_row(server: ServerInfo, jobs: int) -> float: ...
+another client against the same server. aqrt's own ``RuntimeService`` client submits all jobs
+at once and polls them through its one shared poller at IBM's pacing (0.5 s between polls of a
+job in job mode, 0.1 s in a session or batch), so its figure includes that pacing.
 
 Usage::
 
@@ -147,11 +146,50 @@ def raw_http_row(server: ServerInfo, jobs: int) -> float:
     return asyncio.run(run())
 
 
+def _aqrt_client(in_batch: bool) -> ClientRow:
+    def row(server: ServerInfo, jobs: int) -> float:
+        """aqrt's ``RuntimeService`` + ``Estimator``, every job in flight at once."""
+        import asyncio
+
+        from aqrt import Batch, Estimator
+        from aqrt.backends.ibm import RuntimeService
+
+        async def run() -> float:
+            service = RuntimeService(
+                channel="ibm_cloud",
+                token=server.api_key,
+                instance=server.instance,
+                url=f"{server.url}/api/v1",
+                iam_url=server.url,
+            )
+            async with service:
+                backend = await service.backend(server.backend)
+                pub = bell_isa()
+                await Estimator(mode=backend).run([pub])  # warm: token, engine compile
+                started = time.perf_counter()
+                if in_batch:
+                    async with Batch(service=service, backend=backend):
+                        estimator = Estimator()
+                        results = await asyncio.gather(*(estimator.run([pub]) for _ in range(jobs)))
+                else:
+                    estimator = Estimator(mode=backend)
+                    results = await asyncio.gather(*(estimator.run([pub]) for _ in range(jobs)))
+                elapsed = time.perf_counter() - started
+            for result in results:
+                assert abs(float(result[0].data.evs) - 1.0) < 1e-12, result[0].data.evs
+            return elapsed
+
+        return asyncio.run(run())
+
+    return row
+
+
 ROWS: dict[str, ClientRow] = {
     "qiskit-ibm-runtime (official client)": _official_client(opt_out_of_usage_data=False),
     "qiskit-ibm-runtime, USAGE_DATA_OPT_OUT": _official_client(opt_out_of_usage_data=True),
     "bare aiohttp requests (server bound)": raw_http_row,
-    # "aqrt RuntimeService client": aqrt_runtime_service_row,  (lands with aqrt's HTTP client)
+    "aqrt RuntimeService client (job mode)": _aqrt_client(in_batch=False),
+    "aqrt RuntimeService client (in a Batch)": _aqrt_client(in_batch=True),
 }
 
 
