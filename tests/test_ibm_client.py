@@ -187,6 +187,27 @@ async def test_slow_submit_times_out_then_the_committed_job_is_found(looptime) -
         assert len(server.jobs) == 1 and len(server.calls("POST", JOBS)) == 1
 
 
+async def test_a_slow_idempotent_call_times_out_and_is_retried(looptime) -> None:
+    async with FaultServer() as server, service_for(server, request_timeout=5) as service:
+        await service.backends()
+        server.inject("GET", r"/api/v1/backends", Fault.slow(30))
+        start = asyncio.get_running_loop().time()
+        assert len(await service.backends()) == 2
+        times = [r.time - start for r in server.calls("GET", r"/api/v1/backends")[1:]]
+        assert times == pytest.approx([0, 5 + 0.5])  # the timeout, then the first backoff
+
+
+async def test_an_overall_deadline_bounds_a_call_however_many_retries_remain(looptime) -> None:
+    async with FaultServer() as server, service_for(server, request_timeout=5, deadline=12) as service:
+        await service.backends()
+        server.inject("GET", r"/api/v1/backends", Fault.slow(30), times=100)
+        start = asyncio.get_running_loop().time()
+        with pytest.raises(TimeoutError) as caught:
+            await service.backends()
+        assert type(caught.value).__name__ == "RequestTimeoutError"
+        assert asyncio.get_running_loop().time() - start <= 12
+
+
 async def test_truncated_results_are_fetched_again(looptime) -> None:
     pubs = [(bell(), SparsePauliOp("XX"))]
     async with FaultServer() as server, service_for(server) as service:

@@ -13,7 +13,6 @@ import dataclasses
 import math
 from typing import Any
 
-from ...errors import RuntimeRequestError
 from .rest import RuntimeAPI
 
 __all__ = ["JobPoller", "FINAL_STATES", "SESSION_POLL_INTERVAL", "JOB_POLL_INTERVAL"]
@@ -69,7 +68,7 @@ class JobPoller:
         ``interval`` is raised to the 0.1 s floor. Cancelling the caller stops watching (for it).
 
         Raises:
-            RuntimeRequestError: polling kept failing.
+            RuntimeRequestError: polling kept failing (three polls in a row, each retried).
         """
         loop = asyncio.get_running_loop()
         interval = max(SESSION_POLL_INTERVAL, interval)
@@ -131,7 +130,7 @@ class JobPoller:
         try:
             self.polls += 1
             reply = await self._api.get_job(watch.job_id)
-        except RuntimeRequestError as exc:
+        except Exception as exc:  # HTTP (already retried by the transport) or a malformed reply
             watch.failures += 1
             if watch.failures >= _FAILED_POLLS_TOLERATED:
                 self._settle(watch, error=exc)
