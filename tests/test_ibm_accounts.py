@@ -163,3 +163,20 @@ async def test_constructors_do_no_io_and_the_file_is_read_off_the_loop(looptime,
         with pytest.raises(AccountNotFoundError):
             await missing.backends()
         await missing.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.looptime
+async def test_runtime_service_from_environment_variables_alone(looptime, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))  # no saved accounts file to fall back on
+    async with FaultServer() as server:
+        monkeypatch.setenv("QISKIT_IBM_TOKEN", API_KEY)
+        monkeypatch.setenv("QISKIT_IBM_INSTANCE", CRN)
+        monkeypatch.setenv("QISKIT_IBM_URL", server.api_url)
+        monkeypatch.setenv("QISKIT_IBM_CHANNEL", "ibm_cloud")
+        monkeypatch.setenv("IAM_URL", server.base)
+        async with RuntimeService() as service:
+            assert (await service.least_busy()).name == "fake_beta"
+            assert service.channel == "ibm_cloud" and service.instance == CRN
+        assert server.tokens_issued == 1

@@ -376,3 +376,51 @@ async def test_least_busy_and_job_retrieval_and_listing(looptime) -> None:
         listed = await service.jobs(backend="fake_beta")
         assert [j.job_id for j in listed] == [remote_id]
         assert f"aqrt-job-{job.job_id}" in listed[0].tags
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [Fault.http(503), Fault.reset_before(), Fault.reset_after(), Fault.truncated(), Fault.http(429, retry_after="2")],
+    ids=["503", "reset-before", "reset-after", "truncated", "429"],
+)
+async def test_faults_while_polling_lose_no_result(looptime, fault: Fault) -> None:
+    pubs = [(bell(), SparsePauliOp("ZI"))]
+    async with FaultServer(run_time=2) as server, service_for(server) as service:
+        backend = await service.backend("fake_alpha")
+        server.inject("GET", JOB, fault, times=3)
+        result = await Estimator(mode=backend).run(pubs)
+        np.testing.assert_allclose(result[0].data.evs, await local_evs(pubs), atol=1e-12)
+        assert len(server.jobs) == 1
+
+
+async def test_polls_failing_for_good_fail_the_job_with_the_real_status(looptime) -> None:
+    async with FaultServer() as server, service_for(server) as service:
+        backend = await service.backend("fake_alpha")
+        server.inject("GET", JOB, Fault.http(500), times=1000)
+        job = Estimator(mode=backend).run([(bell(), "ZZ")])
+        with pytest.raises(ServerError) as caught:
+            await job
+        assert caught.value.status == 500 and job.status() is JobStatus.ERROR
+        assert len(server.calls("GET", JOB)) == 3 * EXACT.max_attempts  # three polls, each retried
+
+
+async def test_fifty_jobs_under_mixed_faults_make_fifty_server_jobs_and_right_results(looptime) -> None:
+    pubs = [(bell(), SparsePauliOp(["ZZ", "XX"]))]
+    expected = await local_evs(pubs)
+    async with FaultServer(run_time=1) as server, service_for(server, request_timeout=20) as service:
+        backend = await service.backend("fake_alpha")
+        server.inject("POST", JOBS, Fault.http(503), times=8)
+        server.inject("POST", JOBS, Fault.reset_after(), times=6)
+        server.inject("POST", JOBS, Fault.reset_before(), times=6)
+        server.inject("POST", JOBS, Fault.truncated(), times=4)
+        server.inject("POST", JOBS, Fault.slow(60), times=3)
+        server.inject("GET", JOB, Fault.http(502), times=10)
+        estimator = Estimator(mode=backend)
+        results = await asyncio.gather(*(estimator.run(pubs) for _ in range(50)))
+        for result in results:
+            np.testing.assert_allclose(result[0].data.evs, expected, atol=1e-12)
+        assert len(server.jobs) == 50
+        idempotency_tags = {t for job in server.jobs.values() for t in job.tags if t.startswith(IDEMPOTENCY_TAG_PREFIX)}
+        assert len(idempotency_tags) == 50
+        # 8 x 503 and 6 x reset-before are posted again; the committed ones are found by tag
+        assert len(server.calls("POST", JOBS)) == 50 + 8 + 6
