@@ -424,3 +424,16 @@ async def test_fifty_jobs_under_mixed_faults_make_fifty_server_jobs_and_right_re
         assert len(idempotency_tags) == 50
         # 8 x 503 and 6 x reset-before are posted again; the committed ones are found by tag
         assert len(server.calls("POST", JOBS)) == 50 + 8 + 6
+
+
+async def test_big_results_decode_off_the_loop_and_equal_small_path(looptime) -> None:
+    from qiskit.primitives.containers import DataBin, PrimitiveResult, PubResult
+
+    from aqrt.backends.ibm.backend import decode_result
+    from aqrt.wire import encode
+
+    evs = np.random.default_rng(1).normal(size=200_000)
+    text = encode(PrimitiveResult([PubResult(DataBin(evs=evs, shape=evs.shape))], metadata={"version": 2}))
+    assert len(text) > 256 << 10
+    decoded = await decode_result(text)
+    np.testing.assert_array_equal(decoded[0].data.evs, evs)

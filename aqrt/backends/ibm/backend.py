@@ -40,6 +40,14 @@ DEFAULT_MAX_SESSION_TIME = 8 * 3600
 _RAN_TOO_LONG = 1305  # IBM's reason code: cancelled for exceeding max_execution_time
 # Jobs of one session in flight on the server at once: it queues them, so aqrt does not wait.
 _JOB_CONCURRENCY = 1000
+_DECODE_INLINE_BYTES = 256 << 10
+
+
+async def decode_result(text: str) -> Any:
+    """The decoded result; big ones are decoded on a worker thread, not on the loop."""
+    if len(text) < _DECODE_INLINE_BYTES:
+        return decode(text)
+    return await asyncio.get_running_loop().run_in_executor(None, decode, text)
 
 
 def job_params(program: Program, pubs: Any, options: Options) -> dict[str, Any]:
@@ -184,8 +192,7 @@ class IBMBackend:
         code = info.get("reason_code", info.get("reasonCode"))
         where = f"job {request.job_id} (server job {remote_id})"
         if state == "completed":
-            text = await self.service._api_checked().job_results(remote_id)
-            return decode(text)
+            return await decode_result(await self.service._api_checked().job_results(remote_id))
         if state == "cancelled" and code == _RAN_TOO_LONG:
             raise JobTimeoutError(f"{where} exceeded its max_execution_time: {reason}", job_id=request.job_id)
         if state == "cancelled":

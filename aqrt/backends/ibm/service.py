@@ -21,10 +21,9 @@ from typing import Any
 
 from ...errors import BackendNotFoundError, InvalidInputError, JobCancelledError, JobFailedError, NotFoundError
 from ...job import JobStatus
-from ...wire import decode
 from .accounts import CHANNELS, Account, resolve_account
 from .auth import IAMAuth
-from .backend import IBMBackend
+from .backend import IBMBackend, decode_result
 from .poller import JOB_POLL_INTERVAL, SESSION_POLL_INTERVAL, JobPoller, job_state
 from .rest import RuntimeAPI
 from .transport import RetryPolicy, Transport
@@ -295,7 +294,7 @@ class RemoteJob:
             reason = (self.raw.get("state") or {}).get("reason") or "no reason given"
             kind = JobCancelledError if state == "cancelled" else JobFailedError
             raise kind(f"server job {self.job_id} is {state}: {reason}", job_id=self.job_id)
-        return decode(await api.job_results(self.job_id))
+        return await decode_result(await api.job_results(self.job_id))
 
     async def cancel(self) -> None:
         """``POST /jobs/{id}/cancel``."""
