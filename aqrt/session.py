@@ -521,7 +521,7 @@ class Session:
             while (job := self._take_next()) is not None:
                 try:
                     if run_inline is None or not settle_inline(job, run_inline, self._cache):
-                        await execute_job(job, self._backend, self._cache)
+                        await execute_job(job, self.backend, self._cache)
                 finally:
                     self._running.discard(job)
                 # Tiny jobs run inline without suspending; after a millisecond of them, yield so

@@ -267,8 +267,9 @@ class FaultServer:
         if fault is None:
             return await handler(request)
         if fault.kind == "status":
-            return web.Response(status=fault.status, headers=fault.headers, text=fault.body,
-                                content_type="application/json")
+            return web.Response(
+                status=fault.status, headers=fault.headers, text=fault.body, content_type="application/json"
+            )
         if fault.kind == "unauthorized":
             self.revoke_tokens()
             return await handler(request)  # the auth middleware now refuses it
@@ -329,8 +330,12 @@ class FaultServer:
         token = f"jwt-{self.tokens_issued}"
         self.tokens[token] = self._now() + self.token_ttl
         return web.json_response(
-            {"access_token": token, "refresh_token": "not_supported", "token_type": "Bearer",
-             "expires_in": self.token_ttl}
+            {
+                "access_token": token,
+                "refresh_token": "not_supported",
+                "token_type": "Bearer",
+                "expires_in": self.token_ttl,
+            }
         )
 
     # -- backends ------------------------------------------------------------------------------
@@ -501,8 +506,14 @@ class FaultServer:
     async def _get_session(self, request: web.Request) -> web.Response:
         session = self._session_or_404(request)
         return web.json_response(
-            {"id": session.id, "mode": session.mode, "backend_name": session.backend, "state": session.state,
-             "accepting_jobs": session.accepting_jobs, "max_ttl": session.max_ttl}
+            {
+                "id": session.id,
+                "mode": session.mode,
+                "backend_name": session.backend,
+                "state": session.state,
+                "accepting_jobs": session.accepting_jobs,
+                "max_ttl": session.max_ttl,
+            }
         )
 
     async def _patch_session(self, request: web.Request) -> web.Response:

@@ -54,8 +54,8 @@ def rotation_pubs() -> list[object]:
 
 async def local_result(program: str, pubs: list[object], options: Options) -> object:
     backend = LocalService().backend()
-    primitive = Estimator(mode=backend, options=options) if program == "estimator" else Sampler(
-        mode=backend, options=options
+    primitive = (
+        Estimator(mode=backend, options=options) if program == "estimator" else Sampler(mode=backend, options=options)
     )
     return await primitive.run(pubs)
 
@@ -68,7 +68,7 @@ async def test_job_mode_results_equal_the_local_engines(tmp_path: Path) -> None:
         backend = await service.backend("aqrt_statevector")
         assert backend.num_qubits == 4
         evs = await Estimator(mode=backend, options=options).run(rotation_pubs())
-        for got, want in zip(evs, expected_evs):
+        for got, want in zip(evs, expected_evs, strict=True):
             np.testing.assert_allclose(got.data.evs, want.data.evs, atol=1e-12)
         counts = await Sampler(mode=backend, options=options).run([measured_bell()])
         assert counts[0].data.meas.get_counts() == expected_counts[0].data.meas.get_counts()

@@ -72,8 +72,12 @@ def test_saved_accounts_file_in_qiskit_ibm_runtime_format(tmp_path: Path) -> Non
     path = write_accounts(
         tmp_path / "qiskit-ibm.json",
         {
-            "default-ibm-quantum-platform": {"channel": "ibm_quantum_platform", "token": "platform-key",
-                                             "instance": CRN, "url": "https://cloud.ibm.com"},
+            "default-ibm-quantum-platform": {
+                "channel": "ibm_quantum_platform",
+                "token": "platform-key",
+                "instance": CRN,
+                "url": "https://cloud.ibm.com",
+            },
             "mine": {"channel": "ibm_cloud", "token": "cloud-key", "instance": EU_CRN, "is_default_account": True},
             "legacy": {"channel": "ibm_quantum", "token": "old", "instance": "x"},
         },
@@ -108,9 +112,19 @@ def test_missing_or_broken_accounts_are_clear_errors(tmp_path: Path) -> None:
 
 def test_every_status_maps_once_to_a_typed_error() -> None:
     cases = {
-        400: InvalidRequestError, 401: AuthenticationError, 403: AuthenticationError, 404: NotFoundError,
-        408: RequestTimeoutError, 409: ConflictError, 413: InvalidRequestError, 422: InvalidRequestError,
-        429: RateLimitedError, 500: ServerError, 502: ServerError, 503: ServerError, 504: ServerError,
+        400: InvalidRequestError,
+        401: AuthenticationError,
+        403: AuthenticationError,
+        404: NotFoundError,
+        408: RequestTimeoutError,
+        409: ConflictError,
+        413: InvalidRequestError,
+        422: InvalidRequestError,
+        429: RateLimitedError,
+        500: ServerError,
+        502: ServerError,
+        503: ServerError,
+        504: ServerError,
     }
     for status, kind in cases.items():
         error = error_for_status(status, method="GET", url="u", body='{"why": "because"}')
@@ -143,12 +157,14 @@ def test_importing_aqrt_does_not_import_aiohttp_but_runtime_service_is_exported(
 
 @pytest.mark.asyncio
 @pytest.mark.looptime
-async def test_constructors_do_no_io_and_the_file_is_read_off_the_loop(looptime, tmp_path: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_constructors_do_no_io_and_the_file_is_read_off_the_loop(
+    looptime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in ("QISKIT_IBM_TOKEN", "QISKIT_IBM_INSTANCE", "QISKIT_IBM_URL", "QISKIT_IBM_CHANNEL", "IAM_URL"):
         monkeypatch.delenv(name, raising=False)
     async with FaultServer() as server:
-        saved = {"default-ibm-cloud": {"channel": "ibm_cloud", "token": API_KEY, "instance": CRN, "url": server.api_url}}
+        account = {"channel": "ibm_cloud", "token": API_KEY, "instance": CRN, "url": server.api_url}
+        saved = {"default-ibm-cloud": account}
         path = await asyncio.to_thread(write_accounts, tmp_path / "qiskit-ibm.json", saved)
         # blockbuster fails this test if the constructor (or anything else) reads the file on the loop
         service = RuntimeService(filename=path, iam_url=server.base)
@@ -167,8 +183,9 @@ async def test_constructors_do_no_io_and_the_file_is_read_off_the_loop(looptime,
 
 @pytest.mark.asyncio
 @pytest.mark.looptime
-async def test_runtime_service_from_environment_variables_alone(looptime, tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_runtime_service_from_environment_variables_alone(
+    looptime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))  # no saved accounts file to fall back on
     async with FaultServer() as server:
         monkeypatch.setenv("QISKIT_IBM_TOKEN", API_KEY)

@@ -250,8 +250,9 @@ async def test_a_token_refused_twice_is_an_authentication_error(looptime) -> Non
 
 async def test_a_bad_api_key_is_an_authentication_error(looptime) -> None:
     async with FaultServer() as server:
-        service = RuntimeService(channel="ibm_cloud", token="wrong", instance=CRN, url=server.api_url,
-                                 iam_url=server.base)
+        service = RuntimeService(
+            channel="ibm_cloud", token="wrong", instance=CRN, url=server.api_url, iam_url=server.base
+        )
         async with service:
             with pytest.raises(AuthenticationError) as caught:
                 await service.backends()
@@ -272,8 +273,12 @@ async def test_tokens_are_refreshed_before_they_expire(looptime) -> None:
         for _ in range(5):
             await service.backends()
             await asyncio.sleep(4)
-        refused = [r for r in server.requests if r.path.startswith("/api") and r.headers["Authorization"]
-                   not in {f"Bearer jwt-{i}" for i in range(1, server.tokens_issued + 1)}]
+        refused = [
+            r
+            for r in server.requests
+            if r.path.startswith("/api")
+            and r.headers["Authorization"] not in {f"Bearer jwt-{i}" for i in range(1, server.tokens_issued + 1)}
+        ]
         assert refused == []
         assert server.tokens_issued == 3  # at 0, 8 and 16 s (80% of 10 s), never a 401
         assert len(server.calls("GET", r"/api/v1/backends")) == 5

@@ -9,8 +9,8 @@ import pytest
 from qiskit.quantum_info import SparsePauliOp
 
 from aqrt import (
-    Batch,
     BackendMismatchError,
+    Batch,
     Estimator,
     InvalidInputError,
     InvalidTimeSpecError,

@@ -137,9 +137,7 @@ def resolve_account(
     if not resolved_token:
         raise AccountNotFoundError("the IBM account has no token (API key)")
     if not resolved_instance:
-        raise InvalidInputError(
-            "an IBM Quantum instance CRN is required: pass instance= or set QISKIT_IBM_INSTANCE"
-        )
+        raise InvalidInputError("an IBM Quantum instance CRN is required: pass instance= or set QISKIT_IBM_INSTANCE")
     resolved_url = url or saved.get("url") or env.get("QISKIT_IBM_URL") or DEFAULT_CLOUD_URL
     return Account(
         channel=resolved_channel,  # type: ignore[arg-type]

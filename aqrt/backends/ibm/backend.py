@@ -187,7 +187,8 @@ class IBMBackend:
 
     async def _outcome(self, request: JobRequest, remote_id: str, final: dict[str, Any]) -> Any:
         state = job_state(final)
-        info = final.get("state") if isinstance(final.get("state"), dict) else {}
+        raw_state = final.get("state")
+        info: dict[str, Any] = raw_state if isinstance(raw_state, dict) else {}
         reason = info.get("reason") or ""
         code = info.get("reason_code", info.get("reasonCode"))
         where = f"job {request.job_id} (server job {remote_id})"

@@ -143,7 +143,9 @@ class JobPoller:
             if self._wakeup is not None:
                 self._wakeup.set()
 
-    def _settle(self, watch: _Watch, *, reply: dict[str, Any] | None = None, error: BaseException | None = None) -> None:
+    def _settle(
+        self, watch: _Watch, *, reply: dict[str, Any] | None = None, error: BaseException | None = None
+    ) -> None:
         if self._watches.get(watch.job_id) is watch:
             del self._watches[watch.job_id]
         for future in watch.waiters:

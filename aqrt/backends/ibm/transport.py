@@ -328,7 +328,7 @@ def _retry_after(value: str | None) -> float | None:
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError):
             return None
-        seconds = (when - dt.datetime.now(dt.timezone.utc)).total_seconds()
+        seconds = (when - dt.datetime.now(dt.UTC)).total_seconds()
     if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)
