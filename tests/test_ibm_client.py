@@ -268,6 +268,15 @@ async def test_concurrent_calls_share_one_token_refresh(looptime) -> None:
         assert server.tokens_issued == 2  # twenty 401s, one refresh
 
 
+async def test_a_failing_token_exchange_is_shared_not_repeated_per_caller(looptime) -> None:
+    async with FaultServer() as server, service_for(server) as service:
+        server.inject("POST", "/identity/token", Fault.http(503), times=100)
+        outcomes = await asyncio.gather(*(service.backends() for _ in range(10)), return_exceptions=True)
+        assert all(isinstance(o, ServerError) and o.status == 503 for o in outcomes)
+        assert len(server.calls("POST", "/identity/token")) == EXACT.max_attempts  # one exchange, retried
+        assert server.calls("GET", r"/api/v1/backends") == []
+
+
 async def test_tokens_are_refreshed_before_they_expire(looptime) -> None:
     async with FaultServer(token_ttl=10) as server, service_for(server) as service:
         for _ in range(5):

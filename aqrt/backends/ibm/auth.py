@@ -1,8 +1,9 @@
 """IAM authentication: an API key exchanged for a short-lived JWT, cached and refreshed.
 
 The token is refreshed when 80% of its lifetime has passed (loop clock), or at once after the
-server answered 401 to it. Concurrent callers that find it stale wait for the *same* refresh: one
-exchange at a time, however many requests are in flight.
+server answered 401 to it. Concurrent callers that find it stale wait for the *same* refresh task:
+one exchange at a time however many requests are in flight, and if it fails they all get its error
+(IAM is not asked again once per waiter).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class IAMAuth:
         self._crn = crn
         self._token: str | None = None
         self._refresh_at = 0.0
-        self._lock: asyncio.Lock | None = None
+        self._refreshing: asyncio.Task[None] | None = None
         self.refreshes = 0  # how many exchanges were made, for observability and tests
 
     async def headers(self, transport: Transport) -> dict[str, str]:
@@ -48,17 +49,16 @@ class IAMAuth:
         return {"Authorization": f"Bearer {token}", "Service-CRN": self._crn, "IBM-API-Version": API_VERSION}
 
     async def token(self, transport: Transport) -> str:
-        """A valid JWT (one refresh at a time; waiters reuse its result)."""
+        """A valid JWT. One refresh at a time: every caller that finds the token stale waits for
+        the same exchange and gets its result, or its error."""
         loop = asyncio.get_running_loop()
-        if self._token is not None and loop.time() < self._refresh_at:
-            return self._token
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            if self._token is None or loop.time() >= self._refresh_at:
-                await self._refresh(transport)
-            assert self._token is not None
-            return self._token
+        while self._token is None or loop.time() >= self._refresh_at:
+            if self._refreshing is None or self._refreshing.done():
+                self._refreshing = loop.create_task(self._refresh(transport), name="aqrt iam refresh")
+                self._refreshing.add_done_callback(_retrieve)
+            await asyncio.shield(self._refreshing)  # a cancelled caller leaves it to the others
+        assert self._token is not None
+        return self._token
 
     def invalidate(self, headers: Mapping[str, str]) -> None:
         """Drop the token that ``headers`` carried (the server refused it); a newer one stays."""
@@ -88,3 +88,9 @@ class IAMAuth:
         self._token = token
         self._refresh_at = started + _REFRESH_AT * lifetime
         self.refreshes += 1
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    # The waiters see the error; this only stops asyncio logging it as never retrieved.
+    if not task.cancelled():
+        task.exception()
