@@ -42,6 +42,8 @@ async def test_session_is_created_on_enter_jobs_carry_it_and_exit_closes_it(loop
             assert create.body == {"mode": "dedicated", "backend": "fake_alpha", "instance": CRN, "max_ttl": 600}
             remote = (await session.details())["remote_id"]
             assert remote in server.sessions
+            server_view = await session.backend.session_details(session.session_id)
+            assert server_view["id"] == remote and server_view["accepting_jobs"] is True
             result = await Estimator().run(pubs)
             np.testing.assert_allclose(result[0].data.evs, expected, atol=1e-12)
             assert server.calls("PATCH", r"/api/v1/sessions/.*") == []

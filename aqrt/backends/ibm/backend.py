@@ -144,6 +144,13 @@ class IBMBackend:
         if remote is not None:
             await self.service._api_checked().cancel_session(remote)
 
+    async def session_details(self, session_id: str) -> dict[str, Any]:
+        """``GET /sessions/{id}`` of an aqrt session opened on this backend (the server's view)."""
+        remote = self._remote_sessions.get(session_id)
+        if remote is None:
+            raise NotFoundError(f"session {session_id} was not opened on backend {self.name!r}")
+        return await self.service._api_checked().get_session(remote)
+
     # -- jobs ------------------------------------------------------------------------------------
 
     async def execute(self, request: JobRequest, context: ExecutionContext) -> Any:
