@@ -48,6 +48,8 @@ async def _execute(job: Job, backend: Backend, cache: dict[Any, Any]) -> None:
     if run_inline is not None and settle_inline(job, run_inline, cache):
         return
     limit = job.options.max_execution_time
+    if getattr(backend, "enforces_max_execution_time", False):
+        limit = None  # a remote server counts execution time itself (queueing excluded)
     with anyio.CancelScope() as job_scope:
         job._cancel_scope = job_scope
         if job.cancel_requested.is_set():

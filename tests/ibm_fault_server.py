@@ -413,7 +413,12 @@ class FaultServer:
                     job.status, job.reason = "Failed", "the first job of the session was cancelled"
                     return
             job.status = "Running"
-            await asyncio.sleep(self.run_time)
+            try:
+                async with asyncio.timeout(job.cost):  # max execution time counts from here
+                    await asyncio.sleep(self.run_time)
+            except TimeoutError:
+                job.status, job.reason, job.reason_code = "Cancelled", "ran longer than its cost", 1305
+                return
             options = job.params.get("options") or {}
             seed = options.get("seed_estimator", (options.get("simulator") or {}).get("seed_simulator"))
             request = JobRequest(

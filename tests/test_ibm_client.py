@@ -18,6 +18,7 @@ from aqrt import (
     CircuitTooLargeError,
     Estimator,
     JobStatus,
+    JobTimeoutError,
     LocalService,
     NotFoundError,
     Options,
@@ -451,3 +452,16 @@ async def test_big_results_decode_off_the_loop_and_equal_small_path(looptime) ->
     assert len(text) > 256 << 10
     decoded = await decode_result(text)
     np.testing.assert_array_equal(decoded[0].data.evs, evs)
+
+
+async def test_max_execution_time_counts_on_the_server_from_the_start_not_while_queued(looptime) -> None:
+    async with FaultServer(queue_time=100, run_time=5) as server, service_for(server) as service:
+        backend = await service.backend("fake_alpha")
+        job = Estimator(mode=backend, options=Options(max_execution_time=10)).run([(bell(), "ZZ")])
+        await job  # 100 s queued, 5 s running: within its 10 s
+        assert server.calls("POST", JOBS)[0].body["cost"] == 10
+        server.run_time = 50
+        late = Estimator(mode=backend, options=Options(max_execution_time=10)).run([(bell(), "ZZ")])
+        with pytest.raises(JobTimeoutError, match="max_execution_time"):
+            await late
+        assert late.status() is JobStatus.ERROR

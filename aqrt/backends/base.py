@@ -10,6 +10,12 @@ from ..job import JobRequest, Program
 
 __all__ = ["Backend", "ExecutionContext", "NOT_INLINE"]
 
+# Optional backend attributes and methods, read with getattr:
+#   run_inline(request, context)          finish tiny jobs synchronously (else NOT_INLINE)
+#   job_concurrency: int                  jobs of one session in flight at once (a server queues them)
+#   enforces_max_execution_time: bool     the server stops over-long jobs; no local deadline
+#   open_session / close_session / cancel_session   remote sessions (see aqrt.Session)
+
 NOT_INLINE = object()
 """Returned by an optional ``run_inline(request, context)`` of a backend for jobs it does not
 finish synchronously; the session then awaits ``execute`` instead."""

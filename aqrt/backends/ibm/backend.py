@@ -85,6 +85,9 @@ class IBMBackend:
 
     interactive_timeout_configurable = False
     job_concurrency = _JOB_CONCURRENCY
+    # The server counts max_execution_time (sent as ``cost``) from the job's start, not from
+    # its submission: a job waiting in IBM's queue must not time out here.
+    enforces_max_execution_time = True
 
     def __init__(self, service: RuntimeService, name: str, configuration: dict[str, Any]) -> None:
         self.service = service
