@@ -139,3 +139,95 @@ async def test_wide_circuits_are_refused_at_run_and_retrieval_works(tmp_path: Pa
         remote = await service.job(backend.remote_job_ids[job.job_id])
         again = await remote.result()
         np.testing.assert_allclose(again[0].data.evs, result[0].data.evs)
+
+
+async def test_the_server_answers_the_idempotency_lookup_the_client_relies_on(tmp_path: Path) -> None:
+    from aqrt.backends.ibm.rest import IDEMPOTENCY_TAG_PREFIX
+
+    async with served(tmp_path) as (service, _):
+        backend = await service.backend("aqrt_statevector")
+        job = Estimator(mode=backend).run([(bell(), "ZZ")])
+        await job
+        api = service._api_checked()
+        tag = IDEMPOTENCY_TAG_PREFIX + job.job_id.replace("-", "")
+        found = await api.find_job_by_tag(tag)
+        assert found is not None and found["id"] == backend.remote_job_ids[job.job_id]
+        assert await api.find_job_by_tag(IDEMPOTENCY_TAG_PREFIX + "never-used") is None
+
+
+class DroppingProxy:
+    """A TCP proxy to the server that forwards a ``POST /api/v1/jobs`` but drops the connection
+    instead of relaying its answer (the job is committed, the client never hears of it)."""
+
+    def __init__(self, upstream_port: int, drops: int) -> None:
+        self.upstream_port = upstream_port
+        self.drops = drops
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> DroppingProxy:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        drop = False
+
+        async def to_server() -> None:
+            nonlocal drop
+            while data := await reader.read(1 << 16):
+                if self.drops > 0 and data.startswith(b"POST /api/v1/jobs HTTP"):
+                    self.drops -= 1
+                    drop = True
+                up_writer.write(data)
+                await up_writer.drain()
+
+        async def to_client() -> None:
+            while data := await up_reader.read(1 << 16):
+                if drop:
+                    writer.transport.abort()
+                    return
+                writer.write(data)
+                await writer.drain()
+
+        pipes = [asyncio.ensure_future(to_server()), asyncio.ensure_future(to_client())]
+        try:
+            await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pipe in pipes:
+                pipe.cancel()
+            await asyncio.gather(*pipes, return_exceptions=True)
+            up_writer.close()
+            writer.close()
+            self._tasks.discard(task)
+
+
+async def test_answers_lost_after_the_server_committed_make_no_duplicate_jobs(tmp_path: Path) -> None:
+    pubs = [(bell(), SparsePauliOp("ZZ"))]
+    async with running_server(make_config(tmp_path)) as client:
+        port = int(client.base.rsplit(":", 1)[1])
+        async with DroppingProxy(port, drops=2) as proxy:
+            base = f"http://127.0.0.1:{proxy.port}"
+            service = RuntimeService(
+                channel="ibm_cloud", token="alice-key", instance=CRN, url=base + "/api/v1", iam_url=base
+            )
+            async with service:
+                backend = await service.backend("aqrt_statevector")
+                results = await asyncio.gather(*(Estimator(mode=backend).run(pubs) for _ in range(3)))
+                assert [float(r[0].data.evs) for r in results] == pytest.approx([1.0, 1.0, 1.0], abs=1e-12)
+                assert proxy.drops == 0
+                listed = await service.jobs(limit=50)
+                assert len(listed) == 3
