@@ -16,6 +16,7 @@ found nothing; otherwise the failure is raised.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import datetime as dt
 import email.utils
@@ -147,7 +148,7 @@ class Transport:
         self._user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
-        self.waits: list[float] = []  # every backoff / Retry-After wait taken, for observability
+        self.waits: collections.deque[float] = collections.deque(maxlen=1000)  # recent retry waits (s)
 
     def _client(self) -> aiohttp.ClientSession:
         if self._closed:
