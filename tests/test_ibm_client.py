@@ -108,6 +108,7 @@ async def test_5xx_burst_on_submit_is_retried_with_exact_backoff_and_one_job(loo
         assert result[0].data.evs.shape == ()
         posts = server.calls("POST", JOBS)
         assert [round(p.time - start, 9) for p in posts] == [0, 0.5, 1.5, 3.5]
+        assert list(service.transport.waits) == [0.5, 1.0, 2.0]
         assert len(server.jobs) == 1
 
 
