@@ -31,8 +31,6 @@ from aqrt.backends.ibm import RuntimeService
 
 from .server_support import CRN, bell, make_config, measured_bell, running_server, slow_circuit
 
-pytestmark = pytest.mark.asyncio
-
 
 @asynccontextmanager
 async def served(tmp_path: Path, **config: object) -> AsyncIterator[tuple[RuntimeService, object]]:
@@ -60,6 +58,7 @@ async def local_result(program: str, pubs: list[object], options: Options) -> ob
     return await primitive.run(pubs)
 
 
+@pytest.mark.asyncio
 async def test_job_mode_results_equal_the_local_engines(tmp_path: Path) -> None:
     options = Options(seed=5, default_shots=400)
     expected_evs = await local_result("estimator", rotation_pubs(), options)
@@ -76,6 +75,7 @@ async def test_job_mode_results_equal_the_local_engines(tmp_path: Path) -> None:
         assert (await service.least_busy()).name == "aqrt_statevector"
 
 
+@pytest.mark.asyncio
 async def test_session_and_batch_end_to_end(tmp_path: Path) -> None:
     pubs = [(bell(), SparsePauliOp(["ZZ", "ZI"]))]
     expected = (await local_result("estimator", pubs, Options()))[0].data.evs
@@ -102,6 +102,7 @@ async def test_session_and_batch_end_to_end(tmp_path: Path) -> None:
         assert details["mode"] == "batch"
 
 
+@pytest.mark.asyncio
 async def test_cancel_reaches_the_server_and_the_first_job_rule_holds(tmp_path: Path) -> None:
     slow = [(slow_circuit(), "Z" * 22)]  # seconds of engine time
     async with served(tmp_path, backend_qubits=22) as (service, client):
@@ -129,6 +130,7 @@ async def test_cancel_reaches_the_server_and_the_first_job_rule_holds(tmp_path: 
             await session.cancel()
 
 
+@pytest.mark.asyncio
 async def test_wide_circuits_are_refused_at_run_and_retrieval_works(tmp_path: Path) -> None:
     async with served(tmp_path, backend_qubits=3) as (service, _):
         backend = await service.backend("aqrt_statevector")
@@ -141,6 +143,7 @@ async def test_wide_circuits_are_refused_at_run_and_retrieval_works(tmp_path: Pa
         np.testing.assert_allclose(again[0].data.evs, result[0].data.evs)
 
 
+@pytest.mark.asyncio
 async def test_the_server_answers_the_idempotency_lookup_the_client_relies_on(tmp_path: Path) -> None:
     from aqrt.backends.ibm.rest import IDEMPOTENCY_TAG_PREFIX
 
@@ -215,6 +218,7 @@ class DroppingProxy:
             self._tasks.discard(task)
 
 
+@pytest.mark.asyncio
 async def test_answers_lost_after_the_server_committed_make_no_duplicate_jobs(tmp_path: Path) -> None:
     pubs = [(bell(), SparsePauliOp("ZZ"))]
     async with running_server(make_config(tmp_path)) as client:
@@ -231,3 +235,18 @@ async def test_answers_lost_after_the_server_committed_make_no_duplicate_jobs(tm
                 assert proxy.drops == 0
                 listed = await service.jobs(limit=50)
                 assert len(listed) == 3
+
+
+def test_the_readme_runtime_service_example_runs_as_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    from aqrt.server import serve_in_thread
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("\n## RuntimeService") :]
+    example = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
+    assert 'SERVER = "http://127.0.0.1:8765"' in example
+    with serve_in_thread(make_config(tmp_path, api_keys={"my-key": "alice"})) as url:
+        exec(compile(example.replace("http://127.0.0.1:8765", url), "README.md", "exec"), {})
+    printed = capsys.readouterr().out
+    assert abs(float(re.search(r"^<ZZ> = (\S+)$", printed, re.MULTILINE).group(1)) - 1.0) < 1e-12, printed
