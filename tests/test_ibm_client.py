@@ -6,6 +6,7 @@ Every time asserted is loop time (looptime), so backoff, Retry-After and timeout
 from __future__ import annotations
 
 import asyncio
+import json
 
 import numpy as np
 import pytest
@@ -471,3 +472,12 @@ async def test_max_execution_time_counts_on_the_server_from_the_start_not_while_
         with pytest.raises(JobTimeoutError, match="max_execution_time"):
             await late
         assert late.status() is JobStatus.ERROR
+
+
+async def test_an_option_the_api_cannot_carry_is_reported_in_the_metadata(looptime) -> None:
+    async with FaultServer() as server, service_for(server) as service:
+        backend = await service.backend("fake_alpha")
+        result = await Estimator(mode=backend, options=Options(optimization_level=2)).run([(bell(), "ZZ")])
+        assert "optimization_level" in result.metadata["options_not_applied"]
+        assert "optimization_level" in result[0].metadata["options_not_applied"]
+        assert "optimization_level" not in json.dumps(server.calls("POST", JOBS)[0].body["params"]["options"])

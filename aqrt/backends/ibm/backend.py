@@ -43,6 +43,20 @@ _JOB_CONCURRENCY = 1000
 _DECODE_INLINE_BYTES = 256 << 10
 
 
+def _report_not_applied(result: Any, options: Options) -> None:
+    """Name, in the metadata, the aqrt options the Runtime API has no field for (never silent)."""
+    if options.optimization_level is None:
+        return
+    reason = (
+        f"requested {options.optimization_level}, not sent: Runtime V2 primitives take ISA circuits "
+        "and do not transpile; transpile for the backend's target first"
+    )
+    for holder in (result, *result):
+        metadata = getattr(holder, "metadata", None)
+        if isinstance(metadata, dict):
+            metadata.setdefault("options_not_applied", {})["optimization_level"] = reason
+
+
 async def decode_result(text: str) -> Any:
     """The decoded result; big ones are decoded on a worker thread, not on the loop."""
     if len(text) < _DECODE_INLINE_BYTES:
@@ -61,9 +75,6 @@ def job_params(program: Program, pubs: Any, options: Options) -> dict[str, Any]:
         wire_options["default_shots"] = options.default_shots
         if options.seed is not None:
             wire_options["simulator"] = {"seed_simulator": options.seed}
-    if options.optimization_level is not None:
-        # Runtime V2 takes ISA circuits and ignores this; aqrt serve transpiles with it.
-        wire_options.setdefault("experimental", {})["optimization_level"] = options.optimization_level
     params: dict[str, Any] = {
         "pubs": pubs_to_wire(program, pubs),
         "options": wire_options,
@@ -203,7 +214,9 @@ class IBMBackend:
         code = info.get("reason_code", info.get("reasonCode"))
         where = f"job {request.job_id} (server job {remote_id})"
         if state == "completed":
-            return await decode_result(await self.service._api_checked().job_results(remote_id))
+            result = await decode_result(await self.service._api_checked().job_results(remote_id))
+            _report_not_applied(result, request.options)
+            return result
         if state == "cancelled" and code == _RAN_TOO_LONG:
             raise JobTimeoutError(f"{where} exceeded its max_execution_time: {reason}", job_id=request.job_id)
         if state == "cancelled":
