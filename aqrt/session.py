@@ -138,6 +138,7 @@ class Session:
         self._interactive_timeout: float | None = None
         self._concurrency = 1
         self._explicit_concurrency: int | None = None
+        self._server_max_time = False  # a remote server runs the max_time clock (from the first job's start)
         if self._backend is not None:
             self._bind_backend(self._backend)
         self._session_id = "session-" + uuid.uuid4().hex[:20]
@@ -190,6 +191,8 @@ class Session:
         declared = getattr(backend, "job_concurrency", None)
         if declared and self._explicit_concurrency is None:
             self._concurrency = declared
+        # Only the server knows when a queued remote job starts, so it alone expires the session.
+        self._server_max_time = bool(getattr(backend, "enforces_max_time", False))
 
     def _resolve_interactive_timeout(self, value: int | str | None) -> float | None:
         if not self._interactive:
@@ -556,7 +559,7 @@ class Session:
         now = self._now()
         if self._state is SessionState.EXPIRED:
             return
-        if self._started_at is not None and now >= self._started_at + self._max_time:
+        if self._started_at is not None and now >= self._started_at + self._max_time and not self._server_max_time:
             self._expire()
             return
         idle = not self._queue and not self._running
@@ -570,7 +573,7 @@ class Session:
 
     def _next_deadline(self) -> float:
         deadlines = [math.inf]
-        if self._started_at is not None and self._state is not SessionState.EXPIRED:
+        if self._started_at is not None and self._state is not SessionState.EXPIRED and not self._server_max_time:
             deadlines.append(self._started_at + self._max_time)
         if self._state is SessionState.ACTIVE and self._idle_since is not None and self._interactive_timeout:
             deadlines.append(self._idle_since + self._interactive_timeout)

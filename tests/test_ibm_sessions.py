@@ -203,3 +203,17 @@ async def test_retries_inside_a_session_keep_one_job_each(looptime) -> None:
             await asyncio.gather(*jobs)
         assert len(server.sessions) == 1
         assert len(server.jobs) == 3
+
+
+async def test_session_max_time_is_the_servers_clock_not_a_local_one(looptime) -> None:
+    # IBM starts max_time when the first job starts running; a job queued on the server for longer
+    # than max_time must not expire the session here.
+    async with FaultServer(queue_time=8, run_time=1) as server, service_for(server) as service:
+        async with Session(service=service, backend="fake_alpha", max_time=5) as session:
+            await Estimator().run([(bell(), "ZZ")])
+            assert asyncio.get_running_loop().time() >= 9
+            second = Estimator().run([(bell(), "ZZ")])  # not SessionExpiredError
+            await second
+            assert session.accepting_jobs
+        assert server.calls("POST", r"/api/v1/sessions")[0].body["max_ttl"] == 5
+        assert len(server.jobs) == 2

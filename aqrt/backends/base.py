@@ -14,6 +14,7 @@ __all__ = ["Backend", "ExecutionContext", "NOT_INLINE"]
 #   run_inline(request, context)          finish tiny jobs synchronously (else NOT_INLINE)
 #   job_concurrency: int                  jobs of one session in flight at once (a server queues them)
 #   enforces_max_execution_time: bool     the server stops over-long jobs; no local deadline
+#   enforces_max_time: bool               the server expires sessions; no local max_time clock
 #   open_session / close_session / cancel_session   remote sessions (see aqrt.Session)
 
 NOT_INLINE = object()

@@ -99,6 +99,8 @@ class IBMBackend:
     # The server counts max_execution_time (sent as ``cost``) from the job's start, not from
     # its submission: a job waiting in IBM's queue must not time out here.
     enforces_max_execution_time = True
+    # Likewise a session's max_time: IBM starts it when the first job starts running.
+    enforces_max_time = True
 
     def __init__(self, service: RuntimeService, name: str, configuration: dict[str, Any]) -> None:
         self.service = service
