@@ -59,6 +59,14 @@ async def _in_process(pubs, program: str = "estimator", seed: int | None = None)
         return await primitive(session=session, options=Options(seed=seed)).run(pubs)
 
 
+def _assert_same_estimates(expected: np.ndarray, actual: np.ndarray) -> None:
+    """Equal to the last bits when both processes run the same compiled kernels (numba's cache
+    warm); on a cold cache, kernels compiled separately (fastmath reductions inlined differently)
+    may differ by ~1e-15, so that is the bound. Seeded noise and samples are equal bit for bit."""
+    assert expected.shape == actual.shape
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-13)
+
+
 async def _processing(client: Client) -> int:
     return sum(len(tasks) for tasks in (await client.processing()).values())
 
@@ -80,7 +88,7 @@ async def test_10k_binding_sweep_equals_the_in_process_result(cluster) -> None:
         assert await _processing(client) == 0
         assert set((await client.run(_engine_warm)).values()) == {True}  # the warm-up plugin ran
     for a, b in zip(expected, result):
-        assert np.array_equal(a.data.evs, b.data.evs)
+        _assert_same_estimates(a.data.evs, b.data.evs)
     assert updates[-1].done == updates[-1].total == 13_000 and len(updates) >= 13
 
 
@@ -166,7 +174,7 @@ async def test_a_worker_killed_mid_sweep_loses_no_binding(cluster) -> None:
                         killed = True
             result = await job
         assert killed
-        assert np.array_equal(expected[0].data.evs, result[0].data.evs)
+        _assert_same_estimates(expected[0].data.evs, result[0].data.evs)
         await client.wait_for_workers(2, timeout=60)
         assert set((await client.run(os.getpid)).values()) != set(pids.values())
         for _ in range(600):  # the replacement warms up as it joins (the plugin), not on first use

@@ -9,7 +9,8 @@ Give a local backend a Dask client or scheduler address::
 A job whose PUBs hold more than one chunk of work (about 50 ms per chunk; ``chunk_bindings=``
 overrides) is cut into chunks of bindings, one Dask task each (unique keys, ``pure=False``),
 gathered as they finish and put back in order; smaller jobs stay in-process. Results equal the
-in-process ones bit for bit, seeded sampling and precision noise included. Cancelling the job
+in-process ones: seeded samples and precision noise bit for bit, exact values to the last bits
+(bit for bit when both sides run the same compiled kernels; ~1e-15 apart when compiled apart). Cancelling the job
 cancels its tasks on the cluster; a worker that dies mid-sweep makes Dask run its chunks again
 elsewhere. Workers compile (or load from numba's cache) the kernels once, when they join.
 
