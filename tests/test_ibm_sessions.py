@@ -87,7 +87,7 @@ async def test_session_cancel_sends_delete_and_cancels_the_jobs(looptime) -> Non
             jobs = [Estimator().run([(bell(), "ZZ")]) for _ in range(3)]
             await asyncio.sleep(2)
             await session.cancel()
-        assert all(job.status() is JobStatus.CANCELLED for job in jobs)
+        assert all(job.status() is JobStatus.CANCELLED for job in jobs), [(j.status(), j._error) for j in jobs]
         remote = (await session.details())["remote_id"]
         (delete,) = server.calls("DELETE", r"/api/v1/sessions/.*")
         assert delete.path == f"/api/v1/sessions/{remote}/close"
