@@ -54,8 +54,11 @@ async def _execute(job: Job, backend: Backend, cache: dict[Any, Any]) -> None:
         job._cancel_scope = job_scope
         if job.cancel_requested.is_set():
             job_scope.cancel()
-        job._mark_running()
-        context = ExecutionContext(cache, job.cancel_requested, job._progress)
+        if getattr(backend, "reports_job_start", False):  # RUNNING when the server says so
+            context = ExecutionContext(cache, job.cancel_requested, job._progress, job._mark_running)
+        else:
+            job._mark_running()
+            context = ExecutionContext(cache, job.cancel_requested, job._progress)
         try:
             if limit is None:
                 result = await backend.execute(job.request, context)

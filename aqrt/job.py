@@ -166,15 +166,16 @@ class Job:
         """Ask the job to stop; returns False if it had already finished.
 
         A queued job is cancelled at once; a running one stops at its next checkpoint and
-        then reports ``CANCELLED``.
+        then reports ``CANCELLED``. So does a job handed to a backend that still reports it
+        queued (a server's queue): the cancellation is passed on to the backend first.
         """
         if self.done():
             return False
         self._cancel_requested.set()
-        if self._status is JobStatus.QUEUED:
-            self._settle_cancelled()
-        elif self._cancel_scope is not None:
+        if self._cancel_scope is not None:
             self._cancel_scope.cancel()
+        elif self._status is JobStatus.QUEUED:
+            self._settle_cancelled()
         return True
 
     def cancelled(self) -> bool:

@@ -521,7 +521,8 @@ class Session:
         try:
             slice_started = time.perf_counter()
             run_inline = getattr(self._backend, "run_inline", None)
-            while (job := self._take_next()) is not None:
+            mark_running = not getattr(self._backend, "reports_job_start", False)
+            while (job := self._take_next(mark_running)) is not None:
                 try:
                     if run_inline is None or not settle_inline(job, run_inline, self._cache):
                         await execute_job(job, self.backend, self._cache)
@@ -536,8 +537,9 @@ class Session:
             self._runners -= 1
             self._wake()
 
-    def _take_next(self) -> Job | None:
-        """The next job to run, marked running; None when nothing may start now."""
+    def _take_next(self, mark_running: bool = True) -> Job | None:
+        """The next job to run, marked running unless the backend reports the start itself
+        (``reports_job_start``); None when nothing may start now."""
         self._apply_clocks()
         while self._queue and self._state is not SessionState.EXPIRED:
             job = self._queue.popleft()
@@ -551,7 +553,8 @@ class Session:
             self._state = SessionState.ACTIVE
             self._idle_since = None
             self._running.add(job)
-            job._mark_running()
+            if mark_running:
+                job._mark_running()
             return job
         return None
 

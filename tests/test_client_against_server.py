@@ -131,6 +131,29 @@ async def test_cancel_reaches_the_server_and_the_first_job_rule_holds(tmp_path: 
 
 
 @pytest.mark.asyncio
+async def test_a_job_queued_behind_another_in_a_dedicated_session_reports_queued_then_done(tmp_path: Path) -> None:
+    slow = [(slow_circuit(18, 60), "Z" * 18)]  # most of a second of engine time
+    async with served(tmp_path, backend_qubits=18) as (service, _):
+        async with Session(service=service, backend="aqrt_statevector") as session:
+            await Estimator().run([(bell(), "ZZ")])  # the first job (the session's cache) done
+            ahead = Estimator().run(slow)
+            behind = Estimator().run([(bell(), "ZZ")])
+            seen: list[tuple[JobStatus, JobStatus]] = []
+            async with asyncio.timeout(60):
+                while not behind.done():
+                    seen.append((ahead.status(), behind.status()))
+                    await asyncio.sleep(0.02)
+            assert (JobStatus.RUNNING, JobStatus.QUEUED) in seen  # the server ran one, queued the other
+            assert behind.status() is JobStatus.DONE and ahead.status() is JobStatus.DONE
+            assert seen[0][1] is JobStatus.QUEUED
+            assert all(b is JobStatus.QUEUED for a, b in seen if a is JobStatus.QUEUED)  # FIFO on the server
+            ahead_metrics, behind_metrics = ahead.metrics(), behind.metrics()
+            assert ahead_metrics.running_loop_time is not None and behind_metrics.running_loop_time is not None
+            assert behind_metrics.running_loop_time > ahead_metrics.running_loop_time
+            assert session.statistics()["done"] == 3
+
+
+@pytest.mark.asyncio
 async def test_wide_circuits_are_refused_at_run_and_retrieval_works(tmp_path: Path) -> None:
     async with served(tmp_path, backend_qubits=3) as (service, _):
         backend = await service.backend("aqrt_statevector")

@@ -339,6 +339,70 @@ async def test_cancelling_a_running_job_reaches_the_server(looptime) -> None:
         assert server_job.status == "Cancelled"
 
 
+def polls_of(server: FaultServer, server_id: str) -> list[float]:
+    """Loop times of the status polls (``GET /jobs/{id}``) of one server job."""
+    return [r.time for r in server.calls("GET", JOB) if r.path.endswith("/" + server_id)]
+
+
+def first_poll_after(server: FaultServer, server_id: str, instant: float) -> float:
+    """The first poll of a server job made after ``instant`` (the one that saw the change)."""
+    return next(t for t in polls_of(server, server_id) if t > instant)
+
+
+async def test_a_job_is_queued_while_the_server_queues_it_then_running_then_done(looptime) -> None:
+    async with FaultServer(queue_time=2.25, run_time=3) as server, service_for(server) as service:
+        backend = await service.backend("fake_alpha")
+        job = Estimator(mode=backend).run([(bell(), "ZZ")])
+        await asyncio.sleep(1)
+        (server_job,) = server.jobs.values()
+        assert server_job.status == "Queued" and job.status() is JobStatus.QUEUED
+        assert job.metrics().running is None and job.metrics().usage_seconds is None
+        await asyncio.sleep(1)  # 2 s: the server still queues it
+        assert job.status() is JobStatus.QUEUED
+        await asyncio.sleep(1)  # 3 s: Running on the server since 2.25 s, seen at the 2.5 s poll
+        assert server_job.status == "Running" and job.status() is JobStatus.RUNNING
+        await job
+        assert job.status() is JobStatus.DONE
+        metrics = job.metrics()
+        started = server_job.created + server.queue_time
+        assert metrics.running_loop_time == first_poll_after(server, server_job.id, started)
+        assert metrics.running_loop_time - server_job.created == pytest.approx(2.5)
+        assert metrics.queued_seconds is not None and metrics.queued_seconds >= 2.5
+        (results,) = server.calls("GET", r"/api/v1/jobs/[^/]+/results")
+        assert metrics.finished_loop_time == pytest.approx(results.time)  # settled with the result
+        assert metrics.usage_seconds == pytest.approx(results.time - metrics.running_loop_time)
+        assert metrics.usage_seconds is not None and metrics.usage_seconds >= server.run_time
+
+
+async def test_a_job_final_at_its_first_poll_runs_from_that_poll(looptime) -> None:
+    async with FaultServer(run_time=0.2) as server, service_for(server) as service:
+        backend = await service.backend("fake_alpha")
+        job = Estimator(mode=backend).run([(bell(), "ZZ")])
+        await job  # Completed at ~0.2 s, first seen at the 0.5 s poll
+        (first_poll, *_) = polls_of(server, next(iter(server.jobs)))
+        assert job.metrics().running_loop_time == first_poll
+        assert job.metrics().finished_loop_time is not None
+        assert job.metrics().finished_loop_time >= first_poll
+
+
+async def test_cancelling_a_job_still_queued_on_the_server_reaches_the_server(looptime) -> None:
+    async with FaultServer(queue_time=100, run_time=1) as server, service_for(server) as service:
+        backend = await service.backend("fake_alpha")
+        job = Estimator(mode=backend).run([(bell(), "ZZ")])
+        await asyncio.sleep(2)
+        (server_job,) = server.jobs.values()
+        assert job.status() is JobStatus.QUEUED and server_job.status == "Queued"
+        assert job.cancel()
+        await job.wait()
+        assert job.status() is JobStatus.CANCELLED
+        (cancel,) = server.calls("POST", r"/api/v1/jobs/[^/]+/cancel")
+        assert cancel.path == f"/api/v1/jobs/{server_job.id}/cancel"
+        assert server_job.status == "Cancelled"
+        assert job.metrics().running is None and job.metrics().finished_loop_time == pytest.approx(cancel.time)
+        assert not job.cancel()  # final: nothing more to cancel
+        assert len(server.calls("POST", r"/api/v1/jobs/[^/]+/cancel")) == 1
+
+
 async def test_cancelling_during_submission_cancels_the_job_found_by_tag(looptime) -> None:
     async with FaultServer(run_time=100) as server, service_for(server, request_timeout=50) as service:
         backend = await service.backend("fake_alpha")

@@ -23,7 +23,7 @@ from aqrt import (
 from aqrt.backends.ibm import RuntimeService
 
 from .ibm_fault_server import API_KEY, CRN, FaultServer
-from .test_ibm_client import EXACT, bell, local_evs, measured, service_for
+from .test_ibm_client import EXACT, bell, first_poll_after, local_evs, measured, service_for
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.looptime]
 
@@ -87,7 +87,7 @@ async def test_session_cancel_sends_delete_and_cancels_the_jobs(looptime) -> Non
             jobs = [Estimator().run([(bell(), "ZZ")]) for _ in range(3)]
             await asyncio.sleep(2)
             await session.cancel()
-        assert all(job.status() is JobStatus.CANCELLED for job in jobs)
+        assert all(job.status() is JobStatus.CANCELLED for job in jobs), [(j.status(), j._error) for j in jobs]
         remote = (await session.details())["remote_id"]
         (delete,) = server.calls("DELETE", r"/api/v1/sessions/.*")
         assert delete.path == f"/api/v1/sessions/{remote}/close"
@@ -133,6 +133,59 @@ async def test_jobs_already_on_the_server_fail_when_the_first_is_cancelled(loopt
             with pytest.raises(Exception, match="first job of the session was cancelled"):
                 await second
         assert first.status() is JobStatus.CANCELLED and second.status() is JobStatus.ERROR
+
+
+async def test_session_statistics_count_server_queued_jobs_as_queued(looptime) -> None:
+    async with FaultServer(queue_time=2.25, run_time=3) as server, service_for(server) as service:
+        async with Session(service=service, backend="fake_alpha") as session:
+            jobs = [Estimator().run([(bell(), "ZZ")]) for _ in range(3)]
+            await asyncio.sleep(1)
+            assert len(server.jobs) == 3  # all on the server, all Queued there
+            stats = session.statistics()
+            assert (stats["queued"], stats["running"], stats["usage_seconds"]) == (3, 0, 0.0)
+            await asyncio.sleep(2)  # 3 s: Running on the server since 2.25 s
+            stats = session.statistics()
+            assert (stats["queued"], stats["running"], stats["finished"]) == (0, 3, 0)
+            await asyncio.gather(*jobs)
+            stats = session.statistics()
+        assert (stats["done"], stats["queued"], stats["running"]) == (3, 0, 0)
+        for job, server_job in zip(jobs, server.jobs.values(), strict=True):
+            started = server_job.created + server.queue_time
+            assert job.metrics().running_loop_time == first_poll_after(server, server_job.id, started)
+            assert job.metrics().running_loop_time - server_job.created == pytest.approx(2.3)  # 0.1 s polls
+        usage = sum(job.metrics().usage_seconds or 0.0 for job in jobs)
+        assert stats["usage_seconds"] == pytest.approx(usage) and usage >= 3 * server.run_time
+
+
+async def test_first_job_cancelled_while_queued_on_the_server_fails_later_jobs(looptime) -> None:
+    async with FaultServer(queue_time=100) as server, service_for(server) as service:
+        async with Session(service=service, backend="fake_alpha") as session:
+            estimator = Estimator()
+            first = estimator.run([(bell(), "ZZ")])
+            await asyncio.sleep(1)
+            assert first.status() is JobStatus.QUEUED
+            first.cancel()
+            await first.wait()
+            assert first.status() is JobStatus.CANCELLED
+            (server_job,) = server.jobs.values()
+            assert server_job.status == "Cancelled"
+            assert len(server.calls("POST", r"/api/v1/jobs/[^/]+/cancel")) == 1
+            with pytest.raises(SessionCacheError, match="first job"):
+                estimator.run([(bell(), "ZZ")])
+            assert session.statistics()["cancelled"] == 1
+
+
+async def test_session_cancel_cancels_jobs_queued_on_the_server(looptime) -> None:
+    async with FaultServer(queue_time=100) as server, service_for(server) as service:
+        async with Session(service=service, backend="fake_alpha") as session:
+            jobs = [Estimator().run([(bell(), "ZZ")]) for _ in range(3)]
+            await asyncio.sleep(2)
+            assert session.statistics()["queued"] == 3
+            await session.cancel()
+        assert all(job.status() is JobStatus.CANCELLED for job in jobs)
+        assert all(job.metrics().running is None for job in jobs)
+        assert [job.status for job in server.jobs.values()] == ["Cancelled"] * 3
+        assert len(server.calls("POST", r"/api/v1/jobs/[^/]+/cancel")) == 3
 
 
 async def test_backend_is_required_on_ibm_quantum_platform(looptime) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from .._concurrency import CancelFlag
@@ -15,6 +16,9 @@ __all__ = ["Backend", "ExecutionContext", "NOT_INLINE"]
 #   job_concurrency: int                  jobs of one session in flight at once (a server queues them)
 #   enforces_max_execution_time: bool     the server stops over-long jobs; no local deadline
 #   enforces_max_time: bool               the server expires sessions; no local max_time clock
+#   reports_job_start: bool               a job stays QUEUED until the backend calls
+#                                         context.mark_running() (a server's queue); else it
+#                                         turns RUNNING when aqrt hands it to the backend
 #   open_session / close_session / cancel_session   remote sessions (see aqrt.Session)
 
 NOT_INLINE = object()
@@ -32,11 +36,14 @@ class ExecutionContext:
         cancel_requested: set when the job should stop; blocking code polls it between items.
         progress: the job's :class:`~aqrt.progress.Progress` if someone watches it (backends
             call ``progress.advance(bindings)`` as they go), else None.
+        mark_running: for a backend with ``reports_job_start``, call it when the job really
+            starts (e.g. the server reports it Running); idempotent. None for other backends.
     """
 
     cache: dict[Any, Any]
     cancel_requested: CancelFlag
     progress: Any = None
+    mark_running: Callable[[], None] | None = None
 
 
 @runtime_checkable

@@ -2,7 +2,8 @@
 
 ``validate_pub`` checks PUBs synchronously against the configuration fetched when the backend
 object was obtained. ``execute`` submits the job (idempotently), waits on the service's shared
-poller and decodes the result; if aqrt cancels the job (``job.cancel()``, a session cancel, a
+poller and decodes the result; the job stays QUEUED until a poll sees it Running
+(``reports_job_start``). If aqrt cancels the job (``job.cancel()``, a session cancel, a
 ``max_execution_time`` deadline) the cancellation is sent to the server. Sessions map to
 ``POST /sessions`` through the optional hooks ``open_session`` / ``close_session`` /
 ``cancel_session`` that :class:`aqrt.Session` calls.
@@ -101,6 +102,8 @@ class IBMBackend:
     enforces_max_execution_time = True
     # Likewise a session's max_time: IBM starts it when the first job starts running.
     enforces_max_time = True
+    # A job is QUEUED while IBM queues it; the poller calls context.mark_running at Running.
+    reports_job_start = True
 
     def __init__(self, service: RuntimeService, name: str, configuration: dict[str, Any]) -> None:
         self.service = service
@@ -189,7 +192,9 @@ class IBMBackend:
             remote_id = str(submitted["id"])
             self.remote_job_ids[request.job_id] = remote_id
             interval = SESSION_POLL_INTERVAL if remote_session else JOB_POLL_INTERVAL
-            final = await self.service._poller_checked().wait_final(remote_id, interval=interval)
+            final = await self.service._poller_checked().wait_final(
+                remote_id, interval=interval, on_start=context.mark_running
+            )
         except asyncio.CancelledError:
             with anyio.CancelScope(shield=True):  # the cancellation must reach the server
                 await self._cancel_remote(submitted, IDEMPOTENCY_TAG_PREFIX + key)

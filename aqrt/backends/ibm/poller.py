@@ -3,7 +3,8 @@
 Each watched job is polled (``GET /jobs/{id}``) no more often than its interval: IBM's pacing is
 0.1 s for jobs in a session and 0.5 s otherwise, and these are also the floors. The loop sleeps
 until the earliest poll is due (event loop clock), starts the due polls, and ends when nothing is
-watched; the next watch starts it again. Waiters get the job's final JSON.
+watched; the next watch starts it again. Waiters get the job's final JSON, and may ask to be
+told (``on_start``) at the first poll that sees the job Running or final.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any
 
 from .rest import RuntimeAPI
@@ -20,6 +22,7 @@ __all__ = ["JobPoller", "FINAL_STATES", "SESSION_POLL_INTERVAL", "JOB_POLL_INTER
 SESSION_POLL_INTERVAL = 0.1
 JOB_POLL_INTERVAL = 0.5
 FINAL_STATES = frozenset({"completed", "failed", "cancelled"})
+_STARTED_STATES = FINAL_STATES | {"running"}
 _SLACK = 1e-6  # a poll due within this many seconds is due now (clocks are floats; no busy spin)
 _FAILED_POLLS_TOLERATED = 3  # consecutive failed polls (each already retried) before giving up
 
@@ -39,6 +42,8 @@ class _Watch:
     waiters: list[asyncio.Future[dict[str, Any]]]
     in_flight: bool = False
     failures: int = 0
+    started: bool = False  # a poll has seen the job Running or final
+    on_start: dict[asyncio.Future[dict[str, Any]], Callable[[], None]] = dataclasses.field(default_factory=dict)
 
 
 class JobPoller:
@@ -62,10 +67,14 @@ class JobPoller:
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
-    async def wait_final(self, job_id: str, *, interval: float) -> dict[str, Any]:
+    async def wait_final(
+        self, job_id: str, *, interval: float, on_start: Callable[[], None] | None = None
+    ) -> dict[str, Any]:
         """The job's reply once its state is Completed, Failed or Cancelled.
 
-        ``interval`` is raised to the 0.1 s floor. Cancelling the caller stops watching (for it).
+        ``interval`` is raised to the 0.1 s floor. ``on_start()`` is called once, at the first
+        poll that sees the job Running (or already final). Cancelling the caller stops watching
+        (for it).
 
         Raises:
             RuntimeRequestError: polling kept failing (three polls in a row, each retried).
@@ -80,6 +89,11 @@ class JobPoller:
         else:
             watch.interval = min(watch.interval, interval)
         watch.waiters.append(future)
+        if on_start is not None:
+            if watch.started:
+                on_start()
+            else:
+                watch.on_start[future] = on_start
         self._ensure_running()
         try:
             return await future
@@ -90,6 +104,7 @@ class JobPoller:
     def _drop_waiter(self, watch: _Watch, future: asyncio.Future[dict[str, Any]]) -> None:
         if future in watch.waiters:
             watch.waiters.remove(future)
+        watch.on_start.pop(future, None)
         if not watch.waiters and self._watches.get(watch.job_id) is watch:
             del self._watches[watch.job_id]
 
@@ -136,7 +151,13 @@ class JobPoller:
                 self._settle(watch, error=exc)
         else:
             watch.failures = 0
-            if job_state(reply) in FINAL_STATES:
+            state = job_state(reply)
+            if not watch.started and state in _STARTED_STATES:
+                watch.started = True
+                callbacks, watch.on_start = list(watch.on_start.values()), {}
+                for callback in callbacks:
+                    callback()
+            if state in FINAL_STATES:
                 self._settle(watch, reply=reply)
         finally:
             watch.in_flight = False
