@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -124,10 +125,22 @@ def main(args: argparse.Namespace) -> int:
 
     from .app import create_app
 
+    try:
+        sock = _listen(args.host, args.port)
+    except OSError as exc:
+        print(f"aqrt serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 2
+    port = sock.getsockname()[1]  # the bound one, also for --port 0
     print(
-        f"aqrt serve: http://{args.host}:{args.port}/api/v1 (IAM_URL=http://{args.host}:{args.port}), "
+        f"aqrt serve: http://{args.host}:{port}/api/v1 (IAM_URL=http://{args.host}:{port}), "
         f"database {config.db_path}, {len(config.api_keys)} API key(s)",
         flush=True,
     )
-    web.run_app(create_app(config), host=args.host, port=args.port, print=None)
+    web.run_app(create_app(config), sock=sock, print=None)
     return 0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` (bound here so the real port is known before serving)."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+    return socket.create_server((host, port), family=family, backlog=128)
