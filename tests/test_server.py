@@ -580,3 +580,146 @@ async def test_listing_filters_paginates_and_sorts(tmp_path) -> None:
         assert await ids(created_before="2000-01-01T00:00:00") == (0, [])
         status, body = await client.call("GET", "/jobs", token, params={"limit": "lots"})
         assert status == 400 and "limit" in _error_message(body)
+
+
+# -- idempotent submission --------------------------------------------------------------------------
+# Each payload is encoded once and posted as is, like a client's repeat (a new circuit gets a new
+# automatic name, so encoding it again would make a different request).
+
+
+def _job_request(program: str = "estimator", pubs: list | None = None, **extra) -> dict:
+    body = {
+        "program_id": program,
+        "backend": "aqrt_statevector",
+        "params": {"pubs": pubs_to_wire(program, pubs or [(bell(), "ZZ")]), "options": {}, "version": 2},
+    }
+    body.update(extra)
+    return body
+
+
+async def _post(client, token: str, body: dict, key: str | None = None) -> tuple[int, dict]:
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    if key is not None:
+        headers["Idempotency-Key"] = key
+    async with client.http.post(f"{client.base}/api/v1/jobs", data=json.dumps(body), headers=headers) as response:
+        return response.status, await response.json()
+
+
+async def _job_ids(client, token: str) -> list[str]:
+    status, listing = await client.call("GET", "/jobs", token, params={"limit": "100"})
+    assert status == 200
+    return [job["id"] for job in listing["jobs"]]
+
+
+async def test_concurrent_posts_with_one_idempotency_tag_make_one_job(tmp_path) -> None:
+    from aqrt.backends.ibm.rest import IDEMPOTENCY_TAG_PREFIX
+
+    async with running_server(make_config(tmp_path)) as client:
+        token = await client.token()
+        body = _job_request(tags=["mine", IDEMPOTENCY_TAG_PREFIX + "k1"])
+        answers = await asyncio.gather(*(_post(client, token, body) for _ in range(8)))
+        assert [status for status, _ in answers] == [200] * 8, answers
+        ids = {answer["id"] for _, answer in answers}
+        assert len(ids) == 1
+        (job_id,) = ids
+        assert await _job_ids(client, token) == [job_id]
+        assert (await client.wait_final(token, job_id))["state"]["status"] == "Completed"
+        np.testing.assert_allclose((await client.result(token, job_id))[0].data.evs, 1.0, atol=1e-12)
+        # Later too, after the job finished: the same job.
+        status, again = await _post(client, token, body)
+        assert status == 200 and again == answers[0][1]
+        assert await _job_ids(client, token) == [job_id]
+        # Deleting the job frees its key.
+        status, _ = await client.call("DELETE", f"/jobs/{job_id}", token)
+        assert status == 204
+        status, fresh = await _post(client, token, body)
+        assert status == 200 and fresh["id"] != job_id
+        assert await _job_ids(client, token) == [fresh["id"]]
+
+
+async def test_the_same_key_of_another_user_makes_their_own_job(tmp_path) -> None:
+    async with running_server(make_config(tmp_path)) as client:
+        alice, bob = await client.token("alice-key"), await client.token("bob-key")
+        body = _job_request(tags=["aqrt-idem-shared"])
+        (_, first), (_, second) = await asyncio.gather(_post(client, alice, body), _post(client, bob, body))
+        assert first["id"] != second["id"]
+        assert await _job_ids(client, alice) == [first["id"]]
+        assert await _job_ids(client, bob) == [second["id"]]
+        for token, job_id in ((alice, first["id"]), (bob, second["id"])):
+            assert (await client.wait_final(token, job_id))["state"]["status"] == "Completed"
+
+
+async def test_the_same_key_with_another_request_is_409(tmp_path) -> None:
+    async with running_server(make_config(tmp_path)) as client:
+        token = await client.token()
+        body = _job_request(tags=["aqrt-idem-k2"])
+        status, first = await _post(client, token, body)
+        assert status == 200
+        other_params = {**body["params"], "options": {"default_shots": 7}}
+        for changed in (
+            _job_request(tags=["aqrt-idem-k2"]),  # another circuit (its automatic name differs)
+            _job_request("sampler", [(measured_bell(),)], tags=["aqrt-idem-k2"]),
+            {**body, "params": other_params},
+        ):
+            status, answer = await _post(client, token, changed)
+            assert status == 409, (changed, answer)
+            message = _error_message(answer)
+            assert "'k2'" in message and first["id"] in message and "different request" in message
+        # Tags and cost are not part of the request's identity.
+        status, same = await _post(client, token, {**body, "tags": ["aqrt-idem-k2", "extra"], "cost": 30})
+        assert status == 200 and same["id"] == first["id"]
+        assert await _job_ids(client, token) == [first["id"]]
+
+
+async def test_the_idempotency_key_header_dedupes_like_the_tag(tmp_path) -> None:
+    async with running_server(make_config(tmp_path)) as client:
+        token = await client.token()
+        body = _job_request()
+        answers = await asyncio.gather(*(_post(client, token, body, key="hdr-1") for _ in range(4)))
+        assert [status for status, _ in answers] == [200] * 4, answers
+        assert len({answer["id"] for _, answer in answers}) == 1
+        job_id = answers[0][1]["id"]
+        # The header and the tag name the same key.
+        status, tagged = await _post(client, token, {**body, "tags": ["aqrt-idem-hdr-1"]})
+        assert status == 200 and tagged["id"] == job_id
+        status, both = await _post(client, token, {**body, "tags": ["aqrt-idem-hdr-1"]}, key="hdr-1")
+        assert status == 200 and both["id"] == job_id
+        assert await _job_ids(client, token) == [job_id]
+
+        status, answer = await _post(client, token, {**body, "tags": ["aqrt-idem-other"]}, key="hdr-1")
+        assert status == 400 and "different keys" in _error_message(answer)
+        status, answer = await _post(client, token, body, key="x" * 300)
+        assert status == 400 and "1..255" in _error_message(answer)
+        assert await _job_ids(client, token) == [job_id]
+
+
+async def test_the_store_keeps_one_job_per_user_and_key_atomically(tmp_path) -> None:
+    from aqrt.server.store import Store
+
+    store = await Store.open(tmp_path / "store.sqlite3")
+    try:
+
+        def row(job_id: str, user: str) -> dict:
+            return {
+                "id": job_id,
+                "user": user,
+                "program": "estimator",
+                "backend": "b",
+                "status": "Queued",
+                "created": "2026-01-01T00:00:00+00:00",
+            }
+
+        answers = await asyncio.gather(
+            *(store.insert_job(row(f"j{i}", "alice"), "{}", ("k", "d")) for i in range(5)),
+            store.insert_job(row("b0", "bob"), "{}", ("k", "d")),
+        )
+        assert answers[0] is None and answers[-1] is None  # the store's thread runs them in order
+        assert all(a == {"job_id": "j0", "digest": "d", "backend": "b", "session_id": None} for a in answers[1:5])
+        count, jobs = await store.list_jobs("alice", {}, limit=10, offset=0, descending=False)
+        assert count == 1 and jobs[0]["id"] == "j0"
+        assert (await store.idempotent_job("bob", "k"))["job_id"] == "b0"
+        assert await store.delete_job("j0", "alice")
+        assert await store.idempotent_job("alice", "k") is None
+        assert await store.insert_job(row("j9", "alice"), "{}", ("k", "d2")) is None
+    finally:
+        await store.close()

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from .auth import USER_KEY
 from .errors import ApiError
+from .idempotency import HEADER
 from .runtime import SERVER_KEY
 from .store import FINAL_JOB_STATES
 
@@ -62,7 +63,9 @@ def job_body(row: dict[str, Any], *, params: Any = None) -> dict[str, Any]:
 async def submit_job(request: web.Request) -> web.Response:
     body = await read_json(request)
     server = request.app[SERVER_KEY]
-    response = await server.submit(request[USER_KEY], request.headers.get("Service-CRN"), body)
+    response = await server.submit(
+        request[USER_KEY], request.headers.get("Service-CRN"), body, idempotency_header=request.headers.get(HEADER)
+    )
     return web.json_response(response)
 
 

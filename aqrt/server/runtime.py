@@ -41,6 +41,7 @@ from ..wire import WireError, encode, from_jsonable, pubs_from_wire
 from .auth import SERVER_KEY, Authenticator
 from .config import ServerConfig
 from .errors import IBM_CODES, ApiError
+from .idempotency import KeyLocks, idempotency_key, payload_digest
 from .store import Store
 
 __all__ = ["RuntimeServer", "SERVER_KEY", "job_state_name"]
@@ -119,6 +120,7 @@ class RuntimeServer:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._usage: dict[str, float] = {}  # user -> seconds of running jobs, loaded once per user
         self._stopping = False
+        self._key_locks = KeyLocks()
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -204,8 +206,14 @@ class RuntimeServer:
 
     # -- jobs ------------------------------------------------------------------------------------
 
-    async def submit(self, user: str, instance: str | None, body: Any) -> dict[str, Any]:
-        """``POST /jobs``: validate, start, store; returns the response body."""
+    async def submit(
+        self, user: str, instance: str | None, body: Any, *, idempotency_header: str | None = None
+    ) -> dict[str, Any]:
+        """``POST /jobs``: validate, start, store; returns the response body.
+
+        A submission with an idempotency key (``Idempotency-Key`` header or ``aqrt-idem-`` tag)
+        that ``user`` already used returns that job instead (409 if its request differed).
+        """
         if not isinstance(body, dict):
             raise ApiError(400, f"the request body must be a JSON object, not {type(body).__name__}")
         program = body.get("program_id")
@@ -233,6 +241,31 @@ class RuntimeServer:
         if cost is not None and (isinstance(cost, bool) or not isinstance(cost, int) or cost <= 0):
             raise ApiError(400, f"cost (the max execution time, in seconds) must be a positive int, got {cost!r}")
         params = body.get("params")
+        key = idempotency_key(tags, idempotency_header)
+        if key is None:
+            return await self._submit(user, instance, program, backend, session_id, live_session, tags, cost, params)
+        digest = await asyncio.to_thread(payload_digest, program, backend, session_id, params)
+        async with self._key_locks.hold(user, key):
+            earlier = await self.store.idempotent_job(user, key)
+            if earlier is None:
+                return await self._submit(
+                    user, instance, program, backend, session_id, live_session, tags, cost, params, (key, digest)
+                )
+        return _repeated(earlier, key, digest)
+
+    async def _submit(
+        self,
+        user: str,
+        instance: str | None,
+        program: str,
+        backend: str,
+        session_id: str | None,
+        live_session: LiveSession | None,
+        tags: list[str],
+        cost: int | None,
+        params: Any,
+        idempotency: tuple[str, str] | None = None,
+    ) -> dict[str, Any]:
         pubs, options = await self._decode_params(program, params, cost)
         params_json = await asyncio.to_thread(json.dumps, params)  # stored as sent, for a re-run
         job = self._run(program, pubs, options, live_session)
@@ -250,7 +283,14 @@ class RuntimeServer:
         }
         # The store's single thread runs this insert before any later update of the same job.
         self._track(LiveJob(id=row["id"], user=user, row=row, job=job))
-        await self.store.insert_job(row, params_json)
+        earlier = await self.store.insert_job(row, params_json, idempotency)
+        if earlier is not None:
+            # Another process on this database took the key first (in this one, KeyLocks
+            # serialises the key): nothing was stored, so this job must not run.
+            self._jobs.pop(row["id"], None)
+            job.cancel()
+            assert idempotency is not None
+            return _repeated(earlier, *idempotency)
         return {"id": row["id"], "backend": backend, "session_id": session_id}
 
     async def _decode_params(self, program: str, params: Any, cost: int | None) -> tuple[list[Any], Options]:
@@ -600,6 +640,17 @@ def _session_body(
     if closed_reason is not None:
         body["closed_reason"] = closed_reason
     return body
+
+
+def _repeated(earlier: dict[str, Any], key: str, digest: str) -> dict[str, Any]:
+    """The answer to a repeated submission: the earlier job, or 409 if the request differs."""
+    if earlier["digest"] != digest:
+        raise ApiError(
+            409,
+            f"idempotency key {key!r} was already used for job {earlier['job_id']} with a different request "
+            "(program, backend, session or params differ); use a new key for a new job",
+        )
+    return {"id": earlier["job_id"], "backend": earlier["backend"], "session_id": earlier["session_id"]}
 
 
 def _check_tags(tags: Any) -> None:

@@ -64,6 +64,15 @@ CREATE TABLE IF NOT EXISTS sessions (
     closed_at TEXT,
     closed_reason TEXT
 );
+-- One row per (user, idempotency key): the job it made and the digest of the request.
+CREATE TABLE IF NOT EXISTS idempotency (
+    user TEXT NOT NULL,
+    key TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    PRIMARY KEY (user, key)
+);
+CREATE INDEX IF NOT EXISTS idempotency_job ON idempotency (job_id);
 """
 
 # Columns a job listing returns (never the params or the result, which may be large).
@@ -147,11 +156,57 @@ class Store:
 
     # -- jobs ------------------------------------------------------------------------------------
 
-    async def insert_job(self, job: dict[str, Any], params_json: str) -> None:
-        """Store a new job (its params as the JSON text received)."""
-        await self._call(self._insert_job, job, params_json)
+    async def insert_job(
+        self, job: dict[str, Any], params_json: str, idempotency: tuple[str, str] | None = None
+    ) -> dict[str, Any] | None:
+        """Store a new job (its params as the JSON text received).
 
-    def _insert_job(self, job: dict[str, Any], params_json: str) -> None:
+        With ``idempotency=(key, digest)`` the job and its key are stored in one transaction,
+        unless ``job["user"]`` already used that key: then nothing is written and the earlier
+        job's claim is returned (see :meth:`idempotent_job`).
+        """
+        return await self._call(self._insert_job, job, params_json, idempotency)
+
+    def _insert_job(
+        self, job: dict[str, Any], params_json: str, idempotency: tuple[str, str] | None
+    ) -> dict[str, Any] | None:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if idempotency is not None:
+                key, digest = idempotency
+                claimed = db.execute(
+                    "INSERT INTO idempotency (user, key, digest, job_id) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (user, key) DO NOTHING",
+                    (job["user"], key, digest, job["id"]),
+                ).rowcount
+                if not claimed:
+                    db.execute("ROLLBACK")
+                    return self._idempotent_job(job["user"], key)
+            self._insert_job_row(job, params_json)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return None
+
+    async def idempotent_job(self, user: str, key: str) -> dict[str, Any] | None:
+        """``{"job_id", "digest", "backend", "session_id"}`` of the job ``user`` made with ``key``."""
+        return await self._call(self._idempotent_job, user, key)
+
+    def _idempotent_job(self, user: str, key: str) -> dict[str, Any] | None:
+        row = (
+            self._db()
+            .execute(
+                "SELECT i.job_id, i.digest, j.backend, j.session_id FROM idempotency i"
+                " JOIN jobs j ON j.id = i.job_id WHERE i.user = ? AND i.key = ?",
+                (user, key),
+            )
+            .fetchone()
+        )
+        return dict(row) if row is not None else None
+
+    def _insert_job_row(self, job: dict[str, Any], params_json: str) -> None:
         db = self._db()
         seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
         db.execute(
@@ -204,7 +259,17 @@ class Store:
         return await self._call(self._delete_job, job_id, user)
 
     def _delete_job(self, job_id: str, user: str) -> bool:
-        return self._db().execute("DELETE FROM jobs WHERE id = ? AND user = ?", (job_id, user)).rowcount > 0
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            deleted = db.execute("DELETE FROM jobs WHERE id = ? AND user = ?", (job_id, user)).rowcount > 0
+            if deleted:  # its key may make a new job
+                db.execute("DELETE FROM idempotency WHERE job_id = ? AND user = ?", (job_id, user))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return deleted
 
     async def set_tags(self, job_id: str, user: str, tags: list[str]) -> bool:
         """Replace the tags of ``user``'s job; False when there is none."""
