@@ -98,7 +98,8 @@ class RuntimeAPI:
         async def recover() -> dict[str, Any] | None:
             return await self.find_job_by_tag(tag)
 
-        return await self._call("POST", "jobs", json_body=payload, idempotent=False, recover=recover)
+        headers = {"Idempotency-Key": key}  # aqrt serve dedupes POSTs by it (as by the tag)
+        return await self._call("POST", "jobs", json_body=payload, headers=headers, idempotent=False, recover=recover)
 
     async def find_job_by_tag(self, tag: str) -> dict[str, Any] | None:
         """The job carrying ``tag``, if any (``GET /jobs?tags=...``)."""
