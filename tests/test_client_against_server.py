@@ -260,6 +260,75 @@ async def test_answers_lost_after_the_server_committed_make_no_duplicate_jobs(tm
                 assert len(listed) == 3
 
 
+@pytest.mark.asyncio
+async def test_a_post_committed_after_the_client_gave_up_and_looked_makes_no_second_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gap the tag lookup alone leaves: the server commits the first POST only after the
+    client's attempt timed out and its lookup found nothing; the client's re-post must get that
+    job back (the server dedupes by the idempotency key) rather than make a second one."""
+    from aqrt.server.runtime import RuntimeServer
+    from aqrt.server.store import Store
+
+    submit, decode_params = RuntimeServer.submit, RuntimeServer._decode_params
+    insert_job, list_jobs = Store.insert_job, Store.list_jobs
+    looked_up = asyncio.Event()
+    headers: list[str | None] = []
+    decoded: list[int] = []
+    inserted: list[str] = []
+    lookups: list[int] = []
+
+    async def seen_submit(self: RuntimeServer, *args: object, idempotency_header: str | None = None) -> object:
+        headers.append(idempotency_header)
+        return await submit(self, *args, idempotency_header=idempotency_header)
+
+    async def slow_decode_params(self: RuntimeServer, *args: object) -> object:
+        decoded.append(len(decoded))
+        if len(decoded) == 1:  # the first POST: the server is still at work when the client looks
+            await looked_up.wait()
+        return await decode_params(self, *args)
+
+    async def counted_insert_job(self: Store, job: dict, params_json: str, idempotency: object = None) -> object:
+        answer = await insert_job(self, job, params_json, idempotency)
+        if answer is None:
+            inserted.append(job["id"])
+        return answer
+
+    async def watched_list_jobs(self: Store, user: str, filters: dict, **kwargs: object) -> object:
+        count, rows = await list_jobs(self, user, filters, **kwargs)
+        if any(tag.startswith("aqrt-idem-") for tag in filters.get("tags") or ()):
+            lookups.append(count)
+            looked_up.set()
+        return count, rows
+
+    monkeypatch.setattr(RuntimeServer, "submit", seen_submit)
+    monkeypatch.setattr(RuntimeServer, "_decode_params", slow_decode_params)
+    monkeypatch.setattr(Store, "insert_job", counted_insert_job)
+    monkeypatch.setattr(Store, "list_jobs", watched_list_jobs)
+    async with running_server(make_config(tmp_path)) as client:
+        service = RuntimeService(
+            channel="ibm_cloud",
+            token="alice-key",
+            instance=CRN,
+            url=client.base + "/api/v1",
+            iam_url=client.base,
+            request_timeout=2.0,
+        )
+        async with service:
+            backend = await service.backend("aqrt_statevector")
+            job = Estimator(mode=backend).run([(bell(), SparsePauliOp("ZZ"))])
+            result = await job
+            assert float(result[0].data.evs) == pytest.approx(1.0, abs=1e-12)
+            assert lookups[0] == 0  # the client looked before the server committed
+            assert len(service._transport.waits) >= 1  # and posted again
+            assert len(decoded) == 1  # the re-post found the committed job by its key
+            key = job.job_id.replace("-", "")
+            assert len(headers) >= 2 and set(headers) == {key}  # the client sends Idempotency-Key
+            assert len(inserted) == 1 and backend.remote_job_ids[job.job_id] == inserted[0]
+            listed = await service.jobs(limit=50)
+            assert [j.job_id for j in listed] == inserted
+
+
 def test_the_readme_runtime_service_example_runs_as_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import re
 
