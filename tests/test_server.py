@@ -723,3 +723,46 @@ async def test_the_store_keeps_one_job_per_user_and_key_atomically(tmp_path) -> 
         assert await store.insert_job(row("j9", "alice"), "{}", ("k", "d2")) is None
     finally:
         await store.close()
+
+
+async def test_without_the_in_process_lock_the_store_still_makes_one_job(tmp_path, monkeypatch) -> None:
+    """Two submitters the key lock does not serialise (as two processes on one database would
+    be): both pass the lookup, the store's (user, key) key lets one insert; the other's engine
+    job is cancelled and it answers with the stored job."""
+    import contextlib
+
+    from aqrt.server.idempotency import KeyLocks
+    from aqrt.server.store import Store
+
+    @contextlib.asynccontextmanager
+    async def no_lock(self, user: str, key: str):
+        yield
+
+    lookup, inserted = Store.idempotent_job, []
+    both_looked = asyncio.Barrier(2)
+
+    async def looking_together(self, user: str, key: str):
+        answer = await lookup(self, user, key)
+        await both_looked.wait()
+        return answer
+
+    insert_job = Store.insert_job
+
+    async def counted_insert_job(self, job, params_json, idempotency=None):
+        answer = await insert_job(self, job, params_json, idempotency)
+        inserted.append(answer is None)
+        return answer
+
+    monkeypatch.setattr(KeyLocks, "hold", no_lock)
+    monkeypatch.setattr(Store, "idempotent_job", looking_together)
+    monkeypatch.setattr(Store, "insert_job", counted_insert_job)
+    async with running_server(make_config(tmp_path)) as client:
+        token = await client.token()
+        body = _job_request(tags=["aqrt-idem-race"])
+        answers = await asyncio.gather(_post(client, token, body), _post(client, token, body))
+        assert [status for status, _ in answers] == [200, 200], answers
+        assert sorted(inserted) == [False, True]
+        (job_id,) = {answer["id"] for _, answer in answers}
+        assert await _job_ids(client, token) == [job_id]
+        assert (await client.wait_final(token, job_id))["state"]["status"] == "Completed"
+        await _still_serving(client, token)
