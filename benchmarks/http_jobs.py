@@ -127,7 +127,10 @@ def raw_http_row(server: ServerInfo, jobs: int) -> float:
 
             async def one() -> float:
                 async with http.post(f"{api}/jobs", json=body, headers=headers) as response:
-                    job_id = (await response.json())["id"]
+                    answer = await response.json()
+                    if response.status != 200:
+                        raise RuntimeError(f"POST /jobs answered {response.status}: {answer}")
+                    job_id = answer["id"]
                 while True:
                     async with http.get(f"{api}/jobs/{job_id}", headers=headers) as response:
                         if (await response.json())["state"]["status"] == "Completed":
