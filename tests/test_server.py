@@ -200,17 +200,7 @@ async def test_users_see_only_their_own_jobs_and_sessions(tmp_path) -> None:
         assert status == 404
         status, body = await client.call("PATCH", f"/sessions/{session['id']}", bob, body={"accepting_jobs": False})
         assert status == 404
-        status, body = await client.call(
-            "POST",
-            "/jobs",
-            bob,
-            body={
-                "program_id": "estimator",
-                "backend": "aqrt_statevector",
-                "session_id": session["id"],
-                "params": {"pubs": pubs_to_wire("estimator", [(bell(), "ZZ")]), "version": 2},
-            },
-        )
+        status, body = await client.submit_raw(bob, session_id=session["id"])
         assert status == 404, body
 
         status, listing = await client.call("GET", "/jobs", bob)
@@ -409,17 +399,7 @@ async def test_closing_a_session_refuses_new_jobs_and_finishes_submitted_ones(tm
         assert status == 204
         status, details = await client.call("GET", f"/sessions/{session['id']}", token)
         assert details["accepting_jobs"] is False
-        status, body = await client.call(
-            "POST",
-            "/jobs",
-            token,
-            body={
-                "program_id": "estimator",
-                "backend": "aqrt_statevector",
-                "session_id": session["id"],
-                "params": {"pubs": pubs_to_wire("estimator", [(bell(), "ZZ")]), "version": 2},
-            },
-        )
+        status, body = await client.submit_raw(token, session_id=session["id"])
         assert status == 409 and "closed" in _error_message(body)
         for job_id in job_ids:
             assert (await client.wait_final(token, job_id))["state"]["status"] == "Completed"
@@ -482,17 +462,7 @@ async def test_session_expires_after_max_ttl_from_its_first_job(tmp_path) -> Non
         async with asyncio.timeout(10):  # recorded as closed for good (a restart keeps it closed)
             while (await client.call("GET", f"/sessions/{session['id']}", token))[1].get("closed_reason") is None:
                 await asyncio.sleep(0.01)
-        status, body = await client.call(
-            "POST",
-            "/jobs",
-            token,
-            body={
-                "program_id": "estimator",
-                "backend": "aqrt_statevector",
-                "session_id": session["id"],
-                "params": {"pubs": pubs_to_wire("estimator", [(bell(), "ZZ")]), "version": 2},
-            },
-        )
+        status, body = await client.submit_raw(token, session_id=session["id"])
         assert status == 409 and "expired" in _error_message(body)
         status, body = await client.call(
             "POST", "/sessions", token, body={"mode": "batch", "backend": "aqrt_statevector", "max_ttl": 10**9}
