@@ -23,12 +23,9 @@ from aqrt import (
 from aqrt.backends.ibm import RuntimeService
 
 from .ibm_fault_server import API_KEY, CRN, FaultServer
-from .test_ibm_client import EXACT, bell, first_poll_after, local_evs, measured, service_for
+from .test_ibm_client import EXACT, JOB, JOBS, bell, first_poll_after, local_evs, measured, service_for
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.looptime]
-
-JOBS = r"/api/v1/jobs"
-JOB = r"/api/v1/jobs/[^/]+"
 
 
 async def test_session_is_created_on_enter_jobs_carry_it_and_exit_closes_it(looptime) -> None:
