@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["configure", "main", "SCRIPTS", "benchmarks_dir"]
+__all__ = ["SCRIPTS", "benchmarks_dir", "configure", "main"]
 
 # name -> (script, arguments of the full run, arguments of the quick run)
 SCRIPTS: dict[str, tuple[str, list[str], list[str]]] = {
@@ -31,17 +31,20 @@ def benchmarks_dir() -> Path | None:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="smoke-sized runs (a few minutes in all)")
+    parser.add_argument("--only", metavar="NAMES", help=f"comma-separated subset of {','.join(SCRIPTS)} (default: all)")
     parser.add_argument(
-        "--only", metavar="NAMES", help=f"comma-separated subset of {','.join(SCRIPTS)} (default: all)"
+        "--json-dir", type=Path, metavar="DIR", help="also write each script's figures to DIR/NAME.json"
     )
-    parser.add_argument("--json-dir", type=Path, metavar="DIR", help="also write each script's figures to DIR/NAME.json")
 
 
 def main(args: argparse.Namespace) -> int:
     folder = benchmarks_dir()
     if folder is None:
-        print("aqrt bench: no benchmarks/ folder next to the aqrt package; run it from a source checkout "
-              "(pip install -e .)", file=sys.stderr)
+        print(
+            "aqrt bench: no benchmarks/ folder next to the aqrt package; run it from a source checkout "
+            "(pip install -e .)",
+            file=sys.stderr,
+        )
         return 2
     names = list(SCRIPTS) if not args.only else [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = [name for name in names if name not in SCRIPTS]

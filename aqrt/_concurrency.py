@@ -39,6 +39,8 @@ class CancelFlag:
 
     def is_set(self) -> bool:
         return self._set
+
+
 _worker_lock = threading.Lock()
 _worker: concurrent.futures.ThreadPoolExecutor | None = None
 

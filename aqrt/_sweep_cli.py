@@ -23,17 +23,25 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["configure", "main", "parse_axis", "load_circuit", "run_sweep"]
+__all__ = ["configure", "load_circuit", "main", "parse_axis", "run_sweep"]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("circuit", type=Path, help="an OpenQASM 3 (or 2) file with free parameters")
     parser.add_argument(
-        "--param", "-p", action="append", default=[], metavar="NAME=START:STOP:NUM",
+        "--param",
+        "-p",
+        action="append",
+        default=[],
+        metavar="NAME=START:STOP:NUM",
         help="one grid axis: NUM values from START to STOP (repeat for each parameter)",
     )
     parser.add_argument(
-        "--observable", "-o", action="append", default=[], metavar="PAULI",
+        "--observable",
+        "-o",
+        action="append",
+        default=[],
+        metavar="PAULI",
         help="a Pauli label such as ZZ (qubit 0 last; repeat for several; default Z...Z)",
     )
     parser.add_argument("--output", type=Path, help="write the results to a .npz or .json file")
@@ -96,7 +104,8 @@ async def run_sweep(
         missing, unknown = sorted(names - set(given)), sorted(set(given) - names)
         raise ValueError(
             f"give one --param per circuit parameter; the circuit has {sorted(names)}"
-            + (f", missing {missing}" if missing else "") + (f", unknown {unknown}" if unknown else "")
+            + (f", missing {missing}" if missing else "")
+            + (f", unknown {unknown}" if unknown else "")
         )
     shape = tuple(len(values) for _, values in axes)
     mesh = np.meshgrid(*[values for _, values in axes], indexing="ij")
@@ -135,7 +144,7 @@ def _plot(path: Path, evs: np.ndarray, axes: list[tuple[str, np.ndarray]], label
 
     figure, ax = plt.subplots(figsize=(6, 4.5), dpi=100)
     if len(axes) == 1:
-        (name, values), = axes
+        ((name, values),) = axes
         for label, row in zip(labels, evs):
             ax.plot(values, row, label=f"<{label}>")
         ax.set_xlabel(name)

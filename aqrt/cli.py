@@ -41,7 +41,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     parser = argparse.ArgumentParser(prog="aqrt", description="aqrt: an asyncio-native runtime for quantum primitives")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    children = {name: subparsers.add_parser(name, help=text, description=text) for name, (_, text) in _available().items()}
+    children = {
+        name: subparsers.add_parser(name, help=text, description=text) for name, (_, text) in _available().items()
+    }
     return parser, children
 
 

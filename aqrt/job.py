@@ -25,11 +25,11 @@ from typing import Any, Literal
 import anyio
 
 from ._concurrency import CancelFlag, loop_clock
-from .errors import JobCancelledError, JobError, ResultTimeoutError
+from .errors import JobCancelledError, ResultTimeoutError
 from .options import Options
 from .progress import Progress, count_bindings
 
-__all__ = ["Job", "JobStatus", "JobMetrics", "JobRequest"]
+__all__ = ["Job", "JobMetrics", "JobRequest", "JobStatus"]
 
 Program = Literal["estimator", "sampler"]
 
@@ -377,4 +377,4 @@ class _Waiting:
 
 def _wall_now() -> dt.datetime:
     # Display only: every deadline uses the event loop clock.
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)

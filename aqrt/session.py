@@ -53,7 +53,7 @@ from .errors import (
 from .job import Job, JobStatus
 from .options import parse_duration
 
-__all__ = ["Session", "Batch", "SessionState", "current_session"]
+__all__ = ["Batch", "Session", "SessionState", "current_session"]
 
 DEFAULT_INTERACTIVE_TIMEOUT = 300
 _PRUNE_MIN = 1024  # finished jobs a session may hold before it counts and drops them
@@ -742,7 +742,9 @@ class _Completions:
 
 
 def _check_bound(max_pending: int | None, on_full: str) -> tuple[int | None, str]:
-    if max_pending is not None and (isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1):
+    if max_pending is not None and (
+        isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1
+    ):
         raise InvalidOptionsError(f"max_pending must be an int >= 1 or None, got {max_pending!r}")
     if on_full not in ("wait", "error"):
         raise InvalidOptionsError(f"on_full must be 'wait' or 'error', got {on_full!r}")

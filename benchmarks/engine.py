@@ -77,14 +77,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-import numpy as np  # noqa: E402
-import qiskit  # noqa: E402
-from qiskit import QuantumCircuit  # noqa: E402
-from qiskit.circuit import ParameterVector  # noqa: E402
-from qiskit.quantum_info import SparsePauliOp, Statevector  # noqa: E402
+import numpy as np
+import qiskit
+from qiskit import QuantumCircuit
+from qiskit.circuit import ParameterVector
+from qiskit.quantum_info import SparsePauliOp, Statevector
 
-import aqrt  # noqa: E402
-from aqrt import Estimator, LocalService, Sampler, Session  # noqa: E402
+import aqrt
+from aqrt import Estimator, LocalService, Sampler, Session
 
 # Peers are imported lazily (see _aer(), _pennylane()): the memory probe imports this module in
 # a fresh process and must carry only what an aqrt user's process carries.
@@ -604,8 +604,13 @@ def run_sweep(cfg: dict[str, Any]) -> dict[str, Any]:
         pub = (circuit, observable, values)
         warm_pub = (circuit, observable, values[: cfg["sweep_warmup_bindings"]])
         qnode = lightning_ansatz_qnode(n, layers, observable) if qml is not None else None
-        common = {"n": n, "gates": circuit.size(), "parameters": circuit.num_parameters, "bindings": bindings,
-                  "terms": len(observable)}
+        common = {
+            "n": n,
+            "gates": circuit.size(),
+            "parameters": circuit.num_parameters,
+            "bindings": bindings,
+            "terms": len(observable),
+        }
         here: list[dict[str, Any]] = []
         candidates: list[tuple[str, Callable[[Any], Result] | None, float | None, str]] = [
             ("aqrt Estimator", aqrt_estimate, None, ""),
@@ -637,7 +642,9 @@ def run_sweep(cfg: dict[str, Any]) -> dict[str, Any]:
                 continue
             entry["bindings_per_s"] = bindings / entry["best_s"]
             entry["aqrt_speedup"] = entry["best_s"] / base["best_s"]
-            deviation = float(np.max(np.abs(np.asarray(entry["evs"]).reshape(-1) - np.asarray(base["evs"]).reshape(-1))))
+            deviation = float(
+                np.max(np.abs(np.asarray(entry["evs"]).reshape(-1) - np.asarray(base["evs"]).reshape(-1)))
+            )
             entry["max_deviation_vs_aqrt"] = deviation
             if deviation > EV_TOLERANCE:
                 disagreements.append(
@@ -693,7 +700,9 @@ def run_sampling(cfg: dict[str, Any]) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     outcomes: dict[str, np.ndarray] = {}
 
-    def measure(label: str, call: Callable[[], Result], warm_call: Callable[[], Result], once_over: float | None) -> None:
+    def measure(
+        label: str, call: Callable[[], Result], warm_call: Callable[[], Result], once_over: float | None
+    ) -> None:
         print(f"  sampling n={n}: {label}", file=sys.stderr, flush=True)
         try:
             warm_call()
@@ -711,8 +720,16 @@ def run_sampling(cfg: dict[str, Any]) -> dict[str, Any]:
         rows.append(skipped("Aer SamplerV2", "qiskit-aer is not installed", **common))
     if qml is not None:
         try:
-            qnode, warm_qnode = lightning_sampler_qnode(n, shots), lightning_sampler_qnode(cfg["sampling_warmup_n"], shots)
-            measure("Lightning qml.sample", lambda: lightning_sample(qnode), lambda: lightning_sample(warm_qnode), ONCE_OVER_S)
+            qnode, warm_qnode = (
+                lightning_sampler_qnode(n, shots),
+                lightning_sampler_qnode(cfg["sampling_warmup_n"], shots),
+            )
+            measure(
+                "Lightning qml.sample",
+                lambda: lightning_sample(qnode),
+                lambda: lightning_sample(warm_qnode),
+                ONCE_OVER_S,
+            )
         except Exception as exc:
             rows.append(_failed("Lightning qml.sample", exc, **common))
     else:
@@ -759,7 +776,9 @@ def run_sampling(cfg: dict[str, Any]) -> dict[str, Any]:
             z.append((pa - pb) / se)
         pair = {"max_abs_z_marginal_aqrt_vs_aer": float(np.max(np.abs(z)))}
         if pair["max_abs_z_marginal_aqrt_vs_aer"] > Z_LIMIT:
-            disagreements.append(f"DISAGREE: sampling aqrt vs Aer marginals: max |z| = {pair['max_abs_z_marginal_aqrt_vs_aer']:.1f}")
+            disagreements.append(
+                f"DISAGREE: sampling aqrt vs Aer marginals: max |z| = {pair['max_abs_z_marginal_aqrt_vs_aer']:.1f}"
+            )
     return {
         "rows": rows,
         "ideal_tvd_at_these_shots": expected_tvd(probs, shots),
@@ -852,8 +871,9 @@ print(json.dumps({{
 def _subprocess_json(code: str, env_extra: dict[str, str] | None = None, timeout: float = 300) -> dict[str, Any]:
     env = {**os.environ, **(env_extra or {})}
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=timeout,
-                         cwd=REPO_ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO_ROOT
+    )
     wall = time.perf_counter() - start
     if out.returncode != 0:
         raise RuntimeError(f"probe failed (exit {out.returncode}): {out.stderr.strip()[-2000:]}")
@@ -959,13 +979,17 @@ def _contention(section: dict[str, Any]) -> str:
     cpu = section.get("cpu")
     if not cpu:
         return ""
-    return (f"  [section wall {cpu['wall_s']} s; other processes used {cpu['others_cpu_s']} CPU-s "
-            f"= {100 * cpu['others_share']:.0f}% of the machine meanwhile]")
+    return (
+        f"  [section wall {cpu['wall_s']} s; other processes used {cpu['others_cpu_s']} CPU-s "
+        f"= {100 * cpu['others_share']:.0f}% of the machine meanwhile]"
+    )
 
 
 def format_wide(section: dict[str, Any]) -> list[str]:
-    lines = [f"wide: hardware-efficient ansatz (ry, rz on every qubit; cx ladder) x {section['layers']} layers, "
-             "1 binding, H = sum Z_i + sum Z_i Z_i+1" + _contention(section)]
+    lines = [
+        f"wide: hardware-efficient ansatz (ry, rz on every qubit; cx ladder) x {section['layers']} layers, "
+        "1 binding, H = sum Z_i + sum Z_i Z_i+1" + _contention(section)
+    ]
     header = f"{'n':>3}{'gates':>7}  {'contender':<30}{'others':>7}{'runs':>5}{'best s':>10}{'median s':>10}{'t / t_aqrt':>12}{'ev':>20}"
     lines += [header, "-" * len(header)]
     previous = None
@@ -982,29 +1006,43 @@ def format_wide(section: dict[str, Any]) -> list[str]:
     for n, peer in section["summary"]["fastest_peer"].items():
         ratio = peer["peer_over_aqrt"]
         verdict = f"aqrt {ratio:.2f}x faster" if ratio >= 1 else f"aqrt {1 / ratio:.2f}x slower"
-        lines.append(f"n={n}: fastest peer {peer['contender']} {peer['best_s']:.3f} s; fastest peer / aqrt = "
-                     f"{ratio:.2f}x ({verdict})")
+        lines.append(
+            f"n={n}: fastest peer {peer['contender']} {peer['best_s']:.3f} s; fastest peer / aqrt = "
+            f"{ratio:.2f}x ({verdict})"
+        )
     big = section["summary"]["largest"]
     bw = section["summary"]["bandwidth"]
-    lines.append(f"aqrt at n={big['n']}: {big['aqrt_best_s']:.3f} s / {big['gates']} gates (before fusion) = "
-                 f"{big['aqrt_s_per_gate'] * 1e3:.2f} ms per gate")
-    lines.append(f"copy bandwidth ({bw['array_mib']} MiB complex128, bytes = read + write, best of 5): "
-                 f"np.copyto {bw['gb_per_s_numpy']:.1f} GB/s; numba prange copy on {bw['numba_threads']} threads "
-                 f"{bw['gb_per_s_parallel']:.1f} GB/s")
-    lines.append(f"floor per pass over the 2^{big['n']} state (read + write {2 * big['state_bytes'] >> 20} MiB): "
-                 f"{big['floor_per_pass_s'] * 1e3:.1f} ms at np.copyto bandwidth, "
-                 f"{big['floor_per_pass_s_parallel'] * 1e3:.1f} ms at the parallel copy's")
-    lines.append(f"aqrt n={big['n']} time = {big['passes']:.0f} passes at the np.copyto floor "
-                 f"({big['passes_per_gate']:.2f} per gate), {big['passes_parallel']:.0f} at the parallel floor "
-                 f"({big['passes_parallel'] / big['gates']:.2f} per gate)")
+    lines.append(
+        f"aqrt at n={big['n']}: {big['aqrt_best_s']:.3f} s / {big['gates']} gates (before fusion) = "
+        f"{big['aqrt_s_per_gate'] * 1e3:.2f} ms per gate"
+    )
+    lines.append(
+        f"copy bandwidth ({bw['array_mib']} MiB complex128, bytes = read + write, best of 5): "
+        f"np.copyto {bw['gb_per_s_numpy']:.1f} GB/s; numba prange copy on {bw['numba_threads']} threads "
+        f"{bw['gb_per_s_parallel']:.1f} GB/s"
+    )
+    lines.append(
+        f"floor per pass over the 2^{big['n']} state (read + write {2 * big['state_bytes'] >> 20} MiB): "
+        f"{big['floor_per_pass_s'] * 1e3:.1f} ms at np.copyto bandwidth, "
+        f"{big['floor_per_pass_s_parallel'] * 1e3:.1f} ms at the parallel copy's"
+    )
+    lines.append(
+        f"aqrt n={big['n']} time = {big['passes']:.0f} passes at the np.copyto floor "
+        f"({big['passes_per_gate']:.2f} per gate), {big['passes_parallel']:.0f} at the parallel floor "
+        f"({big['passes_parallel'] / big['gates']:.2f} per gate)"
+    )
     return lines
 
 
 def format_sweep(section: dict[str, Any]) -> list[str]:
-    lines = [f"sweep: hardware-efficient ansatz x {section['layers']} layers, one PUB of many bindings, "
-             "random 20-term Pauli observable" + _contention(section)]
-    header = (f"{'n':>3}{'gates':>7}{'bindings':>10}  {'contender':<30}{'others':>7}{'runs':>5}{'best s':>10}{'median s':>10}"
-              f"{'bindings/s':>12}{'aqrt speedup':>14}{'max |dev|':>11}")
+    lines = [
+        f"sweep: hardware-efficient ansatz x {section['layers']} layers, one PUB of many bindings, "
+        "random 20-term Pauli observable" + _contention(section)
+    ]
+    header = (
+        f"{'n':>3}{'gates':>7}{'bindings':>10}  {'contender':<30}{'others':>7}{'runs':>5}{'best s':>10}{'median s':>10}"
+        f"{'bindings/s':>12}{'aqrt speedup':>14}{'max |dev|':>11}"
+    )
     lines += [header, "-" * len(header)]
     previous = None
     for entry in section["rows"]:
@@ -1015,28 +1053,38 @@ def format_sweep(section: dict[str, Any]) -> list[str]:
         if "skipped" in entry:
             lines.append(lead + f"  skipped: {entry['skipped']}")
             continue
-        lines.append(lead + _fmt_row_times(entry) + f"{entry['bindings_per_s']:>12.0f}{entry['aqrt_speedup']:>13.2f}x"
-                     f"{entry['max_deviation_vs_aqrt']:>11.1e}")
+        lines.append(
+            lead + _fmt_row_times(entry) + f"{entry['bindings_per_s']:>12.0f}{entry['aqrt_speedup']:>13.2f}x"
+            f"{entry['max_deviation_vs_aqrt']:>11.1e}"
+        )
     lines.append("(aqrt speedup = contender's time / aqrt's; max |dev| = largest |ev - aqrt ev| over all bindings)")
     return lines
 
 
 def format_sampling(section: dict[str, Any]) -> list[str]:
     first = section["rows"][0]
-    lines = [f"sampling: n={first['n']} GHZ + seeded ry, rx layer, measure_all, {first['shots']} shots"
-             + _contention(section)]
-    header = (f"{'contender':<30}{'others':>7}{'runs':>5}{'best s':>10}{'median s':>10}{'aqrt speedup':>14}"
-              f"{'|z| marg.':>11}{'|z| top10':>11}{'TVD exact':>11}")
+    lines = [
+        f"sampling: n={first['n']} GHZ + seeded ry, rx layer, measure_all, {first['shots']} shots"
+        + _contention(section)
+    ]
+    header = (
+        f"{'contender':<30}{'others':>7}{'runs':>5}{'best s':>10}{'median s':>10}{'aqrt speedup':>14}"
+        f"{'|z| marg.':>11}{'|z| top10':>11}{'TVD exact':>11}"
+    )
     lines += [header, "-" * len(header)]
     for entry in section["rows"]:
         lead = f"{entry['contender']:<30}"
         if "skipped" in entry:
             lines.append(lead + f"  skipped: {entry['skipped']}")
             continue
-        lines.append(lead + _fmt_row_times(entry) + f"{entry['aqrt_speedup']:>13.2f}x{entry['max_abs_z_marginal']:>11.1f}"
-                     f"{entry['max_abs_z_top10']:>11.1f}{entry['tvd_vs_exact']:>11.3f}")
-    lines.append(f"(|z| = largest deviation from the exact per-qubit marginals / 10 most likely outcomes, in standard "
-                 f"errors; TVD of an ideal sampler at these shots: {section['ideal_tvd_at_these_shots']:.3f})")
+        lines.append(
+            lead + _fmt_row_times(entry) + f"{entry['aqrt_speedup']:>13.2f}x{entry['max_abs_z_marginal']:>11.1f}"
+            f"{entry['max_abs_z_top10']:>11.1f}{entry['tvd_vs_exact']:>11.3f}"
+        )
+    lines.append(
+        f"(|z| = largest deviation from the exact per-qubit marginals / 10 most likely outcomes, in standard "
+        f"errors; TVD of an ideal sampler at these shots: {section['ideal_tvd_at_these_shots']:.3f})"
+    )
     if "max_abs_z_marginal_aqrt_vs_aer" in section:
         lines.append(f"aqrt vs Aer per-qubit marginals: max |z| = {section['max_abs_z_marginal_aqrt_vs_aer']:.1f}")
     return lines
@@ -1046,18 +1094,24 @@ def format_cold(section: dict[str, Any]) -> list[str]:
     first = section["first_job_cached"]
     warm = section["warmup_cached"]
     lines = ["cold start (fresh processes)" + _contention(section)]
-    lines.append(f"first job, numba cache present: process wall {first['process_wall_s']:.2f} s; in process "
-                 f"{first['in_process_total_s']:.2f} s = import aqrt {first['import_aqrt_s']:.2f} s + session open "
-                 f"{first['session_open_s'] * 1e3:.1f} ms + first job {first['first_job_s']:.2f} s "
-                 f"(second job {first['second_job_s'] * 1e3:.1f} ms)")
-    lines.append(f"kernels alone, cache present: import aqrt {warm['import_aqrt_s']:.2f} s, then import numba + "
-                 f"engine {warm['import_engine_s']:.2f} s, warmup() {warm['warmup_s']:.2f} s "
-                 f"(process wall {warm['process_wall_s']:.2f} s)")
+    lines.append(
+        f"first job, numba cache present: process wall {first['process_wall_s']:.2f} s; in process "
+        f"{first['in_process_total_s']:.2f} s = import aqrt {first['import_aqrt_s']:.2f} s + session open "
+        f"{first['session_open_s'] * 1e3:.1f} ms + first job {first['first_job_s']:.2f} s "
+        f"(second job {first['second_job_s'] * 1e3:.1f} ms)"
+    )
+    lines.append(
+        f"kernels alone, cache present: import aqrt {warm['import_aqrt_s']:.2f} s, then import numba + "
+        f"engine {warm['import_engine_s']:.2f} s, warmup() {warm['warmup_s']:.2f} s "
+        f"(process wall {warm['process_wall_s']:.2f} s)"
+    )
     if "warmup_cold_compile" in section:
         cold = section["warmup_cold_compile"]
-        lines.append(f"kernels alone, empty numba cache (full compile): import numba + engine "
-                     f"{cold['import_engine_s']:.2f} s, warmup() {cold['warmup_s']:.2f} s "
-                     f"(process wall {cold['process_wall_s']:.2f} s)")
+        lines.append(
+            f"kernels alone, empty numba cache (full compile): import numba + engine "
+            f"{cold['import_engine_s']:.2f} s, warmup() {cold['warmup_s']:.2f} s "
+            f"(process wall {cold['process_wall_s']:.2f} s)"
+        )
     return lines
 
 
@@ -1079,14 +1133,20 @@ def targets(outcome: dict[str, Any]) -> list[dict[str, Any]]:
     sweep = outcome.get("sweep")
     if sweep:
         for n, goal in ((8, 10.0), (12, 4.0)):
-            aer = next((r for r in sweep["rows"] if r["n"] == n and r["contender"].startswith("Aer") and "best_s" in r), None)
+            aer = next(
+                (r for r in sweep["rows"] if r["n"] == n and r["contender"].startswith("Aer") and "best_s" in r), None
+            )
             if aer is not None:
-                found.append({"what": f"sweep n={n}: aqrt bindings/s / Aer's", "value": aer["aqrt_speedup"], "goal": goal})
+                found.append(
+                    {"what": f"sweep n={n}: aqrt bindings/s / Aer's", "value": aer["aqrt_speedup"], "goal": goal}
+                )
     sampling = outcome.get("sampling")
     if sampling:
         aer = next((r for r in sampling["rows"] if r["contender"].startswith("Aer") and "best_s" in r), None)
         if aer is not None:
-            found.append({"what": f"sampling n={aer['n']}: Aer time / aqrt time", "value": aer["aqrt_speedup"], "goal": 3.0})
+            found.append(
+                {"what": f"sampling n={aer['n']}: Aer time / aqrt time", "value": aer["aqrt_speedup"], "goal": 3.0}
+            )
     for entry in found:
         entry["met"] = entry["value"] >= entry["goal"]
     return found
@@ -1111,8 +1171,13 @@ def format_report(facts: dict[str, Any], config: dict[str, Any], outcome: dict[s
         "was timed (contention; rows above ~10% are not clean)",
         "",
     ]
-    formatters = {"wide": format_wide, "sweep": format_sweep, "sampling": format_sampling,
-                  "cold": format_cold, "memory": format_memory}
+    formatters = {
+        "wide": format_wide,
+        "sweep": format_sweep,
+        "sampling": format_sampling,
+        "cold": format_cold,
+        "memory": format_memory,
+    }
     for name in SECTIONS:
         if name in outcome:
             lines += formatters[name](outcome[name])
@@ -1121,15 +1186,19 @@ def format_report(facts: dict[str, Any], config: dict[str, Any], outcome: dict[s
     if found:
         lines.append("targets")
         for entry in found:
-            lines.append(f"  {entry['what']:<42} {entry['value']:>7.2f}x   goal >= {entry['goal']:g}x   "
-                         f"{'met' if entry['met'] else 'NOT MET'}")
+            lines.append(
+                f"  {entry['what']:<42} {entry['value']:>7.2f}x   goal >= {entry['goal']:g}x   "
+                f"{'met' if entry['met'] else 'NOT MET'}"
+            )
         lines.append("")
     disagreements = [d for name in SECTIONS for d in outcome.get(name, {}).get("disagreements", [])]
     if disagreements:
         lines += disagreements
     else:
-        lines.append(f"values: expectation values agree with aqrt's within {EV_TOLERANCE:g}; sampled marginals and "
-                     f"top outcomes within {Z_LIMIT:g} standard errors of exact")
+        lines.append(
+            f"values: expectation values agree with aqrt's within {EV_TOLERANCE:g}; sampled marginals and "
+            f"top outcomes within {Z_LIMIT:g} standard errors of exact"
+        )
     return "\n".join(lines)
 
 
@@ -1158,8 +1227,14 @@ def main(argv: list[str] | None = None) -> int:
 
     cfg = dict(QUICK if args.quick else FULL)
     facts = machine_facts()
-    config = {**cfg, "quick": args.quick, "sections": chosen, "ev_tolerance": EV_TOLERANCE, "z_limit": Z_LIMIT,
-              "once_over_s": ONCE_OVER_S}
+    config = {
+        **cfg,
+        "quick": args.quick,
+        "sections": chosen,
+        "ev_tolerance": EV_TOLERANCE,
+        "z_limit": Z_LIMIT,
+        "once_over_s": ONCE_OVER_S,
+    }
     runners = {"wide": run_wide, "sweep": run_sweep, "sampling": run_sampling, "cold": run_cold, "memory": run_memory}
     outcome: dict[str, Any] = {}
     wall = time.perf_counter()

@@ -33,10 +33,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from qiskit import QuantumCircuit  # noqa: E402
-from qiskit.quantum_info import SparsePauliOp  # noqa: E402
+from qiskit import QuantumCircuit
+from qiskit.quantum_info import SparsePauliOp
 
-from aqrt.server import ServerConfig, serve_in_thread  # noqa: E402
+from aqrt.server import ServerConfig, serve_in_thread
 
 API_KEY = "bench-key"
 CRN = "crn:v1:bluemix:public:quantum-computing:us-east:a/aqrt:bench::"

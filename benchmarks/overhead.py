@@ -50,14 +50,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-import numpy as np  # noqa: E402
-import qiskit  # noqa: E402
-from qiskit import QuantumCircuit  # noqa: E402
-from qiskit.primitives import StatevectorEstimator  # noqa: E402
-from qiskit.quantum_info import SparsePauliOp, Statevector  # noqa: E402
+import numpy as np
+import qiskit
+from qiskit import QuantumCircuit
+from qiskit.primitives import StatevectorEstimator
+from qiskit.quantum_info import SparsePauliOp, Statevector
 
-import aqrt  # noqa: E402
-from aqrt import Batch, Estimator, Session  # noqa: E402
+import aqrt
+from aqrt import Batch, Estimator, Session
 
 try:
     import qiskit_aer
@@ -206,7 +206,11 @@ def floors() -> list[tuple[str, str, Callable[[Any], Callable[[], Any]]]]:
     """(label, the end-to-end row it is the floor of, factory of a no-argument compute call)."""
     rows = [
         ("aqrt LocalBackend._run", AQRT_BASELINE, _aqrt_floor),
-        ("Qiskit StatevectorEstimator._run", "Qiskit StatevectorEstimator", lambda p: _peer_floor(StatevectorEstimator(), p)),
+        (
+            "Qiskit StatevectorEstimator._run",
+            "Qiskit StatevectorEstimator",
+            lambda p: _peer_floor(StatevectorEstimator(), p),
+        ),
     ]
     if AerEstimatorV2 is not None:
         rows.append(("Aer EstimatorV2._run", "Aer EstimatorV2", lambda p: _peer_floor(AerEstimatorV2(), p)))

@@ -46,14 +46,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from qiskit import QuantumCircuit  # noqa: E402
-from qiskit.circuit import ParameterVector  # noqa: E402
-from qiskit.quantum_info import SparsePauliOp  # noqa: E402
+from qiskit import QuantumCircuit
+from qiskit.circuit import ParameterVector
+from qiskit.quantum_info import SparsePauliOp
 
-from aqrt import Estimator, LocalService, Session  # noqa: E402
-from aqrt.backends import sweep as sweep_module  # noqa: E402
-from aqrt.distributed import LocalProcessCluster  # noqa: E402
-
+from aqrt import Estimator, LocalService, Session
+from aqrt.backends import sweep as sweep_module
+from aqrt.distributed import LocalProcessCluster
 
 
 def _compare(values: np.ndarray, reference: np.ndarray) -> str:
@@ -63,6 +62,7 @@ def _compare(values: np.ndarray, reference: np.ndarray) -> str:
     if values.shape == reference.shape and np.allclose(values, reference, rtol=0, atol=1e-13):
         return "NOT BIT FOR BIT"
     return "DISAGREE"
+
 
 def ansatz(n: int, layers: int) -> QuantumCircuit:
     theta = ParameterVector("t", 2 * n)
@@ -141,8 +141,15 @@ async def run(bindings: int, workers: int, repeat: int, address: str) -> dict[st
 
     ops = len(lower_circuit(circuit).ops)
     local_chunks = -(-bindings // sweep_module.chunk_size(10, ops, seconds=PROGRESS_CHUNK_SECONDS))
-    return {"rows": rows, "per_chunk": per_chunk, "dask_noop_seconds": floor, "chunks": chunks,
-            "local_chunks": local_chunks, "chunk_bindings": -(-bindings // chunks), "tiny_bindings": 400}
+    return {
+        "rows": rows,
+        "per_chunk": per_chunk,
+        "dask_noop_seconds": floor,
+        "chunks": chunks,
+        "local_chunks": local_chunks,
+        "chunk_bindings": -(-bindings // chunks),
+        "tiny_bindings": 400,
+    }
 
 
 def report(outcome: dict[str, Any], config: dict[str, Any]) -> tuple[str, bool]:
@@ -172,8 +179,12 @@ def report(outcome: dict[str, Any], config: dict[str, Any]) -> tuple[str, bool]:
         if verdict:
             lines.append(f"{verdict}: {name} against in-process")
             ok = ok and verdict != "DISAGREE"
-    lines += ["", f"cost per chunk (4-qubit PUB, {outcome['tiny_bindings']} bindings, chunk_bindings=1)",
-              f"{'row':<24}{'best s':>9}{'per chunk':>12}", "-" * 45]
+    lines += [
+        "",
+        f"cost per chunk (4-qubit PUB, {outcome['tiny_bindings']} bindings, chunk_bindings=1)",
+        f"{'row':<24}{'best s':>9}{'per chunk':>12}",
+        "-" * 45,
+    ]
     tiny_base = per_chunk["in-process"]["best"]
     for name, row in per_chunk.items():
         per = (row["best"] - tiny_base) / outcome["tiny_bindings"] if name != "in-process" else row["best"]
@@ -206,16 +217,23 @@ def main(argv: list[str] | None = None) -> int:
     text, ok = report(outcome, config)
     print(text)
     if args.json is not None:
+
         def plain(row: dict[str, Any]) -> dict[str, Any]:
             return {k: v for k, v in row.items() if k != "evs"}
 
-        args.json.write_text(json.dumps({
-            "config": config,
-            "rows": {k: plain(v) for k, v in outcome["rows"].items()},
-            "per_chunk": {k: plain(v) for k, v in outcome["per_chunk"].items()},
-            "chunk_bindings": outcome["chunk_bindings"],
-            "dask_noop_seconds": outcome["dask_noop_seconds"],
-        }, indent=2, default=str))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "config": config,
+                    "rows": {k: plain(v) for k, v in outcome["rows"].items()},
+                    "per_chunk": {k: plain(v) for k, v in outcome["per_chunk"].items()},
+                    "chunk_bindings": outcome["chunk_bindings"],
+                    "dask_noop_seconds": outcome["dask_noop_seconds"],
+                },
+                indent=2,
+                default=str,
+            )
+        )
     return 0 if ok else 1
 
 

@@ -37,8 +37,11 @@ def parse_body(raw: bytes) -> tuple[Any, ...]:
         labels = body["observables"]
         observables = [SparsePauliOp(label) for label in ([labels] if isinstance(labels, str) else labels)]
         values = body.get("parameter_values")
-        return (circuit, observables if len(observables) > 1 else observables[0],
-                None if values is None else np.asarray(values, dtype=float))
+        return (
+            circuit,
+            observables if len(observables) > 1 else observables[0],
+            None if values is None else np.asarray(values, dtype=float),
+        )
     except Exception as exc:
         raise BadRequest(f"bad request body: {type(exc).__name__}: {exc}") from exc
 

@@ -103,6 +103,7 @@ def parse_circuit(text: str, fmt: str) -> QuantumCircuit:
 
 def parse_observables(spec: Any, num_qubits: int) -> SparsePauliOp | list[SparsePauliOp]:
     """``"ZZ"``, ``[["ZZ", 1.0], ...]``, or a list of either."""
+
     def one(item: Any) -> SparsePauliOp:
         if isinstance(item, str):
             return SparsePauliOp(item)
@@ -111,7 +112,11 @@ def parse_observables(spec: Any, num_qubits: int) -> SparsePauliOp | list[Sparse
         raise BadRequest(f"an observable is a Pauli label or a list of [label, coefficient], got {item!r}")
 
     try:
-        if isinstance(spec, list) and spec and all(isinstance(i, str) or (isinstance(i, list) and i and isinstance(i[0], list)) for i in spec):
+        if (
+            isinstance(spec, list)
+            and spec
+            and all(isinstance(i, str) or (isinstance(i, list) and i and isinstance(i[0], list)) for i in spec)
+        ):
             observables = [one(item) for item in spec]
         else:
             observables = [one(spec)]
@@ -121,7 +126,9 @@ def parse_observables(spec: Any, num_qubits: int) -> SparsePauliOp | list[Sparse
         raise BadRequest(f"bad observable: {exc}") from exc
     for observable in observables:
         if observable.num_qubits != num_qubits:
-            raise BadRequest(f"observable {observable.paulis[0]} acts on {observable.num_qubits} qubits; the circuit has {num_qubits}")
+            raise BadRequest(
+                f"observable {observable.paulis[0]} acts on {observable.num_qubits} qubits; the circuit has {num_qubits}"
+            )
     return observables[0] if len(observables) == 1 else observables
 
 
@@ -189,7 +196,9 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "jobs": request.app[BATCH].statistics()})
 
 
-def create_app(*, service: LocalService | None = None, max_concurrency: int = 2, max_pending: int = 1000) -> web.Application:
+def create_app(
+    *, service: LocalService | None = None, max_concurrency: int = 2, max_pending: int = 1000
+) -> web.Application:
     """The application; its Batch lives from startup to shutdown."""
     app = web.Application(client_max_size=_MAX_BODY)
 

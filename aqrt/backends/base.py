@@ -9,7 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 from .._concurrency import CancelFlag
 from ..job import JobRequest, Program
 
-__all__ = ["Backend", "ExecutionContext", "NOT_INLINE"]
+__all__ = ["NOT_INLINE", "Backend", "ExecutionContext"]
 
 # Optional backend attributes and methods, read with getattr:
 #   run_inline(request, context)          finish tiny jobs synchronously (else NOT_INLINE)

@@ -21,14 +21,14 @@ from ..engine.observables import build_term_table_sparse
 from .reference import _flat_bindings, _pack, final_measurements
 
 __all__ = [
-    "estimate_pub",
-    "sample_pub",
-    "fused_width",
-    "estimate_chunk",
-    "finish_estimate",
-    "sample_chunk",
     "draw_samples",
+    "estimate_chunk",
+    "estimate_pub",
+    "finish_estimate",
     "finish_sample",
+    "fused_width",
+    "sample_chunk",
+    "sample_pub",
     "sampler_setup",
 ]
 
@@ -78,8 +78,13 @@ def _term_table(pub: EstimatorPub, layout: Any, num_qubits: int, cache: dict[Any
         return entry[1]
     sparse = [observables.slice(index) for index in np.ndindex(*observables.shape)]
     content = tuple(
-        (obs.num_qubits, np.asarray(obs.coeffs).tobytes(), np.asarray(obs.bit_terms).tobytes(),
-         np.asarray(obs.indices).tobytes(), np.asarray(obs.boundaries).tobytes())
+        (
+            obs.num_qubits,
+            np.asarray(obs.coeffs).tobytes(),
+            np.asarray(obs.bit_terms).tobytes(),
+            np.asarray(obs.indices).tobytes(),
+            np.asarray(obs.boundaries).tobytes(),
+        )
         for obs in sparse
     )
     cache_key = ("terms", key if layout is not None else None, content)
@@ -141,9 +146,7 @@ def finish_estimate(pub: EstimatorPub, per_pair: np.ndarray, rng: np.random.Gene
     else:
         shape = np.broadcast_shapes(binding_shape, observable_shape)
         binding_index = np.broadcast_to(np.arange(int(np.prod(binding_shape))).reshape(binding_shape), shape)
-        observable_index = np.broadcast_to(
-            np.arange(int(np.prod(observable_shape))).reshape(observable_shape), shape
-        )
+        observable_index = np.broadcast_to(np.arange(int(np.prod(observable_shape))).reshape(observable_shape), shape)
         evs = np.array(per_pair[binding_index, observable_index], dtype=np.float64)
     precision = float(pub.precision or 0.0)
     if precision > 0:
@@ -178,7 +181,9 @@ def sample_pub(
 Registers = list[tuple[str, list[int]]]
 
 
-def sampler_setup(circuit: QuantumCircuit, cache: dict[Any, Any], circuit_key: Any) -> tuple[dict[int, int], QuantumCircuit, Registers]:
+def sampler_setup(
+    circuit: QuantumCircuit, cache: dict[Any, Any], circuit_key: Any
+) -> tuple[dict[int, int], QuantumCircuit, Registers]:
     """The circuit without its final measurements, and per classical register the measured
     qubit of each clbit (-1: never measured); cached per circuit."""
     split = cache.get(("split", circuit_key))

@@ -28,7 +28,7 @@ from ..options import Options
 from . import reference
 from .base import NOT_INLINE, ExecutionContext
 
-__all__ = ["LocalService", "LocalBackend"]
+__all__ = ["LocalBackend", "LocalService"]
 
 DEFAULT_BACKEND = "aqrt_statevector"
 _ALIASES = {"ibmq_qasm_simulator": DEFAULT_BACKEND}
@@ -147,7 +147,9 @@ class LocalBackend:
         self._max_qubits = (
             max_qubits if max_qubits is not None else _qubits_that_fit(_total_memory(), self._bytes_per_amplitude)
         )
-        if chunk_bindings is not None and (isinstance(chunk_bindings, bool) or not isinstance(chunk_bindings, int) or chunk_bindings < 1):
+        if chunk_bindings is not None and (
+            isinstance(chunk_bindings, bool) or not isinstance(chunk_bindings, int) or chunk_bindings < 1
+        ):
             raise ValueError(f"chunk_bindings must be an int >= 1, got {chunk_bindings!r}")
         if dask is not None and engine != "numba":
             raise ValueError("dask= needs the numba engine")
@@ -323,7 +325,9 @@ class LocalBackend:
             return engine_path.estimate_pub(circuit, pub, rng, cancel, context.cache, key, serial=serial, dtype=dtype)
         return engine_path.sample_pub(circuit, pub, rng, cancel, context.cache, key, serial=serial, dtype=dtype)
 
-    def _prepare(self, circuit: QuantumCircuit, fingerprint: str, options: Options, cache: dict[Any, Any]) -> QuantumCircuit:
+    def _prepare(
+        self, circuit: QuantumCircuit, fingerprint: str, options: Options, cache: dict[Any, Any]
+    ) -> QuantumCircuit:
         """Transpile at the requested level, once per distinct circuit per session."""
         level = options.optimization_level
         if level is None:

@@ -19,9 +19,9 @@ from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
 from .._concurrency import CancelFlag
-from ..errors import InvalidPubError, JobCancelledError
+from ..errors import JobCancelledError
 
-__all__ = ["estimate_pub", "sample_pub", "unsupported_instruction", "final_measurements"]
+__all__ = ["estimate_pub", "final_measurements", "sample_pub", "unsupported_instruction"]
 
 _NON_UNITARY = {"measure", "reset", "initialize", "save_statevector"} | set(CONTROL_FLOW_OP_NAMES)
 _TRANSPARENT = {"barrier", "delay"}

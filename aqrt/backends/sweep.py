@@ -27,7 +27,7 @@ from . import engine_path
 from .local import TARGET_CHUNK_SECONDS, UPDATES_PER_SECOND
 from .reference import _flat_bindings
 
-__all__ = ["ChunkTask", "PubPlan", "plan_job", "run_chunk", "chunk_size", "TARGET_CHUNK_SECONDS"]
+__all__ = ["TARGET_CHUNK_SECONDS", "ChunkTask", "PubPlan", "chunk_size", "plan_job", "run_chunk"]
 
 _kernel_lock = threading.Lock()  # numba's parallel kernels may not be entered from two threads
 

@@ -13,7 +13,7 @@ from distributed import Client, KilledWorker, WorkerPlugin, as_completed
 from .._concurrency import run_in_worker
 from ..backends import sweep
 
-__all__ = ["connect", "DaskExecutor"]
+__all__ = ["DaskExecutor", "connect"]
 
 # A client's handshake reports the host's processor, which platform finds by running `uname -p`:
 # a blocking subprocess on the loop the first time. Find it now (this module is imported off

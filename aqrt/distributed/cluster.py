@@ -44,8 +44,13 @@ class LocalProcessCluster:
 
     def __enter__(self) -> str:
         command = [
-            sys.executable, "-c", "from aqrt.distributed.cluster import main; main()",
-            "--workers", str(self.n_workers), "--threads", str(self.threads_per_worker),
+            sys.executable,
+            "-c",
+            "from aqrt.distributed.cluster import main; main()",
+            "--workers",
+            str(self.n_workers),
+            "--threads",
+            str(self.threads_per_worker),
         ]
         self._process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True

@@ -18,7 +18,7 @@ import numpy as np
 from .kernels import CTRL
 from .lowering import Program
 
-__all__ = ["Group", "schedule_groups", "LOW_QUBITS", "MAX_HIGH_QUBITS"]
+__all__ = ["LOW_QUBITS", "MAX_HIGH_QUBITS", "Group", "schedule_groups"]
 
 LOW_QUBITS = 8  # contiguous runs of 2**8 amplitudes (4 KiB)
 MAX_HIGH_QUBITS = 8  # chunk of at most 2**16 amplitudes (1 MiB at complex128); tuned on n = 20-24
@@ -80,8 +80,13 @@ def schedule_groups(program: Program, low: int = LOW_QUBITS, max_high: int = MAX
                         position[p] += 1
                     progress = True
         if not members:  # the next op needs more high qubits than a chunk holds: run it alone
-            j = next(j for q in range(n) if position[q] < len(per_qubit[q])
-                     for j in [per_qubit[q][position[q]]] if _ready(j, supports[j], per_qubit, position))
+            j = next(
+                j
+                for q in range(n)
+                if position[q] < len(per_qubit[q])
+                for j in [per_qubit[q][position[q]]]
+                if _ready(j, supports[j], per_qubit, position)
+            )
             scheduled[j] = True
             remaining -= 1
             for p in supports[j]:

@@ -51,9 +51,7 @@ def _phase(lam: np.ndarray) -> np.ndarray:
 
 def _u(theta: np.ndarray, phi: np.ndarray, lam: np.ndarray) -> np.ndarray:
     c, s = _half(theta)
-    return _stack(
-        [[c, -np.exp(1j * lam) * s], [np.exp(1j * phi) * s, np.exp(1j * (phi + lam)) * c]], theta.shape[0]
-    )
+    return _stack([[c, -np.exp(1j * lam) * s], [np.exp(1j * phi) * s, np.exp(1j * (phi + lam)) * c]], theta.shape[0])
 
 
 def _u2(phi: np.ndarray, lam: np.ndarray) -> np.ndarray:
@@ -79,16 +77,12 @@ def _rxx(theta: np.ndarray) -> np.ndarray:
 
 def _ryy(theta: np.ndarray) -> np.ndarray:
     c, s = _half(theta)
-    return _stack(
-        [[c, 0, 0, 1j * s], [0, c, -1j * s, 0], [0, -1j * s, c, 0], [1j * s, 0, 0, c]], theta.shape[0]
-    )
+    return _stack([[c, 0, 0, 1j * s], [0, c, -1j * s, 0], [0, -1j * s, c, 0], [1j * s, 0, 0, c]], theta.shape[0])
 
 
 def _rzx(theta: np.ndarray) -> np.ndarray:
     c, s = _half(theta)
-    return _stack(
-        [[c, 0, -1j * s, 0], [0, c, 0, 1j * s], [-1j * s, 0, c, 0], [0, 1j * s, 0, c]], theta.shape[0]
-    )
+    return _stack([[c, 0, -1j * s, 0], [0, c, 0, 1j * s], [-1j * s, 0, c, 0], [0, 1j * s, 0, c]], theta.shape[0])
 
 
 def _controlled(base: Formula) -> Formula:

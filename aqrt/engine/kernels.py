@@ -367,7 +367,17 @@ def sweep_pauli_values(
     out = np.empty((num_bindings, x_masks.shape[0]), dtype=np.complex128)
     for b in prange(num_bindings):
         out[b, :] = program_pauli_values(
-            num_qubits, kinds, qubits, widths, aux, sources, offsets, static_buffer, binding_buffers[b], x_masks, z_masks
+            num_qubits,
+            kinds,
+            qubits,
+            widths,
+            aux,
+            sources,
+            offsets,
+            static_buffer,
+            binding_buffers[b],
+            x_masks,
+            z_masks,
         )
     return out
 
@@ -513,9 +523,7 @@ def apply_perm_par(state: np.ndarray, qubits: np.ndarray, m: np.ndarray) -> None
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def apply_controlled_par(
-    state: np.ndarray, target: int, control_mask: int, control_value: int, m: np.ndarray
-) -> None:
+def apply_controlled_par(state: np.ndarray, target: int, control_mask: int, control_value: int, m: np.ndarray) -> None:
     """Multi-controlled 2x2 on ``target``, parallel over amplitude pairs."""
     m00, m01, m10, m11 = m[0, 0], m[0, 1], m[1, 0], m[1, 1]
     low = (1 << target) - 1

@@ -21,7 +21,7 @@ import numpy as np
 from . import gates
 from .kernels import CTRL, CX, DENSE, DIAG, PERM
 
-__all__ = ["LoweringError", "LoweredCircuit", "Program", "lower_circuit"]
+__all__ = ["LoweredCircuit", "LoweringError", "Program", "lower_circuit"]
 
 MAX_DENSE_QUBITS = 10  # widest gate applied as a dense matrix; wider gates must be controlled-1q
 _SKIPPED = frozenset({"barrier", "delay", "id", "store"})

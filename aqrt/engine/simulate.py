@@ -14,7 +14,7 @@ from . import kernels
 from .blocking import schedule_groups
 from .lowering import Program
 
-__all__ = ["WIDE_QUBITS", "EngineCancelled", "term_values", "probabilities", "final_state", "run_serial"]
+__all__ = ["WIDE_QUBITS", "EngineCancelled", "final_state", "probabilities", "run_serial", "term_values"]
 
 WIDE_QUBITS = 17  # from this width on, one binding at a time with amplitude-parallel kernels
 _BATCH_AMPLITUDES = 1 << 22  # bindings per kernel call are capped so their states fit in cache/RAM
@@ -63,17 +63,19 @@ def run_serial(program: Program, x_masks: np.ndarray, z_masks: np.ndarray) -> np
     return out
 
 
-def term_values(
-    program: Program, x_masks: np.ndarray, z_masks: np.ndarray, cancel: Cancel | None = None
-) -> np.ndarray:
+def term_values(program: Program, x_masks: np.ndarray, z_masks: np.ndarray, cancel: Cancel | None = None) -> np.ndarray:
     """Value of every Pauli term for every binding, shape (bindings, terms)."""
     out = np.empty((program.num_bindings, x_masks.shape[0]), dtype=np.complex128)
     if program.num_qubits < WIDE_QUBITS:
         for start, stop in _batches(program):
             _check(cancel)
             out[start:stop] = kernels.sweep_pauli_values(
-                program.num_qubits, *program.arrays(), program.static_buffer, program.binding_buffers[start:stop],
-                x_masks, z_masks,
+                program.num_qubits,
+                *program.arrays(),
+                program.static_buffer,
+                program.binding_buffers[start:stop],
+                x_masks,
+                z_masks,
             )
         return out
     for b in range(program.num_bindings):

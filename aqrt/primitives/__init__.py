@@ -5,4 +5,4 @@ from .estimator import Estimator
 from .sampler import Sampler
 from .sync import EngineEstimator, EngineSampler
 
-__all__ = ["Estimator", "Sampler", "EngineEstimator", "EngineSampler"]
+__all__ = ["EngineEstimator", "EngineSampler", "Estimator", "Sampler"]

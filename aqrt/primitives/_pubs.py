@@ -18,7 +18,6 @@ from qiskit.primitives.containers import ObservablesArray
 from qiskit.primitives.containers.bindings_array import BindingsArray
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.sampler_pub import SamplerPub
-
 from qiskit.quantum_info import SparsePauliOp
 
 from ..errors import InvalidInputError, InvalidPubError
@@ -156,8 +155,7 @@ def _check_finite(bindings: Any, index: int) -> None:
         name = _name(names[column])
         raise InvalidPubError(
             index,
-            f"parameter {name!r} has a non-finite value ({values[tuple(bad)]!r}) at binding index "
-            f"{tuple(position)}",
+            f"parameter {name!r} has a non-finite value ({values[tuple(bad)]!r}) at binding index {tuple(position)}",
         )
 
 

@@ -21,7 +21,7 @@ from .errors import ApiError
 if TYPE_CHECKING:
     from .runtime import RuntimeServer
 
-__all__ = ["Authenticator", "USER_KEY", "token_routes", "auth_middleware"]
+__all__ = ["USER_KEY", "Authenticator", "auth_middleware", "token_routes"]
 
 USER_KEY = web.RequestKey("aqrt_user", str)
 SERVER_KEY: web.AppKey[RuntimeServer] = web.AppKey("aqrt_runtime_server")

@@ -16,7 +16,7 @@ from pathlib import Path
 from .config import API_KEYS_ENV, ServerConfig, parse_api_key, parse_api_keys_text
 from .store import default_db_path
 
-__all__ = ["configure", "main", "config_from_args"]
+__all__ = ["config_from_args", "configure", "main"]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

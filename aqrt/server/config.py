@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-__all__ = ["ServerConfig", "parse_api_key", "parse_api_keys_text", "API_KEYS_ENV"]
+__all__ = ["API_KEYS_ENV", "ServerConfig", "parse_api_key", "parse_api_keys_text"]
 
 API_KEYS_ENV = "AQRT_SERVE_API_KEYS"
 

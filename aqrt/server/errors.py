@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-__all__ = ["ApiError", "error_response", "IBM_CODES"]
+__all__ = ["IBM_CODES", "ApiError", "error_response"]
 
 #: The error and ``state.reason_code`` numbers this server uses (the IBM Runtime meanings
 #: where one exists; aqrt's own choice otherwise).

@@ -209,8 +209,8 @@ def _time_param(query: Any, name: str) -> str | None:
     except ValueError:
         raise ApiError(400, f"{name} must be an ISO 8601 time, got {text!r}") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
-    return moment.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
 def job_routes() -> list[web.RouteDef]:

@@ -44,7 +44,7 @@ from .errors import IBM_CODES, ApiError
 from .idempotency import KeyLocks, idempotency_key, payload_digest
 from .store import Store
 
-__all__ = ["RuntimeServer", "SERVER_KEY", "job_state_name"]
+__all__ = ["SERVER_KEY", "RuntimeServer", "job_state_name"]
 
 logger = logging.getLogger("aqrt.server")
 
@@ -79,7 +79,7 @@ def job_state_name(status: JobStatus) -> str:
 
 
 def utc_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -553,7 +553,7 @@ class RuntimeServer:
         started_at = None
         if details["started_at"] is not None:  # loop time of the first job's start, shown as wall time
             ago = asyncio.get_running_loop().time() - details["started_at"]
-            started_at = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=ago)).isoformat(
+            started_at = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=ago)).isoformat(
                 timespec="microseconds"
             )
         return _session_body(

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["Store", "default_db_path", "FINAL_JOB_STATES"]
+__all__ = ["FINAL_JOB_STATES", "Store", "default_db_path"]
 
 T = TypeVar("T")
 

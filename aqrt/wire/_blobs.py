@@ -124,8 +124,7 @@ def array_to_text(array: np.ndarray) -> str:
     """``np.save`` (no pickle), zlib, base64; object arrays are refused."""
     if array.dtype.hasobject:
         raise WireError(
-            f"cannot encode an array of dtype {array.dtype}: object arrays need pickle, "
-            "which the wire format refuses",
+            f"cannot encode an array of dtype {array.dtype}: object arrays need pickle, which the wire format refuses",
             tag="ndarray",
         )
     # The bytes np.save(allow_pickle=False) writes, held to what np.load (and so RuntimeDecoder)
@@ -154,9 +153,7 @@ def array_from_bytes(tag: str, raw: bytes) -> np.ndarray:
     try:
         version = np.lib.format.read_magic(stream)
         if version == (1, 0):  # np.save writes 2.0 only for headers np.load refuses anyway
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(
-                stream, max_header_size=_NPY_MAX_HEADER
-            )
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream, max_header_size=_NPY_MAX_HEADER)
     except (ValueError, TypeError, SyntaxError, struct.error) as exc:
         raise WireError(f"the .npy header is malformed ({clean_message(exc)})", tag=tag) from exc
     if version != (1, 0):
@@ -178,9 +175,7 @@ def array_from_bytes(tag: str, raw: bytes) -> np.ndarray:
     return flat.reshape(shape, order=order).copy(order="K")
 
 
-def circuit_to_text(
-    circuit: QuantumCircuit, metadata_serializer: type[json.JSONEncoder] | None
-) -> str:
+def circuit_to_text(circuit: QuantumCircuit, metadata_serializer: type[json.JSONEncoder] | None) -> str:
     """QPY at :func:`qpy_write_version`, zlib, base64."""
     with io.BytesIO() as buffer:
         try:
@@ -189,9 +184,7 @@ def circuit_to_text(
             exc.at("metadata")
             raise
         except Exception as exc:  # QPY refuses some circuits; say which, whatever it raised
-            raise WireError(
-                f"QPY cannot write this circuit ({clean_message(exc)})", tag="QuantumCircuit"
-            ) from exc
+            raise WireError(f"QPY cannot write this circuit ({clean_message(exc)})", tag="QuantumCircuit") from exc
         return _text(buffer.getvalue(), compress=True)
 
 
@@ -201,8 +194,7 @@ def circuits_from_bytes(tag: str, raw: bytes) -> list[Any]:
         raise WireError("the data is not a QPY blob", tag=tag)
     if raw[6] > qpy.QPY_VERSION:
         raise WireError(
-            f"QPY version {raw[6]} is newer than this Qiskit reads ({qpy.QPY_VERSION}); "
-            "upgrade qiskit",
+            f"QPY version {raw[6]} is newer than this Qiskit reads ({qpy.QPY_VERSION}); upgrade qiskit",
             tag=tag,
         )
     try:

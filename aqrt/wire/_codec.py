@@ -52,8 +52,7 @@ __all__ = ["decode", "encode", "from_jsonable", "to_jsonable"]
 # The names qiskit-ibm-runtime's decoder passes through as strings when they come tagged as
 # "ndarray" (its ZNE ``ExtrapolatorType``).
 _EXTRAPOLATORS = frozenset(
-    ["linear", "exponential", "double_exponential", "fallback"]
-    + [f"polynomial_degree_{k}" for k in range(1, 8)]
+    ["linear", "exponential", "double_exponential", "fallback"] + [f"polynomial_degree_{k}" for k in range(1, 8)]
 )
 
 
@@ -130,9 +129,7 @@ def _encode_dict(obj: dict[Any, Any]) -> dict[str, Any]:
         if isinstance(key, str):
             key = str.__str__(key)
             if key == "__type__":
-                raise WireError(
-                    "a dict key '__type__' is reserved by the wire format for tagged values"
-                )
+                raise WireError("a dict key '__type__' is reserved by the wire format for tagged values")
         elif isinstance(key, int) and not isinstance(key, bool):
             key = str(int(key))  # as json.dumps does
         else:
@@ -228,14 +225,10 @@ _ENCODERS: dict[type, Callable[[Any], Any]] = {
     ObservablesArray: lambda o: _Tagged("ObservablesArray", o.tolist()),
     BindingsArray: _encode_bindings,
     BitArray: lambda b: _Tagged("BitArray", {"array": b.array, "num_bits": b.num_bits}),
-    DataBin: lambda d: _Tagged(
-        "DataBin", {"field_names": list(d), "shape": d.shape, "fields": dict(d.items())}
-    ),
+    DataBin: lambda d: _Tagged("DataBin", {"field_names": list(d), "shape": d.shape, "fields": dict(d.items())}),
     PubResult: _encode_pub_result("PubResult"),
     SamplerPubResult: _encode_pub_result("SamplerPubResult"),
-    PrimitiveResult: lambda r: _Tagged(
-        "PrimitiveResult", {"pub_results": list(r), "metadata": r.metadata}
-    ),
+    PrimitiveResult: lambda r: _Tagged("PrimitiveResult", {"pub_results": list(r), "metadata": r.metadata}),
     # PUBs travel untagged, as the tuple qiskit-ibm-runtime builds: parameter values as one
     # array over circuit.parameters (last axis), observables as {label: coeff} dicts.
     EstimatorPub: lambda p: [
@@ -252,9 +245,7 @@ _ENCODERS: dict[type, Callable[[Any], Any]] = {
     Pauli: _settings(Pauli),
     PauliList: _settings(PauliList),
     SparsePauliOp: _settings(SparsePauliOp),
-    PauliLindbladMap: lambda m: _Tagged(
-        "PauliLindbladMap", {"paulis": m.to_sparse_list(), "num_qubits": m.num_qubits}
-    ),
+    PauliLindbladMap: lambda m: _Tagged("PauliLindbladMap", {"paulis": m.to_sparse_list(), "num_qubits": m.num_qubits}),
     ExecutionSpan: _encode_span,
     ExecutionSpans: lambda s: _Tagged("ExecutionSpans", {"spans": list(s)}),
 }
@@ -266,9 +257,7 @@ _ENCODER_CACHE: dict[type, Callable[[Any], Any] | None] = {}
 # --------------------------------------------------------------------------------------------
 
 
-def decode(
-    text: str | bytes, *, max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES
-) -> Any:
+def decode(text: str | bytes, *, max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES) -> Any:
     """Parse Runtime JSON text into objects, as ``json.loads(text, cls=RuntimeDecoder)`` would.
 
     Args:
@@ -289,9 +278,7 @@ def decode(
     return from_jsonable(data, max_decompressed_bytes=max_decompressed_bytes)
 
 
-def from_jsonable(
-    data: Any, *, max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES
-) -> Any:
+def from_jsonable(data: Any, *, max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES) -> Any:
     """Turn parsed JSON data (``json.loads`` output) into objects; see :func:`decode`.
 
     Raises:
@@ -341,9 +328,7 @@ def _decode_tagged(node: dict[str, Any], budget: Budget) -> Any:
         return _decode_settings(node, budget)
     decoder = _DECODERS.get(tag)
     if decoder is None:
-        raise WireError(
-            "not a type this codec reads (it reads " + ", ".join(_ACCEPTED) + ")", tag=tag
-        )
+        raise WireError("not a type this codec reads (it reads " + ", ".join(_ACCEPTED) + ")", tag=tag)
     if "__value__" not in node:
         raise WireError("the object has no __value__", tag=tag)
     if len(node) != 2:
@@ -371,15 +356,11 @@ def _is_real(value: Any) -> bool:
     return type(value) is int or type(value) is float
 
 
-def _fields(
-    tag: str, value: Any, required: tuple[str, ...], optional: tuple[str, ...] = ()
-) -> dict[str, Any]:
+def _fields(tag: str, value: Any, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, Any]:
     """``value`` as a dict with all ``required`` keys and no keys beyond ``optional``."""
     if type(value) is not dict:
         keys = ", ".join(required + optional)
-        raise WireError(
-            f"__value__ must be an object with keys {keys}, not a {_kind(value)}", tag=tag
-        )
+        raise WireError(f"__value__ must be an object with keys {keys}, not a {_kind(value)}", tag=tag)
     missing = [key for key in required if key not in value]
     unknown = sorted(set(value) - set(required) - set(optional))
     if missing or unknown:
@@ -393,9 +374,7 @@ def _want(tag: str, ok: bool, problem: str) -> None:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "object", list: "list", str: "string", type(None): "null"}.get(
-        type(value), type(value).__name__
-    )
+    return {dict: "object", list: "list", str: "string", type(None): "null"}.get(type(value), type(value).__name__)
 
 
 def _shape(tag: str, value: Any, what: str = "shape") -> tuple[int, ...]:
@@ -476,9 +455,7 @@ def _decode_instruction(tag: str, value: Any, budget: Budget) -> Instruction:
     programs = circuits_from_bytes(tag, text_to_bytes(tag, value, budget))
     _want(
         tag,
-        len(programs) == 1
-        and isinstance(programs[0], QuantumCircuit)
-        and len(programs[0].data) == 1,
+        len(programs) == 1 and isinstance(programs[0], QuantumCircuit) and len(programs[0].data) == 1,
         "the QPY data must hold one circuit of one instruction",
     )
     return programs[0].data[0].operation
@@ -635,7 +612,7 @@ _DECODERS: dict[str, _Decoder] = {
     "SamplerPubResult": _decode_pub_result,
     "EstimatorPubResult": _decode_pub_result,
     "PrimitiveResult": _decode_primitive_result,
-    **{kind: _decode_span for kind in SPAN_KINDS},
+    **dict.fromkeys(SPAN_KINDS, _decode_span),
     "ExecutionSpans": _decode_spans,
     "ExecutionSpanCollection": _decode_spans,  # the old name of ExecutionSpans
     "PauliLindbladMap": _decode_lindblad,
@@ -682,8 +659,7 @@ def _decode_settings(node: dict[str, Any], budget: Budget) -> Any:
     else:
         _want(
             tag,
-            isinstance(data, PauliList)
-            or (type(data) is list and all(type(label) is str for label in data)),
+            isinstance(data, PauliList) or (type(data) is list and all(type(label) is str for label in data)),
             f"{name} data must be a PauliList or a list of labels",
         )
     try:

@@ -32,9 +32,7 @@ _COERCE: dict[str, Callable[[Any], Any]] = {
 }
 
 
-def pubs_to_wire(
-    program: Program, pubs: Iterable[EstimatorPubLike] | Iterable[SamplerPubLike]
-) -> list[Any]:
+def pubs_to_wire(program: Program, pubs: Iterable[EstimatorPubLike] | Iterable[SamplerPubLike]) -> list[Any]:
     """The JSON data of ``params["pubs"]`` for ``program``, from PUBs or PUB-likes.
 
     Example::

@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 
 from ...errors import AccountNotFoundError, InvalidInputError
 
-__all__ = ["Account", "Channel", "DEFAULT_ACCOUNTS_FILE", "resolve_account"]
+__all__ = ["DEFAULT_ACCOUNTS_FILE", "Account", "Channel", "resolve_account"]
 
 Channel = Literal["ibm_quantum_platform", "ibm_cloud"]
 CHANNELS: tuple[str, ...] = ("ibm_quantum_platform", "ibm_cloud")

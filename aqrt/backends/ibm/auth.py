@@ -17,7 +17,7 @@ from ...errors import AuthenticationError, InvalidRequestError
 if TYPE_CHECKING:
     from .transport import Transport
 
-__all__ = ["IAMAuth", "API_VERSION"]
+__all__ = ["API_VERSION", "IAMAuth"]
 
 API_VERSION = "2026-04-15"
 _GRANT_TYPE = "urn:ibm:params:oauth:grant-type:apikey"

@@ -17,7 +17,7 @@ from typing import Any
 
 from .rest import RuntimeAPI
 
-__all__ = ["JobPoller", "FINAL_STATES", "SESSION_POLL_INTERVAL", "JOB_POLL_INTERVAL"]
+__all__ = ["FINAL_STATES", "JOB_POLL_INTERVAL", "SESSION_POLL_INTERVAL", "JobPoller"]
 
 SESSION_POLL_INTERVAL = 0.1
 JOB_POLL_INTERVAL = 0.5

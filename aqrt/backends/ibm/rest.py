@@ -15,7 +15,7 @@ from ...errors import NotFoundError
 from .auth import IAMAuth
 from .transport import Transport
 
-__all__ = ["RuntimeAPI", "IDEMPOTENCY_TAG_PREFIX"]
+__all__ = ["IDEMPOTENCY_TAG_PREFIX", "RuntimeAPI"]
 
 IDEMPOTENCY_TAG_PREFIX = "aqrt-idem-"
 

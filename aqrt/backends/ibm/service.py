@@ -28,7 +28,7 @@ from .poller import JOB_POLL_INTERVAL, SESSION_POLL_INTERVAL, JobPoller, job_sta
 from .rest import RuntimeAPI
 from .transport import RetryPolicy, Transport
 
-__all__ = ["RuntimeService", "RemoteJob"]
+__all__ = ["RemoteJob", "RuntimeService"]
 
 _STATUS = {
     "queued": JobStatus.QUEUED,

@@ -40,7 +40,7 @@ from ...errors import (
     ServerError,
 )
 
-__all__ = ["RetryPolicy", "Transport", "error_for_status", "Expect"]
+__all__ = ["Expect", "RetryPolicy", "Transport", "error_for_status"]
 
 Expect = Literal["json", "text", "none"]
 _BODY_EXCERPT = 500

@@ -11,7 +11,7 @@ from qiskit.quantum_info import SparsePauliOp
 from aqrt import Batch, Estimator, LocalService, Options, Sampler, Session
 from aqrt.progress import ProgressUpdate
 
-from .sweeps import ansatz, grid, observables
+from ..sweeps import ansatz, grid, observables
 
 pytestmark = pytest.mark.asyncio
 

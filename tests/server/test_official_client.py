@@ -191,7 +191,7 @@ def test_job_tags_filter_the_listing(connect) -> None:
 
 
 def test_the_readme_recipe_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme[readme.index("\n## aqrt serve") :]
     recipe = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
     assert 'SERVER = "http://127.0.0.1:8765"' in recipe and "--api-key my-key=alice" in section

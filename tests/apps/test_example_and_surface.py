@@ -12,7 +12,7 @@ from qiskit.quantum_info import SparsePauliOp, Statevector
 
 import aqrt
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_main_example_prints_the_exact_expectation_value() -> None:

@@ -191,11 +191,7 @@ def make_circuit(seed: int, *, measure: bool = True) -> QuantumCircuit:
 # ---------------------------------------------------------------------------------------------
 
 json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**70), 2**70)
-    | st.floats(allow_nan=False)
-    | st.text(max_size=8),
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=8),
     lambda inner: (
         st.lists(inner, max_size=4)
         | st.dictionaries(st.text(max_size=6).filter(lambda k: k != "__type__"), inner, max_size=4)
@@ -288,7 +284,7 @@ def test_extrapolator_names_match_qiskit_ibm_runtime() -> None:
 
     from aqrt.wire._codec import _EXTRAPOLATORS
 
-    assert _EXTRAPOLATORS == set(get_args(ExtrapolatorType))
+    assert set(get_args(ExtrapolatorType)) == _EXTRAPOLATORS
 
 
 def test_to_json_tag_reads_its_value_as_is() -> None:
@@ -437,9 +433,7 @@ def test_parameter_view_is_a_list_of_parameters() -> None:
 
 
 def test_observables_and_bindings_arrays_both_ways() -> None:
-    observables = ObservablesArray(
-        [[SparsePauliOp(["XYZ", "ZZI"], [1, 2]), "IIZ"], [{"XXI": 0.5}, Pauli("YYY")]]
-    )
+    observables = ObservablesArray([[SparsePauliOp(["XYZ", "ZZI"], [1, 2]), "IIZ"], [{"XXI": 0.5}, Pauli("YYY")]])
     bindings = BindingsArray(
         {("a", "b"): np.linspace(0, 1, 12).reshape(3, 2, 2), "c": np.arange(6.0).reshape(3, 2)},
         shape=(3, 2),
@@ -495,9 +489,7 @@ def _their_spans() -> Any:
                     1: ((2,), False, slice(0, 1), slice(None, 4)),
                 },
             ),
-            ibm_spans.TwirledSliceSpanV2(
-                T0, T1, {2: ((3, 5, 20), False, slice(0, 2), slice(0, 20), 100)}
-            ),
+            ibm_spans.TwirledSliceSpanV2(T0, T1, {2: ((3, 5, 20), False, slice(0, 2), slice(0, 20), 100)}),
         ]
     )
 
@@ -560,9 +552,7 @@ def _capture_params(program: str, pubs: list[Any], **run_options: Any) -> dict[s
     with warnings.catch_warnings():
         # 0.50 deprecated these classes in favour of client-side ones; the wire format is the
         # one they send, which is what is being checked here.
-        warnings.filterwarnings(
-            "ignore", rf"The {cls.__name__} class is deprecated", DeprecationWarning
-        )
+        warnings.filterwarnings("ignore", rf"The {cls.__name__} class is deprecated", DeprecationWarning)
         primitive = cls(mode=session)
     primitive.run(pubs, **run_options)
     call = session._run.call_args
@@ -750,9 +740,7 @@ def test_unknown_and_malformed_tags_are_refused(data: Any, fragment: str) -> Non
         assert "QuantumCircuit" in str(error) and "settings of SparsePauliOp" in str(error)
 
 
-def test_class_paths_in_a_payload_are_never_imported(
-    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_class_paths_in_a_payload_are_never_imported(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     canary = tmp_path / "aqrt_wire_canary.py"
     canary.write_text("raise SystemExit('imported from a payload')\nclass Pauli: pass\n")
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -1,5 +1,5 @@
 """A load generator for the web-service test, run in its own process so that its work does
-not compete with the server's loop for the GIL: ``python -m tests.load_client URL N``.
+not compete with the server's loop for the GIL: ``python -m tests.apps.load_client URL N``.
 
 Prints one JSON line: per-request latency, status, values and parameter order."""
 
@@ -16,7 +16,7 @@ import aiohttp
 from qiskit import qasm3, qpy
 from qiskit.quantum_info import SparsePauliOp
 
-from .sweeps import ansatz, grid
+from ..sweeps import ansatz, grid
 
 
 def requests() -> list[tuple[dict, tuple]]:

@@ -23,12 +23,12 @@ from qiskit.primitives import StatevectorEstimator
 
 from aqrt import LocalService
 
+from ..sweeps import ansatz, grid
 from . import load_client
-from .sweeps import ansatz, grid
 
 pytestmark = pytest.mark.asyncio
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("aqrt_example_web_service", ROOT / "examples" / "web_service.py")
 assert _spec is not None and _spec.loader is not None
 web_service = importlib.util.module_from_spec(_spec)
@@ -63,7 +63,9 @@ async def server() -> AsyncIterator[tuple[str, web.Application]]:
 async def test_200_concurrent_requests_keep_the_loop_responsive(server, settled_gc) -> None:
     url, app = server
     requests = load_client.requests()
-    expected = await asyncio.to_thread(lambda: [r.data.evs for r in StatevectorEstimator().run([p for _, p in requests]).result()])
+    expected = await asyncio.to_thread(
+        lambda: [r.data.evs for r in StatevectorEstimator().run([p for _, p in requests]).result()]
+    )
     loop = asyncio.get_running_loop()
     lags: list[float] = []
     stop = asyncio.Event()
@@ -80,7 +82,11 @@ async def test_200_concurrent_requests_keep_the_loop_responsive(server, settled_
     try:
         tick = asyncio.create_task(ticker())
         client = await asyncio.to_thread(  # spawning a process blocks: off the loop
-            subprocess.run, [sys.executable, "-m", "tests.load_client", url, "200"], cwd=ROOT, capture_output=True, timeout=100
+            subprocess.run,
+            [sys.executable, "-m", "tests.apps.load_client", url, "200"],
+            cwd=ROOT,
+            capture_output=True,
+            timeout=100,
         )
         stop.set()
         await tick
@@ -97,8 +103,10 @@ async def test_200_concurrent_requests_keep_the_loop_responsive(server, settled_
         assert outcome["parameters"] == [p.name for p in pub[0].parameters]
     p50, p90, p99 = np.percentile(latencies, [50, 90, 99])
     lag50, lag99 = (float(x) for x in np.percentile(lags, [50, 99]))
-    print(f"200 requests in {wall:.2f} s; latency p50 {p50*1e3:.0f} ms, p90 {p90*1e3:.0f} ms, "
-          f"p99 {p99*1e3:.0f} ms; loop lag p50 {lag50*1e3:.1f} ms, p99 {lag99*1e3:.1f} ms, max {max(lags)*1e3:.1f} ms")
+    print(
+        f"200 requests in {wall:.2f} s; latency p50 {p50 * 1e3:.0f} ms, p90 {p90 * 1e3:.0f} ms, "
+        f"p99 {p99 * 1e3:.0f} ms; loop lag p50 {lag50 * 1e3:.1f} ms, p99 {lag99 * 1e3:.1f} ms, max {max(lags) * 1e3:.1f} ms"
+    )
     assert len(latencies) == 200 and p99 < 60
     # Half the requests are ~50 ms sweeps, seconds of engine work in all: were it on the loop,
     # most ticks would wait for one. The single worst tick is left room (0.5 s) for a 2-core

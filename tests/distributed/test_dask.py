@@ -19,7 +19,7 @@ from qiskit.quantum_info import SparsePauliOp
 from aqrt import Estimator, LocalService, Options, Sampler, Session
 from aqrt.distributed import LocalProcessCluster
 
-from .sweeps import ansatz, grid, observables
+from ..sweeps import ansatz, grid, observables
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 
@@ -182,4 +182,3 @@ async def test_a_worker_killed_mid_sweep_loses_no_binding(cluster) -> None:
                 break
             await asyncio.sleep(0.1)
         assert set((await client.run(_engine_warm)).values()) == {True}
-

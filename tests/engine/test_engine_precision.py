@@ -9,6 +9,7 @@ from qiskit.quantum_info import SparsePauliOp, Statevector
 
 from aqrt import Estimator, LocalService, Sampler, Session
 
+
 @pytest.mark.asyncio
 @pytest.mark.parametrize("width", [4, 18])
 async def test_complex64_engine_is_accurate_to_single_precision(width: int) -> None:

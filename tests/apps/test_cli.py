@@ -15,7 +15,7 @@ from qiskit.quantum_info import SparsePauliOp, Statevector
 
 from aqrt._sweep_cli import parse_axis
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 QASM = """OPENQASM 3.0;
 include "stdgates.inc";
@@ -45,9 +45,22 @@ def test_sweep_writes_npz_and_a_png_landscape_with_a_progress_bar(tmp_path: Path
     source = tmp_path / "ansatz.qasm"
     source.write_text(QASM)
     completed = _aqrt(
-        "sweep", str(source), "--param", "theta=0:3.14159:21", "--param", "phi=-1:1:11",
-        "-o", "ZZ", "-o", "XI", "--output", str(tmp_path / "out.npz"), "--plot", str(tmp_path / "out.png"),
-        "--chunk-bindings", "40",
+        "sweep",
+        str(source),
+        "--param",
+        "theta=0:3.14159:21",
+        "--param",
+        "phi=-1:1:11",
+        "-o",
+        "ZZ",
+        "-o",
+        "XI",
+        "--output",
+        str(tmp_path / "out.npz"),
+        "--plot",
+        str(tmp_path / "out.png"),
+        "--chunk-bindings",
+        "40",
     )
     assert completed.returncode == 0, completed.stderr
     assert "231 bindings (theta[21] x phi[11]), 2 observable(s)" in completed.stdout

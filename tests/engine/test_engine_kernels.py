@@ -450,8 +450,13 @@ def test_kernels_on_complex64_states(parallel: bool) -> None:
     rng = np.random.default_rng(16)
     n = 5
     one, dense, diag, perm, ctrl = (
-        (kernels.apply_1q_par, kernels.apply_dense_par, kernels.apply_diag_par, kernels.apply_perm_par,
-         kernels.apply_controlled_par)
+        (
+            kernels.apply_1q_par,
+            kernels.apply_dense_par,
+            kernels.apply_diag_par,
+            kernels.apply_perm_par,
+            kernels.apply_controlled_par,
+        )
         if parallel
         else (kernels.apply_1q, kernels.apply_dense, kernels.apply_diag, kernels.apply_perm, kernels.apply_controlled)
     )

@@ -9,6 +9,7 @@ from qiskit.quantum_info import SparsePauliOp
 import aqrt.backends.local as local
 from aqrt import CircuitTooLargeError, Estimator, LocalService, Session
 
+
 @pytest.mark.asyncio
 async def test_a_circuit_needing_more_than_available_memory_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(local, "_available_memory", lambda: 100 << 20)  # pretend 100 MiB are free

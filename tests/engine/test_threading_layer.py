@@ -44,8 +44,6 @@ SCRIPT = textwrap.dedent(
 
 def test_concurrent_async_and_sync_jobs_under_the_workqueue_layer() -> None:
     env = {**os.environ, "NUMBA_THREADING_LAYER": "workqueue"}
-    completed = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300, env=env
-    )
+    completed = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300, env=env)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "layer workqueue jobs 9" in completed.stdout

@@ -334,7 +334,7 @@ def test_the_readme_runtime_service_example_runs_as_written(tmp_path: Path, caps
 
     from aqrt.server import serve_in_thread
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme[readme.index("\n## RuntimeService") :]
     example = re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
     assert 'SERVER = "http://127.0.0.1:8765"' in example

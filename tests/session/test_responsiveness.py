@@ -31,9 +31,7 @@ def settled_gc() -> Iterator[None]:
 @pytest.mark.parametrize(("engine", "width", "depth", "copies"), [("numba", 22, 12, 6), ("reference", 20, 12, 3)])
 async def test_loop_lag_stays_small_during_a_multi_second_job(engine: str, width: int, depth: int, copies: int) -> None:
     circuit = random_circuit(width, depth, seed=7, max_operands=2)
-    observable = SparsePauliOp.from_sparse_list(
-        [("ZZ", [i, i + 1], 1.0) for i in range(width - 1)], num_qubits=width
-    )
+    observable = SparsePauliOp.from_sparse_list([("ZZ", [i, i + 1], 1.0) for i in range(width - 1)], num_qubits=width)
     loop = asyncio.get_running_loop()
     lags: list[float] = []
     async with Session(service=LocalService(engine=engine)):

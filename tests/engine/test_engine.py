@@ -24,7 +24,6 @@ from qiskit.primitives import StatevectorEstimator, StatevectorSampler
 from qiskit.quantum_info import SparseObservable, SparsePauliOp, Statevector, random_unitary
 from scipy.stats import chisquare
 
-import aqrt
 from aqrt import Estimator, InvalidPubError, LocalService, Options, Sampler, Session
 from aqrt.engine import lower_circuit, simulate, warmup
 from aqrt.engine.observables import build_term_table, build_term_table_sparse

@@ -16,11 +16,11 @@ from qiskit import qasm3
 from qiskit.primitives import StatevectorEstimator
 from qiskit.quantum_info import SparsePauliOp
 
-from .sweeps import ansatz, grid
+from ..sweeps import ansatz, grid
 
 pytestmark = pytest.mark.asyncio
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("aqrt_example_asgi_service", ROOT / "examples" / "asgi_service.py")
 assert _spec is not None and _spec.loader is not None
 asgi_service = importlib.util.module_from_spec(_spec)
@@ -95,8 +95,13 @@ async def test_100_concurrent_requests_get_the_right_values() -> None:
 
 async def test_a_disconnect_cancels_the_job_and_bad_bodies_get_400() -> None:
     circuit = ansatz(16, 4)
-    body = json.dumps({"circuit": qasm3.dumps(circuit), "observables": "Z" * 16,
-                       "parameter_values": grid(3000, circuit.num_parameters).tolist()}).encode()
+    body = json.dumps(
+        {
+            "circuit": qasm3.dumps(circuit),
+            "observables": "Z" * 16,
+            "parameter_values": grid(3000, circuit.num_parameters).tolist(),
+        }
+    ).encode()
     async with Lifespan(asgi_service.ExpectationApp()) as app:
         gone = asyncio.Event()
         pending = asyncio.create_task(request(app, body, disconnect=gone))

@@ -7,6 +7,7 @@ import asyncio
 import gc
 
 import anyio
+import anyio.lowlevel
 import pytest
 from qiskit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp
@@ -29,7 +30,7 @@ from aqrt import (
     current_session,
 )
 
-from .fakes import FakeBackend
+from ..fakes import FakeBackend
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.looptime]
 
@@ -337,7 +338,7 @@ async def test_many_sessions_leave_no_tasks_or_threads(thread_baseline) -> None:
         async with Session(service=service):
             Estimator().run([(circuit, observable)])
             raise RuntimeError
-    await anyio.sleep(0)
+    await anyio.lowlevel.checkpoint()
     gc.collect()
     assert not _aqrt_tasks()
 
