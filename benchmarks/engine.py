@@ -832,7 +832,7 @@ sys.path.insert(0, {root!r})
 import aqrt
 t_aqrt = time.perf_counter()
 import aqrt.engine
-from aqrt.backends import engine_path
+from aqrt.backends.local import engine_pubs as engine_path
 t_import = time.perf_counter()
 aqrt.engine.warmup()
 t_warm = time.perf_counter()
@@ -844,7 +844,7 @@ import json, resource, sys, time
 sys.path.insert(0, {bench!r})
 import engine as bench
 import aqrt.engine
-from aqrt.backends import engine_path
+from aqrt.backends.local import engine_pubs as engine_path
 aqrt.engine.warmup()
 
 def status(key):

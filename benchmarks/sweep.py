@@ -51,7 +51,7 @@ from qiskit.circuit import ParameterVector
 from qiskit.quantum_info import SparsePauliOp
 
 from aqrt import Estimator, LocalService, Session
-from aqrt.backends import sweep as sweep_module
+from aqrt.backends.local import chunks as sweep_module
 from aqrt.distributed import LocalProcessCluster
 
 
@@ -136,7 +136,7 @@ async def run(bindings: int, workers: int, repeat: int, address: str) -> dict[st
         floor = await dask_floor(client, 400, repeat)
     per_chunk["in-process"] = await measure(LocalService(), tiny_pub, repeat)
     chunks = rows[f"dask {workers} workers"]["executor"]["chunks"]
-    from aqrt.backends.local import PROGRESS_CHUNK_SECONDS
+    from aqrt.backends.local.backend import PROGRESS_CHUNK_SECONDS
     from aqrt.engine import lower_circuit
 
     ops = len(lower_circuit(circuit).ops)

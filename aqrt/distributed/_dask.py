@@ -11,7 +11,7 @@ import anyio
 from distributed import Client, KilledWorker, WorkerPlugin, as_completed
 
 from .._concurrency import run_in_worker
-from ..backends import sweep
+from ..backends.local import chunks as sweep
 
 __all__ = ["DaskExecutor", "connect"]
 
@@ -64,7 +64,7 @@ class DaskExecutor:
             self._warmed.add(dtype)
 
     async def execute(self, backend: Any, request: Any, context: Any) -> Any:
-        from ..backends.local import _options_not_applied, _pub_generators
+        from ..backends.local.backend import _options_not_applied, _pub_generators
 
         generators = _pub_generators(request)
         plans = await run_in_worker(

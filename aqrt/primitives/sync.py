@@ -66,7 +66,7 @@ class _EngineRunner:
 
     def _execute(self, request: JobRequest) -> PrimitiveResult[Any]:
         def work() -> PrimitiveResult[Any]:
-            from ..backends.local import _engine_warm, _warm_engine
+            from ..backends.local.backend import _engine_warm, _warm_engine
 
             if self._backend.engine == "numba" and not _engine_warm(self._backend.dtype):
                 _warm_engine(self._backend.dtype)

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import LoweredCircuit, TermTable
-from . import engine_path
-from .local import TARGET_CHUNK_SECONDS, UPDATES_PER_SECOND
+from ...engine import LoweredCircuit, TermTable
+from . import engine_pubs
+from .backend import TARGET_CHUNK_SECONDS, UPDATES_PER_SECOND
 from .reference import _flat_bindings
 
 __all__ = ["TARGET_CHUNK_SECONDS", "ChunkTask", "PubPlan", "chunk_size", "plan_job", "run_chunk"]
@@ -59,7 +59,7 @@ class ChunkTask:
 
 def run_chunk(task: ChunkTask, cancel_requested: Any = None) -> Any:
     """Run one chunk: (bindings, observables) values, or packed samples per register."""
-    from ..engine._warmup import is_warm
+    from ...engine._warmup import is_warm
 
     if not is_warm(task.dtype):
         warm(task.dtype)  # once per process
@@ -67,12 +67,12 @@ def run_chunk(task: ChunkTask, cancel_requested: Any = None) -> Any:
     with _kernel_lock:
         if task.program == "estimator":
             assert task.table is not None
-            return engine_path.estimate_chunk(task.lowered, task.values, task.table, dtype, cancel_requested)
+            return engine_pubs.estimate_chunk(task.lowered, task.values, task.table, dtype, cancel_requested)
         bit_generator = np.random.PCG64()
         bit_generator.state = task.rng_state
         bit_generator.advance(task.rng_skip)
         rng = np.random.Generator(bit_generator)
-        return engine_path.sample_chunk(
+        return engine_pubs.sample_chunk(
             task.lowered, task.values, rng, task.shots, task.registers, dtype, cancel_requested
         )
 
@@ -119,9 +119,9 @@ class PubPlan:
         if self.program == "estimator":
             width = self.table.weights.shape[0] if self.table is not None else 0
             per_pair = np.concatenate(parts, axis=0) if parts else np.empty((0, width))
-            return engine_path.finish_estimate(self.pub, per_pair, self.rng)
+            return engine_pubs.finish_estimate(self.pub, per_pair, self.rng)
         arrays = {name: np.concatenate([part[name] for part in parts], axis=0) for name, _ in self.registers}
-        return engine_path.finish_sample(self.pub, arrays, self.registers)
+        return engine_pubs.finish_sample(self.pub, arrays, self.registers)
 
 
 def plan_job(
@@ -138,7 +138,7 @@ def plan_job(
 
     Runs where the engine runs (the worker thread): transpiling and lowering are CPU work.
     """
-    from .local import circuit_fingerprint
+    from .backend import circuit_fingerprint
 
     plans = []
     for index, (pub, rng) in enumerate(zip(request.pubs, generators)):
@@ -150,15 +150,15 @@ def plan_job(
         registers: list[tuple[str, list[int]]] = []
         try:
             if request.program == "estimator":
-                lowered = engine_path._lowered(circuit, names, context.cache, lowered_key)
+                lowered = engine_pubs._lowered(circuit, names, context.cache, lowered_key)
                 layout = circuit.layout if circuit is not pub.circuit else None
-                table = engine_path._term_table(pub, layout, circuit.num_qubits, context.cache, lowered_key)
+                table = engine_pubs._term_table(pub, layout, circuit.num_qubits, context.cache, lowered_key)
             else:
-                _, unitary, registers = engine_path.sampler_setup(circuit, context.cache, lowered_key)
-                lowered = engine_path._lowered(unitary, names, context.cache, ("unitary", lowered_key))
+                _, unitary, registers = engine_pubs.sampler_setup(circuit, context.cache, lowered_key)
+                lowered = engine_pubs._lowered(unitary, names, context.cache, ("unitary", lowered_key))
         except Exception as exc:
             if type(exc).__name__ == "LoweringError":
-                from ..errors import InvalidPubError
+                from ...errors import InvalidPubError
 
                 raise InvalidPubError(index, str(exc)) from exc
             raise
@@ -186,7 +186,7 @@ def total_chunks(plans: list[PubPlan]) -> int:
 
 def warm(dtype: str) -> None:
     """Compile or load the kernels for ``dtype`` in this process (under the kernel lock)."""
-    from ..engine import warmup
+    from ...engine import warmup
 
     with _kernel_lock:
         warmup(dtype)

@@ -18,8 +18,8 @@ from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
-from .._concurrency import CancelFlag
-from ..errors import JobCancelledError
+from ..._concurrency import CancelFlag
+from ...errors import JobCancelledError
 
 __all__ = ["estimate_pub", "final_measurements", "sample_pub", "unsupported_instruction"]
 

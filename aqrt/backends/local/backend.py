@@ -21,12 +21,12 @@ from qiskit.circuit import QuantumCircuit
 from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit.primitives.containers import PrimitiveResult
 
-from .._concurrency import run_in_worker
-from ..errors import BackendNotFoundError, CircuitTooLargeError, InvalidPubError, JobCancelledError
-from ..job import JobRequest, Program
-from ..options import Options
+from ..._concurrency import run_in_worker
+from ...errors import BackendNotFoundError, CircuitTooLargeError, InvalidPubError, JobCancelledError
+from ...job import JobRequest, Program
+from ...options import Options
 from . import reference
-from .base import NOT_INLINE, ExecutionContext
+from ..base import NOT_INLINE, ExecutionContext
 
 __all__ = ["LocalBackend", "LocalService"]
 
@@ -156,7 +156,7 @@ class LocalBackend:
         self.chunk_bindings = chunk_bindings
         self._dask = None
         if dask is not None:
-            from ..distributed import DaskRunner
+            from ...distributed import DaskRunner
 
             self._dask = DaskRunner(dask)
         self._pass_managers: dict[int, Any] = {}
@@ -281,10 +281,10 @@ class LocalBackend:
         return PrimitiveResult(results, metadata=metadata)
 
     def _run_in_chunks(self, request: JobRequest, context: ExecutionContext, generators: list[Any]) -> list[Any]:
-        """The PUBs chunk by chunk (see :mod:`.sweep`), reporting progress after each chunk."""
-        from . import sweep
+        """The PUBs chunk by chunk (see :mod:`.chunks`), reporting progress after each chunk."""
+        from . import chunks
 
-        plans = sweep.plan_job(
+        plans = chunks.plan_job(
             self, request, context, generators, chunk_bindings=self.chunk_bindings, chunk_seconds=PROGRESS_CHUNK_SECONDS
         )
         results = []
@@ -294,7 +294,7 @@ class LocalBackend:
                 if context.cancel_requested.is_set():
                     raise JobCancelledError(f"job {request.job_id} was cancelled", job_id=request.job_id)
                 try:
-                    parts.append(sweep.run_chunk(plan.task(start, stop), context.cancel_requested))
+                    parts.append(chunks.run_chunk(plan.task(start, stop), context.cancel_requested))
                 except Exception as exc:
                     if type(exc).__name__ == "EngineCancelled":
                         raise JobCancelledError(f"job {request.job_id} was cancelled", job_id=request.job_id) from None
@@ -318,12 +318,12 @@ class LocalBackend:
             if program == "estimator":
                 return reference.estimate_pub(circuit, pub, rng, cancel)
             return reference.sample_pub(circuit, pub, rng, cancel)
-        from . import engine_path  # loads numba; importing aqrt must not
+        from . import engine_pubs  # loads numba; importing aqrt must not
 
         dtype = self._np_dtype
         if program == "estimator":
-            return engine_path.estimate_pub(circuit, pub, rng, cancel, context.cache, key, serial=serial, dtype=dtype)
-        return engine_path.sample_pub(circuit, pub, rng, cancel, context.cache, key, serial=serial, dtype=dtype)
+            return engine_pubs.estimate_pub(circuit, pub, rng, cancel, context.cache, key, serial=serial, dtype=dtype)
+        return engine_pubs.sample_pub(circuit, pub, rng, cancel, context.cache, key, serial=serial, dtype=dtype)
 
     def _prepare(
         self, circuit: QuantumCircuit, fingerprint: str, options: Options, cache: dict[Any, Any]
@@ -380,8 +380,8 @@ def _engine_warm(dtype: str = "complex128") -> bool:
 
 def _warm_engine(dtype: str = "complex128") -> None:
     """On the worker: import and compile the engine (seconds the first time, then cached)."""
-    from ..engine import warmup
-    from . import engine_path, sweep  # noqa: F401  (so the loop never imports them)
+    from ...engine import warmup
+    from . import chunks, engine_pubs  # noqa: F401  (so the loop never imports them)
 
     warmup(dtype)
 

@@ -1,6 +1,6 @@
 """Estimator and Sampler PUBs on the numba engine.
 
-Same inputs, outputs and bit order as :mod:`aqrt.backends.reference` (which is the oracle these
+Same inputs, outputs and bit order as :mod:`aqrt.backends.local.reference` (which is the oracle these
 are tested against). Lowered circuits are kept in the session cache, so repeated circuits skip
 lowering.
 """
@@ -15,9 +15,9 @@ from qiskit.primitives.containers import BitArray, DataBin, PubResult, SamplerPu
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
-from .._concurrency import CancelFlag
-from ..engine import LoweredCircuit, Program, TermTable, kernels, lower_circuit, simulate
-from ..engine.observables import build_term_table_sparse
+from ..._concurrency import CancelFlag
+from ...engine import LoweredCircuit, Program, TermTable, kernels, lower_circuit, simulate
+from ...engine.observables import build_term_table_sparse
 from .reference import _flat_bindings, _pack, final_measurements
 
 __all__ = [
