@@ -150,12 +150,12 @@ def plan_job(
         registers: list[tuple[str, list[int]]] = []
         try:
             if request.program == "estimator":
-                lowered = engine_pubs._lowered(circuit, names, context.cache, lowered_key)
+                lowered = engine_pubs.cached_lowering(circuit, names, context.cache, lowered_key)
                 layout = circuit.layout if circuit is not pub.circuit else None
-                table = engine_pubs._term_table(pub, layout, circuit.num_qubits, context.cache, lowered_key)
+                table = engine_pubs.cached_term_table(pub, layout, circuit.num_qubits, context.cache, lowered_key)
             else:
                 _, unitary, registers = engine_pubs.sampler_setup(circuit, context.cache, lowered_key)
-                lowered = engine_pubs._lowered(unitary, names, context.cache, ("unitary", lowered_key))
+                lowered = engine_pubs.cached_lowering(unitary, names, context.cache, ("unitary", lowered_key))
         except Exception as exc:
             if type(exc).__name__ == "LoweringError":
                 from ...errors import InvalidPubError

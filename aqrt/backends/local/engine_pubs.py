@@ -30,6 +30,8 @@ __all__ = [
     "sample_chunk",
     "sample_pub",
     "sampler_setup",
+    "cached_lowering",
+    "cached_term_table",
 ]
 
 
@@ -40,7 +42,7 @@ def fused_width(num_qubits: int) -> int:
     return 1
 
 
-def _lowered(circuit: QuantumCircuit, names: list[str], cache: dict[Any, Any], key: Any) -> LoweredCircuit:
+def cached_lowering(circuit: QuantumCircuit, names: list[str], cache: dict[Any, Any], key: Any) -> LoweredCircuit:
     cache_key = ("lowered", key, tuple(names))
     lowered = cache.get(cache_key)
     if lowered is None:
@@ -57,7 +59,7 @@ def _program(circuit: QuantumCircuit, pub: Any, cache: dict[Any, Any], key: Any,
         if program is not None:
             return program
     flat_values, names = _flat_bindings(pub)
-    program = _lowered(circuit, names, cache, key).bind(
+    program = cached_lowering(circuit, names, cache, key).bind(
         flat_values, max_fused_qubits=fused_width(circuit.num_qubits), dtype=dtype
     )
     if static:
@@ -65,7 +67,7 @@ def _program(circuit: QuantumCircuit, pub: Any, cache: dict[Any, Any], key: Any,
     return program
 
 
-def _term_table(pub: EstimatorPub, layout: Any, num_qubits: int, cache: dict[Any, Any], key: Any) -> TermTable:
+def cached_term_table(pub: EstimatorPub, layout: Any, num_qubits: int, cache: dict[Any, Any], key: Any) -> TermTable:
     """Pauli terms of the PUB's observables (after the transpiler's layout), cached by content.
 
     The same ObservablesArray object (run() shares one per distinct observable) is found by
@@ -112,7 +114,7 @@ def estimate_pub(
     """Expectation values of one Estimator PUB (``circuit`` may be a transpiled ``pub.circuit``)."""
     program = _program(circuit, pub, cache, circuit_key, dtype)
     layout = circuit.layout if circuit is not pub.circuit else None
-    table = _term_table(pub, layout, circuit.num_qubits, cache, circuit_key)
+    table = cached_term_table(pub, layout, circuit.num_qubits, cache, circuit_key)
     if serial:
         values = simulate.run_serial(program, table.x_masks, table.z_masks)
     else:
