@@ -7,7 +7,7 @@ from typing import Any
 
 import anyio
 
-from .backends.base import NOT_INLINE, Backend, ExecutionContext
+from .backends.base import NOT_INLINE, Backend, ExecutionContext, inline_runner
 from .errors import AqrtError, JobCancelledError, JobFailedError, JobTimeoutError
 from .job import Job
 
@@ -44,17 +44,18 @@ def settle_inline(job: Job, run_inline: Callable[..., Any], cache: dict[Any, Any
 
 
 async def _execute(job: Job, backend: Backend, cache: dict[Any, Any]) -> None:
-    run_inline = getattr(backend, "run_inline", None)
+    capabilities = backend.capabilities
+    run_inline = inline_runner(backend)
     if run_inline is not None and settle_inline(job, run_inline, cache):
         return
     limit = job.options.max_execution_time
-    if getattr(backend, "enforces_max_execution_time", False):
+    if capabilities.enforces_max_execution_time:
         limit = None  # a remote server counts execution time itself (queueing excluded)
     with anyio.CancelScope() as job_scope:
         job._cancel_scope = job_scope
         if job.cancel_requested.is_set():
             job_scope.cancel()
-        if getattr(backend, "reports_job_start", False):  # RUNNING when the server says so
+        if capabilities.reports_job_start:  # RUNNING when the server says so
             context = ExecutionContext(cache, job.cancel_requested, job._progress, job._mark_running)
         else:
             job._mark_running()

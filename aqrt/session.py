@@ -25,7 +25,6 @@ from __future__ import annotations
 import collections
 import contextvars
 import enum
-import inspect
 import math
 import time
 import types
@@ -39,7 +38,7 @@ import anyio.lowlevel
 
 from ._concurrency import loop_clock, spawn_detached
 from ._runner import execute_job, settle_inline
-from .backends.base import Backend
+from .backends.base import Backend, ExecutionContext, RemoteSessionBackend, Service, inline_runner, remote_sessions
 from .errors import (
     InvalidOptionsError,
     InvalidTimeSpecError,
@@ -50,7 +49,7 @@ from .errors import (
     SessionFullError,
     SessionStateError,
 )
-from .job import Job, JobStatus
+from .job import Job, JobRequest, JobStatus
 from .options import parse_duration
 
 __all__ = ["Batch", "Session", "SessionState", "current_session"]
@@ -120,7 +119,7 @@ class Session:
 
     def __init__(
         self,
-        service: Any = None,
+        service: Service | None = None,
         backend: Backend | str | None = None,
         *,
         max_time: int | str | None = None,
@@ -139,6 +138,8 @@ class Session:
         self._concurrency = 1
         self._explicit_concurrency: int | None = None
         self._server_max_time = False  # a remote server runs the max_time clock (from the first job's start)
+        self._remote: RemoteSessionBackend | None = None
+        self._run_inline: Callable[[JobRequest, ExecutionContext], Any] | None = None
         if self._backend is not None:
             self._bind_backend(self._backend)
         self._session_id = "session-" + uuid.uuid4().hex[:20]
@@ -178,7 +179,8 @@ class Session:
 
     def _bind_backend(self, backend: Backend) -> None:
         self._backend = backend
-        system_max = backend.max_session_time
+        capabilities = backend.capabilities
+        system_max = capabilities.max_session_time
         if self._max_time_request is None:
             self._max_time = system_max
         elif self._max_time > system_max:
@@ -188,11 +190,13 @@ class Session:
             )
         self._interactive_timeout = self._resolve_interactive_timeout(self._interactive_request)
         # A remote backend queues jobs on its server: it declares how many may be in flight.
-        declared = getattr(backend, "job_concurrency", None)
+        declared = capabilities.job_concurrency
         if declared and self._explicit_concurrency is None:
             self._concurrency = declared
         # Only the server knows when a queued remote job starts, so it alone expires the session.
-        self._server_max_time = bool(getattr(backend, "enforces_max_time", False))
+        self._server_max_time = capabilities.enforces_max_time
+        self._remote = remote_sessions(backend)
+        self._run_inline = inline_runner(backend)
 
     def _resolve_interactive_timeout(self, value: int | str | None) -> float | None:
         if not self._interactive:
@@ -202,7 +206,7 @@ class Session:
         if value is None:
             return DEFAULT_INTERACTIVE_TIMEOUT
         assert self._backend is not None
-        if not self._backend.interactive_timeout_configurable:
+        if not self._backend.capabilities.interactive_timeout_configurable:
             raise InvalidTimeSpecError(
                 f"backend {self._backend.name!r} has a fixed interactive timeout; do not pass interactive_timeout"
             )
@@ -224,7 +228,7 @@ class Session:
         return self._backend
 
     @property
-    def service(self) -> Any:
+    def service(self) -> Service | None:
         return self._service
 
     @property
@@ -254,7 +258,8 @@ class Session:
         if self._is_final():
             raise SessionStateError(f"session {self.session_id} is {self._state.value}; open a new one")
         if self._backend is None:
-            self._bind_backend(await self._service.backend(self._backend_request))
+            assert self._service is not None and not isinstance(self._backend_request, Backend)
+            self._bind_backend(await self._service.fetch_backend(self._backend_request))
         await self._open_remote()
         self._entered = True
         self._start_supervisor()
@@ -293,7 +298,7 @@ class Session:
             await self._supervisor_done.wait()
         else:
             self._finish_state()
-        await self._close_remote("close_session")
+        await self._close_remote(cancel=False)
 
     async def cancel(self) -> None:
         """Cancel every job that has not finished, then close the session."""
@@ -303,21 +308,23 @@ class Session:
         self._queue.clear()
         for job in list(self._running):
             job.cancel()
-        await self._close_remote("cancel_session")
+        await self._close_remote(cancel=True)
         await self.close()
 
-    # -- remote sessions: optional backend hooks open_session / close_session / cancel_session --
+    # -- remote sessions: backends with capabilities.remote_sessions --------------------------
 
     async def _open_remote(self) -> None:
-        opener = getattr(self._backend, "open_session", None)
-        if opener is not None and self._remote_id is None:
-            self._remote_id = await opener(self._session_id, mode=self.mode, max_time=self._max_time)
+        if self._remote is not None and self._remote_id is None:
+            self._remote_id = await self._remote.open_session(self._session_id, mode=self.mode, max_time=self._max_time)
 
-    async def _close_remote(self, hook: str) -> None:
-        if self._remote_id is None or self._remote_closed:
+    async def _close_remote(self, *, cancel: bool) -> None:
+        if self._remote is None or self._remote_id is None or self._remote_closed:
             return
         self._remote_closed = True
-        await getattr(self._backend, hook)(self._session_id)
+        if cancel:
+            await self._remote.cancel_session(self._session_id)
+        else:
+            await self._remote.close_session(self._session_id)
 
     # -- submission (called by primitives, synchronously inside run()) ---------------------------
 
@@ -520,8 +527,8 @@ class Session:
     async def _run_queue(self) -> None:
         try:
             slice_started = time.perf_counter()
-            run_inline = getattr(self._backend, "run_inline", None)
-            mark_running = not getattr(self._backend, "reports_job_start", False)
+            run_inline = self._run_inline
+            mark_running = not self.backend.capabilities.reports_job_start
             while (job := self._take_next(mark_running)) is not None:
                 try:
                     if run_inline is None or not settle_inline(job, run_inline, self._cache):
@@ -682,7 +689,7 @@ class Batch(Session):
 
     def __init__(
         self,
-        service: Any = None,
+        service: Service | None = None,
         backend: Backend | str | None = None,
         *,
         max_time: int | str | None = None,
@@ -708,18 +715,19 @@ class Batch(Session):
         self._concurrency = self._explicit_concurrency = max_concurrency
 
 
-def _resolve_backend(service: Any, backend: Backend | str | None) -> tuple[Backend | None, Any]:
+def _resolve_backend(service: Service | None, backend: Backend | str | None) -> tuple[Backend | None, Service | None]:
+    """The backend now if it can be had without I/O, else None (looked up in ``__aenter__``)."""
     if backend is not None and not isinstance(backend, str):
         if not isinstance(backend, Backend):
             raise TypeError(f"backend must be a name or a Backend, got {type(backend).__name__}")
-        return backend, service if service is not None else getattr(backend, "service", None)
+        return backend, service if service is not None else backend.service
     if service is None:
         from .backends.local import LocalService
 
         service = LocalService()
-    if inspect.iscoroutinefunction(getattr(service, "backend", None)):
-        return None, service
-    return service.backend(backend), service
+    if not isinstance(service, Service):
+        raise TypeError(f"service must implement aqrt.backends.Service, got {type(service).__name__}")
+    return service.known_backend(backend), service
 
 
 class _Completions:

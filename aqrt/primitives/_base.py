@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -110,9 +109,9 @@ def _resolve_mode(mode: Mode) -> tuple[Session | None, Backend]:
         if implicit is not None:
             if mode == implicit.backend.name:  # also spares a remote service a lookup
                 return implicit, implicit.backend
-            lookup = getattr(implicit.service, "backend", None)
-            remote = inspect.iscoroutinefunction(lookup)  # a remote service: names compare only
-            backend = lookup(mode) if lookup is not None and not remote else None
+            # A remote service that has not fetched the backend answers None: names compare only.
+            service = implicit.service
+            backend = service.known_backend(mode) if service is not None else None
             if backend is None or backend.name != implicit.backend.name:
                 raise BackendMismatchError(
                     f"this primitive asks for backend {mode!r} inside session {implicit.session_id} on "

@@ -6,7 +6,7 @@ import pytest
 from qiskit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp
 
-import aqrt.backends.local as local
+import aqrt.backends.local.backend as local
 from aqrt import CircuitTooLargeError, Estimator, LocalService, Session
 
 

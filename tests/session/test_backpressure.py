@@ -13,7 +13,7 @@ from qiskit.quantum_info import SparsePauliOp
 
 from aqrt import Batch, Estimator, InvalidOptionsError, JobStatus, Session, SessionFullError
 
-from ..fakes import FakeBackend
+from aqrt.testing import FakeBackend
 
 pytestmark = pytest.mark.asyncio
 

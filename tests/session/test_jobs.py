@@ -12,7 +12,7 @@ from qiskit.quantum_info import SparsePauliOp
 
 from aqrt import Batch, Estimator, JobCancelledError, JobStatus, LocalService, Session
 
-from ..fakes import FakeBackend
+from aqrt.testing import FakeBackend
 
 pytestmark = [pytest.mark.asyncio]
 

@@ -24,7 +24,7 @@ from aqrt import (
     SessionState,
 )
 
-from ..fakes import FakeBackend
+from aqrt.testing import FakeBackend
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.looptime]
 

@@ -30,7 +30,7 @@ from aqrt import (
     current_session,
 )
 
-from ..fakes import FakeBackend
+from aqrt.testing import FakeBackend
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.looptime]
 

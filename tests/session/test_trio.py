@@ -11,7 +11,7 @@ from qiskit.quantum_info import SparsePauliOp
 
 from aqrt import Batch, Estimator, JobCancelledError, JobStatus, LocalService, Sampler, Session, SessionState
 
-from ..fakes import FakeBackend
+from aqrt.testing import FakeBackend
 
 
 def _bell() -> QuantumCircuit:

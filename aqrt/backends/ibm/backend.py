@@ -28,7 +28,7 @@ from ...errors import (
 from ...job import JobRequest, Program
 from ...options import Options
 from ...wire import decode, pubs_to_wire
-from ..base import ExecutionContext
+from ..base import BackendCapabilities, ExecutionContext
 from .poller import JOB_POLL_INTERVAL, SESSION_POLL_INTERVAL, job_state
 from .rest import IDEMPOTENCY_TAG_PREFIX
 
@@ -95,15 +95,19 @@ class IBMBackend:
         remote_job_ids: aqrt job id -> server job id, for jobs this backend submitted.
     """
 
-    interactive_timeout_configurable = False
-    job_concurrency = _JOB_CONCURRENCY
-    # The server counts max_execution_time (sent as ``cost``) from the job's start, not from
-    # its submission: a job waiting in IBM's queue must not time out here.
-    enforces_max_execution_time = True
-    # Likewise a session's max_time: IBM starts it when the first job starts running.
-    enforces_max_time = True
-    # A job is QUEUED while IBM queues it; the poller calls context.mark_running at Running.
-    reports_job_start = True
+    capabilities = BackendCapabilities(
+        max_session_time=DEFAULT_MAX_SESSION_TIME,
+        interactive_timeout_configurable=False,
+        job_concurrency=_JOB_CONCURRENCY,
+        # The server counts max_execution_time (sent as ``cost``) from the job's start, not from
+        # its submission: a job waiting in IBM's queue must not time out here.
+        enforces_max_execution_time=True,
+        # Likewise a session's max_time: IBM starts it when the first job starts running.
+        enforces_max_time=True,
+        # A job is QUEUED while IBM queues it; the poller calls context.mark_running at Running.
+        reports_job_start=True,
+        remote_sessions=True,
+    )
 
     def __init__(self, service: RuntimeService, name: str, configuration: dict[str, Any]) -> None:
         self.service = service
@@ -123,10 +127,6 @@ class IBMBackend:
     @property
     def num_qubits(self) -> int:
         return self._num_qubits
-
-    @property
-    def max_session_time(self) -> int:
-        return DEFAULT_MAX_SESSION_TIME
 
     @property
     def basis_gates(self) -> list[str]:

@@ -199,6 +199,14 @@ class RuntimeService:
         backend = self._backends.setdefault(name, IBMBackend(self, name, configuration))
         return backend
 
+    def known_backend(self, name: str | None = None) -> IBMBackend | None:
+        """The backend ``name`` if it was fetched already (no request is made), else None."""
+        return self._backends.get(name) if name is not None else None
+
+    async def fetch_backend(self, name: str | None = None) -> IBMBackend:
+        """The same as :meth:`backend` (the :class:`~aqrt.backends.Service` protocol's name)."""
+        return await self.backend(name)
+
     async def least_busy(self, min_num_qubits: int | None = None) -> IBMBackend:
         """The online backend with the shortest queue (and at least ``min_num_qubits``)."""
         api = await self._open()

@@ -26,13 +26,14 @@ from ...errors import BackendNotFoundError, CircuitTooLargeError, InvalidPubErro
 from ...job import JobRequest, Program
 from ...options import Options
 from . import reference
-from ..base import NOT_INLINE, ExecutionContext
+from ..base import NOT_INLINE, BackendCapabilities, ExecutionContext
 
 __all__ = ["LocalBackend", "LocalService"]
 
 DEFAULT_BACKEND = "aqrt_statevector"
 _ALIASES = {"ibmq_qasm_simulator": DEFAULT_BACKEND}
 _MAX_SESSION_TIME = 8 * 3600
+_CAPABILITIES = BackendCapabilities(max_session_time=_MAX_SESSION_TIME, runs_inline=True)
 # Bytes per amplitude a job holds at its peak: the numba engine keeps one complex128 state plus,
 # when sampling, probabilities and their cumulative sum (8 + 8); Statevector keeps ~3 states.
 _PEAK_BYTES_PER_AMPLITUDE = {"numba": 32, "reference": 48}
@@ -116,6 +117,14 @@ class LocalService:
             known = sorted([*self._backends, *_ALIASES])
             raise BackendNotFoundError(f"no backend {name!r} on LocalService; available: {known}") from None
 
+    def known_backend(self, name: str | None = None) -> LocalBackend:
+        """:meth:`backend`: a local service always knows its backends (the Service protocol)."""
+        return self.backend(name)
+
+    async def fetch_backend(self, name: str | None = None) -> LocalBackend:
+        """:meth:`backend` (the Service protocol)."""
+        return self.backend(name)
+
     def __repr__(self) -> str:
         return f"<LocalService backends={list(self._backends)}>"
 
@@ -142,7 +151,7 @@ class LocalBackend:
         self.engine = engine
         self.dtype = dtype
         self._np_dtype = np.dtype(dtype)
-        self.service = service
+        self._service = service
         self._bytes_per_amplitude = _PEAK_BYTES_PER_AMPLITUDE[engine] // (2 if dtype == "complex64" else 1)
         self._max_qubits = (
             max_qubits if max_qubits is not None else _qubits_that_fit(_total_memory(), self._bytes_per_amplitude)
@@ -171,12 +180,12 @@ class LocalBackend:
         return self._max_qubits
 
     @property
-    def max_session_time(self) -> int:
-        return _MAX_SESSION_TIME
+    def capabilities(self) -> BackendCapabilities:
+        return _CAPABILITIES
 
     @property
-    def interactive_timeout_configurable(self) -> bool:
-        return True
+    def service(self) -> LocalService | None:
+        return self._service
 
     @property
     def basis_gates(self) -> list[str]:

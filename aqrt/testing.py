@@ -1,4 +1,16 @@
-"""A FakeBackend whose jobs take virtual time, for session and job tests."""
+"""Test tools for code built on aqrt: a fake backend whose jobs take virtual time.
+
+:class:`FakeBackend` implements the :class:`~aqrt.backends.Backend` contract with no engine: each
+job sleeps on the event loop clock and returns one value per PUB. Under a virtual clock
+(``looptime``, trio's ``autojump_clock``) a test can then assert exact instants of a session's
+life: when jobs start and end, when the session expires.
+
+Example:
+    >>> from aqrt.testing import FakeBackend
+    >>> backend = FakeBackend(duration=2.0)
+    >>> backend.capabilities.max_session_time
+    28800
+"""
 
 from __future__ import annotations
 
@@ -8,15 +20,28 @@ import anyio
 import numpy as np
 from qiskit.primitives.containers import DataBin, PrimitiveResult, PubResult
 
-from aqrt.backends.base import ExecutionContext
-from aqrt.job import JobRequest, Program
+from .backends.base import BackendCapabilities, ExecutionContext, Service
+from .job import JobRequest, Program
+
+__all__ = ["FakeBackend"]
 
 
 class FakeBackend:
-    """Each job sleeps ``duration`` seconds of loop time per PUB, then returns one ev per PUB.
+    """Each job sleeps ``duration`` seconds of loop time, then returns one ev per PUB.
 
-    ``durations`` maps a job's position in submission order to its own duration. ``log`` records
-    (event, job_id, loop time) for start/end/cancel, so tests can assert exact instants.
+    Args:
+        name: the backend's name.
+        duration: seconds of loop time each job takes.
+        durations: a job's position in submission order -> its own duration.
+        max_session_time: the backend's system maximum of a session's ``max_time``.
+        fail_with: an exception every job raises after its duration.
+        capabilities: the whole record, instead of ``max_session_time``.
+
+    Attributes:
+        log: (event, job_id, loop time) for each job's ``start``, ``end`` or ``stop``
+            (cancelled or failed), so tests can assert exact instants.
+        caches: the ``context.cache`` each job was given, in start order.
+        running, max_running: jobs running now, and the most that ever ran at once.
     """
 
     def __init__(
@@ -27,18 +52,18 @@ class FakeBackend:
         durations: dict[int, float] | None = None,
         max_session_time: int = 8 * 3600,
         fail_with: BaseException | None = None,
+        capabilities: BackendCapabilities | None = None,
     ) -> None:
         self._name = name
         self.duration = duration
         self.durations = durations or {}
-        self._max_session_time = max_session_time
+        self._capabilities = capabilities or BackendCapabilities(max_session_time=max_session_time)
         self.fail_with = fail_with
         self.log: list[tuple[str, str, float]] = []
         self.caches: list[dict[Any, Any]] = []
         self._count = 0
         self.running = 0
         self.max_running = 0
-        self.service = None
 
     @property
     def name(self) -> str:
@@ -49,12 +74,12 @@ class FakeBackend:
         return 30
 
     @property
-    def max_session_time(self) -> int:
-        return self._max_session_time
+    def capabilities(self) -> BackendCapabilities:
+        return self._capabilities
 
     @property
-    def interactive_timeout_configurable(self) -> bool:
-        return True
+    def service(self) -> Service | None:
+        return None
 
     def validate_pub(self, program: Program, pub: Any, index: int) -> None:
         pass
@@ -81,4 +106,5 @@ class FakeBackend:
         return PrimitiveResult(results, metadata={"version": 2})
 
     def starts(self) -> list[float]:
+        """Loop times at which jobs started, in order."""
         return [t for event, _, t in self.log if event == "start"]
