@@ -112,7 +112,12 @@ async def run_sweep(
     bindings = {name: grid.reshape(-1) for (name, _), grid in zip(axes, mesh)}
     observables = [[SparsePauliOp(label)] for label in labels]  # (observables, 1) x (bindings,)
     total = math.prod(shape)
-    async with LocalService(dask=dask, chunk_bindings=chunk_bindings) as service:
+    executor = None
+    if dask is not None:
+        from .distributed import DaskExecutor
+
+        executor = DaskExecutor(dask)
+    async with LocalService(executor=executor, chunk_bindings=chunk_bindings) as service:
         async with Session(service=service) as session:
             estimator = Estimator(session=session, options=Options(seed=seed))
             job = estimator.run([(circuit, observables, bindings, precision or None)])
@@ -128,7 +133,9 @@ async def run_sweep(
 
 def _write(path: Path, evs: np.ndarray, axes: list[tuple[str, np.ndarray]], labels: list[str]) -> None:
     if path.suffix == ".npz":
-        np.savez(path, evs=evs, observables=np.array(labels), **{f"axis_{name}": values for name, values in axes})
+        arrays: dict[str, Any] = {"evs": evs, "observables": np.array(labels)}
+        arrays.update({f"axis_{name}": values for name, values in axes})
+        np.savez(path, **arrays)
     elif path.suffix == ".json":
         payload = {"observables": labels, "axes": {name: values.tolist() for name, values in axes}, "evs": evs.tolist()}
         path.write_text(json.dumps(payload))

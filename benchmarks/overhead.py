@@ -169,7 +169,7 @@ def contenders() -> list[tuple[str, str, Contender]]:
 
 
 # -- compute floor: the same PUB computed synchronously, without any job machinery -------------------
-# These reach into private entry points (LocalBackend._run, the peers' _run) on purpose: the
+# These reach into private entry points (LocalJobRunner.run, the peers' _run) on purpose: the
 # difference between end-to-end time and this floor is the runtime's own per-job overhead. A
 # floor that cannot be built (an internal API changed) is reported as skipped, never fatal.
 
@@ -192,7 +192,7 @@ def _aqrt_floor(pub: Any) -> Callable[[], Any]:
     )
     context = ExecutionContext(cache={}, cancel_requested=threading.Event())
     # serial=True: the kernels a trivial job runs (inline, no numba thread pool per call)
-    return lambda: backend._run(request, context, serial=True)
+    return lambda: backend.runner.run(request, context, serial=True)
 
 
 def _peer_floor(estimator: Any, pub: Any) -> Callable[[], Any]:
@@ -205,7 +205,7 @@ def _peer_floor(estimator: Any, pub: Any) -> Callable[[], Any]:
 def floors() -> list[tuple[str, str, Callable[[Any], Callable[[], Any]]]]:
     """(label, the end-to-end row it is the floor of, factory of a no-argument compute call)."""
     rows = [
-        ("aqrt LocalBackend._run", AQRT_BASELINE, _aqrt_floor),
+        ("aqrt LocalJobRunner.run", AQRT_BASELINE, _aqrt_floor),
         (
             "Qiskit StatevectorEstimator._run",
             "Qiskit StatevectorEstimator",

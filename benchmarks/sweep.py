@@ -8,7 +8,7 @@ after one untimed run of the same kind; a fresh Session per run, submit -> resul
 - ``in-process``           ``LocalService()``: one kernel call over every binding.
 - ``in-process, chunked``  the same with its progress watched, which runs it chunk by chunk on
                            the engine worker (chunks of ~250 ms of work; Dask's are ~50 ms).
-- ``dask W workers``       ``LocalService(dask=client)`` on a ``LocalCluster`` of W worker
+- ``dask W workers``       ``LocalService(executor=DaskExecutor(client))`` on a ``LocalCluster`` of W worker
                            processes (1 thread each) on 127.0.0.1, started once (its start-up
                            and the workers' kernel warm-up are reported, not timed in the rows).
 
@@ -51,8 +51,8 @@ from qiskit.circuit import ParameterVector
 from qiskit.quantum_info import SparsePauliOp
 
 from aqrt import Estimator, LocalService, Session
-from aqrt.backends.local import chunks as sweep_module
-from aqrt.distributed import LocalProcessCluster
+from aqrt.backends.local import cost as sweep_module
+from aqrt.distributed import DaskExecutor, LocalProcessCluster
 
 
 def _compare(values: np.ndarray, reference: np.ndarray) -> str:
@@ -127,16 +127,16 @@ async def run(bindings: int, workers: int, repeat: int, address: str) -> dict[st
     rows["in-process, chunked"] = await measure(LocalService(), pub, repeat, watch=True)
     async with Client(address, asynchronous=True) as client:
         started = time.perf_counter()
-        rows[f"dask {workers} workers"] = await measure(LocalService(dask=client), pub, repeat)
+        rows[f"dask {workers} workers"] = await measure(LocalService(executor=DaskExecutor(client)), pub, repeat)
         rows[f"dask {workers} workers"]["first_job_seconds"] = time.perf_counter() - started
         per_chunk = {
             "in-process, chunked": await measure(LocalService(chunk_bindings=1), tiny_pub, repeat, watch=True),
-            f"dask {workers} workers": await measure(LocalService(dask=client, chunk_bindings=1), tiny_pub, repeat),
+            f"dask {workers} workers": await measure(LocalService(executor=DaskExecutor(client), chunk_bindings=1), tiny_pub, repeat),
         }
         floor = await dask_floor(client, 400, repeat)
     per_chunk["in-process"] = await measure(LocalService(), tiny_pub, repeat)
     chunks = rows[f"dask {workers} workers"]["executor"]["chunks"]
-    from aqrt.backends.local.backend import PROGRESS_CHUNK_SECONDS
+    from aqrt.backends.local.cost import PROGRESS_CHUNK_SECONDS
     from aqrt.engine import lower_circuit
 
     ops = len(lower_circuit(circuit).ops)

@@ -11,9 +11,12 @@ import anyio
 from distributed import Client, KilledWorker, WorkerPlugin, as_completed
 
 from .._concurrency import run_in_worker
-from ..backends.local import chunks as sweep
+from ..backends.base import ExecutionContext
+from ..backends.local import chunks
+from ..backends.local.runner import LocalJobRunner
+from ..job import JobRequest
 
-__all__ = ["DaskExecutor", "connect"]
+__all__ = ["DaskCluster", "connect"]
 
 # A client's handshake reports the host's processor, which platform finds by running `uname -p`:
 # a blocking subprocess on the loop the first time. Find it now (this module is imported off
@@ -31,22 +34,22 @@ class AqrtWarmup(WorkerPlugin):
         self.dtype = dtype
 
     async def setup(self, worker: Any) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, sweep.warm, self.dtype)
+        await asyncio.get_running_loop().run_in_executor(None, chunks.warm, self.dtype)
 
 
-async def connect(target: Any) -> DaskExecutor:
-    """A :class:`DaskExecutor` on ``target``: an asynchronous ``Client`` or a scheduler address."""
+async def connect(target: Any) -> DaskCluster:
+    """A :class:`DaskCluster` on ``target``: an asynchronous ``Client`` or a scheduler address."""
     if isinstance(target, str):
         client = await Client(target, asynchronous=True)
-        return DaskExecutor(client, owned=True)
+        return DaskCluster(client, owned=True)
     if not isinstance(target, Client):
-        raise TypeError(f"dask= takes a distributed.Client or a scheduler address, got {type(target).__name__}")
+        raise TypeError(f"DaskExecutor takes a distributed.Client or a scheduler address, got {type(target).__name__}")
     if not target.asynchronous:
         raise TypeError("the Dask client must be made with asynchronous=True on the running event loop")
-    return DaskExecutor(target, owned=False)
+    return DaskCluster(target, owned=False)
 
 
-class DaskExecutor:
+class DaskCluster:
     """Submits a job's chunks to one client and puts their results back together."""
 
     def __init__(self, client: Client, *, owned: bool) -> None:
@@ -63,23 +66,17 @@ class DaskExecutor:
             await self.client.register_plugin(AqrtWarmup(dtype), name=f"aqrt-warmup-{dtype}")
             self._warmed.add(dtype)
 
-    async def execute(self, backend: Any, request: Any, context: Any) -> Any:
-        from ..backends.local.backend import _options_not_applied, _pub_generators
-
-        generators = _pub_generators(request)
-        plans = await run_in_worker(
-            lambda: sweep.plan_job(backend, request, context, generators, chunk_bindings=backend.chunk_bindings),
-            context.cancel_requested,
-        )
-        await self._warm_workers(backend.dtype)
+    async def execute(self, runner: LocalJobRunner, request: JobRequest, context: ExecutionContext) -> Any:
+        plans = await run_in_worker(lambda: runner.plan(request, context), context.cancel_requested)
+        await self._warm_workers(runner.dtype)
         client = self.client
         token = uuid.uuid4().hex[:8]
         parts: list[list[Any]] = [[None] * len(plan.bounds()) for plan in plans]
-        pending: dict[Any, tuple[int, int, sweep.ChunkTask, int]] = {}
+        pending: dict[Any, tuple[int, int, chunks.ChunkTask, int]] = {}
 
-        def submit(p: int, c: int, task: sweep.ChunkTask, attempt: int) -> Any:
+        def submit(p: int, c: int, task: chunks.ChunkTask, attempt: int) -> Any:
             key = f"aqrt-chunk-{request.job_id}-{token}-{p}-{c}-{attempt}"
-            future = client.submit(sweep.run_chunk, task, key=key, pure=False)
+            future = client.submit(chunks.run_chunk, task, key=key, pure=False)
             pending[future] = (p, c, task, attempt)
             return future
 
@@ -108,7 +105,8 @@ class DaskExecutor:
                     await client.cancel(list(pending), force=True)
                 pending.clear()
         results = [plan.finish(parts[p]) for p, plan in enumerate(plans)]
-        cached_report = _options_not_applied(request.program, request.options)
-        result = backend._result(request, results, dict(cached_report) if cached_report else None)
-        result.metadata["executor"] = {"dask": client.scheduler.address, "chunks": sweep.total_chunks(plans)}
+        result = runner.assemble(request, results)
+        scheduler = client.scheduler
+        address = scheduler.address if scheduler is not None else None
+        result.metadata["executor"] = {"dask": address, "chunks": chunks.total_chunks(plans)}
         return result

@@ -23,6 +23,7 @@ from qiskit.primitives.primitive_job import PrimitiveJob
 from .._concurrency import CancelFlag, engine_executor
 from ..backends.base import ExecutionContext
 from ..backends.local import LocalBackend, LocalService
+from ..backends.local.warmup import engine_is_warm, warm_engine
 from ..job import JobRequest, Program, new_job_id
 from ..options import Options
 from ._pubs import coerce_estimator_pubs, coerce_sampler_pubs
@@ -66,12 +67,10 @@ class _EngineRunner:
 
     def _execute(self, request: JobRequest) -> PrimitiveResult[Any]:
         def work() -> PrimitiveResult[Any]:
-            from ..backends.local.backend import _engine_warm, _warm_engine
-
-            if self._backend.engine == "numba" and not _engine_warm(self._backend.dtype):
-                _warm_engine(self._backend.dtype)
+            if self._backend.engine == "numba" and not engine_is_warm(self._backend.dtype):
+                warm_engine(self._backend.dtype)
             with self._cache_lock:
-                return self._backend._run(request, ExecutionContext(self._cache, CancelFlag()))
+                return self._backend.runner.run(request, ExecutionContext(self._cache, CancelFlag()))
 
         return engine_executor().submit(work).result()
 

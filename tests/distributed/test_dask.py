@@ -17,7 +17,7 @@ from distributed import Client
 from qiskit.quantum_info import SparsePauliOp
 
 from aqrt import Estimator, LocalService, Options, Sampler, Session
-from aqrt.distributed import LocalProcessCluster
+from aqrt.distributed import DaskExecutor, LocalProcessCluster
 
 from ..sweeps import ansatz, grid, observables
 
@@ -78,7 +78,7 @@ async def test_10k_binding_sweep_equals_the_in_process_result(cluster) -> None:
     pubs = [(circuit, obs, values, 0.002), (circuit, SparsePauliOp("Z" * 6), values[:3000])]
     expected = await _in_process(pubs, seed=5)
     async with Client(cluster.address, asynchronous=True) as client:
-        service = LocalService(dask=client, chunk_bindings=1000)
+        service = LocalService(executor=DaskExecutor(client), chunk_bindings=1000)
         updates = []
         async with Session(service=service) as session:
             job = Estimator(session=session, options=Options(seed=5)).run(pubs)
@@ -98,7 +98,7 @@ async def test_seeded_sampler_sweep_matches_bit_for_bit(cluster) -> None:
     pubs = [(circuit, values, 64), (circuit, values[:10], 1000)]
     expected = await _in_process(pubs, "sampler", seed=2024)
     async with Client(cluster.address, asynchronous=True) as client:
-        async with Session(service=LocalService(dask=client, chunk_bindings=300)) as session:
+        async with Session(service=LocalService(executor=DaskExecutor(client), chunk_bindings=300)) as session:
             result = await Sampler(session=session, options=Options(seed=2024)).run(pubs)
     for a, b in zip(expected, result):
         assert np.array_equal(a.data.meas.array, b.data.meas.array)
@@ -108,19 +108,20 @@ async def test_scheduler_address_opens_and_closes_its_own_client(cluster) -> Non
     circuit = ansatz(4, 2)
     values = grid(500, circuit.num_parameters)
     expected = await _in_process([(circuit, SparsePauliOp("ZZZZ"), values)])
-    async with LocalService(dask=cluster.address, chunk_bindings=100) as service:
+    executor = DaskExecutor(cluster.address)
+    async with LocalService(executor=executor, chunk_bindings=100) as service:
         async with Session(service=service) as session:
             result = await Estimator(session=session).run([(circuit, SparsePauliOp("ZZZZ"), values)])
-        executor = service.backend()._dask._impl
+        opened = executor._impl
         assert result.metadata["executor"]["chunks"] == 5
-    assert service.backend()._dask._impl is None and executor.client.status == "closed"
+    assert executor._impl is None and opened.client.status == "closed"
     assert np.array_equal(expected[0].data.evs, result[0].data.evs)
 
 
 async def test_small_jobs_stay_in_process(cluster) -> None:
     circuit = ansatz(3, 1)
     async with Client(cluster.address, asynchronous=True) as client:
-        async with Session(service=LocalService(dask=client)) as session:
+        async with Session(service=LocalService(executor=DaskExecutor(client))) as session:
             result = await Estimator(session=session).run([(circuit, SparsePauliOp("ZZZ"), grid(10, 6))])
     assert "executor" not in result.metadata
 
@@ -129,7 +130,7 @@ async def test_cancelling_the_job_cancels_the_cluster_work(cluster) -> None:
     circuit = ansatz(10, 6)
     values = grid(20_000, circuit.num_parameters)
     async with Client(cluster.address, asynchronous=True) as client:
-        async with Session(service=LocalService(dask=client, chunk_bindings=100)) as session:
+        async with Session(service=LocalService(executor=DaskExecutor(client), chunk_bindings=100)) as session:
             job = Estimator(session=session).run([(circuit, SparsePauliOp("Z" * 10), values)])
             async for update in job.progress():
                 if update.done >= 200:
@@ -163,7 +164,7 @@ async def test_a_worker_killed_mid_sweep_loses_no_binding(cluster) -> None:
     expected = await _in_process(pubs)
     async with Client(cluster.address, asynchronous=True) as client:
         pids = await client.run(os.getpid)
-        async with Session(service=LocalService(dask=client, chunk_bindings=250)) as session:
+        async with Session(service=LocalService(executor=DaskExecutor(client), chunk_bindings=250)) as session:
             job = Estimator(session=session).run(pubs)
             killed = False
             async for update in job.progress():

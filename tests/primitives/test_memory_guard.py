@@ -7,12 +7,13 @@ from qiskit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp
 
 import aqrt.backends.local.backend as local
+from aqrt.backends.local.memory import qubits_that_fit, total_memory
 from aqrt import CircuitTooLargeError, Estimator, LocalService, Session
 
 
 @pytest.mark.asyncio
 async def test_a_circuit_needing_more_than_available_memory_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(local, "_available_memory", lambda: 100 << 20)  # pretend 100 MiB are free
+    monkeypatch.setattr(local, "available_memory", lambda: 100 << 20)  # pretend 100 MiB are free
     wide = QuantumCircuit(23)  # 2**23 amplitudes * 32 B = 256 MiB at peak on the numba engine
     wide.h(range(23))
     async with Session(service=LocalService()) as session:
@@ -26,6 +27,6 @@ async def test_a_circuit_needing_more_than_available_memory_is_refused(monkeypat
 
 
 def test_the_default_width_limit_follows_total_memory() -> None:
-    assert local._qubits_that_fit(24 << 30, 32) == 29
-    assert local._qubits_that_fit((24 << 30) - 1, 48) == 28
-    assert LocalService().backend().num_qubits == local._qubits_that_fit(local._total_memory(), 32)
+    assert qubits_that_fit(24 << 30, 32) == 29
+    assert qubits_that_fit((24 << 30) - 1, 48) == 28
+    assert LocalService().backend().num_qubits == qubits_that_fit(total_memory(), 32)

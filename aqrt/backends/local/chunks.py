@@ -18,24 +18,25 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ...engine import LoweredCircuit, TermTable
 from . import engine_pubs
-from .backend import TARGET_CHUNK_SECONDS, UPDATES_PER_SECOND
+from .cost import TARGET_CHUNK_SECONDS, chunk_size
+from .errors import engine_errors
+from .fingerprint import circuit_fingerprint
 from .reference import _flat_bindings
 
-__all__ = ["TARGET_CHUNK_SECONDS", "ChunkTask", "PubPlan", "chunk_size", "plan_job", "run_chunk"]
+if TYPE_CHECKING:
+    from ...job import JobRequest
+    from ..base import ExecutionContext
+
+__all__ = ["ChunkTask", "PubPlan", "plan_job", "run_chunk", "total_chunks", "warm"]
 
 _kernel_lock = threading.Lock()  # numba's parallel kernels may not be entered from two threads
-
-
-def chunk_size(num_qubits: int, num_ops: int, *, seconds: float = TARGET_CHUNK_SECONDS) -> int:
-    """Bindings per chunk so that one chunk is about ``seconds`` of kernel work."""
-    per_binding = (1 << num_qubits) * (num_ops + 1)
-    return max(1, int(seconds * UPDATES_PER_SECOND / per_binding))
 
 
 @dataclasses.dataclass
@@ -49,7 +50,7 @@ class ChunkTask:
     table: TermTable | None = None
     shots: int = 0
     registers: list[tuple[str, list[int]]] = dataclasses.field(default_factory=list)
-    rng_state: dict[str, Any] | None = None
+    rng_state: Any = None  # the PUB generator's PCG64 state (a dict)
     rng_skip: int = 0  # doubles of the PUB's stream drawn by the bindings before this chunk
 
     @property
@@ -69,6 +70,7 @@ def run_chunk(task: ChunkTask, cancel_requested: Any = None) -> Any:
             assert task.table is not None
             return engine_pubs.estimate_chunk(task.lowered, task.values, task.table, dtype, cancel_requested)
         bit_generator = np.random.PCG64()
+        assert task.rng_state is not None  # a sampler chunk always carries its PUB's stream
         bit_generator.state = task.rng_state
         bit_generator.advance(task.rng_skip)
         rng = np.random.Generator(bit_generator)
@@ -110,7 +112,7 @@ class PubPlan:
             table=self.table,
             shots=shots,
             registers=self.registers,
-            rng_state=self.rng.bit_generator.state if self.rng is not None and shots else None,
+            rng_state=dict(self.rng.bit_generator.state) if self.rng is not None and shots else None,
             rng_skip=start * shots,
         )
 
@@ -125,30 +127,29 @@ class PubPlan:
 
 
 def plan_job(
-    backend: Any,
-    request: Any,
-    context: Any,
+    request: JobRequest,
+    context: ExecutionContext,
     generators: list[Any],
     *,
-    chunk_bindings: int | None = None,
+    prepare: Callable[[Any, str, JobRequest, dict[Any, Any]], Any],
+    dtype: str,
+    chunk_bindings: int | None,
     chunk_seconds: float = TARGET_CHUNK_SECONDS,
 ) -> list[PubPlan]:
-    """Plan every PUB of ``request`` (transpiled, lowered, term tables) using the session cache;
+    """Plan every PUB of ``request`` (``prepare``d, lowered, term tables) using the session cache;
     chunks hold ``chunk_bindings`` bindings, or about ``chunk_seconds`` of work.
 
-    Runs where the engine runs (the worker thread): transpiling and lowering are CPU work.
+    Runs where the engine runs (a worker thread): transpiling and lowering are CPU work.
     """
-    from .backend import circuit_fingerprint
-
     plans = []
-    for index, (pub, rng) in enumerate(zip(request.pubs, generators)):
+    for index, (pub, rng) in enumerate(zip(request.pubs, generators, strict=True)):
         key = circuit_fingerprint(pub.circuit)
-        circuit = backend._prepare(pub.circuit, key, request.options, context.cache)
+        circuit = prepare(pub.circuit, key, request, context.cache)
         lowered_key = f"{request.options.optimization_level}:{key}"
         values, names = _flat_bindings(pub)
         table = None
         registers: list[tuple[str, list[int]]] = []
-        try:
+        with engine_errors(request.job_id, index):
             if request.program == "estimator":
                 lowered = engine_pubs.cached_lowering(circuit, names, context.cache, lowered_key)
                 layout = circuit.layout if circuit is not pub.circuit else None
@@ -156,12 +157,6 @@ def plan_job(
             else:
                 _, unitary, registers = engine_pubs.sampler_setup(circuit, context.cache, lowered_key)
                 lowered = engine_pubs.cached_lowering(unitary, names, context.cache, ("unitary", lowered_key))
-        except Exception as exc:
-            if type(exc).__name__ == "LoweringError":
-                from ...errors import InvalidPubError
-
-                raise InvalidPubError(index, str(exc)) from exc
-            raise
         size = chunk_bindings or chunk_size(lowered.num_qubits, len(lowered.ops), seconds=chunk_seconds)
         plans.append(
             PubPlan(
@@ -169,7 +164,7 @@ def plan_job(
                 program=request.program,
                 lowered=lowered,
                 values=values,
-                dtype=backend.dtype,
+                dtype=dtype,
                 chunk_bindings=max(1, size),
                 table=table,
                 registers=registers,

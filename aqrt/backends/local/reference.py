@@ -95,7 +95,7 @@ def _check_cancel(cancel_requested: CancelFlag | None) -> None:
 def estimate_pub(
     circuit: QuantumCircuit,
     pub: EstimatorPub,
-    rng: np.random.Generator,
+    rng: np.random.Generator | None,
     cancel_requested: CancelFlag | None = None,
 ) -> PubResult:
     """Exact expectation values of one Estimator PUB, with Gaussian noise if it has a precision.

@@ -1,0 +1,48 @@
+"""The cost model: a rough count of amplitude updates per PUB, to decide where a job runs.
+
+A job of at most :data:`INLINE_BUDGET` updates runs on the event loop (a thread hop would cost
+more than the work); larger jobs run on the engine worker; with an executor such as Dask, jobs
+of more than two chunks of about :data:`TARGET_CHUNK_SECONDS` each are cut into chunks.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+__all__ = [
+    "INLINE_BUDGET",
+    "PROGRESS_CHUNK_SECONDS",
+    "TARGET_CHUNK_SECONDS",
+    "UPDATES_PER_SECOND",
+    "chunk_size",
+    "job_cost",
+    "pub_cost",
+]
+
+INLINE_BUDGET = 1 << 13  # amplitude updates below which a job runs on the loop (~ tens of µs)
+TARGET_CHUNK_SECONDS = 0.05  # work per chunk of a sweep: enough to dwarf a task's overhead
+# Amplitude updates per second of one core on small states (measured ~1e9 on a 2-core EPYC VM
+# for n = 10; benchmarks/sweep.py). Binding a chunk also costs a fixed few ms of Python per
+# ~100 gates, which 50 ms chunks keep small.
+UPDATES_PER_SECOND = 1e9
+# In-process, chunks exist only to report progress: fewer, longer ones (each binds its own
+# parameters, a few ms of Python per ~100 gates) still update a progress bar several times a second.
+PROGRESS_CHUNK_SECONDS = 0.25
+
+
+def pub_cost(pub: Any) -> int:
+    """Amplitude updates of one PUB: bindings x amplitudes x (gates + 1)."""
+    bindings = math.prod(pub.parameter_values.shape)
+    return bindings * (1 << pub.circuit.num_qubits) * (len(pub.circuit) + 1)
+
+
+def job_cost(pubs: Any) -> int:
+    """Amplitude updates of a job's PUBs."""
+    return sum(pub_cost(pub) for pub in pubs)
+
+
+def chunk_size(num_qubits: int, num_ops: int, *, seconds: float = TARGET_CHUNK_SECONDS) -> int:
+    """Bindings per chunk so that one chunk is about ``seconds`` of kernel work."""
+    per_binding = (1 << num_qubits) * (num_ops + 1)
+    return max(1, int(seconds * UPDATES_PER_SECOND / per_binding))

@@ -1,0 +1,160 @@
+"""Running a job locally: the one interface every place that runs local jobs goes through.
+
+:class:`LocalJobRunner` runs a job in the calling thread: each PUB is transpiled (if asked),
+lowered and run on the engine, and the results are put together with the job's metadata. The
+pieces are also offered apart, for executors that run a job elsewhere (:mod:`aqrt.distributed`):
+:meth:`~LocalJobRunner.plan` cuts the PUBs into self-contained chunks and
+:meth:`~LocalJobRunner.assemble` builds the result from the PUB results. *Where* the runner runs
+(on the event loop for tiny jobs, on the engine worker thread, on a cluster) is the backend's
+and its executor's business, not the runner's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from qiskit.circuit import QuantumCircuit
+from qiskit.primitives.containers import PrimitiveResult
+
+from ...errors import JobCancelledError
+from ...job import JobRequest, Program
+from ..base import ExecutionContext
+from . import reference
+from .cost import PROGRESS_CHUNK_SECONDS, TARGET_CHUNK_SECONDS
+from .errors import engine_errors
+from .fingerprint import circuit_fingerprint
+from .options_report import options_not_applied
+from .seeding import pub_generators
+from .transpile import Transpiler
+
+__all__ = ["ENGINES", "LocalJobRunner"]
+
+ENGINES = ("numba", "reference")
+
+
+class LocalJobRunner:
+    """Runs jobs of one local backend (its name, engine and dtype) in the calling thread.
+
+    Args:
+        backend_name: named in every result's metadata.
+        engine: ``"numba"`` or ``"reference"`` (Qiskit's ``Statevector``).
+        dtype: ``"complex128"`` or ``"complex64"`` (numba only).
+        chunk_bindings: bindings per chunk when a job is cut into chunks (None: about
+            :data:`~.cost.TARGET_CHUNK_SECONDS` of work each).
+    """
+
+    def __init__(self, backend_name: str, *, engine: str, dtype: str, chunk_bindings: int | None = None) -> None:
+        self.backend_name = backend_name
+        self.engine = engine
+        self.dtype = dtype
+        self.chunk_bindings = chunk_bindings
+        self._np_dtype = np.dtype(dtype)
+        self._transpiler = Transpiler()
+
+    def prepare(self, circuit: QuantumCircuit, fingerprint: str, request: JobRequest, cache: dict[Any, Any]) -> Any:
+        """The circuit as it will run: transpiled at the job's optimization level, cached."""
+        return self._transpiler.prepare(circuit, fingerprint, request.options, cache)
+
+    def run(self, request: JobRequest, context: ExecutionContext, *, serial: bool = False) -> PrimitiveResult:
+        """Run every PUB of ``request`` here and return the job's result.
+
+        Args:
+            serial: use only the serial kernels (jobs run inline on the event loop).
+
+        Raises:
+            JobCancelledError: ``context.cancel_requested`` was set.
+            InvalidPubError: the engine cannot run a PUB.
+        """
+        if context.progress is not None and self.engine == "numba" and not serial:
+            return self._run_in_chunks(request, context)
+        generators = pub_generators(request)
+        results = []
+        for index, (pub, rng) in enumerate(zip(request.pubs, generators, strict=True)):
+            if context.cancel_requested.is_set():
+                raise JobCancelledError(f"job {request.job_id} was cancelled", job_id=request.job_id)
+            key = circuit_fingerprint(pub.circuit)
+            circuit = self.prepare(pub.circuit, key, request, context.cache)
+            # The lowered form is cached per (circuit, optimization level).
+            lowered_key = f"{request.options.optimization_level}:{key}"
+            with engine_errors(request.job_id, index):
+                results.append(self._run_pub(request.program, circuit, pub, rng, context, lowered_key, serial))
+        return self.assemble(request, results)
+
+    def plan(
+        self, request: JobRequest, context: ExecutionContext, *, chunk_seconds: float = TARGET_CHUNK_SECONDS
+    ) -> list[Any]:
+        """Every PUB of ``request`` as a :class:`~.chunks.PubPlan`: transpiled, lowered, cut into
+        chunks of ``chunk_bindings`` bindings or about ``chunk_seconds`` of work. CPU work: call
+        it off the event loop."""
+        from . import chunks  # loads the engine
+
+        return chunks.plan_job(
+            request,
+            context,
+            pub_generators(request),
+            prepare=self.prepare,
+            dtype=self.dtype,
+            chunk_bindings=self.chunk_bindings,
+            chunk_seconds=chunk_seconds,
+        )
+
+    def assemble(self, request: JobRequest, results: list[Any]) -> PrimitiveResult:
+        """The job's ``PrimitiveResult`` from its PUB results, with the job's metadata."""
+        not_applied = options_not_applied(request.program, request.options)
+        if not_applied:
+            for result in results:
+                result.metadata["options_not_applied"] = not_applied
+        metadata: dict[str, Any] = {
+            "version": 2,
+            "backend": self.backend_name,
+            "job_id": request.job_id,
+            "session_id": request.session_id,
+            "engine": self.engine,
+            "dtype": self.dtype,
+        }
+        if not_applied:
+            metadata["options_not_applied"] = not_applied
+        return PrimitiveResult(results, metadata=metadata)
+
+    def _run_in_chunks(self, request: JobRequest, context: ExecutionContext) -> PrimitiveResult:
+        """The PUBs chunk by chunk in this thread, reporting progress after each chunk."""
+        from . import chunks
+
+        progress = context.progress
+        assert progress is not None
+        results = []
+        for plan in self.plan(request, context, chunk_seconds=PROGRESS_CHUNK_SECONDS):
+            parts = []
+            for start, stop in plan.bounds():
+                if context.cancel_requested.is_set():
+                    raise JobCancelledError(f"job {request.job_id} was cancelled", job_id=request.job_id)
+                with engine_errors(request.job_id):
+                    parts.append(chunks.run_chunk(plan.task(start, stop), context.cancel_requested))
+                progress.advance(stop - start)
+            results.append(plan.finish(parts))
+        return self.assemble(request, results)
+
+    def _run_pub(
+        self,
+        program: Program,
+        circuit: QuantumCircuit,
+        pub: Any,
+        rng: np.random.Generator | None,
+        context: ExecutionContext,
+        key: str,
+        serial: bool,
+    ) -> Any:
+        cancel = context.cancel_requested
+        if self.engine == "reference":
+            if program == "estimator":
+                return reference.estimate_pub(circuit, pub, rng, cancel)
+            assert rng is not None  # every sampler PUB draws shots
+            return reference.sample_pub(circuit, pub, rng, cancel)
+        from . import engine_pubs  # loads numba; importing aqrt must not
+
+        dtype = self._np_dtype
+        if program == "estimator":
+            return engine_pubs.estimate_pub(circuit, pub, rng, cancel, context.cache, key, serial=serial, dtype=dtype)
+        assert rng is not None
+        return engine_pubs.sample_pub(circuit, pub, rng, cancel, context.cache, key, serial=serial, dtype=dtype)

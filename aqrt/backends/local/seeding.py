@@ -1,0 +1,26 @@
+"""Seeds: one generator per PUB, all derived from the job's one ``SeedSequence``.
+
+Qiskit's reference primitives and Aer derive per-PUB streams from one seed; so does aqrt, so
+two identical PUBs of one job draw different samples while the job as a whole repeats exactly
+for a fixed ``options.seed``. Chunks of a PUB (:mod:`.chunks`) jump ahead in the PUB's stream.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...job import JobRequest
+
+__all__ = ["pub_generators"]
+
+
+def pub_generators(request: JobRequest) -> list[np.random.Generator | None]:
+    """One generator per PUB of ``request``; None for PUBs that draw nothing.
+
+    Exact Estimator PUBs draw nothing, so a job of only those skips the (costly) entropy draw.
+    """
+    needs_randomness = request.program == "sampler" or any(pub.precision for pub in request.pubs)
+    if not needs_randomness:
+        return [None] * len(request.pubs)
+    children = np.random.SeedSequence(request.options.seed).spawn(len(request.pubs))
+    return [np.random.default_rng(child) for child in children]

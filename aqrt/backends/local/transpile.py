@@ -1,0 +1,52 @@
+"""Transpiling at ``options.optimization_level``: once per distinct circuit per session.
+
+The pass managers are Qiskit's presets for the simulator's basis (every standard gate), one
+per level, built on first use and shared by the backend's jobs.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from qiskit.circuit import QuantumCircuit
+from qiskit.circuit.library import get_standard_gate_name_mapping
+
+from ...options import Options
+
+__all__ = ["BASIS_GATES", "Transpiler"]
+
+# Every standard gate is native to the simulator; the pass manager targets all of them.
+BASIS_GATES = sorted(set(get_standard_gate_name_mapping()) - {"global_phase"})
+
+
+class Transpiler:
+    """Transpiles circuits for a local backend, caching results in the session's cache."""
+
+    def __init__(self) -> None:
+        self._pass_managers: dict[int, Any] = {}
+        self._lock = threading.Lock()
+
+    def prepare(
+        self, circuit: QuantumCircuit, fingerprint: str, options: Options, cache: dict[Any, Any]
+    ) -> QuantumCircuit:
+        """``circuit`` transpiled at ``options.optimization_level`` (itself when that is None)."""
+        level = options.optimization_level
+        if level is None:
+            return circuit
+        key = ("transpiled", level, fingerprint)
+        cached = cache.get(key)
+        if cached is None:
+            cached = self._pass_manager(level).run(circuit)
+            cache[key] = cached
+        return cached
+
+    def _pass_manager(self, level: int) -> Any:
+        with self._lock:
+            if level not in self._pass_managers:
+                from qiskit.transpiler import generate_preset_pass_manager
+
+                self._pass_managers[level] = generate_preset_pass_manager(
+                    optimization_level=level, basis_gates=BASIS_GATES, seed_transpiler=0
+                )
+            return self._pass_managers[level]
