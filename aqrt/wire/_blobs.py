@@ -19,7 +19,7 @@ import re
 import struct
 import uuid
 import zlib
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from qiskit import qpy
@@ -168,7 +168,7 @@ def array_from_bytes(tag: str, raw: bytes) -> np.ndarray:
             f"(shape {shape}, dtype {dtype}), the blob holds {len(raw) - offset}",
             tag=tag,
         )
-    order = "F" if fortran else "C"
+    order: Literal["C", "F"] = "F" if fortran else "C"
     if count == 0 or dtype.itemsize == 0:
         return np.zeros(shape, dtype=dtype, order=order)
     flat = np.frombuffer(raw, dtype=dtype, count=count, offset=offset)

@@ -633,11 +633,8 @@ _ACCEPTED = sorted([*_DECODERS, *(f"settings of {name}" for name in _SETTINGS)])
 def _decode_settings(node: dict[str, Any], budget: Budget) -> Any:
     tag = "settings"
     module, name = node.get("__module__"), node.get("__class__")
-    _want(
-        tag,
-        type(module) is str and type(name) is str,
-        "a settings object needs __module__ and __class__ strings",
-    )
+    if type(module) is not str or type(name) is not str:
+        raise WireError("a settings object needs __module__ and __class__ strings", tag=tag)
     if name not in _SETTINGS or not module.startswith(_SETTINGS_MODULE):
         raise WireError(
             f"{module}.{name} is not a class this codec builds "

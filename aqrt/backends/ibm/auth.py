@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ...errors import AuthenticationError, InvalidRequestError
+from ...wire.runtime_api import API_VERSION_HEADER, IAM_GRANT_TYPE, INSTANCE_HEADER
 
 if TYPE_CHECKING:
     from .transport import Transport
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
 __all__ = ["API_VERSION", "IAMAuth"]
 
 API_VERSION = "2026-04-15"
-_GRANT_TYPE = "urn:ibm:params:oauth:grant-type:apikey"
 _REFRESH_AT = 0.8  # of the token's lifetime
 
 
@@ -46,7 +46,7 @@ class IAMAuth:
     async def headers(self, transport: Transport) -> dict[str, str]:
         """The headers of one API call, refreshing the token first if it is stale."""
         token = await self.token(transport)
-        return {"Authorization": f"Bearer {token}", "Service-CRN": self._crn, "IBM-API-Version": API_VERSION}
+        return {"Authorization": f"Bearer {token}", INSTANCE_HEADER: self._crn, API_VERSION_HEADER: API_VERSION}
 
     async def token(self, transport: Transport) -> str:
         """A valid JWT. One refresh at a time: every caller that finds the token stale waits for
@@ -72,7 +72,7 @@ class IAMAuth:
             reply = await transport.request(
                 "POST",
                 self._token_url,
-                data={"grant_type": _GRANT_TYPE, "apikey": self._api_key},
+                data={"grant_type": IAM_GRANT_TYPE, "apikey": self._api_key},
                 headers={"Accept": "application/json"},
                 idempotent=True,  # exchanging a key twice is harmless
             )

@@ -2,97 +2,67 @@
 
 ``validate_pub`` checks PUBs synchronously against the configuration fetched when the backend
 object was obtained. ``execute`` submits the job (idempotently), waits on the service's shared
-poller and decodes the result; the job stays QUEUED until a poll sees it Running
+poller and decodes the result (the Runtime vocabulary, params and outcomes, is
+:mod:`aqrt.wire.runtime_api`'s); the job stays QUEUED until a poll sees it Running
 (``reports_job_start``). If aqrt cancels the job (``job.cancel()``, a session cancel, a
 ``max_execution_time`` deadline) the cancellation is sent to the server. Sessions map to
 ``POST /sessions`` through the optional hooks ``open_session`` / ``close_session`` /
 ``cancel_session`` that :class:`aqrt.Session` calls.
+
+The backend reaches the server through the :class:`~.connection.Connection` its service hands
+it, never through the service itself.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 
-from ...errors import (
-    CircuitTooLargeError,
-    ConflictError,
-    JobCancelledError,
-    JobFailedError,
-    JobTimeoutError,
-    NotFoundError,
-    RuntimeRequestError,
-)
+from ...errors import CircuitTooLargeError, ConflictError, NotFoundError, RuntimeRequestError
 from ...job import JobRequest, Program
 from ...options import Options
-from ...wire import decode, pubs_to_wire
-from ..base import BackendCapabilities, ExecutionContext
-from .poller import JOB_POLL_INTERVAL, SESSION_POLL_INTERVAL, job_state
-from .rest import IDEMPOTENCY_TAG_PREFIX
+from ...wire.runtime_api import IDEMPOTENCY_TAG_PREFIX, job_params, options_not_sent
+from ..base import BackendCapabilities, ExecutionContext, Service
+from .connection import Connection
+from .poller import poll_interval
+from .results import decode_result, final_result
 
-if TYPE_CHECKING:
-    from .service import RuntimeService
-
-__all__ = ["IBMBackend", "job_params"]
+# job_params and decode_result live in aqrt.wire.runtime_api and .results; named here as well.
+__all__ = ["IBMBackend", "decode_result", "job_params"]
 
 DEFAULT_MAX_SESSION_TIME = 8 * 3600
-_RAN_TOO_LONG = 1305  # IBM's reason code: cancelled for exceeding max_execution_time
 # Jobs of one session in flight on the server at once: it queues them, so aqrt does not wait.
 _JOB_CONCURRENCY = 1000
-_DECODE_INLINE_BYTES = 256 << 10
 
 
 def _report_not_applied(result: Any, options: Options) -> None:
     """Name, in the metadata, the aqrt options the Runtime API has no field for (never silent)."""
-    if options.optimization_level is None:
+    not_sent = options_not_sent(options)
+    if not not_sent:
         return
-    reason = (
-        f"requested {options.optimization_level}, not sent: Runtime V2 primitives take ISA circuits "
-        "and do not transpile; transpile for the backend's target first"
-    )
     for holder in (result, *result):
         metadata = getattr(holder, "metadata", None)
         if isinstance(metadata, dict):
-            metadata.setdefault("options_not_applied", {})["optimization_level"] = reason
-
-
-async def decode_result(text: str) -> Any:
-    """The decoded result; big ones are decoded on a worker thread, not on the loop."""
-    if len(text) < _DECODE_INLINE_BYTES:
-        return decode(text)
-    return await asyncio.get_running_loop().run_in_executor(None, decode, text)
-
-
-def job_params(program: Program, pubs: Any, options: Options) -> dict[str, Any]:
-    """``params`` of ``POST /jobs`` as qiskit-ibm-runtime's V2 primitives build it."""
-    wire_options: dict[str, Any] = {}
-    if program == "estimator":
-        wire_options["default_precision"] = options.default_precision
-        if options.seed is not None:
-            wire_options["seed_estimator"] = options.seed
-    else:
-        wire_options["default_shots"] = options.default_shots
-        if options.seed is not None:
-            wire_options["simulator"] = {"seed_simulator": options.seed}
-    params: dict[str, Any] = {
-        "pubs": pubs_to_wire(program, pubs),
-        "options": wire_options,
-        "version": 2,
-        "support_qiskit": True,
-    }
-    if program == "estimator" and options.resilience_level is not None:
-        params["resilience_level"] = options.resilience_level
-    return params
+            metadata.setdefault("options_not_applied", {}).update(not_sent)
 
 
 class IBMBackend:
     """One backend of a :class:`RuntimeService`; obtained with ``await service.backend(name)``.
 
+    Args:
+        service: the service it belongs to (the :class:`~aqrt.backends.Service` protocol's
+            ``backend.service``).
+        name: its name; configuration: its ``GET /backends/{name}/configuration`` reply.
+        connection: the service's open connection, through which every request goes.
+
     Attributes:
         configuration: the ``GET /backends/{name}/configuration`` reply.
         remote_job_ids: aqrt job id -> server job id, for jobs this backend submitted.
+
+    Raises:
+        RuntimeRequestError: the configuration has no valid ``n_qubits``.
     """
 
     capabilities = BackendCapabilities(
@@ -109,8 +79,9 @@ class IBMBackend:
         remote_sessions=True,
     )
 
-    def __init__(self, service: RuntimeService, name: str, configuration: dict[str, Any]) -> None:
+    def __init__(self, service: Service, name: str, configuration: dict[str, Any], connection: Connection) -> None:
         self.service = service
+        self._connection = connection
         self._name = name
         self.configuration = configuration
         n_qubits = configuration.get("n_qubits", configuration.get("num_qubits"))
@@ -122,14 +93,17 @@ class IBMBackend:
 
     @property
     def name(self) -> str:
+        """The backend's name on the server."""
         return self._name
 
     @property
     def num_qubits(self) -> int:
+        """The backend's width (``n_qubits`` of its configuration)."""
         return self._num_qubits
 
     @property
     def basis_gates(self) -> list[str]:
+        """The configuration's ``basis_gates``."""
         return list(self.configuration.get("basis_gates") or [])
 
     def validate_pub(self, program: Program, pub: Any, index: int) -> None:
@@ -144,8 +118,8 @@ class IBMBackend:
 
     async def open_session(self, session_id: str, *, mode: str, max_time: int) -> str:
         """``POST /sessions``; returns the server's session id, used by this session's jobs."""
-        reply = await self.service._api_checked().create_session(
-            mode=mode, backend=self.name, instance=self.service.instance, max_ttl=max_time
+        reply = await self._connection.api.create_session(
+            mode=mode, backend=self.name, instance=self._connection.instance, max_ttl=max_time
         )
         remote = str(reply["id"])
         self._remote_sessions[session_id] = remote
@@ -155,26 +129,26 @@ class IBMBackend:
         """``PATCH /sessions/{id}`` ``{"accepting_jobs": false}``."""
         remote = self._remote_sessions.get(session_id)
         if remote is not None:
-            await self.service._api_checked().close_session(remote)
+            await self._connection.api.close_session(remote)
 
     async def cancel_session(self, session_id: str) -> None:
         """``DELETE /sessions/{id}/close``: the server cancels the session's unfinished jobs."""
         remote = self._remote_sessions.get(session_id)
         if remote is not None:
-            await self.service._api_checked().cancel_session(remote)
+            await self._connection.api.cancel_session(remote)
 
     async def session_details(self, session_id: str) -> dict[str, Any]:
         """``GET /sessions/{id}`` of an aqrt session opened on this backend (the server's view)."""
         remote = self._remote_sessions.get(session_id)
         if remote is None:
             raise NotFoundError(f"session {session_id} was not opened on backend {self.name!r}")
-        return await self.service._api_checked().get_session(remote)
+        return await self._connection.api.get_session(remote)
 
     # -- jobs ------------------------------------------------------------------------------------
 
     async def execute(self, request: JobRequest, context: ExecutionContext) -> Any:
         """Submit, wait on the shared poller, return the decoded ``PrimitiveResult``."""
-        api = self.service._api_checked()
+        api = self._connection.api
         remote_session = self._remote_sessions.get(request.session_id) if request.session_id else None
         params = job_params(request.program, request.pubs, request.options)
         key = request.job_id.replace("-", "")
@@ -191,9 +165,8 @@ class IBMBackend:
             )
             remote_id = str(submitted["id"])
             self.remote_job_ids[request.job_id] = remote_id
-            interval = SESSION_POLL_INTERVAL if remote_session else JOB_POLL_INTERVAL
-            final = await self.service._poller_checked().wait_final(
-                remote_id, interval=interval, on_start=context.mark_running
+            final = await self._connection.poller.wait_final(
+                remote_id, interval=poll_interval(remote_session is not None), on_start=context.mark_running
             )
         except asyncio.CancelledError:
             with anyio.CancelScope(shield=True):  # the cancellation must reach the server
@@ -202,7 +175,7 @@ class IBMBackend:
         return await self._outcome(request, remote_id, final)
 
     async def _cancel_remote(self, submitted: dict[str, Any] | None, tag: str) -> None:
-        api = self.service._api_checked()
+        api = self._connection.api
         try:
             if submitted is None:  # cancelled mid-POST: the job may exist all the same
                 submitted = await api.find_job_by_tag(tag)
@@ -214,23 +187,10 @@ class IBMBackend:
             pass  # best effort; the job's own max execution time still bounds it
 
     async def _outcome(self, request: JobRequest, remote_id: str, final: dict[str, Any]) -> Any:
-        state = job_state(final)
-        raw_state = final.get("state")
-        info: dict[str, Any] = raw_state if isinstance(raw_state, dict) else {}
-        reason = info.get("reason") or ""
-        code = info.get("reason_code", info.get("reasonCode"))
         where = f"job {request.job_id} (server job {remote_id})"
-        if state == "completed":
-            result = await decode_result(await self.service._api_checked().job_results(remote_id))
-            _report_not_applied(result, request.options)
-            return result
-        if state == "cancelled" and code == _RAN_TOO_LONG:
-            raise JobTimeoutError(f"{where} exceeded its max_execution_time: {reason}", job_id=request.job_id)
-        if state == "cancelled":
-            suffix = f": {reason}" if reason else ""
-            raise JobCancelledError(f"{where} was cancelled on the server{suffix}", job_id=request.job_id)
-        detail = f"Error code {code}; {reason}" if code else reason or "no reason given"
-        raise JobFailedError(f"{where} failed on the server: {detail}", job_id=request.job_id)
+        result = await final_result(self._connection.api, remote_id, final, where=where, job_id=request.job_id)
+        _report_not_applied(result, request.options)
+        return result
 
     def __repr__(self) -> str:
         return f"<IBMBackend {self.name} ({self._num_qubits} qubits)>"

@@ -4,7 +4,8 @@ Each watched job is polled (``GET /jobs/{id}``) no more often than its interval:
 0.1 s for jobs in a session and 0.5 s otherwise, and these are also the floors. The loop sleeps
 until the earliest poll is due (event loop clock), starts the due polls, and ends when nothing is
 watched; the next watch starts it again. Waiters get the job's final JSON, and may ask to be
-told (``on_start``) at the first poll that sees the job Running or final.
+told (``on_start``) at the first poll that sees the job Running or final. What counts as Running
+or final is :class:`aqrt.wire.runtime_api.JobState`'s reading of the reply.
 """
 
 from __future__ import annotations
@@ -15,23 +16,20 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from ...wire.runtime_api import JobState
 from .rest import RuntimeAPI
 
-__all__ = ["FINAL_STATES", "JOB_POLL_INTERVAL", "SESSION_POLL_INTERVAL", "JobPoller"]
+__all__ = ["JOB_POLL_INTERVAL", "SESSION_POLL_INTERVAL", "JobPoller", "poll_interval"]
 
 SESSION_POLL_INTERVAL = 0.1
 JOB_POLL_INTERVAL = 0.5
-FINAL_STATES = frozenset({"completed", "failed", "cancelled"})
-_STARTED_STATES = FINAL_STATES | {"running"}
 _SLACK = 1e-6  # a poll due within this many seconds is due now (clocks are floats; no busy spin)
 _FAILED_POLLS_TOLERATED = 3  # consecutive failed polls (each already retried) before giving up
 
 
-def job_state(job: dict[str, Any]) -> str:
-    """The lower-case ``state.status`` of a job reply (``queued``/``running``/``completed``/...)."""
-    state = job.get("state")
-    status = state.get("status") if isinstance(state, dict) else job.get("status")
-    return str(status or "").lower()
+def poll_interval(in_session: bool) -> float:
+    """IBM's pacing of ``GET /jobs/{id}``: faster for a job in a session."""
+    return SESSION_POLL_INTERVAL if in_session else JOB_POLL_INTERVAL
 
 
 @dataclasses.dataclass(eq=False)
@@ -151,13 +149,13 @@ class JobPoller:
                 self._settle(watch, error=exc)
         else:
             watch.failures = 0
-            state = job_state(reply)
-            if not watch.started and state in _STARTED_STATES:
+            state = JobState.of(reply)
+            if not watch.started and state.started:
                 watch.started = True
                 callbacks, watch.on_start = list(watch.on_start.values()), {}
                 for callback in callbacks:
                     callback()
-            if state in FINAL_STATES:
+            if state.final:
                 self._settle(watch, reply=reply)
         finally:
             watch.in_flight = False

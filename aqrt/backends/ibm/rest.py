@@ -12,12 +12,12 @@ from typing import Any
 from urllib.parse import quote
 
 from ...errors import NotFoundError
+from ...wire.runtime_api import IDEMPOTENCY_HEADER, IDEMPOTENCY_TAG_PREFIX
 from .auth import IAMAuth
 from .transport import Transport
 
+# IDEMPOTENCY_TAG_PREFIX lives in aqrt.wire.runtime_api (the server reads it too); named here as well.
 __all__ = ["IDEMPOTENCY_TAG_PREFIX", "RuntimeAPI"]
-
-IDEMPOTENCY_TAG_PREFIX = "aqrt-idem-"
 
 URL_MAP = {
     "backends": "/backends",
@@ -98,7 +98,7 @@ class RuntimeAPI:
         async def recover() -> dict[str, Any] | None:
             return await self.find_job_by_tag(tag)
 
-        headers = {"Idempotency-Key": key}  # aqrt serve dedupes POSTs by it (as by the tag)
+        headers = {IDEMPOTENCY_HEADER: key}  # aqrt serve dedupes POSTs by it (as by the tag)
         return await self._call("POST", "jobs", json_body=payload, headers=headers, idempotent=False, recover=recover)
 
     async def find_job_by_tag(self, tag: str) -> dict[str, Any] | None:

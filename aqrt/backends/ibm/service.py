@@ -17,26 +17,21 @@ import asyncio
 import functools
 import os
 import random
-from typing import Any
+from typing import Any, Self
 
-from ...errors import BackendNotFoundError, InvalidInputError, JobCancelledError, JobFailedError, NotFoundError
+from ...errors import BackendNotFoundError, InvalidInputError, NotFoundError
 from ...job import JobStatus
+from ...wire.runtime_api import JobState
 from .accounts import CHANNELS, Account, resolve_account
 from .auth import IAMAuth
-from .backend import IBMBackend, decode_result
-from .poller import JOB_POLL_INTERVAL, SESSION_POLL_INTERVAL, JobPoller, job_state
+from .backend import IBMBackend
+from .connection import Connection
+from .poller import JobPoller, poll_interval
 from .rest import RuntimeAPI
+from .results import final_result
 from .transport import RetryPolicy, Transport
 
 __all__ = ["RemoteJob", "RuntimeService"]
-
-_STATUS = {
-    "queued": JobStatus.QUEUED,
-    "running": JobStatus.RUNNING,
-    "completed": JobStatus.DONE,
-    "failed": JobStatus.ERROR,
-    "cancelled": JobStatus.CANCELLED,
-}
 
 
 class RuntimeService:
@@ -74,38 +69,43 @@ class RuntimeService:
     ) -> None:
         if channel is not None and channel not in CHANNELS:
             raise InvalidInputError(f"channel must be one of {list(CHANNELS)}, got {channel!r}")
-        self._account_args: dict[str, Any] = dict(
-            channel=channel, token=token, instance=instance, url=url, iam_url=iam_url, name=name, filename=filename
-        )
+        self._account_args: dict[str, Any] = {
+            "channel": channel,
+            "token": token,
+            "instance": instance,
+            "url": url,
+            "iam_url": iam_url,
+            "name": name,
+            "filename": filename,
+        }
         self._transport = Transport(
             retry=retry, request_timeout=request_timeout, deadline=deadline, rng=random.Random(seed)
         )
         self._account: Account | None = None
         self._auth: IAMAuth | None = None
-        self._api: RuntimeAPI | None = None
-        self._poller: JobPoller | None = None
+        self._connection: Connection | None = None
         self._backends: dict[str, IBMBackend] = {}
         self._open_lock: asyncio.Lock | None = None
         self._closed = False
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    async def __aenter__(self) -> RuntimeService:
+    async def __aenter__(self) -> Self:
         await self._open()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def _open(self) -> RuntimeAPI:
+    async def _open(self) -> Connection:
         if self._closed:
             raise RuntimeError("this RuntimeService is closed; make a new one")
-        if self._api is not None:
-            return self._api
+        if self._connection is not None:
+            return self._connection
         if self._open_lock is None:
             self._open_lock = asyncio.Lock()
         async with self._open_lock:
-            if self._api is None:
+            if self._connection is None:
                 resolve = functools.partial(resolve_account, **self._account_args)
                 if self._account_args["token"] is None:  # may read the accounts file: off the loop
                     account = await asyncio.get_running_loop().run_in_executor(None, resolve)
@@ -113,27 +113,22 @@ class RuntimeService:
                     account = resolve()
                 self._account = account
                 self._auth = IAMAuth(account.token, account.iam_url, account.instance)
-                self._api = RuntimeAPI(self._transport, self._auth, account.api_url)
-                self._poller = JobPoller(self._api)
-        assert self._api is not None
-        return self._api
+                api = RuntimeAPI(self._transport, self._auth, account.api_url)
+                self._connection = Connection(api=api, poller=JobPoller(api), instance=account.instance)
+        assert self._connection is not None
+        return self._connection
 
     async def close(self) -> None:
         """Stop the poller and close the HTTP session (idempotent)."""
         self._closed = True
-        if self._poller is not None:
-            await self._poller.close()
+        if self._connection is not None:
+            await self._connection.poller.close()
         await self._transport.close()
 
     def _api_checked(self) -> RuntimeAPI:
-        if self._api is None:
+        if self._connection is None:
             raise RuntimeError("the RuntimeService is not open (use it after an awaited call)")
-        return self._api
-
-    def _poller_checked(self) -> JobPoller:
-        if self._poller is None:
-            raise RuntimeError("the RuntimeService is not open")
-        return self._poller
+        return self._connection.api
 
     # -- facts -------------------------------------------------------------------------------
 
@@ -144,30 +139,34 @@ class RuntimeService:
 
     @property
     def channel(self) -> str | None:
+        """The account's channel (None before first use)."""
         return self._account.channel if self._account else None
 
     @property
     def instance(self) -> str | None:
+        """The instance CRN (None before first use)."""
         return self._account.instance if self._account else None
 
     @property
     def poller(self) -> JobPoller | None:
         """The one job poller of this service (None before first use)."""
-        return self._poller
+        return self._connection.poller if self._connection else None
 
     @property
     def auth(self) -> IAMAuth | None:
+        """The IAM token source (None before first use)."""
         return self._auth
 
     @property
     def transport(self) -> Transport:
+        """The HTTP transport every request of this service goes through."""
         return self._transport
 
     # -- backends ------------------------------------------------------------------------------
 
     async def backends(self) -> list[IBMBackend]:
         """Every backend of the instance, configurations fetched."""
-        api = await self._open()
+        api = (await self._open()).api
         devices = await api.backends()
         names = [str(d["name"]) for d in devices if d.get("name")]
         return list(await asyncio.gather(*(self.backend(n) for n in names)))
@@ -182,7 +181,7 @@ class RuntimeService:
             BackendNotFoundError: no such backend.
             InvalidInputError: no name on ``ibm_quantum_platform``.
         """
-        api = await self._open()
+        connection = await self._open()
         if name is None:
             if self.channel == "ibm_cloud":
                 return await self.least_busy()
@@ -193,10 +192,10 @@ class RuntimeService:
         if name in self._backends:
             return self._backends[name]
         try:
-            configuration = await api.backend_configuration(name)
+            configuration = await connection.api.backend_configuration(name)
         except NotFoundError as exc:
             raise BackendNotFoundError(f"no backend {name!r} on this IBM Quantum instance") from exc
-        backend = self._backends.setdefault(name, IBMBackend(self, name, configuration))
+        backend = self._backends.setdefault(name, IBMBackend(self, name, configuration, connection))
         return backend
 
     def known_backend(self, name: str | None = None) -> IBMBackend | None:
@@ -209,7 +208,7 @@ class RuntimeService:
 
     async def least_busy(self, min_num_qubits: int | None = None) -> IBMBackend:
         """The online backend with the shortest queue (and at least ``min_num_qubits``)."""
-        api = await self._open()
+        api = (await self._open()).api
         candidates = [
             d
             for d in await api.backends()
@@ -230,8 +229,8 @@ class RuntimeService:
         Raises:
             NotFoundError: no such job.
         """
-        api = await self._open()
-        return RemoteJob(self, await api.get_job(job_id))
+        connection = await self._open()
+        return RemoteJob(connection, await connection.api.get_job(job_id))
 
     async def jobs(
         self,
@@ -245,11 +244,11 @@ class RuntimeService:
         tags: list[str] | None = None,
     ) -> list[RemoteJob]:
         """Jobs of this instance, newest first, filtered as ``GET /jobs`` allows."""
-        api = await self._open()
-        replies = await api.list_jobs(
+        connection = await self._open()
+        replies = await connection.api.list_jobs(
             limit=limit, skip=skip, backend=backend, pending=pending, program=program, session_id=session_id, tags=tags
         )
-        return [RemoteJob(self, reply) for reply in replies]
+        return [RemoteJob(connection, reply) for reply in replies]
 
     def __repr__(self) -> str:
         where = self._account.api_url if self._account else "not opened"
@@ -260,53 +259,56 @@ class RemoteJob:
     """A job on the server, as listed or retrieved (for jobs submitted by primitives, use the
     :class:`aqrt.Job` they return).
 
+    Args:
+        connection: the open connection of the service that listed or retrieved it.
+        raw: its ``GET /jobs/{id}`` (or listing) body.
+
     Attributes:
         job_id: the server's job id; raw: the last ``GET /jobs/{id}`` reply.
     """
 
-    def __init__(self, service: RuntimeService, raw: dict[str, Any]) -> None:
-        self._service = service
+    def __init__(self, connection: Connection, raw: dict[str, Any]) -> None:
+        self._connection = connection
         self.raw = raw
         self.job_id = str(raw["id"])
 
     @property
     def backend_name(self) -> str | None:
+        """The backend the job runs on."""
         return self.raw.get("backend")
 
     @property
     def session_id(self) -> str | None:
+        """The server's id of the job's session, if it runs in one."""
         return self.raw.get("session_id")
 
     @property
     def tags(self) -> list[str]:
+        """The job's tags."""
         return list(self.raw.get("tags") or [])
 
     async def status(self) -> JobStatus:
-        """The job's status now (one ``GET``)."""
-        self.raw = await self._service._api_checked().get_job(self.job_id)
-        return _STATUS.get(job_state(self.raw), JobStatus.QUEUED)
+        """The job's status now (one ``GET``); a job the server stopped for running too long is
+        ``ERROR``, as :meth:`result` raises ``JobTimeoutError`` for it."""
+        self.raw = await self._connection.api.get_job(self.job_id)
+        return JobState.of(self.raw).aqrt_status
 
     async def result(self) -> Any:
         """Wait (on the shared poller) and return the decoded ``PrimitiveResult``.
 
         Raises:
-            JobFailedError / JobCancelledError: the job did not complete.
+            JobFailedError / JobCancelledError / JobTimeoutError: the job did not complete.
             RuntimeRequestError: HTTP failed.
         """
-        api = self._service._api_checked()
-        if job_state(self.raw) not in ("completed", "failed", "cancelled"):
-            interval = SESSION_POLL_INTERVAL if self.session_id else JOB_POLL_INTERVAL
-            self.raw = await self._service._poller_checked().wait_final(self.job_id, interval=interval)
-        state = job_state(self.raw)
-        if state != "completed":
-            reason = (self.raw.get("state") or {}).get("reason") or "no reason given"
-            kind = JobCancelledError if state == "cancelled" else JobFailedError
-            raise kind(f"server job {self.job_id} is {state}: {reason}", job_id=self.job_id)
-        return await decode_result(await api.job_results(self.job_id))
+        if not JobState.of(self.raw).final:
+            interval = poll_interval(bool(self.session_id))
+            self.raw = await self._connection.poller.wait_final(self.job_id, interval=interval)
+        where = f"server job {self.job_id}"
+        return await final_result(self._connection.api, self.job_id, self.raw, where=where, job_id=self.job_id)
 
     async def cancel(self) -> None:
         """``POST /jobs/{id}/cancel``."""
-        await self._service._api_checked().cancel_job(self.job_id)
+        await self._connection.api.cancel_job(self.job_id)
 
     def __repr__(self) -> str:
-        return f"<RemoteJob {self.job_id} {job_state(self.raw) or '?'}>"
+        return f"<RemoteJob {self.job_id} {JobState.of(self.raw).status or '?'}>"

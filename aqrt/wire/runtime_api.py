@@ -1,0 +1,527 @@
+"""The IBM Quantum Runtime REST API's vocabulary, shared by aqrt's client and ``aqrt serve``.
+
+Both sides of the API speak the same words: aqrt's HTTP client (:mod:`aqrt.backends.ibm`)
+reads them, the server (:mod:`aqrt.server`) writes them. Each is defined here once, with no
+HTTP, so the two cannot drift apart:
+
+- job states (``"Queued"`` ... ``"Cancelled"``, and variants such as
+  ``"Cancelled - Ran too long"``) to and from aqrt's :class:`~aqrt.job.JobStatus`
+  (:class:`JobState`, :func:`api_job_status`);
+- session states and modes, to and from aqrt's :class:`~aqrt.session.SessionState`
+  (:func:`api_session_state`);
+- the numeric codes of errors and of ``state.reason_code`` (``CODE_*``, one constant each), and
+  which aqrt error stands for which (:func:`reason_code`);
+- the outcome of a final job: its result, or the typed aqrt error (:func:`final_error`);
+- the JSON bodies of jobs, sessions and errors (:func:`job_body`, :func:`session_body`,
+  :func:`error_body`);
+- idempotent submission (:data:`IDEMPOTENCY_TAG_PREFIX`, :data:`IDEMPOTENCY_HEADER`);
+- a job's ``params`` to and from PUBs and :class:`~aqrt.options.Options`, as
+  qiskit-ibm-runtime's V2 primitives send them (:func:`job_params`, :func:`pubs_from_params`,
+  :func:`options_from_params`).
+
+Example:
+    >>> from aqrt.wire.runtime_api import JobState
+    >>> state = JobState.of({"state": {"status": "Cancelled", "reason_code": 1305}})
+    >>> state.final, state.ran_too_long, state.aqrt_status.name
+    (True, True, 'ERROR')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from ..errors import (
+    InvalidInputError,
+    JobCancelledError,
+    JobError,
+    JobFailedError,
+    JobTimeoutError,
+    SessionCacheError,
+    SessionClosedError,
+    SessionExpiredError,
+)
+from ..job import JobStatus
+from ..options import Options
+from ..session import SessionState
+from ._codec import from_jsonable
+from ._errors import WireError
+from ._pubs import Program, pubs_from_wire, pubs_to_wire
+
+__all__ = [
+    "API_VERSION_HEADER",
+    "BATCH",
+    "CANCELLED",
+    "CANCELLED_RAN_TOO_LONG",
+    "CLOSED_BY_CANCEL",
+    "CLOSED_BY_CLOSE",
+    "CLOSED_MAX_TTL",
+    "CODE_API_KEY_NOT_FOUND",
+    "CODE_BAD_REQUEST",
+    "CODE_CONFLICT",
+    "CODE_INTERNAL",
+    "CODE_INTERRUPTED",
+    "CODE_JOB_FAILED",
+    "CODE_NOT_FOUND",
+    "CODE_RAN_TOO_LONG",
+    "CODE_SESSION_CACHE",
+    "CODE_SESSION_CLOSED",
+    "CODE_SESSION_EXPIRED",
+    "CODE_TOO_LARGE",
+    "CODE_UNAUTHORIZED",
+    "COMPLETED",
+    "DEDICATED",
+    "FAILED",
+    "FINAL_JOB_STATUSES",
+    "IAM_GRANT_TYPE",
+    "IDEMPOTENCY_HEADER",
+    "IDEMPOTENCY_TAG_PREFIX",
+    "INSTANCE_HEADER",
+    "JOB_STATUSES",
+    "PARAMS_VERSION",
+    "PROGRAMS",
+    "QUEUED",
+    "RUNNING",
+    "SESSION_ACTIVE",
+    "SESSION_CLOSED",
+    "SESSION_INACTIVE",
+    "SESSION_MODES",
+    "SESSION_OPEN",
+    "JobState",
+    "api_job_status",
+    "api_session_state",
+    "error_body",
+    "final_error",
+    "job_body",
+    "job_created_body",
+    "job_params",
+    "options_from_params",
+    "options_not_sent",
+    "pubs_from_params",
+    "reason_code",
+    "session_body",
+]
+
+# -- job states ---------------------------------------------------------------------------------
+
+QUEUED: Final = "Queued"
+RUNNING: Final = "Running"
+COMPLETED: Final = "Completed"
+FAILED: Final = "Failed"
+CANCELLED: Final = "Cancelled"
+#: How the API may name a job it cancelled for exceeding its ``max_execution_time`` (IBM also
+#: says it as ``"Cancelled"`` with reason code :data:`CODE_RAN_TOO_LONG`).
+CANCELLED_RAN_TOO_LONG: Final = "Cancelled - Ran too long"
+#: Every job status of the API, in the order a job goes through them.
+JOB_STATUSES: Final = (QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED)
+#: The job statuses that never change again.
+FINAL_JOB_STATUSES: Final = frozenset({COMPLETED, FAILED, CANCELLED})
+
+_RAN_TOO_LONG_VARIANT = "ran too long"
+_BY_LOWER = {status.lower(): status for status in JOB_STATUSES}
+_TO_API: Final = {
+    JobStatus.QUEUED: QUEUED,
+    JobStatus.RUNNING: RUNNING,
+    JobStatus.DONE: COMPLETED,
+    JobStatus.ERROR: FAILED,
+    JobStatus.CANCELLED: CANCELLED,
+}
+_FROM_API: Final = {api: status for status, api in _TO_API.items()}
+
+
+def api_job_status(status: JobStatus) -> str:
+    """The API's name of an aqrt job status (``JobStatus.DONE`` -> ``"Completed"``)."""
+    return _TO_API[status]
+
+
+# -- codes --------------------------------------------------------------------------------------
+# The numbers of error bodies and of a job's ``state.reason_code``: IBM Runtime's meanings where
+# IBM has one, aqrt's own choice otherwise.
+
+CODE_INTERNAL: Final = 1000
+CODE_UNAUTHORIZED: Final = 1001
+CODE_BAD_REQUEST: Final = 1200
+CODE_TOO_LARGE: Final = 1202
+CODE_NOT_FOUND: Final = 1211
+CODE_CONFLICT: Final = 1213
+CODE_SESSION_CLOSED: Final = 1217
+CODE_SESSION_EXPIRED: Final = 1218
+CODE_SESSION_CACHE: Final = 1219
+#: The job was stopped for running longer than its ``max_execution_time`` (the ``cost`` sent).
+CODE_RAN_TOO_LONG: Final = 1305
+CODE_JOB_FAILED: Final = 1500
+#: The job could not be re-run after the server restarted.
+CODE_INTERRUPTED: Final = 1517
+#: What IBM IAM answers (400) for an unknown API key.
+CODE_API_KEY_NOT_FOUND: Final = 2001
+
+
+def reason_code(error: BaseException | None) -> int:
+    """The ``state.reason_code`` of a job that ended with aqrt error ``error``."""
+    if isinstance(error, JobTimeoutError):
+        return CODE_RAN_TOO_LONG
+    if isinstance(error, SessionExpiredError):
+        return CODE_SESSION_EXPIRED
+    if isinstance(error, SessionCacheError):
+        return CODE_SESSION_CACHE
+    if isinstance(error, SessionClosedError):
+        return CODE_SESSION_CLOSED
+    return CODE_JOB_FAILED
+
+
+@dataclasses.dataclass(frozen=True)
+class JobState:
+    """The ``state`` of a job body, read leniently (the API's spellings vary).
+
+    Attributes:
+        status: one of :data:`JOB_STATUSES`, or None when the body names no status this module
+            knows (a state the API added later, e.g. ``"Initializing"``: neither started nor final).
+        reason: ``state.reason`` (``""`` when absent).
+        reason_code: ``state.reason_code`` (or ``reasonCode``) when it is a number, else None.
+        variant: what follows ``" - "`` in a status such as ``"Cancelled - Ran too long"``.
+    """
+
+    status: str | None
+    reason: str = ""
+    reason_code: int | None = None
+    variant: str = ""
+
+    @classmethod
+    def of(cls, body: Mapping[str, Any]) -> JobState:
+        """The state of a job body (``GET /jobs/{id}``); also reads a top-level ``status``."""
+        state = body.get("state")
+        info: Mapping[str, Any] = state if isinstance(state, Mapping) else {}
+        text = str((info.get("status") if isinstance(state, Mapping) else body.get("status")) or "")
+        base, _, variant = text.partition(" - ")
+        code = info.get("reason_code", info.get("reasonCode"))
+        if isinstance(code, str) and code.strip().isdigit():
+            code = int(code)
+        return cls(
+            status=_BY_LOWER.get(base.strip().lower()),
+            reason=str(info.get("reason") or ""),
+            reason_code=code if isinstance(code, int) and not isinstance(code, bool) else None,
+            variant=variant.strip(),
+        )
+
+    @property
+    def final(self) -> bool:
+        """The job is Completed, Failed or Cancelled."""
+        return self.status in FINAL_JOB_STATUSES
+
+    @property
+    def started(self) -> bool:
+        """The job has started: it is Running or final."""
+        return self.status == RUNNING or self.final
+
+    @property
+    def ran_too_long(self) -> bool:
+        """The server cancelled the job for exceeding its ``max_execution_time``."""
+        return self.status == CANCELLED and (
+            self.reason_code == CODE_RAN_TOO_LONG or self.variant.lower() == _RAN_TOO_LONG_VARIANT
+        )
+
+    @property
+    def aqrt_status(self) -> JobStatus:
+        """The aqrt status: an unknown state is QUEUED; a job that ran too long is ERROR (it
+        failed with :class:`~aqrt.errors.JobTimeoutError`, as a local job would)."""
+        if self.status is None:
+            return JobStatus.QUEUED
+        if self.ran_too_long:
+            return JobStatus.ERROR
+        return _FROM_API[self.status]
+
+
+def final_error(body: Mapping[str, Any], *, where: str, job_id: str | None = None) -> JobError | None:
+    """The outcome of a final job body: None when it completed (its result can be fetched),
+    else the aqrt error to raise.
+
+    Args:
+        body: the job body (``GET /jobs/{id}``), in a final state.
+        where: how messages name the job, e.g. ``"job 3f2a (server job d0c1)"``.
+        job_id: the ``job_id`` the error carries.
+
+    Returns:
+        None for Completed; :class:`~aqrt.errors.JobTimeoutError` for a job cancelled for running
+        too long; :class:`~aqrt.errors.JobCancelledError` for another cancelled job;
+        :class:`~aqrt.errors.JobFailedError` otherwise (its message shows the reason code).
+    """
+    state = JobState.of(body)
+    if state.status == COMPLETED:
+        return None
+    if state.ran_too_long:
+        return JobTimeoutError(f"{where} exceeded its max_execution_time: {state.reason}", job_id=job_id)
+    if state.status == CANCELLED:
+        suffix = f": {state.reason}" if state.reason else ""
+        return JobCancelledError(f"{where} was cancelled on the server{suffix}", job_id=job_id)
+    code = state.reason_code
+    detail = f"Error code {code}; {state.reason}" if code else state.reason or "no reason given"
+    return JobFailedError(f"{where} failed on the server: {detail}", job_id=job_id)
+
+
+# -- sessions -----------------------------------------------------------------------------------
+
+DEDICATED: Final = "dedicated"
+BATCH: Final = "batch"
+#: The session modes of ``POST /sessions``.
+SESSION_MODES: Final = (DEDICATED, BATCH)
+
+SESSION_OPEN: Final = "open"
+SESSION_ACTIVE: Final = "active"
+SESSION_INACTIVE: Final = "inactive"
+SESSION_CLOSED: Final = "closed"
+
+#: ``closed_reason`` of a session whose ``max_ttl`` ran out.
+CLOSED_MAX_TTL: Final = "max_ttl reached"
+#: ``closed_reason`` of a session cancelled (``DELETE /sessions/{id}/close``).
+CLOSED_BY_CANCEL: Final = "cancelled"
+#: ``closed_reason`` of a session closed (``PATCH`` ``accepting_jobs: false``) and drained.
+CLOSED_BY_CLOSE: Final = "closed"
+
+_SESSION_STATE: Final = {
+    SessionState.PENDING: SESSION_OPEN,
+    SessionState.ACTIVE: SESSION_ACTIVE,
+    SessionState.INACTIVE: SESSION_INACTIVE,
+    SessionState.CLOSED: SESSION_CLOSED,
+    SessionState.EXPIRED: SESSION_CLOSED,
+}
+
+
+def api_session_state(state: SessionState) -> str:
+    """The API's name of an aqrt session state (an expired session is ``"closed"``)."""
+    return _SESSION_STATE[state]
+
+
+# -- bodies -------------------------------------------------------------------------------------
+
+
+def job_created_body(job_id: str, backend: str, session_id: str | None) -> dict[str, Any]:
+    """The reply to ``POST /jobs``."""
+    return {"id": job_id, "backend": backend, "session_id": session_id}
+
+
+def job_body(
+    *,
+    job_id: str,
+    backend: str,
+    program: str,
+    status: str,
+    created: str,
+    user_id: str,
+    ended: str | None = None,
+    reason: str | None = None,
+    reason_code: int | None = None,
+    session_id: str | None = None,
+    tags: Iterable[str] = (),
+    cost: int | None = None,
+    usage_seconds: float | None = None,
+    params: Any = None,
+) -> dict[str, Any]:
+    """A job as ``GET /jobs/{id}`` and ``GET /jobs`` show it (``params`` only when given)."""
+    state: dict[str, Any] = {"status": status}
+    if reason:
+        state["reason"] = reason
+    if reason_code:
+        state["reason_code"] = reason_code
+    usage = usage_seconds or 0.0
+    body: dict[str, Any] = {
+        "id": job_id,
+        "backend": backend,
+        "state": state,
+        "status": status,
+        "program": {"id": program},
+        "created": created,
+        "ended": ended,
+        "session_id": session_id,
+        "tags": list(tags),
+        "cost": cost,
+        "runtime": "",
+        "private": False,
+        "user_id": user_id,
+        "usage": {"seconds": usage, "quantum_seconds": usage},
+    }
+    if params is not None:
+        body["params"] = params
+    return body
+
+
+def session_body(
+    *,
+    session_id: str,
+    backend: str,
+    mode: str,
+    state: str,
+    accepting_jobs: bool,
+    max_ttl: int,
+    interactive_ttl: int | None,
+    active_ttl: int,
+    elapsed_time: float,
+    created_at: str,
+    user_id: str,
+    instance: str | None,
+    started_at: str | None = None,
+    closed_at: str | None = None,
+    closed_reason: str | None = None,
+) -> dict[str, Any]:
+    """A session as ``POST /sessions`` and ``GET /sessions/{id}`` show it (``active_ttl``:
+    seconds left of ``max_ttl``; ``closed_reason`` only when given)."""
+    body: dict[str, Any] = {
+        "id": session_id,
+        "backend_name": backend,
+        "mode": mode,
+        "state": state,
+        "accepting_jobs": accepting_jobs,
+        "max_ttl": max_ttl,
+        "interactive_ttl": interactive_ttl,
+        "active_ttl": active_ttl,
+        "elapsed_time": elapsed_time,
+        "started_at": started_at,
+        "created_at": created_at,
+        "closed_at": closed_at,
+        "last_job_started": None,
+        "last_job_completed": None,
+        "activated_at": None,
+        "user_id": user_id,
+        "instance": instance,
+        "timestamps": [{"status": SESSION_OPEN, "timestamp": created_at}],
+    }
+    if closed_reason is not None:
+        body["closed_reason"] = closed_reason
+    return body
+
+
+def error_body(status: int, message: str, code: int) -> dict[str, Any]:
+    """An error as the API answers it: ``{"errors": [{"code", "message", "more_info"}], ...}``."""
+    return {"errors": [{"code": code, "message": message, "more_info": ""}], "trace": "", "status_code": status}
+
+
+# -- idempotent submission ----------------------------------------------------------------------
+
+#: The tag ``aqrt-idem-<key>`` that makes a ``POST /jobs`` idempotent: aqrt's client adds one to
+#: every submission and looks the job up by it; ``aqrt serve`` makes one job per key and user.
+IDEMPOTENCY_TAG_PREFIX: Final = "aqrt-idem-"
+#: The header naming the same key (``aqrt serve`` dedupes by it as by the tag).
+IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
+
+# -- authentication and headers -----------------------------------------------------------------
+
+#: The ``grant_type`` of IBM IAM's API-key exchange (``POST /identity/token``).
+IAM_GRANT_TYPE: Final = "urn:ibm:params:oauth:grant-type:apikey"
+#: The header naming the service instance (its CRN) on every API call.
+INSTANCE_HEADER: Final = "Service-CRN"
+#: The header naming the API version a client speaks.
+API_VERSION_HEADER: Final = "IBM-API-Version"
+
+# -- params <-> (PUBs, Options) -----------------------------------------------------------------
+
+#: The programs served: the V2 primitives.
+PROGRAMS: Final = ("estimator", "sampler")
+#: The primitive version a job's ``params`` carry.
+PARAMS_VERSION: Final = 2
+
+# ``params["options"]`` names the V2 primitives send, and the aqrt option each one sets
+# (``simulator.seed_simulator`` sets ``seed`` too; ``params["resilience_level"]`` likewise).
+_OPTION_NAMES: Final = {
+    "default_shots": "default_shots",
+    "default_precision": "default_precision",
+    "seed_estimator": "seed",
+    "resilience_level": "resilience_level",
+}
+
+
+def job_params(program: Program, pubs: Any, options: Options) -> dict[str, Any]:
+    """The ``params`` of ``POST /jobs`` as qiskit-ibm-runtime's V2 primitives build them.
+
+    Options the API has no field for are left out (:func:`options_not_sent` names them).
+
+    Raises:
+        WireError: a PUB that cannot be encoded.
+    """
+    wire_options: dict[str, Any] = {}
+    if program == "estimator":
+        wire_options["default_precision"] = options.default_precision
+        if options.seed is not None:
+            wire_options["seed_estimator"] = options.seed
+    else:
+        wire_options["default_shots"] = options.default_shots
+        if options.seed is not None:
+            wire_options["simulator"] = {"seed_simulator": options.seed}
+    params: dict[str, Any] = {
+        "pubs": pubs_to_wire(program, pubs),
+        "options": wire_options,
+        "version": PARAMS_VERSION,
+        "support_qiskit": True,
+    }
+    if program == "estimator" and options.resilience_level is not None:
+        params["resilience_level"] = options.resilience_level
+    return params
+
+
+def options_not_sent(options: Options) -> dict[str, str]:
+    """The aqrt options :func:`job_params` cannot send (name -> why), to report them, never
+    drop them silently."""
+    if options.optimization_level is None:
+        return {}
+    return {
+        "optimization_level": (
+            f"requested {options.optimization_level}, not sent: Runtime V2 primitives take ISA circuits "
+            "and do not transpile; transpile for the backend's target first"
+        )
+    }
+
+
+def pubs_from_params(
+    program: Program, params: Any, *, max_pubs: int | None = None, max_decompressed_bytes: int
+) -> tuple[list[Any], dict[str, Any]]:
+    """The PUBs of a job's ``params`` and the rest of them, decoded (read the options from the
+    rest with :func:`options_from_params`). Reading QPY costs CPU: call it off the event loop.
+
+    Raises:
+        WireError: params that are not an object of ``version`` 2 with a non-empty list of
+            ``pubs`` (at most ``max_pubs``), or that do not decode (``"invalid params: ..."``).
+    """
+    if not isinstance(params, dict):
+        raise WireError("params must be a JSON object with 'pubs'")
+    if params.get("version", PARAMS_VERSION) != PARAMS_VERSION:
+        raise WireError(f"only version {PARAMS_VERSION} primitives are served, got version {params.get('version')!r}")
+    raw_pubs = params.get("pubs")
+    if not isinstance(raw_pubs, list) or not raw_pubs:
+        raise WireError("params['pubs'] must be a non-empty list of PUBs")
+    if max_pubs is not None and len(raw_pubs) > max_pubs:
+        raise WireError(f"a job may hold at most {max_pubs} PUBs, got {len(raw_pubs)}")
+    try:
+        rest = from_jsonable(
+            {k: v for k, v in params.items() if k != "pubs"}, max_decompressed_bytes=max_decompressed_bytes
+        )
+        pubs = pubs_from_wire(program, raw_pubs, max_decompressed_bytes=max_decompressed_bytes)
+    except WireError as exc:
+        raise WireError(f"invalid params: {exc}") from None
+    return list(pubs), rest
+
+
+def options_from_params(params: Mapping[str, Any], *, max_execution_time: int | None = None) -> Options:
+    """The aqrt :class:`~aqrt.options.Options` of (decoded) ``params``; ``max_execution_time``
+    is the job's ``cost``.
+
+    Raises:
+        WireError: ``params["options"]`` is not an object, or its values are not valid options
+            (``"invalid options: ..."``).
+    """
+    given = params.get("options") or {}
+    if not isinstance(given, dict):
+        raise WireError("params['options'] must be an object")
+    values: dict[str, Any] = {}
+    for name, target in _OPTION_NAMES.items():
+        if given.get(name) is not None:
+            values[target] = given[name]
+    if params.get("resilience_level") is not None:
+        values["resilience_level"] = params["resilience_level"]
+    simulator = given.get("simulator")
+    if isinstance(simulator, dict) and simulator.get("seed_simulator") is not None:
+        values["seed"] = simulator["seed_simulator"]
+    if max_execution_time is not None:
+        values["max_execution_time"] = max_execution_time
+    try:
+        return Options.from_mapping(values)
+    except InvalidInputError as exc:
+        raise WireError(f"invalid options: {exc}") from None
