@@ -6,7 +6,7 @@ them is used (``aqrt.RuntimeService`` imports the aiohttp client on first access
 
 from typing import Any
 
-from .backends import Backend, LocalBackend, LocalService
+from .backends import Backend, BackendCapabilities, ExecutionContext, LocalBackend, LocalService, Service
 from .errors import (
     AccountNotFoundError,
     AqrtError,
@@ -39,7 +39,7 @@ from .errors import (
     SessionFullError,
     SessionStateError,
 )
-from .job import Job, JobMetrics, JobStatus
+from .job import Job, JobMetrics, JobRequest, JobStatus, Program
 from .options import Options, parse_duration
 from .primitives import Estimator, Sampler
 from .session import Batch, Session, SessionState, current_session
@@ -51,6 +51,7 @@ __all__ = [
     "AqrtError",
     "AuthenticationError",
     "Backend",
+    "BackendCapabilities",
     "BackendError",
     "BackendMismatchError",
     "BackendNotFoundError",
@@ -58,6 +59,7 @@ __all__ = [
     "CircuitTooLargeError",
     "ConflictError",
     "Estimator",
+    "ExecutionContext",
     "InvalidInputError",
     "InvalidOptionsError",
     "InvalidPubError",
@@ -68,12 +70,14 @@ __all__ = [
     "JobError",
     "JobFailedError",
     "JobMetrics",
+    "JobRequest",
     "JobStatus",
     "JobTimeoutError",
     "LocalBackend",
     "LocalService",
     "NotFoundError",
     "Options",
+    "Program",
     "RateLimitedError",
     "RequestTimeoutError",
     "ResultTimeoutError",
@@ -82,6 +86,7 @@ __all__ = [
     "RuntimeService",
     "Sampler",
     "ServerError",
+    "Service",
     "Session",
     "SessionCacheError",
     "SessionClosedError",

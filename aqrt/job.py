@@ -29,7 +29,7 @@ from .errors import JobCancelledError, ResultTimeoutError
 from .options import Options
 from .progress import Progress, count_bindings
 
-__all__ = ["Job", "JobMetrics", "JobRequest", "JobStatus"]
+__all__ = ["Job", "JobMetrics", "JobRequest", "JobStatus", "Program"]
 
 Program = Literal["estimator", "sampler"]
 

@@ -1,7 +1,29 @@
-"""Backends: the protocol, and the local service. ``aqrt.backends.ibm`` (IBM Quantum over HTTP,
-imports aiohttp) is imported only when used."""
+"""Backends: the written contract (:mod:`.base`), and the local service.
 
-from .base import Backend, ExecutionContext
-from .local import LocalBackend, LocalService
+``aqrt.backends.ibm`` (IBM Quantum over HTTP, imports aiohttp) is imported only when used.
+"""
 
-__all__ = ["Backend", "ExecutionContext", "LocalBackend", "LocalService"]
+from .base import (
+    NOT_INLINE,
+    Backend,
+    BackendCapabilities,
+    ExecutionContext,
+    InlineBackend,
+    RemoteSessionBackend,
+    Service,
+)
+from .local import JobExecutor, LocalBackend, LocalJobRunner, LocalService
+
+__all__ = [
+    "NOT_INLINE",
+    "Backend",
+    "BackendCapabilities",
+    "ExecutionContext",
+    "InlineBackend",
+    "JobExecutor",
+    "LocalBackend",
+    "LocalJobRunner",
+    "LocalService",
+    "RemoteSessionBackend",
+    "Service",
+]

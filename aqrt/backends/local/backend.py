@@ -9,7 +9,7 @@ worker thread, or one passed in, such as a Dask cluster.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from qiskit.circuit import QuantumCircuit
 from qiskit.primitives.containers import PrimitiveResult
@@ -17,7 +17,7 @@ from qiskit.primitives.containers import PrimitiveResult
 from ..._concurrency import run_in_worker
 from ...errors import CircuitTooLargeError, InvalidPubError
 from ...job import JobRequest, Program
-from ..base import NOT_INLINE, BackendCapabilities, ExecutionContext
+from ..base import NOT_INLINE, BackendCapabilities, ExecutionContext, Service
 from . import reference
 from .cost import INLINE_BUDGET, job_cost
 from .executors import JobExecutor, WorkerThread
@@ -33,9 +33,6 @@ from .memory import (
 from .runner import ENGINES, LocalJobRunner
 from .transpile import BASIS_GATES
 from .warmup import engine_is_warm, warm_engine
-
-if TYPE_CHECKING:
-    from .service import LocalService
 
 __all__ = ["LocalBackend"]
 
@@ -66,7 +63,7 @@ class LocalBackend:
         self,
         name: str,
         *,
-        service: LocalService | None = None,
+        service: Service | None = None,
         engine: str = "numba",
         dtype: str = "complex128",
         max_qubits: int | None = None,
@@ -112,7 +109,7 @@ class LocalBackend:
         return CAPABILITIES
 
     @property
-    def service(self) -> LocalService | None:
+    def service(self) -> Service | None:
         return self._service
 
     @property
