@@ -109,7 +109,7 @@ async def run_sweep(
         )
     shape = tuple(len(values) for _, values in axes)
     mesh = np.meshgrid(*[values for _, values in axes], indexing="ij")
-    bindings = {name: grid.reshape(-1) for (name, _), grid in zip(axes, mesh)}
+    bindings = {name: grid.reshape(-1) for (name, _), grid in zip(axes, mesh, strict=True)}
     observables = [[SparsePauliOp(label)] for label in labels]  # (observables, 1) x (bindings,)
     total = math.prod(shape)
     executor = None
@@ -152,7 +152,7 @@ def _plot(path: Path, evs: np.ndarray, axes: list[tuple[str, np.ndarray]], label
     figure, ax = plt.subplots(figsize=(6, 4.5), dpi=100)
     if len(axes) == 1:
         ((name, values),) = axes
-        for label, row in zip(labels, evs):
+        for label, row in zip(labels, evs, strict=True):
             ax.plot(values, row, label=f"<{label}>")
         ax.set_xlabel(name)
         ax.set_ylabel("expectation value")
@@ -186,9 +186,12 @@ def main(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"aqrt sweep: {exc}", file=sys.stderr)
         return 2
-    kwargs: dict[str, Any] = dict(
-        chunk_bindings=args.chunk_bindings, precision=args.precision, seed=args.seed, progress=not args.no_progress
-    )
+    kwargs: dict[str, Any] = {
+        "chunk_bindings": args.chunk_bindings,
+        "precision": args.precision,
+        "seed": args.seed,
+        "progress": not args.no_progress,
+    }
     try:
         if args.dask_local:
             from .distributed import LocalProcessCluster
@@ -209,7 +212,7 @@ def main(args: argparse.Namespace) -> int:
     executor = metadata.get("executor")
     if executor:
         print(f"ran on the Dask cluster at {executor['dask']} in {executor['chunks']} chunks")
-    for label, row in zip(labels, evs):
+    for label, row in zip(labels, evs, strict=True):
         print(f"<{label}>: min {row.min():.6f}, max {row.max():.6f}, mean {row.mean():.6f}")
     if args.output is not None:
         print(f"results written to {args.output}")

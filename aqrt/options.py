@@ -161,6 +161,7 @@ def _check_int_range(name: str, value: Any, low: int, high: int | None, *, allow
         return
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise InvalidOptionsError(f"{name} must be an int, got {value!r}")
-    if value < low or (high is not None and value > high):
+    number = int(value)
+    if number < low or (high is not None and number > high):
         bound = f"{low}..{high}" if high is not None else f">= {low}"
         raise InvalidOptionsError(f"{name} must be in {bound}, got {value!r}")

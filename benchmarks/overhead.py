@@ -357,10 +357,14 @@ def format_report(facts: dict[str, Any], config: dict[str, Any], outcome: dict[s
         f"machine     {facts['cpu_count']} CPUs ({facts['cpus_usable']} usable), {facts['cpu_model']}",
         f"platform    {facts['platform']}",
         f"python      {facts['python']}",
-        f"versions    aqrt {facts['aqrt']} [{facts['aqrt_git']}], qiskit {facts['qiskit']}, "
-        f"qiskit-aer {facts['qiskit_aer']}, numpy {facts['numpy']}",
-        f"config      {config['jobs']} jobs per measurement, best/median of {config['repeat']} "
-        f"repetitions, {config['warmup']} warm-up jobs; ratio = contender / {AQRT_BASELINE}",
+        (
+            f"versions    aqrt {facts['aqrt']} [{facts['aqrt_git']}], qiskit {facts['qiskit']}, "
+            f"qiskit-aer {facts['qiskit_aer']}, numpy {facts['numpy']}"
+        ),
+        (
+            f"config      {config['jobs']} jobs per measurement, best/median of {config['repeat']} "
+            f"repetitions, {config['warmup']} warm-up jobs; ratio = contender / {AQRT_BASELINE}"
+        ),
         "",
     ]
     header = (

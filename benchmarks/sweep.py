@@ -14,9 +14,10 @@ after one untimed run of the same kind; a fresh Session per run, submit -> resul
 
 Cost per chunk: the same three ways, on a 4-qubit, 1-layer ansatz with ``chunk_bindings=1`` and 400
 bindings, so nearly all of the time is per-chunk machinery (task submission, pickling, a
-scheduler round trip, gather), next to Dask's own floor: 400 no-op tasks. Every Dask result is checked against the in-process
-one: bit for bit is silent, equal within 1e-13 prints ``NOT BIT FOR BIT`` (kernels compiled apart
-on a cold numba cache differ in the last bits), anything else prints ``DISAGREE:`` and exits 1.
+scheduler round trip, gather), next to Dask's own floor: 400 no-op tasks. Every Dask result is
+checked against the in-process one: bit for bit is silent, equal within 1e-13 prints
+``NOT BIT FOR BIT`` (kernels compiled apart on a cold numba cache differ in the last bits),
+anything else prints ``DISAGREE:`` and exits 1.
 
 Usage::
 
@@ -131,7 +132,9 @@ async def run(bindings: int, workers: int, repeat: int, address: str) -> dict[st
         rows[f"dask {workers} workers"]["first_job_seconds"] = time.perf_counter() - started
         per_chunk = {
             "in-process, chunked": await measure(LocalService(chunk_bindings=1), tiny_pub, repeat, watch=True),
-            f"dask {workers} workers": await measure(LocalService(executor=DaskExecutor(client), chunk_bindings=1), tiny_pub, repeat),
+            f"dask {workers} workers": await measure(
+                LocalService(executor=DaskExecutor(client), chunk_bindings=1), tiny_pub, repeat
+            ),
         }
         floor = await dask_floor(client, 400, repeat)
     per_chunk["in-process"] = await measure(LocalService(), tiny_pub, repeat)
@@ -161,9 +164,16 @@ def report(outcome: dict[str, Any], config: dict[str, Any]) -> tuple[str, bool]:
         "aqrt sweep throughput: in-process vs a local Dask cluster",
         f"date        {time.strftime('%Y-%m-%dT%H:%M:%S%z')}",
         f"machine     {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}",
-        f"workload    ansatz n=10, 4 layers, {bindings} bindings, Z^10; chunks of ~{outcome['chunk_bindings']} bindings (about {sweep_module.TARGET_CHUNK_SECONDS * 1e3:.0f} ms of work each); "
-        f"best/median of {config['repeat']}",
-        f"cluster     {config['workers']} worker processes x 1 thread, started in {config['cluster_start_seconds']:.1f} s",
+        (
+            f"workload    ansatz n=10, 4 layers, {bindings} bindings, Z^10; "
+            f"chunks of ~{outcome['chunk_bindings']} bindings "
+            f"(about {sweep_module.TARGET_CHUNK_SECONDS * 1e3:.0f} ms of work each); "
+            f"best/median of {config['repeat']}"
+        ),
+        (
+            f"cluster     {config['workers']} worker processes x 1 thread, "
+            f"started in {config['cluster_start_seconds']:.1f} s"
+        ),
         "",
         f"{'row':<24}{'best s':>9}{'median s':>10}{'bindings/s':>13}{'x in-proc':>11}{'chunks':>8}",
         "-" * 75,

@@ -50,7 +50,7 @@ class ExpectationApp:
     """An ASGI 3 application over one long-lived aqrt Batch."""
 
     def __init__(self, *, service: Any = None, max_concurrency: int = 2, max_pending: int = 1000) -> None:
-        self._batch_args = dict(service=service, max_concurrency=max_concurrency, max_pending=max_pending)
+        self._batch_args = {"service": service, "max_concurrency": max_concurrency, "max_pending": max_pending}
         self.batch: Batch | None = None
         self._estimator: Estimator | None = None
 

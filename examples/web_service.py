@@ -127,7 +127,8 @@ def parse_observables(spec: Any, num_qubits: int) -> SparsePauliOp | list[Sparse
     for observable in observables:
         if observable.num_qubits != num_qubits:
             raise BadRequest(
-                f"observable {observable.paulis[0]} acts on {observable.num_qubits} qubits; the circuit has {num_qubits}"
+                f"observable {observable.paulis[0]} acts on {observable.num_qubits} qubits; "
+                f"the circuit has {num_qubits}"
             )
     return observables[0] if len(observables) == 1 else observables
 

@@ -30,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
@@ -50,21 +51,13 @@ __all__ = [
 ]
 
 
-class _NotInline:
-    """The type of :data:`NOT_INLINE`."""
+class _NotInline(enum.Enum):
+    """The type of :data:`NOT_INLINE` (an enum, so type checkers can narrow on it)."""
 
-    _instance: _NotInline | None = None
-
-    def __new__(cls) -> _NotInline:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "NOT_INLINE"
+    NOT_INLINE = "NOT_INLINE"
 
 
-NOT_INLINE: Final = _NotInline()
+NOT_INLINE: Final = _NotInline.NOT_INLINE
 """Returned by :meth:`InlineBackend.run_inline` for a job it does not finish synchronously;
 the runtime then awaits :meth:`Backend.execute` instead."""
 
@@ -106,7 +99,9 @@ class BackendCapabilities:
         if self.max_session_time < 1:
             raise ValueError(f"max_session_time must be >= 1 s, got {self.max_session_time}")
         if self.job_concurrency is not None and (
-            isinstance(self.job_concurrency, bool) or not isinstance(self.job_concurrency, int) or self.job_concurrency < 1
+            isinstance(self.job_concurrency, bool)
+            or not isinstance(self.job_concurrency, int)
+            or self.job_concurrency < 1
         ):
             raise ValueError(f"job_concurrency must be None or an int >= 1, got {self.job_concurrency!r}")
 

@@ -6,8 +6,8 @@ no dashboard) and yields its scheduler address; leaving the block shuts the clus
 makes sure no process of it is left. Keeping the cluster out of this process keeps its event
 loop and threads away from the caller's (and a killed worker is restarted by its nanny).
 
-Run as a script (``python -c "from aqrt.distributed.cluster import main; main()" --workers 2``) it prints the address as a
-JSON line and runs until its stdin closes.
+Run as a script (``python -c "from aqrt.distributed.cluster import main; main()" --workers 2``) it
+prints the address as a JSON line and runs until its stdin closes.
 """
 
 from __future__ import annotations

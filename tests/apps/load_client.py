@@ -34,7 +34,7 @@ def requests() -> list[tuple[dict, tuple]]:
         else:
             body = {"circuit": qasm3.dumps(circuit), "format": "qasm3"}
         body.update(observables=observable, parameter_values=values.tolist())
-        out.append((body, (circuit, SparsePauliOp.from_list([(l, c) for l, c in observable]), values)))
+        out.append((body, (circuit, SparsePauliOp.from_list([(label, c) for label, c in observable]), values)))
     return out
 
 

@@ -87,7 +87,7 @@ async def test_10k_binding_sweep_equals_the_in_process_result(cluster) -> None:
         assert result.metadata["executor"]["chunks"] == 13
         assert await _processing(client) == 0
         assert set((await client.run(_engine_warm)).values()) == {True}  # the warm-up plugin ran
-    for a, b in zip(expected, result):
+    for a, b in zip(expected, result, strict=True):
         _assert_same_estimates(a.data.evs, b.data.evs)
     assert updates[-1].done == updates[-1].total == 13_000 and len(updates) >= 13
 
@@ -100,7 +100,7 @@ async def test_seeded_sampler_sweep_matches_bit_for_bit(cluster) -> None:
     async with Client(cluster.address, asynchronous=True) as client:
         async with Session(service=LocalService(executor=DaskExecutor(client), chunk_bindings=300)) as session:
             result = await Sampler(session=session, options=Options(seed=2024)).run(pubs)
-    for a, b in zip(expected, result):
+    for a, b in zip(expected, result, strict=True):
         assert np.array_equal(a.data.meas.array, b.data.meas.array)
 
 

@@ -7,8 +7,8 @@ from qiskit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp
 
 import aqrt.backends.local.backend as local
-from aqrt.backends.local.memory import qubits_that_fit, total_memory
 from aqrt import CircuitTooLargeError, Estimator, LocalService, Session
+from aqrt.backends.local.memory import qubits_that_fit, total_memory
 
 
 @pytest.mark.asyncio

@@ -308,7 +308,7 @@ def _layout_circuit() -> QuantumCircuit:
     circuit.measure(qr[2], alpha[0])
     circuit.measure(qr[0], alpha[2])
     circuit.measure(qr[1], alpha[1])
-    for clbit, qubit in zip([9, 0, 8, 1, 7, 2, 6, 3, 5], [3, 5, 7, 8, 9, 10, 11, 1, 0]):
+    for clbit, qubit in zip([9, 0, 8, 1, 7, 2, 6, 3, 5], [3, 5, 7, 8, 9, 10, 11, 1, 0], strict=True):
         circuit.measure(qr[qubit], wide[clbit])  # wide[4] is never written
     circuit.measure(qr[11], last[0])
     return circuit
@@ -321,7 +321,7 @@ async def test_sampler_bit_layout_matches_statevector_sampler() -> None:
     expected = await _qiskit_sample([circuit], seed=3, default_shots=7)
     data, reference = result[0].data, expected[0].data
     assert list(data.keys()) == list(reference.keys()) == ["alpha", "wide", "never", "last"]
-    for name in reference.keys():
+    for name in reference:
         ours, theirs = data[name], reference[name]
         assert ours.num_bits == theirs.num_bits
         assert ours.shape == theirs.shape == ()

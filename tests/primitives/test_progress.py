@@ -34,7 +34,7 @@ async def test_watched_sweep_reports_every_chunk_and_equals_the_unwatched_one() 
     options = Options(seed=1234)
     plain, _ = await _estimate(LocalService(), pubs, watch=False, options=options)
     chunked, updates = await _estimate(LocalService(chunk_bindings=64), pubs, watch=True, options=options)
-    for a, b in zip(plain, chunked):
+    for a, b in zip(plain, chunked, strict=True):
         assert a.data.evs.shape == b.data.evs.shape
         assert np.array_equal(a.data.evs, b.data.evs)  # bit for bit, seeded noise included
         assert np.array_equal(a.data.stds, b.data.stds)

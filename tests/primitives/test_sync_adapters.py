@@ -34,7 +34,7 @@ def test_engine_estimator_is_a_qiskit_estimator_and_matches_statevector_estimato
     pubs = [(circuit, observables, values), (random_circuit(4, 4, seed=5), SparsePauliOp("XYZI"))]
     ours = estimator.run(pubs).result()
     theirs = StatevectorEstimator().run(pubs).result()
-    for mine, ref in zip(ours, theirs):
+    for mine, ref in zip(ours, theirs, strict=True):
         assert mine.data.evs.shape == ref.data.evs.shape
         np.testing.assert_allclose(mine.data.evs, ref.data.evs, atol=1e-10)
     assert ours.metadata["engine"] == "numba"

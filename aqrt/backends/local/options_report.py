@@ -21,8 +21,10 @@ def _report(program: Program, options: Options) -> tuple[tuple[str, str], ...]:
         not_applied.append(
             (
                 "resilience_level",
-                f"requested {options.resilience_level}, applied 0: the statevector backend is noiseless "
-                "and exact, so there is no error to mitigate",
+                (
+                    f"requested {options.resilience_level}, applied 0: the statevector backend is noiseless "
+                    "and exact, so there is no error to mitigate"
+                ),
             )
         )
     return tuple(not_applied)

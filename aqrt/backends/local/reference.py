@@ -84,7 +84,7 @@ def _flat_bindings(pub: Any) -> tuple[np.ndarray, list[str]]:
 def _bind(circuit: QuantumCircuit, names: list[str], values: np.ndarray) -> QuantumCircuit:
     if not names:
         return circuit
-    return circuit.assign_parameters(dict(zip(names, values.tolist())), inplace=False, strict=False)
+    return circuit.assign_parameters(dict(zip(names, values.tolist(), strict=True)), inplace=False, strict=False)
 
 
 def _check_cancel(cancel_requested: CancelFlag | None) -> None:
@@ -131,6 +131,7 @@ def estimate_pub(
         evs[index] = np.real(states[b].expectation_value(operators[o]))
     precision = float(pub.precision or 0.0)
     if precision > 0:
+        assert rng is not None  # a PUB with a precision always gets a generator
         evs = np.asarray(rng.normal(evs, precision), dtype=np.float64)  # stays an array for shape ()
     stds = np.full(shape, precision, dtype=np.float64)
     data = DataBin(evs=evs, stds=stds, shape=shape)
@@ -158,7 +159,7 @@ def sample_pub(
     for creg in circuit.cregs:
         clbits = [circuit.find_bit(bit).index for bit in creg]
         registers.append((creg.name, [column.get(mapping[c], -1) if c in mapping else -1 for c in clbits]))
-    arrays = {name: np.zeros(shape + (shots, (len(cols) + 7) // 8), dtype=np.uint8) for name, cols in registers}
+    arrays = {name: np.zeros((*shape, shots, (len(cols) + 7) // 8), dtype=np.uint8) for name, cols in registers}
     for flat, index in enumerate(np.ndindex(*shape)):
         _check_cancel(cancel_requested)
         if measured:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Self
+
 from ...errors import BackendNotFoundError
 from .backend import LocalBackend
 from .executors import JobExecutor
@@ -57,7 +59,7 @@ class LocalService:
         for backend in self._backends.values():
             await backend.aclose()
 
-    async def __aenter__(self) -> LocalService:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
