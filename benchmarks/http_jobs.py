@@ -105,6 +105,7 @@ def raw_http_row(server: ServerInfo, jobs: int) -> float:
     import aiohttp
 
     from aqrt.wire import decode, pubs_to_wire
+    from aqrt.wire.runtime_api import COMPLETED, IAM_GRANT_TYPE, INSTANCE_HEADER
 
     body = {
         "program_id": "estimator",
@@ -119,10 +120,10 @@ def raw_http_row(server: ServerInfo, jobs: int) -> float:
 
     async def run() -> float:
         async with aiohttp.ClientSession() as http:
-            form = {"grant_type": "urn:ibm:params:oauth:grant-type:apikey", "apikey": server.api_key}
+            form = {"grant_type": IAM_GRANT_TYPE, "apikey": server.api_key}
             async with http.post(f"{server.url}/identity/token", data=form) as response:
                 token = (await response.json())["access_token"]
-            headers = {"Authorization": f"Bearer {token}", "Service-CRN": server.instance}
+            headers = {"Authorization": f"Bearer {token}", INSTANCE_HEADER: server.instance}
             api = f"{server.url}/api/v1"
 
             async def one() -> float:
@@ -133,7 +134,7 @@ def raw_http_row(server: ServerInfo, jobs: int) -> float:
                     job_id = answer["id"]
                 while True:
                     async with http.get(f"{api}/jobs/{job_id}", headers=headers) as response:
-                        if (await response.json())["state"]["status"] == "Completed":
+                        if (await response.json())["state"]["status"] == COMPLETED:
                             break
                     await asyncio.sleep(0.01)
                 async with http.get(f"{api}/jobs/{job_id}/results", headers=headers) as response:
@@ -206,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.getLogger("qiskit_ibm_runtime").setLevel(logging.ERROR)
     print(
-        f"{args.jobs} trivial EstimatorV2 jobs in flight through aqrt serve (127.0.0.1), best and median of {args.repeat}"
+        f"{args.jobs} trivial EstimatorV2 jobs in flight through aqrt serve (127.0.0.1), "
+        f"best and median of {args.repeat}"
     )
     print(f"{'client':<40} {'best s':>8} {'median s':>9} {'jobs/s':>8} {'ms/job':>8}")
     for name, row in ROWS.items():

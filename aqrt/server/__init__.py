@@ -1,9 +1,14 @@
 """``aqrt serve``: IBM Quantum's Runtime REST API over aqrt's local engine.
 
-The official ``qiskit-ibm-runtime`` client (and aqrt's own HTTP client) can point at it. One
-module per resource (:mod:`.auth`, :mod:`.backends`, :mod:`.jobs`, :mod:`.sessions`) over
-:mod:`.runtime` (jobs and sessions on aqrt's Session/Batch/Estimator/Sampler) and
-:mod:`.store` (SQLite, off the event loop). Start it with ``python -m aqrt serve`` or::
+The official ``qiskit-ibm-runtime`` client (and aqrt's own HTTP client) can point at it. HTTP
+lives in one module per resource (:mod:`.auth`, :mod:`.backend_routes`, :mod:`.job_routes`,
+:mod:`.session_routes`, put together by :mod:`.app`); they reach the work through the app's
+:class:`~.runtime.RuntimeServer` (key in :mod:`.keys`), which coordinates one module per job:
+:mod:`.validation`, :mod:`.params`, :mod:`.job_lifecycle`, :mod:`.session_lifecycle`,
+:mod:`.recovery`, :mod:`.responses`, :mod:`.idempotency`, :mod:`.usage`, over :mod:`.store`
+(SQLite, off the event loop) and :mod:`.tokens`. The API's vocabulary is
+:mod:`aqrt.wire.runtime_api`, shared with aqrt's client. Start it with ``python -m aqrt serve``
+or::
 
     from aiohttp import web
     from aqrt.server import ServerConfig, create_app

@@ -7,13 +7,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from .auth import SERVER_KEY, USER_KEY, auth_middleware, token_routes
-from .backends import backend_routes
+from ..wire.runtime_api import INSTANCE_HEADER
+from .auth import auth_middleware, token_routes
+from .backend_routes import backend_routes
 from .config import ServerConfig
 from .errors import ApiError, error_response
-from .jobs import job_routes
+from .job_routes import job_routes
+from .keys import SERVER_KEY, USER_KEY
+from .responses import usage_body
 from .runtime import RuntimeServer
-from .sessions import session_routes
+from .session_routes import session_routes
 
 __all__ = ["create_app"]
 
@@ -43,16 +46,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 async def get_usage(request: web.Request) -> web.Response:
     """``GET /api/v1/instances/usage``: this instance's consumption; no limit here."""
-    server = request.app[SERVER_KEY]
-    seconds = await server.usage_seconds(request[USER_KEY])
-    return web.json_response(
-        {
-            "instance_id": request.headers.get("Service-CRN"),
-            "plan_id": "aqrt-local",
-            "usage_consumed_seconds": seconds,
-            "usage_limit_reached": False,
-        }
-    )
+    seconds = await request.app[SERVER_KEY].usage_seconds(request[USER_KEY])
+    return web.json_response(usage_body(request.headers.get(INSTANCE_HEADER), seconds))
 
 
 def create_app(config: ServerConfig) -> web.Application:

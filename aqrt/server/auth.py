@@ -1,128 +1,42 @@
 """``POST /identity/token`` (IBM IAM's API-key exchange) and the bearer check on ``/api/v1``.
 
-Tokens are HS256 JWTs (PyJWT) with ``sub`` (the user), ``iat`` and ``exp``, signed with a
-secret kept in the database so they stay valid across restarts. PyJWT rather than
-hand-rolled HMAC: it is small, already a dependency of qiskit-ibm-runtime, and gets the
-header/claims encoding and the constant-time signature check right. Expiry is checked here
-against the configured clock (so tests can move time), not by PyJWT's own ``time.time()``.
+The tokens themselves (issue, verify) are :class:`aqrt.server.tokens.Authenticator`'s, reached
+through the app's :class:`~aqrt.server.runtime.RuntimeServer`.
 """
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
 
-import jwt
 from aiohttp import web
 
+from ..wire.runtime_api import CODE_API_KEY_NOT_FOUND, IAM_GRANT_TYPE
 from .errors import ApiError
+from .keys import SERVER_KEY, USER_KEY
 
-if TYPE_CHECKING:
-    from .runtime import RuntimeServer
+__all__ = ["auth_middleware", "token_routes"]
 
-__all__ = ["USER_KEY", "Authenticator", "auth_middleware", "token_routes"]
-
-USER_KEY = web.RequestKey("aqrt_user", str)
-SERVER_KEY: web.AppKey[RuntimeServer] = web.AppKey("aqrt_runtime_server")
-GRANT_TYPE = "urn:ibm:params:oauth:grant-type:apikey"
-_ALGORITHM = "HS256"
-_VERIFIED_CACHE = 4096
-
-
-class Authenticator:
-    """Issues and checks access tokens for a fixed set of API keys."""
-
-    def __init__(self, api_keys: Mapping[str, str], secret: bytes, *, ttl: int, clock: Callable[[], float]) -> None:
-        self._api_keys = dict(api_keys)
-        self._secret = secret
-        self._users = frozenset(self._api_keys.values())
-        self._ttl = ttl
-        self._clock = clock
-        self._verified: dict[str, tuple[str, float]] = {}
-
-    def user_for_key(self, api_key: str) -> str | None:
-        """The user of ``api_key`` (compared in constant time), or None."""
-        found = None
-        for key, user in self._api_keys.items():
-            if hmac.compare_digest(key.encode(), api_key.encode()):
-                found = user
-        return found
-
-    def issue(self, user: str) -> dict[str, object]:
-        """An IAM-shaped token response for ``user``."""
-        now = int(self._clock())
-        expires = now + self._ttl
-        token = jwt.encode({"sub": user, "iat": now, "exp": expires, "iss": "aqrt"}, self._secret, algorithm=_ALGORITHM)
-        return {
-            "access_token": token,
-            "refresh_token": "not_supported",
-            "token_type": "Bearer",
-            "expires_in": self._ttl,
-            "expiration": expires,
-            "scope": "ibm openid",
-        }
-
-    def verify(self, token: str) -> str:
-        """The user a valid, unexpired token was issued to.
-
-        A token's signature is checked once; later requests with it only check its expiry
-        (a small bounded cache of verified tokens).
-
-        Raises:
-            ApiError: 401 for a forged, malformed or expired token.
-        """
-        known = self._verified.get(token)
-        if known is not None:
-            user, exp = known
-            if exp <= self._clock():
-                raise ApiError(401, "the access token has expired; request a new one from /identity/token")
-            return user
-        user, exp = self._verify_signed(token)
-        if len(self._verified) >= _VERIFIED_CACHE:
-            self._verified.pop(next(iter(self._verified)))
-        self._verified[token] = (user, exp)
-        return user
-
-    def _verify_signed(self, token: str) -> tuple[str, float]:
-        try:
-            claims = jwt.decode(
-                token,
-                self._secret,
-                algorithms=[_ALGORITHM],
-                options={"verify_exp": False, "verify_iat": False, "require": ["sub", "exp", "iat"]},
-            )
-        except jwt.PyJWTError as exc:
-            raise ApiError(401, f"invalid access token: {exc}") from None
-        exp = claims["exp"]
-        if not isinstance(exp, int | float) or exp <= self._clock():
-            raise ApiError(401, "the access token has expired; request a new one from /identity/token")
-        user = claims["sub"]
-        if not isinstance(user, str) or user not in self._users:
-            raise ApiError(401, "the access token names no known user")
-        return user, exp
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 async def issue_token(request: web.Request) -> web.Response:
     """``POST /identity/token``: form ``grant_type`` + ``apikey`` -> an access token."""
     form = await request.post()
     grant_type, api_key = form.get("grant_type"), form.get("apikey")
-    if grant_type != GRANT_TYPE:
-        raise ApiError(400, f"grant_type must be {GRANT_TYPE!r}, got {grant_type!r}")
+    if grant_type != IAM_GRANT_TYPE:
+        raise ApiError(400, f"grant_type must be {IAM_GRANT_TYPE!r}, got {grant_type!r}")
     if not isinstance(api_key, str) or not api_key:
         raise ApiError(400, "the form field 'apikey' is required")
     authenticator = request.app[SERVER_KEY].authenticator
     user = authenticator.user_for_key(api_key)
     if user is None:
-        raise ApiError(400, "Provided API key could not be found.", code=2001)  # what IAM answers
+        raise ApiError(400, "Provided API key could not be found.", code=CODE_API_KEY_NOT_FOUND)  # what IAM answers
     return web.json_response(authenticator.issue(user))
 
 
 def token_routes() -> list[web.RouteDef]:
+    """The token route (outside ``/api``: no bearer needed)."""
     return [web.post("/identity/token", issue_token)]
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @web.middleware

@@ -5,6 +5,7 @@ aqrt's client adds to every submission). A repeat with the same request (same di
 program, backend, session and params) gets the first job back; a repeat with a different
 request is a 409. In this process, submissions with the same key run one at a time
 (:class:`KeyLocks`); the store's primary key on (user, key) makes the rule hold in SQLite too.
+:class:`IdempotentSubmissions` applies the rule around a submission.
 """
 
 from __future__ import annotations
@@ -13,15 +14,24 @@ import asyncio
 import contextlib
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from ..backends.ibm.rest import IDEMPOTENCY_TAG_PREFIX
+from ..wire.runtime_api import IDEMPOTENCY_HEADER, IDEMPOTENCY_TAG_PREFIX, job_created_body
 from .errors import ApiError
+from .store import Store
 
-__all__ = ["HEADER", "MAX_KEY_LENGTH", "KeyLocks", "idempotency_key", "payload_digest"]
+__all__ = [
+    "HEADER",
+    "MAX_KEY_LENGTH",
+    "IdempotentSubmissions",
+    "KeyLocks",
+    "idempotency_key",
+    "payload_digest",
+    "repeated",
+]
 
-HEADER = "Idempotency-Key"
+HEADER = IDEMPOTENCY_HEADER
 MAX_KEY_LENGTH = 255
 
 
@@ -74,3 +84,38 @@ class KeyLocks:
 
     def __len__(self) -> int:
         return len(self._locks)
+
+
+def repeated(earlier: dict[str, Any], key: str, digest: str) -> dict[str, Any]:
+    """The answer to a repeated submission: the earlier job (``earlier`` as
+    :meth:`Store.idempotent_job` gives it), or 409 if the request differs."""
+    if earlier["digest"] != digest:
+        raise ApiError(
+            409,
+            f"idempotency key {key!r} was already used for job {earlier['job_id']} with a different request "
+            "(program, backend, session or params differ); use a new key for a new job",
+        )
+    return job_created_body(earlier["job_id"], earlier["backend"], earlier["session_id"])
+
+
+class IdempotentSubmissions:
+    """One job per (user, key): :meth:`submit_once` submits only if the key is new."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._locks = KeyLocks()
+
+    async def submit_once(
+        self,
+        user: str,
+        key: str,
+        digest: str,
+        submit: Callable[[tuple[str, str]], Awaitable[dict[str, Any]]],
+    ) -> dict[str, Any]:
+        """``submit((key, digest))`` unless ``user`` already used ``key``; then the earlier job's
+        answer (:func:`repeated`). Submissions with the same key run one at a time."""
+        async with self._locks.hold(user, key):
+            earlier = await self._store.idempotent_job(user, key)
+            if earlier is None:
+                return await submit((key, digest))
+        return repeated(earlier, key, digest)

@@ -18,12 +18,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["FINAL_JOB_STATES", "Store", "default_db_path"]
+from ..wire.runtime_api import CODE_JOB_FAILED, FAILED, FINAL_JOB_STATUSES, SESSION_CLOSED
+
+__all__ = ["Store", "default_db_path"]
 
 T = TypeVar("T")
 
-#: Runtime API job states that never change again.
-FINAL_JOB_STATES = frozenset({"Completed", "Failed", "Cancelled"})
+# The final statuses as an SQL list, for "status [NOT] IN (...)".
+_FINAL_SQL = "(" + ", ".join(f"'{status}'" for status in sorted(FINAL_JOB_STATUSES)) + ")"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -210,8 +212,8 @@ class Store:
         db = self._db()
         seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
         db.execute(
-            "INSERT INTO jobs (id, seq, user, instance, program, backend, session_id, status, tags, cost, created, params)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO jobs (id, seq, user, instance, program, backend, session_id, status, tags, cost, created,"
+            " params) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 job["id"],
                 seq,
@@ -248,9 +250,9 @@ class Store:
             except Exception as exc:  # an unencodable result is a failed job, not a lost one
                 fields = {
                     **fields,
-                    "status": "Failed",
+                    "status": FAILED,
                     "reason": f"the result could not be encoded: {exc}",
-                    "reason_code": 1500,
+                    "reason_code": CODE_JOB_FAILED,
                 }
         self._update_job(job_id, fields)
 
@@ -314,7 +316,7 @@ class Store:
                 args.append(filters[column])
         if filters.get("pending") is not None:
             op = "NOT IN" if filters["pending"] else "IN"
-            where.append(f"status {op} ('Completed', 'Failed', 'Cancelled')")
+            where.append(f"status {op} {_FINAL_SQL}")
         if filters.get("created_after") is not None:
             where.append("created >= ?")
             args.append(filters["created_after"])
@@ -341,9 +343,7 @@ class Store:
     def _unfinished_jobs(self) -> list[dict[str, Any]]:
         rows = (
             self._db()
-            .execute(
-                f"SELECT {_JOB_SUMMARY}, params FROM jobs WHERE status NOT IN ('Completed', 'Failed', 'Cancelled') ORDER BY seq"
-            )
+            .execute(f"SELECT {_JOB_SUMMARY}, params FROM jobs WHERE status NOT IN {_FINAL_SQL} ORDER BY seq")
             .fetchall()
         )
         return [_job_row(row) for row in rows]
@@ -363,8 +363,8 @@ class Store:
 
     def _insert_session(self, s: dict[str, Any]) -> None:
         self._db().execute(
-            "INSERT INTO sessions (id, user, instance, mode, backend, max_ttl, interactive_ttl, state, accepting_jobs, created)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sessions (id, user, instance, mode, backend, max_ttl, interactive_ttl, state,"
+            " accepting_jobs, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 s["id"],
                 s["user"],
@@ -398,7 +398,7 @@ class Store:
         return await self._call(self._open_sessions)
 
     def _open_sessions(self) -> list[dict[str, Any]]:
-        rows = self._db().execute("SELECT * FROM sessions WHERE state != 'closed'").fetchall()
+        rows = self._db().execute("SELECT * FROM sessions WHERE state != ?", (SESSION_CLOSED,)).fetchall()
         return [_session_row(row) for row in rows]
 
 

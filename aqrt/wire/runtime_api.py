@@ -7,8 +7,8 @@ HTTP, so the two cannot drift apart:
 - job states (``"Queued"`` ... ``"Cancelled"``, and variants such as
   ``"Cancelled - Ran too long"``) to and from aqrt's :class:`~aqrt.job.JobStatus`
   (:class:`JobState`, :func:`api_job_status`);
-- session states and modes, to and from aqrt's :class:`~aqrt.session.SessionState`
-  (:func:`api_session_state`);
+- session states and modes, and the state that stands for each of aqrt's
+  :class:`~aqrt.session.SessionState` values (:func:`api_session_state`);
 - the numeric codes of errors and of ``state.reason_code`` (``CODE_*``, one constant each), and
   which aqrt error stands for which (:func:`reason_code`);
 - the outcome of a final job: its result, or the typed aqrt error (:func:`final_error`);
@@ -29,8 +29,9 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from ..errors import (
     InvalidInputError,
@@ -44,7 +45,6 @@ from ..errors import (
 )
 from ..job import JobStatus
 from ..options import Options
-from ..session import SessionState
 from ._codec import from_jsonable
 from ._errors import WireError
 from ._pubs import Program, pubs_from_wire, pubs_to_wire
@@ -278,18 +278,25 @@ CLOSED_BY_CANCEL: Final = "cancelled"
 #: ``closed_reason`` of a session closed (``PATCH`` ``accepting_jobs: false``) and drained.
 CLOSED_BY_CLOSE: Final = "closed"
 
+# aqrt's SessionState member -> the API's state. Keyed by member name: the wire layer sits below
+# the session layer and does not import it (tests check that every member is here).
 _SESSION_STATE: Final = {
-    SessionState.PENDING: SESSION_OPEN,
-    SessionState.ACTIVE: SESSION_ACTIVE,
-    SessionState.INACTIVE: SESSION_INACTIVE,
-    SessionState.CLOSED: SESSION_CLOSED,
-    SessionState.EXPIRED: SESSION_CLOSED,
+    "PENDING": SESSION_OPEN,
+    "ACTIVE": SESSION_ACTIVE,
+    "INACTIVE": SESSION_INACTIVE,
+    "CLOSED": SESSION_CLOSED,
+    "EXPIRED": SESSION_CLOSED,
 }
 
 
-def api_session_state(state: SessionState) -> str:
-    """The API's name of an aqrt session state (an expired session is ``"closed"``)."""
-    return _SESSION_STATE[state]
+def api_session_state(state: enum.Enum) -> str:
+    """The API's name of an aqrt :class:`~aqrt.session.SessionState` (``PENDING`` is ``"open"``;
+    an expired session is ``"closed"``).
+
+    Raises:
+        KeyError: ``state`` is not a ``SessionState`` member this module knows.
+    """
+    return _SESSION_STATE[state.name]
 
 
 # -- bodies -------------------------------------------------------------------------------------
@@ -471,14 +478,16 @@ def options_not_sent(options: Options) -> dict[str, str]:
 
 
 def pubs_from_params(
-    program: Program, params: Any, *, max_pubs: int | None = None, max_decompressed_bytes: int
+    program: str, params: Any, *, max_pubs: int | None = None, max_decompressed_bytes: int
 ) -> tuple[list[Any], dict[str, Any]]:
-    """The PUBs of a job's ``params`` and the rest of them, decoded (read the options from the
-    rest with :func:`options_from_params`). Reading QPY costs CPU: call it off the event loop.
+    """The PUBs of a job's ``params`` for ``program`` and the rest of the params, decoded (read
+    the options from the rest with :func:`options_from_params`). Reading QPY costs CPU: call it
+    off the event loop.
 
     Raises:
         WireError: params that are not an object of ``version`` 2 with a non-empty list of
-            ``pubs`` (at most ``max_pubs``), or that do not decode (``"invalid params: ..."``).
+            ``pubs`` (at most ``max_pubs``), or that do not decode, or a program other than
+            ``"estimator"`` and ``"sampler"`` (``"invalid params: ..."``).
     """
     if not isinstance(params, dict):
         raise WireError("params must be a JSON object with 'pubs'")
@@ -493,7 +502,8 @@ def pubs_from_params(
         rest = from_jsonable(
             {k: v for k, v in params.items() if k != "pubs"}, max_decompressed_bytes=max_decompressed_bytes
         )
-        pubs = pubs_from_wire(program, raw_pubs, max_decompressed_bytes=max_decompressed_bytes)
+        # pubs_from_wire refuses any other program with a WireError.
+        pubs = pubs_from_wire(cast(Program, program), raw_pubs, max_decompressed_bytes=max_decompressed_bytes)
     except WireError as exc:
         raise WireError(f"invalid params: {exc}") from None
     return list(pubs), rest

@@ -15,8 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .errors import ApiError
-from .runtime import SERVER_KEY
+from .keys import SERVER_KEY
+from .validation import check_backend
 
 __all__ = ["BASIS_GATES", "backend_routes", "configuration", "properties"]
 
@@ -99,14 +99,11 @@ def properties(name: str, n_qubits: int) -> dict[str, Any]:
 
 
 def _check_name(request: web.Request) -> str:
-    name = request.match_info["name"]
-    server = request.app[SERVER_KEY]
-    if server.resolve_backend(name) is None:
-        raise ApiError(404, f"backend {name!r} not found; available: [{server.config.backend_name!r}]")
-    return server.config.backend_name
+    return check_backend(request.app[SERVER_KEY].config, request.match_info["name"])  # 404 if not served
 
 
 async def list_backends(request: web.Request) -> web.Response:
+    """``GET /backends``: the one served backend, online, with its queue length."""
     server = request.app[SERVER_KEY]
     name = server.config.backend_name
     entry = {
@@ -122,16 +119,19 @@ async def list_backends(request: web.Request) -> web.Response:
 
 
 async def get_configuration(request: web.Request) -> web.Response:
+    """``GET /backends/{name}/configuration``."""
     name = _check_name(request)
     return web.json_response(configuration(name, request.app[SERVER_KEY].config.backend_qubits))
 
 
 async def get_properties(request: web.Request) -> web.Response:
+    """``GET /backends/{name}/properties``."""
     name = _check_name(request)
     return web.json_response(properties(name, request.app[SERVER_KEY].config.backend_qubits))
 
 
 async def get_status(request: web.Request) -> web.Response:
+    """``GET /backends/{name}/status``."""
     name = _check_name(request)
     server = request.app[SERVER_KEY]
     return web.json_response(
@@ -147,6 +147,7 @@ async def get_status(request: web.Request) -> web.Response:
 
 
 def backend_routes() -> list[web.RouteDef]:
+    """The ``/api/v1/backends`` routes."""
     return [
         web.get("/api/v1/backends", list_backends),
         web.get("/api/v1/backends/{name}/configuration", get_configuration),

@@ -1,0 +1,103 @@
+"""``/api/v1/jobs``: submit, read, list, cancel, delete, tags, results, metrics, logs.
+
+HTTP only: each handler reads the request, calls the app's :class:`~aqrt.server.runtime.RuntimeServer`
+(submission) or its :class:`~aqrt.server.job_lifecycle.JobLifecycle`, and shapes the answer
+with :mod:`aqrt.server.responses`.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from ..wire.runtime_api import FAILED, INSTANCE_HEADER
+from .idempotency import HEADER
+from .keys import SERVER_KEY, USER_KEY
+from .responses import job_response, logs_text, metrics_body
+from .validation import check_tags_body, job_list_query, read_json
+
+__all__ = ["job_routes"]
+
+
+async def submit_job(request: web.Request) -> web.Response:
+    """``POST /jobs``."""
+    body = await read_json(request)
+    server = request.app[SERVER_KEY]
+    response = await server.submit(
+        request[USER_KEY], request.headers.get(INSTANCE_HEADER), body, idempotency_header=request.headers.get(HEADER)
+    )
+    return web.json_response(response)
+
+
+async def get_job(request: web.Request) -> web.Response:
+    """``GET /jobs/{id}`` (with its params unless ``exclude_params=true``)."""
+    jobs = request.app[SERVER_KEY].jobs
+    with_params = request.query.get("exclude_params", "false").lower() != "true"
+    row = await jobs.row(request.match_info["job_id"], request[USER_KEY], with_params=with_params)
+    params = json.loads(row.pop("params")) if with_params else None
+    return web.json_response(job_response(row, params=params))
+
+
+async def get_results(request: web.Request) -> web.Response:
+    """``GET /jobs/{id}/results``: the encoded result; a failed job's reason as plain text."""
+    jobs = request.app[SERVER_KEY].jobs
+    status, text = await jobs.result(request.match_info["job_id"], request[USER_KEY])
+    if status == FAILED:  # the client shows this text as the failure's explanation
+        return web.Response(text=text, content_type="text/plain")
+    return web.Response(text=text, content_type="application/json")
+
+
+async def cancel_job(request: web.Request) -> web.Response:
+    """``POST /jobs/{id}/cancel``."""
+    await request.app[SERVER_KEY].jobs.cancel(request.match_info["job_id"], request[USER_KEY])
+    return web.Response(status=204)
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    """``GET /jobs/{id}/metrics``."""
+    row = await request.app[SERVER_KEY].jobs.row(request.match_info["job_id"], request[USER_KEY])
+    return web.json_response(metrics_body(row))
+
+
+async def delete_job(request: web.Request) -> web.Response:
+    """``DELETE /jobs/{id}``."""
+    await request.app[SERVER_KEY].jobs.delete(request.match_info["job_id"], request[USER_KEY])
+    return web.Response(status=204)
+
+
+async def put_tags(request: web.Request) -> web.Response:
+    """``PUT /jobs/{id}/tags``."""
+    tags = check_tags_body(await read_json(request))
+    await request.app[SERVER_KEY].jobs.set_tags(request.match_info["job_id"], request[USER_KEY], tags)
+    return web.Response(status=204)
+
+
+async def get_logs(request: web.Request) -> web.Response:
+    """``GET /jobs/{id}/logs``: the job's life as text lines."""
+    row = await request.app[SERVER_KEY].jobs.row(request.match_info["job_id"], request[USER_KEY])
+    return web.Response(text=logs_text(row), content_type="text/plain")
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    """``GET /jobs``: the user's jobs, newest first by default, filtered and paged."""
+    query = job_list_query(request.query)
+    count, rows = await request.app[SERVER_KEY].jobs.rows(request[USER_KEY], query)
+    return web.json_response(
+        {"jobs": [job_response(row) for row in rows], "count": count, "limit": query.limit, "offset": query.offset}
+    )
+
+
+def job_routes() -> list[web.RouteDef]:
+    """The ``/api/v1/jobs`` routes."""
+    return [
+        web.post("/api/v1/jobs", submit_job),
+        web.get("/api/v1/jobs", list_jobs),
+        web.get("/api/v1/jobs/{job_id}", get_job),
+        web.get("/api/v1/jobs/{job_id}/results", get_results),
+        web.post("/api/v1/jobs/{job_id}/cancel", cancel_job),
+        web.get("/api/v1/jobs/{job_id}/metrics", get_metrics),
+        web.get("/api/v1/jobs/{job_id}/logs", get_logs),
+        web.delete("/api/v1/jobs/{job_id}", delete_job),
+        web.put("/api/v1/jobs/{job_id}/tags", put_tags),
+    ]
