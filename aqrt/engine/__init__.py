@@ -1,16 +1,35 @@
-"""The numba statevector engine (imports numpy and numba only)."""
+"""The numba statevector engine (imports numpy and numba only; importing this package, or its
+numpy-only modules, does not import numba: the kernels load with the first module that runs them).
 
-from .lowering import LoweredCircuit, LoweringError, Program, lower_circuit
+- :mod:`.ops`           op kinds, the :class:`OpArrays` record and :class:`BoundProgram` (numpy only)
+- :mod:`.gates`         matrices of parameterised gates for many bindings at once (numpy only)
+- :mod:`.lowering`      circuit -> gate ops -> fused, classified, packed program (numpy only)
+- :mod:`.observables`   observables as Pauli terms the kernels understand (numpy only)
+- :mod:`.blocking`      cache-blocked schedule of a program on a wide state (numpy only)
+- :mod:`.kernels`       the numba kernels (gate application, reductions, interpreter, op-kernel table)
+- :mod:`.simulate`      running bound programs: term values, probabilities, final states
+- :mod:`._warmup`       compile every kernel for a precision (driven by the op-kernel table)
+"""
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .lowering import LoweredCircuit, LoweringError, fused_width, lower_circuit
 from .observables import TermTable, build_term_table
-from .simulate import final_state, probabilities, term_values
+from .ops import BoundProgram, OpArrays
+
+if TYPE_CHECKING:
+    from .simulate import final_state, probabilities, term_values
 
 __all__ = [
+    "BoundProgram",
     "LoweredCircuit",
     "LoweringError",
-    "Program",
+    "OpArrays",
     "TermTable",
     "build_term_table",
     "final_state",
+    "fused_width",
     "lower_circuit",
     "probabilities",
     "term_values",
@@ -23,3 +42,14 @@ def warmup(dtype: str = "complex128") -> None:
     from ._warmup import warmup as _warmup
 
     _warmup(dtype)
+
+
+_FROM_SIMULATE = frozenset({"final_state", "probabilities", "term_values"})
+
+
+def __getattr__(name: str) -> Any:
+    """:mod:`.simulate` (and its ``final_state``, ``probabilities``, ``term_values``) on first use."""
+    if name == "simulate" or name in _FROM_SIMULATE:
+        simulate = importlib.import_module(f"{__name__}.simulate")  # sets this package's attribute
+        return simulate if name == "simulate" else getattr(simulate, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

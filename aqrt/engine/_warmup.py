@@ -1,10 +1,30 @@
-"""Compile every kernel once on tiny inputs (numba caches the machine code on disk)."""
+"""Compile every kernel once on tiny inputs (numba caches the machine code on disk).
+
+Driven by the op-kernel table (:data:`aqrt.engine.kernels.registry.OP_KERNELS`): every row is
+called once on an example op, then the example ops, packed into one program, go through every
+program-level entry point (the interpreter, the sweeps, the cache-blocked group kernel and the
+reductions), with the argument types production passes.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import kernels
+from .kernels.interpreter import (
+    apply_group_par,
+    program_pauli_values,
+    run_program,
+    sweep_pauli_values,
+    sweep_probabilities,
+)
+from .kernels.reductions import pauli_values, pauli_values_par, probabilities_par
+from .kernels.registry import OP_KERNELS, OpKernel
+from .ops import CTRL, DENSE, DIAG, OpArrays, entry_count
+
+__all__ = ["is_warm", "warmup"]
+
+_NUM_QUBITS = 3
+_EXAMPLE_WIDTH = {DENSE: 3, CTRL: 3}  # example op width of a row that takes any width (else 2)
 
 _warm: set[str] = set()
 
@@ -22,54 +42,51 @@ def warmup(dtype: str = "complex128") -> None:
     _warm.add(dtype)
 
 
-def _compile(complex_dtype: np.dtype) -> None:
-    n = 3
-    state = np.zeros(1 << n, dtype=complex_dtype)
+def _example_entries(row: OpKernel, width: int, dtype: np.dtype) -> np.ndarray:
+    """Identity entries of the row's kind (any values would do: only the types matter)."""
+    if row.kind == DIAG:
+        return np.ones(entry_count(DIAG, width), dtype=dtype)
+    size = int(np.sqrt(entry_count(row.kind, width)))
+    return np.eye(size, dtype=dtype).reshape(-1)
+
+
+def _compile(dtype: np.dtype) -> None:
+    state = np.zeros(1 << _NUM_QUBITS, dtype=dtype)
     state[0] = 1
-    m1 = np.eye(2, dtype=complex_dtype)
-    m2 = np.eye(4, dtype=complex_dtype)
-    q1 = np.array([1], dtype=np.int64)
-    q2 = np.array([0, 2], dtype=np.int64)
-    diag = np.ones(4, dtype=complex_dtype)
-    masks = np.array([0, 1], dtype=np.int64)
-    for apply_1q, apply_dense, apply_diag, apply_perm, apply_ctrl in (
-        (kernels.apply_1q, kernels.apply_dense, kernels.apply_diag, kernels.apply_perm, kernels.apply_controlled),
-        (
-            kernels.apply_1q_par,
-            kernels.apply_dense_par,
-            kernels.apply_diag_par,
-            kernels.apply_perm_par,
-            kernels.apply_controlled_par,
-        ),
-    ):
-        apply_1q(state, 0, m1)
-        apply_dense(state, q2, m2)
-        apply_diag(state, q2, diag)
-        apply_perm(state, q2, m2)
-        apply_ctrl(state, 1, 1, 1, m1)
-    kernels.pauli_values(state, masks, masks)
-    kernels.pauli_values_par(state, masks, masks)
-    kernels.probabilities_par(state)
-    program = (
-        np.array([kernels.DENSE], dtype=np.int64),
-        q1.reshape(1, 1),
-        np.array([1], dtype=np.int64),
-        np.zeros((1, 2), dtype=np.int64),
-        np.zeros(1, dtype=np.int64),
-        np.zeros(1, dtype=np.int64),
+    rows = []  # (kind, qubits, entries, aux) of every row's example op
+    for row in OP_KERNELS:
+        width = row.width if row.width is not None else _EXAMPLE_WIDTH.get(row.kind, 2)
+        qubits = np.arange(width, dtype=np.int64)[::-1].copy()  # descending: not the sorted case only
+        entries = _example_entries(row, width, dtype)
+        aux = np.zeros(2, dtype=np.int64)
+        if row.kind == CTRL:
+            aux[0] = int(sum(1 << int(q) for q in qubits[1:]))
+        row.apply(state, qubits, entries, aux)
+        rows.append((row.kind, qubits, entries, aux))
+
+    count = len(rows)
+    widest = max(qubits.shape[0] for _, qubits, _, _ in rows)
+    ops = OpArrays(
+        kinds=np.array([kind for kind, _, _, _ in rows], dtype=np.int64),
+        qubits=np.zeros((count, widest), dtype=np.int64),
+        widths=np.array([qubits.shape[0] for _, qubits, _, _ in rows], dtype=np.int64),
+        aux=np.array([aux for _, _, _, aux in rows], dtype=np.int64).reshape(count, 2),
+        sources=np.zeros(count, dtype=np.int64),
+        offsets=np.cumsum([0] + [entries.shape[0] for _, _, entries, _ in rows[:-1]]).astype(np.int64),
     )
-    static = m1.reshape(-1).copy()
-    bindings = np.zeros((2, 0), dtype=complex_dtype)
-    kernels.run_program(state, *program, static, bindings[0])
-    kernels.apply_cx(state, 0, 2)
-    kernels.apply_cx(state, 2, 0)
-    big = np.zeros(1 << 6, dtype=complex_dtype)
-    kernels.apply_1q(big, 5, m1)
-    kernels.apply_cx(big, 4, 5)
-    kernels.apply_cx(big, 5, 4)
-    kernels.apply_2q(big, 5, 4, m2)
-    kernels.apply_2q(big, 0, 5, m2)
-    kernels.apply_group_par(state, 1, np.array([2], dtype=np.int64), *program, static, bindings[0])
-    kernels.sweep_pauli_values(n, *program, static, bindings, masks, masks)
-    kernels.program_pauli_values(n, *program, static, bindings[0], masks, masks)
-    kernels.sweep_probabilities(n, *program, static, bindings)
+    for j, (_, qubits, _, _) in enumerate(rows):
+        ops.qubits[j, : qubits.shape[0]] = qubits
+    arrays = ops.as_tuple()  # the form production passes
+    static_buffer = np.concatenate([entries for _, _, entries, _ in rows]).astype(dtype)
+    binding_buffers = np.zeros((2, 0), dtype=dtype)
+    masks = np.array([0, 1], dtype=np.int64)
+
+    run_program(state, arrays, static_buffer, binding_buffers[0])
+    program_pauli_values(_NUM_QUBITS, arrays, static_buffer, binding_buffers[0], masks, masks)
+    sweep_pauli_values(_NUM_QUBITS, arrays, static_buffer, binding_buffers, masks, masks)
+    sweep_probabilities(_NUM_QUBITS, arrays, static_buffer, binding_buffers)
+    no_high = np.zeros(0, dtype=np.int64)  # one chunk: the whole state (the ops use every qubit)
+    apply_group_par(state, _NUM_QUBITS, no_high, arrays, static_buffer, binding_buffers[0])
+    pauli_values(state, masks, masks)
+    pauli_values_par(state, masks, masks)
+    probabilities_par(state)

@@ -15,8 +15,7 @@ import dataclasses
 
 import numpy as np
 
-from .kernels import CTRL
-from .lowering import Program
+from .ops import CTRL, BoundProgram, OpArrays
 
 __all__ = ["LOW_QUBITS", "MAX_HIGH_QUBITS", "Group", "schedule_groups"]
 
@@ -26,30 +25,25 @@ MAX_HIGH_QUBITS = 8  # chunk of at most 2**16 amplitudes (1 MiB at complex128); 
 
 @dataclasses.dataclass
 class Group:
-    """Ops applied together, chunk by chunk; arrays are in the chunk's local qubit numbering."""
+    """Ops applied together, chunk by chunk; ``ops`` are in the chunk's local qubit numbering."""
 
     low: int
     high: np.ndarray  # global indices of the high qubits, local qubit low + b <- high[b]
-    standalone: bool  # one op too wide for a chunk: arrays are global, run with amplitude-parallel kernels
-    kinds: np.ndarray
-    qubits: np.ndarray
-    widths: np.ndarray
-    aux: np.ndarray
-    sources: np.ndarray
-    offsets: np.ndarray
+    standalone: bool  # one op too wide for a chunk: ``ops`` are global, run with amplitude-parallel kernels
+    ops: OpArrays
 
 
-def _support(program: Program, j: int) -> list[int]:
+def _support(ops: OpArrays, j: int) -> list[int]:
     # Every qubit an op reads, controls included (a CTRL op lists its controls after the target).
-    return [int(q) for q in program.qubits[j, : program.widths[j]]]
+    return [int(q) for q in ops.qubits[j, : ops.widths[j]]]
 
 
-def schedule_groups(program: Program, low: int = LOW_QUBITS, max_high: int = MAX_HIGH_QUBITS) -> list[Group]:
+def schedule_groups(program: BoundProgram, low: int = LOW_QUBITS, max_high: int = MAX_HIGH_QUBITS) -> list[Group]:
     """Partition the program's ops into groups (see module docstring), keeping dependencies."""
     n = program.num_qubits
     low = min(low, n)
     max_high = max(0, min(max_high, n - low - 1)) if n > low else 0
-    supports = [_support(program, j) for j in range(program.num_ops)]
+    supports = [_support(program.ops, j) for j in range(program.num_ops)]
     per_qubit: list[list[int]] = [[] for _ in range(n)]
     for j, support in enumerate(supports):
         for q in support:
@@ -91,9 +85,9 @@ def schedule_groups(program: Program, low: int = LOW_QUBITS, max_high: int = MAX
             remaining -= 1
             for p in supports[j]:
                 position[p] += 1
-            groups.append(_standalone_group(program, j))
+            groups.append(_standalone_group(program.ops, j))
             continue
-        groups.append(_make_group(program, low, sorted(high), sorted(members)))
+        groups.append(_make_group(program.ops, low, sorted(high), sorted(members)))
     return groups
 
 
@@ -101,47 +95,26 @@ def _ready(j: int, support: list[int], per_qubit: list[list[int]], position: lis
     return all(position[q] < len(per_qubit[q]) and per_qubit[q][position[q]] == j for q in support)
 
 
-def _standalone_group(program: Program, j: int) -> Group:
+def _standalone_group(ops: OpArrays, j: int) -> Group:
     index = np.array([j], dtype=np.int64)
-    return Group(
-        low=0,
-        high=np.zeros(0, dtype=np.int64),
-        standalone=True,
-        kinds=program.kinds[index].copy(),
-        qubits=program.qubits[index].copy(),
-        widths=program.widths[index].copy(),
-        aux=program.aux[index].copy(),
-        sources=program.sources[index].copy(),
-        offsets=program.offsets[index].copy(),
-    )
+    return Group(low=0, high=np.zeros(0, dtype=np.int64), standalone=True, ops=ops.select(index))
 
 
-def _make_group(program: Program, low: int, high: list[int], members: list[int]) -> Group:
+def _make_group(ops: OpArrays, low: int, high: list[int], members: list[int]) -> Group:
     local = {q: q for q in range(low)}
     local.update({q: low + b for b, q in enumerate(high)})
     index = np.array(members, dtype=np.int64)
-    qubits = program.qubits[index].copy()
+    group_ops = ops.select(index)
     for row, j in enumerate(members):
-        for c in range(program.widths[j]):
-            qubits[row, c] = local[int(program.qubits[j, c])]
-    aux = program.aux[index].copy()
+        for c in range(ops.widths[j]):
+            group_ops.qubits[row, c] = local[int(ops.qubits[j, c])]
     for row, j in enumerate(members):
-        if program.kinds[j] == CTRL:
-            mask, value = int(program.aux[j, 0]), int(program.aux[j, 1])
+        if ops.kinds[j] == CTRL:
+            mask, value = int(ops.aux[j, 0]), int(ops.aux[j, 1])
             new_mask = new_value = 0
             for q, lq in local.items():
                 if (mask >> q) & 1:
                     new_mask |= 1 << lq
                     new_value |= ((value >> q) & 1) << lq
-            aux[row] = (new_mask, new_value)
-    return Group(
-        low=low,
-        high=np.array(high, dtype=np.int64),
-        standalone=False,
-        kinds=program.kinds[index].copy(),
-        qubits=np.ascontiguousarray(qubits),
-        widths=program.widths[index].copy(),
-        aux=np.ascontiguousarray(aux),
-        sources=program.sources[index].copy(),
-        offsets=program.offsets[index].copy(),
-    )
+            group_ops.aux[row] = (new_mask, new_value)
+    return Group(low=low, high=np.array(high, dtype=np.int64), standalone=False, ops=group_ops)

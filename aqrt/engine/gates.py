@@ -139,9 +139,9 @@ def batched_matrix(operation: Any, params: list[np.ndarray], bindings: int) -> n
     """(bindings, 2**k, 2**k) matrices of ``operation`` with ``params[i][b]`` as parameter i."""
     name = operation.name
     formula = _FORMULAS.get(name)
-    if formula is not None and (name not in _CONTROLLED or int(getattr(operation, "ctrl_state", 1)) == 1):
-        if len(params) == _arity(name):
-            return formula(*params)
+    default_control = name not in _CONTROLLED or int(getattr(operation, "ctrl_state", 1)) == 1
+    if formula is not None and default_control and len(params) == _arity(name):
+        return formula(*params)
     probe = operation.copy()
     size = 1 << operation.num_qubits
     out = np.empty((bindings, size, size), dtype=np.complex128)

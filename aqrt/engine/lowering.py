@@ -3,8 +3,8 @@
 A circuit is lowered once into :class:`LoweredCircuit` (gate ops with static matrices or
 parameter slots); :meth:`LoweredCircuit.bind` then computes every binding's matrices at once
 (vectorised formulas for the standard parameterised gates), fuses neighbouring gates, classifies
-each fused op by structure (diagonal / permutation / dense / multi-controlled), and packs a
-:class:`Program` of flat arrays for the kernels.
+each fused op by structure (diagonal / permutation / dense / multi-controlled / CX), and packs a
+:class:`~aqrt.engine.ops.BoundProgram` of flat arrays for the kernels (format in :mod:`aqrt.engine.ops`).
 
 Circuits are read through their duck-typed interface (``data``, ``operation.to_matrix()``,
 ``params``, ``definition``); this module imports only numpy.
@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from . import gates
-from .kernels import CTRL, CX, DENSE, DIAG, PERM
+from .ops import CTRL, CX, DENSE, DIAG, PERM, BoundProgram, OpArrays
 
-__all__ = ["LoweredCircuit", "LoweringError", "Program", "lower_circuit"]
+__all__ = ["LoweredCircuit", "LoweringError", "fused_width", "lower_circuit"]
 
 MAX_DENSE_QUBITS = 10  # widest gate applied as a dense matrix; wider gates must be controlled-1q
 _SKIPPED = frozenset({"barrier", "delay", "id", "store"})
@@ -49,52 +49,35 @@ class GateOp:
     control: tuple[int, int] | None = None
 
 
-@dataclasses.dataclass
-class Program:
-    """Flat arrays the kernels read (see ``kernels.run_program``)."""
+def fused_width(num_qubits: int) -> int:
+    """Widest fused block the engine uses (the default of :meth:`LoweredCircuit.bind`).
 
-    num_qubits: int
-    kinds: np.ndarray
-    qubits: np.ndarray
-    widths: np.ndarray
-    aux: np.ndarray
-    sources: np.ndarray
-    offsets: np.ndarray
-    static_buffer: np.ndarray
-    binding_buffers: np.ndarray  # (bindings, entries); entries may be 0
-    cache: dict[str, Any] = dataclasses.field(default_factory=dict)  # derived data, e.g. the schedule
-
-    @property
-    def num_ops(self) -> int:
-        return int(self.kinds.shape[0])
-
-    @property
-    def dtype(self) -> np.dtype:
-        """The precision of the state this program runs on."""
-        return self.static_buffer.dtype
-
-    @property
-    def num_bindings(self) -> int:
-        return int(self.binding_buffers.shape[0])
-
-    def arrays(self) -> tuple[np.ndarray, ...]:
-        """The op arrays in ``run_program`` argument order (without the state and buffers)."""
-        return self.kinds, self.qubits, self.widths, self.aux, self.sources, self.offsets
+    Only runs of 1-qubit gates are merged: with SIMD 1-qubit and CX kernels, wider dense blocks
+    cost more arithmetic than the passes they save (measured on sweeps at n = 8-12 and wide
+    circuits at n = 20-24; see benchmarks/README.md).
+    """
+    return 1
 
 
 @dataclasses.dataclass
 class LoweredCircuit:
-    """A circuit as gate ops; bind it to parameter values to get a :class:`Program`."""
+    """A circuit as gate ops; bind it to parameter values to get a :class:`BoundProgram`."""
 
     num_qubits: int
     ops: list[GateOp]
     parameter_names: tuple[str, ...]
 
-    def bind(self, values: np.ndarray, *, max_fused_qubits: int = 2, dtype: Any = np.complex128) -> Program:
-        """Program for ``values`` of shape (bindings, parameters) (columns in ``parameter_names`` order).
+    def bind(
+        self, values: np.ndarray, *, max_fused_qubits: int | None = None, dtype: Any = np.complex128
+    ) -> BoundProgram:
+        """The program for ``values`` of shape (bindings, parameters) (columns in ``parameter_names`` order).
 
-        ``dtype`` (complex128 or complex64) is the precision of the matrices and of the state.
+        ``max_fused_qubits`` is the widest fused block (default: :func:`fused_width`, what
+        production uses); ``dtype`` (complex128 or complex64) is the precision of the matrices
+        and of the state.
         """
+        if max_fused_qubits is None:
+            max_fused_qubits = fused_width(self.num_qubits)
         values = np.asarray(values, dtype=np.float64)
         num_bindings = values.shape[0]
         column = {name: j for j, name in enumerate(self.parameter_names)}
@@ -204,7 +187,9 @@ def _evaluate(slot: Any, values: np.ndarray, column: dict[str, int]) -> np.ndarr
     cols = [column[p.name] for p in parameters]
     out = np.empty(num_bindings)
     for b in range(num_bindings):
-        out[b] = float(np.real(complex(slot.bind_all({p: values[b, c] for p, c in zip(parameters, cols)}))))
+        out[b] = float(
+            np.real(complex(slot.bind_all({p: values[b, c] for p, c in zip(parameters, cols, strict=True)})))
+        )
     return out
 
 
@@ -286,7 +271,7 @@ def _cx_pattern(matrix: np.ndarray, qubits: tuple[int, ...]) -> tuple[int, int] 
     return None
 
 
-def _pack(num_qubits: int, ops: list[Bound], num_bindings: int, dtype: np.dtype) -> Program:
+def _pack(num_qubits: int, ops: list[Bound], num_bindings: int, dtype: np.dtype) -> BoundProgram:
     count = len(ops)
     max_width = max((len(q) for q, _, _ in ops), default=1)
     kinds = np.zeros(count, dtype=np.int64)
@@ -298,6 +283,7 @@ def _pack(num_qubits: int, ops: list[Bound], num_bindings: int, dtype: np.dtype)
     static_parts: list[np.ndarray] = []
     binding_parts: list[np.ndarray] = []
     static_size = binding_size = 0
+    flat: np.ndarray
     for j, (op_qubits, matrix, control) in enumerate(ops):
         widths[j] = len(op_qubits)
         qubits[j, : len(op_qubits)] = op_qubits
@@ -327,4 +313,5 @@ def _pack(num_qubits: int, ops: list[Bound], num_bindings: int, dtype: np.dtype)
     binding_buffers = np.ascontiguousarray(
         np.concatenate(binding_parts, axis=1) if binding_parts else np.zeros((num_bindings, 0)), dtype=dtype
     )
-    return Program(num_qubits, kinds, qubits, widths, aux, sources, offsets, static_buffer, binding_buffers)
+    arrays = OpArrays(kinds=kinds, qubits=qubits, widths=widths, aux=aux, sources=sources, offsets=offsets)
+    return BoundProgram(num_qubits, arrays, static_buffer, binding_buffers)

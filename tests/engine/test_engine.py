@@ -109,7 +109,7 @@ def _bound(circuit: QuantumCircuit, values: np.ndarray) -> QuantumCircuit:
     """``circuit`` with ``values`` (in ``circuit.parameters`` order) assigned."""
     if not circuit.parameters:
         return circuit
-    return circuit.assign_parameters(dict(zip(circuit.parameters, values.tolist())))
+    return circuit.assign_parameters(dict(zip(circuit.parameters, values.tolist(), strict=True)))
 
 
 def _assert_same_state_up_to_phase(state: np.ndarray, expected: np.ndarray, atol: float = ATOL) -> None:
@@ -291,7 +291,7 @@ async def test_parameter_expression_and_shared_parameter_by_name_and_by_value() 
         result = await Estimator().run([by_name, by_array])
     expected = [
         Statevector(circuit.assign_parameters({theta: t, phi: p})).expectation_value(observable).real
-        for t, p in zip(thetas, phis)
+        for t, p in zip(thetas, phis, strict=True)
     ]
     np.testing.assert_allclose(result[0].data.evs, expected, rtol=0, atol=ATOL)
     np.testing.assert_allclose(result[1].data.evs, expected, rtol=0, atol=ATOL)
@@ -332,10 +332,10 @@ async def test_sampler_bit_layout_equals_statevector_sampler_on_deterministic_ci
         result = await Sampler(options=Options(seed=1)).run(pubs, shots=9)
     expected = await _in_thread(lambda: StatevectorSampler(seed=1, default_shots=9).run(pubs).result())
     assert result.metadata["engine"] == "numba"
-    for ours, theirs in zip(result, expected):
+    for ours, theirs in zip(result, expected, strict=True):
         assert list(ours.data.keys()) == list(theirs.data.keys()) == ["first", "second", "third"]
         assert ours.data.shape == theirs.data.shape
-        for name in theirs.data.keys():
+        for name in theirs.data:
             mine, qiskit_bits = ours.data[name], theirs.data[name]
             assert mine.num_bits == qiskit_bits.num_bits
             assert mine.shape == qiskit_bits.shape
@@ -556,7 +556,7 @@ async def test_numba_engine_equals_reference_engine(seed: int, optimization_leve
         async with Session(service=LocalService(engine=engine)):
             results[engine] = await Estimator(options=options).run(pubs)
         assert results[engine].metadata["engine"] == engine
-    for ours, reference in zip(results["numba"], results["reference"]):
+    for ours, reference in zip(results["numba"], results["reference"], strict=True):
         assert ours.data.evs.shape == reference.data.evs.shape == (2, 3)
         np.testing.assert_allclose(ours.data.evs, reference.data.evs, rtol=0, atol=ATOL)
 
@@ -676,7 +676,7 @@ async def test_cache_blocked_path_on_every_op_kind_and_high_qubit(n: int) -> Non
     lowered = lower_circuit(circuit)
     for width in (1, 2, 3):
         program = lowered.bind(np.zeros((1, 0)), max_fused_qubits=width)
-        kinds = set(program.kinds.tolist())
+        kinds = set(program.ops.kinds.tolist())
         _assert_same_state_up_to_phase(simulate.final_state(program, parallel=True), expected)
         _assert_same_state_up_to_phase(simulate.final_state(program, parallel=False), expected)
         if width == 1:

@@ -16,11 +16,14 @@ from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
 from ..._concurrency import CancelFlag
-from ...engine import LoweredCircuit, Program, TermTable, kernels, lower_circuit, simulate
+from ...engine import BoundProgram, LoweredCircuit, TermTable, lower_circuit, simulate
+from ...engine.lowering import fused_width
 from ...engine.observables import build_term_table_sparse
 from .reference import _flat_bindings, _pack, final_measurements
 
 __all__ = [
+    "cached_lowering",
+    "cached_term_table",
     "draw_samples",
     "estimate_chunk",
     "estimate_pub",
@@ -30,16 +33,7 @@ __all__ = [
     "sample_chunk",
     "sample_pub",
     "sampler_setup",
-    "cached_lowering",
-    "cached_term_table",
 ]
-
-
-def fused_width(num_qubits: int) -> int:
-    """Widest fused block. Only runs of 1-qubit gates are merged: with SIMD 1-qubit and CX
-    kernels, wider dense blocks cost more arithmetic than the passes they save (measured on
-    sweeps at n = 8-12 and wide circuits at n = 20-24; see benchmarks/README.md)."""
-    return 1
 
 
 def cached_lowering(circuit: QuantumCircuit, names: list[str], cache: dict[Any, Any], key: Any) -> LoweredCircuit:
@@ -51,7 +45,7 @@ def cached_lowering(circuit: QuantumCircuit, names: list[str], cache: dict[Any, 
     return lowered
 
 
-def _program(circuit: QuantumCircuit, pub: Any, cache: dict[Any, Any], key: Any, dtype: Any) -> Program:
+def _program(circuit: QuantumCircuit, pub: Any, cache: dict[Any, Any], key: Any, dtype: Any) -> BoundProgram:
     """The bound program of a PUB; for circuits without parameters it is cached too."""
     static = not pub.circuit.num_parameters and not pub.parameter_values.shape
     if static:
@@ -204,7 +198,7 @@ def sampler_setup(
 
 
 def draw_samples(
-    program: Program,
+    program: BoundProgram,
     rng: np.random.Generator,
     shots: int,
     registers: Registers,
@@ -222,7 +216,7 @@ def draw_samples(
     }
     for start, stop in simulate.binding_batches(program):
         if serial:
-            probs = _serial_probabilities(program, start, stop)
+            probs = simulate.serial_probabilities(program, start, stop)
         else:
             probs = simulate.probabilities(program, start, stop, cancel_requested)
         for offset, b in enumerate(range(start, stop)):
@@ -253,20 +247,9 @@ def finish_sample(pub: SamplerPub, arrays: dict[str, np.ndarray], registers: Reg
     shape = pub.parameter_values.shape
     shots = int(pub.shots)
     meas = {
-        name: BitArray(arrays[name].reshape(shape + (shots, arrays[name].shape[-1])), len(cols))
+        name: BitArray(arrays[name].reshape((*shape, shots, arrays[name].shape[-1])), len(cols))
         for name, cols in registers
     }
     return SamplerPubResult(
         DataBin(**meas, shape=shape), metadata={"shots": shots, "circuit_metadata": pub.circuit.metadata}
     )
-
-
-def _serial_probabilities(program: Any, start: int, stop: int) -> np.ndarray:
-    out = np.empty((stop - start, 1 << program.num_qubits))
-    state = np.empty(1 << program.num_qubits, dtype=program.dtype)
-    for b in range(start, stop):
-        state[:] = 0
-        state[0] = 1.0
-        kernels.run_program(state, *program.arrays(), program.static_buffer, program.binding_buffers[b])
-        out[b - start] = state.real**2 + state.imag**2
-    return out

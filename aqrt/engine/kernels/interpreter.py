@@ -1,0 +1,152 @@
+"""The program interpreter: whole programs in one kernel call (op format in :mod:`aqrt.engine.ops`).
+
+``ops`` is an :class:`~aqrt.engine.ops.OpArrays` record as its plain tuple (``as_tuple()``),
+unpacked in :func:`run_program` only; an op's entries are read from ``static_buffer`` or
+``binding_buffer`` (one binding's row of the program's binding buffers).
+
+- ``run_program``           every op in order on a state, serially (the jitted op dispatcher)
+- ``program_pauli_values``  one binding from |0...0>, then every Pauli term's value, serially
+- ``sweep_pauli_values``    the same for many bindings, parallel over bindings
+- ``sweep_probabilities``   |psi_b|^2 for many bindings, parallel over bindings
+- ``apply_group_par``       a group of ops chunk by chunk on a wide state, parallel over chunks
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ..ops import CTRL, CX, DIAG, PERM, OpTuple
+from .apply import apply_1q, apply_2q, apply_controlled, apply_cx, apply_dense, apply_diag, apply_perm
+from .bits import insert_zeros
+from .reductions import pauli_values
+
+__all__ = ["apply_group_par", "program_pauli_values", "run_program", "sweep_pauli_values", "sweep_probabilities"]
+
+
+@njit(cache=True, nogil=True)
+def run_program(state: np.ndarray, ops: OpTuple, static_buffer: np.ndarray, binding_buffer: np.ndarray) -> None:
+    """Apply every op of ``ops`` to ``state`` in order, serially.
+
+    The branches are the serial rows of :data:`aqrt.engine.kernels.registry.OP_KERNELS`, written
+    out because numba dispatches statically (tests check the two agree bit for bit).
+    """
+    kinds, qubits, widths, aux, sources, offsets = ops
+    for j in range(kinds.shape[0]):
+        k = widths[j]
+        op_qubits = qubits[j, :k]
+        buffer = static_buffer if sources[j] == 0 else binding_buffer
+        start = offsets[j]
+        kind = kinds[j]
+        if kind == CX:
+            apply_cx(state, op_qubits[0], op_qubits[1])
+        elif kind == DIAG:
+            apply_diag(state, op_qubits, buffer[start : start + (1 << k)])
+        elif kind == CTRL:
+            m = buffer[start : start + 4].reshape((2, 2))
+            apply_controlled(state, op_qubits[0], aux[j, 0], aux[j, 1], m)
+        else:
+            d = 1 << k
+            m = buffer[start : start + d * d].reshape((d, d))
+            if kind == PERM:
+                apply_perm(state, op_qubits, m)
+            elif k == 1:
+                apply_1q(state, op_qubits[0], m)
+            elif k == 2:
+                apply_2q(state, op_qubits[0], op_qubits[1], m)
+            else:
+                apply_dense(state, op_qubits, m)
+
+
+@njit(cache=True, nogil=True)
+def _state_after(num_qubits: int, ops: OpTuple, static_buffer: np.ndarray, binding_buffer: np.ndarray) -> np.ndarray:
+    state = np.zeros(1 << num_qubits, dtype=static_buffer.dtype)
+    state[0] = 1.0
+    run_program(state, ops, static_buffer, binding_buffer)
+    return state
+
+
+@njit(cache=True, nogil=True)
+def program_pauli_values(
+    num_qubits: int,
+    ops: OpTuple,
+    static_buffer: np.ndarray,
+    binding_buffer: np.ndarray,
+    x_masks: np.ndarray,
+    z_masks: np.ndarray,
+) -> np.ndarray:
+    """One binding, serially: run the program from |0...0> and return every term's value."""
+    state = _state_after(num_qubits, ops, static_buffer, binding_buffer)
+    return pauli_values(state, x_masks, z_masks)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def sweep_pauli_values(
+    num_qubits: int,
+    ops: OpTuple,
+    static_buffer: np.ndarray,
+    binding_buffers: np.ndarray,
+    x_masks: np.ndarray,
+    z_masks: np.ndarray,
+) -> np.ndarray:
+    """For each binding b (row of ``binding_buffers``): run the program from |0...0> and return
+    every Pauli term's value, shape (bindings, terms). Parallel over bindings."""
+    num_bindings = binding_buffers.shape[0]
+    out = np.empty((num_bindings, x_masks.shape[0]), dtype=np.complex128)
+    for b in prange(num_bindings):
+        out[b, :] = program_pauli_values(num_qubits, ops, static_buffer, binding_buffers[b], x_masks, z_masks)
+    return out
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def sweep_probabilities(
+    num_qubits: int, ops: OpTuple, static_buffer: np.ndarray, binding_buffers: np.ndarray
+) -> np.ndarray:
+    """Probabilities |psi_b|^2 of every binding's final state, shape (bindings, 2**n)."""
+    num_bindings = binding_buffers.shape[0]
+    out = np.empty((num_bindings, 1 << num_qubits), dtype=np.float64)
+    for b in prange(num_bindings):
+        state = _state_after(num_qubits, ops, static_buffer, binding_buffers[b])
+        for i in range(state.shape[0]):
+            out[b, i] = state[i].real * state[i].real + state[i].imag * state[i].imag
+    return out
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def apply_group_par(
+    state: np.ndarray,
+    low: int,
+    high: np.ndarray,
+    ops: OpTuple,
+    static_buffer: np.ndarray,
+    binding_buffer: np.ndarray,
+) -> None:
+    """Apply a group of ops chunk by chunk (see :mod:`aqrt.engine.blocking`), parallel over chunks.
+
+    A chunk is the 2**(low + h) amplitudes varying over qubits 0..low-1 and ``high`` (sorted),
+    gathered as 2**h contiguous runs; local qubit low + b stands for ``high[b]``, and ``ops`` are
+    in that local numbering.
+    """
+    h = high.shape[0]
+    run = 1 << low
+    local_size = run << h
+    num_chunks = state.shape[0] // local_size
+    run_starts = np.zeros(1 << h, dtype=np.int64)
+    for j in range(1 << h):
+        for b in range(h):
+            if (j >> b) & 1:
+                run_starts[j] |= 1 << high[b]
+    for chunk in prange(num_chunks):
+        base = insert_zeros(np.int64(chunk) << low, high)
+        buffer = np.empty(local_size, dtype=state.dtype)
+        for j in range(1 << h):
+            start = base + run_starts[j]
+            local = j * run
+            for i in range(run):
+                buffer[local + i] = state[start + i]
+        run_program(buffer, ops, static_buffer, binding_buffer)
+        for j in range(1 << h):
+            start = base + run_starts[j]
+            local = j * run
+            for i in range(run):
+                state[start + i] = buffer[local + i]
