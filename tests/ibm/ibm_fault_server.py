@@ -18,7 +18,7 @@ import dataclasses
 import itertools
 import json
 import re
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 from qiskit.primitives.containers import PrimitiveResult
@@ -198,7 +198,7 @@ class FaultServer:
         pattern = re.compile(path)
         return [r for r in self.requests if r.method == method and pattern.fullmatch(r.path)]
 
-    async def __aenter__(self) -> FaultServer:
+    async def __aenter__(self) -> Self:
         app = web.Application(middlewares=[self._record, self._faulty, self._auth])
         app.add_routes(
             [
@@ -244,10 +244,7 @@ class FaultServer:
         body: Any = None
         if request.can_read_body:
             raw = await request.read()
-            if request.content_type == "application/json":
-                body = json.loads(raw)
-            else:
-                body = dict(await request.post())
+            body = json.loads(raw) if request.content_type == "application/json" else dict(await request.post())
         self.requests.append(
             Recorded(
                 request.method,

@@ -155,21 +155,24 @@ async def test_session_statistics_count_server_queued_jobs_as_queued(looptime) -
 
 
 async def test_first_job_cancelled_while_queued_on_the_server_fails_later_jobs(looptime) -> None:
-    async with FaultServer(queue_time=100) as server, service_for(server) as service:
-        async with Session(service=service, backend="fake_alpha") as session:
-            estimator = Estimator()
-            first = estimator.run([(bell(), "ZZ")])
-            await asyncio.sleep(1)
-            assert first.status() is JobStatus.QUEUED
-            first.cancel()
-            await first.wait()
-            assert first.status() is JobStatus.CANCELLED
-            (server_job,) = server.jobs.values()
-            assert server_job.status == "Cancelled"
-            assert len(server.calls("POST", r"/api/v1/jobs/[^/]+/cancel")) == 1
-            with pytest.raises(SessionCacheError, match="first job"):
-                estimator.run([(bell(), "ZZ")])
-            assert session.statistics()["cancelled"] == 1
+    async with (
+        FaultServer(queue_time=100) as server,
+        service_for(server) as service,
+        Session(service=service, backend="fake_alpha") as session,
+    ):
+        estimator = Estimator()
+        first = estimator.run([(bell(), "ZZ")])
+        await asyncio.sleep(1)
+        assert first.status() is JobStatus.QUEUED
+        first.cancel()
+        await first.wait()
+        assert first.status() is JobStatus.CANCELLED
+        (server_job,) = server.jobs.values()
+        assert server_job.status == "Cancelled"
+        assert len(server.calls("POST", r"/api/v1/jobs/[^/]+/cancel")) == 1
+        with pytest.raises(SessionCacheError, match="first job"):
+            estimator.run([(bell(), "ZZ")])
+        assert session.statistics()["cancelled"] == 1
 
 
 async def test_session_cancel_cancels_jobs_queued_on_the_server(looptime) -> None:

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 import pytest
@@ -133,24 +134,26 @@ async def test_cancel_reaches_the_server_and_the_first_job_rule_holds(tmp_path: 
 @pytest.mark.asyncio
 async def test_a_job_queued_behind_another_in_a_dedicated_session_reports_queued_then_done(tmp_path: Path) -> None:
     slow = [(slow_circuit(18, 60), "Z" * 18)]  # most of a second of engine time
-    async with served(tmp_path, backend_qubits=18) as (service, _):
-        async with Session(service=service, backend="aqrt_statevector") as session:
-            await Estimator().run([(bell(), "ZZ")])  # the first job (the session's cache) done
-            ahead = Estimator().run(slow)
-            behind = Estimator().run([(bell(), "ZZ")])
-            seen: list[tuple[JobStatus, JobStatus]] = []
-            async with asyncio.timeout(60):
-                while not behind.done():
-                    seen.append((ahead.status(), behind.status()))
-                    await asyncio.sleep(0.02)
-            assert (JobStatus.RUNNING, JobStatus.QUEUED) in seen  # the server ran one, queued the other
-            assert behind.status() is JobStatus.DONE and ahead.status() is JobStatus.DONE
-            assert seen[0][1] is JobStatus.QUEUED
-            assert all(b is JobStatus.QUEUED for a, b in seen if a is JobStatus.QUEUED)  # FIFO on the server
-            ahead_metrics, behind_metrics = ahead.metrics(), behind.metrics()
-            assert ahead_metrics.running_loop_time is not None and behind_metrics.running_loop_time is not None
-            assert behind_metrics.running_loop_time > ahead_metrics.running_loop_time
-            assert session.statistics()["done"] == 3
+    async with (
+        served(tmp_path, backend_qubits=18) as (service, _),
+        Session(service=service, backend="aqrt_statevector") as session,
+    ):
+        await Estimator().run([(bell(), "ZZ")])  # the first job (the session's cache) done
+        ahead = Estimator().run(slow)
+        behind = Estimator().run([(bell(), "ZZ")])
+        seen: list[tuple[JobStatus, JobStatus]] = []
+        async with asyncio.timeout(60):
+            while not behind.done():
+                seen.append((ahead.status(), behind.status()))
+                await asyncio.sleep(0.02)
+        assert (JobStatus.RUNNING, JobStatus.QUEUED) in seen  # the server ran one, queued the other
+        assert behind.status() is JobStatus.DONE and ahead.status() is JobStatus.DONE
+        assert seen[0][1] is JobStatus.QUEUED
+        assert all(b is JobStatus.QUEUED for a, b in seen if a is JobStatus.QUEUED)  # FIFO on the server
+        ahead_metrics, behind_metrics = ahead.metrics(), behind.metrics()
+        assert ahead_metrics.running_loop_time is not None and behind_metrics.running_loop_time is not None
+        assert behind_metrics.running_loop_time > ahead_metrics.running_loop_time
+        assert session.statistics()["done"] == 3
 
 
 @pytest.mark.asyncio
@@ -192,7 +195,7 @@ class DroppingProxy:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def __aenter__(self) -> DroppingProxy:
+    async def __aenter__(self) -> Self:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self

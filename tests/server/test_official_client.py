@@ -98,7 +98,7 @@ def test_backends_target_and_isa_checks(connect) -> None:
     assert len(target.build_coupling_map().get_edges()) == 5 * 4  # full connectivity
     assert backend.status().operational and backend.status().status_msg == "active"
     assert backend.configuration().simulator is False
-    with pytest.raises(Exception, match="not an ISA circuit|is not supported by the target"):
+    with pytest.raises(Exception, match=r"not an ISA circuit|is not supported by the target"):
         EstimatorV2(mode=backend).run([(_bell(), SparsePauliOp("ZZ"))])  # 'h' is not in the basis
 
 

@@ -154,7 +154,7 @@ async def test_many_concurrent_submissions_from_two_users(tmp_path) -> None:
             result = await client.result(tokens[user], job_id)
             np.testing.assert_allclose(result[0].data.evs, [np.cos(angle)], atol=1e-12)
         for user, token in tokens.items():
-            status, listing = await client.call("GET", "/jobs", token, params={"limit": "100"})
+            _, listing = await client.call("GET", "/jobs", token, params={"limit": "100"})
             assert listing["count"] == 20
             assert {job["id"] for job in listing["jobs"]} == {j for u, j, _ in submitted if u == user}
 
@@ -424,7 +424,7 @@ async def test_cancelling_a_session_cancels_its_unfinished_jobs(tmp_path) -> Non
         for job_id in [slow, *queued]:
             job = await client.wait_final(token, job_id)
             assert job["state"]["status"] == "Cancelled", job
-        status, body = await client.call("GET", f"/jobs/{queued[0]}/results", token)
+        status, _ = await client.call("GET", f"/jobs/{queued[0]}/results", token)
         assert status == 409
         status, details = await client.call("GET", f"/sessions/{session['id']}", token)
         assert details["accepting_jobs"] is False
