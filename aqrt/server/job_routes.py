@@ -11,8 +11,7 @@ import json
 
 from aiohttp import web
 
-from ..wire.runtime_api import FAILED, INSTANCE_HEADER
-from .idempotency import HEADER
+from ..wire.runtime_api import FAILED, IDEMPOTENCY_HEADER, INSTANCE_HEADER
 from .keys import SERVER_KEY, USER_KEY
 from .responses import job_response, logs_text, metrics_body
 from .validation import check_tags_body, job_list_query, read_json
@@ -24,9 +23,8 @@ async def submit_job(request: web.Request) -> web.Response:
     """``POST /jobs``."""
     body = await read_json(request)
     server = request.app[SERVER_KEY]
-    response = await server.submit(
-        request[USER_KEY], request.headers.get(INSTANCE_HEADER), body, idempotency_header=request.headers.get(HEADER)
-    )
+    instance, key = request.headers.get(INSTANCE_HEADER), request.headers.get(IDEMPOTENCY_HEADER)
+    response = await server.submit(request[USER_KEY], instance, body, idempotency_header=key)
     return web.json_response(response)
 
 

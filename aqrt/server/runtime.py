@@ -34,7 +34,6 @@ from .store import Store
 from .tasks import Tasks
 from .tokens import Authenticator
 from .usage import UsageMeter
-from .validation import served_backend
 
 __all__ = ["RuntimeServer"]
 
@@ -124,10 +123,6 @@ class RuntimeServer:
             await self._store.close()
 
     # -- backends --------------------------------------------------------------------------------
-
-    def resolve_backend(self, name: str | None) -> str | None:
-        """The served backend's name if ``name`` names it, else None."""
-        return served_backend(self.config, name)
 
     def queue_length(self) -> int:
         """How many jobs have not settled."""
