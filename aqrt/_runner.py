@@ -1,4 +1,8 @@
-"""Runs one job on one backend and settles it exactly once."""
+"""Runs one job on one backend and settles it exactly once.
+
+A scheduler's runner first offers a job to :func:`settle_inline` (for ``runs_inline`` backends)
+and awaits :func:`run_job` only if the backend did not take it.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +11,9 @@ from typing import Any
 
 import anyio
 
-from .backends.base import NOT_INLINE, Backend, ExecutionContext, inline_runner
+from .backends.base import NOT_INLINE, Backend, ExecutionContext
 from .errors import AqrtError, JobCancelledError, JobFailedError, JobTimeoutError
 from .job import Job
-
-
-async def execute_job(job: Job, backend: Backend, cache: dict[Any, Any]) -> None:
-    """Run ``job`` to a final state; never raises (except cancellation of the caller's scope).
-
-    ``job.cancel()`` cancels the scope made here; ``max_execution_time`` is a nested deadline
-    on the event loop clock.
-    """
-    try:
-        await _execute(job, backend, cache)
-    finally:
-        if not job.done():  # cancelled, by job.cancel() or by an enclosing scope
-            job._settle_cancelled()
 
 
 def settle_inline(job: Job, run_inline: Callable[..., Any], cache: dict[Any, Any]) -> bool:
@@ -43,11 +34,22 @@ def settle_inline(job: Job, run_inline: Callable[..., Any], cache: dict[Any, Any
     return True
 
 
+async def run_job(job: Job, backend: Backend, cache: dict[Any, Any]) -> None:
+    """Await ``backend.execute`` for ``job`` and settle it; never raises (except cancellation of
+    the caller's scope, after settling the job cancelled).
+
+    ``job.cancel()`` cancels the scope made here; ``max_execution_time`` is a nested deadline
+    on the event loop clock.
+    """
+    try:
+        await _execute(job, backend, cache)
+    finally:
+        if not job.done():  # cancelled, by job.cancel() or by an enclosing scope
+            job._settle_cancelled()
+
+
 async def _execute(job: Job, backend: Backend, cache: dict[Any, Any]) -> None:
     capabilities = backend.capabilities
-    run_inline = inline_runner(backend)
-    if run_inline is not None and settle_inline(job, run_inline, cache):
-        return
     limit = job.options.max_execution_time
     if capabilities.enforces_max_execution_time:
         limit = None  # a remote server counts execution time itself (queueing excluded)

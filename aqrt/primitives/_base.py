@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from .._concurrency import spawn_detached
-from .._runner import execute_job
 from ..backends.base import Backend
 from ..errors import BackendMismatchError, InvalidInputError
-from ..job import Job, JobRequest, Program, new_job_id
+from ..job import Job, Program
 from ..options import Options
 from ..session import Session, current_session
+from ..session._scheduler import Scheduler
 
 Mode = Session | Backend | str | None
 
 
 class BasePrimitive:
-    """Resolves where jobs go (session, or a backend in job mode) and submits them."""
+    """Resolves where jobs go (session, or a backend in job mode) and submits them.
+
+    Every job goes through one scheduler method, ``self._scheduler.submit(program, pubs,
+    options)``: the session's scheduler, or in job mode one of the primitive's own that runs
+    each job at once, with a fresh cache. ``run`` calls it directly (no hop: it is the hot path).
+    """
 
     _program: Program
+    run: Callable[..., Job]  # defined by each primitive, with its own keyword (precision, shots)
 
     def __init__(
         self,
@@ -32,6 +37,9 @@ class BasePrimitive:
             raise InvalidInputError("pass either mode= or session=, not both")
         self._options = Options.coerce(options)
         self._session, self._backend = _resolve_mode(session if session is not None else mode)
+        self._scheduler = (
+            self._session._scheduler if self._session is not None else Scheduler.for_job_mode(self._backend)
+        )
 
     @property
     def options(self) -> Options:
@@ -54,45 +62,15 @@ class BasePrimitive:
         """``run(pubs, **kwargs)``, first waiting for room if the session bounds its unfinished
         jobs (``max_pending``); with ``on_full="error"`` a full session raises instead.
 
+        Returns:
+            The submitted :class:`~aqrt.Job`.
+
         Raises:
             SessionFullError: the session is full and its ``on_full`` is ``"error"``.
+            Anything ``run`` raises (the room is given back then).
         """
-        session = self._session
-        if session is None or session._max_pending is None:
-            return self.run(pubs, **kwargs)  # type: ignore[attr-defined, no-any-return]
-        await session.reserve()
-        try:
-            return self.run(pubs, **kwargs)  # type: ignore[attr-defined, no-any-return]
-        except BaseException:
-            session._unreserve()
-            raise
-
-    def _submit(self, pubs: Sequence[Any]) -> Job:
-        session = self._session
-        options = self._options
-        if session is not None:
-            session._check_accepting()
-            session._check_job_limits(options.max_execution_time)
-        for index, pub in enumerate(pubs):
-            self._backend.validate_pub(self._program, pub, index)
-        request = JobRequest(
-            job_id=new_job_id(),
-            program=self._program,
-            pubs=tuple(pubs),
-            options=options,
-            session_id=session.session_id if session is not None else None,
-        )
-        job = Job(request, backend_name=self._backend.name)
-        if session is not None:
-            session._submit(job, checked=True)
-        else:
-            backend = self._backend
-
-            async def run_job_mode() -> None:
-                await execute_job(job, backend, {})
-
-            spawn_detached(run_job_mode, name=f"aqrt job {job.job_id}")
-        return job
+        async with self._scheduler.reservation():
+            return self.run(pubs, **kwargs)
 
 
 def _resolve_mode(mode: Mode) -> tuple[Session | None, Backend]:

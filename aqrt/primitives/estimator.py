@@ -39,7 +39,9 @@ class Estimator(BasePrimitive):
         Raises:
             InvalidPubError: a PUB is malformed (the message names which one and why).
             SessionClosedError / SessionExpiredError / SessionCacheError: the session refuses jobs.
+            SessionFullError: the session is at its ``max_pending`` (``await submit(...)`` waits).
+            InvalidOptionsError: ``max_execution_time`` is not below the session's ``max_time``.
         """
         if precision is None:
             precision = self._options.default_precision
-        return self._submit(coerce_estimator_pubs(pubs, precision))
+        return self._scheduler.submit(self._program, coerce_estimator_pubs(pubs, precision), self._options)

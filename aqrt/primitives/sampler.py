@@ -35,7 +35,9 @@ class Sampler(BasePrimitive):
         Raises:
             InvalidPubError: a PUB is malformed (the message names which one and why).
             SessionClosedError / SessionExpiredError / SessionCacheError: the session refuses jobs.
+            SessionFullError: the session is at its ``max_pending`` (``await submit(...)`` waits).
+            InvalidOptionsError: ``max_execution_time`` is not below the session's ``max_time``.
         """
         if shots is None:
             shots = self._options.default_shots
-        return self._submit(coerce_sampler_pubs(pubs, shots))
+        return self._scheduler.submit(self._program, coerce_sampler_pubs(pubs, shots), self._options)

@@ -12,7 +12,6 @@ from qiskit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp
 
 from aqrt import Batch, Estimator, InvalidOptionsError, JobStatus, Session, SessionFullError
-
 from aqrt.testing import FakeBackend
 
 pytestmark = pytest.mark.asyncio
@@ -88,7 +87,7 @@ async def test_100k_tiny_jobs_from_concurrent_producers_stay_in_bounded_memory()
             nonlocal count, peak_live
             async for job in batch.as_completed():
                 count += 1
-                peak_live = max(peak_live, len(batch._queue) + len(batch._running))
+                peak_live = max(peak_live, len(batch._scheduler.queue) + len(batch._scheduler.running))
                 circuit = job.request.pubs[0].circuit
                 evs_by_angle.setdefault(float(circuit.data[0].params[0]), float((await job)[0].data.evs))
 
@@ -112,7 +111,7 @@ async def test_100k_tiny_jobs_from_concurrent_producers_stay_in_bounded_memory()
         stats = batch.statistics()
     assert count == producers * per_producer
     assert stats["total"] == count + 1 and stats["done"] == stats["total"]
-    assert len(batch._jobs) <= 4096  # finished jobs are counted and dropped, not kept
+    assert len(batch._admission.jobs) <= 4096  # finished jobs are counted and dropped, not kept
     assert 0 < peak_live <= bound
     assert sorted(evs_by_angle) == sorted(float(a) for a in angles)
     np.testing.assert_allclose([evs_by_angle[float(a)] for a in angles], np.cos(angles), atol=1e-12)

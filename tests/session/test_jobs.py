@@ -11,7 +11,6 @@ from qiskit.circuit import Parameter
 from qiskit.quantum_info import SparsePauliOp
 
 from aqrt import Batch, Estimator, JobCancelledError, JobStatus, LocalService, Session
-
 from aqrt.testing import FakeBackend
 
 pytestmark = [pytest.mark.asyncio]

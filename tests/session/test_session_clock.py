@@ -23,7 +23,6 @@ from aqrt import (
     SessionExpiredError,
     SessionState,
 )
-
 from aqrt.testing import FakeBackend
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.looptime]

@@ -29,7 +29,6 @@ from aqrt import (
     SessionStateError,
     current_session,
 )
-
 from aqrt.testing import FakeBackend
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.looptime]
@@ -152,7 +151,7 @@ async def test_cancelling_the_first_job_fails_later_jobs_with_a_cache_error(loop
         assert first.cancel()
         with pytest.raises(JobCancelledError):
             await first
-        with pytest.raises(SessionCacheError, match="first job .* was cancelled"):
+        with pytest.raises(SessionCacheError, match=r"first job .* was cancelled"):
             await second
         with pytest.raises(SessionCacheError, match="Open a new session"):
             Estimator().run([_pub()])
@@ -283,7 +282,7 @@ async def test_job_mode_runs_without_a_session(looptime) -> None:
 
 async def test_a_primitive_bound_to_another_backend_inside_a_session_is_an_error() -> None:
     async with Session(backend=FakeBackend("mine")):
-        with pytest.raises(BackendMismatchError, match="'theirs'.*'mine'"):
+        with pytest.raises(BackendMismatchError, match=r"'theirs'.*'mine'"):
             Estimator(mode=FakeBackend("theirs"))
         assert Estimator(mode=FakeBackend("mine")).session is current_session()
     service = LocalService()
@@ -353,12 +352,12 @@ async def test_local_backend_transpiles_once_per_session_and_reuses_it() -> None
     async with Session(service=LocalService()) as session:
         estimator = Estimator(options={"optimization_level": 2})
         first = await estimator.run([(circuit, observable)])
-        cached = {k: v for k, v in session._cache.items() if k[0] == "transpiled"}
+        cached = {k: v for k, v in session._scheduler.cache.items() if k[0] == "transpiled"}
         assert len(cached) == 1
         (transpiled,) = cached.values()
         assert transpiled.count_ops().get("rz", 0) <= 1
         second = await estimator.run([(circuit.copy(), observable)])
-        assert {k: v for k, v in session._cache.items() if k[0] == "transpiled"} == cached
+        assert {k: v for k, v in session._scheduler.cache.items() if k[0] == "transpiled"} == cached
     assert float(first[0].data.evs) == pytest.approx(float(second[0].data.evs), abs=1e-12)
 
 

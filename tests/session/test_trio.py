@@ -10,7 +10,6 @@ from qiskit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp
 
 from aqrt import Batch, Estimator, JobCancelledError, JobStatus, LocalService, Sampler, Session, SessionState
-
 from aqrt.testing import FakeBackend
 
 

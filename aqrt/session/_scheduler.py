@@ -1,0 +1,481 @@
+"""The job queue of one session (or of job mode), its runners, and the clocks that rule it.
+
+:meth:`Scheduler.submit` is the one entry primitives use: it applies the session's rules, has
+the backend validate the PUBs, makes the :class:`~aqrt.Job` and dispatches it. Tiny jobs of a
+``runs_inline`` backend settle synchronously wherever they run, without a thread hop.
+
+In a session (a supervised :class:`~aqrt.session._policy.Policy`) jobs go through a queue.
+Runner tasks take jobs off it until it is empty, so a stream of jobs costs no task per job; one
+supervisor task owns the runners and runs the clocks:
+
+- ``max_time`` counts from the moment the first job *starts running*; when it runs out the
+  session expires: running jobs finish, queued jobs fail with ``SessionExpiredError``.
+- with nothing queued or running for ``interactive_timeout`` seconds the session turns inactive.
+- the first job fills the shared cache; if it is cancelled, every later job fails with
+  ``SessionCacheError``.
+
+In job mode (the :data:`~aqrt.session._policy.JOB_MODE` policy) nothing needs watching or
+closing: each job runs at once on a runtime-owned task of its own, with a fresh cache.
+
+Every deadline is read from the event loop clock, so virtual clocks (looptime, trio's
+``MockClock``) run hours of session time in milliseconds.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import functools
+import math
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+
+from .._concurrency import loop_clock, spawn_detached
+from .._runner import run_job, settle_inline
+from ..backends.base import Backend, ExecutionContext, inline_runner
+from ..errors import (
+    InvalidOptionsError,
+    JobFailedError,
+    SessionCacheError,
+    SessionClosedError,
+    SessionExpiredError,
+)
+from ..job import Job, JobRequest, JobStatus, Program, new_job_id
+from ._admission import NO_RESERVATION
+from ._policy import JOB_MODE, Policy
+
+if TYPE_CHECKING:
+    from ..options import Options
+    from ._admission import Admission, _NoReservation, _Reservation
+
+_RUNNER_SLICE = 0.001  # seconds of inline work a runner does before yielding to the loop
+
+
+class SessionState(enum.Enum):
+    """The session's state; ``closed`` and ``expired`` are final."""
+
+    PENDING = "pending"  # open, no job has started yet
+    ACTIVE = "active"  # a job has started; the max_time clock runs
+    INACTIVE = "inactive"  # the interactive timeout passed with nothing queued
+    CLOSED = "closed"
+    EXPIRED = "expired"
+
+
+class SessionCache(collections.OrderedDict[Any, Any]):
+    """The session's cache (transpiled circuits, lowered programs, term tables), bounded so a
+    long-lived session fed ever-new circuits does not grow without limit: the oldest entries go
+    first and are recomputed if needed again."""
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        super().__init__()
+        self.max_entries = max_entries
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        super().__setitem__(key, value)
+        if len(self) > self.max_entries:
+            self.popitem(last=False)
+
+
+class Scheduler:
+    """Runs the jobs of one session, or of job mode, on one backend.
+
+    A session's scheduler is made unbound (its backend may need a lookup first) and bound once
+    with :meth:`bind`; :meth:`for_job_mode` makes a bound, unsupervised one.
+
+    Args:
+        session_id: stamped on every job's request; None in job mode.
+        admission: the session's bookkeeping of admitted jobs; None in job mode.
+        on_start: awaited by the supervisor before it runs anything (opens a remote session
+            for a session used without ``async with``).
+    """
+
+    def __init__(
+        self,
+        session_id: str | None,
+        admission: Admission | None = None,
+        on_start: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.session_id = session_id
+        self._admission = admission
+        self._on_start = on_start
+        self.backend: Backend | None = None
+        self.policy: Policy | None = None
+        self.state = SessionState.PENDING
+        self.accepting = True
+        self.queue: collections.deque[Job] = collections.deque()
+        self.running: set[Job] = set()
+        self.cache: dict[Any, Any] = {}
+        self.first_job: Job | None = None
+        self.first_job_cancelled = False
+        self.started_at: float | None = None  # loop time the first job started
+        self.idle_since: float | None = None  # loop time the queue last became empty
+        # Copied from the policy by bind(), read on every job.
+        self.max_time = 0
+        self._expire_after: float | None = None
+        self._interactive_timeout: float | None = None
+        self._concurrency = 1
+        self._supervised = True
+        self._first_job_rule = True
+        self._shares_cache = True
+        self._run_inline: Callable[[JobRequest, ExecutionContext], Any] | None = None
+        self._supervisor_started = False
+        self._supervisor_ready: anyio.Event | None = None
+        self._supervisor_done: anyio.Event | None = None
+        self._wakeup: anyio.Event | None = None
+        self._runners = 0
+        self._clock: Callable[[], float] | None = None
+
+    @classmethod
+    def for_job_mode(cls, backend: Backend) -> Scheduler:
+        """A scheduler for primitives used without a session.
+
+        Raises:
+            TypeError: the backend declares ``runs_inline`` without implementing it.
+        """
+        scheduler = cls(None)
+        scheduler.bind(backend, JOB_MODE)
+        return scheduler
+
+    def bind(self, backend: Backend, policy: Policy) -> None:
+        """Fix the backend and the rules, once, before any job is submitted.
+
+        Raises:
+            TypeError: the backend declares ``runs_inline`` without implementing it.
+        """
+        self._run_inline = inline_runner(backend)
+        self.backend = backend
+        self.policy = policy
+        self.max_time = policy.max_time if policy.max_time is not None else 0
+        self._expire_after = policy.max_time if policy.expires_locally else None
+        self._interactive_timeout = policy.interactive_timeout
+        self._concurrency = policy.concurrency if policy.concurrency is not None else sys.maxsize
+        self._supervised = policy.supervised
+        self._first_job_rule = policy.first_job_rule
+        self._shares_cache = policy.shared_cache
+        if policy.shared_cache:
+            self.cache = SessionCache()
+
+    # -- submission (synchronously, inside run()) --------------------------------------------------
+
+    def submit(self, program: Program, pubs: Sequence[Any], options: Options) -> Job:
+        """Check the session's rules, validate the PUBs, make the job and dispatch it: to the
+        queue in a session, to a task of its own in job mode.
+
+        The session's refusals come before the PUBs' errors: a closed session says so even for
+        bad input.
+
+        Raises:
+            SessionExpiredError / SessionClosedError / SessionCacheError: the session refuses jobs.
+            InvalidOptionsError: ``max_execution_time`` is not below the session's ``max_time``.
+            InvalidPubError / CircuitTooLargeError: the backend refuses a PUB.
+            SessionFullError: the session is at ``max_pending`` and no room was reserved.
+        """
+        admission = self._admission
+        if admission is not None:  # only sessions have an admission, and rules to check
+            self._check_accepting()
+            max_execution_time = options.max_execution_time
+            if max_execution_time is not None and max_execution_time >= self.max_time:
+                raise InvalidOptionsError(
+                    f"max_execution_time={max_execution_time} s must be less than the session's "
+                    f"max_time of {self.max_time} s"
+                )
+        backend = self.backend
+        assert backend is not None  # primitives reach a scheduler only through a bound session
+        for index, pub in enumerate(pubs):
+            backend.validate_pub(program, pub, index)
+        request = JobRequest(
+            job_id=new_job_id(), program=program, pubs=tuple(pubs), options=options, session_id=self.session_id
+        )
+        job = Job(request, backend_name=backend.name)
+        if admission is not None:
+            admission.admit(job)
+        if self._first_job_rule and self.first_job is None:
+            self.first_job = job
+            job.add_done_callback(self._on_first_job_final)  # only the first job's fate matters here
+        if self._supervised:
+            self.queue.append(job)
+            self._start_supervisor()
+            self._wake()
+        else:
+            # Job mode: each job runs at once on a runtime-owned task of its own. No queue is
+            # shared between them, so a primitive made once (at import, say) may serve several
+            # event loops, one after another or in several threads at once.
+            spawn_detached(functools.partial(self._run_alone, job), name=f"aqrt job {job.job_id}")
+        return job
+
+    def reservation(self) -> _Reservation | _NoReservation:
+        """``async with`` it around a submission to wait for room in a bounded session first."""
+        if self._admission is None:
+            return NO_RESERVATION
+        return self._admission.reservation()
+
+    def _check_accepting(self) -> None:
+        """Raise the reason this session refuses new jobs, if it does.
+
+        Raises:
+            SessionExpiredError / SessionClosedError / SessionCacheError: as the reason is.
+        """
+        self.refresh()
+        if self.state is SessionState.EXPIRED:
+            raise SessionExpiredError(
+                f"session {self.session_id} expired (max_time {self.max_time} s) and accepts no new jobs"
+            )
+        if not self.accepting:
+            raise SessionClosedError(f"session {self.session_id} is closed and accepts no new jobs")
+        if self.first_job_cancelled:
+            raise self._cache_error()
+
+    def _on_first_job_final(self, job: Job) -> None:
+        if job.status() is JobStatus.CANCELLED:
+            self.first_job_cancelled = True
+            self._wake()
+
+    def _cache_error(self) -> SessionCacheError:
+        first = self.first_job.job_id if self.first_job else "?"
+        return SessionCacheError(
+            f"the first job of session {self.session_id} ({first}) was cancelled before it filled the "
+            "session's cache, so later jobs of this session fail (the IBM Quantum rule, kept on every "
+            "backend). Open a new session."
+        )
+
+    # -- state, as the facade reads it ---------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Apply the clocks now."""
+        # Clocks are applied on every read too, so a state read at a deadline instant is exact
+        # whichever of the reader and the supervisor the loop wakes first.
+        if self._supervisor_started and not self.is_final():
+            self._apply_clocks()
+
+    def accepting_jobs(self) -> bool:
+        """Whether a submission now would be accepted (as far as open/closed/expired go)."""
+        self.refresh()
+        return self.accepting and self.state is not SessionState.EXPIRED
+
+    def is_final(self) -> bool:
+        return self.state is SessionState.CLOSED or self.state is SessionState.EXPIRED
+
+    def settled(self) -> bool:
+        """No job is unfinished and none can come: ``as_completed`` readers stop."""
+        unfinished = self.running or not all(job.done() for job in self.queue)
+        return not unfinished and (self.is_final() or not self.accepting)
+
+    def now(self) -> float:
+        """The event loop's clock."""
+        if self._clock is None:
+            self._clock = loop_clock()
+        return self._clock()
+
+    # -- ending -----------------------------------------------------------------------------------
+
+    async def drain(self) -> None:
+        """Accept no new jobs, wait for the submitted ones to finish, then turn closed."""
+        self.accepting = False
+        if self._supervisor_started:
+            self._wake()
+            assert self._supervisor_done is not None
+            await self._supervisor_done.wait()
+        else:
+            self._finish_state()
+
+    def cancel_jobs(self) -> None:
+        """Accept no new jobs and cancel every unfinished one."""
+        self.accepting = False
+        for job in list(self.queue):
+            job.cancel()
+        self.queue.clear()
+        for job in list(self.running):
+            job.cancel()
+
+    # -- the supervisor (sessions) -------------------------------------------------------------
+
+    def start_supervisor(self) -> anyio.Event:
+        """Start the supervisor if it is not running yet; returns the event set once it runs."""
+        self._start_supervisor()
+        assert self._supervisor_ready is not None
+        return self._supervisor_ready
+
+    def _start_supervisor(self) -> None:
+        if self._supervisor_started:
+            return
+        self._supervisor_started = True
+        self._clock = loop_clock()
+        self._supervisor_ready = anyio.Event()
+        self._supervisor_done = anyio.Event()
+        self._wakeup = anyio.Event()
+        spawn_detached(self._supervise, name=f"aqrt supervisor {self.session_id}")
+
+    def _wake(self) -> None:
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    async def _supervise(self) -> None:
+        assert self._supervisor_ready is not None and self._supervisor_done is not None
+        try:
+            if self._on_start is not None:
+                await self._on_start()
+            async with anyio.create_task_group() as task_group:
+                self._supervisor_ready.set()
+                while True:
+                    self._wakeup = anyio.Event()
+                    self._apply_clocks()
+                    self._spawn_runners(task_group)
+                    if self._drained():
+                        break
+                    deadline = self._next_deadline()
+                    with anyio.move_on_after(deadline - self.now() if deadline < math.inf else math.inf):
+                        await self._wakeup.wait()
+        except BaseException as exc:  # never escape a detached task: settle every job instead
+            self._fail_all(exc)
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self.accepting = False
+            self._finish_state()
+            self._supervisor_ready.set()
+            self._supervisor_done.set()
+            if self._admission is not None:
+                self._admission.wake_listeners()
+
+    def _spawn_runners(self, task_group: anyio.abc.TaskGroup) -> None:
+        if self.state is SessionState.EXPIRED:
+            return
+        # A runner holds at most one job (in `running`); the others are about to take one. Spawn
+        # for the queued jobs those cannot take, within the concurrency: a job submitted while
+        # others run starts at once if the bound allows.
+        idle = self._runners - len(self.running)
+        for _ in range(min(self._concurrency - self._runners, len(self.queue) - idle)):
+            self._runners += 1
+            task_group.start_soon(self._run_queue, name=f"aqrt runner {self.session_id}")
+
+    def _drained(self) -> bool:
+        if self.running:
+            return False
+        return not self.queue and not self.accepting_jobs()
+
+    def _finish_state(self) -> None:
+        if self.state is not SessionState.EXPIRED:
+            self.state = SessionState.CLOSED
+
+    def _fail_all(self, exc: BaseException) -> None:
+        cancelled = isinstance(exc, anyio.get_cancelled_exc_class())
+        for job in [*self.queue, *self.running]:
+            if cancelled:  # the event loop is shutting down under an unclosed session
+                job._settle_cancelled()
+                continue
+            error = JobFailedError(f"session {self.session_id} stopped unexpectedly: {exc!r}", job_id=job.job_id)
+            error.__cause__ = exc
+            job._settle_error(error)
+        self.queue.clear()
+
+    # -- runners ------------------------------------------------------------------------------------
+
+    async def _run_alone(self, job: Job) -> None:
+        """Job mode: run ``job`` with a fresh cache, unless it was cancelled before it started."""
+        if job.status() is not JobStatus.QUEUED:
+            return
+        cache = self.cache if self._shares_cache else {}
+        run_inline = self._run_inline
+        if run_inline is None or not settle_inline(job, run_inline, cache):
+            assert self.backend is not None
+            await run_job(job, self.backend, cache)
+
+    async def _run_queue(self) -> None:
+        try:
+            backend = self.backend
+            assert backend is not None
+            run_inline = self._run_inline
+            shared_cache = self.cache if self._shares_cache else None
+            running = self.running
+            slice_started = time.perf_counter()
+            # The queue is looked at first so a runner whose queue is empty leaves without a call.
+            while self.queue and (job := self._take_next()) is not None:
+                cache = shared_cache if shared_cache is not None else {}
+                try:
+                    if run_inline is None or not settle_inline(job, run_inline, cache):
+                        await run_job(job, backend, cache)
+                finally:
+                    running.discard(job)
+                # Tiny jobs run inline without suspending (and a backend's execute may return
+                # without suspending too); after a millisecond of them, yield so a stream of jobs
+                # cannot starve the loop. (Real CPU time, not a session clock.) Only if more is
+                # queued: a runner about to finish just returns, leaving no task behind its job.
+                if self.queue and time.perf_counter() - slice_started > _RUNNER_SLICE:
+                    await anyio.lowlevel.checkpoint()
+                    slice_started = time.perf_counter()
+        finally:
+            self._runners -= 1
+            if self._wakeup is not None:  # the supervisor, if any, may spawn or finish now
+                self._wakeup.set()
+
+    def _take_next(self) -> Job | None:
+        """The next job to run, None when nothing may start now. It is marked running by
+        settle_inline / run_job, with no await in between (or by the backend itself, for a
+        backend with ``reports_job_start``)."""
+        self._apply_clocks()
+        queue = self.queue
+        while queue and self.state is not SessionState.EXPIRED:
+            job = queue.popleft()
+            # Only a runner moves a job out of QUEUED, so any other status means it finished
+            # while queued (cancelled). Cheaper than job.done(), which hashes the status.
+            if job.status() is not JobStatus.QUEUED:
+                continue
+            if self.first_job_cancelled:
+                job._settle_error(self._cache_error())
+                continue
+            if self.started_at is None:
+                self.started_at = self.now()
+            self.state = SessionState.ACTIVE
+            self.idle_since = None
+            self.running.add(job)
+            return job
+        return None
+
+    # -- clocks -----------------------------------------------------------------------------------
+
+    def _apply_clocks(self) -> None:
+        now = self.now()
+        if self.state is SessionState.EXPIRED:
+            return
+        if (
+            self._expire_after is not None
+            and self.started_at is not None
+            and now >= self.started_at + self._expire_after
+        ):
+            self._expire()
+            return
+        idle = not self.queue and not self.running
+        if not idle:
+            self.idle_since = None
+        elif self.state is SessionState.ACTIVE:
+            if self.idle_since is None:
+                self.idle_since = now
+            if self._interactive_timeout is not None and now >= self.idle_since + self._interactive_timeout:
+                self.state = SessionState.INACTIVE
+
+    def _next_deadline(self) -> float:
+        deadlines = [math.inf]
+        if self._expire_after is not None and self.started_at is not None and self.state is not SessionState.EXPIRED:
+            deadlines.append(self.started_at + self._expire_after)
+        if self.state is SessionState.ACTIVE and self.idle_since is not None and self._interactive_timeout:
+            deadlines.append(self.idle_since + self._interactive_timeout)
+        return min(deadlines)
+
+    def _expire(self) -> None:
+        self.state = SessionState.EXPIRED
+        self.accepting = False
+        queued = list(self.queue)
+        self.queue.clear()  # cleared, not replaced: runners hold on to it
+        for job in queued:
+            job._settle_error(
+                SessionExpiredError(
+                    f"job {job.job_id} was still queued when session {self.session_id} reached its "
+                    f"max_time of {self.max_time} s"
+                )
+            )
