@@ -7,7 +7,10 @@ poller and decodes the result (the Runtime vocabulary, params and outcomes, is
 (``reports_job_start``). If aqrt cancels the job (``job.cancel()``, a session cancel, a
 ``max_execution_time`` deadline) the cancellation is sent to the server. Sessions map to
 ``POST /sessions`` through the optional hooks ``open_session`` / ``close_session`` /
-``cancel_session`` that :class:`aqrt.Session` calls.
+``cancel_session`` that :class:`aqrt.Session` calls. The server queues a dedicated session's
+jobs in the order it creates them, so their ``POST /jobs`` go out one after another, in the
+order aqrt submitted the jobs (the jobs themselves still wait on the server together), and
+they settle here in that order too.
 
 The backend reaches the server through the :class:`~.connection.Connection` its service hands
 it, never through the service itself.
@@ -16,6 +19,7 @@ it, never through the service itself.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import anyio
@@ -23,7 +27,7 @@ import anyio
 from ...errors import CircuitTooLargeError, ConflictError, NotFoundError, RuntimeRequestError
 from ...job import JobRequest, Program
 from ...options import Options
-from ...wire.runtime_api import IDEMPOTENCY_TAG_PREFIX, job_params, options_not_sent
+from ...wire.runtime_api import DEDICATED, IDEMPOTENCY_TAG_PREFIX, job_params, options_not_sent
 from ..base import BackendCapabilities, ExecutionContext, Service
 from .connection import Connection
 from .poller import poll_interval
@@ -46,6 +50,56 @@ def _report_not_applied(result: Any, options: Options) -> None:
         metadata = getattr(holder, "metadata", None)
         if isinstance(metadata, dict):
             metadata.setdefault("options_not_applied", {}).update(not_sent)
+
+
+class _Turn:
+    """One place in an :class:`_InOrder` queue: :meth:`wait` until every earlier one ended."""
+
+    def __init__(self, previous: asyncio.Future[None] | None, mine: asyncio.Future[None]) -> None:
+        self._previous = previous
+        self._mine = mine
+
+    async def wait(self) -> None:
+        """Wait until the turns taken before this one have ended."""
+        if self._previous is not None and not self._previous.done():
+            await asyncio.shield(self._previous)
+
+    def end(self) -> None:
+        """End this turn (idempotent); one ended before its time is handed on only once the
+        turn before it ends, so later turns never overtake an earlier one."""
+        previous, mine = self._previous, self._mine
+        if previous is not None and not previous.done():
+            previous.add_done_callback(lambda _: _finish(mine))
+        else:
+            _finish(mine)
+
+
+def _finish(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class _InOrder:
+    """Turns in the order they are taken (:meth:`take` is synchronous, so the order is the
+    order of the calls, not of the first awaits)."""
+
+    def __init__(self) -> None:
+        self._tail: asyncio.Future[None] | None = None
+
+    def take(self) -> _Turn:
+        """The next turn."""
+        previous, self._tail = self._tail, asyncio.get_running_loop().create_future()
+        return _Turn(previous, self._tail)
+
+
+@dataclasses.dataclass
+class _SessionOrder:
+    """A dedicated session's jobs in aqrt's order: created on the server in that order (its
+    queue is FIFO), and settled here in that order (one job's poll can see it final before an
+    earlier job's poll does)."""
+
+    submissions: _InOrder = dataclasses.field(default_factory=_InOrder)
+    settlements: _InOrder = dataclasses.field(default_factory=_InOrder)
 
 
 class IBMBackend:
@@ -89,6 +143,7 @@ class IBMBackend:
             raise RuntimeRequestError(f"backend {name!r}: the configuration has no valid n_qubits ({n_qubits!r})")
         self._num_qubits = n_qubits
         self._remote_sessions: dict[str, str] = {}
+        self._orders: dict[str, _SessionOrder] = {}  # per dedicated aqrt session
         self.remote_job_ids: dict[str, str] = {}
 
     @property
@@ -123,6 +178,8 @@ class IBMBackend:
         )
         remote = str(reply["id"])
         self._remote_sessions[session_id] = remote
+        if mode == DEDICATED:
+            self._orders[session_id] = _SessionOrder()
         return remote
 
     async def close_session(self, session_id: str) -> None:
@@ -148,21 +205,45 @@ class IBMBackend:
 
     async def execute(self, request: JobRequest, context: ExecutionContext) -> Any:
         """Submit, wait on the shared poller, return the decoded ``PrimitiveResult``."""
+        order = self._orders.get(request.session_id) if request.session_id else None
+        # Both turns are taken now, before the first await: in the order aqrt submitted the jobs.
+        submission = order.submissions.take() if order is not None else None
+        settlement = order.settlements.take() if order is not None else None
+        try:
+            remote_id, final = await self._run_remote(request, context, submission)
+            if settlement is not None:
+                await settlement.wait()
+            return await self._outcome(request, remote_id, final)
+        finally:
+            if settlement is not None:
+                settlement.end()
+
+    async def _run_remote(
+        self, request: JobRequest, context: ExecutionContext, submission: _Turn | None
+    ) -> tuple[str, dict[str, Any]]:
+        """Create the job on the server (in ``submission``'s turn) and wait until it is final;
+        returns its server id and final body. A cancellation is sent to the server."""
         api = self._connection.api
         remote_session = self._remote_sessions.get(request.session_id) if request.session_id else None
         params = job_params(request.program, request.pubs, request.options)
         key = request.job_id.replace("-", "")
         submitted: dict[str, Any] | None = None
         try:
-            submitted = await api.create_job(
-                program_id=request.program,
-                backend=self.name,
-                params=params,
-                session_id=remote_session,
-                tags=[f"aqrt-job-{request.job_id}"],
-                max_execution_time=request.options.max_execution_time,
-                idempotency_key=key,
-            )
+            try:
+                if submission is not None:
+                    await submission.wait()
+                submitted = await api.create_job(
+                    program_id=request.program,
+                    backend=self.name,
+                    params=params,
+                    session_id=remote_session,
+                    tags=[f"aqrt-job-{request.job_id}"],
+                    max_execution_time=request.options.max_execution_time,
+                    idempotency_key=key,
+                )
+            finally:
+                if submission is not None:
+                    submission.end()
             remote_id = str(submitted["id"])
             self.remote_job_ids[request.job_id] = remote_id
             final = await self._connection.poller.wait_final(
@@ -172,7 +253,7 @@ class IBMBackend:
             with anyio.CancelScope(shield=True):  # the cancellation must reach the server
                 await self._cancel_remote(submitted, IDEMPOTENCY_TAG_PREFIX + key)
             raise
-        return await self._outcome(request, remote_id, final)
+        return remote_id, final
 
     async def _cancel_remote(self, submitted: dict[str, Any] | None, tag: str) -> None:
         api = self._connection.api
