@@ -648,7 +648,8 @@ def run_sweep(cfg: dict[str, Any]) -> dict[str, Any]:
             entry["max_deviation_vs_aqrt"] = deviation
             if deviation > EV_TOLERANCE:
                 disagreements.append(
-                    f"DISAGREE: sweep n={n} {entry['contender']}: max |ev - aqrt ev| = {deviation:.2e} > {EV_TOLERANCE:g}"
+                    f"DISAGREE: sweep n={n} {entry['contender']}: "
+                    f"max |ev - aqrt ev| = {deviation:.2e} > {EV_TOLERANCE:g}"
                 )
         for entry in here:
             entry.pop("evs", None)
@@ -990,7 +991,10 @@ def format_wide(section: dict[str, Any]) -> list[str]:
         f"wide: hardware-efficient ansatz (ry, rz on every qubit; cx ladder) x {section['layers']} layers, "
         "1 binding, H = sum Z_i + sum Z_i Z_i+1" + _contention(section)
     ]
-    header = f"{'n':>3}{'gates':>7}  {'contender':<30}{'others':>7}{'runs':>5}{'best s':>10}{'median s':>10}{'t / t_aqrt':>12}{'ev':>20}"
+    header = (
+        f"{'n':>3}{'gates':>7}  {'contender':<30}{'others':>7}{'runs':>5}{'best s':>10}{'median s':>10}"
+        f"{'t / t_aqrt':>12}{'ev':>20}"
+    )
     lines += [header, "-" * len(header)]
     previous = None
     for entry in section["rows"]:
@@ -1120,10 +1124,12 @@ def format_memory(section: dict[str, Any]) -> list[str]:
     return [
         f"peak memory, aqrt wide job at n={section['n']} (fresh process; state {section['state_bytes'] / mib:.0f} MiB)"
         + _contention(section),
-        f"VmHWM {section['vm_hwm'] / mib:.0f} MiB = "
-        f"{section['peak_over_state']:.2f}x the state; RSS before the job {section['rss_before'] / mib:.0f} MiB, "
-        f"growth {(section['vm_hwm'] - section['rss_before']) / mib:.0f} MiB = {section['growth_over_state']:.2f}x "
-        f"the state (job {section['job_s']:.2f} s)",
+        (
+            f"VmHWM {section['vm_hwm'] / mib:.0f} MiB = "
+            f"{section['peak_over_state']:.2f}x the state; RSS before the job {section['rss_before'] / mib:.0f} MiB, "
+            f"growth {(section['vm_hwm'] - section['rss_before']) / mib:.0f} MiB = {section['growth_over_state']:.2f}x "
+            f"the state (job {section['job_s']:.2f} s)"
+        ),
         "(VmHWM of the probe process; its ru_maxrss is not used: Linux carries the parent's peak across fork/exec)",
     ]
 
@@ -1156,19 +1162,28 @@ def format_report(facts: dict[str, Any], config: dict[str, Any], outcome: dict[s
     lines = [
         "aqrt numba statevector engine: simulation speed against Qiskit, Aer and Lightning",
         f"date        {facts['date']}",
-        f"machine     {facts['cpu_count']} CPUs ({facts['cpus_usable']} usable), {facts['cpu_model']}, "
-        f"{facts['memory_gib']} GiB; load average at start {facts['load_average_at_start']}",
+        (
+            f"machine     {facts['cpu_count']} CPUs ({facts['cpus_usable']} usable), {facts['cpu_model']}, "
+            f"{facts['memory_gib']} GiB; load average at start {facts['load_average_at_start']}"
+        ),
         f"platform    {facts['platform']}",
         f"python      {facts['python']}",
-        f"versions    aqrt {facts['aqrt']} [{facts['aqrt_git']}], qiskit {facts['qiskit']}, qiskit-aer "
-        f"{facts['qiskit_aer']}, pennylane {facts['pennylane']}, pennylane-lightning {facts['pennylane_lightning']}, "
-        f"numba {facts['numba']}, numpy {facts['numpy']}",
-        f"config      {'quick' if config['quick'] else 'full'}; best of {config['repeat']} "
-        f"(of {config['repeat_largest']} at the largest wide n); Qiskit/Lightning rows over {ONCE_OVER_S:g} s "
-        f"timed once; seeds: wide {WIDE_SEED}, sweep {SWEEP_SEED}, observable {SWEEP_OBSERVABLE_SEED}, "
-        f"rotations {SAMPLING_ROTATION_SEED}, shots {SHOTS_SEED}",
-        "others      column 'others': share of the machine's CPU time that other processes used while that row "
-        "was timed (contention; rows above ~10% are not clean)",
+        (
+            f"versions    aqrt {facts['aqrt']} [{facts['aqrt_git']}], qiskit {facts['qiskit']}, qiskit-aer "
+            f"{facts['qiskit_aer']}, pennylane {facts['pennylane']}, "
+            f"pennylane-lightning {facts['pennylane_lightning']}, "
+            f"numba {facts['numba']}, numpy {facts['numpy']}"
+        ),
+        (
+            f"config      {'quick' if config['quick'] else 'full'}; best of {config['repeat']} "
+            f"(of {config['repeat_largest']} at the largest wide n); Qiskit/Lightning rows over {ONCE_OVER_S:g} s "
+            f"timed once; seeds: wide {WIDE_SEED}, sweep {SWEEP_SEED}, observable {SWEEP_OBSERVABLE_SEED}, "
+            f"rotations {SAMPLING_ROTATION_SEED}, shots {SHOTS_SEED}"
+        ),
+        (
+            "others      column 'others': share of the machine's CPU time that other processes used while that row "
+            "was timed (contention; rows above ~10% are not clean)"
+        ),
         "",
     ]
     formatters = {
