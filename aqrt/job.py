@@ -29,7 +29,7 @@ from .errors import JobCancelledError, ResultTimeoutError
 from .options import Options
 from .progress import Progress, count_bindings
 
-__all__ = ["Job", "JobMetrics", "JobRequest", "JobStatus", "Program"]
+__all__ = ["Job", "JobMetrics", "JobRequest", "JobStatus", "Program", "new_job_id"]
 
 Program = Literal["estimator", "sampler"]
 

@@ -72,6 +72,14 @@ PUBLIC_MODULES = [
     "aqrt.distributed",
     "aqrt.wire",
     "aqrt.engine",
+    "aqrt.session",
+    "aqrt.job",
+    "aqrt.options",
+    "aqrt.errors",
+    "aqrt.progress",
+    "aqrt.backends.base",
+    "aqrt.backends.ibm",
+    "aqrt.server",
 ]
 
 
@@ -205,6 +213,8 @@ def _public_names(module: types.ModuleType) -> set[str]:
         defined_in = str(getattr(value, "__module__", module.__name__))
         if defined_in != module.__name__ and not defined_in.startswith(module.__name__ + "."):
             continue  # imported for use here, not re-exported (re-exports come from submodules)
+        if any(part.startswith("_") for part in defined_in[len(module.__name__) :].split(".")):
+            continue  # a private submodule's name, used by the package's own code
         names.add(name)
     return names
 

@@ -48,6 +48,8 @@ __all__ = [
     "InlineBackend",
     "RemoteSessionBackend",
     "Service",
+    "inline_runner",
+    "remote_sessions",
 ]
 
 

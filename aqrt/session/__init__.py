@@ -46,7 +46,7 @@ from ._policy import DEFAULT_INTERACTIVE_TIMEOUT as DEFAULT_INTERACTIVE_TIMEOUT 
 from ._scheduler import Scheduler, SessionState
 from ._scheduler import SessionCache as SessionCache  # importable from here, as before
 
-__all__ = ["Batch", "Session", "SessionState", "current_session"]
+__all__ = ["DEFAULT_INTERACTIVE_TIMEOUT", "Batch", "Session", "SessionCache", "SessionState", "current_session"]
 
 _current_session: contextvars.ContextVar[Session | None] = contextvars.ContextVar("aqrt_session", default=None)
 
