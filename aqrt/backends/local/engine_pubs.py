@@ -97,7 +97,7 @@ def cached_term_table(pub: EstimatorPub, layout: Any, num_qubits: int, cache: di
 def estimate_pub(
     circuit: QuantumCircuit,
     pub: EstimatorPub,
-    rng: np.random.Generator,
+    rng: np.random.Generator | None,
     cancel_requested: CancelFlag | None,
     cache: dict[Any, Any],
     circuit_key: Any,
