@@ -184,12 +184,14 @@ class IBMBackend:
 
     async def close_session(self, session_id: str) -> None:
         """``PATCH /sessions/{id}`` ``{"accepting_jobs": false}``."""
+        self._orders.pop(session_id, None)  # its jobs have all ended: aqrt closes a session after them
         remote = self._remote_sessions.get(session_id)
         if remote is not None:
             await self._connection.api.close_session(remote)
 
     async def cancel_session(self, session_id: str) -> None:
         """``DELETE /sessions/{id}/close``: the server cancels the session's unfinished jobs."""
+        self._orders.pop(session_id, None)  # running jobs hold their own turns
         remote = self._remote_sessions.get(session_id)
         if remote is not None:
             await self._connection.api.cancel_session(remote)
