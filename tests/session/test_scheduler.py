@@ -8,9 +8,7 @@ import asyncio
 
 import anyio
 import pytest
-from qiskit import QuantumCircuit
 from qiskit.primitives.containers import DataBin, PrimitiveResult, PubResult
-from qiskit.quantum_info import SparsePauliOp
 
 from aqrt import Batch, Estimator, JobStatus, JobTimeoutError, Options, Session
 from aqrt.backends.base import BackendCapabilities, ExecutionContext
@@ -18,17 +16,9 @@ from aqrt.job import JobRequest
 from aqrt.session._policy import JOB_MODE
 from aqrt.testing import FakeBackend
 
+from .support import aqrt_tasks, h_pub
+
 pytestmark = [pytest.mark.asyncio]
-
-
-def _pub() -> tuple[QuantumCircuit, SparsePauliOp]:
-    circuit = QuantumCircuit(1)
-    circuit.h(0)
-    return circuit, SparsePauliOp("Z")
-
-
-def _aqrt_tasks() -> list[asyncio.Task]:
-    return [t for t in asyncio.all_tasks() if t.get_name().startswith("aqrt")]
 
 
 class _NonSuspendingBackend(FakeBackend):
@@ -43,11 +33,11 @@ class _NonSuspendingBackend(FakeBackend):
 async def test_a_batch_starts_a_later_job_at_once_when_a_slot_is_free(looptime) -> None:
     backend = FakeBackend(duration=10)
     async with Batch(backend=backend, max_concurrency=3):
-        Estimator().run([_pub()])
+        Estimator().run([h_pub()])
         await anyio.sleep(1)
-        Estimator().run([_pub()])  # one job running, two slots free: this one starts now
+        Estimator().run([h_pub()])  # one job running, two slots free: this one starts now
         await anyio.sleep(1)
-        Estimator().run([_pub()])
+        Estimator().run([h_pub()])
     assert backend.starts() == [0, 1, 2]
     assert backend.max_running == 3 and looptime == 12
 
@@ -56,9 +46,9 @@ async def test_a_batch_starts_a_later_job_at_once_when_a_slot_is_free(looptime) 
 async def test_a_session_still_runs_one_job_at_a_time_when_jobs_arrive_spaced(looptime) -> None:
     backend = FakeBackend(duration=10)
     async with Session(backend=backend):
-        Estimator().run([_pub()])
+        Estimator().run([h_pub()])
         await anyio.sleep(1)
-        Estimator().run([_pub()])
+        Estimator().run([h_pub()])
     assert backend.starts() == [0, 10] and backend.max_running == 1
 
 
@@ -73,40 +63,40 @@ async def test_a_batch_honours_a_backend_declared_concurrency_of_one() -> None:
 async def test_job_mode_runs_every_job_at_once_each_with_a_fresh_cache(looptime) -> None:
     backend = FakeBackend(durations={0: 30, 1: 10, 2: 20})
     estimator = Estimator(mode=backend)
-    jobs = [estimator.run([_pub()]) for _ in range(3)]
+    jobs = [estimator.run([h_pub()]) for _ in range(3)]
     assert [job.status() for job in jobs] == [JobStatus.QUEUED] * 3
     await asyncio.gather(*jobs)
     assert backend.starts() == [0, 0, 0] and backend.max_running == 3
     assert looptime == 30
     assert len({id(cache) for cache in backend.caches}) == 3  # no session: nothing shared
     assert all(job.session_id is None for job in jobs)
-    assert not _aqrt_tasks()
+    assert not aqrt_tasks()
 
 
 @pytest.mark.looptime
 async def test_job_mode_has_no_first_job_rule_and_keeps_job_deadlines(looptime) -> None:
     backend = FakeBackend(durations={0: 50, 1: 5, 2: 500})
     estimator = Estimator(mode=backend)
-    first, second = estimator.run([_pub()]), estimator.run([_pub()])
+    first, second = estimator.run([h_pub()]), estimator.run([h_pub()])
     await anyio.sleep(1)
     first.cancel()
     assert (await second)[0].data.evs == 0  # a cancelled first job poisons nothing
     assert first.status() is JobStatus.CANCELLED
-    slow = Estimator(mode=backend, options=Options(max_execution_time=100)).run([_pub()])
+    slow = Estimator(mode=backend, options=Options(max_execution_time=100)).run([h_pub()])
     with pytest.raises(JobTimeoutError, match="max_execution_time of 100 s"):
         await slow
     assert looptime == 105
-    assert not _aqrt_tasks()
+    assert not aqrt_tasks()
 
 
 @pytest.mark.looptime
 async def test_a_job_mode_job_cancelled_before_it_starts_never_reaches_the_backend() -> None:
     backend = FakeBackend(duration=10)
-    job = Estimator(mode=backend).run([_pub()])
+    job = Estimator(mode=backend).run([h_pub()])
     assert job.cancel() and job.status() is JobStatus.CANCELLED
     await anyio.sleep(1)
     assert backend.log == []
-    assert not _aqrt_tasks()
+    assert not aqrt_tasks()
 
 
 async def test_a_runner_yields_even_when_the_backend_never_suspends() -> None:
@@ -123,7 +113,7 @@ async def test_a_runner_yields_even_when_the_backend_never_suspends() -> None:
     await asyncio.sleep(0)
     async with Session(backend=_NonSuspendingBackend()):
         estimator = Estimator()
-        jobs = [estimator.run([_pub()]) for _ in range(3000)]
+        jobs = [estimator.run([h_pub()]) for _ in range(3000)]
         ticks = 0
         started = loop.time()
         await asyncio.wait(jobs)
@@ -141,7 +131,7 @@ async def test_a_job_mode_primitive_made_once_serves_event_loops_in_several_thre
 
     def in_a_loop_of_its_own() -> list[float]:
         async def main() -> list[float]:
-            jobs = [estimator.run([_pub(), _pub()]) for _ in range(5)]
+            jobs = [estimator.run([h_pub(), h_pub()]) for _ in range(5)]
             return [float(result[1].data.evs) for result in await asyncio.gather(*jobs)]
 
         return asyncio.run(main())

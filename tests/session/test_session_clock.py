@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import anyio
 import pytest
-from qiskit import QuantumCircuit
-from qiskit.quantum_info import SparsePauliOp
 
 from aqrt import (
     Batch,
@@ -25,13 +23,9 @@ from aqrt import (
 )
 from aqrt.testing import FakeBackend
 
+from .support import h_pub
+
 pytestmark = [pytest.mark.asyncio, pytest.mark.looptime]
-
-
-def _pub() -> tuple[QuantumCircuit, SparsePauliOp]:
-    circuit = QuantumCircuit(1)
-    circuit.h(0)
-    return circuit, SparsePauliOp("Z")
 
 
 async def test_max_time_counts_from_first_job_start_not_from_queueing(looptime) -> None:
@@ -40,7 +34,7 @@ async def test_max_time_counts_from_first_job_start_not_from_queueing(looptime) 
         await anyio.sleep(50)  # open but idle: the clock has not started
         assert session.status() is SessionState.PENDING
         assert (await session.details())["remaining_time"] == 100
-        job = Estimator().run([_pub()])
+        job = Estimator().run([h_pub()])
         await job
         assert backend.starts() == [50]
         details = await session.details()
@@ -53,7 +47,7 @@ async def test_expiry_lets_running_job_finish_fails_queued_and_refuses_new(loopt
     backend = FakeBackend(duration=30)
     async with Session(backend=backend, max_time="1m") as session:
         estimator = Estimator()
-        jobs = [estimator.run([_pub()]) for _ in range(3)]
+        jobs = [estimator.run([h_pub()]) for _ in range(3)]
         # job 0: 0-30, job 1: 30-60 (still running at the expiry instant, finishes), job 2 queued
         await jobs[0]
         await jobs[1]
@@ -63,7 +57,7 @@ async def test_expiry_lets_running_job_finish_fails_queued_and_refuses_new(loopt
         assert jobs[2].status() is JobStatus.ERROR
         assert session.status() is SessionState.EXPIRED
         with pytest.raises(SessionExpiredError, match="expired"):
-            estimator.run([_pub()])
+            estimator.run([h_pub()])
         assert not session.accepting_jobs
     assert session.status() is SessionState.EXPIRED
 
@@ -71,8 +65,8 @@ async def test_expiry_lets_running_job_finish_fails_queued_and_refuses_new(loopt
 async def test_expiry_while_a_long_job_runs_lets_it_finish(looptime) -> None:
     backend = FakeBackend(duration=500)
     async with Session(backend=backend, max_time=100) as session:
-        running = Estimator().run([_pub()])
-        queued = Estimator().run([_pub()])
+        running = Estimator().run([h_pub()])
+        queued = Estimator().run([h_pub()])
         await anyio.sleep(100)
         assert session.status() is SessionState.EXPIRED
         assert running.status() is JobStatus.RUNNING
@@ -85,13 +79,13 @@ async def test_expiry_while_a_long_job_runs_lets_it_finish(looptime) -> None:
 async def test_interactive_timeout_deactivates_and_next_job_reactivates(looptime) -> None:
     backend = FakeBackend(duration=1)
     async with Session(backend=backend, interactive_timeout=60) as session:
-        await Estimator().run([_pub()])  # 0-1
+        await Estimator().run([h_pub()])  # 0-1
         await anyio.sleep(59)
         assert session.status() is SessionState.ACTIVE
         await anyio.sleep(1)
         assert looptime == 61
         assert session.status() is SessionState.INACTIVE
-        await Estimator().run([_pub()])
+        await Estimator().run([h_pub()])
         assert session.status() is SessionState.ACTIVE
         assert backend.starts() == [0, 61]
 
@@ -99,7 +93,7 @@ async def test_interactive_timeout_deactivates_and_next_job_reactivates(looptime
 async def test_default_interactive_timeout_is_five_minutes(looptime) -> None:
     async with Session(backend=FakeBackend(duration=0)) as session:
         assert session.interactive_timeout == 300
-        await Estimator().run([_pub()])
+        await Estimator().run([h_pub()])
         await anyio.sleep(299)
         assert session.status() is SessionState.ACTIVE
         await anyio.sleep(1)
@@ -109,7 +103,7 @@ async def test_default_interactive_timeout_is_five_minutes(looptime) -> None:
 async def test_queued_jobs_keep_session_active(looptime) -> None:
     backend = FakeBackend(duration=100)
     async with Session(backend=backend, interactive_timeout=10) as session:
-        jobs = [Estimator().run([_pub()]) for _ in range(3)]
+        jobs = [Estimator().run([h_pub()]) for _ in range(3)]
         await anyio.sleep(250)
         assert session.status() is SessionState.ACTIVE
         await jobs[-1]
@@ -119,7 +113,7 @@ async def test_queued_jobs_keep_session_active(looptime) -> None:
 async def test_batch_has_no_interactive_timeout(looptime) -> None:
     async with Batch(backend=FakeBackend(duration=1)) as batch:
         assert batch.interactive_timeout is None
-        await Estimator().run([_pub()])
+        await Estimator().run([h_pub()])
         await anyio.sleep(3600)
         assert batch.status() is SessionState.ACTIVE
 
@@ -128,8 +122,8 @@ async def test_max_execution_time_stops_the_job_with_job_timeout_error(looptime)
     backend = FakeBackend(durations={0: 1000, 1: 5})
     async with Session(backend=backend, max_time=2000) as session:
         estimator = Estimator(options=Options(max_execution_time=100))
-        slow = estimator.run([_pub()])
-        fast = estimator.run([_pub()])
+        slow = estimator.run([h_pub()])
+        fast = estimator.run([h_pub()])
         with pytest.raises(JobTimeoutError, match="max_execution_time of 100 s") as info:
             await slow
         assert isinstance(info.value, TimeoutError)
@@ -144,12 +138,12 @@ async def test_max_execution_time_must_be_below_max_time() -> None:
     async with Session(backend=FakeBackend(), max_time=60):
         estimator = Estimator(options={"max_execution_time": 60})
         with pytest.raises(InvalidOptionsError, match="less than the session's max_time"):
-            estimator.run([_pub()])
+            estimator.run([h_pub()])
 
 
 async def test_result_timeout_leaves_job_running(looptime) -> None:
     async with Session(backend=FakeBackend(duration=50)):
-        job = Estimator().run([_pub()])
+        job = Estimator().run([h_pub()])
         with pytest.raises(ResultTimeoutError) as info:
             await job.result(timeout=10)
         assert isinstance(info.value, TimeoutError)
@@ -161,8 +155,8 @@ async def test_result_timeout_leaves_job_running(looptime) -> None:
 async def test_metrics_use_loop_clock(looptime) -> None:
     async with Session(backend=FakeBackend(duration=7)):
         await anyio.sleep(3)
-        first = Estimator().run([_pub()])
-        second = Estimator().run([_pub()])
+        first = Estimator().run([h_pub()])
+        second = Estimator().run([h_pub()])
         await second
     m1, m2 = first.metrics(), second.metrics()
     assert (m1.created_loop_time, m1.running_loop_time, m1.finished_loop_time) == (3, 3, 10)

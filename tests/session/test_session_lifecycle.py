@@ -31,47 +31,39 @@ from aqrt import (
 )
 from aqrt.testing import FakeBackend
 
+from .support import aqrt_tasks, h_pub
+
 pytestmark = [pytest.mark.asyncio, pytest.mark.looptime]
-
-
-def _pub() -> tuple[QuantumCircuit, SparsePauliOp]:
-    circuit = QuantumCircuit(1)
-    circuit.h(0)
-    return circuit, SparsePauliOp("Z")
-
-
-def _aqrt_tasks() -> list[asyncio.Task]:
-    return [t for t in asyncio.all_tasks() if t.get_name().startswith("aqrt")]
 
 
 async def test_leaving_the_block_waits_for_submitted_jobs(looptime) -> None:
     backend = FakeBackend(duration=5)
     async with Session(backend=backend) as session:
-        jobs = [Estimator().run([_pub()]) for _ in range(4)]
+        jobs = [Estimator().run([h_pub()]) for _ in range(4)]
     assert looptime == 20
     assert all(job.status() is JobStatus.DONE for job in jobs)
     assert session.status() is SessionState.CLOSED
-    assert not _aqrt_tasks()
+    assert not aqrt_tasks()
 
 
 async def test_submitting_after_close_is_refused_with_a_clear_error() -> None:
     async with Session(backend=FakeBackend()) as session:
         estimator = Estimator()
     with pytest.raises(SessionClosedError, match="closed and accepts no new jobs"):
-        estimator.run([_pub()])
+        estimator.run([h_pub()])
     with pytest.raises(SessionClosedError):
-        Estimator(session=session).run([_pub()])
+        Estimator(session=session).run([h_pub()])
 
 
 async def test_close_explicitly_waits_and_then_refuses(looptime) -> None:
     session = Session(backend=FakeBackend(duration=3))
-    job = Estimator(session=session).run([_pub()])
+    job = Estimator(session=session).run([h_pub()])
     await session.close()
     assert looptime == 3 and job.status() is JobStatus.DONE
     assert session.status() is SessionState.CLOSED
     with pytest.raises(SessionClosedError):
-        Estimator(session=session).run([_pub()])
-    assert not _aqrt_tasks()
+        Estimator(session=session).run([h_pub()])
+    assert not aqrt_tasks()
 
 
 async def test_plain_session_object_without_jobs_closes() -> None:
@@ -84,7 +76,7 @@ async def test_plain_session_object_without_jobs_closes() -> None:
 async def test_cancel_cancels_running_and_queued_jobs(looptime) -> None:
     backend = FakeBackend(duration=100)
     async with Session(backend=backend) as session:
-        jobs = [Estimator().run([_pub()]) for _ in range(3)]
+        jobs = [Estimator().run([h_pub()]) for _ in range(3)]
         await anyio.sleep(10)
         assert jobs[0].status() is JobStatus.RUNNING
         await session.cancel()
@@ -94,22 +86,22 @@ async def test_cancel_cancels_running_and_queued_jobs(looptime) -> None:
             with pytest.raises(JobCancelledError):
                 await job
         with pytest.raises(SessionClosedError):
-            Estimator().run([_pub()])
+            Estimator().run([h_pub()])
     assert [event for event, _, _ in backend.log] == ["start", "stop"]
-    assert not _aqrt_tasks()
+    assert not aqrt_tasks()
 
 
 async def test_exception_in_block_cancels_outstanding_jobs(looptime) -> None:
     backend = FakeBackend(duration=100)
     with pytest.raises(RuntimeError, match="boom"):
         async with Session(backend=backend) as session:
-            jobs = [Estimator().run([_pub()]) for _ in range(3)]
+            jobs = [Estimator().run([h_pub()]) for _ in range(3)]
             await anyio.sleep(1)
             raise RuntimeError("boom")
     assert looptime == 1
     assert all(job.status() is JobStatus.CANCELLED for job in jobs)
     assert session.status() is SessionState.CLOSED
-    assert not _aqrt_tasks()
+    assert not aqrt_tasks()
 
 
 async def test_cancelling_the_host_task_cancels_the_sessions_jobs(looptime) -> None:
@@ -118,7 +110,7 @@ async def test_cancelling_the_host_task_cancels_the_sessions_jobs(looptime) -> N
 
     async def host() -> None:
         async with Session(backend=backend):
-            jobs.extend(Estimator().run([_pub()]) for _ in range(2))
+            jobs.extend(Estimator().run([h_pub()]) for _ in range(2))
             await anyio.sleep(1000)
 
     async with anyio.create_task_group() as tg:
@@ -127,7 +119,7 @@ async def test_cancelling_the_host_task_cancels_the_sessions_jobs(looptime) -> N
         tg.cancel_scope.cancel()
     assert [job.status() for job in jobs] == [JobStatus.CANCELLED] * 2
     assert looptime == 5
-    assert not _aqrt_tasks()
+    assert not aqrt_tasks()
 
 
 async def test_interrupting_the_graceful_wait_cancels_the_jobs(looptime) -> None:
@@ -135,18 +127,18 @@ async def test_interrupting_the_graceful_wait_cancels_the_jobs(looptime) -> None
     jobs = []
     with anyio.move_on_after(10):
         async with Session(backend=backend):
-            jobs.extend(Estimator().run([_pub()]) for _ in range(2))
+            jobs.extend(Estimator().run([h_pub()]) for _ in range(2))
         # leaving the block waits for 200 s of jobs; the deadline interrupts that wait
     assert looptime == 10
     assert [job.status() for job in jobs] == [JobStatus.CANCELLED] * 2
-    assert not _aqrt_tasks()
+    assert not aqrt_tasks()
 
 
 async def test_cancelling_the_first_job_fails_later_jobs_with_a_cache_error(looptime) -> None:
     backend = FakeBackend(duration=10)
     async with Session(backend=backend) as session:
-        first = Estimator().run([_pub()])
-        second = Estimator().run([_pub()])
+        first = Estimator().run([h_pub()])
+        second = Estimator().run([h_pub()])
         await anyio.sleep(1)
         assert first.cancel()
         with pytest.raises(JobCancelledError):
@@ -154,35 +146,35 @@ async def test_cancelling_the_first_job_fails_later_jobs_with_a_cache_error(loop
         with pytest.raises(SessionCacheError, match=r"first job .* was cancelled"):
             await second
         with pytest.raises(SessionCacheError, match="Open a new session"):
-            Estimator().run([_pub()])
+            Estimator().run([h_pub()])
         assert session.statistics()["cancelled"] == 1
 
 
 async def test_cancelling_a_queued_first_job_also_poisons_the_session(looptime) -> None:
     async with Session(backend=FakeBackend(duration=10)) as session:
-        first = Estimator().run([_pub()])
+        first = Estimator().run([h_pub()])
         first.cancel()  # before the supervisor ever dispatched it
         assert first.status() is JobStatus.CANCELLED
         with pytest.raises(SessionCacheError):
-            Estimator(session=session).run([_pub()])
+            Estimator(session=session).run([h_pub()])
 
 
 async def test_later_jobs_reuse_the_first_jobs_cache(looptime) -> None:
     backend = FakeBackend(duration=1)
     async with Session(backend=backend):
-        first = Estimator().run([_pub()])
+        first = Estimator().run([h_pub()])
         await first
-        await Estimator().run([_pub()])
+        await Estimator().run([h_pub()])
     assert backend.caches[0] is backend.caches[1]
     assert backend.caches[0]["filled_by"] == first.job_id
 
 
 async def test_cancelling_a_later_job_does_not_poison_the_session(looptime) -> None:
     async with Session(backend=FakeBackend(duration=10)):
-        first = Estimator().run([_pub()])
-        second = Estimator().run([_pub()])
+        first = Estimator().run([h_pub()])
+        second = Estimator().run([h_pub()])
         second.cancel()
-        third = Estimator().run([_pub()])
+        third = Estimator().run([h_pub()])
         await first
         await third
         assert second.status() is JobStatus.CANCELLED
@@ -191,18 +183,18 @@ async def test_cancelling_a_later_job_does_not_poison_the_session(looptime) -> N
 async def test_a_failed_job_leaves_the_session_working(looptime) -> None:
     backend = FakeBackend(duration=1, fail_with=ZeroDivisionError("kernel exploded"))
     async with Session(backend=backend):
-        bad = Estimator().run([_pub()])
+        bad = Estimator().run([h_pub()])
         with pytest.raises(JobFailedError, match="ZeroDivisionError: kernel exploded") as info:
             await bad
         assert isinstance(info.value.__cause__, ZeroDivisionError)
         backend.fail_with = None
-        assert (await Estimator().run([_pub()]))[0].data.evs == 0
+        assert (await Estimator().run([h_pub()]))[0].data.evs == 0
 
 
 async def test_session_runs_jobs_one_at_a_time_in_order(looptime) -> None:
     backend = FakeBackend(duration=2)
     async with Session(backend=backend):
-        jobs = [Estimator().run([_pub()]) for _ in range(5)]
+        jobs = [Estimator().run([h_pub()]) for _ in range(5)]
     assert backend.max_running == 1
     started = [job_id for event, job_id, _ in backend.log if event == "start"]
     assert started == [job.job_id for job in jobs]
@@ -212,7 +204,7 @@ async def test_session_runs_jobs_one_at_a_time_in_order(looptime) -> None:
 async def test_batch_runs_jobs_concurrently_up_to_its_limit(looptime) -> None:
     backend = FakeBackend(duration=10)
     async with Batch(backend=backend, max_concurrency=3) as batch:
-        jobs = [Estimator().run([_pub()]) for _ in range(7)]
+        jobs = [Estimator().run([h_pub()]) for _ in range(7)]
     assert backend.max_running == 3
     assert backend.starts() == [0, 0, 0, 10, 10, 10, 20]
     assert looptime == 30
@@ -243,7 +235,7 @@ async def test_concurrent_tasks_see_their_own_sessions(looptime) -> None:
     async def worker(label: str, delay: float) -> None:
         async with Session(backend=FakeBackend(label, duration=delay)) as session:
             await anyio.sleep(delay)  # interleave with the other task
-            job = Estimator().run([_pub()])
+            job = Estimator().run([h_pub()])
             await job
             seen[label] = (job.session_id, session.session_id)
             assert job.backend_name == label
@@ -273,11 +265,11 @@ async def test_job_mode_runs_without_a_session(looptime) -> None:
     backend = FakeBackend(duration=4)
     estimator = Estimator(mode=backend)
     assert estimator.session is None
-    job = estimator.run([_pub()])
+    job = estimator.run([h_pub()])
     assert job.session_id is None
     assert (await job)[0].data.evs == 0
     assert looptime == 4
-    assert not _aqrt_tasks()
+    assert not aqrt_tasks()
 
 
 async def test_a_primitive_bound_to_another_backend_inside_a_session_is_an_error() -> None:
@@ -305,7 +297,7 @@ async def test_session_cannot_be_entered_twice_or_reopened() -> None:
 async def test_details_status_statistics(looptime) -> None:
     backend = FakeBackend(duration=10)
     async with Session(backend=backend, max_time="1h", interactive_timeout="2m") as session:
-        jobs = [Estimator().run([_pub()]) for _ in range(3)]
+        jobs = [Estimator().run([h_pub()]) for _ in range(3)]
         await anyio.sleep(15)
         details = await session.details()
         assert details["id"] == session.session_id
@@ -327,7 +319,7 @@ async def test_details_status_statistics(looptime) -> None:
 
 async def test_many_sessions_leave_no_tasks_or_threads(thread_baseline) -> None:
     service = LocalService()
-    circuit, observable = _pub()
+    circuit, observable = h_pub()
     for _ in range(20):
         async with Session(service=service) as session:
             jobs = [Estimator().run([(circuit, observable)]) for _ in range(3)]
@@ -339,7 +331,7 @@ async def test_many_sessions_leave_no_tasks_or_threads(thread_baseline) -> None:
             raise RuntimeError
     await anyio.lowlevel.checkpoint()
     gc.collect()
-    assert not _aqrt_tasks()
+    assert not aqrt_tasks()
 
 
 async def test_local_backend_transpiles_once_per_session_and_reuses_it() -> None:
@@ -367,7 +359,7 @@ async def test_unclosed_plain_session_settles_its_jobs_when_the_loop_shuts_down(
     def scenario() -> None:
         async def main() -> None:
             session = Session(backend=FakeBackend(duration=100))
-            jobs.extend(Estimator(session=session).run([_pub()]) for _ in range(2))
+            jobs.extend(Estimator(session=session).run([h_pub()]) for _ in range(2))
             await anyio.sleep(0.01)  # return without closing: asyncio.run cancels the supervisor
 
         asyncio.run(main())
