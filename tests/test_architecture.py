@@ -31,7 +31,7 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (1, ("aqrt.engine", "aqrt.wire")),
     (2, ("aqrt.backends",)),
     (3, ("aqrt.distributed",)),
-    (4, ("aqrt.session", "aqrt._runner", "aqrt.primitives", "aqrt.testing")),
+    (4, ("aqrt.session", "aqrt.primitives", "aqrt.testing")),
     (5, ("aqrt.server",)),
     (6, ("aqrt.cli", "aqrt._demo", "aqrt._bench_cli", "aqrt._sweep_cli", "aqrt.__main__")),
 ]

@@ -37,7 +37,6 @@ import anyio.abc
 import anyio.lowlevel
 
 from .._concurrency import loop_clock, spawn_detached
-from .._runner import run_job, settle_inline
 from ..backends.base import Backend, ExecutionContext, inline_runner
 from ..errors import (
     InvalidOptionsError,
@@ -48,6 +47,7 @@ from ..errors import (
 )
 from ..job import Job, JobRequest, JobStatus, Program, new_job_id
 from ._admission import NO_RESERVATION
+from ._execution import run_job, settle_inline
 from ._policy import JOB_MODE, Policy
 
 if TYPE_CHECKING:

@@ -11,9 +11,9 @@ from typing import Any
 
 import anyio
 
-from .backends.base import NOT_INLINE, Backend, ExecutionContext
-from .errors import AqrtError, JobCancelledError, JobFailedError, JobTimeoutError
-from .job import Job
+from ..backends.base import NOT_INLINE, Backend, ExecutionContext
+from ..errors import AqrtError, JobCancelledError, JobFailedError, JobTimeoutError
+from ..job import Job
 
 
 def settle_inline(job: Job, run_inline: Callable[..., Any], cache: dict[Any, Any]) -> bool:
