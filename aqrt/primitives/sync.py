@@ -44,10 +44,9 @@ class _EngineRunner:
         **defaults: Any,
     ) -> None:
         options = Options.coerce(options)
-        if isinstance(seed, np.random.Generator):
-            seed = int(seed.integers(0, 2**63 - 1))
-        if seed is not None:
+        if seed is not None and not isinstance(seed, np.random.Generator):
             options = options.replace(seed=seed)
+        self._seed = seed
         self._options = options.replace(**defaults) if defaults else options
         self._backend: LocalBackend = LocalService(engine=engine).backend()
         self._cache: dict[Any, Any] = {}
@@ -57,20 +56,39 @@ class _EngineRunner:
     def options(self) -> Options:
         return self._options
 
+    @property
+    def seed(self) -> int | np.random.Generator | None:
+        """The seed or Generator given at construction (a Generator is kept as given)."""
+        return self._seed
+
     def _submit(self, pubs: list[Any]) -> PrimitiveJob[PrimitiveResult[Any]]:
         for index, pub in enumerate(pubs):
             self._backend.validate_pub(self._program, pub, index)
-        request = JobRequest(new_job_id(), self._program, tuple(pubs), self._options, None)
-        job = PrimitiveJob(self._execute, request)
+        requests = [
+            JobRequest(new_job_id(), self._program, (pub,), self._options.replace(seed=seed), None)
+            for pub, seed in zip(pubs, self._pub_seeds(len(pubs)), strict=True)
+        ]
+        job = PrimitiveJob(self._execute, requests)
         job._submit()
         return job
 
-    def _execute(self, request: JobRequest) -> PrimitiveResult[Any]:
+    def _pub_seeds(self, count: int) -> list[int | None]:
+        """Qiskit's seeding rule: an int seed gives every PUB the same stream (identical PUBs
+        draw identically), a Generator is drawn from once per PUB (so it advances, run after
+        run), no seed gives each PUB fresh entropy."""
+        seed = self._seed
+        if isinstance(seed, np.random.Generator):
+            return [int(value) for value in seed.integers(0, 2**63 - 1, size=count)]
+        return [self._options.seed] * count
+
+    def _execute(self, requests: list[JobRequest]) -> PrimitiveResult[Any]:
         def work() -> PrimitiveResult[Any]:
             if self._backend.engine == "numba" and not engine_is_warm(self._backend.dtype):
                 warm_engine(self._backend.dtype)
             with self._cache_lock:
-                return self._backend.runner.run(request, ExecutionContext(self._cache, CancelFlag()))
+                context = ExecutionContext(self._cache, CancelFlag())
+                results = [self._backend.runner.run(request, context)[0] for request in requests]
+            return PrimitiveResult(results, metadata={"version": 2})
 
         return engine_executor().submit(work).result()
 
@@ -96,6 +114,11 @@ class EngineEstimator(_EngineRunner, BaseEstimatorV2):
         engine: str = "numba",
     ) -> None:
         super().__init__(options, seed, engine, default_precision=default_precision)
+
+    @property
+    def default_precision(self) -> float:
+        """Precision for PUBs without their own."""
+        return self._options.default_precision
 
     def run(self, pubs: Iterable[Any], *, precision: float | None = None) -> PrimitiveJob[PrimitiveResult[Any]]:
         if precision is None:
@@ -124,6 +147,11 @@ class EngineSampler(_EngineRunner, BaseSamplerV2):
         engine: str = "numba",
     ) -> None:
         super().__init__(options, seed, engine, default_shots=default_shots)
+
+    @property
+    def default_shots(self) -> int:
+        """Shots for PUBs without their own."""
+        return self._options.default_shots
 
     def run(self, pubs: Iterable[Any], *, shots: int | None = None) -> PrimitiveJob[PrimitiveResult[Any]]:
         if shots is None:

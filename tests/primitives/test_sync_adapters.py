@@ -37,7 +37,41 @@ def test_engine_estimator_is_a_qiskit_estimator_and_matches_statevector_estimato
     for mine, ref in zip(ours, theirs, strict=True):
         assert mine.data.evs.shape == ref.data.evs.shape
         np.testing.assert_allclose(mine.data.evs, ref.data.evs, atol=1e-10)
-    assert ours.metadata["engine"] == "numba"
+    assert ours.metadata == theirs.metadata == {"version": 2}
+
+
+def test_adapters_have_qiskit_s_attributes() -> None:
+    generator = np.random.default_rng(5)
+    estimator = EngineEstimator(default_precision=0.01, seed=generator)
+    sampler = EngineSampler(default_shots=77, seed=9)
+    assert estimator.default_precision == StatevectorEstimator(default_precision=0.01).default_precision
+    assert estimator.seed is generator  # kept as given, as StatevectorEstimator does
+    assert sampler.default_shots == 77 and sampler.seed == 9
+    assert EngineEstimator().seed is None and EngineSampler().default_shots == 1024
+
+
+def test_an_int_seed_gives_identical_pubs_identical_draws_as_qiskit_does() -> None:
+    pub = (_parametric(), SparsePauliOp("ZZZ"), [0.3, 0.7], 0.1)
+    ours = EngineEstimator(seed=3).run([pub, pub]).result()
+    theirs = StatevectorEstimator(seed=3).run([pub, pub]).result()
+    assert ours[0].data.evs == ours[1].data.evs
+    assert theirs[0].data.evs == theirs[1].data.evs
+    circuit = QuantumCircuit(3)
+    circuit.h(range(3))
+    circuit.measure_all()
+    samples = EngineSampler(seed=3).run([circuit, circuit], shots=200).result()
+    assert samples[0].data.meas.get_bitstrings() == samples[1].data.meas.get_bitstrings()
+
+
+def test_a_generator_seed_advances_from_pub_to_pub_and_run_to_run() -> None:
+    pub = (_parametric(), SparsePauliOp("ZZZ"), [0.3, 0.7], 0.1)
+    estimator = EngineEstimator(seed=np.random.default_rng(8))
+    first = estimator.run([pub, pub]).result()
+    again = estimator.run([pub]).result()
+    assert first[0].data.evs != first[1].data.evs
+    assert again[0].data.evs not in (first[0].data.evs, first[1].data.evs)
+    replay = EngineEstimator(seed=np.random.default_rng(8)).run([pub, pub]).result()
+    assert [float(r.data.evs) for r in replay] == [float(r.data.evs) for r in first]  # reproducible
 
 
 def test_engine_estimator_precision_and_seed() -> None:
