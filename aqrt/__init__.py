@@ -38,6 +38,7 @@ from .errors import (
     SessionExpiredError,
     SessionFullError,
     SessionStateError,
+    UnsupportedCircuitError,
 )
 from .job import Job, JobMetrics, JobRequest, JobStatus, Program
 from .options import Options, parse_duration
@@ -95,6 +96,7 @@ __all__ = [
     "SessionFullError",
     "SessionState",
     "SessionStateError",
+    "UnsupportedCircuitError",
     "current_session",
     "parse_duration",
 ]

@@ -6,6 +6,7 @@ error also subclasses it, so ``except ValueError`` / ``except TimeoutError`` kee
     AqrtError
     ├── InvalidInputError (ValueError)          bad arguments, caught at the call
     │   ├── InvalidPubError                     names the PUB index (and parameter/qubit) at fault
+    │   │   └── UnsupportedCircuitError (QiskitError)  an instruction this backend cannot run
     │   ├── InvalidOptionsError                 unknown option, or a value out of range
     │   └── InvalidTimeSpecError                a malformed max_time / timeout string
     ├── BackendError
@@ -40,6 +41,8 @@ HTTP statuses are mapped to these once, in :func:`aqrt.backends.ibm.transport.er
 
 from __future__ import annotations
 
+from qiskit.exceptions import QiskitError
+
 __all__ = [
     "AccountNotFoundError",
     "AqrtError",
@@ -71,6 +74,7 @@ __all__ = [
     "SessionExpiredError",
     "SessionFullError",
     "SessionStateError",
+    "UnsupportedCircuitError",
 ]
 
 
@@ -88,6 +92,21 @@ class InvalidPubError(InvalidInputError):
     def __init__(self, pub_index: int, message: str) -> None:
         self.pub_index = pub_index
         super().__init__(f"PUB {pub_index}: {message}")
+
+
+class UnsupportedCircuitError(InvalidPubError, QiskitError):
+    """A PUB's circuit holds an instruction this backend cannot run (named in the message).
+
+    Also a ``QiskitError``, which Qiskit's own primitives raise for circuits they cannot
+    simulate, so code written against them keeps catching it.
+    """
+
+    def __init__(self, pub_index: int, message: str) -> None:
+        super().__init__(pub_index, message)
+        self.message = str(self.args[0])  # QiskitError's attribute
+
+    def __str__(self) -> str:
+        return self.message  # plain text (QiskitError would quote it)
 
 
 class InvalidOptionsError(InvalidInputError):

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from qiskit import QuantumCircuit
-from qiskit.circuit import Parameter
+from qiskit.circuit import Instruction, Parameter
 from qiskit.circuit.random import random_circuit
+from qiskit.exceptions import QiskitError
 from qiskit.primitives import BaseEstimatorV2, BaseSamplerV2, StatevectorEstimator, StatevectorSampler
 from qiskit.quantum_info import SparsePauliOp
 
-from aqrt import InvalidPubError
+from aqrt import InvalidPubError, UnsupportedCircuitError
 from aqrt.primitives import EngineEstimator, EngineSampler
 
 
@@ -110,3 +111,19 @@ def test_bad_pubs_raise_at_run() -> None:
     circuit.x(0)
     with pytest.raises(InvalidPubError, match="mid-circuit"):
         EngineSampler().run([circuit])
+
+
+def test_a_circuit_the_engine_cannot_run_raises_a_qiskit_error_too() -> None:
+    opaque = QuantumCircuit(1)
+    opaque.append(Instruction("mystery", 1, 0, []), [0])  # no matrix, no definition: never runnable
+    with pytest.raises(UnsupportedCircuitError, match=r"^PUB 0: instruction 0 \(mystery") as info:
+        EngineEstimator().run([(opaque, SparsePauliOp("Z"))]).result()
+    assert isinstance(info.value, QiskitError) and isinstance(info.value, InvalidPubError)
+    assert info.value.pub_index == 0 and info.value.message == str(info.value)
+    remeasured = QuantumCircuit(1, 1)
+    remeasured.h(0)
+    remeasured.measure(0, 0)
+    remeasured.h(0)
+    remeasured.measure(0, 0)
+    with pytest.raises(QiskitError, match="mid-circuit measurement"):
+        EngineSampler().run([remeasured])  # refused at run(), before a job exists

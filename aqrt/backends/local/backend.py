@@ -15,7 +15,7 @@ from qiskit.circuit import QuantumCircuit
 from qiskit.primitives.containers import PrimitiveResult
 
 from ..._concurrency import run_in_worker
-from ...errors import CircuitTooLargeError, InvalidPubError
+from ...errors import CircuitTooLargeError, UnsupportedCircuitError
 from ...job import JobRequest, Program
 from ..base import NOT_INLINE, BackendCapabilities, ExecutionContext, Service
 from . import reference
@@ -138,7 +138,7 @@ class LocalBackend:
             )
         problem = reference.unsupported_instruction(circuit, allow_final_measurements=program == "sampler")
         if problem is not None:
-            raise InvalidPubError(index, problem)
+            raise UnsupportedCircuitError(index, problem)
 
     async def execute(self, request: JobRequest, context: ExecutionContext) -> PrimitiveResult:
         """Run the job on its executor (tiny jobs go through :meth:`run_inline` first)."""

@@ -1,7 +1,7 @@
 """Engine errors mapped to aqrt errors, in one place and by type.
 
 The engine raises its own exceptions (it knows nothing of PUBs or jobs); a job sees
-:class:`~aqrt.InvalidPubError` naming the PUB, or :class:`~aqrt.JobCancelledError`.
+:class:`~aqrt.UnsupportedCircuitError` (an ``InvalidPubError``) naming the PUB, or :class:`~aqrt.JobCancelledError`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from ...errors import InvalidPubError, JobCancelledError
+from ...errors import JobCancelledError, UnsupportedCircuitError
 
 __all__ = ["engine_errors"]
 
@@ -28,5 +28,5 @@ def engine_errors(job_id: str, pub_index: int | None = None) -> Iterator[None]:
         if isinstance(exc, EngineCancelled):
             raise JobCancelledError(f"job {job_id} was cancelled", job_id=job_id) from None
         if isinstance(exc, LoweringError) and pub_index is not None:
-            raise InvalidPubError(pub_index, str(exc)) from exc
+            raise UnsupportedCircuitError(pub_index, str(exc)) from exc
         raise
