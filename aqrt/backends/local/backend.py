@@ -113,10 +113,6 @@ class LocalBackend:
         return self._service
 
     @property
-    def chunk_bindings(self) -> int | None:
-        return self.runner.chunk_bindings
-
-    @property
     def basis_gates(self) -> list[str]:
         return list(BASIS_GATES)
 

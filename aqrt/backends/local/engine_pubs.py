@@ -17,7 +17,7 @@ from qiskit.primitives.containers.sampler_pub import SamplerPub
 
 from ..._concurrency import CancelFlag
 from ...engine import BoundProgram, LoweredCircuit, TermTable, lower_circuit, simulate
-from ...engine.lowering import fused_width
+from ...engine.lowering import fused_width  # re-exported: the engine's fusion policy
 from ...engine.observables import build_term_table_sparse
 from .reference import _flat_bindings, _pack, final_measurements
 
@@ -53,9 +53,7 @@ def _program(circuit: QuantumCircuit, pub: Any, cache: dict[Any, Any], key: Any,
         if program is not None:
             return program
     flat_values, names = _flat_bindings(pub)
-    program = cached_lowering(circuit, names, cache, key).bind(
-        flat_values, max_fused_qubits=fused_width(circuit.num_qubits), dtype=dtype
-    )
+    program = cached_lowering(circuit, names, cache, key).bind(flat_values, dtype=dtype)
     if static:
         cache[("program", key, dtype)] = program
     return program
@@ -128,7 +126,7 @@ def estimate_chunk(
     The exact part of an Estimator PUB for one chunk of its bindings; :func:`finish_estimate`
     turns the stacked chunks into the PUB's result.
     """
-    program = lowered.bind(flat_values, max_fused_qubits=fused_width(lowered.num_qubits), dtype=dtype)
+    program = lowered.bind(flat_values, dtype=dtype)
     return table.combine(simulate.term_values(program, table.x_masks, table.z_masks, cancel_requested))
 
 
@@ -238,7 +236,7 @@ def sample_chunk(
     cancel_requested: CancelFlag | None = None,
 ) -> dict[str, np.ndarray]:
     """Samples of one chunk of a PUB's bindings; ``rng`` already advanced to the chunk's start."""
-    program = lowered.bind(flat_values, max_fused_qubits=fused_width(lowered.num_qubits), dtype=dtype)
+    program = lowered.bind(flat_values, dtype=dtype)
     return draw_samples(program, rng, shots, registers, cancel_requested)
 
 
