@@ -19,7 +19,7 @@ from .observables import TermTable, build_term_table
 from .ops import BoundProgram, OpArrays
 
 if TYPE_CHECKING:
-    from .simulate import final_state, probabilities, term_values
+    from .simulate import evolve, final_state, probabilities, term_values
 
 __all__ = [
     "BoundProgram",
@@ -28,6 +28,7 @@ __all__ = [
     "OpArrays",
     "TermTable",
     "build_term_table",
+    "evolve",
     "final_state",
     "fused_width",
     "lower_circuit",
@@ -44,11 +45,11 @@ def warmup(dtype: str = "complex128") -> None:
     _warmup(dtype)
 
 
-_FROM_SIMULATE = frozenset({"final_state", "probabilities", "term_values"})
+_FROM_SIMULATE = frozenset({"evolve", "final_state", "probabilities", "term_values"})
 
 
 def __getattr__(name: str) -> Any:
-    """:mod:`.simulate` (and its ``final_state``, ``probabilities``, ``term_values``) on first use."""
+    """:mod:`.simulate` (and its ``evolve``, ``final_state``, ``probabilities``, ``term_values``) on first use."""
     if name == "simulate" or name in _FROM_SIMULATE:
         simulate = importlib.import_module(f"{__name__}.simulate")  # sets this package's attribute
         return simulate if name == "simulate" else getattr(simulate, name)

@@ -29,6 +29,7 @@ __all__ = [
     "WIDE_QUBITS",
     "EngineCancelled",
     "binding_batches",
+    "evolve",
     "final_state",
     "probabilities",
     "run_serial",
@@ -75,6 +76,27 @@ def final_state(program: BoundProgram, binding: int = 0, *, parallel: bool | Non
     else:
         run_program(state, program.ops.as_tuple(), program.static_buffer, program.binding_buffers[binding])
     return state
+
+
+def evolve(
+    state: np.ndarray, program: BoundProgram, binding: int = 0, cancel: Cancel | None = None, *, serial: bool = False
+) -> None:
+    """Apply the program (one binding's matrices) to ``state`` in place.
+
+    ``state`` must have ``2**program.num_qubits`` amplitudes of the program's dtype. This is how
+    callers that keep their own states (the dynamic-circuit route: a state per outcome history)
+    run the unitary stretches between measurements. ``serial``: serial kernels only.
+    """
+    if state.shape != (1 << program.num_qubits,) or state.dtype != program.dtype:
+        raise ValueError(
+            f"state must have shape ({1 << program.num_qubits},) and dtype {program.dtype}, "
+            f"got {state.shape} {state.dtype}"
+        )
+    if program.num_qubits >= WIDE_QUBITS and not serial:
+        _run_wide(state, program, binding, cancel)
+    else:
+        _check(cancel)
+        run_program(state, program.ops.as_tuple(), program.static_buffer, program.binding_buffers[binding])
 
 
 def run_serial(program: BoundProgram, x_masks: np.ndarray, z_masks: np.ndarray) -> np.ndarray:

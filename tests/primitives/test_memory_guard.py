@@ -6,7 +6,7 @@ import pytest
 from qiskit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp
 
-import aqrt.backends.local.backend as local
+import aqrt.backends.local.runner as local
 from aqrt import CircuitTooLargeError, Estimator, LocalService, Session
 from aqrt.backends.local.memory import qubits_that_fit, total_memory
 

@@ -11,25 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from qiskit.circuit import QuantumCircuit
 from qiskit.primitives.containers import PrimitiveResult
 
 from ..._concurrency import run_in_worker
-from ...errors import CircuitTooLargeError, UnsupportedCircuitError
 from ...job import JobRequest, Program
 from ..base import NOT_INLINE, BackendCapabilities, ExecutionContext, Service
-from . import reference
 from .cost import INLINE_BUDGET, job_cost
 from .executors import JobExecutor, WorkerThread
-from .memory import (
-    ALWAYS_FITS,
-    PEAK_BYTES_PER_AMPLITUDE,
-    available_memory,
-    format_bytes,
-    qubits_that_fit,
-    state_bytes,
-    total_memory,
-)
+from .memory import PEAK_BYTES_PER_AMPLITUDE, qubits_that_fit, total_memory
 from .runner import ENGINES, LocalJobRunner
 from .transpile import BASIS_GATES
 from .warmup import engine_is_warm, warm_engine
@@ -118,23 +107,9 @@ class LocalBackend:
 
     def validate_pub(self, program: Program, pub: Any, index: int) -> None:
         """Refuse circuits that are too wide for this machine or that the engine cannot run."""
-        circuit: QuantumCircuit = pub.circuit
-        width = circuit.num_qubits
-        needed = state_bytes(width, self._bytes_per_amplitude)
-        if width > self._max_qubits:
-            raise CircuitTooLargeError(
-                f"PUB {index}: the circuit has {width} qubits; backend {self.name!r} takes at most "
-                f"{self._max_qubits} (a {width}-qubit job needs {format_bytes(needed)})"
-            )
-        available = available_memory() if needed > ALWAYS_FITS else None
-        if available is not None and needed > available:
-            raise CircuitTooLargeError(
-                f"PUB {index}: the circuit's {width}-qubit state needs {format_bytes(needed)}, "
-                f"but only {format_bytes(available)} of memory is available"
-            )
-        problem = reference.unsupported_instruction(circuit, allow_final_measurements=program == "sampler")
-        if problem is not None:
-            raise UnsupportedCircuitError(index, problem)
+        self.runner.check_pub(
+            program, pub, index, max_qubits=self._max_qubits, bytes_per_amplitude=self._bytes_per_amplitude
+        )
 
     async def execute(self, request: JobRequest, context: ExecutionContext) -> PrimitiveResult:
         """Run the job on its executor (tiny jobs go through :meth:`run_inline` first)."""

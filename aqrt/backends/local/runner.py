@@ -17,13 +17,14 @@ import numpy as np
 from qiskit.circuit import QuantumCircuit
 from qiskit.primitives.containers import PrimitiveResult
 
-from ...errors import JobCancelledError
+from ...errors import CircuitTooLargeError, JobCancelledError, UnsupportedCircuitError
 from ...job import JobRequest, Program
 from ..base import ExecutionContext
 from . import reference
 from .cost import PROGRESS_CHUNK_SECONDS, TARGET_CHUNK_SECONDS
 from .errors import engine_errors
 from .fingerprint import circuit_fingerprint
+from .memory import ALWAYS_FITS, available_memory, format_bytes, state_bytes
 from .options_report import options_not_applied
 from .seeding import pub_generators
 from .transpile import Transpiler
@@ -51,6 +52,31 @@ class LocalJobRunner:
         self.chunk_bindings = chunk_bindings
         self._np_dtype = np.dtype(dtype)
         self._transpiler = Transpiler()
+
+    def check_pub(self, program: Program, pub: Any, index: int, *, max_qubits: int, bytes_per_amplitude: int) -> None:
+        """Refuse, before any work, a PUB this machine cannot hold or the engine cannot run.
+
+        Raises:
+            CircuitTooLargeError: wider than ``max_qubits``, or its state needs more memory than is free.
+            UnsupportedCircuitError: an instruction the engine cannot run.
+        """
+        circuit: QuantumCircuit = pub.circuit
+        width = circuit.num_qubits
+        needed = state_bytes(width, bytes_per_amplitude)
+        if width > max_qubits:
+            raise CircuitTooLargeError(
+                f"PUB {index}: the circuit has {width} qubits; backend {self.backend_name!r} takes at most "
+                f"{max_qubits} (a {width}-qubit job needs {format_bytes(needed)})"
+            )
+        available = available_memory() if needed > ALWAYS_FITS else None
+        if available is not None and needed > available:
+            raise CircuitTooLargeError(
+                f"PUB {index}: the circuit's {width}-qubit state needs {format_bytes(needed)}, "
+                f"but only {format_bytes(available)} of memory is available"
+            )
+        problem = reference.unsupported_instruction(circuit, allow_final_measurements=program == "sampler")
+        if problem is not None:
+            raise UnsupportedCircuitError(index, problem)
 
     def prepare(self, circuit: QuantumCircuit, fingerprint: str, request: JobRequest, cache: dict[Any, Any]) -> Any:
         """The circuit as it will run: transpiled at the job's optimization level, cached."""
