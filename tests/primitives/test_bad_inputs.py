@@ -541,15 +541,15 @@ async def test_submitting_to_a_closed_session_raises_session_closed_error(how: s
 
 async def test_circuit_wider_than_the_backend_raises_circuit_too_large() -> None:
     wide = QuantumCircuit(6)
-    wide.h(0)
+    wide.h(range(6))
     wide_measured = wide.copy()
     wide_measured.measure_all()
     async with Session(service=LocalService(max_qubits=5)) as session:
-        match = r"PUB 1: the circuit has 6 qubits; backend 'aqrt_statevector' takes at most 5"
+        match = r"PUB 1: the circuit acts on 6 qubits; backend 'aqrt_statevector' simulates at most 5"
         with pytest.raises(CircuitTooLargeError, match=match) as info:
             Estimator().run([(_bell(), "ZZ"), (wide, "Z" * 6)])
         assert isinstance(info.value, MemoryError)
-        with pytest.raises(CircuitTooLargeError, match="PUB 0: the circuit has 6 qubits"):
+        with pytest.raises(CircuitTooLargeError, match="PUB 0: the circuit acts on 6 qubits"):
             Sampler().run([wide_measured])
         assert session.statistics()["total"] == 0
         await _assert_session_works(session)

@@ -92,6 +92,7 @@ class PubPlan:
     table: TermTable | None = None
     registers: list[tuple[str, list[int]]] = dataclasses.field(default_factory=list)
     rng: np.random.Generator | None = None
+    simulator_metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def num_bindings(self) -> int:
@@ -121,9 +122,12 @@ class PubPlan:
         if self.program == "estimator":
             width = self.table.weights.shape[0] if self.table is not None else 0
             per_pair = np.concatenate(parts, axis=0) if parts else np.empty((0, width))
-            return engine_pubs.finish_estimate(self.pub, per_pair, self.rng)
-        arrays = {name: np.concatenate([part[name] for part in parts], axis=0) for name, _ in self.registers}
-        return engine_pubs.finish_sample(self.pub, arrays, self.registers)
+            result = engine_pubs.finish_estimate(self.pub, per_pair, self.rng)
+        else:
+            arrays = {name: np.concatenate([part[name] for part in parts], axis=0) for name, _ in self.registers}
+            result = engine_pubs.finish_sample(self.pub, arrays, self.registers)
+        result.metadata["simulator_metadata"] = dict(self.simulator_metadata)
+        return result
 
 
 def plan_job(
@@ -144,7 +148,8 @@ def plan_job(
     plans = []
     for index, (pub, rng) in enumerate(zip(request.pubs, generators, strict=True)):
         key = circuit_fingerprint(pub.circuit)
-        circuit = prepare(pub.circuit, key, request, context.cache)
+        prepared = prepare(pub.circuit, key, request, context.cache)
+        circuit = prepared.circuit
         lowered_key = f"{request.options.optimization_level}:{key}"
         values, names = _flat_bindings(pub)
         table = None
@@ -152,8 +157,7 @@ def plan_job(
         with engine_errors(request.job_id, index):
             if request.program == "estimator":
                 lowered = engine_pubs.cached_lowering(circuit, names, context.cache, lowered_key)
-                layout = circuit.layout if circuit is not pub.circuit else None
-                table = engine_pubs.cached_term_table(pub, layout, circuit.num_qubits, context.cache, lowered_key)
+                table = engine_pubs.cached_term_table(pub, prepared, context.cache, lowered_key)
             else:
                 _, unitary, registers = engine_pubs.sampler_setup(circuit, context.cache, lowered_key)
                 lowered = engine_pubs.cached_lowering(unitary, names, context.cache, ("unitary", lowered_key))
@@ -169,6 +173,7 @@ def plan_job(
                 table=table,
                 registers=registers,
                 rng=rng,
+                simulator_metadata=prepared.metadata(),
             )
         )
     return plans

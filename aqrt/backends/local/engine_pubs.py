@@ -19,6 +19,7 @@ from ..._concurrency import CancelFlag
 from ...engine import BoundProgram, LoweredCircuit, TermTable, lower_circuit, simulate
 from ...engine.lowering import fused_width  # re-exported: the engine's fusion policy
 from ...engine.observables import build_term_table_sparse
+from .preparation import PreparedCircuit
 from .reference import _flat_bindings, _pack, final_measurements
 
 __all__ = [
@@ -59,14 +60,16 @@ def _program(circuit: QuantumCircuit, pub: Any, cache: dict[Any, Any], key: Any,
     return program
 
 
-def cached_term_table(pub: EstimatorPub, layout: Any, num_qubits: int, cache: dict[Any, Any], key: Any) -> TermTable:
-    """Pauli terms of the PUB's observables (after the transpiler's layout), cached by content.
+def cached_term_table(pub: EstimatorPub, prepared: PreparedCircuit, cache: dict[Any, Any], key: Any) -> TermTable:
+    """Pauli terms of the PUB's observables on the prepared circuit (after the transpiler's layout,
+    idle qubits dropped), cached by content.
 
     The same ObservablesArray object (run() shares one per distinct observable) is found by
     identity first; the entry holds the object, so its id cannot be reused while cached.
     """
     observables = pub.observables
-    by_identity = ("terms-of", id(observables), key if layout is not None else None)
+    scope = key if prepared.renumbered else None  # the mapping depends on the circuit
+    by_identity = ("terms-of", id(observables), scope)
     entry = cache.get(by_identity)
     if entry is not None and entry[0] is observables:
         return entry[1]
@@ -81,11 +84,11 @@ def cached_term_table(pub: EstimatorPub, layout: Any, num_qubits: int, cache: di
         )
         for obs in sparse
     )
-    cache_key = ("terms", key if layout is not None else None, content)
+    cache_key = ("terms", scope, content)
     table = cache.get(cache_key)
     if table is None:
-        if layout is not None:
-            sparse = [obs.apply_layout(layout, num_qubits) for obs in sparse]
+        if prepared.renumbered:
+            sparse = [prepared.observable(obs) for obs in sparse]
         table = build_term_table_sparse(sparse)
         cache[cache_key] = table
     cache[by_identity] = (observables, table)
@@ -93,7 +96,7 @@ def cached_term_table(pub: EstimatorPub, layout: Any, num_qubits: int, cache: di
 
 
 def estimate_pub(
-    circuit: QuantumCircuit,
+    prepared: PreparedCircuit,
     pub: EstimatorPub,
     rng: np.random.Generator | None,
     cancel_requested: CancelFlag | None,
@@ -103,10 +106,9 @@ def estimate_pub(
     serial: bool = False,
     dtype: Any = np.complex128,
 ) -> PubResult:
-    """Expectation values of one Estimator PUB (``circuit`` may be a transpiled ``pub.circuit``)."""
-    program = _program(circuit, pub, cache, circuit_key, dtype)
-    layout = circuit.layout if circuit is not pub.circuit else None
-    table = cached_term_table(pub, layout, circuit.num_qubits, cache, circuit_key)
+    """Expectation values of one Estimator PUB on its prepared circuit."""
+    program = _program(prepared.circuit, pub, cache, circuit_key, dtype)
+    table = cached_term_table(pub, prepared, cache, circuit_key)
     if serial:
         values = simulate.run_serial(program, table.x_masks, table.z_masks)
     else:

@@ -55,10 +55,10 @@ def available_memory() -> int | None:
 
 
 def format_bytes(count: int) -> str:
-    """``count`` bytes for a message: ``"256.0 MiB"``."""
+    """``count`` bytes for a message: ``"256.0 MiB"``, ``"2.0 EiB"``; past YiB, a power of two: ``"2^127 bytes"``."""
     value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"):
         if value < 1024:
             return f"{value:.1f} {unit}"
         value /= 1024
-    return f"{value:.1f} PiB"
+    return f"2^{count.bit_length() - 1} bytes" if count & (count - 1) == 0 else f"about 2^{count.bit_length()} bytes"

@@ -21,11 +21,13 @@ from ...errors import CircuitTooLargeError, JobCancelledError, UnsupportedCircui
 from ...job import JobRequest, Program
 from ..base import ExecutionContext
 from . import reference
+from .compaction import active_qubits
 from .cost import PROGRESS_CHUNK_SECONDS, TARGET_CHUNK_SECONDS
 from .errors import engine_errors
 from .fingerprint import circuit_fingerprint
 from .memory import ALWAYS_FITS, available_memory, format_bytes, state_bytes
 from .options_report import options_not_applied
+from .preparation import PreparedCircuit, prepare_circuit
 from .seeding import pub_generators
 from .transpile import Transpiler
 
@@ -62,25 +64,37 @@ class LocalJobRunner:
         """
         circuit: QuantumCircuit = pub.circuit
         width = circuit.num_qubits
+        if self.engine != "reference" and (width > max_qubits or state_bytes(width, bytes_per_amplitude) > ALWAYS_FITS):
+            width = len(active_qubits(circuit))  # only these are simulated
         needed = state_bytes(width, bytes_per_amplitude)
+        dropped = circuit.num_qubits - width
+        idle = f" ({dropped} of its {circuit.num_qubits} qubits are idle)" if dropped else ""
         if width > max_qubits:
             raise CircuitTooLargeError(
-                f"PUB {index}: the circuit has {width} qubits; backend {self.backend_name!r} takes at most "
-                f"{max_qubits} (a {width}-qubit job needs {format_bytes(needed)})"
+                f"PUB {index}: the circuit acts on {width} qubits{idle}; backend {self.backend_name!r} simulates "
+                f"at most {max_qubits} (a {width}-qubit state needs {format_bytes(needed)})"
             )
         available = available_memory() if needed > ALWAYS_FITS else None
         if available is not None and needed > available:
             raise CircuitTooLargeError(
-                f"PUB {index}: the circuit's {width}-qubit state needs {format_bytes(needed)}, "
+                f"PUB {index}: the circuit's {width}-qubit state{idle} needs {format_bytes(needed)}, "
                 f"but only {format_bytes(available)} of memory is available"
             )
         problem = reference.unsupported_instruction(circuit, allow_final_measurements=program == "sampler")
         if problem is not None:
             raise UnsupportedCircuitError(index, problem)
 
-    def prepare(self, circuit: QuantumCircuit, fingerprint: str, request: JobRequest, cache: dict[Any, Any]) -> Any:
-        """The circuit as it will run: transpiled at the job's optimization level, cached."""
-        return self._transpiler.prepare(circuit, fingerprint, request.options, cache)
+    def prepare(
+        self, circuit: QuantumCircuit, fingerprint: str, request: JobRequest, cache: dict[Any, Any]
+    ) -> PreparedCircuit:
+        """The circuit as it will run (transpiled at the job's optimization level, idle qubits
+        dropped, method chosen), cached per circuit and level."""
+        key = ("prepared", request.options.optimization_level, fingerprint)
+        prepared = cache.get(key)
+        if prepared is None:
+            transpiled = self._transpiler.prepare(circuit, fingerprint, request.options, cache)
+            prepared = cache[key] = prepare_circuit(circuit, transpiled, drop_idle=self.engine != "reference")
+        return prepared
 
     def run(self, request: JobRequest, context: ExecutionContext, *, serial: bool = False) -> PrimitiveResult:
         """Run every PUB of ``request`` here and return the job's result.
@@ -100,11 +114,13 @@ class LocalJobRunner:
             if context.cancel_requested.is_set():
                 raise JobCancelledError(f"job {request.job_id} was cancelled", job_id=request.job_id)
             key = circuit_fingerprint(pub.circuit)
-            circuit = self.prepare(pub.circuit, key, request, context.cache)
+            prepared = self.prepare(pub.circuit, key, request, context.cache)
             # The lowered form is cached per (circuit, optimization level).
             lowered_key = f"{request.options.optimization_level}:{key}"
             with engine_errors(request.job_id, index):
-                results.append(self._run_pub(request.program, circuit, pub, rng, context, lowered_key, serial))
+                result = self._run_pub(request.program, prepared, pub, rng, context, lowered_key, serial)
+            result.metadata["simulator_metadata"] = prepared.metadata()
+            results.append(result)
         return self.assemble(request, results)
 
     def plan(
@@ -164,7 +180,7 @@ class LocalJobRunner:
     def _run_pub(
         self,
         program: Program,
-        circuit: QuantumCircuit,
+        prepared: PreparedCircuit,
         pub: Any,
         rng: np.random.Generator | None,
         context: ExecutionContext,
@@ -172,6 +188,7 @@ class LocalJobRunner:
         serial: bool,
     ) -> Any:
         cancel = context.cancel_requested
+        circuit = prepared.circuit
         if self.engine == "reference":
             if program == "estimator":
                 return reference.estimate_pub(circuit, pub, rng, cancel)
@@ -181,6 +198,6 @@ class LocalJobRunner:
 
         dtype = self._np_dtype
         if program == "estimator":
-            return engine_pubs.estimate_pub(circuit, pub, rng, cancel, context.cache, key, serial=serial, dtype=dtype)
+            return engine_pubs.estimate_pub(prepared, pub, rng, cancel, context.cache, key, serial=serial, dtype=dtype)
         assert rng is not None
         return engine_pubs.sample_pub(circuit, pub, rng, cancel, context.cache, key, serial=serial, dtype=dtype)

@@ -1,0 +1,66 @@
+"""A PUB's circuit as it will run: transpiled (if asked), idle qubits dropped, and the method chosen.
+
+Preparation is computed once per distinct circuit (and program) per session and kept in the
+session cache; every place that runs a local PUB (the runner, its chunks, Dask workers) goes
+through it, so they all simulate the same thing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from qiskit.circuit import QuantumCircuit
+from qiskit.quantum_info import SparseObservable
+
+from .compaction import compact_circuit, restrict_observable
+
+__all__ = ["STATEVECTOR", "PreparedCircuit", "prepare_circuit"]
+
+STATEVECTOR = "statevector"
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedCircuit:
+    """What runs for one PUB circuit.
+
+    Attributes:
+        circuit: the circuit the engine runs (transpiled if asked, on its active qubits only).
+        active: the index, in the circuit as given (after transpiling), of each of ``circuit``'s qubits.
+        num_qubits: the width of the circuit as given (after transpiling).
+        layout: the transpiler's layout, which the PUB's observables must follow, or None.
+        method: how it runs: ``"statevector"`` (the numba engine).
+    """
+
+    circuit: QuantumCircuit
+    active: tuple[int, ...]
+    num_qubits: int
+    layout: Any
+    method: str
+
+    @property
+    def renumbered(self) -> bool:
+        """Whether observables need mapping onto ``circuit`` (a layout, or dropped qubits)."""
+        return self.layout is not None or len(self.active) != self.num_qubits
+
+    def observable(self, observable: SparseObservable) -> SparseObservable:
+        """A PUB observable (on the circuit as given) as an observable on :attr:`circuit`."""
+        if self.layout is not None:
+            observable = observable.apply_layout(self.layout, self.num_qubits)
+        return restrict_observable(observable, self.active)
+
+    def metadata(self) -> dict[str, Any]:
+        """The PUB result's ``simulator_metadata`` (as Aer names it): method and qubits simulated."""
+        return {"method": self.method, "active_qubits": len(self.active), "num_qubits": self.num_qubits}
+
+
+def prepare_circuit(given: QuantumCircuit, transpiled: QuantumCircuit, *, drop_idle: bool = True) -> PreparedCircuit:
+    """Drop the idle qubits of ``transpiled`` (the PUB's circuit ``given``, transpiled or itself);
+    ``drop_idle=False`` keeps every qubit (the reference engine simulates the circuit as given)."""
+    if not drop_idle:
+        everything = tuple(range(transpiled.num_qubits))
+        layout = transpiled.layout if transpiled is not given else None
+        return PreparedCircuit(transpiled, everything, transpiled.num_qubits, layout, STATEVECTOR)
+    compact = compact_circuit(transpiled)
+    layout = transpiled.layout if transpiled is not given else None
+    return PreparedCircuit(compact.circuit, compact.active, compact.num_qubits, layout, STATEVECTOR)
