@@ -88,6 +88,8 @@ class _EngineRunner:
             with self._cache_lock:
                 context = ExecutionContext(self._cache, CancelFlag())
                 results = [self._backend.runner.run(request, context)[0] for request in requests]
+            for result in results:
+                result.metadata.pop("simulator_metadata", None)  # Qiskit's PUB metadata has no such key
             return PrimitiveResult(results, metadata={"version": 2})
 
         return engine_executor().submit(work).result()
