@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeAlias
+
+from qiskit.providers import BackendV2
 
 from ..backends.base import Backend
 from ..errors import BackendMismatchError, InvalidInputError
@@ -12,7 +14,8 @@ from ..options import Options
 from ..session import Session, current_session
 from ..session._scheduler import Scheduler
 
-Mode = Session | Backend | str | None
+# A Qiskit BackendV2 that is not an aqrt Backend (FakeManilaV2()) runs as its device backend.
+Mode: TypeAlias = Session | Backend | BackendV2 | str | None
 
 
 class BasePrimitive:
@@ -99,7 +102,7 @@ def _resolve_mode(mode: Mode) -> tuple[Session | None, Backend]:
         from ..backends.local import LocalService
 
         return None, LocalService().backend(mode)
-    if isinstance(mode, Backend):
+    if isinstance(mode, Backend | BackendV2):
         if implicit is not None:
             if mode.name != implicit.backend.name:
                 raise BackendMismatchError(
@@ -107,5 +110,9 @@ def _resolve_mode(mode: Mode) -> tuple[Session | None, Backend]:
                     f"on {implicit.backend.name!r}; a session has one backend"
                 )
             return implicit, implicit.backend
-        return None, mode
+        if isinstance(mode, Backend):
+            return None, mode
+        from ..backends.local import LocalService
+
+        return None, LocalService().device(mode)
     raise InvalidInputError(f"mode must be a Session, Batch, backend or backend name, got {type(mode).__name__}")

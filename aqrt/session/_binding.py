@@ -3,6 +3,8 @@ entered; and, for backends that keep sessions of their own, the server-side sess
 
 from __future__ import annotations
 
+from qiskit.providers import BackendV2
+
 from ..backends.base import Backend, RemoteSessionBackend, Service, remote_sessions
 
 
@@ -12,14 +14,17 @@ class BackendBinding:
     Args:
         service: where the backend lives; ``None`` means ``LocalService()`` (or, for a backend
             object, the backend's own service).
-        backend: a backend object, a name, or None for the service's default backend.
+        backend: a backend object, a name, or None for the service's default backend; a Qiskit
+            ``BackendV2`` that is not an aqrt backend (``FakeSherbrooke()``) runs on the local
+            service as its device backend.
 
     Raises:
-        TypeError: ``service`` or ``backend`` does not implement its protocol.
+        TypeError: ``service`` or ``backend`` does not implement its protocol, or a Qiskit
+            backend is given with a service that is not a ``LocalService``.
         BackendNotFoundError: a local service has no such backend.
     """
 
-    def __init__(self, service: Service | None, backend: Backend | str | None) -> None:
+    def __init__(self, service: Service | None, backend: Backend | BackendV2 | str | None) -> None:
         self.request = backend
         self.backend, self.service = _resolve_now(service, backend)
         self.remote: RemoteSessionBackend | None = None
@@ -57,15 +62,25 @@ class BackendBinding:
             await self.remote.close_session(session_id)
 
 
-def _resolve_now(service: Service | None, backend: Backend | str | None) -> tuple[Backend | None, Service | None]:
+def _resolve_now(
+    service: Service | None, backend: Backend | BackendV2 | str | None
+) -> tuple[Backend | None, Service | None]:
     """The backend now if it can be had without I/O, else None (looked up in ``__aenter__``)."""
-    if backend is not None and not isinstance(backend, str):
-        if not isinstance(backend, Backend):
-            raise TypeError(f"backend must be a name or a Backend, got {type(backend).__name__}")
-        return backend, service if service is not None else backend.service
-    if service is None:
-        from ..backends.local import LocalService  # the default service; imported only when needed
+    from ..backends.local import LocalService  # the default service
 
+    if backend is not None and not isinstance(backend, str):
+        if isinstance(backend, Backend):
+            return backend, service if service is not None else backend.service
+        if isinstance(backend, BackendV2):
+            if service is None:
+                service = LocalService()
+            if not isinstance(service, LocalService):
+                raise TypeError(
+                    f"a Qiskit backend ({backend.name!r}) runs on a LocalService, not on {type(service).__name__}"
+                )
+            return service.device(backend), service
+        raise TypeError(f"backend must be a name, an aqrt Backend or a Qiskit BackendV2, got {type(backend).__name__}")
+    if service is None:
         service = LocalService()
     if not isinstance(service, Service):
         raise TypeError(f"service must implement aqrt.backends.Service, got {type(service).__name__}")

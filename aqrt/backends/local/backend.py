@@ -1,4 +1,9 @@
-"""``LocalBackend``: the Backend contract over this machine's statevector engine.
+"""``LocalBackend``: the Backend contract over this machine's statevector engine, and a Qiskit
+``BackendV2``.
+
+As a ``BackendV2`` it has a ``target`` (every standard gate on any qubits, see :mod:`.target`),
+so ``generate_preset_pass_manager(backend=backend)`` works; ``run()`` is refused, as on IBM's
+backends: circuits run through the primitives.
 
 Two engines compute the same results: ``"numba"`` (the default, :mod:`aqrt.engine`) and
 ``"reference"`` (Qiskit's ``Statevector``, the test oracle). A job so small that the thread
@@ -9,18 +14,24 @@ worker thread, or one passed in, such as a Dask cluster.
 
 from __future__ import annotations
 
+import importlib.metadata
 from typing import Any
 
 from qiskit.primitives.containers import PrimitiveResult
+from qiskit.providers import BackendV2
+from qiskit.providers import Options as BackendOptions
+from qiskit.transpiler import Target
 
 from ..._concurrency import run_in_worker
+from ...errors import BackendError
 from ...job import JobRequest, Program
 from ..base import NOT_INLINE, BackendCapabilities, ExecutionContext, Service
 from .cost import INLINE_BUDGET, job_cost
 from .executors import JobExecutor, WorkerThread
 from .memory import PEAK_BYTES_PER_AMPLITUDE, qubits_that_fit, total_memory
 from .runner import ENGINES, LocalJobRunner
-from .transpile import BASIS_GATES
+from .status import BackendStatus
+from .target import basis_gates, statevector_target
 from .warmup import engine_is_warm, warm_engine
 
 __all__ = ["LocalBackend"]
@@ -29,8 +40,25 @@ MAX_SESSION_TIME = 8 * 3600
 CAPABILITIES = BackendCapabilities(max_session_time=MAX_SESSION_TIME, runs_inline=True)
 
 
-class LocalBackend:
-    """An exact, noiseless statevector simulator on this machine.
+def _aqrt_version() -> str:
+    try:
+        return importlib.metadata.version("aqrt")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - run from a source tree
+        return "0.0.0"
+
+
+# Read once, at import: a backend is often made on the event loop, where file reads must not be.
+_AQRT_VERSION = _aqrt_version()
+
+
+class LocalBackend(BackendV2):
+    """An exact, noiseless statevector simulator on this machine; a Qiskit ``BackendV2``.
+
+    ``num_qubits`` keeps aqrt's meaning: the widest state this machine holds (what aqrt's
+    checks refuse beyond, what ``aqrt serve`` advertises). Its ``target`` has no width
+    (``target.num_qubits`` is None: the engine runs every standard gate on any qubits, the
+    transpiler routes nothing). A device backend (:class:`~.device.DeviceBackend`) takes both
+    from its device instead.
 
     Args:
         name: the backend's name.
@@ -41,12 +69,16 @@ class LocalBackend:
         executor: runs the jobs it :meth:`~.executors.JobExecutor.takes` (e.g.
             :class:`aqrt.distributed.DaskExecutor`); the others run on the engine worker thread.
         chunk_bindings: bindings per chunk when a job is cut into chunks.
+        description: the ``BackendV2`` description.
+        backend_version: the ``BackendV2`` version (default: aqrt's).
 
     Raises:
         ValueError: an unknown engine or dtype, an executor with the reference engine, or a
             ``chunk_bindings`` that is not a positive int.
         TypeError: ``executor`` does not implement :class:`~.executors.JobExecutor`.
     """
+
+    name: str  # set by BackendV2.__init__
 
     def __init__(
         self,
@@ -58,6 +90,8 @@ class LocalBackend:
         max_qubits: int | None = None,
         executor: JobExecutor | None = None,
         chunk_bindings: int | None = None,
+        description: str = "aqrt's exact, noiseless statevector simulator on this machine",
+        backend_version: str | None = None,
     ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
@@ -72,7 +106,11 @@ class LocalBackend:
                 raise TypeError(f"executor must implement JobExecutor, got {type(executor).__name__}")
             if engine != "numba":
                 raise ValueError("an executor needs the numba engine")
-        self._name = name
+        super().__init__(
+            name=name,
+            description=description,
+            backend_version=backend_version if backend_version is not None else _AQRT_VERSION,
+        )
         self._service = service
         self.engine = engine
         self.dtype = dtype
@@ -82,16 +120,68 @@ class LocalBackend:
         )
         self._executor = executor
         self._worker = WorkerThread()
+        self._target: Target | None = None
         self.runner = LocalJobRunner(name, engine=engine, dtype=dtype, chunk_bindings=chunk_bindings)
         """Runs this backend's jobs in the calling thread (see :mod:`.runner`)."""
 
     @property
-    def name(self) -> str:
-        return self._name
+    def num_qubits(self) -> int:
+        """The widest circuit this backend runs: what this machine's memory holds (or
+        ``max_qubits``). Unlike ``target.num_qubits`` (None: any width), a number."""
+        return self._max_qubits
 
     @property
-    def num_qubits(self) -> int:
-        return self._max_qubits
+    def target(self) -> Target:
+        """Every standard gate, ``measure``, ``reset``, ``delay`` and the control-flow
+        operations, on any qubits (built on first use)."""
+        if self._target is None:
+            self._target = statevector_target(self.description)
+        return self._target
+
+    @property
+    def max_circuits(self) -> None:
+        """No limit on the circuits (PUBs) of a job."""
+        return None
+
+    @classmethod
+    def _default_options(cls) -> BackendOptions:
+        # No backend.run(), so no run options: the primitives take their own Options.
+        return BackendOptions()
+
+    def run(self, run_input: Any, **options: Any) -> Any:
+        """Refused, as IBM's backends refuse it: circuits run through the primitives.
+
+        Raises:
+            BackendError: always.
+        """
+        raise BackendError(
+            f"backend.run() is not supported on {self.name!r}, as on IBM Quantum's backends, where support for "
+            "it has been removed: run circuits through the primitives, e.g. "
+            "`await aqrt.Sampler(mode=backend).run([circuit])` (or aqrt.Estimator). See "
+            "https://quantum.cloud.ibm.com/docs/migration-guides/qiskit-runtime for how to migrate to the "
+            "primitives interface."
+        )
+
+    def status(self) -> BackendStatus:
+        """Operational, nothing pending (a local backend keeps no queue: jobs wait in their session)."""
+        return BackendStatus(
+            backend_name=self.name,
+            backend_version=str(self.backend_version),
+            operational=True,
+            pending_jobs=0,
+            status_msg="active",
+        )
+
+    @property
+    def simulator(self) -> bool:
+        """True: a simulator (a device backend answers False, as the device it stands for)."""
+        return True
+
+    @property
+    def result_metadata(self) -> dict[str, str]:
+        """What every result of this backend should say about how it was computed (besides
+        the runner's own keys); empty here, a device backend says it ran without noise."""
+        return {}
 
     @property
     def capabilities(self) -> BackendCapabilities:
@@ -103,7 +193,8 @@ class LocalBackend:
 
     @property
     def basis_gates(self) -> list[str]:
-        return list(BASIS_GATES)
+        """The target's gates (no ``measure``, ``reset``, ``delay`` or control flow), sorted."""
+        return basis_gates(self.target)
 
     def validate_pub(self, program: Program, pub: Any, index: int) -> None:
         """Refuse circuits that are too wide for this machine or that the engine cannot run."""
@@ -135,4 +226,4 @@ class LocalBackend:
             await self._executor.aclose()
 
     def __repr__(self) -> str:
-        return f"<LocalBackend {self.name} max_qubits={self._max_qubits}>"
+        return f"<{type(self).__name__} {self.name} max_qubits={self._max_qubits}>"

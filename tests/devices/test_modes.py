@@ -1,0 +1,166 @@
+"""Fake devices are accepted wherever a backend is (Session, Batch, job mode; by object and by
+name) and compute what aqrt_statevector computes for the same circuit: same seed, same counts;
+the same expectation values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qiskit import QuantumCircuit
+from qiskit.quantum_info import SparsePauliOp
+
+from aqrt import (
+    BackendMismatchError,
+    Batch,
+    Estimator,
+    LocalService,
+    Sampler,
+    Session,
+)
+from aqrt.backends.local import DeviceBackend
+from aqrt.backends.local.device import NOISELESS
+
+from .support import isa_for
+
+pytestmark = pytest.mark.asyncio
+
+SEED = 1234
+SHOTS = 2000
+
+
+def _ghz3() -> QuantumCircuit:
+    circuit = QuantumCircuit(3)
+    circuit.h(0)
+    circuit.cx(0, 1)
+    circuit.cx(1, 2)
+    circuit.ry(0.4, 2)
+    return circuit
+
+
+@pytest.fixture(scope="module")
+def sampled(manila) -> QuantumCircuit:
+    """A measured 3-qubit circuit, ISA for FakeManilaV2 (5 qubits)."""
+    circuit = _ghz3()
+    circuit.measure_all()
+    return isa_for(manila, circuit)
+
+
+@pytest.fixture(scope="module")
+def estimated(manila) -> tuple[QuantumCircuit, SparsePauliOp]:
+    """The same circuit unmeasured, ISA for FakeManilaV2, and ZZZ + 0.5 XXI laid out on it."""
+    circuit = isa_for(manila, _ghz3())
+    observable = SparsePauliOp(["ZZZ", "XXI"], [1.0, 0.5]).apply_layout(circuit.layout)
+    return circuit, observable
+
+
+async def _statevector_counts(circuit: QuantumCircuit) -> dict[str, int]:
+    result = await Sampler(mode="aqrt_statevector", options={"seed": SEED}).run([circuit], shots=SHOTS)
+    return result[0].data.meas.get_counts()
+
+
+async def _statevector_evs(pub: tuple[QuantumCircuit, SparsePauliOp]) -> float:
+    result = await Estimator(mode="aqrt_statevector").run([pub])
+    return float(result[0].data.evs)
+
+
+@pytest.mark.parametrize("by", ["object", "name"])
+async def test_a_session_on_a_fake_device(manila, sampled, estimated, by) -> None:
+    expected_counts = await _statevector_counts(sampled)
+    expected_evs = await _statevector_evs(estimated)
+    async with Session(backend=manila if by == "object" else "fake_manila") as session:
+        backend = session.backend
+        assert isinstance(backend, DeviceBackend)
+        assert backend.name == "fake_manila" and backend.num_qubits == 5
+        assert isinstance(session.service, LocalService)
+        assert backend.service is session.service
+        sampler = Sampler(options={"seed": SEED})
+        estimator = Estimator(mode=manila)  # the same device, by object: this session's
+        assert sampler.session is session and estimator.session is session
+        counts = (await sampler.run([sampled], shots=SHOTS))[0].data.meas.get_counts()
+        evs = float((await estimator.run([estimated]))[0].data.evs)
+    assert counts == expected_counts
+    assert evs == pytest.approx(expected_evs, abs=1e-12)
+    assert set(counts) == {"000", "100", "011", "111"}  # a wrong bit order or layout fails here
+
+
+@pytest.mark.parametrize("by", ["object", "name"])
+async def test_a_batch_on_a_fake_device(manila, sampled, by) -> None:
+    expected = await _statevector_counts(sampled)
+    async with Batch(backend=manila if by == "object" else "fake_manila") as batch:
+        sampler = Sampler(mode=batch, options={"seed": SEED})
+        jobs = [sampler.run([sampled], shots=SHOTS) for _ in range(3)]
+        results = [await job for job in jobs]
+    assert batch.backend.name == "fake_manila"
+    assert [result[0].data.meas.get_counts() for result in results] == [expected] * 3
+
+
+@pytest.mark.parametrize("by", ["object", "name"])
+async def test_job_mode_on_a_fake_device(manila, sampled, estimated, by) -> None:
+    mode = manila if by == "object" else "fake_manila"
+    sampler = Sampler(mode=mode, options={"seed": SEED})
+    estimator = Estimator(mode=mode)
+    assert sampler.session is None and estimator.session is None
+    assert sampler.backend.name == estimator.backend.name == "fake_manila"
+    sample = await sampler.run([sampled], shots=SHOTS)
+    estimate = await estimator.run([estimated])
+    assert sample.metadata["backend"] == estimate.metadata["backend"] == "fake_manila"
+    assert sample[0].data.meas.get_counts() == await _statevector_counts(sampled)
+    assert float(estimate[0].data.evs) == pytest.approx(await _statevector_evs(estimated), abs=1e-12)
+
+
+async def test_the_counts_follow_the_exact_distribution(manila, sampled) -> None:
+    """Not only equal to aqrt_statevector's: the counts are those of the exact state (a
+    device backend that dropped or permuted qubits would fail)."""
+    counts = (await Sampler(mode=manila, options={"seed": SEED}).run([sampled], shots=SHOTS))[0].data.meas
+    probabilities = {key: value / SHOTS for key, value in counts.get_counts().items()}
+    # ry(0.4) on qubit 2 (the leftmost bit) of (|000> + |111>)/sqrt(2)
+    kept, flipped = np.cos(0.2) ** 2 / 2, np.sin(0.2) ** 2 / 2
+    expected = {"000": kept, "100": flipped, "011": flipped, "111": kept}
+    assert set(probabilities) == set(expected)
+    for key, probability in expected.items():
+        assert abs(probabilities[key] - probability) < 0.035, (key, probabilities)
+
+
+async def test_a_primitive_inside_a_session_on_another_device_is_refused(manila, sherbrooke) -> None:
+    async with Session(backend=manila):
+        with pytest.raises(BackendMismatchError, match="fake_sherbrooke"):
+            Sampler(mode=sherbrooke)
+        with pytest.raises(BackendMismatchError, match="aqrt_statevector"):
+            Sampler(mode="aqrt_statevector")
+
+
+async def test_a_qiskit_backend_runs_only_on_a_local_service(manila) -> None:
+    class RemoteLike:
+        """A Service that is not local (needs I/O for its backends)."""
+
+        def known_backend(self, name=None):
+            return None
+
+        async def fetch_backend(self, name=None):
+            raise AssertionError("not reached")
+
+    with pytest.raises(TypeError, match="runs on a LocalService"):
+        Session(service=RemoteLike(), backend=manila)
+    with pytest.raises(TypeError, match="a name, an aqrt Backend or a Qiskit BackendV2"):
+        Session(backend=object())
+
+
+async def test_a_session_on_a_given_local_service_uses_its_device_backend(manila) -> None:
+    service = LocalService()
+    backend = service.backend("fake_manila")
+    async with Session(service=service, backend=manila) as session:
+        assert session.backend is backend
+    async with Session(backend=backend) as session:
+        assert session.backend is backend and session.service is service
+
+
+async def test_a_device_backend_says_it_runs_without_noise(manila) -> None:
+    assert (
+        LocalService().device(manila).result_metadata
+        == NOISELESS
+        == {
+            "noise": "none",
+            "simulator": "noiseless statevector; the device's noise model is not applied",
+        }
+    )
+    assert LocalService().backend().result_metadata == {}
