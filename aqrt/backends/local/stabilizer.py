@@ -203,7 +203,8 @@ def _stim_ops(name: str, params: Sequence[Any]) -> _Ops | None:
 
 def is_clifford(circuit: QuantumCircuit) -> bool:
     """True when every instruction maps exactly onto stim: Clifford gates, rotations by
-    multiples of pi/2, measure, reset, barrier, delay. No control flow, no free parameters.
+    multiples of pi/2 (``r`` and ``u``: see the module's docstring), measure, reset, barrier,
+    delay. No control flow, no free parameters (not even in the global phase).
 
     Cheap enough to call on every ``run()``: the instruction counts come from Qiskit's Rust side,
     and only circuits with rotations get a Python pass, over their rotations alone.
