@@ -148,3 +148,18 @@ def test_the_reason_is_ibms_for_many_circuits(manila, sherbrooke) -> None:
         reasons.append(ours)
     isa = [reason is None for reason in reasons]
     assert isa == [False, False, False, True, True, True, False, True, False, True, False, True]
+
+
+@pytest.mark.asyncio
+async def test_the_devices_shot_and_pub_limits(manila, manila_bell) -> None:
+    backend = LocalService().device(manila)
+    assert (backend.max_shots, backend.max_experiments) == (100_000, 300)
+    sampler = Sampler(mode=backend, options={"seed": 1})
+    with pytest.raises(InvalidPubError, match=r"^PUB 0: 100001 shots requested; device 'fake_manila' takes at most"):
+        sampler.run([manila_bell], shots=100_001)
+    with pytest.raises(InvalidPubError, match=r"^PUB 300: device 'fake_manila' takes at most 300 PUBs per job"):
+        sampler.run([manila_bell] * 301, shots=10)
+    result = await sampler.run([manila_bell] * 299 + [(manila_bell, None, 100_000)], shots=10)
+    assert len(result) == 300 and result[-1].data.meas.num_shots == 100_000
+    no_limits = await Sampler(mode="aqrt_statevector").run([bell()] * 300 + [(bell(), None, 100_001)], shots=10)
+    assert len(no_limits) == 301 and no_limits[-1].data.meas.num_shots == 100_001
