@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 from qiskit import QuantumCircuit
-from qiskit.circuit import Parameter
+from qiskit.circuit import Gate, Parameter
 from qiskit.quantum_info import SparsePauliOp
 
 from aqrt import (
@@ -27,6 +27,7 @@ from aqrt import (
     Sampler,
     Session,
     SessionClosedError,
+    UnsupportedCircuitError,
     parse_duration,
 )
 
@@ -583,3 +584,26 @@ async def test_unknown_option_keyword_raises_the_typed_error() -> None:
     with pytest.raises(InvalidOptionsError, match="keyword-only"):
         Options(2)  # type: ignore[misc]
     assert Options(seed=3).seed == 3
+
+
+
+async def test_an_opaque_instruction_is_refused_at_run() -> None:
+    """An instruction with neither a matrix nor a definition fails at run(), not when the job runs."""
+    circuit = QuantumCircuit(2)
+    circuit.h(0)
+    circuit.append(Gate("mystery", 2, []), [0, 1])
+    match = r"PUB 0: instruction 1 \(mystery on qubit\(s\) \[0, 1\]\) is opaque"
+    with pytest.raises(UnsupportedCircuitError, match=match):
+        Estimator(mode=LocalService().backend()).run([(circuit, "ZZ")])
+    wrapper = QuantumCircuit(2)
+    wrapper.append(circuit.to_gate(label="outer"), [1, 0])  # opaque inside a definition
+    wrapper.measure_all()
+    with pytest.raises(UnsupportedCircuitError, match="opaque"):
+        Sampler(mode=LocalService().backend()).run([wrapper])
+    defined = QuantumCircuit(2, name="bell_maker")
+    defined.h(0)
+    defined.cx(0, 1)
+    fine = QuantumCircuit(2)
+    fine.append(defined.to_gate(), [0, 1])  # a custom gate with a definition runs
+    result = await Estimator(mode=LocalService().backend()).run([(fine, "ZZ")])
+    assert float(result[0].data.evs) == pytest.approx(1.0)

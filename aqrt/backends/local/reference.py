@@ -12,7 +12,8 @@ import math
 from typing import Any
 
 import numpy as np
-from qiskit.circuit import CONTROL_FLOW_OP_NAMES, QuantumCircuit
+from qiskit.circuit import CONTROL_FLOW_OP_NAMES, ControlFlowOp, QuantumCircuit
+from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit.primitives.containers import BitArray, DataBin, PubResult, SamplerPubResult
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.sampler_pub import SamplerPub
@@ -21,7 +22,7 @@ from qiskit.quantum_info import SparsePauliOp, Statevector
 from ..._concurrency import CancelFlag
 from ...errors import JobCancelledError
 
-__all__ = ["estimate_pub", "final_measurements", "sample_pub", "unsupported_instruction"]
+__all__ = ["estimate_pub", "final_measurements", "opaque_instruction", "sample_pub", "unsupported_instruction"]
 
 _NON_UNITARY = {"measure", "reset", "initialize", "save_statevector"} | set(CONTROL_FLOW_OP_NAMES)
 _TRANSPARENT = {"barrier", "delay"}
@@ -41,6 +42,47 @@ def unsupported_instruction(circuit: QuantumCircuit, *, allow_final_measurements
             kind = "a mid-circuit measurement" if name == "measure" and allow_final_measurements else repr(name)
             return f"instruction {position} ({name} on qubit(s) {qubits}) is {kind}, which this backend cannot run"
     return None
+
+
+_STANDARD_GATES = frozenset(get_standard_gate_name_mapping())
+_NOT_GATES = frozenset({"measure", "reset", "barrier", "delay", "store", "box"} | set(CONTROL_FLOW_OP_NAMES))
+
+
+def opaque_instruction(circuit: QuantumCircuit) -> str | None:
+    """Describe the first instruction with neither a matrix nor a definition (no one can simulate it), or None."""
+    unknown = set(circuit.count_ops()) - _STANDARD_GATES - _NOT_GATES
+    blocks = not _NOT_GATES.isdisjoint(circuit.count_ops())
+    if not unknown and not blocks:
+        return None
+    for position, instruction in enumerate(circuit.data):
+        operation = instruction.operation
+        if operation.name in unknown and not _simulable(operation, set()):
+            qubits = [circuit.find_bit(q).index for q in instruction.qubits]
+            return (
+                f"instruction {position} ({operation.name} on qubit(s) {qubits}) is opaque: it has neither a "
+                "matrix nor a definition"
+            )
+        for block in operation.blocks if isinstance(operation, ControlFlowOp) else ():
+            problem = opaque_instruction(block)
+            if problem is not None:
+                return f"inside instruction {position} ({operation.name}): {problem}"
+    return None
+
+
+def _simulable(operation: Any, seen: set[str]) -> bool:
+    try:
+        operation.to_matrix()
+        return True
+    except Exception:  # gates without a matrix raise various errors here
+        pass
+    definition = operation.definition
+    if definition is None or operation.name in seen:
+        return definition is not None
+    seen.add(operation.name)
+    return all(
+        inner.operation.name in _STANDARD_GATES | _NOT_GATES or _simulable(inner.operation, seen)
+        for inner in definition.data
+    )
 
 
 def final_measurements(circuit: QuantumCircuit) -> tuple[dict[int, int], set[int]]:

@@ -81,6 +81,7 @@ class LocalJobRunner:
                 f"but only {format_bytes(available)} of memory is available"
             )
         problem = reference.unsupported_instruction(circuit, allow_final_measurements=program == "sampler")
+        problem = problem or reference.opaque_instruction(circuit)
         if problem is not None:
             raise UnsupportedCircuitError(index, problem)
 
