@@ -16,6 +16,7 @@ from aqrt import (
     LocalService,
     Sampler,
     Session,
+    UnsupportedCircuitError,
 )
 from aqrt.backends.local import DeviceBackend
 from aqrt.backends.local.device import NOISELESS
@@ -106,6 +107,21 @@ async def test_job_mode_on_a_fake_device(manila, sampled, estimated, by) -> None
     assert sample.metadata["backend"] == estimate.metadata["backend"] == "fake_manila"
     assert sample[0].data.meas.get_counts() == await _statevector_counts(sampled)
     assert float(estimate[0].data.evs) == pytest.approx(await _statevector_evs(estimated), abs=1e-12)
+    for result in (sample, estimate):
+        assert {key: result.metadata[key] for key in NOISELESS} == NOISELESS  # never silently noiseless
+    plain = await Sampler(mode="aqrt_statevector", options={"seed": SEED}).run([sampled], shots=SHOTS)
+    assert "noise" not in plain.metadata
+
+
+async def test_optimization_level_on_a_device(manila, estimated) -> None:
+    """A device refuses non-ISA circuits whatever the options (as IBM's do); an ISA circuit
+    re-optimised at optimization_level runs for the device's target."""
+    result = await Estimator(mode=manila, options={"optimization_level": 3}).run([estimated])
+    assert float(result[0].data.evs) == pytest.approx(await _statevector_evs(estimated), abs=1e-12)
+    circuit = QuantumCircuit(5)
+    circuit.h(0)
+    with pytest.raises(UnsupportedCircuitError, match="not supported by the target"):
+        Estimator(mode=manila, options={"optimization_level": 1}).run([(circuit, "ZIIII")])
 
 
 async def test_the_counts_follow_the_exact_distribution(manila, sampled) -> None:

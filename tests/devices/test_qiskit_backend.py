@@ -117,3 +117,23 @@ def test_status_has_the_five_fields_of_qiskits_backend_status(manila) -> None:
     assert device_status.to_dict() == {**manila.status().to_dict(), "backend_version": manila.backend_version}
     with pytest.raises(ValueError, match="pending_jobs"):
         BackendStatus("x", "1", True, -1, "active")
+
+
+def test_optimization_level_transpiles_for_the_device_target(manila) -> None:
+    """aqrt's optimization_level transpiles for a device backend's target, not aqrt's basis."""
+    from qiskit.primitives.containers.estimator_pub import EstimatorPub
+
+    from aqrt.job import JobRequest
+    from aqrt.options import Options
+
+    circuit = QuantumCircuit(3)
+    circuit.h(0)
+    circuit.cx(0, 2)
+    circuit.t(2)
+    request = JobRequest(
+        "job", "estimator", [EstimatorPub.coerce((circuit, "ZIZ"))], Options(optimization_level=1), None
+    )
+    for_device = LocalService().device(manila).runner.prepare(circuit, "key", request, {})
+    assert set(for_device.circuit.count_ops()) <= set(manila.target.operation_names)
+    for_statevector = LocalService().backend().runner.prepare(circuit, "key", request, {})
+    assert "h" in for_statevector.circuit.count_ops()

@@ -121,7 +121,14 @@ class LocalBackend(BackendV2):
         self._executor = executor
         self._worker = WorkerThread()
         self._target: Target | None = None
-        self.runner = LocalJobRunner(name, engine=engine, dtype=dtype, chunk_bindings=chunk_bindings)
+        self.runner = LocalJobRunner(
+            name,
+            engine=engine,
+            dtype=dtype,
+            chunk_bindings=chunk_bindings,
+            metadata=self.result_metadata,
+            transpile_target=self._transpile_target,
+        )
         """Runs this backend's jobs in the calling thread (see :mod:`.runner`)."""
 
     @property
@@ -176,6 +183,10 @@ class LocalBackend(BackendV2):
     def simulator(self) -> bool:
         """True: a simulator (a device backend answers False, as the device it stands for)."""
         return True
+
+    def _transpile_target(self) -> Target | None:
+        """What ``optimization_level`` transpiles for: None, the basis of every standard gate."""
+        return None
 
     @property
     def result_metadata(self) -> dict[str, str]:

@@ -98,6 +98,10 @@ class DeviceBackend(LocalBackend):
             raise BackendError(f"device {self.name!r} has no Target; a device backend needs one")
         return target
 
+    def _transpile_target(self) -> Target:
+        """``optimization_level`` transpiles for the device, as IBM's would."""
+        return self.target
+
     @property
     def coupling_map(self) -> CouplingMap | None:
         """The device's coupling map."""

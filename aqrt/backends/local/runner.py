@@ -11,6 +11,7 @@ and its executor's business, not the runner's.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -45,15 +46,28 @@ class LocalJobRunner:
         dtype: ``"complex128"`` or ``"complex64"`` (numba only).
         chunk_bindings: bindings per chunk when a job is cut into chunks (None: about
             :data:`~.cost.TARGET_CHUNK_SECONDS` of work each).
+        metadata: added to every job's result metadata (a device backend says it ran without noise).
+        transpile_target: the ``Target`` that ``optimization_level`` transpiles for (None: every
+            standard gate on any qubits), asked for on first use.
     """
 
-    def __init__(self, backend_name: str, *, engine: str, dtype: str, chunk_bindings: int | None = None) -> None:
+    def __init__(
+        self,
+        backend_name: str,
+        *,
+        engine: str,
+        dtype: str,
+        chunk_bindings: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        transpile_target: Callable[[], Any] | None = None,
+    ) -> None:
         self.backend_name = backend_name
         self.engine = engine
         self.dtype = dtype
         self.chunk_bindings = chunk_bindings
+        self.metadata = dict(metadata or {})
         self._np_dtype = np.dtype(dtype)
-        self._transpiler = Transpiler()
+        self._transpiler = Transpiler(transpile_target)
 
     def check_pub(self, program: Program, pub: Any, index: int, *, max_qubits: int, bytes_per_amplitude: int) -> None:
         """Refuse, before any work, a PUB this machine cannot hold or the engine cannot run.
@@ -155,6 +169,7 @@ class LocalJobRunner:
             "session_id": request.session_id,
             "engine": self.engine,
             "dtype": self.dtype,
+            **self.metadata,
         }
         if not_applied:
             metadata["options_not_applied"] = not_applied

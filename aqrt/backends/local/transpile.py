@@ -1,12 +1,14 @@
 """Transpiling at ``options.optimization_level``: once per distinct circuit per session.
 
-The pass managers are Qiskit's presets for the simulator's basis (every standard gate), one
-per level, built on first use and shared by the backend's jobs.
+The pass managers are Qiskit's presets, one per level, built on first use and shared by the
+backend's jobs: for the statevector backend its basis (every standard gate, any qubits), for a
+device backend the device's target (its basis and coupling map), as the device would need.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from qiskit.circuit import QuantumCircuit
@@ -23,7 +25,8 @@ BASIS_GATES = sorted(set(get_standard_gate_name_mapping()) - {"global_phase"})
 class Transpiler:
     """Transpiles circuits for a local backend, caching results in the session's cache."""
 
-    def __init__(self) -> None:
+    def __init__(self, target: Callable[[], Any] | None = None) -> None:
+        self._target = target
         self._pass_managers: dict[int, Any] = {}
         self._lock = threading.Lock()
 
@@ -46,7 +49,13 @@ class Transpiler:
             if level not in self._pass_managers:
                 from qiskit.transpiler import generate_preset_pass_manager
 
-                self._pass_managers[level] = generate_preset_pass_manager(
-                    optimization_level=level, basis_gates=BASIS_GATES, seed_transpiler=0
-                )
+                target = self._target() if self._target is not None else None
+                if target is None:
+                    self._pass_managers[level] = generate_preset_pass_manager(
+                        optimization_level=level, basis_gates=BASIS_GATES, seed_transpiler=0
+                    )
+                else:
+                    self._pass_managers[level] = generate_preset_pass_manager(
+                        optimization_level=level, target=target, seed_transpiler=0
+                    )
             return self._pass_managers[level]
