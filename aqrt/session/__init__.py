@@ -34,6 +34,7 @@ from typing import Any, Self
 
 import anyio
 import anyio.lowlevel
+from qiskit.providers import BackendV2
 
 from ..backends.base import Backend, Service
 from ..errors import SessionStateError
@@ -67,7 +68,8 @@ class Session:
         service: where the backend lives; ``None`` means ``LocalService()``.
         backend: a backend name or object, fixed for the session's life; ``None`` takes the
             service's default backend. A name on a remote service is looked up when the session
-            is entered.
+            is entered. A Qiskit ``BackendV2`` such as ``FakeSherbrooke()`` runs as a device
+            backend of the local service (see docs/devices.md).
         max_time: int seconds or ``"2h 30m 40s"``; at most, and by default, the backend's
             system maximum.
         interactive_timeout: seconds (or a duration string) with nothing queued before the
@@ -83,13 +85,14 @@ class Session:
         InvalidTimeSpecError: ``max_time`` / ``interactive_timeout`` malformed or too large.
         InvalidOptionsError: ``max_pending`` / ``on_full`` malformed.
         BackendNotFoundError: no such backend on the service.
-        TypeError: ``service`` or ``backend`` is not a Service / Backend.
+        TypeError: ``service`` or ``backend`` is not a Service / Backend (or a Qiskit ``BackendV2``,
+            which runs on a ``LocalService`` as its device backend).
     """
 
     def __init__(
         self,
         service: Service | None = None,
-        backend: Backend | str | None = None,
+        backend: Backend | BackendV2 | str | None = None,
         *,
         max_time: int | str | None = None,
         interactive_timeout: int | str | None = None,
@@ -102,7 +105,7 @@ class Session:
         self,
         mode: Mode,
         service: Service | None,
-        backend: Backend | str | None,
+        backend: Backend | BackendV2 | str | None,
         max_time: int | str | None,
         interactive_timeout: int | str | None,
         max_concurrency: int | None,
@@ -356,7 +359,7 @@ class Batch(Session):
     def __init__(
         self,
         service: Service | None = None,
-        backend: Backend | str | None = None,
+        backend: Backend | BackendV2 | str | None = None,
         *,
         max_time: int | str | None = None,
         interactive_timeout: int | str | None = None,
