@@ -687,7 +687,7 @@ async def test_cache_blocked_path_on_every_op_kind_and_high_qubit(n: int) -> Non
 
 
 @pytest.mark.parametrize("program", ["estimator", "sampler"])
-async def test_instruction_without_definition_or_matrix_fails_at_await_with_invalid_pub_error(program: str) -> None:
+async def test_instruction_without_definition_or_matrix_is_refused_at_run(program: str) -> None:
     opaque = QuantumCircuit(2, 2)
     opaque.h(0)
     opaque.append(Instruction("mystery_box", 1, 0, []), [1])
@@ -698,18 +698,17 @@ async def test_instruction_without_definition_or_matrix_fails_at_await_with_inva
     if program == "sampler":
         for circuit in (opaque, opaque_gate, good):
             circuit.measure([0, 1], [0, 1])
-    async with Session(service=LocalService()):
+    async with Session(service=LocalService()) as session:
         primitive = Estimator() if program == "estimator" else Sampler()
         pubs = [(c, "ZZ") if program == "estimator" else c for c in (good, opaque)]
-        job = primitive.run(pubs)  # accepted: validation only looks for non-unitary instructions
-        with pytest.raises(InvalidPubError, match=r"PUB 1: instruction 1 \(mystery_box on 1 qubit\(s\)\)") as info:
-            await job
+        with pytest.raises(InvalidPubError, match=r"PUB 1: instruction 1 \(mystery_box on qubit\(s\) \[1\]\)") as info:
+            primitive.run(pubs)
         assert info.value.pub_index == 1
-        assert "no matrix and no definition" in str(info.value)
+        assert "neither a matrix nor a definition" in str(info.value)
         pubs = [(opaque_gate, "ZZ") if program == "estimator" else opaque_gate]
-        with pytest.raises(InvalidPubError, match=r"PUB 0: instruction 0 \(mystery_gate on 2 qubit\(s\)\)"):
-            await primitive.run(pubs)
-        # the session is still usable
+        with pytest.raises(InvalidPubError, match=r"PUB 0: instruction 0 \(mystery_gate on qubit\(s\) \[1, 0\]\)"):
+            primitive.run(pubs)
+        assert session.statistics()["total"] == 0  # refused before a job existed
         pubs = [(good, "ZZ") if program == "estimator" else good]
         assert (await primitive.run(pubs))[0].metadata is not None
 

@@ -464,35 +464,20 @@ def _reset_circuit() -> QuantumCircuit:
     return circuit
 
 
-@pytest.mark.parametrize(
-    ("circuit", "match"),
-    [
-        (_mid_circuit_measurement(), r"instruction 1 \(measure on qubit\(s\) \[0\]\) is a mid-circuit measurement"),
-        (_reset_circuit(), r"instruction 1 \(reset on qubit\(s\) \[1\]\) is 'reset'"),
-    ],
-    ids=["mid-circuit-measure", "reset"],
-)
-async def test_sampler_refuses_mid_circuit_measurement_and_reset_at_run(circuit: QuantumCircuit, match: str) -> None:
-    good = QuantumCircuit(1, 1)
-    good.x(0)
-    good.measure(0, 0)
-    async with Session() as session:
-        sampler = Sampler()
-        with pytest.raises(InvalidPubError, match="PUB 1: " + match) as info:
-            sampler.run([good, circuit])
-        assert info.value.pub_index == 1
-        assert session.statistics()["total"] == 0
-        assert (await sampler.run([good], shots=2))[0].data.c.get_counts() == {"1": 2}
+async def test_sampler_runs_mid_circuit_measurement_and_reset() -> None:
+    """Once refused at run(); now the dynamic route runs them (see test_routes.py)."""
+    async with Session():
+        sampler = Sampler(options=Options(seed=3))
+        measured, reset = await sampler.run([_mid_circuit_measurement(), _reset_circuit()], shots=2000)
+    for result in (measured, reset):
+        assert result.metadata["simulator_metadata"]["method"] == "dynamic"
+        counts = result.data.c.get_counts()
+        assert set(counts) == {"00", "01"} and abs(counts["01"] - 1000) < 150
 
 
-@pytest.mark.parametrize(
-    ("operation", "match"),
-    [
-        ("measure", r"instruction 1 \(measure on qubit\(s\) \[1\]\) is 'measure'"),
-        ("reset", r"instruction 1 \(reset on qubit\(s\) \[0\]\) is 'reset'"),
-    ],
-)
-async def test_estimator_refuses_any_measurement_or_reset_at_run(operation: str, match: str) -> None:
+@pytest.mark.parametrize("operation", ["measure", "reset"])
+async def test_estimator_runs_circuits_with_measurement_or_reset(operation: str) -> None:
+    """The value is the average over the measured outcomes (exact)."""
     circuit = QuantumCircuit(2, 1)
     circuit.h(0)
     if operation == "measure":
@@ -500,15 +485,9 @@ async def test_estimator_refuses_any_measurement_or_reset_at_run(operation: str,
     else:
         circuit.reset(0)
         circuit.h(0)
-    good, exact = _ry_circuit()
-    async with Session() as session:
-        estimator = Estimator()
-        with pytest.raises(InvalidPubError, match=match):
-            estimator.run([(circuit, "ZZ")])
-        with pytest.raises(InvalidPubError, match="PUB 1: instruction"):
-            estimator.run([(good, "Z"), (circuit, "ZZ")])
-        assert session.statistics()["total"] == 0
-        assert float((await estimator.run([(good, "Z")]))[0].data.evs) == pytest.approx(exact, abs=1e-12)
+    async with Session():
+        result = await Estimator().run([(circuit, ["IX", "ZI"])])
+    np.testing.assert_allclose(result[0].data.evs, [1.0, 1.0], atol=1e-12)
 
 
 # -- job mode --------------------------------------------------------------------------------------

@@ -229,6 +229,8 @@ class LocalBackend(BackendV2):
             return NOT_INLINE
         if self._executor is not None and self._executor.takes(self.runner, request):
             return NOT_INLINE  # e.g. chunk_bindings asked for chunks this small
+        if not self.runner.statevector_only(request, context.cache):
+            return NOT_INLINE  # a dynamic circuit's branches can cost far more than its size says
         return self.runner.run(request, context, serial=True)
 
     async def aclose(self) -> None:

@@ -29,12 +29,13 @@ from .cost import TARGET_CHUNK_SECONDS, chunk_size
 from .errors import engine_errors
 from .fingerprint import circuit_fingerprint
 from .reference import _flat_bindings
+from .routes import STATEVECTOR
 
 if TYPE_CHECKING:
     from ...job import JobRequest
     from ..base import ExecutionContext
 
-__all__ = ["ChunkTask", "PubPlan", "plan_job", "run_chunk", "total_chunks", "warm"]
+__all__ = ["ChunkTask", "PubPlan", "RoutedPub", "plan_job", "run_chunk", "total_chunks", "warm"]
 
 _kernel_lock = threading.Lock()  # numba's parallel kernels may not be entered from two threads
 
@@ -44,7 +45,7 @@ class ChunkTask:
     """Everything one chunk needs; picklable, runs in any process with aqrt installed."""
 
     program: str
-    lowered: LoweredCircuit
+    lowered: LoweredCircuit | None  # None: a whole PUB on another route (``routed``)
     values: np.ndarray  # (chunk bindings, parameters)
     dtype: str
     table: TermTable | None = None
@@ -52,10 +53,44 @@ class ChunkTask:
     registers: list[tuple[str, list[int]]] = dataclasses.field(default_factory=list)
     rng_state: Any = None  # the PUB generator's PCG64 state (a dict)
     rng_skip: int = 0  # doubles of the PUB's stream drawn by the bindings before this chunk
+    routed: RoutedPub | None = None
 
     @property
     def num_bindings(self) -> int:
         return int(self.values.shape[0])
+
+
+@dataclasses.dataclass
+class RoutedPub:
+    """A PUB on the stabilizer or dynamic route: it runs whole, as one chunk."""
+
+    method: str
+    circuit: Any  # the prepared circuit
+    names: list[str]
+    observables: list[Any] | None = None  # the Estimator's, on the prepared circuit
+
+
+def _run_routed(task: ChunkTask, routed: RoutedPub, cancel_requested: Any) -> Any:
+    from . import routes
+
+    dtype = np.dtype(task.dtype)
+    if task.program == "estimator":
+        assert routed.observables is not None
+        return routes.estimate_values(
+            routed.method, routed.circuit, task.values, routed.names, routed.observables, dtype, cancel_requested
+        )
+    return routes.sample_arrays(
+        routed.method, routed.circuit, task.values, routed.names, task.shots, _generator(task), dtype, cancel_requested
+    )
+
+
+def _generator(task: ChunkTask) -> np.random.Generator:
+    """The PUB's generator, advanced to the chunk's first binding."""
+    bit_generator = np.random.PCG64()
+    assert task.rng_state is not None  # a sampler chunk always carries its PUB's stream
+    bit_generator.state = task.rng_state
+    bit_generator.advance(task.rng_skip)
+    return np.random.Generator(bit_generator)
 
 
 def run_chunk(task: ChunkTask, cancel_requested: Any = None) -> Any:
@@ -66,16 +101,14 @@ def run_chunk(task: ChunkTask, cancel_requested: Any = None) -> Any:
         warm(task.dtype)  # once per process
     dtype = np.dtype(task.dtype)
     with _kernel_lock:
+        if task.routed is not None:
+            return _run_routed(task, task.routed, cancel_requested)
+        assert task.lowered is not None
         if task.program == "estimator":
             assert task.table is not None
             return engine_pubs.estimate_chunk(task.lowered, task.values, task.table, dtype, cancel_requested)
-        bit_generator = np.random.PCG64()
-        assert task.rng_state is not None  # a sampler chunk always carries its PUB's stream
-        bit_generator.state = task.rng_state
-        bit_generator.advance(task.rng_skip)
-        rng = np.random.Generator(bit_generator)
         return engine_pubs.sample_chunk(
-            task.lowered, task.values, rng, task.shots, task.registers, dtype, cancel_requested
+            task.lowered, task.values, _generator(task), task.shots, task.registers, dtype, cancel_requested
         )
 
 
@@ -85,7 +118,7 @@ class PubPlan:
 
     pub: Any
     program: str
-    lowered: LoweredCircuit
+    lowered: LoweredCircuit | None
     values: np.ndarray  # (bindings, parameters), every binding of the PUB
     dtype: str
     chunk_bindings: int
@@ -93,13 +126,16 @@ class PubPlan:
     registers: list[tuple[str, list[int]]] = dataclasses.field(default_factory=list)
     rng: np.random.Generator | None = None
     simulator_metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    routed: RoutedPub | None = None
 
     @property
     def num_bindings(self) -> int:
         return int(self.values.shape[0])
 
     def bounds(self) -> list[tuple[int, int]]:
-        """(start, stop) of every chunk, in binding order."""
+        """(start, stop) of every chunk, in binding order (a routed PUB is one chunk)."""
+        if self.routed is not None:
+            return [(0, self.num_bindings)]
         size = self.chunk_bindings
         return [(start, min(start + size, self.num_bindings)) for start in range(0, self.num_bindings, size)]
 
@@ -115,12 +151,13 @@ class PubPlan:
             registers=self.registers,
             rng_state=dict(self.rng.bit_generator.state) if self.rng is not None and shots else None,
             rng_skip=start * shots,
+            routed=self.routed,
         )
 
     def finish(self, parts: list[Any]) -> Any:
         """The PUB's result from its chunks' results, in :meth:`bounds` order."""
         if self.program == "estimator":
-            width = self.table.weights.shape[0] if self.table is not None else 0
+            width = self.table.weights.shape[0] if self.table is not None else int(np.prod(self.pub.observables.shape))
             per_pair = np.concatenate(parts, axis=0) if parts else np.empty((0, width))
             result = engine_pubs.finish_estimate(self.pub, per_pair, self.rng)
         else:
@@ -154,6 +191,9 @@ def plan_job(
         values, names = _flat_bindings(pub)
         table = None
         registers: list[tuple[str, list[int]]] = []
+        if prepared.method != STATEVECTOR:
+            plans.append(_routed_plan(request.program, pub, prepared, values, names, dtype, rng))
+            continue
         with engine_errors(request.job_id, index):
             if request.program == "estimator":
                 lowered = engine_pubs.cached_lowering(circuit, names, context.cache, lowered_key)
@@ -177,6 +217,28 @@ def plan_job(
             )
         )
     return plans
+
+
+def _routed_plan(
+    program: str, pub: Any, prepared: Any, values: np.ndarray, names: list[str], dtype: str, rng: Any
+) -> PubPlan:
+    """A PUB on the stabilizer or dynamic route: one chunk with everything it needs."""
+    observables = None
+    if program == "estimator":
+        observables = [prepared.observable(pub.observables.slice(i)) for i in np.ndindex(*pub.observables.shape)]
+    registers = [(register.name, list(range(register.size))) for register in prepared.circuit.cregs]
+    return PubPlan(
+        pub=pub,
+        program=program,
+        lowered=None,
+        values=values,
+        dtype=dtype,
+        chunk_bindings=max(1, int(values.shape[0])),
+        registers=registers if program == "sampler" else [],
+        rng=rng,
+        simulator_metadata=prepared.metadata(),
+        routed=RoutedPub(prepared.method, prepared.circuit, names, observables),
+    )
 
 
 def total_chunks(plans: list[PubPlan]) -> int:

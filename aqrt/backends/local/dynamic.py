@@ -45,7 +45,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from qiskit.circuit import CASE_DEFAULT, CONTROL_FLOW_OP_NAMES, Gate, QuantumCircuit
+from qiskit.circuit import CASE_DEFAULT, CONTROL_FLOW_OP_NAMES, Gate, Instruction, QuantumCircuit
 from qiskit.circuit.library import get_standard_gate_name_mapping
 
 from ..._concurrency import CancelFlag
@@ -131,7 +131,7 @@ def needs_branching(circuit: QuantumCircuit) -> bool:
     if not names <= _standard_names():
         for instruction in circuit.data:
             operation = instruction.operation
-            if operation.name not in _standard_names() and not isinstance(operation, Gate):
+            if operation.name not in _standard_names() and _is_instruction(operation):
                 definition = operation.definition
                 if definition is not None and _definition_branches(definition):
                     return True
@@ -149,7 +149,7 @@ def _definition_branches(definition: QuantumCircuit) -> bool:
     for the caller's purposes: the instruction may be followed by anything)."""
     for instruction in definition.data:
         operation = instruction.operation
-        if operation.name in _TRANSPARENT or isinstance(operation, Gate):
+        if operation.name in _TRANSPARENT or not _is_instruction(operation):
             continue
         if operation.name in _NON_UNITARY:
             return True
@@ -157,6 +157,12 @@ def _definition_branches(definition: QuantumCircuit) -> bool:
         if inner is not None and _definition_branches(inner):
             return True
     return False
+
+
+def _is_instruction(operation: Any) -> bool:
+    """A non-gate instruction (measure, reset, control flow, or one with a definition to inline);
+    gates and other unitary operations (``AnnotatedOperation``) go to the engine as they are."""
+    return isinstance(operation, Instruction) and not isinstance(operation, Gate)
 
 
 @functools.cache
@@ -295,7 +301,7 @@ class _Compiler:
                 continue
             qubits = tuple(qubit_map[local[q]] for q in instruction.qubits)
             self._count(where)
-            if isinstance(operation, Gate):
+            if not _is_instruction(operation):
                 self._pending.append((operation, qubits, where, (id(block), position, map_id)))
                 continue
             try:

@@ -4,15 +4,18 @@ lowered forms, so a session's later jobs reuse what its first job computed."""
 from __future__ import annotations
 
 import hashlib
+import io
 from typing import Any
 
 import numpy as np
-from qiskit.circuit import QuantumCircuit
+from qiskit import qpy
+from qiskit.circuit import CONTROL_FLOW_OP_NAMES, QuantumCircuit
 from qiskit.circuit.library import get_standard_gate_name_mapping
 
 __all__ = ["circuit_fingerprint"]
 
 _STANDARD_GATES = get_standard_gate_name_mapping()
+_CLASSICAL = frozenset({*CONTROL_FLOW_OP_NAMES, "store"})
 
 
 def circuit_fingerprint(circuit: QuantumCircuit) -> str:
@@ -20,9 +23,16 @@ def circuit_fingerprint(circuit: QuantumCircuit) -> str:
 
     Standard gates are named by name, parameters and control state; any other operation by its
     matrix or, failing that, by its definition (recursively), since custom gates share names.
+    A circuit with control flow, stores or variables is digested whole from its QPY form: its
+    conditions, expressions and nested blocks are structure a gate-by-gate digest cannot see.
     """
     digest = hashlib.blake2b(digest_size=16)
-    _digest_circuit(circuit, digest)
+    if circuit.num_vars or not _CLASSICAL.isdisjoint(circuit.count_ops()):
+        buffer = io.BytesIO()
+        qpy.dump(circuit.copy(name="fingerprint"), buffer)  # names are often counters ("circuit-47")
+        digest.update(buffer.getvalue())
+    else:
+        _digest_circuit(circuit, digest)
     return digest.hexdigest()
 
 

@@ -13,11 +13,11 @@ from typing import Any
 from qiskit.circuit import QuantumCircuit
 from qiskit.quantum_info import SparseObservable
 
+from ...job import Program
 from .compaction import compact_circuit, restrict_observable
+from .routes import STATEVECTOR, choose_method
 
-__all__ = ["STATEVECTOR", "PreparedCircuit", "prepare_circuit"]
-
-STATEVECTOR = "statevector"
+__all__ = ["PreparedCircuit", "prepare_circuit"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +29,7 @@ class PreparedCircuit:
         active: the index, in the circuit as given (after transpiling), of each of ``circuit``'s qubits.
         num_qubits: the width of the circuit as given (after transpiling).
         layout: the transpiler's layout, which the PUB's observables must follow, or None.
-        method: how it runs: ``"statevector"`` (the numba engine).
+        method: how it runs, a route of :mod:`.routes`: ``"statevector"``, ``"stabilizer"`` or ``"dynamic"``.
     """
 
     circuit: QuantumCircuit
@@ -54,13 +54,17 @@ class PreparedCircuit:
         return {"method": self.method, "active_qubits": len(self.active), "num_qubits": self.num_qubits}
 
 
-def prepare_circuit(given: QuantumCircuit, transpiled: QuantumCircuit, *, drop_idle: bool = True) -> PreparedCircuit:
-    """Drop the idle qubits of ``transpiled`` (the PUB's circuit ``given``, transpiled or itself);
-    ``drop_idle=False`` keeps every qubit (the reference engine simulates the circuit as given)."""
+def prepare_circuit(
+    given: QuantumCircuit, transpiled: QuantumCircuit, program: Program, *, drop_idle: bool = True
+) -> PreparedCircuit:
+    """Drop the idle qubits of ``transpiled`` (the PUB's circuit ``given``, transpiled or itself)
+    and choose its route; ``drop_idle=False`` keeps every qubit and the statevector route (the
+    reference engine simulates the circuit as given)."""
     if not drop_idle:
         everything = tuple(range(transpiled.num_qubits))
         layout = transpiled.layout if transpiled is not given else None
         return PreparedCircuit(transpiled, everything, transpiled.num_qubits, layout, STATEVECTOR)
     compact = compact_circuit(transpiled)
     layout = transpiled.layout if transpiled is not given else None
-    return PreparedCircuit(compact.circuit, compact.active, compact.num_qubits, layout, STATEVECTOR)
+    method = choose_method(compact.circuit, program)
+    return PreparedCircuit(compact.circuit, compact.active, compact.num_qubits, layout, method)

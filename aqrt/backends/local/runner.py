@@ -21,7 +21,7 @@ from qiskit.primitives.containers import PrimitiveResult
 from ...errors import CircuitTooLargeError, JobCancelledError, UnsupportedCircuitError
 from ...job import JobRequest, Program
 from ..base import ExecutionContext
-from . import reference
+from . import reference, routes
 from .compaction import active_qubits
 from .cost import PROGRESS_CHUNK_SECONDS, TARGET_CHUNK_SECONDS
 from .errors import engine_errors
@@ -29,6 +29,7 @@ from .fingerprint import circuit_fingerprint
 from .memory import ALWAYS_FITS, available_memory, format_bytes, state_bytes
 from .options_report import options_not_applied
 from .preparation import PreparedCircuit, prepare_circuit
+from .routes import STATEVECTOR
 from .seeding import pub_generators
 from .transpile import Transpiler
 
@@ -77,9 +78,36 @@ class LocalJobRunner:
             UnsupportedCircuitError: an instruction the engine cannot run.
         """
         circuit: QuantumCircuit = pub.circuit
-        width = circuit.num_qubits
-        if self.engine != "reference" and (width > max_qubits or state_bytes(width, bytes_per_amplitude) > ALWAYS_FITS):
-            width = len(active_qubits(circuit))  # only these are simulated
+        if self.engine == "reference":  # the oracle simulates every qubit, unitary circuits only
+            self._check_width(circuit, circuit.num_qubits, index, max_qubits, bytes_per_amplitude)
+            problem = reference.unsupported_instruction(circuit, allow_final_measurements=program == "sampler")
+        else:
+            width = circuit.num_qubits
+            if width > max_qubits or state_bytes(width, bytes_per_amplitude) > ALWAYS_FITS:
+                width = len(active_qubits(circuit))  # only these are simulated
+            if not self._fits_memory(width, max_qubits, bytes_per_amplitude) and routes.fits_stabilizer(
+                circuit, program
+            ):
+                return  # stim holds a Clifford circuit of any width
+            self._check_width(circuit, width, index, max_qubits, bytes_per_amplitude)
+            problem = reference.unsupported_instruction(circuit, allow_final_measurements=program == "sampler")
+            if problem is not None:
+                problem = routes.unsupported(circuit, program)
+        problem = problem or reference.opaque_instruction(circuit)
+        if problem is not None:
+            raise UnsupportedCircuitError(index, problem)
+
+    @staticmethod
+    def _fits_memory(width: int, max_qubits: int, bytes_per_amplitude: int) -> bool:
+        needed = state_bytes(width, bytes_per_amplitude)
+        if width > max_qubits:
+            return False
+        available = available_memory() if needed > ALWAYS_FITS else None
+        return available is None or needed <= available
+
+    def _check_width(
+        self, circuit: QuantumCircuit, width: int, index: int, max_qubits: int, bytes_per_amplitude: int
+    ) -> None:
         needed = state_bytes(width, bytes_per_amplitude)
         dropped = circuit.num_qubits - width
         idle = f" ({dropped} of its {circuit.num_qubits} qubits are idle)" if dropped else ""
@@ -94,22 +122,27 @@ class LocalJobRunner:
                 f"PUB {index}: the circuit's {width}-qubit state{idle} needs {format_bytes(needed)}, "
                 f"but only {format_bytes(available)} of memory is available"
             )
-        problem = reference.unsupported_instruction(circuit, allow_final_measurements=program == "sampler")
-        problem = problem or reference.opaque_instruction(circuit)
-        if problem is not None:
-            raise UnsupportedCircuitError(index, problem)
 
     def prepare(
         self, circuit: QuantumCircuit, fingerprint: str, request: JobRequest, cache: dict[Any, Any]
     ) -> PreparedCircuit:
         """The circuit as it will run (transpiled at the job's optimization level, idle qubits
         dropped, method chosen), cached per circuit and level."""
-        key = ("prepared", request.options.optimization_level, fingerprint)
+        key = ("prepared", request.program, request.options.optimization_level, fingerprint)
         prepared = cache.get(key)
         if prepared is None:
             transpiled = self._transpiler.prepare(circuit, fingerprint, request.options, cache)
-            prepared = cache[key] = prepare_circuit(circuit, transpiled, drop_idle=self.engine != "reference")
+            prepared = cache[key] = prepare_circuit(
+                circuit, transpiled, request.program, drop_idle=self.engine != "reference"
+            )
         return prepared
+
+    def statevector_only(self, request: JobRequest, cache: dict[Any, Any]) -> bool:
+        """Whether every PUB runs on the statevector route (the PUBs are prepared, and cached, to know)."""
+        return all(
+            self.prepare(pub.circuit, circuit_fingerprint(pub.circuit), request, cache).method == STATEVECTOR
+            for pub in request.pubs
+        )
 
     def run(self, request: JobRequest, context: ExecutionContext, *, serial: bool = False) -> PrimitiveResult:
         """Run every PUB of ``request`` here and return the job's result.
@@ -193,6 +226,26 @@ class LocalJobRunner:
             results.append(plan.finish(parts))
         return self.assemble(request, results)
 
+    def _run_routed(
+        self, program: Program, prepared: PreparedCircuit, pub: Any, rng: np.random.Generator | None, cancel: Any
+    ) -> Any:
+        """A PUB on the stabilizer or dynamic route."""
+        from . import engine_pubs
+
+        values, names = reference._flat_bindings(pub)
+        if program == "estimator":
+            observables = [prepared.observable(pub.observables.slice(i)) for i in np.ndindex(*pub.observables.shape)]
+            per_pair = routes.estimate_values(
+                prepared.method, prepared.circuit, values, names, observables, self._np_dtype, cancel
+            )
+            return engine_pubs.finish_estimate(pub, per_pair, rng)
+        assert rng is not None
+        arrays = routes.sample_arrays(
+            prepared.method, prepared.circuit, values, names, int(pub.shots), rng, self._np_dtype, cancel
+        )
+        registers = [(register.name, list(range(register.size))) for register in prepared.circuit.cregs]
+        return engine_pubs.finish_sample(pub, arrays, registers)
+
     def _run_pub(
         self,
         program: Program,
@@ -213,6 +266,8 @@ class LocalJobRunner:
         from . import engine_pubs  # loads numba; importing aqrt must not
 
         dtype = self._np_dtype
+        if prepared.method != STATEVECTOR:
+            return self._run_routed(program, prepared, pub, rng, cancel)
         if program == "estimator":
             return engine_pubs.estimate_pub(prepared, pub, rng, cancel, context.cache, key, serial=serial, dtype=dtype)
         assert rng is not None
