@@ -18,10 +18,13 @@ from aiohttp import web
 from .keys import SERVER_KEY
 from .validation import check_backend
 
-__all__ = ["BASIS_GATES", "backend_routes", "configuration", "properties"]
+__all__ = ["BASIS_GATES", "OTHER_INSTRUCTIONS", "backend_routes", "configuration", "properties"]
 
 #: The advertised basis (all native to the statevector engine).
 BASIS_GATES = ["cx", "cz", "ecr", "id", "rz", "sx", "x"]
+#: Everything else a served circuit may hold, as IBM's dynamic-circuit devices list it: the local
+#: backend runs each (mid-circuit measurement, reset and control flow on its dynamic route).
+OTHER_INSTRUCTIONS = ["measure", "reset", "delay", "if_else", "while_loop", "for_loop", "switch_case"]
 _TWO_QUBIT = {"cx", "cz", "ecr"}
 _VERSION = "1.0.0"
 _EPOCH = "2026-01-01T00:00:00+00:00"
@@ -46,11 +49,11 @@ def configuration(name: str, n_qubits: int, max_shots: int = 100_000) -> dict[st
         "n_qubits": n_qubits,
         "basis_gates": list(BASIS_GATES),
         "gates": gates,
-        "supported_instructions": [*BASIS_GATES, "measure", "reset", "delay"],
+        "supported_instructions": [*BASIS_GATES, *OTHER_INSTRUCTIONS],
         "coupling_map": pairs,
         "local": False,
         "simulator": False,
-        "conditional": False,
+        "conditional": True,
         "open_pulse": False,
         "memory": True,
         "max_shots": max_shots,

@@ -102,6 +102,26 @@ def test_backends_target_and_isa_checks(connect) -> None:
         EstimatorV2(mode=backend).run([(_bell(), SparsePauliOp("ZZ"))])  # 'h' is not in the basis
 
 
+def test_dynamic_circuits_run_as_advertised(connect) -> None:
+    """Every instruction the served target lists runs: reset, mid-circuit measurement, if_else, for_loop."""
+    service = connect(backend_qubits=5)
+    backend = service.backend("aqrt_statevector")
+    assert {"reset", "if_else", "for_loop", "while_loop", "switch_case"} <= set(backend.target.operation_names)
+    circuit = QuantumCircuit(3, 3)
+    circuit.x(0)
+    circuit.measure(0, 0)  # always 1
+    with circuit.if_test((circuit.clbits[0], 1)) as otherwise:
+        circuit.x(1)
+    with otherwise:
+        circuit.x(2)
+    circuit.reset(0)
+    with circuit.for_loop(range(3)):
+        circuit.x(2)  # three flips: qubit 2 ends in 1
+    circuit.measure([0, 1, 2], [0, 1, 2])
+    result = SamplerV2(mode=backend).run([_isa(backend, circuit)], shots=50).result()
+    assert result[0].data.c.get_counts() == {"110": 50}
+
+
 def test_job_mode_estimator_and_sampler_equal_the_local_engine(connect) -> None:
     service = connect(backend_qubits=5)
     backend = service.backend("aqrt_statevector")
