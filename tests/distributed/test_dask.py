@@ -183,3 +183,31 @@ async def test_a_worker_killed_mid_sweep_loses_no_binding(cluster) -> None:
                 break
             await asyncio.sleep(0.1)
         assert set((await client.run(_engine_warm)).values()) == {True}
+
+
+async def test_routed_pubs_run_on_the_cluster_as_whole_chunks(cluster) -> None:
+    """A dynamic PUB and a wide Clifford PUB beside a sweep: each runs as one chunk on a worker,
+    with the same draws as in this process."""
+    from qiskit import QuantumCircuit
+
+    dynamic = QuantumCircuit(2, 2)
+    dynamic.h(0)
+    dynamic.measure(0, 0)
+    with dynamic.if_test((dynamic.clbits[0], 1)):
+        dynamic.x(1)
+    dynamic.measure(1, 1)
+    ghz = QuantumCircuit(40)
+    ghz.h(0)
+    for qubit in range(39):
+        ghz.cx(qubit, qubit + 1)
+    ghz.measure_all()
+    sweep = ansatz(5, 2, measure=True)
+    pubs = [(sweep, grid(900, sweep.num_parameters, seed=3), 32), (dynamic, None, 400), (ghz, None, 300)]
+    expected = await _in_process(pubs, "sampler", seed=77)
+    async with Client(cluster.address, asynchronous=True) as client:
+        async with Session(service=LocalService(executor=DaskExecutor(client), chunk_bindings=300)) as session:
+            result = await Sampler(session=session, options=Options(seed=77)).run(pubs)
+    assert result.metadata["executor"]["chunks"] == 3 + 1 + 1
+    assert [r.metadata["simulator_metadata"]["method"] for r in result] == ["statevector", "dynamic", "stabilizer"]
+    for a, b in zip(expected, result, strict=True):
+        assert np.array_equal(a.join_data().array, b.join_data().array)
