@@ -30,6 +30,7 @@ from scipy.stats import chisquare
 
 from aqrt._concurrency import CancelFlag
 from aqrt.backends.local import dynamic
+from aqrt.backends.local.reference import final_measurements
 from aqrt.engine import simulate, warmup
 from aqrt.errors import UnsupportedCircuitError
 
@@ -1163,6 +1164,25 @@ def test_needs_branching() -> None:
     gate_wrapped.append(unitary.to_gate(), [0])
     gate_wrapped.measure(0, 0)
     assert not dynamic.needs_branching(gate_wrapped)
+
+
+def test_needs_branching_agrees_with_final_measurements() -> None:
+    """Measurements in random places: branching exactly when ``final_measurements`` (the statevector
+    route's reading of terminal measurements) leaves one out."""
+    rng = np.random.default_rng(4)
+    for _ in range(400):
+        qc = QuantumCircuit(int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        for _ in range(int(rng.integers(1, 9))):
+            kind = rng.random()
+            if kind < 0.5:
+                qc.measure(int(rng.integers(qc.num_qubits)), int(rng.integers(qc.num_clbits)))
+            elif kind < 0.6:
+                qc.barrier()
+            else:
+                qc.x(int(rng.integers(qc.num_qubits)))
+        terminal = final_measurements(qc)[1]
+        expected = any(i.operation.name == "measure" and p not in terminal for p, i in enumerate(qc.data))
+        assert dynamic.needs_branching(qc) == expected, qc.draw(output="text")
 
 
 def test_unsupported_names_the_construct() -> None:

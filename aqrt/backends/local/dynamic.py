@@ -64,7 +64,6 @@ from .classical import (
     register_reader,
     with_bit,
 )
-from .reference import final_measurements
 
 __all__ = ["expectation_values", "needs_branching", "sample", "unsupported"]
 
@@ -125,7 +124,8 @@ def needs_branching(circuit: QuantumCircuit) -> bool:
     """
     if circuit.num_vars:
         return True
-    names = set(circuit.count_ops())
+    counts = circuit.count_ops()
+    names = set(counts)
     if names & (CONTROL_FLOW_OP_NAMES | {"reset", "store"}):
         return True
     if not names <= _standard_names():
@@ -135,13 +135,35 @@ def needs_branching(circuit: QuantumCircuit) -> bool:
                 definition = operation.definition
                 if definition is not None and _definition_branches(definition):
                     return True
-    if "measure" not in names:
-        return False
-    terminal = final_measurements(circuit)[1]
-    return any(
-        instruction.operation.name == "measure" and position not in terminal
-        for position, instruction in enumerate(circuit.data)
-    )
+    measurements = counts.get("measure", 0)
+    return measurements > 0 and _has_nonterminal_measurement(circuit, measurements)
+
+
+def _has_nonterminal_measurement(circuit: QuantumCircuit, measurements: int) -> bool:
+    """Whether a measurement is not terminal, as ``reference.final_measurements`` has it: something
+    other than a barrier or delay touches its qubit or clbit after it (a later measurement of the
+    same qubit does not count). Walks back from the end, so measurements at the end cost only
+    themselves."""
+    qubit_index = {bit: i for i, bit in enumerate(circuit.qubits)}
+    clbit_index = {bit: i for i, bit in enumerate(circuit.clbits)}
+    busy_qubits: set[int] = set()
+    busy_clbits: set[int] = set()
+    for instruction in reversed(circuit.data):
+        name = instruction.operation.name
+        if name in _TRANSPARENT:
+            continue
+        if name == "measure":
+            qubit, clbit = qubit_index[instruction.qubits[0]], clbit_index[instruction.clbits[0]]
+            if qubit in busy_qubits or clbit in busy_clbits:
+                return True
+            busy_clbits.add(clbit)
+            measurements -= 1
+            if not measurements:
+                return False
+            continue
+        busy_qubits.update(qubit_index[q] for q in instruction.qubits)
+        busy_clbits.update(clbit_index[c] for c in instruction.clbits)
+    return False
 
 
 def _definition_branches(definition: QuantumCircuit) -> bool:
@@ -182,6 +204,8 @@ def unsupported(circuit: QuantumCircuit, *, program: str) -> str | None:
     """
     if program not in ("sampler", "estimator"):
         raise ValueError(f"program must be 'sampler' or 'estimator', not {program!r}")
+    if not circuit.num_input_vars and set(circuit.count_ops()) <= _standard_names() | {"reset"}:
+        return None  # gates, measurements and resets only: nothing to refuse, and no pass over the circuit
     try:
         _Compiler(circuit, lower=False).compile()
     except _Unsupported as error:
