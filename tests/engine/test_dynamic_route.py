@@ -357,7 +357,6 @@ class Builder:
         self.aer_safe = aer_safe
         self.budget = budget
         self.theta = Parameter("theta")
-        self.uses_theta = False
         self.splits = 8  # measurements and resets, counted once per loop iteration
         self.has_while = False
         num_qubits = draw(st.integers(1, 4))
@@ -389,7 +388,6 @@ class Builder:
             st.sampled_from(["float", "theta", "loop"] if loop_parameter is not None else ["float", "theta"])
         )
         if kind == "theta":
-            self.uses_theta = True
             return self.theta * 0.5 + 0.1
         if kind == "loop":
             return loop_parameter * 0.7 + 0.2
@@ -418,7 +416,7 @@ class Builder:
         if kind == "or_not":
             return expr.logic_or(expr.logic_not(bit), other)
         if kind == "xor_cast":
-            return expr.not_equal(expr.bit_xor(creg, expr.lift(value, creg_type(creg))), 0)
+            return expr.not_equal(expr.bit_xor(creg, expr.lift(value, types.Uint(creg.size))), 0)
         if kind == "index":
             return expr.index(creg, self.draw(st.integers(0, creg.size - 1)))
         if kind == "shift":
@@ -546,10 +544,6 @@ class Builder:
             if self.draw(st.booleans()):
                 with case(case.DEFAULT):
                     self.fill(where.inner())
-
-
-def creg_type(creg: ClassicalRegister) -> types.Type:
-    return types.Uint(creg.size)
 
 
 @st.composite

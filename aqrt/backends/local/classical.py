@@ -35,7 +35,6 @@ __all__ = [
     "compile_switch_target",
     "compile_value",
     "register_reader",
-    "register_value",
     "with_bit",
 ]
 
@@ -97,11 +96,6 @@ class Scope:
 
     def register(self, register: ClassicalRegister) -> list[int]:
         return [self.clbit(bit) for bit in register]
-
-
-def register_value(bits: int, columns: Sequence[int]) -> int:
-    """The unsigned integer whose bit i is clbit ``columns[i]`` of ``bits``."""
-    return register_reader(columns)(bits)
 
 
 def register_reader(columns: Sequence[int]) -> Callable[[int], int]:
