@@ -28,7 +28,7 @@ __all__ = ["coerce_estimator_pubs", "coerce_sampler_pubs"]
 def coerce_estimator_pubs(pubs: Iterable[Any], precision: float | None) -> list[EstimatorPub]:
     """Coerce every Estimator PUB, raising ``InvalidPubError`` for the first bad one."""
     _check_precision(precision)
-    items = _pub_list(pubs, "estimator.run([(circuit, observables, parameter_values)])")
+    items = _pub_list(pubs, "Estimator", "estimator.run([(circuit, observables, parameter_values)])")
     coerced = []
     for index, pub in enumerate(items):
         pub = _with_cached_observables(pub)
@@ -107,7 +107,7 @@ def coerce_sampler_pubs(pubs: Iterable[Any], shots: int | None) -> list[SamplerP
     """Coerce every Sampler PUB, raising ``InvalidPubError`` for the first bad one."""
     if shots is not None and (isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 1):
         raise InvalidInputError(f"shots must be a positive int, got {shots!r}")
-    items = _pub_list(pubs, "sampler.run([(circuit, parameter_values)])")
+    items = _pub_list(pubs, "Sampler", "sampler.run([(circuit, parameter_values)])")
     coerced = []
     for index, pub in enumerate(items):
         try:
@@ -127,9 +127,13 @@ def coerce_sampler_pubs(pubs: Iterable[Any], shots: int | None) -> list[SamplerP
     return coerced
 
 
-def _pub_list(pubs: Iterable[Any], example: str) -> list[Any]:
+def _pub_list(pubs: Iterable[Any], kind: str, example: str) -> list[Any]:
     if isinstance(pubs, QuantumCircuit) or (isinstance(pubs, tuple) and pubs and isinstance(pubs[0], QuantumCircuit)):
-        raise InvalidInputError(f"run() takes a list of PUBs; wrap a single PUB in [] like `{example}`")
+        # Qiskit's reference primitives open their message with the same words.
+        raise InvalidInputError(
+            f"An invalid {kind} pub-like was given ({type(pubs).__name__}): run() takes a list of PUBs; "
+            f"wrap a single PUB in [] like `{example}`"
+        )
     try:
         return list(pubs)
     except TypeError:

@@ -12,12 +12,13 @@ Example:
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
 from qiskit.primitives import BaseEstimatorV2, BaseSamplerV2
-from qiskit.primitives.containers import PrimitiveResult
+from qiskit.primitives.containers import DataBin, PrimitiveResult, PubResult
+from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.primitive_job import PrimitiveJob
 
 from .._concurrency import CancelFlag, engine_executor
@@ -61,14 +62,23 @@ class _EngineRunner:
         """The seed or Generator given at construction (a Generator is kept as given)."""
         return self._seed
 
-    def _submit(self, pubs: list[Any]) -> PrimitiveJob[PrimitiveResult[Any]]:
+    def _submit(
+        self,
+        pubs: list[Any],
+        finish: Callable[[PrimitiveResult[Any]], PrimitiveResult[Any]] | None = None,
+        *,
+        draws: bool = True,
+    ) -> PrimitiveJob[PrimitiveResult[Any]]:
+        """Validate, then run each PUB as its own request; ``draws=False``: the engine draws
+        nothing (exact values), so no seed is taken from a Generator."""
         for index, pub in enumerate(pubs):
             self._backend.validate_pub(self._program, pub, index)
+        seeds = self._pub_seeds(len(pubs)) if draws else [None] * len(pubs)
         requests = [
             JobRequest(new_job_id(), self._program, (pub,), self._options.replace(seed=seed), None)
-            for pub, seed in zip(pubs, self._pub_seeds(len(pubs)), strict=True)
+            for pub, seed in zip(pubs, seeds, strict=True)
         ]
-        job = PrimitiveJob(self._execute, requests)
+        job = PrimitiveJob(self._execute, requests, finish)
         job._submit()
         return job
 
@@ -81,7 +91,9 @@ class _EngineRunner:
             return [int(value) for value in seed.integers(0, 2**63 - 1, size=count)]
         return [self._options.seed] * count
 
-    def _execute(self, requests: list[JobRequest]) -> PrimitiveResult[Any]:
+    def _execute(
+        self, requests: list[JobRequest], finish: Callable[[PrimitiveResult[Any]], PrimitiveResult[Any]] | None
+    ) -> PrimitiveResult[Any]:
         def work() -> PrimitiveResult[Any]:
             if self._backend.engine == "numba" and not engine_is_warm(self._backend.dtype):
                 warm_engine(self._backend.dtype)
@@ -92,7 +104,8 @@ class _EngineRunner:
                 result.metadata.pop("simulator_metadata", None)  # Qiskit's PUB metadata has no such key
             return PrimitiveResult(results, metadata={"version": 2})
 
-        return engine_executor().submit(work).result()
+        result = engine_executor().submit(work).result()
+        return finish(result) if finish is not None else result
 
 
 class EngineEstimator(_EngineRunner, BaseEstimatorV2):
@@ -125,7 +138,27 @@ class EngineEstimator(_EngineRunner, BaseEstimatorV2):
     def run(self, pubs: Iterable[Any], *, precision: float | None = None) -> PrimitiveJob[PrimitiveResult[Any]]:
         if precision is None:
             precision = self._options.default_precision
-        return self._submit(coerce_estimator_pubs(pubs, precision))
+        coerced = coerce_estimator_pubs(pubs, precision)
+        exact = [
+            EstimatorPub(pub.circuit, pub.observables, pub.parameter_values, 0.0, validate=False) for pub in coerced
+        ]
+        precisions = [float(pub.precision or 0.0) for pub in coerced]
+        return self._submit(exact, lambda result: self._add_noise(result, precisions), draws=False)
+
+    def _add_noise(self, result: PrimitiveResult[Any], precisions: list[float]) -> PrimitiveResult[Any]:
+        """Precision noise exactly as ``StatevectorEstimator`` draws it: per PUB a generator
+        ``default_rng(seed)`` (an int seed repeats, a Generator advances), one normal draw per value;
+        ``stds`` are zeros, as Qiskit reports them (the async primitives report the precision)."""
+        noisy = []
+        for pub_result, precision in zip(result, precisions, strict=True):
+            evs = pub_result.data.evs
+            if precision > 0:
+                rng = np.random.default_rng(self._seed)
+                evs = np.asarray(rng.normal(evs, precision), dtype=np.float64)
+            shape = pub_result.data.shape
+            data = DataBin(evs=evs, stds=np.zeros(shape, dtype=np.float64), shape=shape)
+            noisy.append(PubResult(data, metadata={**pub_result.metadata, "target_precision": precision}))
+        return PrimitiveResult(noisy, metadata=result.metadata)
 
 
 class EngineSampler(_EngineRunner, BaseSamplerV2):

@@ -126,3 +126,31 @@ def test_a_circuit_the_engine_cannot_run_raises_a_qiskit_error_too() -> None:
     initialized.measure(0, 0)
     with pytest.raises(QiskitError, match="initialize"):
         EngineSampler().run([initialized])  # refused at run(), before a job exists
+
+
+@pytest.mark.parametrize("seed", [7, "generator"])
+def test_precision_noise_is_statevector_estimators_draw_for_draw(seed) -> None:
+    """An int seed or a Generator gives exactly the values StatevectorEstimator gives."""
+    circuit = _parametric()
+    values = np.random.default_rng(3).uniform(-3, 3, (4, 2))
+    pubs = [(circuit, [[SparsePauliOp("ZZI")], [SparsePauliOp("XIX")]], values, 0.05), (circuit, "IZZ", values[0])]
+
+    def make(factory):
+        return factory(seed=np.random.default_rng(11) if seed == "generator" else seed)
+
+    ours, theirs = make(EngineEstimator), make(StatevectorEstimator)
+    for _ in range(2):  # a Generator advances from run to run, in both
+        mine = ours.run(pubs, precision=0.2).result()
+        reference = theirs.run(pubs, precision=0.2).result()
+        for a, b in zip(mine, reference, strict=True):
+            np.testing.assert_allclose(a.data.evs, b.data.evs, rtol=0, atol=1e-12)
+            assert np.array_equal(a.data.stds, b.data.stds)
+            assert a.metadata == b.metadata
+
+
+def test_a_pub_not_in_a_list_gets_qiskits_message() -> None:
+    circuit = QuantumCircuit(1)
+    with pytest.raises(ValueError, match="An invalid Estimator pub-like was given"):
+        EngineEstimator().run((circuit, SparsePauliOp("Z")))
+    with pytest.raises(ValueError, match="An invalid Sampler pub-like was given"):
+        EngineSampler().run(circuit)
