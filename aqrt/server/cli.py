@@ -18,6 +18,25 @@ from .store import default_db_path
 
 __all__ = ["config_from_args", "configure", "main"]
 
+# The limits on what a request may hold or declare (ServerConfig fields), each an --option.
+_LIMITS = (
+    ("max_body_bytes", "largest request body, bytes"),
+    ("max_decompressed_bytes", "bytes a job's compressed circuits and arrays may inflate to"),
+    ("max_pubs", "most PUBs in one job"),
+    ("max_qubits", "widest circuit (and block or definition in it) a job may hold"),
+    ("max_clbits", "most clbits of a circuit (and of a block or definition in it)"),
+    ("max_circuit_ops", "most operations in one circuit (and in a block or definition in it)"),
+    ("max_parameters", "most ParameterVector elements a job's circuits declare"),
+    ("max_shots", "most shots of one sampler PUB (the served backend advertises max_shots 100000)"),
+    ("max_bindings", "most bindings a job runs, after broadcasting"),
+    ("max_parameter_values", "most parameter values a job binds (bindings x parameters)"),
+    ("max_observable_terms", "most Pauli terms a job evaluates (terms x bindings)"),
+    ("max_result_bits", "most bits a job samples (bindings x shots x clbits)"),
+    ("max_cost", "largest cost (max execution time) a job may set, seconds"),
+    ("max_tags", "most tags on one job"),
+    ("max_tag_length", "most characters in one tag"),
+)
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add ``aqrt serve``'s arguments to ``parser``."""
@@ -41,27 +60,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=defaults["backend_qubits"].default,
         help="width of the served backend (transpiled circuits are padded to it; default %(default)s)",
     )
-    parser.add_argument(
-        "--max-qubits",
-        type=int,
-        default=defaults["max_qubits"].default,
-        help="widest circuit a job may hold (default %(default)s)",
-    )
-    parser.add_argument(
-        "--max-circuit-ops",
-        type=int,
-        default=defaults["max_circuit_ops"].default,
-        help="most operations in one circuit (default %(default)s)",
-    )
-    parser.add_argument(
-        "--max-pubs", type=int, default=defaults["max_pubs"].default, help="most PUBs in one job (default %(default)s)"
-    )
-    parser.add_argument(
-        "--max-body-bytes",
-        type=int,
-        default=defaults["max_body_bytes"].default,
-        help="largest request body, bytes (default %(default)s)",
-    )
+    for name, text in _LIMITS:
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            type=int,
+            default=defaults[name].default,
+            metavar="N",
+            help=f"{text} (default %(default)s)",
+        )
     parser.add_argument(
         "--token-ttl",
         type=int,
@@ -102,10 +108,7 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
         db_path=args.db if args.db is not None else default_db_path(),
         api_keys=keys,
         backend_qubits=args.backend_qubits,
-        max_qubits=args.max_qubits,
-        max_circuit_ops=args.max_circuit_ops,
-        max_pubs=args.max_pubs,
-        max_body_bytes=args.max_body_bytes,
+        **{name: getattr(args, name) for name, _ in _LIMITS},
         token_ttl=args.token_ttl,
         interactive_ttl=args.interactive_ttl,
         max_ttl=args.max_ttl,

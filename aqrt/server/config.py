@@ -13,10 +13,34 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..wire.limits import PayloadLimits
 
 __all__ = ["API_KEYS_ENV", "ServerConfig", "parse_api_key", "parse_api_keys_text"]
 
 API_KEYS_ENV = "AQRT_SERVE_API_KEYS"
+
+# The limits that must be positive ints; _SQLITE_MAX_INT is the largest INTEGER the store keeps.
+_POSITIVE_LIMITS = (
+    "max_body_bytes",
+    "max_qubits",
+    "max_clbits",
+    "max_circuit_ops",
+    "max_pubs",
+    "max_parameters",
+    "max_shots",
+    "max_bindings",
+    "max_parameter_values",
+    "max_observable_terms",
+    "max_result_bits",
+    "max_decompressed_bytes",
+    "max_cost",
+    "max_tags",
+    "max_tag_length",
+)
+_SQLITE_MAX_INT = 2**63 - 1
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -32,8 +56,15 @@ class ServerConfig:
         token_ttl: seconds an access token lives.
         clock: wall clock for tokens (injectable so tests can expire tokens).
         max_body_bytes: the largest request body (413 above it).
-        max_qubits / max_circuit_ops / max_pubs: bounds on what a job may ask for (400 above).
-        max_decompressed_bytes: bound on inflated payload blobs (QPY, arrays).
+        max_pubs / max_qubits / max_clbits / max_circuit_ops / max_parameters / max_shots /
+            max_bindings / max_parameter_values / max_observable_terms / max_result_bits: bounds
+            on what a job may declare, checked before anything is decoded or allocated (400
+            above; :class:`aqrt.wire.limits.PayloadLimits` says what each counts). ``max_shots``
+            is what the served backend's configuration advertises; ``max_qubits`` also bounds
+            the engine.
+        max_decompressed_bytes: bound on inflated payload blobs (QPY, arrays), per job.
+        max_cost: the largest ``cost`` (a job's max execution time, seconds) a job may set.
+        max_tags / max_tag_length: tags per job and characters per tag (also per listing filter).
         interactive_ttl: a dedicated session's interactive timeout, seconds.
         max_ttl: the system maximum (and default) of a session's ``max_ttl``, seconds.
         batch_concurrency: how many jobs of one batch run at once.
@@ -48,9 +79,19 @@ class ServerConfig:
     clock: Callable[[], float] = time.time
     max_body_bytes: int = 16 << 20
     max_qubits: int = 24
+    max_clbits: int = 1024
     max_circuit_ops: int = 100_000
     max_pubs: int = 1000
+    max_parameters: int = 100_000
+    max_shots: int = 100_000  # what backend_routes.configuration() advertises as max_shots
+    max_bindings: int = 100_000
+    max_parameter_values: int = 8 << 20  # the float64 values max_decompressed_bytes can carry
+    max_observable_terms: int = 1_000_000
+    max_result_bits: int = 1 << 28  # 32 MiB of sampled bits
     max_decompressed_bytes: int = 64 << 20
+    max_cost: int = 8 * 3600
+    max_tags: int = 32
+    max_tag_length: int = 512
     interactive_ttl: int = 300
     max_ttl: int = 8 * 3600
     batch_concurrency: int = 4
@@ -65,6 +106,30 @@ class ServerConfig:
             raise ValueError(f"batch_concurrency must be >= 1, got {self.batch_concurrency}")
         if self.backend_qubits < 1 or self.backend_qubits > self.max_qubits:
             raise ValueError(f"backend_qubits must be in 1..max_qubits ({self.max_qubits}), got {self.backend_qubits}")
+        for name in _POSITIVE_LIMITS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if self.max_cost > _SQLITE_MAX_INT:
+            raise ValueError(f"max_cost must be at most {_SQLITE_MAX_INT}, got {self.max_cost}")
+
+    def payload_limits(self) -> PayloadLimits:
+        """The limits a job's ``params`` are admitted under (:mod:`aqrt.wire.limits`)."""
+        from ..wire.limits import PayloadLimits  # here: `aqrt serve --help` loads no Qiskit
+
+        return PayloadLimits(
+            max_decompressed_bytes=self.max_decompressed_bytes,
+            max_pubs=self.max_pubs,
+            max_qubits=self.max_qubits,
+            max_clbits=self.max_clbits,
+            max_circuit_ops=self.max_circuit_ops,
+            max_parameters=self.max_parameters,
+            max_shots=self.max_shots,
+            max_bindings=self.max_bindings,
+            max_parameter_values=self.max_parameter_values,
+            max_observable_terms=self.max_observable_terms,
+            max_result_bits=self.max_result_bits,
+        )
 
 
 def parse_api_key(text: str) -> tuple[str, str]:

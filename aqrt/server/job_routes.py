@@ -7,34 +7,45 @@ with :mod:`aqrt.server.responses`.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from typing import Any
 
 from aiohttp import web
 
 from ..wire.runtime_api import FAILED, IDEMPOTENCY_HEADER, INSTANCE_HEADER
 from .keys import SERVER_KEY, USER_KEY
 from .responses import job_response, logs_text, metrics_body
-from .validation import check_tags_body, job_list_query, read_json
+from .validation import check_job_limits, check_tags, check_tags_body, job_list_query, read_json
 
 __all__ = ["job_routes"]
 
 
 async def submit_job(request: web.Request) -> web.Response:
-    """``POST /jobs``."""
+    """``POST /jobs``: the body is held to this server's limits (tags, cost, ids) first."""
     body = await read_json(request)
     server = request.app[SERVER_KEY]
+    check_job_limits(body, server.config)
     instance, key = request.headers.get(INSTANCE_HEADER), request.headers.get(IDEMPOTENCY_HEADER)
     response = await server.submit(request[USER_KEY], instance, body, idempotency_header=key)
     return web.json_response(response)
 
 
 async def get_job(request: web.Request) -> web.Response:
-    """``GET /jobs/{id}`` (with its params unless ``exclude_params=true``)."""
+    """``GET /jobs/{id}`` (with its params unless ``exclude_params=true``). The params are the
+    user's payload (up to ``max_body_bytes``): they are parsed and written on a worker thread."""
     jobs = request.app[SERVER_KEY].jobs
     with_params = request.query.get("exclude_params", "false").lower() != "true"
     row = await jobs.row(request.match_info["job_id"], request[USER_KEY], with_params=with_params)
-    params = json.loads(row.pop("params")) if with_params else None
-    return web.json_response(job_response(row, params=params))
+    if not with_params:
+        return web.json_response(job_response(row))
+    text = await asyncio.to_thread(_job_text_with_params, row)
+    return web.Response(text=text, content_type="application/json")
+
+
+def _job_text_with_params(row: dict[str, Any]) -> str:
+    params = json.loads(row.pop("params"))
+    return json.dumps(job_response(row, params=params))
 
 
 async def get_results(request: web.Request) -> web.Response:
@@ -65,9 +76,11 @@ async def delete_job(request: web.Request) -> web.Response:
 
 
 async def put_tags(request: web.Request) -> web.Response:
-    """``PUT /jobs/{id}/tags``."""
+    """``PUT /jobs/{id}/tags``: at most ``max_tags`` tags of at most ``max_tag_length`` characters."""
+    server = request.app[SERVER_KEY]
     tags = check_tags_body(await read_json(request))
-    await request.app[SERVER_KEY].jobs.set_tags(request.match_info["job_id"], request[USER_KEY], tags)
+    check_tags(tags, max_tags=server.config.max_tags, max_tag_length=server.config.max_tag_length)
+    await server.jobs.set_tags(request.match_info["job_id"], request[USER_KEY], tags)
     return web.Response(status=204)
 
 
@@ -79,7 +92,7 @@ async def get_logs(request: web.Request) -> web.Response:
 
 async def list_jobs(request: web.Request) -> web.Response:
     """``GET /jobs``: the user's jobs, newest first by default, filtered and paged."""
-    query = job_list_query(request.query)
+    query = job_list_query(request.query, request.app[SERVER_KEY].config)
     count, rows = await request.app[SERVER_KEY].jobs.rows(request[USER_KEY], query)
     return web.json_response(
         {"jobs": [job_response(row) for row in rows], "count": count, "limit": query.limit, "offset": query.offset}

@@ -1,8 +1,11 @@
 """A job's ``params`` decoded into what aqrt runs: PUBs and :class:`~aqrt.options.Options`.
 
-The format is :mod:`aqrt.wire.runtime_api`'s (the one aqrt's client writes); this module adds
-the server's limits (PUBs per job, qubits and operations per circuit, inflated bytes) and turns
-every refusal into a 400.
+The format is :mod:`aqrt.wire.runtime_api`'s (the one aqrt's client writes). What the params
+declare (circuit sizes in QPY headers, bindings after broadcasting, shots, observables, output
+size) is admitted under the server's limits (:meth:`ServerConfig.payload_limits
+<aqrt.server.config.ServerConfig.payload_limits>`, :mod:`aqrt.wire.limits`) before anything is
+built from it; every refusal is a 400 naming the limit and the PUB. Decoding runs on a worker
+thread, never on the event loop nor on the store's thread.
 """
 
 from __future__ import annotations
@@ -31,27 +34,10 @@ def decode_params_sync(program: str, params: Any, cost: int | None, config: Serv
     Raises:
         ApiError: 400 for params the API does not accept or this server's limits refuse.
     """
+    if cost is not None and cost > config.max_cost:
+        raise ApiError(400, f"cost is {cost} seconds; this server takes at most {config.max_cost} (max_cost)")
     try:
-        pubs, rest = pubs_from_params(
-            program, params, max_pubs=config.max_pubs, max_decompressed_bytes=config.max_decompressed_bytes
-        )
-    except WireError as exc:
-        raise ApiError(400, str(exc)) from None
-    for index, pub in enumerate(pubs):
-        circuit = pub.circuit
-        if circuit.num_qubits > config.max_qubits:
-            raise ApiError(
-                400,
-                f"PUB {index}: the circuit has {circuit.num_qubits} qubits; "
-                f"this server takes at most {config.max_qubits}",
-            )
-        if circuit.size() > config.max_circuit_ops:
-            raise ApiError(
-                400,
-                f"PUB {index}: the circuit has {circuit.size()} operations; "
-                f"this server takes at most {config.max_circuit_ops}",
-            )
-    try:
+        pubs, rest = pubs_from_params(program, params, limits=config.payload_limits())
         return pubs, options_from_params(rest, max_execution_time=cost)
     except WireError as exc:
         raise ApiError(400, str(exc)) from None

@@ -12,6 +12,8 @@ import asyncio
 import dataclasses
 import datetime as dt
 import json
+import re
+import reprlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +32,7 @@ __all__ = [
     "check_close_body",
     "check_cost",
     "check_job_body",
+    "check_job_limits",
     "check_program",
     "check_session_request",
     "check_tags",
@@ -37,10 +40,24 @@ __all__ = [
     "job_list_query",
     "read_json",
     "served_backend",
+    "shown",
 ]
 
 _MAX_PAGE = 200
 _PARSE_INLINE_BYTES = 64 << 10  # larger bodies are parsed on a worker thread, off the loop
+_MAX_ID_LENGTH = 128  # ids are 20 characters; anything much longer names nothing
+_MAX_INSTANCE_LENGTH = 1024  # a CRN is about 100 characters
+_SQLITE_MAX_INT = 2**63 - 1  # the largest INTEGER the store holds (limit, offset, cost)
+_INTEGER = re.compile(r"-?[0-9]{1,20}")  # ASCII digits only: int() also takes "1_000" and "١٢"
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 60
+_REPR.maxlist = _REPR.maxdict = 5
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` cut short (long strings, lists, dicts, ints), for messages that echo what
+    was sent: a 10 MB tag or 100,000 of them are not sent back."""
+    return _REPR.repr(value)
 
 
 async def read_json(request: web.Request) -> Any:
@@ -67,7 +84,7 @@ def check_backend(config: ServerConfig, name: Any) -> str:
     served = served_backend(config, name)
     if served is None:
         raise ApiError(
-            400 if name is None else 404, f"backend {name!r} not found; available: [{config.backend_name!r}]"
+            400 if name is None else 404, f"backend {shown(name)} not found; available: [{config.backend_name!r}]"
         )
     return served
 
@@ -78,7 +95,7 @@ def check_program(program: Any) -> Program:
         return "estimator"
     if program == "sampler":
         return "sampler"
-    raise ApiError(404, f"program {program!r} not found; this service runs 'estimator' and 'sampler'")
+    raise ApiError(404, f"program {shown(program)} not found; this service runs 'estimator' and 'sampler'")
 
 
 # -- jobs -----------------------------------------------------------------------------------------
@@ -91,18 +108,36 @@ def check_job_body(body: Any) -> dict[str, Any]:
     return body
 
 
-def check_tags(tags: Any) -> list[str]:
-    """A list of non-empty strings."""
+def check_tags(tags: Any, *, max_tags: int | None = None, max_tag_length: int | None = None) -> list[str]:
+    """A list of non-empty strings; at most ``max_tags`` of at most ``max_tag_length`` characters."""
     if not isinstance(tags, list) or not all(isinstance(tag, str) and tag for tag in tags):
-        raise ApiError(400, f"tags must be a list of non-empty strings, got {tags!r}")
+        raise ApiError(400, f"tags must be a list of non-empty strings, got {shown(tags)}")
+    if max_tags is not None and len(tags) > max_tags:
+        raise ApiError(400, f"a job takes at most {max_tags} tags, got {len(tags)} (max_tags)")
+    longest = max(map(len, tags), default=0)
+    if max_tag_length is not None and longest > max_tag_length:
+        raise ApiError(400, f"a tag takes at most {max_tag_length} characters, got one of {longest} (max_tag_length)")
     return tags
 
 
-def check_cost(cost: Any) -> int | None:
-    """A job's ``cost`` (its max execution time): None or a positive int of seconds."""
+def check_cost(cost: Any, max_cost: int = _SQLITE_MAX_INT) -> int | None:
+    """A job's ``cost`` (its max execution time): None or an int of seconds in 1..``max_cost``."""
     if cost is not None and (isinstance(cost, bool) or not isinstance(cost, int) or cost <= 0):
-        raise ApiError(400, f"cost (the max execution time, in seconds) must be a positive int, got {cost!r}")
+        raise ApiError(400, f"cost (the max execution time, in seconds) must be a positive int, got {shown(cost)}")
+    if cost is not None and cost > max_cost:
+        raise ApiError(400, f"cost is {shown(cost)} seconds; this server takes at most {max_cost} (max_cost)")
     return cost
+
+
+def check_job_limits(body: Any, config: ServerConfig) -> None:
+    """What a ``POST /jobs`` body may hold on this server, checked before the submission is:
+    an object, a string ``session_id``, tags and cost within the server's limits."""
+    body = check_job_body(body)
+    session_id = body.get("session_id")
+    if session_id is not None and (not isinstance(session_id, str) or not 0 < len(session_id) <= _MAX_ID_LENGTH):
+        raise ApiError(400, f"session_id must be a session's id (a string), got {shown(session_id)}")
+    check_tags(body.get("tags") or [], max_tags=config.max_tags, max_tag_length=config.max_tag_length)
+    check_cost(body.get("cost"), config.max_cost)
 
 
 def check_tags_body(body: Any) -> Any:
@@ -122,39 +157,42 @@ class JobListQuery:
     filters: dict[str, Any]
 
 
-def job_list_query(query: MultiMapping[str]) -> JobListQuery:
-    """``limit`` (0..200, default 20), ``offset``, ``pending``, ``sort`` (ASC/DESC), ``backend``,
-    ``program``, ``session_id``, ``tags`` (every one required), ``created_after/before``."""
+def job_list_query(query: MultiMapping[str], config: ServerConfig | None = None) -> JobListQuery:
+    """``limit`` (0..200, default 20), ``offset`` (0..2^63-1), ``pending``, ``sort`` (ASC/DESC),
+    ``backend``, ``program``, ``session_id``, ``tags`` (every one required; with ``config``, at
+    most ``max_tags`` of at most ``max_tag_length`` characters), ``created_after/before``."""
     limit = _int_param(query, "limit", 20, 0, _MAX_PAGE)
-    offset = _int_param(query, "offset", 0, 0, None)
+    offset = _int_param(query, "offset", 0, 0, _SQLITE_MAX_INT)
     pending = query.get("pending")
     if pending not in (None, "true", "false"):
-        raise ApiError(400, f"pending must be 'true' or 'false', got {pending!r}")
+        raise ApiError(400, f"pending must be 'true' or 'false', got {shown(pending)}")
     sort = query.get("sort", "DESC").upper()
     if sort not in ("ASC", "DESC"):
-        raise ApiError(400, f"sort must be 'ASC' or 'DESC', got {query.get('sort')!r}")
+        raise ApiError(400, f"sort must be 'ASC' or 'DESC', got {shown(query.get('sort'))}")
+    tags = query.getall("tags", [])
+    if config is not None:
+        check_tags(tags, max_tags=config.max_tags, max_tag_length=config.max_tag_length)
     filters = {
         "backend": query.get("backend"),
         "program": query.get("program"),
         "session_id": query.get("session_id"),
         "pending": None if pending is None else pending == "true",
-        "tags": query.getall("tags", []),
+        "tags": tags,
         "created_after": _time_param(query, "created_after"),
         "created_before": _time_param(query, "created_before"),
     }
     return JobListQuery(limit=limit, offset=offset, descending=sort == "DESC", filters=filters)
 
 
-def _int_param(query: Mapping[str, str], name: str, default: int, low: int, high: int | None) -> int:
+def _int_param(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
     text = query.get(name)
     if text is None:
         return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise ApiError(400, f"{name} must be an integer, got {text!r}") from None
-    if value < low or (high is not None and value > high):
-        raise ApiError(400, f"{name} must be in {low}..{high if high is not None else ''}, got {value}")
+    if not _INTEGER.fullmatch(text.strip()):
+        raise ApiError(400, f"{name} must be an integer in {low}..{high}, got {shown(text)}")
+    value = int(text)
+    if not low <= value <= high:
+        raise ApiError(400, f"{name} must be in {low}..{high}, got {shown(value)}")
     return value
 
 
@@ -164,11 +202,11 @@ def _time_param(query: Mapping[str, str], name: str) -> str | None:
         return None
     try:
         moment = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise ApiError(400, f"{name} must be an ISO 8601 time, got {text!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=dt.UTC)
+        return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
+    except (ValueError, OverflowError):  # OverflowError: year 1 with a positive offset, ...
+        raise ApiError(400, f"{name} must be an ISO 8601 time within years 1..9999 UTC, got {shown(text)}") from None
 
 
 # -- sessions -------------------------------------------------------------------------------------
@@ -195,15 +233,18 @@ def check_session_request(body: Any, config: ServerConfig) -> SessionRequest:
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object")
     mode = body.get("mode", DEDICATED)
-    if mode not in SESSION_MODES:
-        raise ApiError(400, f"mode must be {DEDICATED!r} or {BATCH!r}, got {mode!r}")
+    if not isinstance(mode, str) or mode not in SESSION_MODES:
+        raise ApiError(400, f"mode must be {DEDICATED!r} or {BATCH!r}, got {shown(mode)}")
     backend = check_backend(config, body.get("backend"))
     max_ttl = body.get("max_ttl")
     if max_ttl is None:
         max_ttl = config.max_ttl
     if isinstance(max_ttl, bool) or not isinstance(max_ttl, int) or not 0 < max_ttl <= config.max_ttl:
-        raise ApiError(400, f"max_ttl must be an int of seconds in 1..{config.max_ttl}, got {max_ttl!r}")
-    return SessionRequest(mode=mode, backend=backend, max_ttl=max_ttl, instance=body.get("instance"))
+        raise ApiError(400, f"max_ttl must be an int of seconds in 1..{config.max_ttl}, got {shown(max_ttl)}")
+    instance = body.get("instance")
+    if instance is not None and (not isinstance(instance, str) or len(instance) > _MAX_INSTANCE_LENGTH):
+        raise ApiError(400, f"instance must be a CRN string of at most {_MAX_INSTANCE_LENGTH} characters")
+    return SessionRequest(mode=mode, backend=backend, max_ttl=max_ttl, instance=instance)
 
 
 def check_close_body(body: Any) -> None:

@@ -36,6 +36,7 @@ __all__ = [
     "circuit_to_text",
     "circuits_from_bytes",
     "clean_message",
+    "npy_header",
     "parameter_from_bytes",
     "parameter_to_text",
     "qpy_write_version",
@@ -145,8 +146,10 @@ def array_to_text(array: np.ndarray) -> str:
         return _text(buffer.getvalue(), compress=True)
 
 
-def array_from_bytes(tag: str, raw: bytes) -> np.ndarray:
-    """Read one ``.npy`` blob; the header must describe exactly the bytes that follow it."""
+def npy_header(tag: str, raw: bytes) -> tuple[tuple[int, ...], bool, np.dtype[Any], int]:
+    """``(shape, fortran_order, dtype, data_offset)`` of a ``.npy`` blob, read and checked: a format
+    1.0 header of at most 10000 bytes, no object dtype, and exactly the data bytes it announces
+    (so what it declares is what it holds: nothing is allocated from a header's word)."""
     if not raw.startswith(_NPY_MAGIC):
         raise WireError("the data is not a .npy array (np.save output)", tag=tag)
     stream = io.BytesIO(raw)
@@ -168,6 +171,13 @@ def array_from_bytes(tag: str, raw: bytes) -> np.ndarray:
             f"(shape {shape}, dtype {dtype}), the blob holds {len(raw) - offset}",
             tag=tag,
         )
+    return shape, fortran, dtype, offset
+
+
+def array_from_bytes(tag: str, raw: bytes) -> np.ndarray:
+    """Read one ``.npy`` blob; the header must describe exactly the bytes that follow it."""
+    shape, fortran, dtype, offset = npy_header(tag, raw)
+    count = math.prod(shape)
     order: Literal["C", "F"] = "F" if fortran else "C"
     if count == 0 or dtype.itemsize == 0:
         return np.zeros(shape, dtype=dtype, order=order)
@@ -200,6 +210,11 @@ def circuits_from_bytes(tag: str, raw: bytes) -> list[Any]:
     try:
         return list(qpy.load(io.BytesIO(raw)))
     except Exception as exc:  # a malformed QPY blob fails in many ways (QpyError, struct, ...)
+        raise WireError(f"the QPY data cannot be read ({clean_message(exc)})", tag=tag) from exc
+    except BaseException as exc:
+        # A panic in QPY's Rust reader arrives as pyo3's PanicException, which is no Exception.
+        if type(exc).__name__ != "PanicException":
+            raise
         raise WireError(f"the QPY data cannot be read ({clean_message(exc)})", tag=tag) from exc
 
 

@@ -46,8 +46,9 @@ from ._blobs import (
 )
 from ._errors import WireError
 from ._spans import SPAN_KINDS, ExecutionSpan, ExecutionSpans
+from .limits import Admission, check_qpy
 
-__all__ = ["decode", "encode", "from_jsonable", "to_jsonable"]
+__all__ = ["decode", "decode_within", "encode", "from_jsonable", "to_jsonable"]
 
 # The names qiskit-ibm-runtime's decoder passes through as strings when they come tagged as
 # "ndarray" (its ZNE ``ExtrapolatorType``).
@@ -284,7 +285,17 @@ def from_jsonable(data: Any, *, max_decompressed_bytes: int = DEFAULT_MAX_DECOMP
     Raises:
         WireError: as :func:`decode`, or ``data`` is not JSON data.
     """
-    budget = Budget(max_decompressed_bytes)
+    return decode_within(data, Budget(max_decompressed_bytes))
+
+
+def decode_within(data: Any, budget: Budget) -> Any:
+    """:func:`from_jsonable` drawing on ``budget``, which several decodes of one document share;
+    an :class:`~aqrt.wire.limits.Admission` also has every QPY blob checked before it is read.
+
+    Raises:
+        WireError: as :func:`decode`; :class:`~aqrt.wire.limits.LimitExceeded` for a declared
+            size over the admission's limits.
+    """
     try:
         return _decode(data, budget)
     except RecursionError as exc:
@@ -437,8 +448,15 @@ def _decode_ndarray(tag: str, value: Any, budget: Budget) -> Any:
     return array
 
 
+def _qpy_programs(tag: str, value: Any, budget: Budget) -> list[Any]:
+    raw = text_to_bytes(tag, value, budget)
+    if isinstance(budget, Admission):  # what the blob declares, checked before QPY builds it
+        check_qpy(tag, raw, budget)
+    return circuits_from_bytes(tag, raw)
+
+
 def _decode_circuit(tag: str, value: Any, budget: Budget) -> QuantumCircuit:
-    programs = circuits_from_bytes(tag, text_to_bytes(tag, value, budget))
+    programs = _qpy_programs(tag, value, budget)
     _want(
         tag,
         len(programs) == 1 and isinstance(programs[0], QuantumCircuit),
@@ -452,7 +470,7 @@ def _decode_circuit(tag: str, value: Any, budget: Budget) -> QuantumCircuit:
 
 
 def _decode_instruction(tag: str, value: Any, budget: Budget) -> Instruction:
-    programs = circuits_from_bytes(tag, text_to_bytes(tag, value, budget))
+    programs = _qpy_programs(tag, value, budget)
     _want(
         tag,
         len(programs) == 1 and isinstance(programs[0], QuantumCircuit) and len(programs[0].data) == 1,

@@ -17,11 +17,13 @@ from qiskit.primitives.containers import EstimatorPub, SamplerPub
 from qiskit.primitives.containers.estimator_pub import EstimatorPubLike
 from qiskit.primitives.containers.sampler_pub import SamplerPubLike
 
+from ..options import Options
 from ._blobs import DEFAULT_MAX_DECOMPRESSED_BYTES, clean_message
-from ._codec import from_jsonable, to_jsonable
+from ._codec import decode_within, to_jsonable
 from ._errors import WireError
+from .limits import Admission, LimitExceeded, PayloadLimits, check_pub, check_raw_pub
 
-__all__ = ["Program", "pubs_from_wire", "pubs_to_wire"]
+__all__ = ["Program", "pubs_from_wire", "pubs_to_wire", "pubs_within"]
 
 #: The Runtime program ids of the V2 primitives.
 Program = Literal["estimator", "sampler"]
@@ -58,6 +60,8 @@ def pubs_from_wire(
     data: Any,
     *,
     max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+    limits: PayloadLimits | None = None,
+    default_shots: int | None = None,
 ) -> list[EstimatorPub] | list[SamplerPub]:
     """Coerced ``EstimatorPub``/``SamplerPub`` objects from ``params["pubs"]`` JSON data.
 
@@ -65,16 +69,43 @@ def pubs_from_wire(
         program: ``"estimator"`` or ``"sampler"``.
         data: the parsed JSON list (not yet decoded: tags are read here).
         max_decompressed_bytes: as in :func:`aqrt.wire.decode`, for all the PUBs together.
+        limits: what the PUBs may declare (a server's admission, :mod:`aqrt.wire.limits`); its
+            ``max_decompressed_bytes`` then replaces the argument's.
+        default_shots: the shots of sampler PUBs that set none, for ``limits``' checks
+            (default: :class:`~aqrt.options.Options`' ``default_shots``).
 
     Raises:
         WireError: malformed data, or a PUB that Qiskit's coercion refuses (its index named).
+        LimitExceeded: a PUB declares more than ``limits`` allow (``"PUB 3: ..."``).
+    """
+    if limits is None:
+        limits = PayloadLimits(max_decompressed_bytes=max_decompressed_bytes)
+    return pubs_within(program, data, Admission(limits), default_shots=default_shots)
+
+
+def pubs_within(
+    program: Program, data: Any, admission: Admission, *, default_shots: int | None = None
+) -> list[EstimatorPub] | list[SamplerPub]:
+    """:func:`pubs_from_wire` drawing on ``admission``, shared with the rest of the document.
+
+    Each PUB is checked as it stands in the JSON (:func:`~aqrt.wire.limits.check_raw_pub`),
+    decoded (its QPY checked before it is read), coerced, then checked again as coerced
+    (:func:`~aqrt.wire.limits.check_pub`), before the next one is touched.
     """
     coerce = _coercer(program)
     if type(data) is not list:
         raise WireError(f"params['pubs'] must be a list, not {type(data).__name__}")
+    shots = Options().default_shots if default_shots is None else default_shots
     pubs = []
-    decoded = from_jsonable(data, max_decompressed_bytes=max_decompressed_bytes)
-    for index, item in enumerate(decoded):
+    for index, raw in enumerate(data):
+        try:
+            check_raw_pub(program, raw, admission)
+            item = decode_within(raw, admission)
+        except LimitExceeded as exc:
+            raise LimitExceeded(f"PUB {index}: {exc.problem}") from None
+        except WireError as exc:
+            exc.at(index)
+            raise
         if type(item) is list and item and isinstance(item[0], QuantumCircuit):
             item = tuple(item)
         elif not (program == "sampler" and isinstance(item, QuantumCircuit)):
@@ -83,9 +114,14 @@ def pubs_from_wire(
                 shape = "[circuit, parameter_values, shots] or a circuit"
             raise WireError(f"PUB {index}: expected {shape}, got {type(item).__name__}")
         try:
-            pubs.append(coerce(item))
+            pub = coerce(item)
         except Exception as exc:  # Qiskit's coercion and validation of untrusted values
             raise WireError(f"PUB {index}: {clean_message(exc)}") from exc
+        try:
+            check_pub(program, pub, admission, default_shots=shots)
+        except LimitExceeded as exc:
+            raise LimitExceeded(f"PUB {index}: {exc.problem}") from None
+        pubs.append(pub)
     return pubs
 
 

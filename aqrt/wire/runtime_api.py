@@ -45,9 +45,10 @@ from ..errors import (
 )
 from ..job import JobStatus
 from ..options import Options
-from ._codec import from_jsonable
+from ._codec import decode_within
 from ._errors import WireError
-from ._pubs import Program, pubs_from_wire, pubs_to_wire
+from ._pubs import Program, pubs_to_wire, pubs_within
+from .limits import Admission, LimitExceeded, PayloadLimits
 
 __all__ = [
     "API_VERSION_HEADER",
@@ -478,17 +479,34 @@ def options_not_sent(options: Options) -> dict[str, str]:
 
 
 def pubs_from_params(
-    program: str, params: Any, *, max_pubs: int | None = None, max_decompressed_bytes: int
+    program: str,
+    params: Any,
+    *,
+    max_pubs: int | None = None,
+    max_decompressed_bytes: int | None = None,
+    limits: PayloadLimits | None = None,
 ) -> tuple[list[Any], dict[str, Any]]:
     """The PUBs of a job's ``params`` for ``program`` and the rest of the params, decoded (read
     the options from the rest with :func:`options_from_params`). Reading QPY costs CPU: call it
     off the event loop.
 
+    ``limits`` (:class:`~aqrt.wire.limits.PayloadLimits`) bound what the params may declare,
+    checked before anything is built from them; ``max_pubs`` and ``max_decompressed_bytes``,
+    when given, replace those two of ``limits``. One decompression budget covers the whole
+    params. The rest is decoded first, so that ``options.default_shots`` is known when the
+    sampler PUBs' output is checked.
+
     Raises:
+        LimitExceeded: the params declare more than ``limits`` allow (``"PUB 3: ..."``).
         WireError: params that are not an object of ``version`` 2 with a non-empty list of
-            ``pubs`` (at most ``max_pubs``), or that do not decode, or a program other than
-            ``"estimator"`` and ``"sampler"`` (``"invalid params: ..."``).
+            ``pubs``, or that do not decode, or a program other than ``"estimator"`` and
+            ``"sampler"`` (``"invalid params: ..."``).
     """
+    limits = limits if limits is not None else PayloadLimits()
+    if max_pubs is not None:
+        limits = dataclasses.replace(limits, max_pubs=max_pubs)
+    if max_decompressed_bytes is not None:
+        limits = dataclasses.replace(limits, max_decompressed_bytes=max_decompressed_bytes)
     if not isinstance(params, dict):
         raise WireError("params must be a JSON object with 'pubs'")
     if params.get("version", PARAMS_VERSION) != PARAMS_VERSION:
@@ -496,17 +514,30 @@ def pubs_from_params(
     raw_pubs = params.get("pubs")
     if not isinstance(raw_pubs, list) or not raw_pubs:
         raise WireError("params['pubs'] must be a non-empty list of PUBs")
-    if max_pubs is not None and len(raw_pubs) > max_pubs:
-        raise WireError(f"a job may hold at most {max_pubs} PUBs, got {len(raw_pubs)}")
+    if limits.max_pubs is not None and len(raw_pubs) > limits.max_pubs:
+        raise LimitExceeded(f"a job may hold at most {limits.max_pubs} PUBs, got {len(raw_pubs)} (max_pubs)")
+    admission = Admission(limits)
     try:
-        rest = from_jsonable(
-            {k: v for k, v in params.items() if k != "pubs"}, max_decompressed_bytes=max_decompressed_bytes
-        )
-        # pubs_from_wire refuses any other program with a WireError.
-        pubs = pubs_from_wire(cast(Program, program), raw_pubs, max_decompressed_bytes=max_decompressed_bytes)
+        rest = decode_within({k: v for k, v in params.items() if k != "pubs"}, admission)
+        default_shots = _default_shots(rest, limits)
+        # pubs_within refuses any other program with a WireError.
+        pubs = pubs_within(cast(Program, program), raw_pubs, admission, default_shots=default_shots)
+    except LimitExceeded:
+        raise
     except WireError as exc:
         raise WireError(f"invalid params: {exc}") from None
     return list(pubs), rest
+
+
+def _default_shots(rest: Mapping[str, Any], limits: PayloadLimits) -> int | None:
+    """``options.default_shots`` when it is an int (else None: the options check says why)."""
+    options = rest.get("options")
+    shots = options.get("default_shots") if isinstance(options, dict) else None
+    if type(shots) is not int:
+        return None
+    if limits.max_shots is not None and shots > limits.max_shots:
+        raise LimitExceeded(f"default_shots is {shots}; this server takes at most {limits.max_shots} shots (max_shots)")
+    return shots
 
 
 def options_from_params(params: Mapping[str, Any], *, max_execution_time: int | None = None) -> Options:
