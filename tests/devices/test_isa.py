@@ -15,7 +15,7 @@ from qiskit_ibm_runtime.utils.utils import is_isa_circuit
 from qiskit_ibm_runtime.utils.validations import validate_isa_circuits
 
 from aqrt import CircuitTooLargeError, Estimator, InvalidPubError, LocalService, Sampler, UnsupportedCircuitError
-from aqrt.backends.local.isa import non_isa_reason
+from aqrt.backends.isa import non_isa_reason
 
 from .support import bell, isa_for
 

@@ -14,7 +14,7 @@ from qiskit.transpiler import generate_preset_pass_manager
 
 from aqrt import Backend, BackendError, LocalService
 from aqrt.backends.local import BackendStatus, DeviceBackend
-from aqrt.backends.local.isa import non_isa_reason
+from aqrt.backends.isa import non_isa_reason
 
 from .support import bell, isa_for
 

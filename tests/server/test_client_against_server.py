@@ -345,3 +345,35 @@ def test_the_readme_runtime_service_example_runs_as_written(tmp_path: Path, caps
         exec(compile(example.replace("http://127.0.0.1:8765", url), "README.md", "exec"), {})
     printed = capsys.readouterr().out
     assert abs(float(re.search(r"^<ZZ> = (\S+)$", printed, re.MULTILINE).group(1)) - 1.0) < 1e-12, printed
+
+
+@pytest.mark.asyncio
+async def test_the_ibm_backend_is_a_qiskit_backend_with_the_served_target(tmp_path: Path) -> None:
+    from qiskit.providers import BackendV2
+
+    from aqrt import BackendError
+
+    async with served(tmp_path) as (service, _):
+        backend = await service.backend("aqrt_statevector")
+    assert isinstance(backend, BackendV2) and backend.name == "aqrt_statevector"
+    target = backend.target
+    assert target.num_qubits == 4
+    assert {"cx", "ecr", "rz", "sx", "x", "measure", "reset", "if_else"} <= set(target.operation_names)
+    assert len(target.build_coupling_map().get_edges()) == 4 * 3  # full connectivity, as served
+    with pytest.raises(BackendError, match="not supported"):
+        backend.run(bell())
+
+
+def test_a_target_from_a_device_configuration_equals_the_devices() -> None:
+    """Built from the configuration document alone (what the Runtime API serves)."""
+    from qiskit_ibm_runtime.fake_provider import FakeFez, FakeSherbrooke
+
+    from aqrt.backends.ibm.target import target_from_configuration
+
+    for device in (FakeSherbrooke(), FakeFez()):
+        target = target_from_configuration(device.configuration().to_dict())
+        assert target.num_qubits == device.num_qubits
+        assert set(target.operation_names) == set(device.target.operation_names)
+        for name in target.operation_names:
+            if device.target[name] is not None and target[name] is not None:
+                assert set(target[name]) == set(device.target[name]), name

@@ -23,8 +23,11 @@ import dataclasses
 from typing import Any
 
 import anyio
+from qiskit.providers import BackendV2
+from qiskit.providers import Options as QiskitOptions
+from qiskit.transpiler import Target
 
-from ...errors import CircuitTooLargeError, ConflictError, NotFoundError, RuntimeRequestError
+from ...errors import BackendError, CircuitTooLargeError, ConflictError, NotFoundError, RuntimeRequestError
 from ...job import JobRequest, Program
 from ...options import Options
 from ...wire.runtime_api import DEDICATED, IDEMPOTENCY_TAG_PREFIX, job_params, options_not_sent
@@ -32,6 +35,7 @@ from ..base import BackendCapabilities, ExecutionContext, Service
 from .connection import Connection
 from .poller import poll_interval
 from .results import decode_result, final_result
+from .target import target_from_configuration
 
 # job_params and decode_result live in aqrt.wire.runtime_api and .results; named here as well.
 __all__ = ["IBMBackend", "decode_result", "job_params"]
@@ -102,8 +106,13 @@ class _SessionOrder:
     settlements: _InOrder = dataclasses.field(default_factory=_InOrder)
 
 
-class IBMBackend:
+class IBMBackend(BackendV2):
     """One backend of a :class:`RuntimeService`; obtained with ``await service.backend(name)``.
+
+    A Qiskit ``BackendV2``: its ``target`` is built from the configuration (the device's gates
+    on their qubits), so ``generate_preset_pass_manager(backend=...)`` gives ISA circuits for it.
+    ``run()`` checks widths only; a circuit that is not ISA is refused by the server (IBM's ISA
+    check at ``run()``, as qiskit-ibm-runtime does it client-side, is not done yet).
 
     Args:
         service: the service it belongs to (the :class:`~aqrt.backends.Service` protocol's
@@ -134,10 +143,11 @@ class IBMBackend:
     )
 
     def __init__(self, service: Service, name: str, configuration: dict[str, Any], connection: Connection) -> None:
+        super().__init__(name=name, backend_version=str(configuration.get("backend_version") or ""))
         self.service = service
         self._connection = connection
-        self._name = name
         self.configuration = configuration
+        self._target: Target | None = None
         n_qubits = configuration.get("n_qubits", configuration.get("num_qubits"))
         if not isinstance(n_qubits, int) or n_qubits < 1:
             raise RuntimeRequestError(f"backend {name!r}: the configuration has no valid n_qubits ({n_qubits!r})")
@@ -147,9 +157,35 @@ class IBMBackend:
         self.remote_job_ids: dict[str, str] = {}
 
     @property
-    def name(self) -> str:
-        """The backend's name on the server."""
-        return self._name
+    def target(self) -> Target:
+        """The device's target, from its configuration (built on first use)."""
+        if self._target is None:
+            self._target = target_from_configuration(self.configuration)
+        return self._target
+
+    @property
+    def max_circuits(self) -> None:
+        return None
+
+    @classmethod
+    def _default_options(cls) -> QiskitOptions:
+        return QiskitOptions()
+
+    @property
+    def simulator(self) -> bool:
+        """The configuration's ``simulator`` flag (IBM checks ISA circuits on devices only)."""
+        return bool(self.configuration.get("simulator", False))
+
+    def run(self, run_input: Any, **options: Any) -> Any:
+        """Refused, as qiskit-ibm-runtime refuses it: circuits run through the primitives.
+
+        Raises:
+            BackendError: always.
+        """
+        raise BackendError(
+            f"backend.run() is not supported on {self.name!r}: IBM Quantum removed it; run circuits through the "
+            "primitives, e.g. `await aqrt.Sampler(mode=backend).run([circuit])` (or aqrt.Estimator)."
+        )
 
     @property
     def num_qubits(self) -> int:

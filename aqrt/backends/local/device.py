@@ -19,9 +19,9 @@ from qiskit.transpiler import CouplingMap, Target
 from ...errors import BackendError, InvalidPubError
 from ...job import Program
 from ..base import Service
+from ..isa import check_isa
 from .backend import LocalBackend
 from .executors import JobExecutor
-from .isa import check_isa
 
 __all__ = ["NOISELESS", "DeviceBackend"]
 

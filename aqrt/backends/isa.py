@@ -16,7 +16,7 @@ import math
 from qiskit.circuit import ControlFlowOp, ParameterExpression, QuantumCircuit, Qubit
 from qiskit.transpiler import Target
 
-from ...errors import CircuitTooLargeError, UnsupportedCircuitError
+from ..errors import CircuitTooLargeError, UnsupportedCircuitError
 
 __all__ = ["TRANSPILE_ADVICE", "check_isa", "non_isa_reason"]
 
