@@ -13,8 +13,8 @@ from qiskit.quantum_info import Operator
 from qiskit.transpiler import generate_preset_pass_manager
 
 from aqrt import Backend, BackendError, LocalService
-from aqrt.backends.local import BackendStatus, DeviceBackend
 from aqrt.backends.isa import non_isa_reason
+from aqrt.backends.local import BackendStatus, DeviceBackend
 
 from .support import bell, isa_for
 
