@@ -1,10 +1,21 @@
 """Job lifecycle: Runtime jobs as aqrt :class:`~aqrt.primitives.Estimator` /
 :class:`~aqrt.primitives.Sampler` jobs, from submission to their stored final state.
 
-A job runs in job mode on the served local backend, or in its session's aqrt Session/Batch.
-The store is the record: a job's row is written before its submission is answered, its final
-state and encoded result when it settles; until then the job is live (in memory) and its status
-is read from the aqrt job.
+A job runs in job mode on the served backend, or in its session's aqrt Session/Batch. The
+served backend is a :class:`ServedBackend`: the local backend behind one engine slot, so a job
+is ``Queued`` until the engine takes it and ``Running`` only while the engine runs it; its
+``cost`` (``max_execution_time``) and its usage count from that start.
+
+The store is the record, and every change of state is committed before it is acknowledged or
+acted on: a job's row before its submission is answered; its start (``Running``) before the
+engine touches it, so a process that dies while it runs leaves it ``Running`` for the
+poison-job rule of :mod:`aqrt.server.recovery`; a cancel before its 204; its final state and
+encoded result when it settles. Until it settles the job is live (in memory) and its status is
+read from the aqrt job (a cancelled one shows ``Cancelled`` at once).
+
+What a failed job says is written for its user: public ids only (never aqrt's internal job or
+session ids), and no raw exception text: an error the engine did not explain is named by what
+it means (out of memory, an internal error) and logged in full on the server.
 """
 
 from __future__ import annotations
@@ -14,15 +25,21 @@ import dataclasses
 import functools
 import json
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+import anyio
+
+from .._concurrency import run_in_worker
+from ..backends.base import NOT_INLINE, Backend, BackendCapabilities, ExecutionContext, Service
 from ..backends.local import LocalBackend
-from ..errors import AqrtError, SessionError, SessionExpiredError
-from ..job import Job, JobStatus
+from ..backends.local.warmup import engine_is_warm, warm_engine
+from ..errors import AqrtError, JobCancelledError, JobFailedError, JobTimeoutError, SessionError, SessionExpiredError
+from ..job import Job, JobRequest, JobStatus, Program
 from ..options import Options
 from ..primitives import Estimator, Sampler
-from ..wire import Program, encode
+from ..wire import encode
 from ..wire.runtime_api import (
     CANCELLED,
     FINAL_JOB_STATUSES,
@@ -34,16 +51,113 @@ from ..wire.runtime_api import (
 from .config import ServerConfig
 from .errors import ApiError
 from .idempotency import repeated
-from .records import iso, new_job_row
-from .session_lifecycle import LiveSession, SessionLifecycle
+from .records import iso, new_job_row, utc_now
+from .session_lifecycle import SESSION_CANCELLED_REASON, LiveSession, SessionLifecycle
 from .store import Store
 from .tasks import Tasks
 from .usage import UsageMeter
 from .validation import JobListQuery, check_backend, check_cost, check_job_body, check_program, check_tags
 
-__all__ = ["JobLifecycle", "LiveJob", "Submission"]
+__all__ = ["CANCELLED_REASON", "JobLifecycle", "LiveJob", "ServedBackend", "Submission", "public_text"]
 
 logger = logging.getLogger("aqrt.server")
+
+#: ``state.reason`` of a job cancelled by its user.
+CANCELLED_REASON = "cancelled by its user"
+
+# aqrt's own ids, which a user of the server must never see: a job's (a per-process prefix and a
+# server-wide counter) and a session's.
+_AQRT_JOB_ID = re.compile(r"\bjob-[0-9a-f]{12}-[0-9a-f]{8}\b")
+_AQRT_SESSION_ID = re.compile(r"\bsession-[0-9a-f]{20}\b")
+
+
+def public_text(text: str, public_ids: Mapping[str, str]) -> str:
+    """``text`` with aqrt's internal job and session ids replaced by their public ids
+    (``public_ids``: internal id -> public id), or by "an earlier job" / "its session"."""
+    text = _AQRT_JOB_ID.sub(lambda found: public_ids.get(found.group(), "an earlier job"), text)
+    return _AQRT_SESSION_ID.sub(lambda found: public_ids.get(found.group(), "its session"), text)
+
+
+class ServedBackend:
+    """The served local backend behind one engine slot: the Backend contract, with IBM's clocks.
+
+    The engine runs one job at a time (one worker thread). Jobs wait for the slot in the order
+    they reach it and stay ``QUEUED`` meanwhile; the one holding it is marked running
+    (``reports_job_start``) once its start is committed (``on_start``, with aqrt's id of the
+    job; a job whose start is refused, one already cancelled in the store, does not run). Its
+    ``max_execution_time`` counts from that start (``enforces_max_execution_time``): past it
+    the job is stopped with :class:`~aqrt.errors.JobTimeoutError`, as IBM stops a job whose
+    ``cost`` ran out. Jobs tiny enough for the event loop run there at once, as on the
+    local backend (``run_inline``), without the slot: they never wait, and never show
+    ``Running``. Compiling the engine (a process's first job) happens in the slot, before the
+    job's start.
+
+    Args:
+        backend: the local backend served.
+        on_start: awaited with aqrt's job id before the engine takes the job; False: do not run it.
+    """
+
+    def __init__(self, backend: LocalBackend, on_start: Callable[[str], Awaitable[bool]]) -> None:
+        self._backend = backend
+        self._on_start = on_start
+        self._slot = asyncio.Lock()  # FIFO: waiters are woken in the order they came
+        self._capabilities = dataclasses.replace(
+            backend.capabilities, runs_inline=False, reports_job_start=True, enforces_max_execution_time=True
+        )
+
+    @property
+    def name(self) -> str:
+        return self._backend.name
+
+    @property
+    def num_qubits(self) -> int:
+        return self._backend.num_qubits
+
+    @property
+    def capabilities(self) -> BackendCapabilities:
+        return self._capabilities
+
+    @property
+    def service(self) -> Service | None:
+        return self._backend.service
+
+    def validate_pub(self, program: Program, pub: Any, index: int) -> None:
+        self._backend.validate_pub(program, pub, index)
+
+    async def execute(self, request: JobRequest, context: ExecutionContext) -> Any:
+        """Run the job: at once on the loop if it is tiny, else once the engine is free."""
+        backend = self._backend
+        if not context.cancel_requested.is_set():
+            result = backend.run_inline(request, context)
+            if result is not NOT_INLINE:
+                # Marked after the fact: the work took microseconds, and a job that turned out
+                # not to be tiny must not show Running while it waits for the engine.
+                _mark_running(context)
+                return result
+        async with self._slot:
+            if context.cancel_requested.is_set():
+                raise JobCancelledError("the job was cancelled before it started", job_id=request.job_id)
+            if backend.engine == "numba" and not engine_is_warm(backend.dtype):
+                dtype = backend.dtype
+                await run_in_worker(lambda: warm_engine(dtype))
+            if not await self._on_start(request.job_id):
+                raise JobCancelledError("the job was cancelled before it started", job_id=request.job_id)
+            _mark_running(context)
+            limit = request.options.max_execution_time
+            if limit is None:
+                return await backend.execute(request, context)
+            with anyio.move_on_after(limit):
+                return await backend.execute(request, context)
+            # Reached only when the deadline stopped it (the engine saw the cancel flag).
+            raise JobTimeoutError(
+                f"the job ran longer than its max_execution_time (cost) of {limit} s and was stopped",
+                job_id=request.job_id,
+            )
+
+
+def _mark_running(context: ExecutionContext) -> None:
+    if context.mark_running is not None:
+        context.mark_running()
 
 
 @dataclasses.dataclass
@@ -52,6 +166,10 @@ class LiveJob:
 
     Attributes:
         stored: set once its final state is stored (or storing it failed).
+        started: its start (``Running``) was sent to the store.
+        cancelled: a cancel was accepted: it shows and is stored ``Cancelled``, whatever the
+            engine still does with it.
+        deleted: its row was deleted (after a cancel) while the engine still held it.
     """
 
     id: str
@@ -59,6 +177,9 @@ class LiveJob:
     row: dict[str, Any]
     job: Job
     stored: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    started: bool = False
+    cancelled: bool = False
+    deleted: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,13 +196,18 @@ class Submission:
 
 
 class JobLifecycle:
-    """The live jobs of one server, and its jobs' rows in the store."""
+    """The live jobs of one server, and its jobs' rows in the store.
+
+    Args:
+        backend: the backend jobs run on (the server's :class:`ServedBackend`); its
+            ``on_start`` should be :meth:`started`.
+    """
 
     def __init__(
         self,
         config: ServerConfig,
         store: Store,
-        backend: LocalBackend,
+        backend: Backend,
         sessions: SessionLifecycle,
         usage: UsageMeter,
         tasks: Tasks,
@@ -93,6 +219,7 @@ class JobLifecycle:
         self._usage = usage
         self._tasks = tasks
         self._jobs: dict[str, LiveJob] = {}
+        self._by_aqrt_id: dict[str, LiveJob] = {}
 
     # -- submission ------------------------------------------------------------------------------
 
@@ -141,13 +268,14 @@ class JobLifecycle:
             cost=submission.cost,
         )
         live = LiveJob(id=row["id"], user=user, row=row, job=job)
-        # The store's single thread runs this insert before any later update of the same job.
+        # The store's single thread runs this insert before any later update of the same job
+        # (its start is written from a task that runs after this one yields).
         self.track(live)
         earlier = await self._store.insert_job(row, params_json, idempotency)
         if earlier is not None:
             # Another process on this database took the key first (in this one, KeyLocks
             # serialises the key): nothing was stored, so this job must not run.
-            self._jobs.pop(live.id, None)
+            self._forget(live)
             job.cancel()
             assert idempotency is not None
             return repeated(earlier, *idempotency)
@@ -162,19 +290,41 @@ class JobLifecycle:
         """
         mode: Any = live_session.session if live_session is not None else self._backend
         primitive_class = Estimator if program == "estimator" else Sampler
+        ids = {live_session.session.session_id: live_session.row["id"]} if live_session is not None else {}
         try:
-            return primitive_class(mode=mode, options=options).run(pubs)
+            job = primitive_class(mode=mode, options=options).run(pubs)
         except SessionError as exc:
             if isinstance(exc, SessionExpiredError) and live_session is not None:
                 self._sessions.note_expired(live_session)
-            raise ApiError(409, str(exc), code=reason_code(exc)) from None
+            raise ApiError(409, public_text(str(exc), ids), code=reason_code(exc)) from None
         except AqrtError as exc:  # a PUB this backend cannot run; the message names it
-            raise ApiError(400, str(exc)) from None
+            raise ApiError(400, public_text(str(exc), ids)) from None
+        if live_session is not None:
+            self._sessions.note_used(live_session)
+        return job
 
     def track(self, live: LiveJob) -> None:
         """Keep ``live`` until its final state is stored."""
         self._jobs[live.id] = live
+        self._by_aqrt_id[live.job.job_id] = live
         live.job.add_done_callback(lambda job: self._on_final(live))
+
+    def _forget(self, live: LiveJob) -> None:
+        self._jobs.pop(live.id, None)
+        self._by_aqrt_id.pop(live.job.job_id, None)
+
+    async def started(self, aqrt_job_id: str) -> bool:
+        """The engine is about to run the job: commit its start (``Running``) first; False when
+        it must not run (cancelled in the store meanwhile, e.g. with its session, or not
+        tracked: a submission that lost an idempotency race).
+
+        Given to :class:`ServedBackend` as its ``on_start``.
+        """
+        live = self._by_aqrt_id.get(aqrt_job_id)
+        if live is None or live.cancelled:
+            return False
+        live.started = True
+        return await self._store.mark_running(live.id, utc_now())
 
     def _on_final(self, live: LiveJob) -> None:
         if self._tasks.stopping:  # shutting down: leave it unfinished in the store, to be re-run
@@ -188,7 +338,7 @@ class JobLifecycle:
         except Exception:  # the job stays unfinished in the store and is re-run on the next start
             logger.exception("could not store the final state of job %s", live.id)
         finally:
-            self._jobs.pop(live.id, None)
+            self._forget(live)
             live.stored.set()
 
     async def _final_fields(self, live: LiveJob) -> tuple[dict[str, Any], Callable[[], str] | None]:
@@ -196,44 +346,80 @@ class JobLifecycle:
         status = job.status()
         metrics = job.metrics()
         fields: dict[str, Any] = {
-            "status": api_job_status(status),
+            "status": CANCELLED if live.cancelled else api_job_status(status),
             "running": iso(metrics.running),
             "finished": iso(metrics.finished),
             "usage_seconds": metrics.usage_seconds,
         }
         make_result = None
-        if status is JobStatus.DONE:
+        if live.cancelled:  # acknowledged as cancelled: so it stays, even if the engine finished it
+            fields["reason"] = CANCELLED_REASON
+        elif status is JobStatus.DONE:
             result = await job.result()  # settled: returns at once
             result.metadata.update(job_id=live.id, session_id=live.row.get("session_id"))  # the Runtime ids
             make_result = functools.partial(encode, result)  # run on the store thread, off the loop
         elif status is JobStatus.ERROR:
             error = job.exception()
-            fields["reason"] = str(error)
+            reason = self.failure_reason(live, error)
+            fields["reason"] = reason
             fields["reason_code"] = reason_code(error)
-            fields["result"] = f"Job {live.id} has failed: {error}"
-        elif status is JobStatus.CANCELLED:
-            fields["reason"] = "cancelled"
+            fields["result"] = f"Job {live.id} has failed: {reason}"
+        elif status is JobStatus.CANCELLED:  # not by its own cancel: with its session
+            fields["reason"] = SESSION_CANCELLED_REASON
         self._usage.add(live.user, metrics.usage_seconds)
         return fields, make_result
 
+    def failure_reason(self, live: LiveJob, error: BaseException | None) -> str:
+        """What a failed job says to its user: aqrt's explained errors with public ids, and a
+        plain name for an error the engine did not explain (its details go to the log)."""
+        if isinstance(error, AqrtError) and not isinstance(error, JobFailedError):
+            text = str(error)
+            ids = {live.job.job_id: live.id}
+            for aqrt_id in _AQRT_JOB_ID.findall(text):  # e.g. a session's first job, if still live
+                other = self._by_aqrt_id.get(aqrt_id)
+                if other is not None:
+                    ids[aqrt_id] = other.id
+            session = live.row.get("session_id")
+            live_session = self._sessions.get(session) if session else None
+            if live_session is not None:
+                ids[live_session.session.session_id] = live_session.row["id"]
+            return public_text(text, ids)
+        cause = error.__cause__ if error is not None and error.__cause__ is not None else error
+        logger.error("job %s failed", live.id, exc_info=cause)
+        if isinstance(cause, MemoryError):
+            return (
+                "the job needs more memory than this server has: run fewer qubits, parameter bindings or shots per job"
+            )
+        return "the job failed with an internal error of the simulator (the server's log has the details)"
+
     # -- reading and changing jobs ---------------------------------------------------------------
+
+    def _live(self, job_id: str, user: str) -> LiveJob | None:
+        live = self._jobs.get(job_id)
+        if live is None or live.user != user or live.deleted:
+            return None
+        return live
 
     def queue_length(self) -> int:
         """How many jobs have not settled."""
-        return sum(1 for live in self._jobs.values() if not live.job.done())
+        return sum(1 for live in self._jobs.values() if not live.job.done() and not live.cancelled)
 
     def live_status(self, job_id: str, user: str) -> str | None:
-        """The status of a live job of ``user``; ``Running`` for one settled but not yet stored."""
-        live = self._jobs.get(job_id)
-        if live is None or live.user != user:
+        """The status of a live job of ``user``: ``Queued`` until the engine takes it,
+        ``Running`` while it runs (and once settled, until its final state is stored),
+        ``Cancelled`` as soon as a cancel is accepted."""
+        live = self._live(job_id, user)
+        if live is None:
             return None
         status = live.job.status()
+        if live.cancelled or status is JobStatus.CANCELLED:
+            return CANCELLED
         return RUNNING if status.is_final else api_job_status(status)
 
     async def row(self, job_id: str, user: str, *, with_params: bool = False) -> dict[str, Any]:
         """The job's row with its live status; 404 for another user's or an unknown id."""
-        live = self._jobs.get(job_id)
-        if live is not None and live.user == user and not with_params:  # no store round trip
+        live = self._live(job_id, user)
+        if live is not None and not with_params:  # no store round trip
             return {**live.row, "status": self.live_status(job_id, user)}
         row = await self._store.job(job_id, user, with_params=with_params)
         if row is None:
@@ -261,7 +447,10 @@ class JobLifecycle:
             ApiError: 404 for an unknown job; 409 for one not finished, or cancelled.
         """
         await self.wait_stored_if_settled(job_id, user)
-        if self.live_status(job_id, user) is not None:
+        live_status = self.live_status(job_id, user)
+        if live_status == CANCELLED:
+            raise ApiError(409, f"job {job_id} was cancelled; it has no results")
+        if live_status is not None:
             raise ApiError(409, f"job {job_id} has not finished; its results are not available yet")
         stored = await self._store.job_result(job_id, user)
         if stored is None:
@@ -274,35 +463,41 @@ class JobLifecycle:
         return status, result or ""
 
     async def cancel(self, job_id: str, user: str) -> None:
-        """``POST /jobs/{id}/cancel``: 409 when the job already finished."""
+        """``POST /jobs/{id}/cancel``: the job is cancelled (a queued one never runs, a running
+        one stops at its next checkpoint) and committed ``Cancelled`` before this returns, so
+        the cancel survives a crash; 409 when the job already finished or was cancelled."""
         row = await self.row(job_id, user)
-        live = self._jobs.get(job_id)
-        if live is None or live.job.done():
-            status = api_job_status(live.job.status()) if live is not None else row["status"]
+        live = self._live(job_id, user)
+        if live is None or live.cancelled or live.job.done():
+            status = row["status"] if live is None or live.cancelled else api_job_status(live.job.status())
             raise ApiError(409, f"job {job_id} is {status} and cannot be cancelled")
+        live.cancelled = True
         live.job.cancel()
+        await self._store.cancel_job(live.id, utc_now(), CANCELLED_REASON)
 
     async def delete(self, job_id: str, user: str) -> None:
-        """``DELETE /jobs/{id}``: a finished job and its result; 409 while it runs."""
-        live = self._jobs.get(job_id)
-        if live is not None and live.user == user:
+        """``DELETE /jobs/{id}``: a finished (or cancelled) job and its result; 409 while it runs."""
+        live = self._live(job_id, user)
+        if live is not None and not live.cancelled:
             raise ApiError(409, f"job {job_id} has not finished; cancel it first")
         if not await self._store.delete_job(job_id, user):
             raise ApiError(404, f"job {job_id} not found")
+        if live is not None:  # cancelled, and the engine has not let go of it yet
+            live.deleted = True
 
     async def set_tags(self, job_id: str, user: str, tags: Any) -> None:
         """``PUT /jobs/{id}/tags``: replace the job's tags."""
         tags = check_tags(tags)
-        live = self._jobs.get(job_id)
-        if live is not None and live.user == user:
+        live = self._live(job_id, user)
+        if live is not None:
             live.row["tags"] = list(tags)
         if not await self._store.set_tags(job_id, user, list(tags)):
             raise ApiError(404, f"job {job_id} not found")
 
     async def wait_stored_if_settled(self, job_id: str, user: str) -> None:
         """If ``user``'s job has settled but its final state is still being stored, wait for that."""
-        live = self._jobs.get(job_id)
-        if live is not None and live.user == user and live.job.done():
+        live = self._live(job_id, user)
+        if live is not None and live.job.done():
             await live.stored.wait()
 
     def cancel_all(self) -> list[Job]:
@@ -311,3 +506,10 @@ class JobLifecycle:
         for job in jobs:
             job.cancel()
         return jobs
+
+    async def requeue_interrupted(self) -> None:
+        """Put the jobs a clean stop interrupted while they ran back to ``Queued`` in the store
+        (re-run at the next start, and not counted as crashes by the poison-job rule)."""
+        started = [live.id for live in self._jobs.values() if live.started and not live.cancelled]
+        if started:
+            await self._store.requeue_jobs(started)

@@ -14,7 +14,9 @@
 - :mod:`.store` (SQLite, off the loop) and :mod:`.tokens` (access tokens).
 
 The store is the record: a job row is written before its submission is answered, so a restart
-loses no acknowledged job.
+loses no acknowledged job. Jobs run on a :class:`~.job_lifecycle.ServedBackend` (the local
+backend behind one engine slot: ``Queued`` until the engine takes a job, ``Running`` while it
+runs it).
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from typing import Any
 from ..backends.local import LocalService
 from ..options import Options
 from .config import ServerConfig
-from .idempotency import IdempotentSubmissions, idempotency_key, payload_digest
-from .job_lifecycle import JobLifecycle, Submission
+from .idempotency import IdempotentSubmissions, idempotency_key, payload_digest, repeated
+from .job_lifecycle import JobLifecycle, ServedBackend, Submission
 from .params import decode_params
 from .recovery import recover
 from .session_lifecycle import SessionLifecycle
@@ -34,6 +36,7 @@ from .store import Store
 from .tasks import Tasks
 from .tokens import Authenticator
 from .usage import UsageMeter
+from .validation import check_backend, check_job_body, check_program, check_tags
 
 __all__ = ["RuntimeServer"]
 
@@ -99,8 +102,9 @@ class RuntimeServer:
         )
         self._usage = UsageMeter(store)
         self._idempotency = IdempotentSubmissions(store)
-        self._sessions = SessionLifecycle(self.config, store, self.service, self._backend, self._tasks)
-        self._jobs = JobLifecycle(self.config, store, self._backend, self._sessions, self._usage, self._tasks)
+        served = ServedBackend(self._backend, on_start=lambda job_id: self.jobs.started(job_id))
+        self._sessions = SessionLifecycle(self.config, store, self.service, served, self._tasks)
+        self._jobs = JobLifecycle(self.config, store, served, self._sessions, self._usage, self._tasks)
         await self.recover()
 
     async def recover(self) -> None:
@@ -109,7 +113,8 @@ class RuntimeServer:
 
     async def stop(self) -> None:
         """Stop every live job without recording it (unfinished jobs are re-run on the next
-        start), then wait for the stores already under way."""
+        start; those it interrupted while they ran are put back to ``Queued``: a clean stop is
+        not a crash), then wait for the stores already under way."""
         self._tasks.stopping = True
         if self._sessions is not None:
             self._sessions.stop_closing()
@@ -120,7 +125,11 @@ class RuntimeServer:
             await job.wait()
         await self._tasks.wait()
         if self._store is not None:
-            await self._store.close()
+            try:
+                if self._jobs is not None:
+                    await self._jobs.requeue_interrupted()
+            finally:
+                await self._store.close()
 
     # -- backends --------------------------------------------------------------------------------
 
@@ -136,20 +145,37 @@ class RuntimeServer:
         """``POST /jobs``: validate, start, store; returns the response body.
 
         A submission with an idempotency key (``Idempotency-Key`` header or ``aqrt-idem-`` tag)
-        that ``user`` already used returns that job instead (409 if its request differed).
+        that ``user`` already used returns that job instead (409 if its request differed), even
+        after the job finished and its session or batch closed: a retry is answered as the
+        first post was.
         """
+        if self._idempotency is None:
+            raise RuntimeError("the server is not started")
+        checked = check_job_body(body)
+        key = idempotency_key(check_tags(checked.get("tags") or []), idempotency_header)
+        if key is not None:
+            earlier = await self.store.idempotent_job(user, key)
+            if earlier is not None:
+                return await self._repeat(checked, key, earlier)
         submission = await self.jobs.check(user, body)
-        key = idempotency_key(submission.tags, idempotency_header)
         if key is None:
             return await self._submit(user, instance, submission)
         digest = await asyncio.to_thread(
             payload_digest, submission.program, submission.backend, submission.session_id, submission.params
         )
-        if self._idempotency is None:
-            raise RuntimeError("the server is not started")
         return await self._idempotency.submit_once(
             user, key, digest, lambda claim: self._submit(user, instance, submission, claim)
         )
+
+    async def _repeat(self, body: dict[str, Any], key: str, earlier: dict[str, Any]) -> dict[str, Any]:
+        """The answer to a retry of ``earlier``'s submission, checked against its request
+        without its session (which may have closed since). A retry that names no backend
+        meant the session's, which is the earlier job's if it names the same session."""
+        program = check_program(body.get("program_id"))
+        named = body.get("backend")
+        backend = check_backend(self.config, named if named is not None else earlier["backend"])
+        digest = await asyncio.to_thread(payload_digest, program, backend, body.get("session_id"), body.get("params"))
+        return repeated(earlier, key, digest)
 
     async def _submit(
         self, user: str, instance: str | None, submission: Submission, idempotency: tuple[str, str] | None = None

@@ -5,15 +5,23 @@ A dedicated session is an aqrt ``Session`` (FIFO, interactive timeout), a batch 
 first job's start, expiry, close and cancel) hold on the server too. A session is live (in
 memory) from ``POST /sessions`` until it is closed for good; its row in the store records it, so
 a restart reopens the sessions still open (:mod:`aqrt.server.recovery`).
+
+aqrt's clocks start with a session's first job; a session no job is ever submitted to ends
+all the same: when its ``max_ttl`` has passed since its creation (closed as ``max_ttl
+reached``), or, for a dedicated session, its interactive timeout (:data:`CLOSED_UNUSED`). A
+cancelled session (``DELETE /sessions/{id}/close``) and its unfinished jobs are committed to
+the store as closed and ``Cancelled`` before the cancel is acknowledged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Any
+import datetime as dt
+from typing import Any, Final
 
-from ..backends.local import LocalBackend, LocalService
+from ..backends.base import Backend
+from ..backends.local import LocalService
 from ..session import Batch, Session, SessionState
 from ..wire.runtime_api import (
     BATCH,
@@ -34,7 +42,12 @@ from .store import Store
 from .tasks import Tasks
 from .validation import check_session_request
 
-__all__ = ["LiveSession", "SessionLifecycle"]
+__all__ = ["CLOSED_UNUSED", "SESSION_CANCELLED_REASON", "LiveSession", "SessionLifecycle"]
+
+#: ``closed_reason`` of a dedicated session no job was submitted to within its interactive timeout.
+CLOSED_UNUSED: Final = "interactive_ttl reached with no job submitted"
+#: ``state.reason`` of a job cancelled with its session.
+SESSION_CANCELLED_REASON: Final = "cancelled with its session"
 
 
 @dataclasses.dataclass
@@ -44,18 +57,22 @@ class LiveSession:
     Attributes:
         row: its row (as stored, kept up to date); session: the aqrt session.
         closing: the task closing it, once it is being closed.
+        used: a job was submitted to it (from then on aqrt's own clocks rule it).
+        unused_deadline: the timer that ends it if it is still unused then.
     """
 
     row: dict[str, Any]
     session: Session
     closing: asyncio.Task[None] | None = None
+    used: bool = False
+    unused_deadline: asyncio.TimerHandle | None = None
 
 
 class SessionLifecycle:
     """The live sessions of one server, from creation to their close for good."""
 
     def __init__(
-        self, config: ServerConfig, store: Store, service: LocalService, backend: LocalBackend, tasks: Tasks
+        self, config: ServerConfig, store: Store, service: LocalService, backend: Backend, tasks: Tasks
     ) -> None:
         self._config = config
         self._store = store
@@ -73,10 +90,43 @@ class SessionLifecycle:
         return list(self._sessions.values())
 
     def restore(self, row: dict[str, Any]) -> LiveSession:
-        """Make a stored, still open session live again (at start-up)."""
-        live = LiveSession(row=row, session=self._new_aqrt_session(row))
+        """Make a stored, still open session live again (at start-up); ``row["used"]`` says
+        whether it ever had a job (see :meth:`arm_unused_deadlines`)."""
+        live = LiveSession(row=row, session=self._new_aqrt_session(row), used=bool(row.pop("used", False)))
         self._sessions[row["id"]] = live
         return live
+
+    def arm_unused_deadlines(self) -> None:
+        """Start the unused-session clock of every live session that never had a job (at
+        start-up, once the jobs found unfinished are back in their sessions)."""
+        for live in self._sessions.values():
+            if not live.used and live.unused_deadline is None:
+                self._arm_unused_deadline(live)
+
+    def note_used(self, live: LiveSession) -> None:
+        """A job was submitted to ``live``: its unused-session clock stops."""
+        live.used = True
+        if live.unused_deadline is not None:
+            live.unused_deadline.cancel()
+            live.unused_deadline = None
+
+    def _arm_unused_deadline(self, live: LiveSession) -> None:
+        row = live.row
+        ttl, reason = row["max_ttl"], CLOSED_MAX_TTL
+        interactive = row.get("interactive_ttl")
+        if row["mode"] == DEDICATED and interactive is not None and interactive < ttl:
+            ttl, reason = interactive, CLOSED_UNUSED
+        age = (dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(row["created"])).total_seconds()
+        live.unused_deadline = asyncio.get_running_loop().call_later(
+            max(0.0, ttl - age), self._unused_deadline_passed, live, reason
+        )
+
+    def _unused_deadline_passed(self, live: LiveSession, reason: str) -> None:
+        live.unused_deadline = None
+        if live.used or live.closing is not None or self._sessions.get(live.row["id"]) is not live:
+            return
+        live.row["accepting_jobs"] = False
+        live.closing = self._tasks.spawn(self._finish(live, False, reason=reason))
 
     async def create(self, user: str, instance: str | None, body: Any) -> dict[str, Any]:
         """``POST /sessions``: a dedicated session or a batch on the served backend; returns its body."""
@@ -92,6 +142,7 @@ class SessionLifecycle:
         live = LiveSession(row=row, session=self._new_aqrt_session(row))
         await self._store.insert_session(row)
         self._sessions[row["id"]] = live
+        self._arm_unused_deadline(live)
         return await self.response(live)
 
     def _new_aqrt_session(self, row: dict[str, Any]) -> Session:
@@ -152,14 +203,19 @@ class SessionLifecycle:
 
     async def close(self, session_id: str, user: str, *, cancel: bool) -> None:
         """``PATCH /sessions/{id}`` (close: no new jobs, submitted ones finish) or
-        ``DELETE /sessions/{id}/close`` (cancel: every unfinished job is cancelled)."""
+        ``DELETE /sessions/{id}/close`` (cancel: every unfinished job is cancelled). Either is
+        committed to the store before it returns: a cancel as the session closed and its
+        unfinished jobs ``Cancelled``, so a restart runs none of them."""
         live = self._sessions.get(session_id)
         if live is None or live.row["user"] != user:
             if await self._store.session(session_id, user) is None:
                 raise ApiError(404, f"session {session_id} not found")
             return  # already closed
         live.row["accepting_jobs"] = False
-        await self._store.update_session(session_id, accepting_jobs=0)
+        if cancel:
+            await self._store.cancel_session(session_id, utc_now(), SESSION_CANCELLED_REASON)
+        else:
+            await self._store.update_session(session_id, accepting_jobs=0)
         self.close_later(live, cancel=cancel)
 
     def note_expired(self, live: LiveSession) -> None:
@@ -172,7 +228,7 @@ class SessionLifecycle:
         if cancel or live.closing is None:
             live.closing = self._tasks.spawn(self._finish(live, cancel))
 
-    async def _finish(self, live: LiveSession, cancel: bool) -> None:
+    async def _finish(self, live: LiveSession, cancel: bool, *, reason: str | None = None) -> None:
         if cancel:
             await live.session.cancel()
         else:
@@ -181,7 +237,7 @@ class SessionLifecycle:
             return
         if live.session.status() is SessionState.EXPIRED:
             reason = CLOSED_MAX_TTL
-        else:
+        elif reason is None or cancel:
             reason = CLOSED_BY_CANCEL if cancel else CLOSED_BY_CLOSE
         live.row.update(state=SESSION_CLOSED, accepting_jobs=False, closed_at=utc_now(), closed_reason=reason)
         await self._store.update_session(
@@ -194,10 +250,14 @@ class SessionLifecycle:
         self._sessions.pop(live.row["id"], None)
 
     def stop_closing(self) -> None:
-        """Stop the closes under way (the server is stopping; open sessions reopen on restart)."""
+        """Stop the closes under way and the unused-session clocks (the server is stopping;
+        open sessions reopen on restart)."""
         for live in self._sessions.values():
             if live.closing is not None:
                 live.closing.cancel()
+            if live.unused_deadline is not None:
+                live.unused_deadline.cancel()
+                live.unused_deadline = None
 
     async def cancel_all(self) -> None:
         """Cancel every live aqrt session (the server is stopping)."""

@@ -3,7 +3,13 @@
 Every call runs on one dedicated thread that owns the connection, never on the event loop
 (SQLite calls block on file I/O). WAL mode, so readers do not wait for the writer; a row is
 committed before the request that created it is answered, so a restart loses nothing that
-was acknowledged.
+was acknowledged. Every change of state is committed the same way: a cancel before its 204,
+a job's start (``Running``, before the engine touches it) so a restart knows which job was
+running when the process died (:mod:`aqrt.server.recovery`'s poison-job rule).
+
+The database holds the token-signing secret and every user's data: a file the store creates is
+made ``0600`` and a folder it creates ``0700`` (SQLite's ``-wal`` and ``-shm`` files take the
+database file's mode).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import logging
 import os
 import secrets
 import sqlite3
@@ -18,9 +25,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..wire.runtime_api import CODE_JOB_FAILED, FAILED, FINAL_JOB_STATUSES, SESSION_CLOSED
+from ..wire.runtime_api import (
+    CANCELLED,
+    CLOSED_BY_CANCEL,
+    CODE_JOB_FAILED,
+    FAILED,
+    FINAL_JOB_STATUSES,
+    QUEUED,
+    RUNNING,
+    SESSION_CLOSED,
+)
 
-__all__ = ["Store", "default_db_path"]
+__all__ = ["DB_FILE_MODE", "DB_FOLDER_MODE", "Store", "default_db_path"]
+
+logger = logging.getLogger("aqrt.server")
+
+#: The mode of a database file the store creates (it holds the signing secret and users' data).
+DB_FILE_MODE = 0o600
+#: The mode of each folder the store creates on the way to its database file.
+DB_FOLDER_MODE = 0o700
 
 T = TypeVar("T")
 
@@ -47,10 +70,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished TEXT,
     usage_seconds REAL,
     params TEXT NOT NULL,
-    result TEXT
+    result TEXT,
+    recoveries INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_user ON jobs (user, seq);
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
+CREATE INDEX IF NOT EXISTS jobs_session ON jobs (session_id);
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
     user TEXT NOT NULL,
@@ -76,6 +101,9 @@ CREATE TABLE IF NOT EXISTS idempotency (
 );
 CREATE INDEX IF NOT EXISTS idempotency_job ON idempotency (job_id);
 """
+
+# Columns added since the first schema: (name, definition), added to older databases on open.
+_ADDED_JOB_COLUMNS = (("recoveries", "INTEGER NOT NULL DEFAULT 0"),)
 
 # Columns a job listing returns (never the params or the result, which may be large).
 _JOB_SUMMARY = (
@@ -124,12 +152,16 @@ class Store:
 
     def _open(self) -> None:
         if self._path != ":memory:":
-            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(self._path))
         conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.executescript(_SCHEMA)
+        known = {row["name"] for row in conn.execute("PRAGMA table_info(jobs)")}
+        for name, definition in _ADDED_JOB_COLUMNS:
+            if name not in known:
+                conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {definition}")
         self._conn = conn
 
     def _close(self) -> None:
@@ -247,14 +279,91 @@ class Store:
         if make_result is not None:
             try:
                 fields = {**fields, "result": make_result()}
-            except Exception as exc:  # an unencodable result is a failed job, not a lost one
+            except Exception:  # an unencodable result is a failed job, not a lost one
+                logger.exception("the result of job %s could not be encoded", job_id)
+                reason = "the job ran, but its result could not be encoded for the Runtime API"
                 fields = {
                     **fields,
                     "status": FAILED,
-                    "reason": f"the result could not be encoded: {exc}",
+                    "reason": reason,
                     "reason_code": CODE_JOB_FAILED,
+                    "result": f"Job {job_id} has failed: {reason}",
                 }
-        self._update_job(job_id, fields)
+        # A final state already committed (a cancel acknowledged to the user) is never replaced
+        # by another one: only its own final fields (usage, finished) are written.
+        columns = ", ".join(f"{name} = ?" for name in fields)
+        self._db().execute(
+            f"UPDATE jobs SET {columns} WHERE id = ? AND (status NOT IN {_FINAL_SQL} OR status = ?)",
+            (*fields.values(), job_id, fields["status"]),
+        )
+
+    async def mark_running(self, job_id: str, running: str) -> bool:
+        """Commit that the job starts now (``Running``, at ``running``) unless it is already
+        final (a cancel came first); True when it was written. Awaited before the engine
+        runs the job, so a process that dies while it runs leaves the job ``Running``."""
+        return await self._call(self._mark_running, job_id, running)
+
+    def _mark_running(self, job_id: str, running: str) -> bool:
+        cursor = self._db().execute(
+            f"UPDATE jobs SET status = ?, running = ? WHERE id = ? AND status NOT IN {_FINAL_SQL}",
+            (RUNNING, running, job_id),
+        )
+        return cursor.rowcount > 0
+
+    async def cancel_job(self, job_id: str, finished: str, reason: str) -> bool:
+        """Commit the job as ``Cancelled`` unless it is already final; True when it was."""
+        return await self._call(self._cancel_job, job_id, finished, reason)
+
+    def _cancel_job(self, job_id: str, finished: str, reason: str) -> bool:
+        cursor = self._db().execute(
+            f"UPDATE jobs SET status = ?, finished = ?, reason = ? WHERE id = ? AND status NOT IN {_FINAL_SQL}",
+            (CANCELLED, finished, reason, job_id),
+        )
+        return cursor.rowcount > 0
+
+    async def cancel_session(self, session_id: str, closed_at: str, reason: str) -> None:
+        """Commit, in one transaction, a cancelled session as closed and every unfinished job
+        of it as ``Cancelled`` (with ``reason``)."""
+        await self._call(self._cancel_session, session_id, closed_at, reason)
+
+    def _cancel_session(self, session_id: str, closed_at: str, reason: str) -> None:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute(
+                "UPDATE sessions SET state = ?, accepting_jobs = 0, closed_at = ?, closed_reason = ? WHERE id = ?",
+                (SESSION_CLOSED, closed_at, CLOSED_BY_CANCEL, session_id),
+            )
+            db.execute(
+                f"UPDATE jobs SET status = ?, finished = ?, reason = ?"
+                f" WHERE session_id = ? AND status NOT IN {_FINAL_SQL}",
+                (CANCELLED, closed_at, reason, session_id),
+            )
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    async def requeue_jobs(self, job_ids: list[str]) -> None:
+        """Put jobs stopped by a clean shutdown back to ``Queued`` (they are re-run at the next
+        start; a clean stop is not a crash, so it does not count against the job)."""
+        await self._call(self._requeue_jobs, job_ids)
+
+    def _requeue_jobs(self, job_ids: list[str]) -> None:
+        self._db().executemany(
+            "UPDATE jobs SET status = ?, running = NULL WHERE id = ? AND status = ?",
+            [(QUEUED, job_id, RUNNING) for job_id in job_ids],
+        )
+
+    async def requeue_after_crash(self, job_id: str) -> None:
+        """Count one more process death while the job ran, and put it back to ``Queued``."""
+        await self._call(self._requeue_after_crash, job_id)
+
+    def _requeue_after_crash(self, job_id: str) -> None:
+        self._db().execute(
+            "UPDATE jobs SET status = ?, running = NULL, recoveries = recoveries + 1 WHERE id = ? AND status = ?",
+            (QUEUED, job_id, RUNNING),
+        )
 
     async def delete_job(self, job_id: str, user: str) -> bool:
         """Delete ``user``'s job; False when there was none."""
@@ -337,13 +446,16 @@ class Store:
         return count, [_job_row(row) for row in rows]
 
     async def unfinished_jobs(self) -> list[dict[str, Any]]:
-        """Every job not in a final state, oldest first, with its params (for a restart)."""
+        """Every job not in a final state, oldest first, with its params and ``recoveries``
+        (how often a restart found it ``Running``), for a restart."""
         return await self._call(self._unfinished_jobs)
 
     def _unfinished_jobs(self) -> list[dict[str, Any]]:
         rows = (
             self._db()
-            .execute(f"SELECT {_JOB_SUMMARY}, params FROM jobs WHERE status NOT IN {_FINAL_SQL} ORDER BY seq")
+            .execute(
+                f"SELECT {_JOB_SUMMARY}, recoveries, params FROM jobs WHERE status NOT IN {_FINAL_SQL} ORDER BY seq"
+            )
             .fetchall()
         )
         return [_job_row(row) for row in rows]
@@ -394,11 +506,20 @@ class Store:
         return _session_row(row) if row is not None else None
 
     async def open_sessions(self) -> list[dict[str, Any]]:
-        """Sessions not closed, for a restart."""
+        """Sessions not closed, for a restart; each with ``used``: whether any job was ever
+        submitted to it."""
         return await self._call(self._open_sessions)
 
     def _open_sessions(self) -> list[dict[str, Any]]:
-        rows = self._db().execute("SELECT * FROM sessions WHERE state != ?", (SESSION_CLOSED,)).fetchall()
+        rows = (
+            self._db()
+            .execute(
+                "SELECT *, EXISTS (SELECT 1 FROM jobs WHERE jobs.session_id = sessions.id) AS used"
+                " FROM sessions WHERE state != ?",
+                (SESSION_CLOSED,),
+            )
+            .fetchall()
+        )
         return [_session_row(row) for row in rows]
 
 
@@ -411,4 +532,30 @@ def _job_row(row: sqlite3.Row) -> dict[str, Any]:
 def _session_row(row: sqlite3.Row) -> dict[str, Any]:
     session = dict(row)
     session["accepting_jobs"] = bool(session["accepting_jobs"])
+    if "used" in session:
+        session["used"] = bool(session["used"])
     return session
+
+
+def _create_private(path: Path) -> None:
+    """Create the folders up to ``path`` (``DB_FOLDER_MODE``) and the file itself
+    (``DB_FILE_MODE``) where they do not exist; warn when an existing file is open to others."""
+    missing = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=DB_FOLDER_MODE)
+        except FileExistsError:  # made meanwhile by someone else: theirs, left as it is
+            continue
+        os.chmod(folder, DB_FOLDER_MODE)  # exact, whatever the umask
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DB_FILE_MODE)
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            logger.warning(
+                "the database %s (the token-signing secret and every user's jobs) can be read by other "
+                "users; consider chmod 600",
+                path,
+            )
+        return
+    os.close(descriptor)
+    os.chmod(path, DB_FILE_MODE)
