@@ -5,27 +5,100 @@ so they stay valid across restarts. PyJWT rather than hand-rolled HMAC: it is sm
 dependency of qiskit-ibm-runtime, and gets the header/claims encoding and the constant-time
 signature check right. Expiry is checked here against the configured clock (so tests can move
 time), not by PyJWT's own ``time.time()``. The HTTP side is :mod:`aqrt.server.auth`.
+
+Failed key exchanges are throttled (:class:`ExchangeThrottle`): a client address, or an API key,
+with :data:`MAX_FAILED_EXCHANGES` failures within :data:`FAILURE_WINDOW` seconds is refused
+(429, with the seconds to wait) until the oldest of them leaves the window, so keys cannot be
+guessed at the server's speed.
 """
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import hmac
+import math
+import time
 from collections.abc import Callable, Mapping
+from typing import Final
 
 import jwt
 
 from .errors import ApiError
 
-__all__ = ["Authenticator"]
+__all__ = ["FAILURE_WINDOW", "MAX_FAILED_EXCHANGES", "Authenticator", "ExchangeThrottle"]
 
 _ALGORITHM = "HS256"
 _VERIFIED_CACHE = 4096
+
+#: Failed key exchanges a client address (or one API key) may have within :data:`FAILURE_WINDOW`.
+#: (``ServerConfig`` fields and CLI options should carry this and the window.)
+MAX_FAILED_EXCHANGES: Final = 10
+#: Seconds over which failed key exchanges are counted.
+FAILURE_WINDOW: Final = 60.0
+# Addresses and keys remembered at most (the oldest are forgotten first), so a flood of
+# addresses or keys cannot grow the server's memory without bound.
+_MAX_TRACKED = 65_536
+
+
+class ExchangeThrottle:
+    """Counts failed key exchanges per client address and per API key tried.
+
+    Args:
+        max_failures: failures allowed within ``window`` seconds; one more is refused.
+        window: seconds a failure counts.
+        clock: a monotonic clock (real seconds: a wall clock moved by tests must not unlock it).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_failures: int = MAX_FAILED_EXCHANGES,
+        window: float = FAILURE_WINDOW,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._max_failures = max_failures
+        self._window = window
+        self._clock = clock
+        self._failures: dict[str, collections.deque[float]] = {}
+
+    def retry_after(self, address: str, api_key: str) -> int | None:
+        """Whole seconds until ``address`` and ``api_key`` may try again, None if they may now."""
+        now = self._clock()
+        waits = [self._wait(name, now) for name in self._names(address, api_key)]
+        wait = max(waits)
+        return math.ceil(wait) if wait > 0 else None
+
+    def note_failure(self, address: str, api_key: str) -> None:
+        """Count one failed exchange from ``address`` with ``api_key``."""
+        now = self._clock()
+        for name in self._names(address, api_key):
+            failures = self._failures.pop(name, None)  # re-inserted last: the dict stays oldest-first
+            if failures is None:
+                failures = collections.deque(maxlen=self._max_failures)
+            failures.append(now)
+            self._failures[name] = failures
+        while len(self._failures) > _MAX_TRACKED:
+            del self._failures[next(iter(self._failures))]
+
+    def _wait(self, name: str, now: float) -> float:
+        failures = self._failures.get(name)
+        if failures is None or len(failures) < self._max_failures:
+            return 0.0
+        return failures[0] + self._window - now
+
+    @staticmethod
+    def _names(address: str, api_key: str) -> tuple[str, str]:
+        # Keys are remembered by digest: the throttle keeps no key a client sent.
+        return "address:" + address, "key:" + hashlib.sha256(api_key.encode()).hexdigest()
 
 
 class Authenticator:
     """Issues and checks access tokens for a fixed set of API keys."""
 
     def __init__(self, api_keys: Mapping[str, str], secret: bytes, *, ttl: int, clock: Callable[[], float]) -> None:
+        self.throttle = ExchangeThrottle()
+        """Failed key exchanges per address and key (see :class:`ExchangeThrottle`)."""
         self._api_keys = dict(api_keys)
         self._secret = secret
         self._users = frozenset(self._api_keys.values())
@@ -84,8 +157,8 @@ class Authenticator:
                 algorithms=[_ALGORITHM],
                 options={"verify_exp": False, "verify_iat": False, "require": ["sub", "exp", "iat"]},
             )
-        except jwt.PyJWTError as exc:
-            raise ApiError(401, f"invalid access token: {exc}") from None
+        except jwt.PyJWTError:  # PyJWT's own words say too much about what was checked how
+            raise ApiError(401, "invalid access token: malformed, or not signed by this server") from None
         exp = claims["exp"]
         if not isinstance(exp, int | float) or exp <= self._clock():
             raise ApiError(401, "the access token has expired; request a new one from /identity/token")
