@@ -20,6 +20,9 @@ from .validation import check_job_limits, check_tags, check_tags_body, job_list_
 
 __all__ = ["job_routes"]
 
+_ENCODE_INLINE_CHARS = 64 << 10  # larger bodies are encoded on a worker thread, off the loop
+_DUMP_INLINE_ROWS = 20  # a page of more jobs (up to 200, tags and all) is written off the loop
+
 
 async def submit_job(request: web.Request) -> web.Response:
     """``POST /jobs``: the body is held to this server's limits (tags, cost, ids) first."""
@@ -39,22 +42,29 @@ async def get_job(request: web.Request) -> web.Response:
     row = await jobs.row(request.match_info["job_id"], request[USER_KEY], with_params=with_params)
     if not with_params:
         return web.json_response(job_response(row))
-    text = await asyncio.to_thread(_job_text_with_params, row)
-    return web.Response(text=text, content_type="application/json")
+    body = await asyncio.to_thread(_job_bytes_with_params, row)
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
-def _job_text_with_params(row: dict[str, Any]) -> str:
+def _job_bytes_with_params(row: dict[str, Any]) -> bytes:
     params = json.loads(row.pop("params"))
-    return json.dumps(job_response(row, params=params))
+    return json.dumps(job_response(row, params=params)).encode()
 
 
 async def get_results(request: web.Request) -> web.Response:
     """``GET /jobs/{id}/results``: the encoded result; a failed job's reason as plain text."""
     jobs = request.app[SERVER_KEY].jobs
     status, text = await jobs.result(request.match_info["job_id"], request[USER_KEY])
-    if status == FAILED:  # the client shows this text as the failure's explanation
-        return web.Response(text=text, content_type="text/plain")
-    return web.Response(text=text, content_type="application/json")
+    # The client shows a failed job's text as the failure's explanation.
+    return await _text_response(text, "text/plain" if status == FAILED else "application/json")
+
+
+async def _text_response(text: str, content_type: str) -> web.Response:
+    """A response of ``text``; a large one (a result, a listing) is encoded on a worker thread."""
+    if len(text) <= _ENCODE_INLINE_CHARS:
+        return web.Response(text=text, content_type=content_type)
+    body = await asyncio.to_thread(text.encode)
+    return web.Response(body=body, content_type=content_type, charset="utf-8")
 
 
 async def cancel_job(request: web.Request) -> web.Response:
@@ -94,9 +104,9 @@ async def list_jobs(request: web.Request) -> web.Response:
     """``GET /jobs``: the user's jobs, newest first by default, filtered and paged."""
     query = job_list_query(request.query, request.app[SERVER_KEY].config)
     count, rows = await request.app[SERVER_KEY].jobs.rows(request[USER_KEY], query)
-    return web.json_response(
-        {"jobs": [job_response(row) for row in rows], "count": count, "limit": query.limit, "offset": query.offset}
-    )
+    body = {"jobs": [job_response(row) for row in rows], "count": count, "limit": query.limit, "offset": query.offset}
+    text = await asyncio.to_thread(json.dumps, body) if len(rows) > _DUMP_INLINE_ROWS else json.dumps(body)
+    return web.Response(text=text, content_type="application/json")
 
 
 def job_routes() -> list[web.RouteDef]:

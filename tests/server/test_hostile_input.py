@@ -500,3 +500,27 @@ async def test_malformed_parameters_and_filters_are_400_never_500(tmp_path) -> N
         status, listing = await client.call("GET", "/jobs", alice)
         assert status == 200 and [job["id"] for job in listing["jobs"]] == [job_id]
         await _bob_s_job_completes(client)
+
+
+@pytest.mark.asyncio
+async def test_large_params_and_results_are_read_back_whole(tmp_path) -> None:
+    """A job's params and result larger than what is written on the loop (64 KiB) come back
+    whole from the worker thread that writes them."""
+    angles = np.random.default_rng(7).uniform(0, np.pi, (20_000, 1))
+    async with running_server(make_config(tmp_path)) as client:
+        alice = await client.token()
+        job_id = await client.submit(alice, "estimator", [(rotation(), "Z", angles)])
+        assert (await client.wait_final(alice, job_id))["state"]["status"] == "Completed"
+        result = await client.result(alice, job_id)
+        np.testing.assert_allclose(result[0].data.evs, np.cos(angles[:, 0]), atol=1e-12)
+        status, job = await client.call("GET", f"/jobs/{job_id}", alice)
+        assert status == 200 and job["id"] == job_id and len(json.dumps(job["params"])) > 64 << 10
+        (pub,), _ = await asyncio.to_thread(pubs_from_params, "estimator", job["params"], limits=SERVER_LIMITS)
+        np.testing.assert_array_equal(pub.parameter_values.as_array(), angles)
+        status, job = await client.call("GET", f"/jobs/{job_id}", alice, params={"exclude_params": "true"})
+        assert status == 200 and "params" not in job
+        for _ in range(25):
+            await client.submit(alice, "estimator", [(bell(), "ZZ")], tags=["x" * 500] * 32)
+        status, listing = await client.call("GET", "/jobs", alice, params={"limit": "200"})
+        assert status == 200 and listing["count"] == 26 and len(listing["jobs"]) == 26
+        assert listing["jobs"][0]["tags"] == ["x" * 500] * 32
