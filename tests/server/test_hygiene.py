@@ -238,9 +238,10 @@ async def test_an_unused_session_ends_at_its_max_ttl_or_interactive_timeout(tmp_
         _, used = await client.call(
             "POST", "/sessions", token, body={"mode": "dedicated", "backend": "aqrt_statevector", "max_ttl": 60}
         )
-        await client.wait_final(token, await client.submit(token, "estimator", [(bell(), "ZZ")], session_id=used["id"]))
-        _, details = await client.call("GET", f"/sessions/{batch['id']}", token)
-        assert details["state"] == "open" and details["accepting_jobs"] is True
+        for session in (batch, dedicated):
+            _, details = await client.call("GET", f"/sessions/{session['id']}", token)
+            assert details["state"] == "open" and details["accepting_jobs"] is True
+        used_job = await client.submit(token, "estimator", [(bell(), "ZZ")], session_id=used["id"])
 
         details = await _wait_closed(client, token, dedicated["id"], timeout=10)
         assert "interactive_ttl" in details["closed_reason"] and details["accepting_jobs"] is False
@@ -250,8 +251,13 @@ async def test_an_unused_session_ends_at_its_max_ttl_or_interactive_timeout(tmp_
         assert status == 409 and "expired" in _message(body)
         status, body = await client.submit_raw(token, session_id=dedicated["id"])
         assert status == 409 and "closed" in _message(body)
-        _, details = await client.call("GET", f"/sessions/{used['id']}", token)  # used: aqrt's clocks rule it
-        assert details["state"] == "inactive" and details["accepting_jobs"] is True
+        # used: aqrt's clocks rule it, so its interactive timeout makes it inactive, not closed
+        assert (await client.wait_final(token, used_job))["state"]["status"] == "Completed"
+        async with asyncio.timeout(10):
+            while (details := (await client.call("GET", f"/sessions/{used['id']}", token))[1])["state"] != "inactive":
+                assert details["state"] != "closed", details
+                await asyncio.sleep(0.05)
+        assert details["accepting_jobs"] is True
 
 
 @pytest.mark.asyncio
