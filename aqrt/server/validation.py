@@ -170,8 +170,10 @@ def job_list_query(query: MultiMapping[str], config: ServerConfig | None = None)
     if sort not in ("ASC", "DESC"):
         raise ApiError(400, f"sort must be 'ASC' or 'DESC', got {shown(query.get('sort'))}")
     tags = query.getall("tags", [])
-    if config is not None:
-        check_tags(tags, max_tags=config.max_tags, max_tag_length=config.max_tag_length)
+    if config is not None and len(tags) > config.max_tags:  # no job has more: SQLite would nest them all
+        raise ApiError(400, f"a listing takes at most {config.max_tags} tag filters, got {len(tags)} (max_tags)")
+    if config is not None and max(map(len, tags), default=0) > config.max_tag_length:
+        raise ApiError(400, f"a tag filter takes at most {config.max_tag_length} characters (max_tag_length)")
     filters = {
         "backend": query.get("backend"),
         "program": query.get("program"),

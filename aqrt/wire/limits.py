@@ -284,6 +284,7 @@ _U64 = struct.Struct("!Q")
 _CONDITION_REGISTER, _CONDITION_EXPRESSION, _HAS_ANNOTATIONS = 1, 2, 0x80
 _PAULI_EVOLUTION_PREFIX = b"###PauliEvolutionGate_"
 _MAX_NESTING = 64  # circuits in blocks in tuples in expressions ...
+_MAX_EXPRESSION_DEPTH = 128  # Qiskit's reader stops at a tenth of Python's recursion limit (100)
 
 
 def check_qpy(tag: str, raw: bytes, admission: Admission) -> None:
@@ -293,9 +294,9 @@ def check_qpy(tag: str, raw: bytes, admission: Admission) -> None:
     gate's definition, each base gate), nothing built: qubits, clbits and instructions of each
     against ``max_qubits``/``max_clbits``/``max_circuit_ops``; their bits together against
     :attr:`PayloadLimits.max_circuit_bits`; ``ParameterVector`` lengths against
-    ``max_parameters``; every numpy array's header against its bytes; instructions against their
-    circuit's width. Walking costs time in proportion to the blob's size, which the
-    decompression budget bounds.
+    ``max_parameters``; classical ``Uint`` widths against ``max_clbits``; every numpy array's
+    header against its bytes; instructions against their circuit's width. Walking costs time in
+    proportion to the blob's size, which the decompression budget bounds.
 
     Raises:
         LimitExceeded: a declared size over a limit (the message names it).
@@ -399,8 +400,7 @@ class _QpyWalk:
             self.register(cursor)
         for _ in range(variables):
             _, _, variable_name_size = cursor.unpack(_VAR_DECLARATION)
-            if cursor.bytes(1) == b"u":
-                cursor.skip(_U32.size)  # a Uint's width
+            self.classical_type(cursor)
             cursor.skip(variable_name_size)
         if self.version >= 15:
             (namespaces,) = cursor.unpack(_U32)
@@ -499,9 +499,62 @@ class _QpyWalk:
             self.parameter_expression(part, depth)
         elif key == b"n":
             npy_header(self.tag, part.bytes(part.end - part.pos))
+        elif key == b"x":
+            self.classical_expression(part)
         else:
             return
         part.at_end(f"a value of type {key!r}")
+
+    def classical_type(self, cursor: _Cursor) -> None:
+        """A classical type: a ``Uint``'s width counts against ``max_clbits`` (evaluating a
+        ``Uint(2**32 - 1)`` masks with a 2**32-bit integer)."""
+        kind = cursor.bytes(1)
+        if kind == b"u":
+            _bound(cursor.unpack(_U32)[0], self.limits.max_clbits, "max_clbits", "a classical value of", "bits")
+        elif kind not in (b"b", b"f", b"d"):
+            raise self.malformed(f"a classical type {kind!r}")
+
+    def classical_expression(self, cursor: _Cursor) -> None:
+        """A classical expression (a condition, a store, a switch target, a duration): its nodes
+        in preorder, each a kind, a type, its payload, then its operands."""
+        open_levels = [1]  # operands still to read, per node being read
+        while open_levels:
+            open_levels[-1] -= 1
+            kind = cursor.bytes(1)
+            self.classical_type(cursor)
+            operands = 0
+            if kind == b"x":  # a variable: standalone (index), a clbit (index) or a register (name)
+                variable = cursor.bytes(1)
+                size = {b"U": 2, b"C": 4}.get(variable)
+                if size is None and variable != b"R":
+                    raise self.malformed(f"a classical variable of kind {variable!r}")
+                cursor.skip(size if size is not None else cursor.unpack(_U16)[0])
+            elif kind == b"s":  # a stretch (index)
+                cursor.skip(2)
+            elif kind == b"v":  # a value: bool, int (its bytes), float, duration
+                value = cursor.bytes(1)
+                size = {b"b": 1, b"f": 8, b"t": 9}.get(value)
+                if size is None and value != b"i":
+                    raise self.malformed(f"a classical value of kind {value!r}")
+                cursor.skip(size if size is not None else cursor.bytes(1)[0])
+            elif kind in (b"c", b"u"):  # cast (implicit flag), unary (op)
+                cursor.skip(1)
+                operands = 1
+            elif kind == b"b":  # binary (op)
+                cursor.skip(1)
+                operands = 2
+            elif kind == b"i":  # index
+                operands = 2
+            else:
+                raise self.malformed(f"a classical expression node {kind!r}")
+            if operands:
+                open_levels.append(operands)
+                if len(open_levels) > _MAX_EXPRESSION_DEPTH:
+                    raise WireError(
+                        f"a classical expression nests more than {_MAX_EXPRESSION_DEPTH} deep", tag=self.tag
+                    )
+            while open_levels and not open_levels[-1]:
+                open_levels.pop()
 
     def vector_element(self, cursor: _Cursor) -> None:
         """A ``ParameterVector`` element: reading one builds its whole vector, so its declared

@@ -264,6 +264,8 @@ def test_the_walk_reads_every_circuit_qiskit_writes_to_its_last_byte() -> None:
         (lambda: forge_vector_length(qpy_bytes(vector_circuit()), 10**12), "ParameterVector elements"),
         (lambda: forge_vector_length(qpy_bytes(vector_circuit()), 1), "malformed: element 1 of a ParameterVector"),
         (lambda: forge_controls(qpy_bytes(_mcx()), b"MCXGate", 2**31), "2147483648 controls"),
+        (lambda: forge_uint_width("expression"), "a classical value of 4294967295 bits; .* \\(max_clbits\\)"),
+        (lambda: forge_uint_width("variable"), "a classical value of 4294967295 bits"),
         (lambda: forge_header(qpy_bytes(bell()), QPY_HEADER_AT, metadata_size=2**40), "malformed"),
         (lambda: forge_header(qpy_bytes(bell()), QPY_HEADER_AT, num_registers=2**32 - 1), "malformed"),
         (lambda: qpy_bytes(bell()) + b"\x00", "1 bytes follow the circuit"),
@@ -280,6 +282,20 @@ def test_the_walk_refuses_forgeries_before_qpy_reads_them(forge: Any, message: s
     pub = [tagged(raw), [{"Z" * 2: 1.0}], None, None]
     with pytest.raises(WireError, match=message):
         pubs_from_params("estimator", {"pubs": [pub], "version": 2}, limits=SERVER_LIMITS)
+
+
+def forge_uint_width(where: str) -> bytearray:
+    """A ``Uint(9)`` in a condition's cast, or a standalone ``Uint(8)`` variable, made 2**32-1 wide."""
+    register = ClassicalRegister(8, "c")
+    circuit = QuantumCircuit(QuantumRegister(1), register)
+    if where == "variable":
+        circuit.add_var("a", expr.lift(5, types.Uint(8)))
+    with circuit.if_test(expr.equal(expr.cast(register, types.Uint(9)), 3)):
+        circuit.x(0)
+    raw = qpy_bytes(circuit)
+    at = raw.index(b"u\x00\x00\x00\x08a" if where == "variable" else b"cu\x00\x00\x00\x09")
+    struct.pack_into("!I", raw, at + (1 if where == "variable" else 2), 2**32 - 1)
+    return raw
 
 
 def _mcx() -> QuantumCircuit:
@@ -384,6 +400,8 @@ async def test_forged_circuit_sizes_are_refused_before_decoding(tmp_path) -> Non
             raw = forge_vector_length(qpy_bytes(vector_circuit()), length)
             pub = [tagged(raw), [{"Z": 1.0}], to_jsonable(np.zeros((1, 1))), None]
             await attack.submit(needle, job_body("estimator", [pub]))
+        wide_value = [tagged(forge_uint_width("expression")), [{"Z": 1.0}], None, None]
+        await attack.submit("a classical value of 4294967295 bits", job_body("estimator", [wide_value]))
         options_circuit = job_body("estimator", pubs_to_wire("estimator", [(bell(), "ZZ")]))
         options_circuit["params"]["options"] = {"extra": tagged(wide)}  # a circuit anywhere is checked
         await attack.submit("4294967295 qubits", options_circuit)
