@@ -91,6 +91,13 @@ class PayloadLimits:
                 raise ValueError(f"{field.name} must be a non-negative int, got {value!r}")
 
     @property
+    def bound_circuits(self) -> bool:
+        """Whether any limit bounds what a QPY blob declares (else :func:`check_qpy` is not run)."""
+        return any(
+            limit is not None for limit in (self.max_qubits, self.max_clbits, self.max_circuit_ops, self.max_parameters)
+        )
+
+    @property
     def max_circuit_bits(self) -> int | None:
         """Qubits and clbits a job's circuits, blocks and definitions declare together: every
         nested block allocates bits of its own, so ``max_pubs x (max_qubits + max_clbits)``."""

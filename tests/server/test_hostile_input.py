@@ -41,7 +41,7 @@ from qiskit.quantum_info import Clifford, SparseObservable, SparsePauliOp, rando
 from qiskit.transpiler import CouplingMap
 
 from aqrt.server import ServerConfig
-from aqrt.wire import WireError, pubs_to_wire, to_jsonable
+from aqrt.wire import WireError, pubs_from_wire, pubs_to_wire, to_jsonable
 from aqrt.wire.limits import QPY_VERSIONS, Admission, LimitExceeded, PayloadLimits, check_qpy
 from aqrt.wire.runtime_api import pubs_from_params
 
@@ -302,6 +302,15 @@ def _mcx() -> QuantumCircuit:
     circuit = QuantumCircuit(4)
     circuit.append(MCXGate(3), [0, 1, 2, 3])
     return circuit
+
+
+def test_without_circuit_limits_nothing_is_walked() -> None:
+    """A decode with no bound on circuits (a client's) reads what Qiskit reads, QPY 18 too."""
+    pub = [tagged(qpy_bytes(bell(), version=18)), [{"ZZ": 1.0}], None, None]
+    (read,) = pubs_from_wire("estimator", [pub])
+    assert read.circuit.num_qubits == 2
+    with pytest.raises(WireError, match="QPY version 18 is not read here"):
+        pubs_from_wire("estimator", [pub], limits=PayloadLimits(max_qubits=30))
 
 
 def test_vectors_count_once_per_circuit_and_add_up_over_the_job() -> None:
