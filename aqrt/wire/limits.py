@@ -8,8 +8,9 @@ process when such an allocation fails), so a server reads the declarations first
 
 - :func:`check_qpy` walks a QPY blob's structure (every circuit in it: the PUB's circuit, its
   control-flow blocks, its custom gates' definitions) without building anything, and checks
-  each circuit's declared qubits, clbits and instructions, every ``ParameterVector`` length and
-  every numpy array's header, before ``qpy.load`` sees the bytes;
+  each circuit's declared qubits, clbits and instructions, every ``ParameterVector`` length,
+  every classical ``Uint`` width and every numpy array's header, before ``qpy.load`` sees the
+  bytes;
 - :func:`check_raw_pub` checks a PUB's shots and observables as they stand in the JSON;
 - :func:`check_pub` checks a coerced PUB (nothing allocated yet) before it runs: its bindings
   after broadcasting, its parameter values, its Pauli terms and its output (bindings x shots x
