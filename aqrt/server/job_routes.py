@@ -13,10 +13,18 @@ from typing import Any
 
 from aiohttp import web
 
-from ..wire.runtime_api import FAILED, IDEMPOTENCY_HEADER, INSTANCE_HEADER
+from ..wire.runtime_api import FAILED, IDEMPOTENCY_HEADER
 from .keys import SERVER_KEY, USER_KEY
 from .responses import job_response, logs_text, metrics_body
-from .validation import check_job_limits, check_tags, check_tags_body, job_list_query, read_json
+from .validation import (
+    check_job_limits,
+    check_tags,
+    check_tags_body,
+    header_text,
+    instance_header,
+    job_list_query,
+    read_json,
+)
 
 __all__ = ["job_routes"]
 
@@ -29,7 +37,7 @@ async def submit_job(request: web.Request) -> web.Response:
     body = await read_json(request)
     server = request.app[SERVER_KEY]
     check_job_limits(body, server.config)
-    instance, key = request.headers.get(INSTANCE_HEADER), request.headers.get(IDEMPOTENCY_HEADER)
+    instance, key = instance_header(request), header_text(request, IDEMPOTENCY_HEADER)
     response = await server.submit(request[USER_KEY], instance, body, idempotency_header=key)
     return web.json_response(response)
 

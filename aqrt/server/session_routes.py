@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..wire.runtime_api import INSTANCE_HEADER
 from .keys import SERVER_KEY, USER_KEY
-from .validation import check_close_body, read_json
+from .validation import check_close_body, instance_header, read_json
 
 __all__ = ["session_routes"]
 
@@ -18,7 +17,7 @@ async def create_session(request: web.Request) -> web.Response:
     """``POST /sessions``."""
     body = await read_json(request)
     sessions = request.app[SERVER_KEY].sessions
-    details = await sessions.create(request[USER_KEY], request.headers.get(INSTANCE_HEADER), body)
+    details = await sessions.create(request[USER_KEY], instance_header(request), body)
     return web.json_response(details)
 
 

@@ -21,7 +21,7 @@ from aiohttp import web
 from multidict import MultiMapping
 
 from ..wire import Program
-from ..wire.runtime_api import BATCH, DEDICATED, SESSION_MODES
+from ..wire.runtime_api import BATCH, DEDICATED, INSTANCE_HEADER, SESSION_MODES
 from .config import ServerConfig
 from .errors import ApiError
 
@@ -37,6 +37,8 @@ __all__ = [
     "check_session_request",
     "check_tags",
     "check_tags_body",
+    "header_text",
+    "instance_header",
     "job_list_query",
     "read_json",
     "served_backend",
@@ -54,6 +56,18 @@ _REPR.maxstring = _REPR.maxother = 60
 _REPR.maxlist = _REPR.maxdict = 5
 
 
+def _is_text(value: Any) -> bool:
+    """A string that UTF-8 can hold: JSON's ``"\\ud800"`` parses to a lone surrogate, which the
+    store (SQLite) cannot take."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def shown(value: Any) -> str:
     """``repr(value)`` cut short (long strings, lists, dicts, ints), for messages that echo what
     was sent: a 10 MB tag or 100,000 of them are not sent back."""
@@ -69,6 +83,22 @@ async def read_json(request: web.Request) -> Any:
         return await asyncio.to_thread(json.loads, raw)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ApiError(400, f"the request body is not valid JSON: {exc}") from None
+
+
+def header_text(request: web.Request, name: str, max_length: int | None = None) -> str | None:
+    """The value of header ``name`` (None when absent); 400 for one that is not UTF-8 (aiohttp
+    keeps undecodable bytes as lone surrogates, which the store cannot take) or is longer than
+    ``max_length``."""
+    value = request.headers.get(name)
+    if value is not None and (not _is_text(value) or (max_length is not None and len(value) > max_length)):
+        limit = f" of at most {max_length} characters" if max_length is not None else ""
+        raise ApiError(400, f"the {name} header must be UTF-8 text{limit}")
+    return value
+
+
+def instance_header(request: web.Request) -> str | None:
+    """The ``Service-CRN`` header, the instance a job or session is recorded under."""
+    return header_text(request, INSTANCE_HEADER, _MAX_INSTANCE_LENGTH)
 
 
 # -- backends and programs --------------------------------------------------------------------
@@ -110,8 +140,8 @@ def check_job_body(body: Any) -> dict[str, Any]:
 
 def check_tags(tags: Any, *, max_tags: int | None = None, max_tag_length: int | None = None) -> list[str]:
     """A list of non-empty strings; at most ``max_tags`` of at most ``max_tag_length`` characters."""
-    if not isinstance(tags, list) or not all(isinstance(tag, str) and tag for tag in tags):
-        raise ApiError(400, f"tags must be a list of non-empty strings, got {shown(tags)}")
+    if not isinstance(tags, list) or not all(_is_text(tag) and tag for tag in tags):
+        raise ApiError(400, f"tags must be a list of non-empty UTF-8 strings, got {shown(tags)}")
     if max_tags is not None and len(tags) > max_tags:
         raise ApiError(400, f"a job takes at most {max_tags} tags, got {len(tags)} (max_tags)")
     longest = max(map(len, tags), default=0)
@@ -134,7 +164,7 @@ def check_job_limits(body: Any, config: ServerConfig) -> None:
     an object, a string ``session_id``, tags and cost within the server's limits."""
     body = check_job_body(body)
     session_id = body.get("session_id")
-    if session_id is not None and (not isinstance(session_id, str) or not 0 < len(session_id) <= _MAX_ID_LENGTH):
+    if session_id is not None and (not _is_text(session_id) or not 0 < len(session_id) <= _MAX_ID_LENGTH):
         raise ApiError(400, f"session_id must be a session's id (a string), got {shown(session_id)}")
     check_tags(body.get("tags") or [], max_tags=config.max_tags, max_tag_length=config.max_tag_length)
     check_cost(body.get("cost"), config.max_cost)
@@ -244,7 +274,7 @@ def check_session_request(body: Any, config: ServerConfig) -> SessionRequest:
     if isinstance(max_ttl, bool) or not isinstance(max_ttl, int) or not 0 < max_ttl <= config.max_ttl:
         raise ApiError(400, f"max_ttl must be an int of seconds in 1..{config.max_ttl}, got {shown(max_ttl)}")
     instance = body.get("instance")
-    if instance is not None and (not isinstance(instance, str) or len(instance) > _MAX_INSTANCE_LENGTH):
+    if instance is not None and (not _is_text(instance) or len(instance) > _MAX_INSTANCE_LENGTH):
         raise ApiError(400, f"instance must be a CRN string of at most {_MAX_INSTANCE_LENGTH} characters")
     return SessionRequest(mode=mode, backend=backend, max_ttl=max_ttl, instance=instance)
 

@@ -486,11 +486,16 @@ async def test_malformed_parameters_and_filters_are_400_never_500(tmp_path) -> N
             await attack.submit(needle, job_body("estimator", good, cost=cost))
         await attack.submit("(max_tags)", job_body("estimator", good, tags=["t"] * 100_000))
         await attack.submit("(max_tag_length)", job_body("estimator", good, tags=["x" * 10_000_000]))
-        await attack.submit("non-empty strings", job_body("estimator", good, tags=[{"a": 1}]))
+        await attack.submit("non-empty UTF-8 strings", job_body("estimator", good, tags=[{"a": 1}]))
         await attack.submit("session_id must be", job_body("estimator", good, session_id=["s"]))
         await attack.submit("session_id must be", job_body("estimator", good, session_id="s" * 1000))
         await attack.submit("program", job_body("estimator", good, program_id=["x" * 10_000]), status=404)
         await attack.submit("must be a JSON object", ["not", "an", "object"])
+        # Lone surrogates ("\ud800" in JSON) are strings Python holds and SQLite cannot.
+        await attack.submit("UTF-8 strings", job_body("estimator", good, tags=["\ud800"]))
+        await attack.submit("UTF-8 strings", job_body("estimator", good, tags=["aqrt-idem-\udfff"]))
+        await attack.submit("session_id must be", job_body("estimator", good, session_id="\ud800"))
+        await attack.expect(400, "UTF-8 strings", "PUT", f"/jobs/{job_id}/tags", body={"tags": ["\ud800"]})
         await attack.expect(400, "(max_tags)", "PUT", f"/jobs/{job_id}/tags", body={"tags": ["t"] * 100_000})
         await attack.expect(400, "(max_tag_length)", "PUT", f"/jobs/{job_id}/tags", body={"tags": ["x" * 10_000]})
 
@@ -518,15 +523,50 @@ async def test_malformed_parameters_and_filters_are_400_never_500(tmp_path) -> N
             ({"mode": "batch", "backend": "aqrt_statevector", "instance": {"a": 1}}, "instance must be"),
             ({"mode": "batch", "backend": "aqrt_statevector", "instance": "c" * 5000}, "instance must be"),
             ({"mode": ["batch"], "backend": "aqrt_statevector"}, "mode must be"),
+            ({"mode": "batch", "backend": "aqrt_statevector", "instance": "\ud800"}, "instance must be"),
             ({"mode": "batch", "backend": "aqrt_statevector", "max_ttl": 1e30}, "max_ttl must be"),
             ({"mode": "batch", "backend": "aqrt_statevector", "max_ttl": 10**30}, "max_ttl must be"),
         ]:
             await attack.expect(400, needle, "POST", "/sessions", body=session)
         await attack.expect(404, "not found", "POST", "/sessions", body={"mode": "batch", "backend": "b" * 100_000})
 
+        # Header bytes that are not UTF-8 (aiohttp keeps them as lone surrogates).
+        body = json.dumps(job_body("estimator", good)).encode()
+        for header, path in [(b"Service-CRN", "/jobs"), (b"Service-CRN", "/sessions"), (b"Idempotency-Key", "/jobs")]:
+            status, answer = await _raw_post(client, alice, path, header + b": a\xffb", body)
+            assert status == 400 and "header must be UTF-8 text" in answer["errors"][0]["message"], answer
+
         status, listing = await client.call("GET", "/jobs", alice)
         assert status == 200 and [job["id"] for job in listing["jobs"]] == [job_id]
         await _bob_s_job_completes(client)
+
+
+async def _raw_post(client: Any, token: str, path: str, header: bytes, body: bytes) -> tuple[int, Any]:
+    """POST with a header line written byte for byte (HTTP clients refuse non-ASCII headers)."""
+    host, port = client.base.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(
+            b"POST /api/v1"
+            + path.encode()
+            + b" HTTP/1.1\r\nHost: "
+            + host.encode()
+            + b"\r\nAuthorization: Bearer "
+            + token.encode()
+            + b"\r\n"
+            + header
+            + b"\r\nContent-Type: application/json\r\nContent-Length: "
+            + str(len(body)).encode()
+            + b"\r\nConnection: close\r\n\r\n"
+            + body
+        )
+        await writer.drain()
+        answer = await reader.read()
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    head, _, text = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(text)
 
 
 @pytest.mark.asyncio
