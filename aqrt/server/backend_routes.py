@@ -30,7 +30,7 @@ _VERSION = "1.0.0"
 _EPOCH = "2026-01-01T00:00:00+00:00"
 
 
-def configuration(name: str, n_qubits: int, max_shots: int = 100_000) -> dict[str, Any]:
+def configuration(name: str, n_qubits: int, max_shots: int = 100_000, max_experiments: int = 300) -> dict[str, Any]:
     """The backend's configuration document."""
     pairs = [list(pair) for pair in itertools.permutations(range(n_qubits), 2)]
     singles = [[q] for q in range(n_qubits)]
@@ -57,7 +57,7 @@ def configuration(name: str, n_qubits: int, max_shots: int = 100_000) -> dict[st
         "open_pulse": False,
         "memory": True,
         "max_shots": max_shots,
-        "max_experiments": 300,
+        "max_experiments": max_experiments,
         "dt": 1e-9,
         "dtm": 1e-9,
         "meas_map": [list(range(n_qubits))],
@@ -124,7 +124,10 @@ async def list_backends(request: web.Request) -> web.Response:
 async def get_configuration(request: web.Request) -> web.Response:
     """``GET /backends/{name}/configuration``."""
     name = _check_name(request)
-    return web.json_response(configuration(name, request.app[SERVER_KEY].config.backend_qubits))
+    config = request.app[SERVER_KEY].config
+    return web.json_response(
+        configuration(name, config.backend_qubits, max_shots=config.max_shots, max_experiments=config.max_pubs)
+    )
 
 
 async def get_properties(request: web.Request) -> web.Response:

@@ -83,7 +83,7 @@ class ServerConfig:
     max_circuit_ops: int = 100_000
     max_pubs: int = 1000
     max_parameters: int = 100_000
-    max_shots: int = 100_000  # what backend_routes.configuration() advertises as max_shots
+    max_shots: int = 100_000  # advertised as the configuration's max_shots
     max_bindings: int = 100_000
     max_parameter_values: int = 8 << 20  # the float64 values max_decompressed_bytes can carry
     max_observable_terms: int = 1_000_000

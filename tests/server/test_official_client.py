@@ -89,7 +89,7 @@ def _wait(predicate: Callable[[], bool], timeout: float = 60) -> None:
 
 
 def test_backends_target_and_isa_checks(connect) -> None:
-    service = connect(backend_qubits=5)
+    service = connect(backend_qubits=5, max_shots=5000, max_pubs=40)
     assert [backend.name for backend in service.backends()] == ["aqrt_statevector"]
     backend = service.backend("aqrt_statevector")
     target = backend.target
@@ -98,6 +98,8 @@ def test_backends_target_and_isa_checks(connect) -> None:
     assert len(target.build_coupling_map().get_edges()) == 5 * 4  # full connectivity
     assert backend.status().operational and backend.status().status_msg == "active"
     assert backend.configuration().simulator is False
+    assert backend.configuration().max_shots == 5000  # the server's limits, as advertised
+    assert backend.configuration().max_experiments == 40
     with pytest.raises(Exception, match=r"not an ISA circuit|is not supported by the target"):
         EstimatorV2(mode=backend).run([(_bell(), SparsePauliOp("ZZ"))])  # 'h' is not in the basis
 
