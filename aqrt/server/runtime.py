@@ -16,7 +16,7 @@
 The store is the record: a job row is written before its submission is answered, so a restart
 loses no acknowledged job. Jobs run on a :class:`~.job_lifecycle.ServedBackend` (the local
 backend behind one engine slot: ``Queued`` until the engine takes a job, ``Running`` while it
-runs it).
+runs it); waiting jobs take the slot in turns by user, a dedicated session's first.
 """
 
 from __future__ import annotations
@@ -102,7 +102,11 @@ class RuntimeServer:
         )
         self._usage = UsageMeter(store)
         self._idempotency = IdempotentSubmissions(store)
-        served = ServedBackend(self._backend, on_start=lambda job_id: self.jobs.started(job_id))
+        served = ServedBackend(
+            self._backend,
+            on_start=lambda job_id: self.jobs.started(job_id),
+            owner_of=lambda job_id: self.jobs.owner_of(job_id),
+        )
         self._sessions = SessionLifecycle(self.config, store, self.service, served, self._tasks)
         self._jobs = JobLifecycle(self.config, store, served, self._sessions, self._usage, self._tasks)
         await self.recover()
