@@ -225,8 +225,7 @@ def _routed_plan(
     """A PUB on the stabilizer or dynamic route: one chunk with everything it needs."""
     observables = None
     if program == "estimator":
-        observables = [prepared.observable(pub.observables.slice(i)) for i in np.ndindex(*pub.observables.shape)]
-    registers = [(register.name, list(range(register.size))) for register in prepared.circuit.cregs]
+        observables = prepared.pub_observables(pub)
     return PubPlan(
         pub=pub,
         program=program,
@@ -234,7 +233,7 @@ def _routed_plan(
         values=values,
         dtype=dtype,
         chunk_bindings=max(1, int(values.shape[0])),
-        registers=registers if program == "sampler" else [],
+        registers=prepared.registers() if program == "sampler" else [],
         rng=rng,
         simulator_metadata=prepared.metadata(),
         routed=RoutedPub(prepared.method, prepared.circuit, names, observables),

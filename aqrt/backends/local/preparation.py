@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import numpy as np
 from qiskit.circuit import QuantumCircuit
 from qiskit.quantum_info import SparseObservable
 
@@ -48,6 +49,15 @@ class PreparedCircuit:
         if self.layout is not None:
             observable = observable.apply_layout(self.layout, self.num_qubits)
         return restrict_observable(observable, self.active)
+
+    def pub_observables(self, pub: Any) -> list[SparseObservable]:
+        """An Estimator PUB's observables, flattened in C order, as observables on :attr:`circuit`."""
+        observables = pub.observables
+        return [self.observable(observables.slice(index)) for index in np.ndindex(*observables.shape)]
+
+    def registers(self) -> list[tuple[str, list[int]]]:
+        """Each classical register of :attr:`circuit` with its clbit positions, as the finishers take them."""
+        return [(register.name, list(range(register.size))) for register in self.circuit.cregs]
 
     def metadata(self) -> dict[str, Any]:
         """The PUB result's ``simulator_metadata`` (as Aer names it): method and qubits simulated."""

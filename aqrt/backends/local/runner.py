@@ -79,17 +79,19 @@ class LocalJobRunner:
         """
         circuit: QuantumCircuit = pub.circuit
         if self.engine == "reference":  # the oracle simulates every qubit, unitary circuits only
-            self._check_width(circuit, circuit.num_qubits, index, max_qubits, bytes_per_amplitude)
+            too_large = self._too_large(circuit, circuit.num_qubits, index, max_qubits, bytes_per_amplitude)
+            if too_large is not None:
+                raise too_large
             problem = reference.unsupported_instruction(circuit, allow_final_measurements=program == "sampler")
         else:
             width = circuit.num_qubits
             if width > max_qubits or state_bytes(width, bytes_per_amplitude) > ALWAYS_FITS:
                 width = len(active_qubits(circuit))  # only these are simulated
-            if not self._fits_memory(width, max_qubits, bytes_per_amplitude) and routes.fits_stabilizer(
-                circuit, program
-            ):
-                return  # stim holds a Clifford circuit of any width
-            self._check_width(circuit, width, index, max_qubits, bytes_per_amplitude)
+            too_large = self._too_large(circuit, width, index, max_qubits, bytes_per_amplitude)
+            if too_large is not None:
+                if routes.fits_stabilizer(circuit, program):
+                    return  # stim holds a Clifford circuit of any width
+                raise too_large
             problem = reference.unsupported_instruction(circuit, allow_final_measurements=program == "sampler")
             if problem is not None:
                 problem = routes.unsupported(circuit, program)
@@ -97,31 +99,25 @@ class LocalJobRunner:
         if problem is not None:
             raise UnsupportedCircuitError(index, problem)
 
-    @staticmethod
-    def _fits_memory(width: int, max_qubits: int, bytes_per_amplitude: int) -> bool:
-        needed = state_bytes(width, bytes_per_amplitude)
-        if width > max_qubits:
-            return False
-        available = available_memory() if needed > ALWAYS_FITS else None
-        return available is None or needed <= available
-
-    def _check_width(
+    def _too_large(
         self, circuit: QuantumCircuit, width: int, index: int, max_qubits: int, bytes_per_amplitude: int
-    ) -> None:
+    ) -> CircuitTooLargeError | None:
+        """The error for a ``width``-qubit state this backend or this machine's free memory cannot hold, or None."""
         needed = state_bytes(width, bytes_per_amplitude)
         dropped = circuit.num_qubits - width
         idle = f" ({dropped} of its {circuit.num_qubits} qubits are idle)" if dropped else ""
         if width > max_qubits:
-            raise CircuitTooLargeError(
+            return CircuitTooLargeError(
                 f"PUB {index}: the circuit acts on {width} qubits{idle}; backend {self.backend_name!r} simulates "
                 f"at most {max_qubits} (a {width}-qubit state needs {format_bytes(needed)})"
             )
         available = available_memory() if needed > ALWAYS_FITS else None
         if available is not None and needed > available:
-            raise CircuitTooLargeError(
+            return CircuitTooLargeError(
                 f"PUB {index}: the circuit's {width}-qubit state{idle} needs {format_bytes(needed)}, "
                 f"but only {format_bytes(available)} of memory is available"
             )
+        return None
 
     def prepare(
         self, circuit: QuantumCircuit, fingerprint: str, request: JobRequest, cache: dict[Any, Any]
@@ -234,7 +230,7 @@ class LocalJobRunner:
 
         values, names = reference._flat_bindings(pub)
         if program == "estimator":
-            observables = [prepared.observable(pub.observables.slice(i)) for i in np.ndindex(*pub.observables.shape)]
+            observables = prepared.pub_observables(pub)
             per_pair = routes.estimate_values(
                 prepared.method, prepared.circuit, values, names, observables, self._np_dtype, cancel
             )
@@ -243,8 +239,7 @@ class LocalJobRunner:
         arrays = routes.sample_arrays(
             prepared.method, prepared.circuit, values, names, int(pub.shots), rng, self._np_dtype, cancel
         )
-        registers = [(register.name, list(range(register.size))) for register in prepared.circuit.cregs]
-        return engine_pubs.finish_sample(pub, arrays, registers)
+        return engine_pubs.finish_sample(pub, arrays, prepared.registers())
 
     def _run_pub(
         self,
