@@ -29,7 +29,7 @@ ROOT_LAYER = 4
 LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (0, ("aqrt.errors", "aqrt.options", "aqrt._concurrency", "aqrt.progress", "aqrt.job")),
     (1, ("aqrt.engine", "aqrt.wire")),
-    (2, ("aqrt.backends",)),
+    (2, ("aqrt.backends", "aqrt.noise")),
     (3, ("aqrt.distributed",)),
     (4, ("aqrt.session", "aqrt.primitives", "aqrt.testing")),
     (5, ("aqrt.server",)),

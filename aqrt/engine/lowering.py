@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import gates
+from .noise import CHANNEL_INSTRUCTION, Channel
 from .ops import CTRL, CX, DENSE, DIAG, PERM, BoundProgram, OpArrays
 
 __all__ = ["LoweredCircuit", "LoweringError", "fused_width", "lower_circuit"]
@@ -39,7 +40,10 @@ class GateOp:
     ``matrix`` is set for static gates; parameterised gates keep their operation and parameter
     slots, and get matrices per binding in :meth:`LoweredCircuit.bind`. ``control`` is set for
     wide multi-controlled 1-qubit gates: (control mask, control value), with ``qubits[0]`` the
-    target and ``matrix`` the 2x2 base matrix.
+    target and ``matrix`` the 2x2 base matrix. ``channel`` is set (and nothing else) for a noise
+    channel (:class:`~aqrt.engine.noise.Channel`), which only the noisy simulators run;
+    ``conjugate`` makes :meth:`LoweredCircuit.bind` use the complex conjugate of the gate's matrix
+    (the column half of a density matrix).
     """
 
     qubits: tuple[int, ...]
@@ -47,6 +51,8 @@ class GateOp:
     operation: Any = None
     slots: tuple[Any, ...] = ()
     control: tuple[int, int] | None = None
+    channel: Channel | None = None
+    conjugate: bool = False
 
 
 def fused_width(num_qubits: int) -> int:
@@ -67,6 +73,24 @@ class LoweredCircuit:
     ops: list[GateOp]
     parameter_names: tuple[str, ...]
 
+    @property
+    def has_channels(self) -> bool:
+        """Whether the circuit holds noise channels (then only the noisy simulators run it)."""
+        return any(op.channel is not None for op in self.ops)
+
+    def bound_matrix(self, op: GateOp, values: np.ndarray, column: dict[str, int] | None = None) -> np.ndarray:
+        """``op``'s matrix: static (2-d), or one per binding (3-d) for ``values`` of shape (bindings, parameters).
+
+        ``column`` maps parameter names to columns of ``values`` (computed when not given).
+        """
+        if op.matrix is not None:
+            return op.matrix.conj() if op.conjugate else op.matrix
+        if column is None:
+            column = {name: j for j, name in enumerate(self.parameter_names)}
+        params = [_evaluate(slot, values, column) for slot in op.slots]
+        matrix = gates.batched_matrix(op.operation, params, values.shape[0])
+        return matrix.conj() if op.conjugate else matrix
+
     def bind(
         self, values: np.ndarray, *, max_fused_qubits: int | None = None, dtype: Any = np.complex128
     ) -> BoundProgram:
@@ -80,14 +104,12 @@ class LoweredCircuit:
             max_fused_qubits = fused_width(self.num_qubits)
         values = np.asarray(values, dtype=np.float64)
         num_bindings = values.shape[0]
+        if self.has_channels:
+            raise LoweringError("this circuit holds noise channels: run it on a noisy simulator")
         column = {name: j for j, name in enumerate(self.parameter_names)}
-        bound: list[tuple[tuple[int, ...], np.ndarray, tuple[int, int] | None]] = []
-        for op in self.ops:
-            if op.matrix is not None:
-                bound.append((op.qubits, op.matrix, op.control))
-            else:
-                params = [_evaluate(slot, values, column) for slot in op.slots]
-                bound.append((op.qubits, gates.batched_matrix(op.operation, params, num_bindings), op.control))
+        bound: list[tuple[tuple[int, ...], np.ndarray, tuple[int, int] | None]] = [
+            (op.qubits, self.bound_matrix(op, values, column), op.control) for op in self.ops
+        ]
         fused = _fuse(bound, max_fused_qubits)
         return _pack(self.num_qubits, fused, num_bindings, np.dtype(dtype))
 
@@ -113,6 +135,9 @@ def _lower_into(circuit: Any, qubit_map: list[int], ops: list[GateOp], position_
         qubits = tuple(qubit_map[local[q]] for q in instruction.qubits)
         where = f"{position_prefix}{position}"
         if name in _SKIPPED or name == "global_phase" or not qubits:
+            continue
+        if name == CHANNEL_INSTRUCTION:
+            ops.append(GateOp(qubits, channel=operation.channel))
             continue
         if name in _NON_UNITARY or getattr(operation, "_condition", None) is not None:
             raise LoweringError(f"instruction {where} ({name} on qubit(s) {list(qubits)}) is not a unitary gate")
