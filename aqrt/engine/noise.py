@@ -52,7 +52,7 @@ class Channel:
         """
         kraus = tuple(np.ascontiguousarray(op, dtype=np.complex128) for op in operators)
         _check_shapes(kraus)
-        total = sum(op.conj().T @ op for op in kraus)
+        total = np.sum([op.conj().T @ op for op in kraus], axis=0)
         if not np.allclose(total, np.eye(kraus[0].shape[0]), atol=1e-7):
             raise ValueError("Kraus operators are not trace preserving: sum K^dagger K != I")
         weights = np.array([np.real(np.trace(op.conj().T @ op)) / op.shape[0] for op in kraus])
@@ -92,7 +92,7 @@ class Channel:
         the high ``k`` bits, so the superoperator acts on qubits ``(q..., q + n...)`` of a density
         matrix stored as a ``2n``-qubit vector.
         """
-        return sum(np.kron(op.conj(), op) for op in self.kraus)
+        return np.sum([np.kron(op.conj(), op) for op in self.kraus], axis=0)
 
     def then(self, other: Channel) -> Channel:
         """This channel followed by ``other`` (same qubits): Kraus products, mixtures kept mixtures."""
