@@ -50,6 +50,7 @@ from qiskit.circuit.library import get_standard_gate_name_mapping
 
 from ..._concurrency import CancelFlag
 from ...engine import BoundProgram, LoweringError, lower_circuit
+from ...engine.noise import CHANNEL_INSTRUCTION, Channel
 from ...engine.observables import build_term_table_sparse
 from ...errors import UnsupportedCircuitError
 from .classical import (
@@ -65,7 +66,7 @@ from .classical import (
     with_bit,
 )
 
-__all__ = ["expectation_values", "needs_branching", "sample", "unsupported"]
+__all__ = ["expectation_values", "needs_branching", "noisy_expectation_values", "sample", "unsupported"]
 
 _MAX_ESTIMATOR_BRANCHES = 1 << 16  # outcome histories per binding the estimator follows at most
 _MIN_BRANCH_PROBABILITY = 1e-14  # estimator branches less likely than this are dropped
@@ -82,6 +83,7 @@ _JUMP = 3  # (target,)
 _BRANCH = 4  # (condition, target)   go on when the condition holds, else jump to target
 _SWITCH = 5  # (value, table, default)
 _STORE = 6  # (update,)
+_CHANNEL = 7  # (qubits, channel)    a noise channel: the branch splits over its operators
 
 _TRANSPARENT = frozenset({"barrier", "delay"})
 _REFUSED = frozenset({"initialize"})  # has a definition (reset + preparation), refused as the other routes do
@@ -111,6 +113,11 @@ class _Program:
     tail_qubits: tuple[int, ...]  # distinct qubits the tail measures, ascending
     tail_clbits: dict[int, int]  # clbit -> position in tail_qubits of the last measurement into it
     initial_memory: Memory
+    tail_flips: tuple[tuple[float, float] | None, ...] = ()  # per tail qubit: P(read 1 | 0), P(read 0 | 1)
+
+    @property
+    def has_channels(self) -> bool:
+        return any(step[0] == _CHANNEL for step in self.steps)
 
 
 # -- which circuits, and which not ------------------------------------------------------------------
@@ -228,8 +235,10 @@ class _Compiler:
         values: np.ndarray | None = None,
         names: Sequence[str] = (),
         dtype: Any = np.complex128,
+        flips: Sequence[tuple[float, float] | None] = (),
     ) -> None:
         self.circuit = circuit
+        self.flips = tuple(flips)
         self.lower = lower
         self.values = np.zeros((1, 0)) if values is None else np.asarray(values, dtype=np.float64)
         self.names = tuple(names)
@@ -342,7 +351,10 @@ class _Compiler:
     ) -> None:
         name = operation.name
         if name == "measure":
-            self._emit(_MEASURE, qubits[0], clbits[0])
+            flip = self.flips[qubits[0]] if qubits[0] < len(self.flips) else None
+            self._emit(_MEASURE, qubits[0], clbits[0], flip)
+        elif name == CHANNEL_INSTRUCTION:
+            self._emit(_CHANNEL, qubits, _PreparedChannel.of(operation.channel))
         elif name == "reset":
             self._emit(_RESET, qubits[0])
         elif name == "store":
@@ -472,12 +484,20 @@ def _with_tail(num_qubits: int, steps: list[tuple[Any, ...]], initial: Memory) -
     tail_qubits = tuple(sorted({step[1] for step in tail}))
     column = {qubit: j for j, qubit in enumerate(tail_qubits)}
     tail_clbits = {step[2]: column[step[1]] for step in tail}  # later measurements overwrite: last write wins
-    return _Program(num_qubits, steps[:tail_start], tail_start, tail_qubits, tail_clbits, initial)
+    flip_of = {step[1]: step[3] for step in tail}
+    tail_flips = tuple(flip_of[qubit] for qubit in tail_qubits)
+    return _Program(num_qubits, steps[:tail_start], tail_start, tail_qubits, tail_clbits, initial, tail_flips)
 
 
-def _compile(circuit: QuantumCircuit, values: np.ndarray, names: Sequence[str], dtype: Any) -> _Program:
+def _compile(
+    circuit: QuantumCircuit,
+    values: np.ndarray,
+    names: Sequence[str],
+    dtype: Any,
+    flips: Sequence[tuple[float, float] | None] = (),
+) -> _Program:
     try:
-        return _Compiler(circuit, lower=True, values=values, names=names, dtype=dtype).compile()
+        return _Compiler(circuit, lower=True, values=values, names=names, dtype=dtype, flips=flips).compile()
     except _Unsupported as error:
         raise UnsupportedCircuitError(0, str(error)) from None
 
@@ -545,9 +565,58 @@ def _marginal(state: np.ndarray, qubits: tuple[int, ...]) -> np.ndarray:
     return marginal / marginal.sum()
 
 
+def _apply_local(state: np.ndarray, qubits: tuple[int, ...], matrix: np.ndarray) -> np.ndarray:
+    """``matrix`` (qubit ``qubits[j]`` = bit j of its index) applied to ``state``: a new array."""
+    k = len(qubits)
+    n = state.shape[0].bit_length() - 1
+    axes = [n - 1 - q for q in reversed(qubits)]  # tensor axis of each matrix row bit, most significant first
+    tensor = np.tensordot(matrix.reshape((2,) * (2 * k)), state.reshape((2,) * n), axes=(list(range(k, 2 * k)), axes))
+    return np.ascontiguousarray(np.moveaxis(tensor, list(range(k)), axes).reshape(-1), dtype=state.dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class _PreparedChannel:
+    """A channel as the interpreter applies it: a mixture's weights and which branch is the identity."""
+
+    channel: Channel
+    identity: int  # index of an identity branch of a unitary mixture, or -1
+
+    @classmethod
+    def of(cls, channel: Channel) -> _PreparedChannel:
+        identity = -1
+        if channel.unitaries is not None:
+            eye = np.eye(channel.unitaries[0].shape[0])
+            for i, unitary in enumerate(channel.unitaries):
+                if np.allclose(unitary / unitary[0, 0], eye, atol=1e-12) and abs(abs(unitary[0, 0]) - 1) < 1e-12:
+                    identity = i
+                    break
+        return cls(channel, identity)
+
+    def branches(self, state: np.ndarray, qubits: tuple[int, ...]) -> tuple[np.ndarray, list[np.ndarray | None]]:
+        """Each operator's weight in this state, and its normalised result (None: compute when needed)."""
+        if self.channel.probabilities is not None:
+            return self.channel.probabilities, [None] * len(self.channel.kraus)
+        results = [_apply_local(state, qubits, op) for op in self.channel.kraus]
+        weights = np.array([float(np.vdot(r, r).real) for r in results])
+        for r, w in zip(results, weights, strict=True):
+            if w > 0:
+                r *= 1.0 / np.sqrt(w)
+        return weights / weights.sum(), list(results)
+
+    def apply(self, state: np.ndarray, qubits: tuple[int, ...], index: int, result: np.ndarray | None) -> np.ndarray:
+        """The state after operator ``index`` (in place where it can be)."""
+        if result is not None:
+            return result
+        if index == self.identity:
+            return state
+        assert self.channel.unitaries is not None
+        return _apply_local(state, qubits, self.channel.unitaries[index])
+
+
 # -- interpreting -----------------------------------------------------------------------------------
 
 Split = Callable[[Any, float, float], tuple[Any, Any]]
+Choose = Callable[[Any, np.ndarray], np.ndarray]  # a branch's count divided over weights (zeros dropped)
 Finish = Callable[[np.ndarray, Memory, Any], None]
 
 
@@ -561,11 +630,14 @@ def _explore(
     *,
     dtype: Any,
     max_branches: int | None = None,
+    choose: Choose | None = None,
 ) -> int:
     """Run every outcome history of one binding depth-first; ``finish`` gets each at the tail.
 
     ``count`` is what a branch carries (shots or probability); ``split(count, norm0, norm1)``
-    divides it between the outcomes (a falsy share drops that side). Returns how many branches
+    divides it between the outcomes (a falsy share drops that side). ``choose(count, weights)``
+    divides it over a noise channel's operators and over a measurement's read-out errors (the
+    recorded bit flipped or not; the state keeps the true outcome). Returns how many branches
     there were.
     """
     from ...engine.simulate import EngineCancelled, evolve
@@ -575,6 +647,28 @@ def _explore(
     stack: list[tuple[int, np.ndarray, Memory, Any]] = [(0, state, program.initial_memory, count)]
     steps, end = program.steps, program.tail_start
     branches = 1
+
+    def fork() -> None:
+        nonlocal branches
+        branches += 1
+        if max_branches is not None and branches > max_branches:
+            raise UnsupportedCircuitError(0, f"the circuit has more than {max_branches} outcome histories to follow")
+
+    def record(pc: int, state: np.ndarray, memory: Memory, step: tuple[Any, ...], outcome: int, count: Any) -> Any:
+        """Write a measurement's outcome, as read out (maybe flipped), into ``memory``; a read-out
+        error that splits the branch pushes the flipped side. Returns (memory, count) that go on."""
+        flip = step[3]
+        if flip is None or not flip[outcome]:
+            return with_bit(memory, step[2], outcome), count
+        assert choose is not None
+        keep, flipped = choose(count, np.array([1.0 - flip[outcome], flip[outcome]]))
+        if keep and flipped:
+            fork()
+            stack.append((pc, state.copy(), with_bit(memory, step[2], 1 - outcome), flipped))
+        if keep:
+            return with_bit(memory, step[2], outcome), keep
+        return with_bit(memory, step[2], 1 - outcome), flipped
+
     try:
         while stack:
             pc, state, memory, count = stack.pop()
@@ -595,19 +689,29 @@ def _explore(
                     else:
                         count0, count1 = split(count, norm0, norm1)
                     if count0 and count1:
-                        branches += 1
-                        if max_branches is not None and branches > max_branches:
-                            raise UnsupportedCircuitError(
-                                0, f"the circuit has more than {max_branches} outcome histories to follow"
-                            )
+                        fork()
                         other = state.copy()
                         _collapse(other, qubit, 1, norm1, reset=reset)
-                        stack.append((pc + 1, other, memory if reset else with_bit(memory, step[2], 1), count1))
+                        other_memory, other_count = (
+                            (memory, count1) if reset else record(pc + 1, other, memory, step, 1, count1)
+                        )
+                        stack.append((pc + 1, other, other_memory, other_count))
                     outcome = 0 if count0 else 1
                     _collapse(state, qubit, outcome, norm1 if outcome else norm0, reset=reset)
                     count = count0 if count0 else count1
                     if not reset:
-                        memory = with_bit(memory, step[2], outcome)
+                        memory, count = record(pc + 1, state, memory, step, outcome, count)
+                elif kind == _CHANNEL:
+                    assert choose is not None
+                    qubits, prepared = step[1], step[2]
+                    weights, results = prepared.branches(state, qubits)
+                    shares = choose(count, weights)
+                    chosen = [i for i in np.argsort(-np.asarray(shares, dtype=np.float64), kind="stable") if shares[i]]
+                    for i in chosen[1:]:
+                        fork()
+                        stack.append((pc + 1, prepared.apply(state.copy(), qubits, i, results[i]), memory, shares[i]))
+                    state = prepared.apply(state, qubits, chosen[0], results[chosen[0]])
+                    count = shares[chosen[0]]
                 elif kind == _BRANCH:
                     if not step[1](memory):
                         pc = step[2]
@@ -647,6 +751,45 @@ def _split_shots(rng: np.random.Generator) -> Split:
     return split
 
 
+def _choose_shots(rng: np.random.Generator) -> Choose:
+    def choose(shots: int, weights: np.ndarray) -> np.ndarray:
+        return rng.multinomial(shots, np.clip(weights, 0.0, None) / np.sum(np.clip(weights, 0.0, None)))
+
+    return choose
+
+
+def _choose_probability(probability: float, weights: np.ndarray) -> np.ndarray:
+    shares = probability * np.asarray(weights, dtype=np.float64)
+    keep = shares >= _MIN_BRANCH_PROBABILITY
+    if not keep.any():  # keep the likeliest
+        keep = np.arange(shares.shape[0]) == int(np.argmax(shares))
+    return np.where(keep, shares, 0.0)
+
+
+def _flip_probabilities(
+    readout: Sequence[np.ndarray | None] | None, num_qubits: int
+) -> tuple[tuple[float, float] | None, ...]:
+    """Per qubit, (P(read 1 | 0), P(read 0 | 1)) from assignment matrices ``[true][measured]``; None: exact."""
+    if readout is None:
+        return ()
+    if len(readout) != num_qubits:
+        raise ValueError(f"readout has {len(readout)} entries, the circuit {num_qubits} qubits")
+    return tuple(None if m is None else (float(m[0][1]), float(m[1][0])) for m in readout)
+
+
+def _flip_tail(
+    outcomes: np.ndarray, flips: tuple[tuple[float, float] | None, ...], rng: np.random.Generator
+) -> np.ndarray:
+    """Tail outcomes (bit j = tail qubit j) with each bit misread as its qubit's read-out error says."""
+    for j, flip in enumerate(flips):
+        if flip is None:
+            continue
+        bits = (outcomes >> j) & 1
+        misread = rng.random(outcomes.shape[0]) < np.where(bits == 1, flip[1], flip[0])
+        outcomes = outcomes ^ (misread.astype(outcomes.dtype) << j)
+    return outcomes
+
+
 def _split_probability(probability: float, norm0: float, norm1: float) -> tuple[float, float]:
     total = norm0 + norm1
     p0, p1 = probability * norm0 / total, probability * norm1 / total
@@ -676,17 +819,24 @@ def sample(
     cancel: CancelFlag | None = None,
     *,
     dtype: Any = np.complex128,
+    readout: Sequence[np.ndarray | None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Per classical register of circuit.cregs (in that order): packed uint8 array (bindings, shots, ceil(bits/8)),
     Qiskit's BitArray byte layout (big-endian bytes, clbit 0 = lowest bit of the last byte; see `_pack` in
     aqrt/backends/local/reference.py). values: (bindings, parameters) float array whose columns follow `names`
     (parameter names, as aqrt.backends.local.reference._flat_bindings returns them).
 
+    Noise: channel instructions (:data:`~aqrt.engine.noise.CHANNEL_INSTRUCTION`) split a branch's shots
+    over the channel's operators (multinomially; each shot is one exact trajectory, shots with the same
+    history share one state), and ``readout`` (per circuit qubit, an assignment matrix
+    ``[true][measured]`` or None) misreads measured bits: mid-circuit ones before control flow reads
+    them, as hardware does; the state keeps the true outcome.
+
     Raises:
         UnsupportedCircuitError: a construct this route cannot run (PUB index 0: the caller knows the PUB).
         EngineCancelled: ``cancel`` was set.
     """
-    return _run_sampler(circuit, values, names, shots, rng, cancel, dtype=dtype)[0]
+    return _run_sampler(circuit, values, names, shots, rng, cancel, dtype=dtype, readout=readout)[0]
 
 
 def _run_sampler(
@@ -698,10 +848,11 @@ def _run_sampler(
     cancel: CancelFlag | None,
     *,
     dtype: Any,
+    readout: Sequence[np.ndarray | None] | None = None,
 ) -> tuple[dict[str, np.ndarray], list[int]]:
     """:func:`sample`, and how many branches (outcome histories) each binding followed."""
     values = _binding_values(values, names)
-    program = _compile(circuit, values, names, dtype)
+    program = _compile(circuit, values, names, dtype, _flip_probabilities(readout, circuit.num_qubits))
     registers = [(creg.name, [circuit.find_bit(bit).index for bit in creg]) for creg in circuit.cregs]
     out = {
         name: np.zeros((values.shape[0], shots, (len(columns) + 7) // 8), dtype=np.uint8) for name, columns in registers
@@ -715,11 +866,22 @@ def _run_sampler(
             if program.tail_qubits:
                 marginal = _marginal(state, program.tail_qubits)
                 outcomes = rng.choice(marginal.shape[0], size=count, p=marginal)
+                if any(program.tail_flips):
+                    outcomes = _flip_tail(outcomes, program.tail_flips, rng)
             leaves.append((memory.bits, count, outcomes))
 
         if shots > 0:
             branch_counts.append(
-                _explore(program, binding, shots, _split_shots(rng), finish, cancel, dtype=np.dtype(dtype))
+                _explore(
+                    program,
+                    binding,
+                    shots,
+                    _split_shots(rng),
+                    finish,
+                    cancel,
+                    dtype=np.dtype(dtype),
+                    choose=_choose_shots(rng),
+                )
             )
         else:
             branch_counts.append(0)
@@ -759,15 +921,51 @@ def expectation_values(
     cancel: CancelFlag | None = None,
     *,
     dtype: Any = np.complex128,
+    readout: Sequence[np.ndarray | None] | None = None,
 ) -> np.ndarray:
     """(bindings, len(observables)) float64, EXACT: the sum over outcome histories of probability x <O> in that
     branch (what hardware estimates). Each observable is a qiskit.quantum_info.SparseObservable on
-    circuit.num_qubits qubits (may contain projector terms).
+    circuit.num_qubits qubits (may contain projector terms). ``readout`` misreads mid-circuit measurements
+    as in :func:`sample` (both readings followed, by probability). Circuits with noise channels go to
+    :func:`noisy_expectation_values`.
 
     Raises:
         UnsupportedCircuitError: a construct this route cannot run, or more than ``2**16`` histories.
         EngineCancelled: ``cancel`` was set.
     """
+    return _estimate(circuit, values, names, observables, cancel, dtype, readout, None)[0]
+
+
+def noisy_expectation_values(
+    circuit: QuantumCircuit,
+    values: np.ndarray,
+    names: list[str],
+    observables: Sequence[Any],
+    trajectories: int,
+    rng: np.random.Generator,
+    cancel: CancelFlag | None = None,
+    *,
+    dtype: Any = np.complex128,
+    readout: Sequence[np.ndarray | None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Monte Carlo estimate over ``trajectories`` trajectories (channels and outcomes drawn as the
+    sampler draws shots; trajectories with one history share a state): the mean of each observable,
+    and its standard error, both (bindings, len(observables)) float64."""
+    if trajectories < 1:
+        raise ValueError(f"trajectories must be >= 1, got {trajectories}")
+    return _estimate(circuit, values, names, observables, cancel, dtype, readout, (trajectories, rng))
+
+
+def _estimate(
+    circuit: QuantumCircuit,
+    values: np.ndarray,
+    names: list[str],
+    observables: Sequence[Any],
+    cancel: CancelFlag | None,
+    dtype: Any,
+    readout: Sequence[np.ndarray | None] | None,
+    monte_carlo: tuple[int, np.random.Generator] | None,
+) -> tuple[np.ndarray, np.ndarray]:
     from ...engine.kernels.reductions import pauli_values, pauli_values_par
     from ...engine.simulate import WIDE_QUBITS
 
@@ -775,32 +973,56 @@ def expectation_values(
         if observable.num_qubits != circuit.num_qubits:
             raise ValueError(f"an observable has {observable.num_qubits} qubits, the circuit {circuit.num_qubits}")
     values = _binding_values(values, names)
-    program = _compile(circuit, values, names, dtype)
+    program = _compile(circuit, values, names, dtype, _flip_probabilities(readout, circuit.num_qubits))
+    if monte_carlo is None and program.has_channels:
+        raise ValueError("a circuit with noise channels is estimated by noisy_expectation_values")
     table = build_term_table_sparse(observables)
     dephased = sum(1 << q for q in program.tail_qubits)  # measurements that end the circuit
     kept = np.flatnonzero((table.x_masks & dephased) == 0)
     x_masks = np.ascontiguousarray(table.x_masks[kept])
     z_masks = np.ascontiguousarray(table.z_masks[kept])
     reduce = pauli_values_par if circuit.num_qubits >= WIDE_QUBITS else pauli_values
-    out = np.zeros((values.shape[0], len(observables)), dtype=np.float64)
+    means = np.zeros((values.shape[0], len(observables)), dtype=np.float64)
+    errors = np.zeros_like(means)
     for binding in range(values.shape[0]):
-        totals = np.zeros(kept.shape[0], dtype=np.complex128)
+        first = np.zeros(len(observables), dtype=np.float64)
+        second = np.zeros(len(observables), dtype=np.float64)
 
-        def finish(state: np.ndarray, memory: Memory, probability: float) -> None:
+        def finish(state: np.ndarray, memory: Memory, weight: float) -> None:
+            term_values = np.zeros(table.num_terms, dtype=np.complex128)
             if kept.shape[0]:
-                totals[:] += probability * reduce(state, x_masks, z_masks)
+                term_values[kept] = reduce(state, x_masks, z_masks)
+            value = table.combine(term_values)
+            first[:] += weight * value
+            second[:] += weight * value * value
 
-        _explore(
-            program,
-            binding,
-            1.0,
-            _split_probability,
-            finish,
-            cancel,
-            dtype=np.dtype(dtype),
-            max_branches=_MAX_ESTIMATOR_BRANCHES,
-        )
-        term_values = np.zeros(table.num_terms, dtype=np.complex128)
-        term_values[kept] = totals
-        out[binding] = table.combine(term_values)
-    return out
+        if monte_carlo is None:
+            _explore(
+                program,
+                binding,
+                1.0,
+                _split_probability,
+                finish,
+                cancel,
+                dtype=np.dtype(dtype),
+                max_branches=_MAX_ESTIMATOR_BRANCHES,
+                choose=_choose_probability,
+            )
+            means[binding] = first
+        else:
+            trajectories, rng = monte_carlo
+            _explore(
+                program,
+                binding,
+                trajectories,
+                _split_shots(rng),
+                finish,
+                cancel,
+                dtype=np.dtype(dtype),
+                choose=_choose_shots(rng),
+            )
+            means[binding] = first / trajectories
+            if trajectories > 1:
+                spread = np.clip(second / trajectories - means[binding] ** 2, 0.0, None)
+                errors[binding] = np.sqrt(spread / (trajectories - 1))
+    return means, errors
