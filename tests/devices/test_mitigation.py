@@ -524,3 +524,66 @@ def test_no_valid_fit_takes_the_smallest_error() -> None:
     fit = extrapolate([1, 3], [0.0, 0.9], [2.0, 0.5], ["linear", "fallback"], [0])
     assert fit.selected == "fallback"  # both errors above 1: fallback's 2.0 < linear's
     assert fit.error == 2.0
+
+
+def test_exact_trex_and_zne_recover_the_ideal_value_exactly() -> None:
+    """With perfect readout twirls TREX is exact, and with depolarizing noise every noisy gate
+    scales <ZZZZ> by the same factor, so <ZZZZ>(lambda) is exactly exponential in the folded
+    gate count: the exponential extrapolation returns the ideal 1.0."""
+    settings = ResilienceSettings.from_options({"resilience_level": 2, "twirling": {"num_randomizations": 2}}, 0)
+    evaluator = ExactEvaluator()
+    seen: list[np.ndarray] = []
+
+    def perfect(circuit, observables, values, names, signs):  # type: ignore[no-untyped-def]
+        assert signs is not None
+        seen.append(signs)
+        return evaluator(circuit, observables, values, names, np.zeros_like(signs))
+
+    result = mitigated_values(
+        ghz(), [SparsePauliOp("ZZZZ")], np.zeros((1, 0)), [], settings, perfect, np.random.default_rng(0), 0.0
+    )
+    assert result.evs[0, 0] == pytest.approx(1.0, abs=1e-6)
+    assert result.metadata["resilience"]["zne"]["extrapolators"][0, 0] == "exponential"
+    noise_factor_values = result.data["evs_noise_factors"][0, 0]
+    assert noise_factor_values == pytest.approx(_readout_free(ghz(), "ZZZZ") ** np.array([1, 3, 5]), abs=1e-9)
+    # Gate-twirled evaluations get one mask each (signs +-1); the calibration the mean of 32.
+    assert len(seen) == 3 * 2 + 1
+    assert all(set(np.abs(signs)) == {1.0} for signs in seen[:-1])
+    assert np.all(np.abs(seen[-1]) < 1)
+
+
+def test_batched_extrapolation_matches_single_series() -> None:
+    x = [1.0, 3.0, 5.0]
+    series = np.array([[0.8, 0.5, 0.3], [0.9, 0.6, 0.45], [1.0, 0.1, 0.01], [np.nan, 0.2, 0.1]])
+    errors = np.array([[0.0, 0.0, 0.0], [0.01, 0.02, 0.0], [0.0, 0.0, 0.0], [0.01, 0.01, 0.01]])
+    batch = extrapolate(x, series.reshape(2, 2, 3), errors.reshape(2, 2, 3), ["exponential", "linear"], [0, 2])
+    assert batch.value.shape == batch.selected.shape == (2, 2)
+    assert batch.values.shape == (2, 2, 2, 2)
+    for row in range(4):
+        single = extrapolate(x, series[row], errors[row], ["exponential", "linear"], [0, 2])
+        index = divmod(row, 2)
+        np.testing.assert_array_equal(batch.values[index], single.values)
+        assert (batch.value[index], batch.selected[index]) == (single.value, single.selected)
+    assert batch.selected[1, 0] == "linear"  # the exponential's 3.16 is out of range
+    assert np.isnan(batch.values[1, 1]).all()  # NaN data: every fit fails
+
+
+def test_zne_with_an_identity_observable_and_fractional_factors() -> None:
+    settings = ResilienceSettings(zne_mitigation=True, noise_factors=(1.0, 1.6, 2.2), extrapolators=("linear",))
+    evaluator = ExactEvaluator(readout=[(0.0, 0.0)] * 4)
+    result = mitigated_values(
+        ghz(),
+        [SparsePauliOp("IIII", 2.0), SparsePauliOp("ZZZZ")],
+        np.zeros((1, 0)),
+        [],
+        settings,
+        evaluator,
+        np.random.default_rng(0),
+        0.0,
+    )
+    assert result.evs[0, 0] == 2.0
+    assert result.data["evs_noise_factors"][0, 0].tolist() == [2.0, 2.0, 2.0]
+    # 3 cx -> 3 + 2 round(3 * 0.3) = 5 and 3 + 2 round(3 * 0.6) = 7 noisy gates, each scaling <ZZZZ> by 0.97.
+    raw = result.data["evs_noise_factors"][0, 1]
+    np.testing.assert_allclose(raw, (1 - DEPOLARIZING) ** np.array([3, 5, 7]), atol=1e-12)
+    assert evaluator.calls == 3

@@ -435,24 +435,15 @@ def mitigated_values(
             data["ensemble_standard_error"] = stds.copy()
         return Mitigated(evs, stds, data, metadata)
 
-    points = settings.evaluation_points
-    shape = (bindings, len(operators))
-    zero_values, zero_errors = np.zeros(shape), np.zeros(shape)
-    fitted = np.zeros((*shape, len(settings.extrapolators), len(points)))
-    fitted_errors = np.zeros_like(fitted)
-    selected = np.full(shape, settings.extrapolators[0], dtype=object)
-    for binding in range(bindings):
-        for term in range(len(operators)):
-            fit = extrapolate(
-                factors,
-                per_factor[:, binding, term],
-                per_factor_errors[:, binding, term],
-                settings.extrapolators,
-                points,
-            )
-            zero_values[binding, term], zero_errors[binding, term] = fit.value, fit.error
-            fitted[binding, term], fitted_errors[binding, term] = fit.values, fit.errors
-            selected[binding, term] = fit.selected
+    fit = extrapolate(
+        factors,
+        np.moveaxis(per_factor, 0, -1),
+        np.moveaxis(per_factor_errors, 0, -1),
+        settings.extrapolators,
+        settings.evaluation_points,
+    )
+    zero_values, zero_errors, selected = fit.value, fit.error, fit.selected
+    fitted, fitted_errors = fit.values, fit.errors
     evs, stds = terms.combine(zero_values, zero_errors)
     by_factor, by_factor_errors = terms.combine(np.moveaxis(per_factor, 0, -1), np.moveaxis(per_factor_errors, 0, -1))
     extrapolated, extrapolated_errors = terms.combine(fitted, fitted_errors)
@@ -470,14 +461,10 @@ def mitigated_values(
 def _selected_per_value(terms: _Terms, selected: np.ndarray, settings: ResilienceSettings) -> np.ndarray:
     """The extrapolator behind each ``(binding, observable)`` value; ``"multiple"`` when its
     terms were extrapolated differently (IBM's heterogeneous fit)."""
-    bindings = selected.shape[0]
-    names = np.full((bindings, terms.weights.shape[0]), settings.extrapolators[0], dtype=object)
+    names = np.full((selected.shape[0], terms.weights.shape[0]), settings.extrapolators[0], dtype=object)
     for observable, row in enumerate(terms.weights):
-        used = np.flatnonzero(row != 0)
-        for binding in range(bindings):
-            chosen = set(selected[binding, used])
-            if len(chosen) == 1:
-                names[binding, observable] = chosen.pop()
-            elif chosen:
-                names[binding, observable] = "multiple"
+        used = selected[:, np.flatnonzero(row != 0)]
+        if used.shape[1]:
+            uniform = np.all(used == used[:, :1], axis=1)
+            names[:, observable] = np.where(uniform, used[:, 0], "multiple")
     return names.astype(str)

@@ -21,6 +21,7 @@ rule of IBM's ``qiskit-mitigation``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -108,158 +109,152 @@ def fold_two_qubit_gates(
     return folded
 
 
-Model = Callable[..., np.ndarray]
+# A model maps noise factors x (M,) and parameters (S, P) of S series to values (S, M).
+Model = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def _polynomial(x: np.ndarray, *coefficients: float) -> np.ndarray:
-    return np.polynomial.polynomial.polyval(x, coefficients)
+def _polynomial(x: np.ndarray, parameters: np.ndarray) -> np.ndarray:
+    powers = x[None, :, None] ** np.arange(parameters.shape[1])
+    return np.einsum("smk,sk->sm", np.broadcast_to(powers, (parameters.shape[0], *powers.shape[1:])), parameters)
 
 
-def _exponentials(x: np.ndarray, *parameters: float) -> np.ndarray:
-    total = np.zeros_like(np.asarray(x, dtype=np.float64))
-    for amplitude, rate in zip(parameters[::2], parameters[1::2], strict=True):
-        total = total + amplitude * np.exp(rate * x)
-    return total
+def _exponentials(x: np.ndarray, parameters: np.ndarray) -> np.ndarray:
+    amplitudes, rates = parameters[:, 0::2], parameters[:, 1::2]
+    return np.einsum("sk,skm->sm", amplitudes, np.exp(rates[:, :, None] * x[None, None, :]))
 
 
-def _exponential_seed(x: np.ndarray, y: np.ndarray, terms: int) -> list[float]:
-    """Starting point from a straight line through ``log|y|`` (sign from the lowest factor)."""
-    sign = float(np.sign(y[np.argmin(x)])) or 1.0
-    rate, log_amplitude = np.polyfit(x, np.log(np.clip(np.abs(y), 1e-12, None)), 1)
-    rate = min(rate, 0.0) if terms > 1 else rate
-    amplitude = sign * math.exp(log_amplitude)
-    return [value for term in range(terms) for value in (amplitude / terms, rate * (term + 1))]
-
-
-def _fit(name: str, x: np.ndarray, y: np.ndarray, sigma: np.ndarray | None) -> tuple[Model, np.ndarray, np.ndarray]:
-    """Model, best parameters and their covariance (zeros when the data are exact)."""
-    match = _POLYNOMIAL.fullmatch("polynomial_degree_1" if name == "linear" else name)
-    if match is not None:
-        degree = int(match.group(1))
-        if len(x) <= degree:
-            raise ValueError("too few noise factors")
-        weights = None if sigma is None else 1.0 / sigma
-        parameters = np.polyfit(x, y, degree, w=weights)[::-1]
-        model: Model = _polynomial
-    elif name in ("exponential", "double_exponential"):
-        terms = 1 if name == "exponential" else 2
-        seed = np.array(_exponential_seed(x, y, terms))
-        upper = np.array([np.inf, 0.0] * terms) if terms > 1 else None
-        parameters = _levenberg_marquardt(_exponentials, x, y, sigma, seed, upper)
-        model = _exponentials
-    else:
-        raise ValueError(f"unknown extrapolator {name!r}")
-    parameters = np.asarray(parameters, dtype=np.float64)
-    if sigma is None:
-        return model, parameters, np.zeros((len(parameters), len(parameters)))
-    jacobian = _jacobian(model, parameters, x)
-    weighted = jacobian / sigma[:, None]
-    covariance = np.linalg.pinv(weighted.T @ weighted)
-    return model, parameters, covariance
+def _exponential_seed(x: np.ndarray, y: np.ndarray, terms: int) -> np.ndarray:
+    """Starting points from straight lines through ``log|y|`` (sign from the lowest factor)."""
+    sign = np.sign(y[:, np.argmin(x)])
+    sign[sign == 0] = 1.0
+    rates, log_amplitudes = np.polyfit(x, np.log(np.clip(np.abs(y), 1e-12, None)).T, 1)
+    if terms > 1:
+        rates = np.minimum(rates, 0.0)
+    amplitudes = sign * np.exp(log_amplitudes)
+    return np.stack([value for term in range(terms) for value in (amplitudes / terms, rates * (term + 1))], axis=1)
 
 
 def _jacobian(model: Model, parameters: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """d model / d parameters at ``x`` by central differences, ``(len(x), len(parameters))``."""
+    """d model / d parameters at ``x`` by central differences, ``(S, len(x), P)``."""
     columns = []
-    for index in range(len(parameters)):
-        step = 1e-6 * max(abs(parameters[index]), 1.0)
+    for index in range(parameters.shape[1]):
+        step = 1e-6 * np.maximum(np.abs(parameters[:, index]), 1.0)
         up, down = parameters.copy(), parameters.copy()
-        up[index] += step
-        down[index] -= step
-        columns.append((model(x, *up) - model(x, *down)) / (2 * step))
+        up[:, index] += step
+        down[:, index] -= step
+        columns.append((model(x, up) - model(x, down)) / (2 * step[:, None]))
     return np.stack(columns, axis=-1)
 
 
+def _pinv(matrices: np.ndarray) -> np.ndarray:
+    """Pseudo-inverses of a stack of matrices; NaN for those with a non-finite entry."""
+    finite = np.all(np.isfinite(matrices), axis=(-2, -1))
+    inverses = np.full(matrices.shape[:-2] + matrices.shape[:-3:-1], np.nan)
+    if finite.any():
+        inverses[finite] = np.linalg.pinv(matrices[finite])
+    return inverses
+
+
 def _levenberg_marquardt(
-    model: Model,
-    x: np.ndarray,
-    y: np.ndarray,
-    sigma: np.ndarray | None,
-    start: np.ndarray,
-    upper: np.ndarray | None,
+    model: Model, x: np.ndarray, y: np.ndarray, weights: np.ndarray, start: np.ndarray, upper: np.ndarray | None
 ) -> np.ndarray:
-    """Weighted least-squares parameters of ``model`` (a small Levenberg-Marquardt, parameters
-    held at or below ``upper``).
+    """Weighted least-squares parameters of ``model`` for every series at once (a small
+    Levenberg-Marquardt; parameters held at or below ``upper``); NaN rows where it fails."""
 
-    Raises:
-        RuntimeError: when it does not reach finite parameters.
-    """
-    weights = np.ones_like(y) if sigma is None else 1.0 / sigma
-
-    def cost(parameters: np.ndarray) -> float:
-        return float(np.sum(((y - model(x, *parameters)) * weights) ** 2))
+    def cost(parameters: np.ndarray) -> np.ndarray:
+        return np.sum(((y - model(x, parameters)) * weights) ** 2, axis=1)
 
     parameters = start.astype(np.float64)
     current = cost(parameters)
-    damping = 1e-3
+    damping = np.full(len(y), 1e-3)
+    active = np.isfinite(current)
     for _ in range(500):
-        residual = (y - model(x, *parameters)) * weights
-        jacobian = _jacobian(model, parameters, x) * weights[:, None]
-        normal = jacobian.T @ jacobian
-        gradient = jacobian.T @ residual
-        step = np.linalg.lstsq(normal + damping * np.diag(np.diag(normal) + 1e-12), gradient, rcond=None)[0]
+        if not active.any():
+            break
+        residual = (y - model(x, parameters)) * weights
+        jacobian = _jacobian(model, parameters, x) * weights[:, :, None]
+        normal = np.einsum("smp,smq->spq", jacobian, jacobian)
+        gradient = np.einsum("smp,sm->sp", jacobian, residual)
+        diagonal = np.einsum("spp->sp", normal) + 1e-12
+        damped = normal + damping[:, None, None] * np.einsum("sp,pq->spq", diagonal, np.eye(len(diagonal[0])))
+        step = np.einsum("spq,sq->sp", _pinv(damped), gradient)
         trial = parameters + step
         if upper is not None:
             trial = np.minimum(trial, upper)
         trial_cost = cost(trial)
-        if np.isfinite(trial_cost) and trial_cost <= current:
-            converged = current - trial_cost <= 1e-15 * max(current, 1e-300) or trial_cost < 1e-30
-            parameters, current = trial, trial_cost
-            damping = max(damping / 10, 1e-12)
-            if converged:
-                break
-        else:
-            damping *= 10
-            if damping > 1e12:
-                break
-    if not (np.all(np.isfinite(parameters)) and np.isfinite(current)):
-        raise RuntimeError("the fit did not converge")
+        better = active & np.isfinite(trial_cost) & (trial_cost <= current)
+        converged = better & ((current - trial_cost <= 1e-12 * current) | (trial_cost < 1e-30))
+        parameters[better] = trial[better]
+        current[better] = trial_cost[better]
+        damping = np.where(better, np.maximum(damping / 10, 1e-12), damping * 10)
+        active &= ~converged & (damping <= 1e12)
+    failed = ~(np.all(np.isfinite(parameters), axis=1) & np.isfinite(current))
+    parameters[failed] = np.nan
     return parameters
 
 
+def _fit(
+    name: str, x: np.ndarray, y: np.ndarray, weights: np.ndarray, exact: np.ndarray
+) -> tuple[Model, np.ndarray, np.ndarray]:
+    """Model, best parameters ``(S, P)`` (NaN where the fit fails) and their covariance
+    ``(S, P, P)`` (zero for the exact series)."""
+    match = _POLYNOMIAL.fullmatch("polynomial_degree_1" if name == "linear" else name)
+    if match is not None:
+        degree = int(match.group(1))
+        model: Model = _polynomial
+        if len(x) <= degree:
+            return model, np.full((len(y), degree + 1), np.nan), np.zeros((len(y), degree + 1, degree + 1))
+        design = weights[:, :, None] * x[None, :, None] ** np.arange(degree + 1)
+        parameters = np.einsum("spm,sm->sp", _pinv(design), weights * y)
+    elif name in ("exponential", "double_exponential"):
+        terms = 1 if name == "exponential" else 2
+        upper = np.array([np.inf, 0.0] * terms) if terms > 1 else None
+        model = _exponentials
+        with np.errstate(all="ignore"):
+            parameters = _levenberg_marquardt(model, x, y, weights, _exponential_seed(x, y, terms), upper)
+    else:
+        raise ValueError(f"unknown extrapolator {name!r}")
+    with np.errstate(all="ignore"):
+        jacobian = _jacobian(model, np.nan_to_num(parameters), x) * weights[:, :, None]
+        covariance = _pinv(np.einsum("smp,smq->spq", jacobian, jacobian))
+    covariance[exact] = 0.0
+    return model, parameters, covariance
+
+
 def _evaluate(
-    name: str, x: np.ndarray, y: np.ndarray, sigma: np.ndarray | None, at: np.ndarray
+    name: str, x: np.ndarray, y: np.ndarray, weights: np.ndarray, exact: np.ndarray, errors: np.ndarray, at: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One extrapolator's values and standard errors at ``at``; NaN where the fit fails."""
+    """One extrapolator's values and standard errors at ``at``, ``(S, len(at))``; NaN where the
+    fit fails."""
     if name == "fallback":
         lowest = int(np.argmin(x))
-        error = 0.0 if sigma is None else float(sigma[lowest])
-        return np.full(at.shape, y[lowest]), np.full(at.shape, error)
-    try:
-        with np.errstate(all="ignore"):
-            model, parameters, covariance = _fit(name, x, y, sigma)
-            values = np.asarray(model(at, *parameters), dtype=np.float64)
-            jacobian = _jacobian(model, parameters, at)
-            variance = np.einsum("ij,jk,ik->i", jacobian, covariance, jacobian)
-    except (RuntimeError, ValueError, np.linalg.LinAlgError):
-        return np.full(at.shape, np.nan), np.full(at.shape, np.nan)
+        shape = (len(y), len(at))
+        return np.broadcast_to(y[:, lowest : lowest + 1], shape).copy(), np.broadcast_to(
+            errors[:, lowest : lowest + 1], shape
+        ).copy()
+    model, parameters, covariance = _fit(name, x, y, weights, exact)
+    with np.errstate(all="ignore"):
+        values = model(at, parameters)
+        jacobian = _jacobian(model, parameters, at)
+        variance = np.einsum("smp,spq,smq->sm", jacobian, covariance, jacobian)
     return values, np.sqrt(np.clip(variance, 0.0, None))
 
 
+@dataclasses.dataclass(frozen=True)
 class Extrapolation:
-    """Every extrapolator's fit of one Pauli term's noisy values, and the one selected.
+    """Every extrapolator's fit of each series of noisy values, and the one selected.
 
-    Attributes:
-        values / errors: ``(len(extrapolators), len(points))`` each fit at each evaluation point.
-        value / error: the selected fit at zero noise.
-        selected: the selected extrapolator's name.
+    Attributes (``...`` the leading shape of the values given):
+        values / errors: ``(..., len(extrapolators), len(points))`` each fit at each point.
+        value / error: ``(...)`` the selected fit at zero noise.
+        selected: ``(...)`` the selected extrapolator's name.
     """
 
-    __slots__ = ("error", "errors", "selected", "value", "values")
-
-    def __init__(
-        self,
-        values: np.ndarray,
-        errors: np.ndarray,
-        value: float,
-        error: float,
-        selected: str,
-    ) -> None:
-        self.values = values
-        self.errors = errors
-        self.value = value
-        self.error = error
-        self.selected = selected
+    values: np.ndarray
+    errors: np.ndarray
+    value: np.ndarray
+    error: np.ndarray
+    selected: np.ndarray
 
 
 def extrapolate(
@@ -269,42 +264,57 @@ def extrapolate(
     extrapolators: Sequence[str],
     points: Sequence[float] | np.ndarray,
 ) -> Extrapolation:
-    """Fit ``values`` (measured at ``noise_factors``, standard errors ``errors``) with each of
-    ``extrapolators``, evaluate each at ``points``, and select the zero-noise value by the
-    fallback rule in this module's docstring."""
+    """Fit each series of ``values`` (``(..., len(noise_factors))``, standard errors ``errors``
+    of the same shape) with each of ``extrapolators``, evaluate each at ``points``, and select
+    the zero-noise value by the rule in this module's docstring."""
     x = np.asarray(noise_factors, dtype=np.float64)
-    y = np.asarray(values, dtype=np.float64)
-    sigma = _usable_sigma(np.asarray(errors, dtype=np.float64))
+    given = np.asarray(values, dtype=np.float64)
+    leading = given.shape[:-1]
+    y = given.reshape(-1, len(x))
+    sigma = np.asarray(errors, dtype=np.float64).reshape(y.shape)
+    broken = ~np.all(np.isfinite(y), axis=1)
+    y = np.where(broken[:, None], 0.0, y)
     at = np.concatenate([[0.0], np.asarray(points, dtype=np.float64)])
-    fits = [_evaluate(name, x, y, sigma, at) for name in extrapolators]
-    all_values = np.array([fit[0] for fit in fits])
-    all_errors = np.array([fit[1] for fit in fits])
-    zero_values, zero_errors = all_values[:, 0], all_errors[:, 0]
+    if not len(y):
+        empty = np.zeros((*leading, len(extrapolators), len(at) - 1))
+        return Extrapolation(empty, empty.copy(), np.zeros(leading), np.zeros(leading), np.zeros(leading, dtype=str))
+    weights, exact = _weights(sigma)
+    fits = [_evaluate(name, x, y, weights, exact, sigma, at) for name in extrapolators]
+    all_values = np.stack([fit[0] for fit in fits], axis=1)  # (S, E, 1 + points)
+    all_errors = np.stack([fit[1] for fit in fits], axis=1)
+    all_values[broken], all_errors[broken] = np.nan, np.nan
+    zero_values, zero_errors = all_values[:, :, 0], all_errors[:, :, 0]
     limit = _PAULI_RANGE
-    accepted = (
-        np.isfinite(zero_values)
-        & np.isfinite(zero_errors)
-        & (zero_errors <= limit)
-        & (zero_values - zero_errors >= -_PAULI_RANGE - limit)
-        & (zero_values + zero_errors <= _PAULI_RANGE + limit)
-    )
-    if accepted.any():
-        chosen = int(np.flatnonzero(accepted)[0])
-    else:
-        chosen = int(np.argmin(np.nan_to_num(zero_errors, nan=np.inf)))
+    with np.errstate(invalid="ignore"):
+        accepted = (
+            np.isfinite(zero_values)
+            & np.isfinite(zero_errors)
+            & (zero_errors <= limit)
+            & (zero_values - zero_errors >= -_PAULI_RANGE - limit)
+            & (zero_values + zero_errors <= _PAULI_RANGE + limit)
+        )
+    smallest_error = np.argmin(np.nan_to_num(zero_errors, nan=np.inf), axis=1)
+    chosen = np.where(accepted.any(axis=1), np.argmax(accepted, axis=1), smallest_error)
+    rows = np.arange(len(y))
+    names = np.asarray(extrapolators, dtype=str)
     return Extrapolation(
-        all_values[:, 1:],
-        all_errors[:, 1:],
-        float(np.nan_to_num(zero_values[chosen], nan=np.inf)),
-        float(np.nan_to_num(zero_errors[chosen], nan=np.inf)),
-        extrapolators[chosen],
+        all_values[:, :, 1:].reshape(*leading, len(extrapolators), len(at) - 1),
+        all_errors[:, :, 1:].reshape(*leading, len(extrapolators), len(at) - 1),
+        np.nan_to_num(zero_values[rows, chosen], nan=np.inf).reshape(leading),
+        np.nan_to_num(zero_errors[rows, chosen], nan=np.inf).reshape(leading),
+        names[chosen].reshape(leading),
     )
 
 
-def _usable_sigma(errors: np.ndarray) -> np.ndarray | None:
-    """``None`` when every error is zero (exact data, unweighted fit with zero error); otherwise
-    the errors with zeros raised and non-finite ones lowered to the finite positive range."""
-    positive = errors[np.isfinite(errors) & (errors > 0)]
-    if positive.size == 0:
-        return None
-    return np.clip(np.nan_to_num(errors, nan=np.inf, posinf=np.inf), positive.min(), positive.max())
+def _weights(sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fit weights ``1 / sigma`` per series and which series are exact (every error zero: an
+    unweighted fit with zero error). Zero errors in a series are raised and non-finite ones
+    lowered to that series' finite positive range."""
+    usable = np.isfinite(sigma) & (sigma > 0)
+    exact = ~usable.any(axis=1)
+    lowest = np.where(usable, sigma, np.inf).min(axis=1, initial=np.inf)
+    highest = np.where(usable, sigma, 0.0).max(axis=1, initial=0.0)
+    lowest[exact], highest[exact] = 1.0, 1.0
+    clipped = np.clip(np.nan_to_num(sigma, nan=np.inf, posinf=np.inf), lowest[:, None], highest[:, None])
+    clipped[exact] = 1.0
+    return 1.0 / clipped, exact
