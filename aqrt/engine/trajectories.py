@@ -1,0 +1,463 @@
+"""Noisy simulation by Monte Carlo trajectories on the statevector (circuits with channel ops).
+
+The lowered circuit is cut at its channel ops into unitary stretches; each stretch is bound with
+the noiseless machinery (:meth:`LoweredCircuit.bind`: fused, classified, packed). A trajectory
+runs the stretches in order from |0...0> and, at each channel, applies one branch picked at
+random: a unitary mixture's branch i with its fixed probability p_i (an identity branch costs
+nothing), a general Kraus channel's K_k with probability ||K_k psi||^2, then renormalised. The
+average over trajectories of any quantity linear in rho is exact in expectation.
+
+Every random number is drawn ahead from the caller's ``numpy.random.Generator``, in an order that
+depends only on the inputs: one row of ``channels`` uniforms per trajectory (``channels + 1`` for
+the sampler, the last one picks the basis state), trajectories in (binding, trajectory) order.
+So results are the same for the same Generator state whatever the thread count, and the small and
+wide paths draw the same numbers.
+
+- Small widths (< ``simulate.WIDE_QUBITS``): the stretches are packed into one program and the
+  trajectory kernels run batches of trajectories in parallel (:mod:`aqrt.engine.kernels.trajectories`).
+- Wide: one trajectory at a time, each stretch cache-blocked and amplitude-parallel
+  (:func:`aqrt.engine.simulate.evolve`), channels applied with the amplitude-parallel kernels.
+
+Cancellation is polled between batches (and between a wide trajectory's stretch groups).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from . import simulate
+from .kernels import trajectories as kernels
+from .kernels.reductions import pauli_values_par, probabilities_par
+from .kernels.registry import select
+from .lowering import GateOp, LoweredCircuit
+from .noise import Channel
+from .ops import DENSE, DIAG, PERM, BoundProgram, OpArrays
+
+__all__ = ["trajectory_samples", "trajectory_term_values"]
+
+_MAX_BATCH = 1 << 14  # trajectories per kernel call (bounds the uniforms and output held at once)
+_MAX_BATCH_NUMBERS = 1 << 22  # uniforms per kernel call
+
+
+@dataclasses.dataclass
+class _NoisyProgram:
+    """A lowered circuit with channels, bound: its stretches and its channel table."""
+
+    num_qubits: int
+    stretches: list[BoundProgram]  # channels + 1 unitary stretches; channel c follows stretch c
+    channels: kernels.ChannelTable
+    branch_codes: list[np.ndarray]  # per channel: branch -> the branch that stands for it (identities merged)
+    all_mixtures: bool
+
+    @property
+    def num_channels(self) -> int:
+        return len(self.stretches) - 1
+
+    @property
+    def num_bindings(self) -> int:
+        return self.stretches[0].num_bindings
+
+    def packed(self) -> tuple[BoundProgram, np.ndarray]:
+        """The stretches as one program, and the segment bounds (see the kernels' docstring)."""
+        return _concatenate(self.num_qubits, self.stretches)
+
+
+def _prepare(lowered: LoweredCircuit, values: np.ndarray, dtype: Any) -> _NoisyProgram:
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 2 or values.shape[1] != len(lowered.parameter_names):
+        raise ValueError(f"values must have shape (bindings, {len(lowered.parameter_names)}), got {values.shape}")
+    stretches: list[BoundProgram] = []
+    channel_ops: list[GateOp] = []
+    current: list[GateOp] = []
+    for op in lowered.ops:
+        if op.channel is None:
+            current.append(op)
+            continue
+        stretches.append(LoweredCircuit(lowered.num_qubits, current, lowered.parameter_names).bind(values, dtype=dtype))
+        channel_ops.append(op)
+        current = []
+    stretches.append(LoweredCircuit(lowered.num_qubits, current, lowered.parameter_names).bind(values, dtype=dtype))
+    table, codes = _channel_table(channel_ops, np.dtype(dtype))
+    all_mixtures = all(op.channel is not None and op.channel.is_unitary_mixture for op in channel_ops)
+    return _NoisyProgram(lowered.num_qubits, stretches, table, codes, all_mixtures)
+
+
+def _branch_kind(unitary: np.ndarray) -> int:
+    d = unitary.shape[0]
+    if unitary[0, 0] != 0 and np.allclose(unitary, unitary[0, 0] * np.eye(d), rtol=0, atol=1e-12):
+        return kernels.IDENTITY
+    nonzero = np.abs(unitary) > 0
+    if not (nonzero & ~np.eye(d, dtype=bool)).any():
+        return DIAG
+    if (nonzero.sum(axis=0) == 1).all() and (nonzero.sum(axis=1) == 1).all():
+        return PERM
+    return DENSE
+
+
+def _channel_table(channel_ops: list[GateOp], dtype: np.dtype) -> tuple[kernels.ChannelTable, list[np.ndarray]]:
+    count = len(channel_ops)
+    widest = max((len(op.qubits) for op in channel_ops), default=1)
+    qubits = np.zeros((count, widest), dtype=np.int64)
+    widths = np.zeros(count, dtype=np.int64)
+    mixture = np.zeros(count, dtype=np.int64)
+    first = np.zeros(count, dtype=np.int64)
+    counts = np.zeros(count, dtype=np.int64)
+    kinds: list[int] = []
+    offsets: list[int] = []
+    cumulative: list[float] = []
+    parts: list[np.ndarray] = []
+    size = 0
+    codes: list[np.ndarray] = []
+    for c, op in enumerate(channel_ops):
+        channel: Channel | None = op.channel
+        assert channel is not None
+        qubits[c, : len(op.qubits)] = op.qubits
+        widths[c] = len(op.qubits)
+        first[c] = len(kinds)
+        if channel.is_unitary_mixture:
+            assert channel.probabilities is not None and channel.unitaries is not None
+            mixture[c] = 1
+            counts[c] = len(channel.unitaries)
+            running = np.cumsum(channel.probabilities)
+            running[-1] = 1.0
+            code = np.arange(counts[c], dtype=np.int64)
+            identities = []
+            for i, unitary in enumerate(channel.unitaries):
+                kind = _branch_kind(unitary)
+                entries = np.diagonal(unitary) if kind == DIAG else unitary.reshape(-1)
+                if kind == kernels.IDENTITY:
+                    entries = np.zeros(0, dtype=np.complex128)
+                    identities.append(i)
+                kinds.append(kind)
+                offsets.append(size)
+                parts.append(entries)
+                size += entries.shape[0]
+            cumulative.extend(running.tolist())
+            if identities:
+                code[identities] = identities[0]
+            codes.append(code)
+        else:
+            counts[c] = len(channel.kraus)
+            for operator in channel.kraus:
+                kinds.append(DENSE)
+                offsets.append(size)
+                entries = np.concatenate([operator.reshape(-1), (operator.conj().T @ operator).reshape(-1)])
+                parts.append(entries)
+                size += entries.shape[0]
+                cumulative.append(0.0)
+            codes.append(np.arange(counts[c], dtype=np.int64))
+    entries_buffer = np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros(0), dtype=dtype)
+    table: kernels.ChannelTable = (
+        qubits,
+        widths,
+        mixture,
+        first,
+        counts,
+        np.array(kinds, dtype=np.int64),
+        np.array(offsets, dtype=np.int64),
+        np.array(cumulative, dtype=np.float64),
+        entries_buffer,
+    )
+    return table, codes
+
+
+def _concatenate(num_qubits: int, programs: list[BoundProgram]) -> tuple[BoundProgram, np.ndarray]:
+    widest = max(p.ops.qubits.shape[1] for p in programs)
+    static_shift = binding_shift = 0
+    kinds, qubits, widths, aux, sources, offsets = [], [], [], [], [], []
+    bounds = [0]
+    for p in programs:
+        ops = p.ops
+        padded = np.zeros((ops.num_ops, widest), dtype=np.int64)
+        padded[:, : ops.qubits.shape[1]] = ops.qubits
+        kinds.append(ops.kinds)
+        qubits.append(padded)
+        widths.append(ops.widths)
+        aux.append(ops.aux)
+        sources.append(ops.sources)
+        offsets.append(ops.offsets + np.where(ops.sources == 0, static_shift, binding_shift))
+        static_shift += p.static_buffer.shape[0]
+        binding_shift += p.binding_buffers.shape[1]
+        bounds.append(bounds[-1] + ops.num_ops)
+    arrays = OpArrays(
+        kinds=np.concatenate(kinds).astype(np.int64),
+        qubits=np.ascontiguousarray(np.concatenate(qubits), dtype=np.int64),
+        widths=np.concatenate(widths).astype(np.int64),
+        aux=np.ascontiguousarray(np.concatenate(aux), dtype=np.int64).reshape(-1, 2),
+        sources=np.concatenate(sources).astype(np.int64),
+        offsets=np.concatenate(offsets).astype(np.int64),
+    )
+    static = np.ascontiguousarray(np.concatenate([p.static_buffer for p in programs]))
+    per_binding = np.ascontiguousarray(np.concatenate([p.binding_buffers for p in programs], axis=1))
+    return BoundProgram(num_qubits, arrays, static, per_binding), np.array(bounds, dtype=np.int64)
+
+
+def _batch_size(num_qubits: int, row: int) -> int:
+    by_memory = simulate._BATCH_AMPLITUDES >> num_qubits
+    return max(1, min(_MAX_BATCH, _MAX_BATCH_NUMBERS // max(1, row), by_memory))
+
+
+def _is_wide(num_qubits: int) -> bool:
+    return num_qubits >= simulate.WIDE_QUBITS
+
+
+# -- one trajectory on a wide state ------------------------------------------------------------------
+
+
+def _wide_trajectory(
+    noisy: _NoisyProgram, binding: int, uniforms: np.ndarray, cancel: simulate.Cancel | None
+) -> np.ndarray:
+    """The final state of one trajectory, stretch by stretch with the amplitude-parallel kernels."""
+    dtype = noisy.stretches[0].dtype
+    state = np.zeros(1 << noisy.num_qubits, dtype=dtype)
+    state[0] = 1
+    table = noisy.channels
+    channel_qubits, widths, mixture, _, _, kinds, offsets, _, entries = table
+    no_rho = np.zeros((1, 1), dtype=np.complex128)
+    for c in range(noisy.num_channels + 1):
+        simulate.evolve(state, noisy.stretches[c], binding, cancel)
+        if c == noisy.num_channels:
+            break
+        k = int(widths[c])
+        op_qubits = np.ascontiguousarray(channel_qubits[c, :k])
+        rho = no_rho if mixture[c] else kernels.reduced_density_par(state, op_qubits)
+        b, scale = kernels.choose_branch(table, c, float(uniforms[c]), rho)
+        kind = int(kinds[b])
+        if kind == kernels.IDENTITY:
+            continue
+        d = 1 << k
+        start = int(offsets[b])
+        branch = entries[start : start + (d if kind == DIAG else d * d)]
+        if scale != 1.0:
+            branch = (branch * scale).astype(dtype)
+        select(kind, k, parallel=True).apply(state, op_qubits, branch, np.zeros(2, dtype=np.int64))
+    return state
+
+
+def _wide_draws(state: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """Basis states for uniforms ``draws`` by the inverse CDF of |state|^2 (as the small kernel draws)."""
+    cumulative = np.cumsum(probabilities_par(state))
+    picked = np.searchsorted(cumulative, draws, side="right")
+    nonzero = np.flatnonzero(np.diff(cumulative, prepend=0.0) > 0)
+    return np.where(picked < state.shape[0], picked, nonzero[-1]).astype(np.int64)
+
+
+# -- public API --------------------------------------------------------------------------------------
+
+
+def trajectory_term_values(
+    lowered: LoweredCircuit,
+    values: np.ndarray,
+    x_masks: np.ndarray,
+    z_masks: np.ndarray,
+    trajectories: int,
+    rng: np.random.Generator,
+    *,
+    dtype: Any = np.complex128,
+    cancel: simulate.Cancel | None = None,
+    weights: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per binding, the mean over ``trajectories`` trajectories of each Pauli term's value, and its
+    standard error.
+
+    ``values`` is (bindings, parameters) in ``lowered.parameter_names`` order; a term is
+    (x_mask, z_mask) with value <psi| X^x Z^z |psi> (as :mod:`aqrt.engine.kernels.reductions`).
+    Returns ``(means, standard_errors)``: (bindings, terms) complex128 and float64, the standard
+    error being the sample standard deviation (of the complex values, ddof 1) / sqrt(trajectories),
+    NaN for a single trajectory. With ``weights`` (observables, terms), the same for each
+    observable's per-trajectory value ``term_values @ weights.T`` instead of each term (the
+    observables' errors then include the terms' covariances).
+
+    Raises:
+        simulate.EngineCancelled: ``cancel`` was set (polled between batches).
+    """
+    if trajectories < 1:
+        raise ValueError(f"trajectories must be at least 1, got {trajectories}")
+    noisy = _prepare(lowered, values, dtype)
+    x_masks = np.ascontiguousarray(x_masks, dtype=np.int64)
+    z_masks = np.ascontiguousarray(z_masks, dtype=np.int64)
+    num_bindings = noisy.num_bindings
+    width = x_masks.shape[0] if weights is None else weights.shape[0]
+    sums = np.zeros((num_bindings, width), dtype=np.complex128)
+    squares = np.zeros((num_bindings, width), dtype=np.float64)
+    shifts = np.zeros((num_bindings, width), dtype=np.complex128)  # first value: keeps the variance sum exact
+
+    def accumulate(binding: int, rows: np.ndarray, is_first: bool) -> None:
+        if weights is not None:
+            rows = rows @ weights.T
+        if is_first:
+            shifts[binding] = rows[0]
+        centred = rows - shifts[binding]
+        sums[binding] += centred.sum(axis=0)
+        squares[binding] += (centred.real**2 + centred.imag**2).sum(axis=0)
+
+    num_channels = noisy.num_channels
+    total = num_bindings * trajectories
+    if _is_wide(noisy.num_qubits):
+        for flat in range(total):
+            simulate._check(cancel)
+            binding, t = divmod(flat, trajectories)
+            state = _wide_trajectory(noisy, binding, rng.random(num_channels), cancel)
+            accumulate(binding, pauli_values_par(state, x_masks, z_masks)[None, :], t == 0)
+    else:
+        program, bounds = noisy.packed()
+        ops = program.ops.as_tuple()
+        per_call = _batch_size(noisy.num_qubits, num_channels)
+        for start in range(0, total, per_call):
+            simulate._check(cancel)
+            stop = min(total, start + per_call)
+            uniforms = rng.random((stop - start, num_channels))
+            indices = np.arange(start, stop, dtype=np.int64)
+            binding_of = indices // trajectories
+            rows = kernels.trajectory_pauli_values(
+                noisy.num_qubits,
+                ops,
+                program.static_buffer,
+                program.binding_buffers,
+                binding_of,
+                bounds,
+                noisy.channels,
+                uniforms,
+                x_masks,
+                z_masks,
+            )
+            for binding in range(int(binding_of[0]), int(binding_of[-1]) + 1):
+                mine = binding_of == binding
+                accumulate(binding, rows[mine], bool((indices[mine] % trajectories == 0).any()))
+    mean_offset = sums / trajectories
+    means = shifts + mean_offset
+    if trajectories == 1:
+        return means, np.full((num_bindings, width), np.nan)
+    variance = (squares - trajectories * np.abs(mean_offset) ** 2) / (trajectories - 1)
+    return means, np.sqrt(np.clip(variance, 0.0, None) / trajectories)
+
+
+def trajectory_samples(
+    lowered: LoweredCircuit,
+    values: np.ndarray,
+    shots: int,
+    rng: np.random.Generator,
+    *,
+    dtype: Any = np.complex128,
+    cancel: simulate.Cancel | None = None,
+    group: bool = True,
+) -> np.ndarray:
+    """(bindings, shots) int64 basis-state indices over all n qubits, each shot from its own trajectory.
+
+    With ``group`` (the default) and every channel a unitary mixture, each shot's branch pattern
+    is drawn first, shots with the same pattern (identity branches counted as one) share one
+    simulation, and each draws its own basis state from that final state: the same distribution
+    as one trajectory per shot (exact), far fewer simulations at low error rates. Shots keep their
+    own places, so their order carries no grouping.
+
+    Raises:
+        simulate.EngineCancelled: ``cancel`` was set (polled between batches).
+    """
+    if shots < 0:
+        raise ValueError(f"shots must be non-negative, got {shots}")
+    noisy = _prepare(lowered, values, dtype)
+    if group and noisy.all_mixtures:
+        return _grouped_samples(noisy, shots, rng, cancel)
+    num_bindings = noisy.num_bindings
+    num_channels = noisy.num_channels
+    out = np.empty((num_bindings, shots), dtype=np.int64)
+    flat_out = out.reshape(-1)
+    total = num_bindings * shots
+    if _is_wide(noisy.num_qubits):
+        for flat in range(total):
+            simulate._check(cancel)
+            uniforms = rng.random(num_channels + 1)
+            state = _wide_trajectory(noisy, flat // shots, uniforms, cancel)
+            flat_out[flat] = _wide_draws(state, uniforms[num_channels:])[0]
+        return out
+    program, bounds = noisy.packed()
+    ops = program.ops.as_tuple()
+    per_call = _batch_size(noisy.num_qubits, num_channels + 1)
+    for start in range(0, total, per_call):
+        simulate._check(cancel)
+        stop = min(total, start + per_call)
+        uniforms = rng.random((stop - start, num_channels + 1))
+        binding_of = np.arange(start, stop, dtype=np.int64) // shots
+        flat_out[start:stop] = kernels.trajectory_samples(
+            noisy.num_qubits,
+            ops,
+            program.static_buffer,
+            program.binding_buffers,
+            binding_of,
+            bounds,
+            noisy.channels,
+            uniforms,
+            np.ascontiguousarray(uniforms[:, num_channels]),
+            np.arange(stop - start + 1, dtype=np.int64),
+        )
+    return out
+
+
+def _grouped_samples(
+    noisy: _NoisyProgram, shots: int, rng: np.random.Generator, cancel: simulate.Cancel | None
+) -> np.ndarray:
+    """Shots grouped by branch pattern (every channel a unitary mixture; see :func:`trajectory_samples`)."""
+    num_channels = noisy.num_channels
+    cumulative = noisy.channels[7]
+    first = noisy.channels[3]
+    widest = max((len(code) for code in noisy.branch_codes), default=1)
+    code_dtype = np.uint8 if widest <= 256 else np.int32
+    # A branch's representative uniform: the midpoint of its interval, which the kernels map back to it.
+    midpoints = [
+        (np.concatenate([[0.0], cumulative[f : f + len(code) - 1]]) + cumulative[f : f + len(code)]) / 2
+        for f, code in zip(first.tolist(), noisy.branch_codes, strict=True)
+    ]
+    out = np.empty((noisy.num_bindings, shots), dtype=np.int64)
+    rows_per_draw = max(1, _MAX_BATCH_NUMBERS // max(1, num_channels))
+    for binding in range(noisy.num_bindings):
+        simulate._check(cancel)
+        patterns = np.empty((shots, num_channels), dtype=code_dtype)
+        for start in range(0, shots, rows_per_draw):
+            stop = min(shots, start + rows_per_draw)
+            uniforms = rng.random((stop - start, num_channels))
+            for c in range(num_channels):
+                f, code = int(first[c]), noisy.branch_codes[c]
+                branch = np.searchsorted(cumulative[f : f + len(code)], uniforms[:, c], side="right")
+                patterns[start:stop, c] = code[np.minimum(branch, len(code) - 1)]
+        draws = rng.random(shots)
+        keys = np.ascontiguousarray(patterns).view(np.dtype((np.void, max(1, patterns.itemsize * num_channels))))
+        if num_channels == 0:
+            keys = np.zeros(shots, dtype=np.int64)
+        distinct, first_shot, inverse = np.unique(keys.reshape(-1), return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        order = np.argsort(inverse, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=distinct.shape[0]))]).astype(np.int64)
+        representative = np.empty((distinct.shape[0], num_channels), dtype=np.float64)
+        for c in range(num_channels):
+            representative[:, c] = midpoints[c][patterns[first_shot, c].astype(np.int64)]
+        sorted_draws = np.ascontiguousarray(draws[order])
+        picked = np.empty(shots, dtype=np.int64)
+        if _is_wide(noisy.num_qubits):
+            for p in range(distinct.shape[0]):
+                simulate._check(cancel)
+                state = _wide_trajectory(noisy, binding, representative[p], cancel)
+                picked[starts[p] : starts[p + 1]] = _wide_draws(state, sorted_draws[starts[p] : starts[p + 1]])
+        else:
+            program, bounds = noisy.packed()
+            ops = program.ops.as_tuple()
+            per_call = _batch_size(noisy.num_qubits, num_channels)
+            for p0 in range(0, distinct.shape[0], per_call):
+                simulate._check(cancel)
+                p1 = min(distinct.shape[0], p0 + per_call)
+                picked[starts[p0] : starts[p1]] = kernels.trajectory_samples(
+                    noisy.num_qubits,
+                    ops,
+                    program.static_buffer,
+                    program.binding_buffers,
+                    np.full(p1 - p0, binding, dtype=np.int64),
+                    bounds,
+                    noisy.channels,
+                    np.ascontiguousarray(representative[p0:p1]),
+                    sorted_draws[starts[p0] : starts[p1]],
+                    starts[p0 : p1 + 1] - starts[p0],
+                )
+        out[binding, order] = picked
+    return out
