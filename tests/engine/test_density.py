@@ -22,7 +22,7 @@ from aqrt.engine.density import (
     density_term_values,
 )
 from aqrt.engine.noise import CHANNEL_INSTRUCTION, Channel
-from aqrt.engine.ops import DENSE, DIAG, PERM
+from aqrt.engine.ops import CX, DENSE, DIAG, PERM, BoundProgram
 
 I2 = np.eye(2)
 PX = np.array([[0, 1], [1, 0]], dtype=complex)
@@ -206,22 +206,44 @@ def test_every_channel_kind_on_reversed_and_non_adjacent_qubits() -> None:
 def test_non_unitary_diagonal_and_permutation_superoperators_are_packed_and_run() -> None:
     """A dephasing superoperator is diagonal with entries 1 - 2p, an X/Y mixture's is anti-diagonal
     with entries 2p - 1: the packer classifies them DIAG / PERM, and the kernels must not assume
-    unit-modulus entries."""
+    unit-modulus entries. (The CXs keep the channels from absorbing the gates before them.)"""
     circuit = QuantumCircuit(2)
     circuit.h(0)
     circuit.ry(A, 1)
+    circuit.cx(0, 1)
     with_channel(circuit, dephasing(0.3), [0])
     with_channel(circuit, x_or_y(0.15), [1])
+    circuit.cx(1, 0)
     with_channel(circuit, amplitude_damping(0.5), [0])
-    lowered = lower_circuit(circuit)
-    program = density_program(lowered, np.array([[0.7]]))
+    program = density_program(lower_circuit(circuit), np.array([[0.7]]))
     assert program.num_qubits == 4
-    ops = program.ops
-    kinds = {(int(k), tuple(int(q) for q in ops.qubits[j, : ops.widths[j]])) for j, k in enumerate(ops.kinds)}
-    assert (DIAG, (0, 2)) in kinds
-    assert (PERM, (1, 3)) in kinds
-    assert (DENSE, (0, 2)) in kinds  # amplitude damping
+    assert packed_kinds(program) >= {(DIAG, (0, 2)), (PERM, (1, 3)), (DENSE, (0, 2))}
     check_against_reference(circuit, np.array([[0.7], [-2.0]]), 0, atol=1e-12)
+
+
+def packed_kinds(program: BoundProgram) -> set[tuple[int, tuple[int, ...]]]:
+    ops = program.ops
+    return {(int(k), tuple(int(q) for q in ops.qubits[j, : ops.widths[j]])) for j, k in enumerate(ops.kinds)}
+
+
+def test_a_channel_absorbs_the_gates_and_channels_before_it_on_its_qubits() -> None:
+    """A 1-qubit channel on 0 absorbs ry(a) on 0 (stepping over a CX on other qubits); a 2-qubit
+    channel on (0, 2) absorbs rx, a CX and that channel, and stops at the CX on (1, 2): five ops
+    (the CX on (1, 2) and the final H as two halves each, one superoperator, per binding)."""
+    circuit = QuantumCircuit(3)
+    circuit.ry(A, 0)
+    circuit.cx(1, 2)
+    with_channel(circuit, amplitude_damping(0.2), [0])
+    circuit.cx(2, 0)
+    circuit.rx(B, 2)
+    with_channel(circuit, random_kraus_2q(3), [0, 2])
+    circuit.h(1)
+    values = np.array([[0.3, 1.0], [2.0, -0.5], [-1.0, 0.1]])
+    program = density_program(lower_circuit(circuit), values)
+    assert program.num_ops == 5
+    assert packed_kinds(program) >= {(DENSE, (0, 2, 3, 5)), (CX, (1, 2)), (CX, (4, 5))}
+    assert program.binding_buffers.shape[1] == 4**4  # absorbed ry(a) and rx(b): one matrix per binding
+    check_against_reference(circuit, values, 2, atol=1e-12)
 
 
 def test_wide_path_matches_at_nine_qubits() -> None:
