@@ -7,6 +7,7 @@ errors applied exactly to each Pauli observable, the twirled-readout formula inc
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Sequence
@@ -107,7 +108,7 @@ def ghz(num_qubits: int = 4) -> QuantumCircuit:
 def _run(level: int, *, rng_seed: int = 11, precision: float = 0.0, **overrides: object) -> Mitigated:
     settings = ResilienceSettings.from_options(SimpleNamespace(resilience_level=level), default_level=0)
     if overrides:
-        settings = ResilienceSettings(**{**settings.__dict__, **overrides})  # type: ignore[arg-type]
+        settings = dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
     return mitigated_values(
         ghz(),
         [SparsePauliOp("ZZZZ")],
@@ -231,6 +232,31 @@ def test_precision_noise_is_amplified_and_propagated() -> None:
     assert np.all(stds > 0.01)
     assert 0.4 < spread / stds.mean() < 2.5
     assert abs(np.mean([run.evs[0, 0] for run in noisy_runs]) - exact.evs[0, 0]) < 3 * stds.mean()
+
+
+def test_trex_propagates_precision_noise() -> None:
+    """Perfect readout twirls (so only the precision noise varies): the spread of 200 seeded runs
+    matches the propagated std, which is sqrt((s/c)^2 + (v s / c^2)^2) for value v, calibration c."""
+    evaluator = ExactEvaluator()
+
+    def perfect(circuit, observables, values, names, signs):  # type: ignore[no-untyped-def]
+        return evaluator(circuit, observables, values, names, np.zeros_like(signs))
+
+    settings = ResilienceSettings(measure_mitigation=True, measure_twirling=True)
+    runs = [
+        mitigated_values(
+            ghz(), [SparsePauliOp("ZZZZ")], np.zeros((1, 0)), [], settings, perfect, np.random.default_rng(seed), 0.01
+        )
+        for seed in range(200)
+    ]
+    values = np.array([run.evs[0, 0] for run in runs])
+    calibration = math.prod(1 - a - b for a, b in READOUT)
+    raw = _readout_free(ghz(), "ZZZZ") * calibration
+    expected_std = math.hypot(0.01 / calibration, raw * 0.01 / calibration**2)
+    # (propagated from the noisy v and c themselves, hence the 10 %)
+    np.testing.assert_allclose([run.stds[0, 0] for run in runs], expected_std, rtol=0.1)
+    assert values.std(ddof=1) == pytest.approx(expected_std, rel=0.15)
+    assert abs(values.mean() - _readout_free(ghz(), "ZZZZ")) < 4 * expected_std / math.sqrt(200)
 
 
 def test_level_1_data_field() -> None:

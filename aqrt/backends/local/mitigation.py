@@ -6,6 +6,11 @@
   ``twirling.*``) override the level, as on IBM.
 - The noisy backend is a :class:`NoisyEvaluator` callback (exact density matrix or trajectories);
   mitigation only transforms circuits and post-processes the values it returns.
+- Cost: ``evaluate`` is called once per noise factor (1 without ZNE) times gate-twirl
+  randomization (1 without gate twirling), plus one TREX calibration on an empty circuit; each call
+  carries every binding and every distinct Pauli term of the PUB. Without gate twirling the
+  measurement twirls of a call are passed as their mean sign per qubit; with it, each
+  randomization gets its own mask (signs +-1), as IBM pairs them.
 - Every Pauli term of the observables is mitigated on its own (IBM's per-term, "heterogeneous"
   fits) and the observables are recombined from the terms; the identity term is left exact.
 

@@ -11,9 +11,10 @@ and ``rzz(t)^dagger = rzz(-t)``, so the folded gates are gates the noise model a
 Extrapolators (IBM's names): ``"linear"`` = ``"polynomial_degree_1"``, ``"polynomial_degree_k"``
 (1 <= k <= 7), ``"exponential"`` (``a * exp(b * x)``), ``"double_exponential"`` (two decaying
 exponentials) and ``"fallback"`` (the value at the lowest noise factor). Fits are weighted least
-squares with the given standard errors taken as absolute (so errors propagate: exact input gives
-exact output with zero error); a fit's standard error at ``x`` is the delta-method
-``sqrt(J C J^T)`` from the parameter covariance ``C``. A fit is accepted, in the order given, when
+squares (linear algebra for polynomials, a small Levenberg-Marquardt for exponentials, both batched
+over every series at once) with the given standard errors taken as absolute, so errors propagate
+and exact input gives exact output with zero error; a fit's standard error at ``x`` is the
+delta-method ``sqrt(J C J^T)`` from the parameter covariance ``C``. A fit is accepted, in the order given, when
 its value and error are finite, the error is at most 1 and ``value -+ error`` stays inside the
 Pauli range ``[-1, 1]`` widened by 1; if none is, the one with the smallest error is taken (the
 rule of IBM's ``qiskit-mitigation``).
