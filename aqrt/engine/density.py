@@ -36,11 +36,14 @@ if TYPE_CHECKING:
 
 __all__ = ["DENSITY_MAX_QUBITS", "density_probabilities", "density_program", "density_term_values"]
 
-# Widest n sent here by default. At n = 10 one density run costs about as much as ~500 statevector
-# trajectories of the same circuit, at n = 11 about ~1000 (measured, see tests/engine/test_density.py
-# and the report of issue #11): an Estimator needs ~1/precision**2 trajectories (4096 at IBM's
-# default precision 1/64) for a statistical answer, the density matrix gives the exact one.
-DENSITY_MAX_QUBITS = 10
+# Widest n sent here by default, measured against aqrt.engine.trajectories on 10-layer circuits with
+# a channel after every gate (one thread): one density run costs as much as ~250-300 trajectories at
+# n <= 7, ~550-650 at n = 8, ~1400-1500 at n = 9, ~3000-5000 at n = 10, ~7500+ at n = 11 (x2 per
+# qubit: 4**n against 2**n). With 4096 trajectories (IBM's default: 4096 shots, precision 1/64) the
+# density run is 2x faster for expectation values at n = 9 and as fast as trajectory sampling there,
+# 1.3x slower at n = 10 - and exact, which error mitigation's extrapolations need. vec(rho) at n = 9:
+# 4 MiB.
+DENSITY_MAX_QUBITS = 9
 
 _GATHER_ENTRIES = 1 << 22  # entries gathered at once when reducing terms (bindings x x masks x 2**n)
 
