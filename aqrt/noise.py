@@ -615,6 +615,52 @@ class NoiseModel:
         return result
 
     @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> NoiseModel:
+        """A model from Aer's ``NoiseModel.to_dict()`` form (plain or ``serializable=True``); needs no qiskit-aer.
+
+        The form qiskit-ibm-runtime sends a ``simulator.noise_model`` in (also accepted wrapped as
+        ``{"__type__": "NoiseModel", "__value__": ...}``). Error circuits may hold ``pauli``,
+        ``unitary``, ``kraus``, ``reset`` and Qiskit's standard gates; complex numbers as numbers
+        or ``[re, im]`` pairs. Entries are added as Aer's ``from_dict`` adds them. Like that form,
+        it carries no thermal relaxation of delays.
+
+        Raises:
+            InvalidInputError: not that form, an unknown instruction, or an invalid error.
+        """
+        if not isinstance(data, Mapping):
+            raise InvalidInputError(f"from_dict: expected a dict, got {type(data).__name__}")
+        if "errors" not in data and data.get("__type__") == "NoiseModel" and isinstance(data.get("__value__"), Mapping):
+            data = data["__value__"]
+        errors = data.get("errors")
+        if not isinstance(errors, list):
+            raise InvalidInputError("from_dict: expected Aer's NoiseModel.to_dict() form, a dict with an 'errors' list")
+        model = cls()
+        for position, entry in enumerate(errors):
+            where = f"from_dict: errors[{position}]"
+            if not isinstance(entry, Mapping):
+                raise InvalidInputError(f"{where} is not a dict")
+            kind = entry.get("type")
+            qubit_lists = entry.get("gate_qubits")
+            targets = [None] if qubit_lists is None else [list(q) for q in qubit_lists]
+            if kind == "qerror":
+                channel = _dict_error_channel(entry, where)
+                operations = entry.get("operations") or []
+                for qubits in targets:
+                    model.add_quantum_error(channel, operations, qubits)
+            elif kind == "roerror":
+                probabilities = _complex_array(entry.get("probabilities"), where).real
+                for qubits in targets:
+                    if probabilities.shape != (2, 2):
+                        raise InvalidInputError(
+                            f"{where}: a readout error of shape {probabilities.shape} on qubits {qubits} is correlated "
+                            "across qubits, which aqrt does not support"
+                        )
+                    model.add_readout_error(probabilities, qubits)
+            else:
+                raise InvalidInputError(f"{where} has type {kind!r}; expected 'qerror' or 'roerror'")
+        return model
+
+    @classmethod
     def from_backend(cls, backend: Any, **kwargs: Any) -> NoiseModel:
         """The device model Qiskit users know: Aer's ``NoiseModel.from_backend(backend, **kwargs)``, converted.
 
@@ -880,6 +926,98 @@ def _pauli_mixture(labels: Sequence[str], probabilities: Sequence[float]) -> Cha
 
     _check_probabilities("pauli_error", probabilities)
     return _simplified_mixture(probabilities, [Pauli(label).to_matrix() for label in labels])
+
+
+def _dict_error_channel(entry: Mapping[str, Any], where: str) -> Channel:
+    """The channel of a ``qerror`` entry of Aer's ``to_dict()`` form."""
+    circuits = entry.get("instructions")
+    probabilities = entry.get("probabilities")
+    if not isinstance(circuits, list) or not isinstance(probabilities, list) or len(circuits) != len(probabilities):
+        raise InvalidInputError(f"{where}: a qerror needs matching 'instructions' and 'probabilities' lists")
+    weights = [_real(where, "probability", p) for p in probabilities]
+    _check_probabilities(where, weights)
+    steps_list = [[_dict_instruction(step, where) for step in circuit] for circuit in circuits]
+    num_qubits = max((max(positions) + 1 for steps in steps_list for _, positions in steps if positions), default=1)
+    unitaries: list[np.ndarray] = []
+    for steps in steps_list:
+        unitary = _steps_unitary(steps, num_qubits)
+        if unitary is None:
+            break
+        unitaries.append(unitary)
+    else:
+        return _simplified_mixture(weights, unitaries)
+    dim = 2**num_qubits
+    total = np.zeros((dim * dim, dim * dim), dtype=np.complex128)
+    for steps, weight in zip(steps_list, weights, strict=True):
+        total += weight * _steps_superop(steps, num_qubits)
+    return _channel_from_superop(total, num_qubits)
+
+
+_DICT_OPERATIONS: dict[Any, Any] = {}  # instructions built from Aer's dict form, by their content
+_STANDARD_GATES: dict[str, Any] = {}
+
+
+def _dict_instruction(step: Any, where: str) -> tuple[Any, tuple[int, ...]]:
+    """A Qiskit instruction and its qubits from one ``{"name", "qubits", "params"}`` dict."""
+    if not isinstance(step, Mapping) or "name" not in step or "qubits" not in step:
+        raise InvalidInputError(f"{where}: an error instruction must be a dict with 'name' and 'qubits', got {step!r}")
+    name = step["name"]
+    try:
+        positions = tuple(int(q) for q in step["qubits"])
+        params = list(step.get("params") or [])
+        if name in ("unitary", "kraus"):
+            matrices = [_complex_array(m, where) for m in params]
+            key: Any = (name, len(positions), tuple((m.shape, m.tobytes()) for m in matrices))
+        else:
+            matrices = []
+            key = (name, len(positions), tuple(str(p) if name == "pauli" else float(p) for p in params))
+        operation = _DICT_OPERATIONS.get(key)
+        if operation is None:
+            operation = _dict_operation(name, len(positions), params, matrices, where)
+            if len(_DICT_OPERATIONS) < _CACHE_LIMIT:
+                _DICT_OPERATIONS[key] = operation
+        return operation, positions
+    except (IndexError, TypeError, ValueError) as exc:
+        if isinstance(exc, InvalidInputError):
+            raise
+        raise InvalidInputError(f"{where}: the error instruction {step!r} is malformed: {exc}") from exc
+
+
+def _dict_operation(name: str, width: int, params: list[Any], matrices: list[np.ndarray], where: str) -> Any:
+    from qiskit.circuit import Instruction, Reset
+    from qiskit.circuit.library import PauliGate, UnitaryGate, get_standard_gate_name_mapping
+
+    if name == "reset":
+        return Reset()
+    if name == "pauli":
+        return PauliGate(str(params[0]))
+    if name == "unitary":
+        return UnitaryGate(matrices[0], check_input=False)
+    if name == "kraus":
+        return Instruction("kraus", width, 0, matrices)
+    if not _STANDARD_GATES:
+        _STANDARD_GATES.update(get_standard_gate_name_mapping())
+    standard = _STANDARD_GATES.get(name)
+    if standard is None or name in ("measure", "delay", "barrier", "reset"):
+        raise InvalidInputError(f"{where}: the error instruction {name!r} is not supported")
+    return type(standard)(*[float(p) for p in params]) if params else type(standard)()
+
+
+def _complex_array(value: Any, where: str) -> np.ndarray:
+    """A numeric array; ``[re, im]`` pairs (Aer's serializable form) become complex numbers."""
+    try:
+        array = np.asarray(value)
+        if array.dtype == object:
+            array = np.asarray(value, dtype=np.complex128)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{where}: expected a numeric matrix, got {value!r}") from exc
+    if np.issubdtype(array.dtype, np.complexfloating):
+        return array.astype(np.complex128)
+    if not np.issubdtype(array.dtype, np.number):
+        raise InvalidInputError(f"{where}: expected a numeric matrix, got {value!r}")
+    if array.ndim == 3 and array.shape[-1] == 2:
+        return (array[..., 0] + 1j * array[..., 1]).astype(np.complex128)
+    return array.astype(np.complex128)
 
 
 def _aer_readout(error: Any, qubits: tuple[int, ...] | None) -> np.ndarray:

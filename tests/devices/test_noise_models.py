@@ -296,6 +296,45 @@ def test_from_aer_converts_pauli_and_lindblad_errors() -> None:
     assert ours.quantum_error("cx", (0, 1)).is_unitary_mixture
 
 
+@pytest.mark.parametrize("serializable", [False, True])
+def test_from_dict_reads_aers_dict_form_without_aer(manila_models: Any, serializable: bool) -> None:
+    aer_model, converted = manila_models
+    custom = aer_noise.NoiseModel()
+    unitary = random_unitary(2, seed=8).data
+    kraus = Kraus(aer_noise.thermal_relaxation_error(50e-6, 70e-6, 1e-6).to_quantumchannel()).data
+    custom.add_all_qubit_quantum_error(aer_noise.mixed_unitary_error([(unitary, 0.3), (np.eye(2), 0.7)]), "h")
+    custom.add_quantum_error(aer_noise.kraus_error(kraus), "x", [2])
+    custom.add_quantum_error(aer_noise.reset_error(0.1, 0.05), "reset", [1])
+    custom.add_all_qubit_quantum_error(aer_noise.depolarizing_error(0.05, 2), "rzz")
+    custom.add_all_qubit_readout_error([[0.9, 0.1], [0.2, 0.8]])
+    for aers, reference in ((aer_model, converted), (custom, NoiseModel.from_aer(custom))):
+        ours = NoiseModel.from_dict(aers.to_dict(serializable=serializable))
+        entries = {(name, qubits): channel for name, qubits, channel in ours.quantum_error_entries()}
+        expected = {(name, qubits): channel for name, qubits, channel in reference.quantum_error_entries()}
+        assert set(entries) == set(expected)
+        for key, channel in entries.items():
+            np.testing.assert_allclose(channel.superoperator(), expected[key].superoperator(), atol=1e-10)
+        for qubit in range(5):
+            np.testing.assert_allclose(ours.readout_error(qubit), reference.readout_error(qubit))
+        assert not ours.has_delay_relaxation  # the dict form carries none
+    wrapped = {"__type__": "NoiseModel", "__value__": custom.to_dict()}
+    assert as_noise_model(wrapped).quantum_error("h", (4,)) is not None
+    with pytest.raises(InvalidInputError, match="errors"):
+        NoiseModel.from_dict({"gates": []})
+    bad = {
+        "errors": [
+            {
+                "type": "qerror",
+                "operations": ["x"],
+                "instructions": [[{"name": "measure", "qubits": [0]}]],
+                "probabilities": [1.0],
+            }
+        ]
+    }
+    with pytest.raises(InvalidInputError, match="'measure' is not supported"):
+        NoiseModel.from_dict(bad)
+
+
 # --------------------------------------------------------------------------------------------
 # placement, and the density matrix against Aer's
 # --------------------------------------------------------------------------------------------
@@ -663,6 +702,8 @@ def test_an_aer_model_is_converted_once_until_it_changes() -> None:
     assert second is not first and second.quantum_error("x", (1,)) is not None
     assert as_noise_model(second) is second
     with pytest.raises(InvalidInputError, match="noise_model"):
+        as_noise_model(0.1)
+    with pytest.raises(InvalidInputError, match="errors"):
         as_noise_model({"x": 0.1})
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import heapq
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -362,22 +362,29 @@ _aer_models: dict[int, tuple[weakref.ref[Any], tuple[Any, ...], NoiseModel]] = {
 
 
 def as_noise_model(model: Any) -> NoiseModel:
-    """An aqrt :class:`~aqrt.noise.NoiseModel` for ``model`` (one, or a ``qiskit_aer.noise.NoiseModel``).
+    """An aqrt :class:`~aqrt.noise.NoiseModel` for ``model``: one, an Aer ``NoiseModel``, or its dict form.
+
+    A dict (what ``NoiseModel.to_dict()`` gives, as qiskit-ibm-runtime sends the option) is
+    converted on every call (:meth:`~aqrt.noise.NoiseModel.from_dict`, no qiskit-aer needed):
+    convert it once per session.
 
     An Aer model is converted once and the conversion reused while the model is alive and
     unchanged: its entries (instruction, qubits, error object) are compared on each call, so
     adding or replacing an error through Aer's API converts it again.
 
     Raises:
-        InvalidInputError: neither kind of model.
+        InvalidInputError: none of these kinds of model (or a malformed dict).
         ImportError: an Aer model, and qiskit-aer cannot be imported (cannot happen in practice).
     """
     if isinstance(model, NoiseModel):
         return model
+    if isinstance(model, Mapping):
+        return NoiseModel.from_dict(model)
     module = type(model).__module__
     if not module.startswith("qiskit_aer."):
         raise InvalidInputError(
-            f"noise_model must be an aqrt.noise.NoiseModel or a qiskit_aer.noise.NoiseModel, got {type(model).__name__}"
+            "noise_model must be an aqrt.noise.NoiseModel, a qiskit_aer.noise.NoiseModel or its to_dict() form, "
+            f"got {type(model).__name__}"
         )
     fingerprint = _aer_fingerprint(model)
     with _aer_lock:
