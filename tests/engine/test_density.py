@@ -260,11 +260,18 @@ def test_wide_path_matches_at_nine_qubits() -> None:
     with_channel(circuit, amplitude_damping(0.3), [7])
     circuit.rzz(B, 3, 7)
     with_channel(circuit, dephasing(0.1), [3])
-    with_channel(circuit, x_or_y(0.4), [8])
+    with_channel(circuit, x_or_y(0.4), [7])
     for q in range(0, 9, 2):
         circuit.rx(B, q)
         with_channel(circuit, depolarizing(1, 0.05), [q])
-    check_against_reference(circuit, np.array([[0.4, -1.1], [2.5, 0.3]]), 9, atol=1e-10)
+    values = np.array([[0.4, -1.1], [2.5, 0.3]])
+    # Non-unit DIAG and PERM superoperators, and a 4-qubit one, on high qubits of the wide path:
+    assert packed_kinds(density_program(lower_circuit(circuit), values)) >= {
+        (DIAG, (3, 12)),
+        (PERM, (7, 16)),
+        (DENSE, (5, 6, 14, 15)),
+    }
+    check_against_reference(circuit, values, 9, atol=1e-10)
 
 
 @pytest.mark.parametrize("num_qubits", [3, 9])
