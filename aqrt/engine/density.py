@@ -10,6 +10,9 @@ vector, qubit ``q`` of the column index is qubit ``q + n``. Then
 - a channel on ``Q`` is its superoperator, a (non-unitary) dense matrix on ``Q + (Q + n)``;
 - ``|0><0|`` is the vector's index 0, where every program of the engine starts.
 
+A channel absorbs the gates (and channels) just before it on its own qubits, so a noisy gate is
+one superoperator pass over ``vec(rho)`` (:func:`density_program`).
+
 So a circuit with channels becomes a noiseless ``2n``-qubit :class:`LoweredCircuit`, bound and run
 by the existing packer, interpreter and cache-blocked wide path (:mod:`aqrt.engine.simulate`):
 nothing here applies a matrix itself. The cost is that of a ``2n``-qubit statevector, so this path
