@@ -618,6 +618,9 @@ def test_readout_observable_accepts_sparse_observables_and_exact_readout() -> No
     twirled = readout_observable(SparsePauliOp(["ZZ", "XI"], [1.0, 2.0]), ASYMMETRIC[2:], [0.0, 0.0])
     b = [1 - m[0, 1] - m[1, 0] for m in ASYMMETRIC[2:]]
     assert twirled.equiv(SparsePauliOp(["ZZ", "XI"], [b[0] * b[1], 2 * b[1]]))
+    coin = np.full((2, 2), 0.5)  # a qubit read at random: every term on it reads 0
+    assert readout_observable(SparsePauliOp(["ZZ", "ZI"]), [coin, None]).equiv(SparsePauliOp("ZI"))
+    assert readout_observable(SparsePauliOp("Z" * 20), [coin] + ASYMMETRIC[:1] * 19).equiv(SparsePauliOp("I" * 20, [0]))
     with pytest.raises(InvalidInputError, match="readout matrices"):
         readout_observable(SparsePauliOp("ZZZ"), ASYMMETRIC[:2])
     with pytest.raises(InvalidInputError, match="twirl_signs"):

@@ -270,11 +270,10 @@ def readout_observable(
         zs.append(chosen & z)
         xs.append(chosen & x)
         values.append(coefficient * weights)
-    if not values:
-        return SparsePauliOp(
-            PauliList.from_symplectic(np.zeros((1, num_qubits), bool), np.zeros((1, num_qubits), bool)), [0]
-        )
-    all_values = np.concatenate(values)
+    all_values = np.concatenate(values) if values else np.zeros(0, dtype=np.complex128)
+    if all_values.size == 0:  # every term reads as 0 (e.g. on a qubit whose readout is a coin toss)
+        identity = np.zeros((1, num_qubits), dtype=bool)
+        return SparsePauliOp(PauliList.from_symplectic(identity, identity), [0])
     paulis = PauliList.from_symplectic(np.concatenate(zs), np.concatenate(xs))
     cutoff = _RELATIVE_CUTOFF * float(np.abs(all_values).max())
     return SparsePauliOp(paulis, all_values).simplify(atol=cutoff, rtol=0)
