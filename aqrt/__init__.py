@@ -41,7 +41,7 @@ from .errors import (
     UnsupportedCircuitError,
 )
 from .job import Job, JobMetrics, JobRequest, JobStatus, Program
-from .options import Options, parse_duration
+from .options import EstimatorOptions, Options, SamplerOptions, parse_duration
 from .primitives import Estimator, Sampler
 from .session import Batch, Session, SessionState, current_session
 
@@ -60,6 +60,7 @@ __all__ = [
     "CircuitTooLargeError",
     "ConflictError",
     "Estimator",
+    "EstimatorOptions",
     "ExecutionContext",
     "InvalidInputError",
     "InvalidOptionsError",
@@ -86,6 +87,7 @@ __all__ = [
     "RuntimeRequestError",
     "RuntimeService",
     "Sampler",
+    "SamplerOptions",
     "ServerError",
     "Service",
     "Session",

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, TypeAlias
+from typing import Any, ClassVar, TypeAlias
 
 from qiskit.providers import BackendV2
 
 from ..backends.base import Backend
 from ..errors import BackendMismatchError, InvalidInputError
 from ..job import Job, Program
-from ..options import Options
+from ..options import Options, program_options_class
 from ..session import Session, current_session
 from ..session._scheduler import Scheduler
 
@@ -26,7 +26,7 @@ class BasePrimitive:
     each job at once, with a fresh cache. ``run`` calls it directly (no hop: it is the hot path).
     """
 
-    _program: Program
+    _program: ClassVar[Program]
     run: Callable[..., Job]  # defined by each primitive, with its own keyword (precision, shots)
 
     def __init__(
@@ -38,7 +38,7 @@ class BasePrimitive:
     ) -> None:
         if session is not None and mode is not None:
             raise InvalidInputError("pass either mode= or session=, not both")
-        self._options = Options.coerce(options)
+        self._options = primitive_options(self._program, options)
         self._session, self._backend = _resolve_mode(session if session is not None else mode)
         self._scheduler = (
             self._session._scheduler if self._session is not None else Scheduler.for_job_mode(self._backend)
@@ -46,11 +46,15 @@ class BasePrimitive:
 
     @property
     def options(self) -> Options:
+        """This primitive's options, to change in place (``estimator.options.resilience_level =
+        2``): an :class:`~aqrt.options.EstimatorOptions` / :class:`~aqrt.options.SamplerOptions`,
+        or aqrt's :class:`~aqrt.Options` when one was given. A job takes a frozen snapshot of
+        them at ``run()``; later changes apply to later jobs only."""
         return self._options
 
     @options.setter
     def options(self, value: Options | Mapping[str, Any]) -> None:
-        self._options = Options.coerce(value)
+        self._options = primitive_options(self._program, value)
 
     @property
     def session(self) -> Session | None:
@@ -74,6 +78,16 @@ class BasePrimitive:
         """
         async with self._scheduler.reservation():
             return self.run(pubs, **kwargs)
+
+
+def primitive_options(program: Program, value: Options | Mapping[str, Any] | None) -> Options:
+    """A primitive's own copy of ``value``: aqrt's :class:`~aqrt.Options` stays one (it holds
+    both primitives' fields; what a program cannot use is reported per job, V1 style); anything
+    else (a dict, ``None``, the other primitive's class) becomes the program's IBM class, whose
+    unknown names raise (as IBM's do)."""
+    if type(value) is Options:
+        return value.copy()
+    return program_options_class(program).coerce(value)
 
 
 def _resolve_mode(mode: Mode) -> tuple[Session | None, Backend]:

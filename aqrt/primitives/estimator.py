@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..job import Job
+from ..options import effective_precision
 from ._base import BasePrimitive
 from ._pubs import coerce_estimator_pubs
 
@@ -19,7 +20,8 @@ class Estimator(BasePrimitive):
         mode: a Session/Batch, a backend (job mode) or a backend name; by default the session
             of the enclosing ``async with Session(...)`` block, else job mode on the local backend.
         session: the same as ``mode=session``.
-        options: :class:`~aqrt.Options` or a dict of them (unknown names raise).
+        options: :class:`~aqrt.options.EstimatorOptions` (IBM's names), aqrt's
+            :class:`~aqrt.Options`, or a nested dict of them (unknown names raise); copied.
 
     Example:
         >>> async with Session() as session:                               # doctest: +SKIP
@@ -34,7 +36,8 @@ class Estimator(BasePrimitive):
 
         Args:
             pubs: ``(circuit, observables[, parameter_values[, precision]])`` tuples or ``EstimatorPub``.
-            precision: for PUBs without their own; defaults to ``options.default_precision``.
+            precision: for PUBs without their own; defaults to ``1/sqrt(options.default_shots)``
+                when that is set (IBM's rule), else ``options.default_precision`` (0.0 if unset).
 
         Raises:
             InvalidPubError: a PUB is malformed (the message names which one and why).
@@ -42,6 +45,7 @@ class Estimator(BasePrimitive):
             SessionFullError: the session is at its ``max_pending`` (``await submit(...)`` waits).
             InvalidOptionsError: ``max_execution_time`` is not below the session's ``max_time``.
         """
+        options = self._options.snapshot()
         if precision is None:
-            precision = self._options.default_precision
-        return self._scheduler.submit(self._program, coerce_estimator_pubs(pubs, precision), self._options)
+            precision = effective_precision(options)
+        return self._scheduler.submit(self._program, coerce_estimator_pubs(pubs, precision), options)

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..job import Job
+from ..options import effective_shots
 from ._base import BasePrimitive
 from ._pubs import coerce_sampler_pubs
 
@@ -20,7 +21,8 @@ class Sampler(BasePrimitive):
         mode: a Session/Batch, a backend (job mode) or a backend name; by default the session
             of the enclosing ``async with Session(...)`` block, else job mode on the local backend.
         session: the same as ``mode=session``.
-        options: :class:`~aqrt.Options` or a dict of them (unknown names raise).
+        options: :class:`~aqrt.options.SamplerOptions` (IBM's names), aqrt's
+            :class:`~aqrt.Options`, or a nested dict of them (unknown names raise); copied.
     """
 
     _program = "sampler"
@@ -30,7 +32,7 @@ class Sampler(BasePrimitive):
 
         Args:
             pubs: ``(circuit[, parameter_values[, shots]])`` tuples or ``SamplerPub``.
-            shots: for PUBs without their own; defaults to ``options.default_shots``.
+            shots: for PUBs without their own; defaults to ``options.default_shots`` (1024 if unset).
 
         Raises:
             InvalidPubError: a PUB is malformed (the message names which one and why).
@@ -38,6 +40,7 @@ class Sampler(BasePrimitive):
             SessionFullError: the session is at its ``max_pending`` (``await submit(...)`` waits).
             InvalidOptionsError: ``max_execution_time`` is not below the session's ``max_time``.
         """
+        options = self._options.snapshot()
         if shots is None:
-            shots = self._options.default_shots
-        return self._scheduler.submit(self._program, coerce_sampler_pubs(pubs, shots), self._options)
+            shots = effective_shots(options)
+        return self._scheduler.submit(self._program, coerce_sampler_pubs(pubs, shots), options)

@@ -26,7 +26,8 @@ from ..backends.base import ExecutionContext
 from ..backends.local import LocalBackend, LocalService
 from ..backends.local.warmup import engine_is_warm, warm_engine
 from ..job import JobRequest, Program, new_job_id
-from ..options import Options
+from ..options import Options, effective_precision, effective_shots
+from ._base import primitive_options
 from ._pubs import coerce_estimator_pubs, coerce_sampler_pubs
 
 __all__ = ["EngineEstimator", "EngineSampler"]
@@ -44,17 +45,19 @@ class _EngineRunner:
         engine: str,
         **defaults: Any,
     ) -> None:
-        options = Options.coerce(options)
+        own = primitive_options(self._program, options)
         if seed is not None and not isinstance(seed, np.random.Generator):
-            options = options.replace(seed=seed)
+            own.seed = seed
+        own.update(**defaults)
         self._seed = seed
-        self._options = options.replace(**defaults) if defaults else options
+        self._options = own
         self._backend: LocalBackend = LocalService(engine=engine).backend()
         self._cache: dict[Any, Any] = {}
         self._cache_lock = threading.Lock()
 
     @property
     def options(self) -> Options:
+        """The options (changes apply to later ``run()`` calls; each run takes a snapshot)."""
         return self._options
 
     @property
@@ -73,23 +76,30 @@ class _EngineRunner:
         nothing (exact values), so no seed is taken from a Generator."""
         for index, pub in enumerate(pubs):
             self._backend.validate_pub(self._program, pub, index)
-        seeds = self._pub_seeds(len(pubs)) if draws else [None] * len(pubs)
+        options = self._options.snapshot()
+        seeds = self._pub_seeds(len(pubs), options) if draws else [None] * len(pubs)
         requests = [
-            JobRequest(new_job_id(), self._program, (pub,), self._options.replace(seed=seed), None)
+            JobRequest(
+                new_job_id(),
+                self._program,
+                (pub,),
+                options if seed == options.seed else options.replace(seed=seed),
+                None,
+            )
             for pub, seed in zip(pubs, seeds, strict=True)
         ]
         job = PrimitiveJob(self._execute, requests, finish)
         job._submit()
         return job
 
-    def _pub_seeds(self, count: int) -> list[int | None]:
+    def _pub_seeds(self, count: int, options: Options) -> list[int | None]:
         """Qiskit's seeding rule: an int seed gives every PUB the same stream (identical PUBs
         draw identically), a Generator is drawn from once per PUB (so it advances, run after
         run), no seed gives each PUB fresh entropy."""
         seed = self._seed
         if isinstance(seed, np.random.Generator):
             return [int(value) for value in seed.integers(0, 2**63 - 1, size=count)]
-        return [self._options.seed] * count
+        return [options.seed] * count
 
     def _execute(
         self, requests: list[JobRequest], finish: Callable[[PrimitiveResult[Any]], PrimitiveResult[Any]] | None
@@ -114,7 +124,7 @@ class EngineEstimator(_EngineRunner, BaseEstimatorV2):
     Args:
         default_precision: precision for PUBs without their own (0 = exact).
         seed: seed (or Generator to draw one from) for precision noise.
-        options: further :class:`~aqrt.Options` (e.g. ``optimization_level``).
+        options: further options (:class:`~aqrt.Options`, the program's IBM class or a dict).
         engine: ``"numba"`` (default) or ``"reference"``.
     """
 
@@ -133,11 +143,11 @@ class EngineEstimator(_EngineRunner, BaseEstimatorV2):
     @property
     def default_precision(self) -> float:
         """Precision for PUBs without their own."""
-        return self._options.default_precision
+        return effective_precision(self._options)
 
     def run(self, pubs: Iterable[Any], *, precision: float | None = None) -> PrimitiveJob[PrimitiveResult[Any]]:
         if precision is None:
-            precision = self._options.default_precision
+            precision = effective_precision(self._options)
         coerced = coerce_estimator_pubs(pubs, precision)
         exact = [
             EstimatorPub(pub.circuit, pub.observables, pub.parameter_values, 0.0, validate=False) for pub in coerced
@@ -167,7 +177,7 @@ class EngineSampler(_EngineRunner, BaseSamplerV2):
     Args:
         default_shots: shots for PUBs without their own.
         seed: seed (or Generator to draw one from) for the shots.
-        options: further :class:`~aqrt.Options` (e.g. ``optimization_level``).
+        options: further options (:class:`~aqrt.Options`, the program's IBM class or a dict).
         engine: ``"numba"`` (default) or ``"reference"``.
     """
 
@@ -186,9 +196,9 @@ class EngineSampler(_EngineRunner, BaseSamplerV2):
     @property
     def default_shots(self) -> int:
         """Shots for PUBs without their own."""
-        return self._options.default_shots
+        return effective_shots(self._options)
 
     def run(self, pubs: Iterable[Any], *, shots: int | None = None) -> PrimitiveJob[PrimitiveResult[Any]]:
         if shots is None:
-            shots = self._options.default_shots
+            shots = effective_shots(self._options)
         return self._submit(coerce_sampler_pubs(pubs, shots))

@@ -30,6 +30,8 @@ async def decode_params(program: str, params: Any, cost: int | None, config: Ser
 
 def decode_params_sync(program: str, params: Any, cost: int | None, config: ServerConfig) -> tuple[list[Any], Options]:
     """The PUBs and options of a job's ``params``; ``cost`` becomes ``max_execution_time``.
+    Every valid qiskit-ibm-runtime option is accepted (one aqrt cannot honour is reported in the
+    result's ``options_not_applied``); an unknown name is a 400 naming it.
 
     Raises:
         ApiError: 400 for params the API does not accept or this server's limits refuse.
@@ -38,6 +40,6 @@ def decode_params_sync(program: str, params: Any, cost: int | None, config: Serv
         raise ApiError(400, f"cost is {cost} seconds; this server takes at most {config.max_cost} (max_cost)")
     try:
         pubs, rest = pubs_from_params(program, params, limits=config.payload_limits())
-        return pubs, options_from_params(rest, max_execution_time=cost)
+        return pubs, options_from_params(rest, max_execution_time=cost, program=program)
     except WireError as exc:
         raise ApiError(400, str(exc)) from None

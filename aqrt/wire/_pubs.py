@@ -17,7 +17,7 @@ from qiskit.primitives.containers import EstimatorPub, SamplerPub
 from qiskit.primitives.containers.estimator_pub import EstimatorPubLike
 from qiskit.primitives.containers.sampler_pub import SamplerPubLike
 
-from ..options import Options
+from ..options import DEFAULT_SHOTS
 from ._blobs import DEFAULT_MAX_DECOMPRESSED_BYTES, clean_message
 from ._codec import decode_within, to_jsonable
 from ._errors import WireError
@@ -72,7 +72,7 @@ def pubs_from_wire(
         limits: what the PUBs may declare (a server's admission, :mod:`aqrt.wire.limits`); its
             ``max_decompressed_bytes`` then replaces the argument's.
         default_shots: the shots of sampler PUBs that set none, for ``limits``' checks
-            (default: :class:`~aqrt.options.Options`' ``default_shots``).
+            (default: :data:`~aqrt.options.DEFAULT_SHOTS`).
 
     Raises:
         WireError: malformed data, or a PUB that Qiskit's coercion refuses (its index named).
@@ -95,7 +95,7 @@ def pubs_within(
     coerce = _coercer(program)
     if type(data) is not list:
         raise WireError(f"params['pubs'] must be a list, not {type(data).__name__}")
-    shots = Options().default_shots if default_shots is None else default_shots
+    shots = DEFAULT_SHOTS if default_shots is None else default_shots
     pubs = []
     for index, raw in enumerate(data):
         try:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, cast
 
@@ -44,7 +45,7 @@ from ..errors import (
     SessionExpiredError,
 )
 from ..job import JobStatus
-from ..options import Options
+from ..options import Options, option_fields, program_options_class
 from ._codec import decode_within
 from ._errors import WireError
 from ._pubs import Program, pubs_to_wire, pubs_within
@@ -427,55 +428,148 @@ PROGRAMS: Final = ("estimator", "sampler")
 #: The primitive version a job's ``params`` carry.
 PARAMS_VERSION: Final = 2
 
-# ``params["options"]`` names the V2 primitives send, and the aqrt option each one sets
-# (``simulator.seed_simulator`` sets ``seed`` too; ``params["resilience_level"]`` likewise).
-_OPTION_NAMES: Final = {
-    "default_shots": "default_shots",
-    "default_precision": "default_precision",
-    "seed_estimator": "seed",
-    "resilience_level": "resilience_level",
-}
+# The top-level names qiskit-ibm-runtime's OptionsV2._get_program_inputs copies into
+# params["options"] (experimental keys among them are merged in, the others stay experimental).
+_PARAMS_OPTION_NAMES: Final = (
+    "default_precision",
+    "default_shots",
+    "seed_estimator",
+    "dynamical_decoupling",
+    "resilience",
+    "twirling",
+    "simulator",
+    "execution",
+)
+_PROGRAM_NAMES: Final = {"estimator": "Estimator", "sampler": "Sampler"}
 
 
 def job_params(program: Program, pubs: Any, options: Options) -> dict[str, Any]:
-    """The ``params`` of ``POST /jobs`` as qiskit-ibm-runtime's V2 primitives build them.
+    """The ``params`` of ``POST /jobs`` as qiskit-ibm-runtime's V2 primitives build them: the
+    set options only, nested, ``resilience_level`` beside them, ``experimental`` merged as the
+    official client merges it. ``max_execution_time`` and ``environment`` travel in the job's
+    body (``cost``, ``tags``, ...), not here.
 
-    Options the API has no field for are left out (:func:`options_not_sent` names them).
+    aqrt's ``seed`` is sent under IBM's name for the program (``seed_estimator``, or
+    ``simulator.seed_simulator`` for the Sampler) when the set IBM seeds would not give the same
+    seed; ``optimization_level`` and options the program does not have are left out
+    (:func:`options_not_sent` names them).
 
     Raises:
         WireError: a PUB that cannot be encoded.
     """
-    wire_options: dict[str, Any] = {}
-    if program == "estimator":
-        wire_options["default_precision"] = options.default_precision
-        if options.seed is not None:
-            wire_options["seed_estimator"] = options.seed
-    else:
-        wire_options["default_shots"] = options.default_shots
-        if options.seed is not None:
-            wire_options["simulator"] = {"seed_simulator": options.seed}
+    wire_options, resilience_level, _ = _wire_options(program, options)
     params: dict[str, Any] = {
         "pubs": pubs_to_wire(program, pubs),
         "options": wire_options,
         "version": PARAMS_VERSION,
         "support_qiskit": True,
     }
-    if program == "estimator" and options.resilience_level is not None:
-        params["resilience_level"] = options.resilience_level
+    if resilience_level is not None:
+        params["resilience_level"] = resilience_level
     return params
 
 
-def options_not_sent(options: Options) -> dict[str, str]:
-    """The aqrt options :func:`job_params` cannot send (name -> why), to report them, never
-    drop them silently."""
-    if options.optimization_level is None:
-        return {}
-    return {
-        "optimization_level": (
-            f"requested {options.optimization_level}, not sent: Runtime V2 primitives take ISA circuits "
+@functools.cache
+def _program_fields(program: str) -> dict[str, bool]:
+    return option_fields(program_options_class(program))
+
+
+def _wire_options(program: str, options: Options) -> tuple[dict[str, Any], int | None, dict[str, str]]:
+    """``(params["options"], resilience_level, not sent: path -> why)``."""
+    values = options.to_dict(only_set=True)
+    not_sent: dict[str, str] = {}
+    program_name = _PROGRAM_NAMES.get(program, program)
+    values.pop("max_execution_time", None)
+    environment = values.pop("environment", {})
+    level = values.pop("optimization_level", None)
+    if level is not None:
+        not_sent["optimization_level"] = (
+            f"requested {level}, not sent: Runtime V2 primitives take ISA circuits "
             "and do not transpile; transpile for the backend's target first"
         )
-    }
+    values.pop("seed", None)
+    experimental = values.pop("experimental", None)
+    resilience_level = values.pop("resilience_level", None)
+    fields = _program_fields(program)
+    if resilience_level is not None and "resilience_level" not in fields:
+        not_sent["resilience_level"] = f"requested {resilience_level}, not sent: not an option of the {program_name}"
+        resilience_level = None
+    kept = _known_only(values, fields, "", not_sent, program_name)
+    seed = options.seed
+    if seed is not None:
+        simulator = kept.get("simulator", {})
+        if program == "estimator":
+            if not (kept.get("seed_estimator") is None and simulator.get("seed_simulator") == seed):
+                kept["seed_estimator"] = seed
+        else:
+            kept["simulator"] = {**simulator, "seed_simulator": seed}
+    coupling_map = kept.get("simulator", {}).get("coupling_map")
+    if coupling_map is not None and not isinstance(coupling_map, list):
+        kept["simulator"]["coupling_map"] = [list(edge) for edge in coupling_map.get_edges()]
+    if experimental:
+        merged_names = [name for name in _PARAMS_OPTION_NAMES if name in fields]
+        extra = {key: value for key, value in experimental.items() if key not in merged_names}
+        _merge_options(kept, {key: value for key, value in experimental.items() if key in merged_names})
+        extra.pop("image", None)
+        if extra:
+            kept["experimental"] = extra
+    for name, value in environment.items():
+        if name != "job_tags":  # sent as the job's tags
+            not_sent[f"environment.{name}"] = (
+                f"requested {value!r}, not sent: aqrt's Runtime client does not send this field of the job yet"
+            )
+    _drop_empty(kept)
+    return kept, resilience_level, not_sent
+
+
+def _known_only(
+    values: dict[str, Any], fields: Mapping[str, bool], prefix: str, not_sent: dict[str, str], program_name: str
+) -> dict[str, Any]:
+    kept: dict[str, Any] = {}
+    for name, value in values.items():
+        path = prefix + name
+        if path not in fields:
+            not_sent[path] = f"requested {value!r}, not sent: not an option of the {program_name}"
+        elif fields[path] and isinstance(value, dict):
+            kept[name] = _known_only(value, fields, path + ".", not_sent, program_name)
+        else:
+            kept[name] = value
+    return kept
+
+
+def _merge_options(into: dict[str, Any], new: Mapping[str, Any]) -> None:
+    """qiskit-ibm-runtime's ``merge_options_v2``: dicts merge key by key, anything else replaces."""
+    for key, value in new.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _merge_options(into[key], value)
+        else:
+            into[key] = _copied(value)
+
+
+def _copied(value: Any) -> Any:
+    return {key: _copied(item) for key, item in value.items()} if isinstance(value, Mapping) else value
+
+
+def _drop_empty(values: dict[str, Any]) -> None:
+    for key in list(values):
+        if isinstance(values[key], dict):
+            _drop_empty(values[key])
+            if not values[key]:
+                del values[key]
+
+
+def options_not_sent(options: Options, program: Program | None = None) -> dict[str, str]:
+    """The options :func:`job_params` and aqrt's client cannot send (path -> why), to report
+    them, never drop them silently: ``optimization_level``, options ``program`` does not have,
+    and ``environment`` fields other than ``job_tags``."""
+    _, _, not_sent = _wire_options(program or "estimator", options)
+    if program is None:
+        not_sent = {
+            path: why
+            for path, why in not_sent.items()
+            if path == "optimization_level" or path.startswith("environment.")
+        }
+    return not_sent
 
 
 def pubs_from_params(
@@ -540,29 +634,28 @@ def _default_shots(rest: Mapping[str, Any], limits: PayloadLimits) -> int | None
     return shots
 
 
-def options_from_params(params: Mapping[str, Any], *, max_execution_time: int | None = None) -> Options:
-    """The aqrt :class:`~aqrt.options.Options` of (decoded) ``params``; ``max_execution_time``
-    is the job's ``cost``.
+def options_from_params(
+    params: Mapping[str, Any], *, max_execution_time: int | None = None, program: str | None = None
+) -> Options:
+    """The options of (decoded) ``params``: ``params["options"]`` with ``resilience_level``
+    beside it, as qiskit-ibm-runtime sends them; ``max_execution_time`` is the job's ``cost``.
+    For a ``program``, its IBM class (:class:`~aqrt.options.EstimatorOptions` /
+    :class:`~aqrt.options.SamplerOptions`) checks the names; else aqrt's :class:`Options`.
 
     Raises:
-        WireError: ``params["options"]`` is not an object, or its values are not valid options
-            (``"invalid options: ..."``).
+        WireError: ``params["options"]`` is not an object, or names an unknown option, or a value
+            out of range (``"invalid options: ..."``).
     """
     given = params.get("options") or {}
     if not isinstance(given, dict):
         raise WireError("params['options'] must be an object")
-    values: dict[str, Any] = {}
-    for name, target in _OPTION_NAMES.items():
-        if given.get(name) is not None:
-            values[target] = given[name]
+    values: dict[str, Any] = dict(given)
     if params.get("resilience_level") is not None:
         values["resilience_level"] = params["resilience_level"]
-    simulator = given.get("simulator")
-    if isinstance(simulator, dict) and simulator.get("seed_simulator") is not None:
-        values["seed"] = simulator["seed_simulator"]
     if max_execution_time is not None:
         values["max_execution_time"] = max_execution_time
+    kind = program_options_class(program) if program is not None else Options
     try:
-        return Options.from_mapping(values)
+        return kind.from_mapping(values)
     except InvalidInputError as exc:
         raise WireError(f"invalid options: {exc}") from None

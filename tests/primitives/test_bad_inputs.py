@@ -410,9 +410,14 @@ BAD_OPTIONS: list[Any] = [
         id="resilience-level-3",
     ),
     pytest.param(
-        lambda: Sampler(options={"resilience_level": -1}),
+        lambda: Estimator(options={"resilience_level": -1}),
         r"resilience_level must be in 0\.\.2, got -1",
         id="resilience-level-negative",
+    ),
+    pytest.param(
+        lambda: Sampler(options={"resilience_level": 1}),
+        r"unknown option\(s\) \['resilience_level'\]; known options are .*\(SamplerOptions\)",
+        id="sampler-has-no-resilience-level",
     ),
     pytest.param(lambda: Options(default_shots=0), "default_shots must be in >= 1, got 0", id="default-shots-zero"),
     pytest.param(

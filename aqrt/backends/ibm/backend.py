@@ -45,9 +45,9 @@ DEFAULT_MAX_SESSION_TIME = 8 * 3600
 _JOB_CONCURRENCY = 1000
 
 
-def _report_not_applied(result: Any, options: Options) -> None:
-    """Name, in the metadata, the aqrt options the Runtime API has no field for (never silent)."""
-    not_sent = options_not_sent(options)
+def _report_not_applied(result: Any, program: Program, options: Options) -> None:
+    """Name, in the metadata, the options aqrt's client does not send (never silent)."""
+    not_sent = options_not_sent(options, program)
     if not not_sent:
         return
     for holder in (result, *result):
@@ -275,7 +275,7 @@ class IBMBackend(BackendV2):
                     backend=self.name,
                     params=params,
                     session_id=remote_session,
-                    tags=[f"aqrt-job-{request.job_id}"],
+                    tags=[*(request.options.environment.job_tags or ()), f"aqrt-job-{request.job_id}"],
                     max_execution_time=request.options.max_execution_time,
                     idempotency_key=key,
                 )
@@ -308,7 +308,7 @@ class IBMBackend(BackendV2):
     async def _outcome(self, request: JobRequest, remote_id: str, final: dict[str, Any]) -> Any:
         where = f"job {request.job_id} (server job {remote_id})"
         result = await final_result(self._connection.api, remote_id, final, where=where, job_id=request.job_id)
-        _report_not_applied(result, request.options)
+        _report_not_applied(result, request.program, request.options)
         return result
 
     def __repr__(self) -> str:
