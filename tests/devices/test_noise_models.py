@@ -391,7 +391,7 @@ def test_control_flow_blocks_get_their_instructions_noise_on_the_bound_qubits() 
     circuit.measure(0, 0)
     with circuit.if_test((circuit.clbits[0], 1)) as else_:
         circuit.x(2)
-        circuit.delay(50, 2, unit="ns")  # Aer's relaxation pass leaves blocks alone
+        circuit.delay(50, 2, unit="ns")  # relaxation inside blocks too, as Aer simulates it
     with else_:
         circuit.cx(2, 1)
     with circuit.for_loop(range(2)):
@@ -400,7 +400,8 @@ def test_control_flow_blocks_get_their_instructions_noise_on_the_bound_qubits() 
     noisy = noisy_circuit(circuit, model, [0, 9, 4])
     if_else, for_loop = noisy.data[1].operation, noisy.data[2].operation
     true_body, false_body = if_else.blocks
-    assert [n for n, _ in channel_positions(true_body)] == ["x", "channel", "delay"]
+    assert [n for n, _ in channel_positions(true_body)] == ["x", "channel", "delay", "channel"]
+    assert_same_channel(true_body.data[3].operation.channel, aer_noise.thermal_relaxation_error(1e-4, 1e-4, 50e-9))
     assert [n for n, _ in channel_positions(false_body)] == ["cx", "channel"]
     assert [n for n, _ in channel_positions(for_loop.blocks[0])] == ["x", "channel", "x"]
     # the channel in the loop body acts on the body's qubit bound to circuit qubit 2 (device 4)
@@ -451,6 +452,55 @@ def test_density_matrix_of_a_device_circuit_equals_aers(manila: Any, manila_mode
     np.testing.assert_allclose(reduced.data, traced, atol=1e-9)
     np.testing.assert_allclose(np.trace(traced), 1, atol=1e-12)
     assert np.abs(expected - reference_density(device).data).max() > 1e-3  # the noise did something
+
+
+def test_density_matrix_of_a_dynamic_circuit_equals_aers(manila: Any, manila_models: Any) -> None:
+    """Gates in a taken branch get their noise, and a delay there its relaxation, as in Aer."""
+    aer_model, ours = manila_models
+    circuit = QuantumCircuit(5, 1)
+    circuit.sx(1)
+    circuit.cx(1, 2)
+    circuit.measure(0, 0)  # qubit 0 is never touched: reads 0, so the true branch runs
+    with circuit.if_test((circuit.clbits[0], 0)) as else_:
+        circuit.x(2)
+        circuit.delay(4000, 2, unit="dt")
+        circuit.cx(2, 1)
+    with else_:
+        circuit.x(1)
+    circuit.delay(3000, 1, unit="dt")
+    circuit.sx(2)
+    expected = aer_density(circuit, aer_model)
+    noisy = noisy_circuit(circuit, ours, range(5))
+    flat = QuantumCircuit(5)
+    for instruction in noisy.data:
+        if instruction.operation.name == "measure":
+            continue
+        if instruction.operation.name == "if_else":
+            block = instruction.operation.blocks[0]
+            outer = [noisy.find_bit(q).index for q in instruction.qubits]
+            for inner in block.data:
+                flat.append(inner.operation, [outer[block.find_bit(q).index] for q in inner.qubits])
+            continue
+        flat.append(instruction.operation, [noisy.find_bit(q).index for q in instruction.qubits])
+    np.testing.assert_allclose(reference_density(flat).data, expected, atol=1e-9)
+    (if_else,) = [i.operation for i in noisy.data if i.operation.name == "if_else"]
+    names = [i.operation.name for i in if_else.blocks[0].data]
+    assert names == ["x", CHANNEL_INSTRUCTION, "delay", CHANNEL_INSTRUCTION, "cx", CHANNEL_INSTRUCTION]
+    loop = QuantumCircuit(5)
+    loop.sx(1)
+    with loop.for_loop(range(3)):
+        loop.delay(2000, 1, unit="dt")
+        loop.sx(1)
+    unrolled = QuantumCircuit(5)
+    unrolled.sx(1)
+    for _ in range(3):
+        unrolled.delay(2000, 1, unit="dt")
+        unrolled.sx(1)
+    body = noisy_circuit(loop, ours, range(5)).data[2].operation.blocks[0]  # after sx and its channel
+    assert [n for n, _ in channel_positions(body)] == ["delay", "channel", "sx", "channel"]
+    np.testing.assert_allclose(
+        reference_density(noisy_circuit(unrolled, ours, range(5))).data, aer_density(loop, aer_model), atol=1e-9
+    )
 
 
 def test_density_matrix_with_every_channel_type_equals_aers() -> None:
