@@ -92,6 +92,8 @@ def noisy_circuit(circuit: QuantumCircuit, model: NoiseModel, physical_qubits: S
       inside control-flow blocks too (as Aer's simulator does: checked against its density
       matrices for ``if_else`` and ``for_loop`` bodies).
 
+    An ideal model returns ``circuit`` itself; otherwise a new circuit (the input is not changed).
+
     Raises:
         InvalidInputError: ``physical_qubits`` does not match the circuit's width, an error wider
             than its instruction, or a delay whose duration cannot be converted to seconds.
