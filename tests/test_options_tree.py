@@ -14,7 +14,8 @@ import inspect
 import json
 import pickle
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,10 +38,13 @@ from aqrt import (
 )
 from aqrt.backends.local.options_report import options_not_applied
 from aqrt.options import option_fields
+from aqrt.server import serve_in_thread
 from aqrt.server.config import ServerConfig
 from aqrt.server.errors import ApiError
 from aqrt.server.params import decode_params_sync
 from aqrt.wire import runtime_api as api
+
+from .server.server_support import CRN, make_config
 
 
 def bell() -> QuantumCircuit:
@@ -324,6 +328,7 @@ def aqrt_params(program: str, options: Options) -> dict[str, Any]:
     return params
 
 
+EXPERIMENTAL = {"twirling": {"strategy": "all"}, "other": 1, "image": "img:1"}
 FORMS: list[tuple[str, Callable[[Any], None]]] = [
     ("resilience_level", lambda o: setattr(o, "resilience_level", 2)),
     ("default_shots", lambda o: setattr(o, "default_shots", 2000)),
@@ -341,7 +346,7 @@ FORMS: list[tuple[str, Callable[[Any], None]]] = [
     ("seed_estimator", lambda o: setattr(o, "seed_estimator", 5)),
     ("execution", lambda o: setattr(o.execution, "init_qubits", False)),
     ("max_execution_time", lambda o: setattr(o, "max_execution_time", 300)),
-    ("experimental", lambda o: setattr(o, "experimental", {"twirling": {"strategy": "all"}, "other": 1, "image": "x"})),
+    ("experimental", lambda o: setattr(o, "experimental", EXPERIMENTAL)),
     ("coupling_map", lambda o: setattr(o.simulator, "coupling_map", CouplingMap([[0, 1], [1, 2]]))),
 ]
 
@@ -597,3 +602,68 @@ async def test_a_ported_ibm_snippet_runs_changing_only_imports_and_await() -> No
     assert set(not_applied) >= {"resilience_level", "twirling.enable_gates", "dynamical_decoupling.enable"}
     assert set(not_applied) >= {"environment.job_tags"}
     assert np.isfinite(float(pub_result.data.evs))
+
+
+# -- over HTTP: the official client against aqrt serve, aqrt's client against a Runtime server ----
+
+
+@pytest.fixture
+def official_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    from qiskit_ibm_runtime import QiskitRuntimeService
+
+    with serve_in_thread(make_config(tmp_path, backend_qubits=5), debug=True) as url:
+        monkeypatch.setenv("IAM_URL", url)
+        monkeypatch.setenv("QISKIT_FUNCTIONS_EXPERIMENTAL", "1")
+        yield QiskitRuntimeService(
+            channel="ibm_quantum_platform",
+            token="alice-key",
+            instance=CRN,
+            url_resolver=lambda *args, **kwargs: f"{url}/api/v1",
+        )
+
+
+@pytest.mark.filterwarnings("ignore:The (Estimator|Sampler)V2 class is deprecated:DeprecationWarning")
+def test_aqrt_serve_takes_the_official_clients_options_and_reports_what_it_cannot_honour(official_service) -> None:
+    from qiskit.transpiler import generate_preset_pass_manager
+    from qiskit_ibm_runtime import EstimatorV2
+
+    backend = official_service.backend("aqrt_statevector")
+    isa = generate_preset_pass_manager(backend=backend, optimization_level=1, seed_transpiler=3).run(bell())
+    observable = SparsePauliOp("ZZ").apply_layout(isa.layout)
+    estimator = EstimatorV2(mode=backend)
+    for _, form in FORMS:
+        if _ != "coupling_map":
+            form(estimator.options)
+    job = estimator.run([(isa, observable)])
+    pub_result = job.result()[0]
+    assert abs(float(pub_result.data.evs) - 1.0) < 0.2 and float(pub_result.data.stds) == pytest.approx(0.1)
+    not_applied = pub_result.metadata["options_not_applied"]
+    assert {"resilience_level", "resilience.zne_mitigation", "twirling.enable_gates"} <= set(not_applied)
+    assert {"dynamical_decoupling.enable", "execution.init_qubits", "experimental"} <= set(not_applied)
+    assert job.tags == ["exp-1"]
+
+    refused = EstimatorV2(mode=backend)
+    refused.options.experimental = {"twirling": {"bogus": True}}  # merged into twirling by the client
+    with pytest.raises(Exception, match=r"400 Client Error.*unknown option\(s\) \[\W*twirling\.bogus"):
+        refused.run([(isa, observable)]).result()
+
+
+@pytest.mark.asyncio
+async def test_aqrt_client_sends_params_tags_and_cost_as_the_official_client(looptime) -> None:
+    from tests.ibm.ibm_fault_server import FaultServer
+    from tests.ibm.test_ibm_client import JOBS, service_for
+
+    options = EstimatorOptions(seed_estimator=3, max_execution_time=60)
+    for _, form in FORMS[:13]:
+        form(options)
+    official = IBMEstimatorOptions(seed_estimator=3, max_execution_time=60)
+    for _, form in FORMS[:13]:
+        form(official)
+    async with FaultServer() as server, service_for(server) as service:
+        backend = await service.backend("fake_alpha")
+        await Estimator(mode=backend, options=options).run([(bell(), "ZZ")])
+        (post,) = server.calls("POST", JOBS)
+    params = dict(post.body["params"])
+    del params["pubs"]
+    assert params == ibm_params(official)
+    assert post.body["tags"][0] == "exp-1" and post.body["cost"] == 60
