@@ -419,6 +419,10 @@ class _Group:
             cached = self.__dict__["_hash"] = hash(_hashable(self._set_items()))
         return int(cached)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # str hashes differ between processes: an unpickled snapshot computes its own.
+        return {**self.__dict__, "_hash": None}
+
     def __repr__(self) -> str:
         parts = []
         for name, value in self._items():
@@ -966,7 +970,8 @@ class Options(_Group):
             groups (:class:`DynamicalDecouplingOptions`, :class:`ResilienceOptions`,
             :class:`SamplerExecutionOptions`, :class:`TwirlingOptions`,
             :class:`EnvironmentOptions`, :class:`SimulatorOptions`), as objects or dicts.
-        experimental: a dict, sent as IBM's client sends it.
+        experimental: a dict, sent as IBM's client sends it (assign a new dict to change it:
+            one changed in place does not reach the cached snapshot).
 
     Raises:
         InvalidOptionsError: an unknown name (at any depth) or a value out of range; the message

@@ -525,7 +525,20 @@ async def test_a_job_carries_a_frozen_snapshot_later_changes_do_not_reach_it() -
     with pytest.raises(dataclasses.FrozenInstanceError):
         job.options.twirling.enable_gates = False
     assert type(job.options) is Options and job.options.frozen and hash(job.options) == hash(first)
-    assert pickle.loads(pickle.dumps(job.options)) == job.options  # Dask ships job requests
+    shipped = pickle.loads(pickle.dumps(job.options))  # Dask ships job requests
+    assert shipped == job.options and shipped.frozen and hash(shipped) == hash(job.options)
+
+
+def test_a_noise_model_is_kept_by_reference_and_reported_by_a_noiseless_backend() -> None:
+    from qiskit_aer.noise import NoiseModel, depolarizing_error
+
+    model = NoiseModel()
+    model.add_all_qubit_quantum_error(depolarizing_error(0.01, 1), ["x"])
+    options = EstimatorOptions(simulator={"noise_model": model, "seed_simulator": 2})
+    assert options.snapshot().simulator.noise_model is model and options.seed == 2
+    report = options_not_applied("estimator", options) or {}
+    assert set(report) == {"simulator.noise_model"} and "a NoiseModel" in report["simulator.noise_model"]
+    assert options_not_applied("estimator", options, honoured=["simulator.noise_model"]) is None
 
 
 @pytest.mark.asyncio
