@@ -24,6 +24,7 @@ Cancellation is polled between batches (and between a wide trajectory's stretch 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,8 @@ class _NoisyProgram:
     channels: kernels.ChannelTable
     branch_codes: list[np.ndarray]  # per channel: branch -> the branch that stands for it (identities merged)
     all_mixtures: bool
+    dense_branches: list[np.ndarray | None]  # per mixture channel: (branches, d*d) its unitaries, row-major
+    _wide: list[_WideStretch] | None = None
 
     @property
     def num_channels(self) -> int:
@@ -62,7 +65,39 @@ class _NoisyProgram:
 
     def packed(self) -> tuple[BoundProgram, np.ndarray]:
         """The stretches as one program, and the segment bounds (see the kernels' docstring)."""
-        return _concatenate(self.num_qubits, self.stretches)
+        program, bounds, _ = _concatenate(self.num_qubits, self.stretches, [])
+        return program, bounds
+
+    def wide_plan(self) -> list[_WideStretch]:
+        """The program cut at Kraus channels only, for the wide path (built once).
+
+        A wide state costs a pass over memory per cache-blocked group, so unitary-mixture channels
+        do not cut the program: each is a dense *slot* op whose entries live in the binding
+        buffer, and a trajectory writes its chosen branch's matrix there before the stretch runs
+        (identity branches too), so the whole stretch keeps one blocked schedule.
+        """
+        if self._wide is None:
+            mixture = self.channels[2]
+            kraus = [c for c in range(self.num_channels) if not mixture[c]]
+            cuts = [-1, *kraus, self.num_channels]
+            plan = []
+            for before, after in itertools.pairwise(cuts):
+                inside = list(range(before + 1, after))
+                slots = [(self.channels[0][c, : self.channels[1][c]], self.channels[1][c]) for c in inside]
+                program, _, offsets = _concatenate(self.num_qubits, self.stretches[before + 1 : after + 1], slots)
+                plan.append(_WideStretch(program, inside, offsets, after if after < self.num_channels else -1))
+            self._wide = plan
+        return self._wide
+
+
+@dataclasses.dataclass
+class _WideStretch:
+    """Stretches and the mixture channels between them as one program, then a Kraus channel (or none)."""
+
+    program: BoundProgram
+    mixtures: list[int]  # channel indices whose branch goes into a slot
+    slot_offsets: list[int]  # where each slot's d*d entries start in a binding's row
+    kraus: int  # the Kraus channel after this stretch, -1 for none
 
 
 def _prepare(lowered: LoweredCircuit, values: np.ndarray, dtype: Any) -> _NoisyProgram:
@@ -82,7 +117,15 @@ def _prepare(lowered: LoweredCircuit, values: np.ndarray, dtype: Any) -> _NoisyP
     stretches.append(LoweredCircuit(lowered.num_qubits, current, lowered.parameter_names).bind(values, dtype=dtype))
     table, codes = _channel_table(channel_ops, np.dtype(dtype))
     all_mixtures = all(op.channel is not None and op.channel.is_unitary_mixture for op in channel_ops)
-    return _NoisyProgram(lowered.num_qubits, stretches, table, codes, all_mixtures)
+    dense: list[np.ndarray | None] = []
+    for op in channel_ops:
+        channel = op.channel
+        assert channel is not None
+        if channel.unitaries is None:
+            dense.append(None)
+        else:
+            dense.append(np.array([u.reshape(-1) for u in channel.unitaries], dtype=dtype))
+    return _NoisyProgram(lowered.num_qubits, stretches, table, codes, all_mixtures, dense)
 
 
 def _branch_kind(unitary: np.ndarray) -> int:
@@ -164,8 +207,15 @@ def _channel_table(channel_ops: list[GateOp], dtype: np.dtype) -> tuple[kernels.
     return table, codes
 
 
-def _concatenate(num_qubits: int, programs: list[BoundProgram]) -> tuple[BoundProgram, np.ndarray]:
-    widest = max(p.ops.qubits.shape[1] for p in programs)
+def _concatenate(
+    num_qubits: int, programs: list[BoundProgram], slots: list[tuple[np.ndarray, int]]
+) -> tuple[BoundProgram, np.ndarray, list[int]]:
+    """The programs as one program, its segment bounds (counting no slots), and where each slot's entries start.
+
+    ``slots`` is empty or has one (qubits, width) per gap between programs: a dense op reading
+    its entries from the binding buffer, after the programs' own binding entries (zero here).
+    """
+    widest = max([p.ops.qubits.shape[1] for p in programs] + [int(width) for _, width in slots])
     static_shift = binding_shift = 0
     kinds, qubits, widths, aux, sources, offsets = [], [], [], [], [], []
     bounds = [0]
@@ -182,6 +232,17 @@ def _concatenate(num_qubits: int, programs: list[BoundProgram]) -> tuple[BoundPr
         static_shift += p.static_buffer.shape[0]
         binding_shift += p.binding_buffers.shape[1]
         bounds.append(bounds[-1] + ops.num_ops)
+    slot_offsets = []
+    for j, (slot_qubits, width) in enumerate(slots):
+        row = np.zeros((1, widest), dtype=np.int64)
+        row[0, :width] = slot_qubits
+        slot_offsets.append(binding_shift)
+        at = 1 + 2 * j  # after program j's ops (and the slots before it)
+        for part, value in ((kinds, [DENSE]), (widths, [width]), (sources, [1]), (offsets, [binding_shift])):
+            part.insert(at, np.array(value, dtype=np.int64))
+        qubits.insert(at, row)
+        aux.insert(at, np.zeros((1, 2), dtype=np.int64))
+        binding_shift += 1 << (2 * int(width))
     arrays = OpArrays(
         kinds=np.concatenate(kinds).astype(np.int64),
         qubits=np.ascontiguousarray(np.concatenate(qubits), dtype=np.int64),
@@ -191,8 +252,12 @@ def _concatenate(num_qubits: int, programs: list[BoundProgram]) -> tuple[BoundPr
         offsets=np.concatenate(offsets).astype(np.int64),
     )
     static = np.ascontiguousarray(np.concatenate([p.static_buffer for p in programs]))
-    per_binding = np.ascontiguousarray(np.concatenate([p.binding_buffers for p in programs], axis=1))
-    return BoundProgram(num_qubits, arrays, static, per_binding), np.array(bounds, dtype=np.int64)
+    per_binding = np.concatenate([p.binding_buffers for p in programs], axis=1)
+    if slots:
+        extra = binding_shift - per_binding.shape[1]
+        per_binding = np.concatenate([per_binding, np.zeros((per_binding.shape[0], extra), per_binding.dtype)], axis=1)
+    program = BoundProgram(num_qubits, arrays, static, np.ascontiguousarray(per_binding))
+    return program, np.array(bounds, dtype=np.int64), slot_offsets
 
 
 def _batch_size(num_qubits: int, row: int) -> int:
@@ -210,30 +275,31 @@ def _is_wide(num_qubits: int) -> bool:
 def _wide_trajectory(
     noisy: _NoisyProgram, binding: int, uniforms: np.ndarray, cancel: simulate.Cancel | None
 ) -> np.ndarray:
-    """The final state of one trajectory, stretch by stretch with the amplitude-parallel kernels."""
+    """The final state of one trajectory: each stretch of the wide plan cache-blocked and
+    amplitude-parallel with its mixture branches in its slots, then its Kraus channel."""
     dtype = noisy.stretches[0].dtype
     state = np.zeros(1 << noisy.num_qubits, dtype=dtype)
     state[0] = 1
     table = noisy.channels
-    channel_qubits, widths, mixture, _, _, kinds, offsets, _, entries = table
-    no_rho = np.zeros((1, 1), dtype=np.complex128)
-    for c in range(noisy.num_channels + 1):
-        simulate.evolve(state, noisy.stretches[c], binding, cancel)
-        if c == noisy.num_channels:
-            break
+    channel_qubits, widths, _, first, counts, _, offsets, cumulative, entries = table
+    for stretch in noisy.wide_plan():
+        row = stretch.program.binding_buffers[binding]
+        for c, at in zip(stretch.mixtures, stretch.slot_offsets, strict=True):
+            start, count = int(first[c]), int(counts[c])
+            branch = min(int(np.searchsorted(cumulative[start : start + count], uniforms[c], side="right")), count - 1)
+            matrices = noisy.dense_branches[c]
+            assert matrices is not None
+            row[at : at + matrices.shape[1]] = matrices[branch]
+        simulate.evolve(state, stretch.program, binding, cancel)
+        c = stretch.kraus
+        if c < 0:
+            continue
         k = int(widths[c])
         op_qubits = np.ascontiguousarray(channel_qubits[c, :k])
-        rho = no_rho if mixture[c] else kernels.reduced_density_par(state, op_qubits)
-        b, scale = kernels.choose_branch(table, c, float(uniforms[c]), rho)
-        kind = int(kinds[b])
-        if kind == kernels.IDENTITY:
-            continue
+        b, scale = kernels.choose_branch(table, c, float(uniforms[c]), kernels.reduced_density_par(state, op_qubits))
         d = 1 << k
-        start = int(offsets[b])
-        branch = entries[start : start + (d if kind == DIAG else d * d)]
-        if scale != 1.0:
-            branch = (branch * scale).astype(dtype)
-        select(kind, k, parallel=True).apply(state, op_qubits, branch, np.zeros(2, dtype=np.int64))
+        matrix = (entries[int(offsets[b]) : int(offsets[b]) + d * d] * scale).astype(dtype)
+        select(DENSE, k, parallel=True).apply(state, op_qubits, matrix, np.zeros(2, dtype=np.int64))
     return state
 
 
