@@ -90,3 +90,28 @@ def _compile(dtype: np.dtype) -> None:
     pauli_values(state, masks, masks)
     pauli_values_par(state, masks, masks)
     probabilities_par(state)
+    _compile_trajectories(dtype)
+
+
+def _compile_trajectories(dtype: np.dtype) -> None:
+    """The trajectory kernels (:mod:`aqrt.engine.trajectories`): both public functions on a tiny
+    circuit with a unitary mixture and a Kraus channel, and the wide path's channel kernels."""
+    from .kernels.trajectories import choose_branch, reduced_density_par
+    from .lowering import GateOp, LoweredCircuit
+    from .noise import Channel
+    from .trajectories import _prepare, trajectory_samples, trajectory_term_values
+
+    flip = Channel.mixture([0.5, 0.5], [np.eye(4), np.diag([1.0, -1.0, -1.0, 1.0])])
+    damping = Channel.from_kraus([np.diag([1.0, 0.5]), np.array([[0.0, np.sqrt(0.75)], [0.0, 0.0]])])
+    hadamard = np.array([[1.0, 1.0], [1.0, -1.0]]) / np.sqrt(2)
+    mixtures_only = LoweredCircuit(2, [GateOp((0,), hadamard), GateOp((0, 1), channel=flip)], ())
+    with_kraus = LoweredCircuit(2, [*mixtures_only.ops, GateOp((1,), channel=damping)], ())
+    values = np.zeros((1, 0))
+    masks = np.array([0, 1], dtype=np.int64)
+    for lowered in (mixtures_only, with_kraus):
+        trajectory_term_values(lowered, values, masks, masks, 2, np.random.default_rng(0), dtype=dtype)
+        trajectory_samples(lowered, values, 2, np.random.default_rng(0), dtype=dtype)  # grouped when mixtures only
+    trajectory_samples(mixtures_only, values, 2, np.random.default_rng(0), dtype=dtype, group=False)
+    table = _prepare(with_kraus, values, dtype).channels
+    state = np.full(4, 0.5, dtype=dtype)
+    choose_branch(table, 1, 0.5, reduced_density_par(state, np.array([1], dtype=np.int64)))

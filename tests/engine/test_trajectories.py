@@ -5,6 +5,10 @@ bounds a wrong implementation (no noise, wrong branch weights, no renormalisatio
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import textwrap
 from typing import Any
 
 import numba
@@ -442,3 +446,43 @@ def test_bad_arguments() -> None:
         traj.trajectory_term_values(lowered, np.zeros((2, 1)), zero, zero, 3, np.random.default_rng(0))
     with pytest.raises(ValueError, match="shots"):
         traj.trajectory_samples(lowered, BINDINGS, -1, np.random.default_rng(0))
+
+
+@pytest.mark.slow
+def test_warmup_compiles_what_the_trajectory_paths_run() -> None:
+    """After warmup() for both precisions, the small and wide trajectory paths (term values, grouped
+    and ungrouped samples, mixtures and Kraus channels) compile no kernel signature more."""
+    code = """
+        import json, sys
+        import numpy as np
+        from numba.core.dispatcher import Dispatcher
+        from aqrt.engine import lower_circuit, simulate, warmup
+        from aqrt.engine import trajectories as traj
+        from aqrt.engine.kernels import apply, apply_par, bits, interpreter, reductions
+        from aqrt.engine.kernels import trajectories as kernels
+        sys.path.insert(0, "tests/engine")
+        from test_trajectories import BINDINGS, random_noisy_circuit, random_terms
+
+        for dtype in ("complex64", "complex128"):
+            warmup(dtype)
+        modules = (kernels, interpreter, apply, apply_par, reductions, bits)
+        every = [v for m in modules for v in vars(m).values() if isinstance(v, Dispatcher)]
+        before = {id(k): len(k.signatures) for k in every}
+        x, z = random_terms(4, 5, seed=1)
+        for wide_from in (simulate.WIDE_QUBITS, 3):
+            simulate.WIDE_QUBITS = wide_from
+            for dtype in (np.complex64, np.complex128):
+                for mixtures_only in (True, False):
+                    circuit = random_noisy_circuit(4, 3, mixtures_only=mixtures_only)
+                    lowered = lower_circuit(circuit, [p.name for p in circuit.parameters])
+                    rng = np.random.default_rng(0)
+                    traj.trajectory_term_values(lowered, BINDINGS, x, z, 5, rng, dtype=dtype)
+                    traj.trajectory_samples(lowered, BINDINGS, 5, rng, dtype=dtype)
+                    traj.trajectory_samples(lowered, BINDINGS, 5, rng, dtype=dtype, group=False)
+        print(json.dumps(sorted(k.__name__ for k in every if len(k.signatures) != before[id(k)])))
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=600, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
