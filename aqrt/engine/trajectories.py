@@ -118,13 +118,16 @@ def _prepare(lowered: LoweredCircuit, values: np.ndarray, dtype: Any) -> _NoisyP
     table, codes = _channel_table(channel_ops, np.dtype(dtype))
     all_mixtures = all(op.channel is not None and op.channel.is_unitary_mixture for op in channel_ops)
     dense: list[np.ndarray | None] = []
+    dense_of: dict[int, np.ndarray] = {}  # id(channel) -> its unitaries, made once per channel object
     for op in channel_ops:
         channel = op.channel
         assert channel is not None
         if channel.unitaries is None:
             dense.append(None)
-        else:
-            dense.append(np.array([u.reshape(-1) for u in channel.unitaries], dtype=dtype))
+            continue
+        if id(channel) not in dense_of:
+            dense_of[id(channel)] = np.array([u.reshape(-1) for u in channel.unitaries], dtype=dtype)
+        dense.append(dense_of[id(channel)])
     return _NoisyProgram(lowered.num_qubits, stretches, table, codes, all_mixtures, dense)
 
 
@@ -141,6 +144,10 @@ def _branch_kind(unitary: np.ndarray) -> int:
 
 
 def _channel_table(channel_ops: list[GateOp], dtype: np.dtype) -> tuple[kernels.ChannelTable, list[np.ndarray]]:
+    """The channel table (see :mod:`aqrt.engine.kernels.trajectories`) and each channel's branch codes.
+
+    A channel object used at many places (a noise model's usual case) has its branches stored once.
+    """
     count = len(channel_ops)
     widest = max((len(op.qubits) for op in channel_ops), default=1)
     qubits = np.zeros((count, widest), dtype=np.int64)
@@ -154,19 +161,24 @@ def _channel_table(channel_ops: list[GateOp], dtype: np.dtype) -> tuple[kernels.
     parts: list[np.ndarray] = []
     size = 0
     codes: list[np.ndarray] = []
+    stored: dict[int, tuple[int, np.ndarray]] = {}  # id(channel) -> (its first branch, its codes)
     for c, op in enumerate(channel_ops):
         channel: Channel | None = op.channel
         assert channel is not None
         qubits[c, : len(op.qubits)] = op.qubits
         widths[c] = len(op.qubits)
+        mixture[c] = channel.is_unitary_mixture
+        counts[c] = len(channel.kraus)
+        if id(channel) in stored:
+            first[c], code = stored[id(channel)]
+            codes.append(code)
+            continue
         first[c] = len(kinds)
+        code = np.arange(counts[c], dtype=np.int64)
         if channel.is_unitary_mixture:
             assert channel.probabilities is not None and channel.unitaries is not None
-            mixture[c] = 1
-            counts[c] = len(channel.unitaries)
             running = np.cumsum(channel.probabilities)
             running[-1] = 1.0
-            code = np.arange(counts[c], dtype=np.int64)
             identities = []
             for i, unitary in enumerate(channel.unitaries):
                 kind = _branch_kind(unitary)
@@ -181,9 +193,7 @@ def _channel_table(channel_ops: list[GateOp], dtype: np.dtype) -> tuple[kernels.
             cumulative.extend(running.tolist())
             if identities:
                 code[identities] = identities[0]
-            codes.append(code)
         else:
-            counts[c] = len(channel.kraus)
             for operator in channel.kraus:
                 kinds.append(DENSE)
                 offsets.append(size)
@@ -191,7 +201,8 @@ def _channel_table(channel_ops: list[GateOp], dtype: np.dtype) -> tuple[kernels.
                 parts.append(entries)
                 size += entries.shape[0]
                 cumulative.append(0.0)
-            codes.append(np.arange(counts[c], dtype=np.int64))
+        stored[id(channel)] = (int(first[c]), code)
+        codes.append(code)
     entries_buffer = np.ascontiguousarray(np.concatenate(parts) if parts else np.zeros(0), dtype=dtype)
     table: kernels.ChannelTable = (
         qubits,
@@ -477,6 +488,9 @@ def _grouped_samples(
         for f, code in zip(first.tolist(), noisy.branch_codes, strict=True)
     ]
     out = np.empty((noisy.num_bindings, shots), dtype=np.int64)
+    wide = _is_wide(noisy.num_qubits)
+    program, bounds = noisy.packed() if not wide else (noisy.stretches[0], np.zeros(0, dtype=np.int64))
+    ops = program.ops.as_tuple()
     rows_per_draw = max(1, _MAX_BATCH_NUMBERS // max(1, num_channels))
     for binding in range(noisy.num_bindings):
         simulate._check(cancel)
@@ -501,14 +515,12 @@ def _grouped_samples(
             representative[:, c] = midpoints[c][patterns[first_shot, c].astype(np.int64)]
         sorted_draws = np.ascontiguousarray(draws[order])
         picked = np.empty(shots, dtype=np.int64)
-        if _is_wide(noisy.num_qubits):
+        if wide:
             for p in range(distinct.shape[0]):
                 simulate._check(cancel)
                 state = _wide_trajectory(noisy, binding, representative[p], cancel)
                 picked[starts[p] : starts[p + 1]] = _wide_draws(state, sorted_draws[starts[p] : starts[p + 1]])
         else:
-            program, bounds = noisy.packed()
-            ops = program.ops.as_tuple()
             per_call = _batch_size(noisy.num_qubits, num_channels)
             for p0 in range(0, distinct.shape[0], per_call):
                 simulate._check(cancel)

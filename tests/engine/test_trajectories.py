@@ -315,6 +315,29 @@ def test_grouping_is_exact_and_the_shot_order_carries_no_grouping() -> None:
     assert_fits(pairs, np.outer(probabilities, probabilities).reshape(-1))
 
 
+@pytest.mark.parametrize("mixtures_only", [True, False])
+def test_one_channel_object_at_many_places(mixtures_only: bool) -> None:
+    """A noise model puts the same channel object after every gate of a kind (stored once)."""
+    flip = instruction(depolarizing(0.2, 2))
+    damp = instruction(depolarizing(0.3, 1) if mixtures_only else amplitude_damping(0.3))
+    circuit = QuantumCircuit(3)
+    for q in range(3):
+        circuit.ry(0.4 + q, q)
+        circuit.append(damp, [q])
+    for pair in ([0, 1], [2, 1], [0, 2]):
+        circuit.cx(*pair)
+        circuit.append(flip, pair)
+        circuit.append(damp, [pair[1]])
+    lowered = lower_circuit(circuit)
+    x, z = random_terms(3, 8, seed=3)
+    means, errors = traj.trajectory_term_values(lowered, np.zeros((1, 0)), x, z, 4000, np.random.default_rng(4))
+    rho = exact_density(circuit)
+    exact = np.array([pauli_value(rho, int(a), int(b)) for a, b in zip(x, z, strict=True)])
+    assert (np.abs(means[0] - exact) <= 5 * errors[0] + 1e-9).all()
+    samples = traj.trajectory_samples(lowered, np.zeros((1, 0)), 8000, np.random.default_rng(4))
+    assert_fits(samples[0], exact_probabilities(circuit, np.zeros(0)))
+
+
 def test_kraus_channels_are_never_grouped_and_stay_exact() -> None:
     circuit = QuantumCircuit(1)
     circuit.x(0)
