@@ -27,6 +27,7 @@ from qiskit_ibm_runtime.options import EstimatorOptions as IBMEstimatorOptions
 from qiskit_ibm_runtime.options import SamplerOptions as IBMSamplerOptions
 
 from aqrt import (
+    Batch,
     Estimator,
     EstimatorOptions,
     InvalidOptionsError,
@@ -508,8 +509,9 @@ def test_the_seeds_v1_style_works_as_written() -> None:
 
 
 @pytest.mark.asyncio
-async def test_a_job_carries_a_frozen_snapshot_later_changes_do_not_reach_it() -> None:
-    async with Session(backend="aqrt_statevector"):
+@pytest.mark.parametrize("mode", [Session, Batch])
+async def test_a_job_carries_a_frozen_snapshot_later_changes_do_not_reach_it(mode: type[Session]) -> None:
+    async with mode(backend="aqrt_statevector"):
         estimator = Estimator(options={"default_precision": 0.25, "seed": 3})
         first = estimator.options.snapshot()
         assert estimator.options.snapshot() is first, "unchanged options: the cached snapshot"
