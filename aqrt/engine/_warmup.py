@@ -96,7 +96,7 @@ def _compile(dtype: np.dtype) -> None:
 def _compile_trajectories(dtype: np.dtype) -> None:
     """The trajectory kernels (:mod:`aqrt.engine.trajectories`): both public functions on a tiny
     circuit with a unitary mixture and a Kraus channel, and the wide path's channel kernels."""
-    from .kernels.trajectories import choose_branch, reduced_density_par
+    from .kernels.trajectories import choose_branch, draw_basis_states, reduced_density_par
     from .lowering import GateOp, LoweredCircuit
     from .noise import Channel
     from .trajectories import _prepare, trajectory_samples, trajectory_term_values
@@ -115,3 +115,4 @@ def _compile_trajectories(dtype: np.dtype) -> None:
     table = _prepare(with_kraus, values, dtype).channels
     state = np.full(4, 0.5, dtype=dtype)
     choose_branch(table, 1, 0.5, reduced_density_par(state, np.array([1], dtype=np.int64)))
+    draw_basis_states(state, np.array([0.5]), np.empty(1, dtype=np.int64))

@@ -31,7 +31,7 @@ import numpy as np
 
 from . import simulate
 from .kernels import trajectories as kernels
-from .kernels.reductions import pauli_values_par, probabilities_par
+from .kernels.reductions import pauli_values_par
 from .kernels.registry import select
 from .lowering import GateOp, LoweredCircuit
 from .noise import Channel
@@ -315,11 +315,10 @@ def _wide_trajectory(
 
 
 def _wide_draws(state: np.ndarray, draws: np.ndarray) -> np.ndarray:
-    """Basis states for uniforms ``draws`` by the inverse CDF of |state|^2 (as the small kernel draws)."""
-    cumulative = np.cumsum(probabilities_par(state))
-    picked = np.searchsorted(cumulative, draws, side="right")
-    nonzero = np.flatnonzero(np.diff(cumulative, prepend=0.0) > 0)
-    return np.where(picked < state.shape[0], picked, nonzero[-1]).astype(np.int64)
+    """Basis states for uniforms ``draws`` (inverse CDF of |state|^2, the small path's kernel)."""
+    out = np.empty(draws.shape[0], dtype=np.int64)
+    kernels.draw_basis_states(state, np.ascontiguousarray(draws), out)
+    return out
 
 
 # -- public API --------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ before the kernel runs: results depend only on those numbers, never on the threa
 - ``reduced_density_par``   the same, parallel over chunks (wide states)
 - ``choose_branch``         which branch a uniform picks (and the Kraus renormalisation)
 - ``apply_branch``          apply a channel's branch to a state, serially
+- ``draw_basis_states``     basis states for many uniforms by the inverse CDF of |psi|^2, one pass
 - ``run_trajectory``        one trajectory of a noisy program from |0...0>, serially
 - ``trajectory_pauli_values``  many trajectories, every Pauli term's value, parallel over trajectories
 - ``trajectory_samples``    many trajectories, basis states drawn from each, parallel over trajectories
@@ -45,6 +46,7 @@ __all__ = [
     "IDENTITY",
     "apply_branch",
     "choose_branch",
+    "draw_basis_states",
     "reduced_density",
     "reduced_density_par",
     "run_trajectory",
@@ -236,7 +238,7 @@ def trajectory_pauli_values(
 
 
 @njit(cache=True, nogil=True)
-def _draw(state: np.ndarray, draws: np.ndarray, out: np.ndarray) -> None:
+def draw_basis_states(state: np.ndarray, draws: np.ndarray, out: np.ndarray) -> None:
     """out[r] = the basis state the inverse CDF of |state|^2 gives for draws[r], one pass."""
     order = np.argsort(draws)
     size = state.shape[0]
@@ -281,5 +283,5 @@ def trajectory_samples(
             run_trajectory(state, ops, static_buffer, binding_buffers[binding_of[t]], bounds, channels, uniforms[t])
             a = draw_starts[t]
             z = draw_starts[t + 1]
-            _draw(state, draws[a:z], out[a:z])
+            draw_basis_states(state, draws[a:z], out[a:z])
     return out
