@@ -27,6 +27,7 @@ import dataclasses
 import itertools
 from typing import Any
 
+import numba
 import numpy as np
 
 from . import simulate
@@ -41,6 +42,7 @@ __all__ = ["trajectory_samples", "trajectory_term_values"]
 
 _MAX_BATCH = 1 << 14  # trajectories per kernel call (bounds the uniforms and output held at once)
 _MAX_BATCH_NUMBERS = 1 << 22  # uniforms per kernel call
+_MOST_PER_CHUNK = 8
 
 
 @dataclasses.dataclass
@@ -276,6 +278,12 @@ def _batch_size(num_qubits: int, row: int) -> int:
     return max(1, min(_MAX_BATCH, _MAX_BATCH_NUMBERS // max(1, row), by_memory))
 
 
+def _per_chunk(count: int) -> int:
+    """Trajectories per parallel work item of a kernel call: up to 8 share a state buffer, but at
+    least 4 items per thread when the batch allows (results do not depend on it)."""
+    return max(1, min(_MOST_PER_CHUNK, count // (4 * numba.get_num_threads())))
+
+
 def _is_wide(num_qubits: int) -> bool:
     return num_qubits >= simulate.WIDE_QUBITS
 
@@ -399,6 +407,7 @@ def trajectory_term_values(
                 uniforms,
                 x_masks,
                 z_masks,
+                _per_chunk(stop - start),
             )
             for binding in range(int(binding_of[0]), int(binding_of[-1]) + 1):
                 mine = binding_of == binding
@@ -468,6 +477,7 @@ def trajectory_samples(
             uniforms,
             np.ascontiguousarray(uniforms[:, num_channels]),
             np.arange(stop - start + 1, dtype=np.int64),
+            _per_chunk(stop - start),
         )
     return out
 
@@ -535,6 +545,7 @@ def _grouped_samples(
                     np.ascontiguousarray(representative[p0:p1]),
                     sorted_draws[starts[p0] : starts[p1]],
                     starts[p0 : p1 + 1] - starts[p0],
+                    _per_chunk(p1 - p0),
                 )
         out[binding, order] = picked
     return out

@@ -55,7 +55,6 @@ __all__ = [
 ]
 
 IDENTITY = -1  # branch kind of an identity (up to a global phase): nothing to apply
-TRAJECTORY_CHUNK = 8  # trajectories per parallel work item (they share one state buffer)
 
 ChannelTable = tuple[
     np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
@@ -223,15 +222,17 @@ def trajectory_pauli_values(
     uniforms: np.ndarray,
     x_masks: np.ndarray,
     z_masks: np.ndarray,
+    per_chunk: int,
 ) -> np.ndarray:
     """Trajectory t (row t of ``uniforms``, binding ``binding_of[t]``): every Pauli term's value
-    on its final state, shape (trajectories, terms). Parallel over chunks of trajectories."""
+    on its final state, shape (trajectories, terms). Parallel over chunks of ``per_chunk``
+    trajectories, which share a state buffer (the results do not depend on it)."""
     count = uniforms.shape[0]
     out = np.empty((count, x_masks.shape[0]), dtype=np.complex128)
-    num_chunks = (count + TRAJECTORY_CHUNK - 1) // TRAJECTORY_CHUNK
+    num_chunks = (count + per_chunk - 1) // per_chunk
     for chunk in prange(num_chunks):
         state = np.empty(1 << num_qubits, dtype=static_buffer.dtype)
-        for t in range(chunk * TRAJECTORY_CHUNK, min(count, (chunk + 1) * TRAJECTORY_CHUNK)):
+        for t in range(chunk * per_chunk, min(count, (chunk + 1) * per_chunk)):
             run_trajectory(state, ops, static_buffer, binding_buffers[binding_of[t]], bounds, channels, uniforms[t])
             out[t, :] = pauli_values(state, x_masks, z_masks)
     return out
@@ -270,16 +271,17 @@ def trajectory_samples(
     uniforms: np.ndarray,
     draws: np.ndarray,
     draw_starts: np.ndarray,
+    per_chunk: int,
 ) -> np.ndarray:
     """Trajectory t (row t of ``uniforms``, binding ``binding_of[t]``) gives the basis states for
     ``draws[draw_starts[t]:draw_starts[t + 1]]`` (inverse CDF of its |psi|^2), int64 in ``draws``
-    order. Parallel over chunks of trajectories."""
+    order. Parallel over chunks of ``per_chunk`` trajectories (as :func:`trajectory_pauli_values`)."""
     count = uniforms.shape[0]
     out = np.empty(draws.shape[0], dtype=np.int64)
-    num_chunks = (count + TRAJECTORY_CHUNK - 1) // TRAJECTORY_CHUNK
+    num_chunks = (count + per_chunk - 1) // per_chunk
     for chunk in prange(num_chunks):
         state = np.empty(1 << num_qubits, dtype=static_buffer.dtype)
-        for t in range(chunk * TRAJECTORY_CHUNK, min(count, (chunk + 1) * TRAJECTORY_CHUNK)):
+        for t in range(chunk * per_chunk, min(count, (chunk + 1) * per_chunk)):
             run_trajectory(state, ops, static_buffer, binding_buffers[binding_of[t]], bounds, channels, uniforms[t])
             a = draw_starts[t]
             z = draw_starts[t + 1]
