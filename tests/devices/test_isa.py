@@ -119,7 +119,7 @@ async def test_isa_circuits_are_accepted_and_run(manila, manila_bell) -> None:
         block.barrier()
     assert non_isa_reason(isa, manila.target) is None
     assert non_isa_reason(block, manila.target) is None  # if_else is global; x is on every qubit
-    result = await Sampler(mode=manila).run([isa], shots=64)
+    result = await Sampler(mode=LocalService(noise=False).device(manila)).run([isa], shots=64)
     counts = result[0].data.meas.get_counts()
     assert set(counts) <= {"00", "11"} and sum(counts.values()) == 64
 

@@ -1,6 +1,7 @@
 """Fake devices are accepted wherever a backend is (Session, Batch, job mode; by object and by
-name) and compute what aqrt_statevector computes for the same circuit: same seed, same counts;
-the same expectation values."""
+name) and, run without noise (``LocalService(noise=False)``), compute what aqrt_statevector
+computes for the same circuit: same seed, same counts; the same expectation values. (With their
+noise, the default, they agree with Aer: tests/devices/test_noisy_devices.py.)"""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from aqrt import (
     UnsupportedCircuitError,
 )
 from aqrt.backends.local import DeviceBackend
-from aqrt.backends.local.device import NOISELESS
+from aqrt.backends.local.device import DEVICE_NOISE, NOISELESS
 
 from .support import isa_for
 
@@ -68,11 +69,12 @@ async def _statevector_evs(pub: tuple[QuantumCircuit, SparsePauliOp]) -> float:
 async def test_a_session_on_a_fake_device(manila, sampled, estimated, by) -> None:
     expected_counts = await _statevector_counts(sampled)
     expected_evs = await _statevector_evs(estimated)
-    async with Session(backend=manila if by == "object" else "fake_manila") as session:
+    service = LocalService(noise=False)
+    async with Session(service=service, backend=manila if by == "object" else "fake_manila") as session:
         backend = session.backend
         assert isinstance(backend, DeviceBackend)
         assert backend.name == "fake_manila" and backend.num_qubits == 5
-        assert isinstance(session.service, LocalService)
+        assert session.service is service
         assert backend.service is session.service
         sampler = Sampler(options={"seed": SEED})
         estimator = Estimator(mode=manila)  # the same device, by object: this session's
@@ -87,7 +89,7 @@ async def test_a_session_on_a_fake_device(manila, sampled, estimated, by) -> Non
 @pytest.mark.parametrize("by", ["object", "name"])
 async def test_a_batch_on_a_fake_device(manila, sampled, by) -> None:
     expected = await _statevector_counts(sampled)
-    async with Batch(backend=manila if by == "object" else "fake_manila") as batch:
+    async with Batch(service=LocalService(noise=False), backend=manila if by == "object" else "fake_manila") as batch:
         sampler = Sampler(mode=batch, options={"seed": SEED})
         jobs = [sampler.run([sampled], shots=SHOTS) for _ in range(3)]
         results = [await job for job in jobs]
@@ -97,7 +99,8 @@ async def test_a_batch_on_a_fake_device(manila, sampled, by) -> None:
 
 @pytest.mark.parametrize("by", ["object", "name"])
 async def test_job_mode_on_a_fake_device(manila, sampled, estimated, by) -> None:
-    mode = manila if by == "object" else "fake_manila"
+    service = LocalService(noise=False)
+    mode = service.device(manila) if by == "object" else service.backend("fake_manila")
     sampler = Sampler(mode=mode, options={"seed": SEED})
     estimator = Estimator(mode=mode)
     assert sampler.session is None and estimator.session is None
@@ -116,18 +119,20 @@ async def test_job_mode_on_a_fake_device(manila, sampled, estimated, by) -> None
 async def test_optimization_level_on_a_device(manila, estimated) -> None:
     """A device refuses non-ISA circuits whatever the options (as IBM's do); an ISA circuit
     re-optimised at optimization_level runs for the device's target."""
-    result = await Estimator(mode=manila, options={"optimization_level": 3}).run([estimated])
+    exact = LocalService(noise=False).device(manila)
+    result = await Estimator(mode=exact, options={"optimization_level": 3}).run([estimated])
     assert float(result[0].data.evs) == pytest.approx(await _statevector_evs(estimated), abs=1e-12)
     circuit = QuantumCircuit(5)
     circuit.h(0)
     with pytest.raises(UnsupportedCircuitError, match="not supported by the target"):
-        Estimator(mode=manila, options={"optimization_level": 1}).run([(circuit, "ZIIII")])
+        Estimator(mode=exact, options={"optimization_level": 1}).run([(circuit, "ZIIII")])
 
 
 async def test_the_counts_follow_the_exact_distribution(manila, sampled) -> None:
     """Not only equal to aqrt_statevector's: the counts are those of the exact state (a
     device backend that dropped or permuted qubits would fail)."""
-    counts = (await Sampler(mode=manila, options={"seed": SEED}).run([sampled], shots=SHOTS))[0].data.meas
+    exact = LocalService(noise=False).device(manila)
+    counts = (await Sampler(mode=exact, options={"seed": SEED}).run([sampled], shots=SHOTS))[0].data.meas
     probabilities = {key: value / SHOTS for key, value in counts.get_counts().items()}
     # ry(0.4) on qubit 2 (the leftmost bit) of (|000> + |111>)/sqrt(2)
     kept, flipped = np.cos(0.2) ** 2 / 2, np.sin(0.2) ** 2 / 2
@@ -170,9 +175,11 @@ async def test_a_session_on_a_given_local_service_uses_its_device_backend(manila
         assert session.backend is backend and session.service is service
 
 
-async def test_a_device_backend_says_it_runs_without_noise(manila) -> None:
+async def test_a_device_backend_says_whether_it_runs_with_noise(manila) -> None:
+    assert LocalService().device(manila).result_metadata == DEVICE_NOISE
+    assert DEVICE_NOISE["noise"] == "device"
     assert (
-        LocalService().device(manila).result_metadata
+        LocalService(noise=False).device(manila).result_metadata
         == NOISELESS
         == {
             "noise": "none",

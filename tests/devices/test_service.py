@@ -97,7 +97,8 @@ def test_device_backends_take_the_services_settings() -> None:
     backend = service.backend("fake_lima")
     assert backend.engine == "reference" and backend.service is service
     assert isinstance(backend, LocalBackend)
-    assert repr(backend) == "<DeviceBackend fake_lima (noiseless) max_qubits=12>"
+    assert repr(backend) == "<DeviceBackend fake_lima (noiseless) max_qubits=12>"  # the reference engine is exact
+    assert repr(LocalService(max_qubits=12).backend("fake_lima")) == "<DeviceBackend fake_lima (noisy) max_qubits=12>"
 
 
 def test_unknown_names_say_what_there_is() -> None:

@@ -1,5 +1,6 @@
 """ISA circuits of 127-qubit (FakeSherbrooke) and 156-qubit (FakeFez) devices run: a few active
-qubits of a full-width circuit (the runner drops the idle ones)."""
+qubits of a full-width circuit (the runner drops the idle ones). Run without noise here, to
+compare exactly; with noise only the active qubits' noise is simulated (test_noisy_devices.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from qiskit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp, Statevector
 from qiskit_ibm_runtime.fake_provider import FakeFez
 
-from aqrt import Estimator, Sampler, Session
+from aqrt import Estimator, LocalService, Sampler, Session
 from aqrt.backends.local.compaction import compact_circuit
 
 from .support import isa_for
@@ -48,7 +49,9 @@ def wide(request, sherbrooke, fez):
 async def test_a_wide_isa_circuit_samples_on_its_device(wide) -> None:
     device, sampled, _ = wide
     assert sampled.num_qubits == device.num_qubits in (127, 156)
-    result = await Sampler(mode=device, options={"seed": 3}).run([sampled], shots=SHOTS)
+    result = await Sampler(mode=LocalService(noise=False).device(device), options={"seed": 3}).run(
+        [sampled], shots=SHOTS
+    )
     counts = result[0].data.meas.get_counts()
     assert set(counts) == {"0000", "1111"}
     assert sum(counts.values()) == SHOTS
@@ -57,7 +60,7 @@ async def test_a_wide_isa_circuit_samples_on_its_device(wide) -> None:
 
 async def test_a_wide_isa_circuit_estimates_on_its_device(wide) -> None:
     device, _, pub = wide
-    async with Session(backend=device):
+    async with Session(service=LocalService(noise=False), backend=device):
         result = await Estimator().run([pub])
     assert float(result[0].data.evs) == pytest.approx(2.0, abs=1e-10)  # <ZZZZ> = <XXXX> = 1 on GHZ
 
@@ -88,13 +91,14 @@ async def test_results_equal_the_same_circuit_on_its_active_qubits(rotations) ->
     device, logical, isa, measured = rotations
     labels = ["ZZIII", "IXYII", "IIIZX", "YIIIZ"]
     observables = [SparsePauliOp(label).apply_layout(isa.layout) for label in labels]
-    got = await Estimator(mode=device).run([(isa, observables)])
+    exact = LocalService(noise=False).device(device)
+    got = await Estimator(mode=exact).run([(isa, observables)])
     expected = [Statevector(logical).expectation_value(SparsePauliOp(label)).real for label in labels]
     assert got[0].data.evs == pytest.approx(expected, abs=1e-10)
     assert got[0].metadata["simulator_metadata"]["active_qubits"] == 5
 
     compact = compact_circuit(measured).circuit
     assert compact.num_qubits == 5
-    wide_counts = (await Sampler(mode=device, options={"seed": 11}).run([measured], shots=SHOTS))[0]
+    wide_counts = (await Sampler(mode=exact, options={"seed": 11}).run([measured], shots=SHOTS))[0]
     small_counts = (await Sampler(mode="aqrt_statevector", options={"seed": 11}).run([compact], shots=SHOTS))[0]
     assert wide_counts.data.meas.get_counts() == small_counts.data.meas.get_counts()

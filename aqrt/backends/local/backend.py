@@ -15,7 +15,8 @@ worker thread, or one passed in, such as a Dask cluster.
 from __future__ import annotations
 
 import importlib.metadata
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from qiskit.primitives.containers import PrimitiveResult
 from qiskit.providers import BackendV2
@@ -33,6 +34,9 @@ from .runner import ENGINES, LocalJobRunner
 from .status import BackendStatus
 from .target import basis_gates, statevector_target
 from .warmup import engine_is_warm, warm_engine
+
+if TYPE_CHECKING:
+    from ...noise import NoiseModel
 
 __all__ = ["LocalBackend"]
 
@@ -128,6 +132,7 @@ class LocalBackend(BackendV2):
             chunk_bindings=chunk_bindings,
             metadata=self.result_metadata,
             transpile_target=self._transpile_target,
+            noise_model=self._noise_source(),
         )
         """Runs this backend's jobs in the calling thread (see :mod:`.runner`)."""
 
@@ -184,6 +189,10 @@ class LocalBackend(BackendV2):
         """True: a simulator (a device backend answers False, as the device it stands for)."""
         return True
 
+    def _noise_source(self) -> Callable[[], NoiseModel | None] | None:
+        """The backend's own noise model, built when first asked for (None: noiseless)."""
+        return None
+
     def _transpile_target(self) -> Target | None:
         """What ``optimization_level`` transpiles for: None, the basis of every standard gate."""
         return None
@@ -217,7 +226,11 @@ class LocalBackend(BackendV2):
         """Run the job on its executor (tiny jobs go through :meth:`run_inline` first)."""
         if self.engine == "numba" and not engine_is_warm(self.dtype):
             await run_in_worker(lambda: warm_engine(self.dtype))
-        if self._executor is not None and self._executor.takes(self.runner, request):
+        if (
+            self._executor is not None
+            and not self.runner.may_be_noisy(request)  # noisy PUBs run whole, on this machine
+            and self._executor.takes(self.runner, request)
+        ):
             return await self._executor.execute(self.runner, request, context)
         return await self._worker.execute(self.runner, request, context)
 

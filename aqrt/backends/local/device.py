@@ -4,13 +4,18 @@ A device backend is a :class:`~.backend.LocalBackend` that takes its name, targe
 coupling map and basis from the device it stands for (``FakeSherbrooke()``, a
 ``GenericBackendV2``): circuits are transpiled against it exactly as against the device, and
 at ``run()`` it refuses, as Qiskit Runtime does, a circuit that is not ISA for the device's
-target (:mod:`.isa`). It is run exactly as the statevector backend runs (one runner, one
-engine), and for now **without noise**: the device's error rates are not applied, and
-:attr:`DeviceBackend.result_metadata` says so.
+target (:mod:`.isa`). It runs on the same runner and engine as the statevector backend, **with
+the device's noise** by default, as qiskit-ibm-runtime's local mode runs fake devices: the model
+qiskit-aer's ``NoiseModel.from_backend`` builds from the device's properties (gate errors as
+depolarizing channels, T1/T2 relaxation over gate durations, read-out errors), built once per
+device object on the first noisy job and kept (:func:`~.noise_models.device_noise_model`).
+``noise=False`` runs it exactly; an :class:`aqrt.noise.NoiseModel` runs that model instead.
+:attr:`DeviceBackend.result_metadata` says which.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from qiskit.providers import BackendV2
@@ -18,22 +23,29 @@ from qiskit.transpiler import CouplingMap, Target
 
 from ...errors import BackendError, InvalidPubError
 from ...job import Program
+from ...noise import NoiseModel
 from ..base import Service
 from ..isa import check_isa
 from .backend import LocalBackend
 from .executors import JobExecutor
+from .noise_models import device_noise_model
 
-__all__ = ["NOISELESS", "DeviceBackend"]
+__all__ = ["DEVICE_NOISE", "NOISELESS", "DeviceBackend"]
 
-#: What a device backend's results say about noise (``result_metadata``).
+#: What a noiseless device backend's results say about noise (``result_metadata``).
 NOISELESS = {
     "noise": "none",
     "simulator": "noiseless statevector; the device's noise model is not applied",
 }
+#: What a device backend with its device's noise says.
+DEVICE_NOISE = {
+    "noise": "device",
+    "noise_model": "qiskit_aer.noise.NoiseModel.from_backend(device), run on aqrt's engine",
+}
 
 
 class DeviceBackend(LocalBackend):
-    """A device simulated exactly (without noise) on this machine.
+    """A device simulated on this machine, with its noise (by default) or exactly.
 
     ``name``, ``target``, ``coupling_map``, ``num_qubits``, ``basis_gates`` and
     ``operation_names`` are the device's. ``simulator`` is False, as for the device (and as
@@ -46,7 +58,10 @@ class DeviceBackend(LocalBackend):
         service: the :class:`~aqrt.LocalService` it belongs to, if any.
         engine, dtype, max_qubits, executor, chunk_bindings: as for
             :class:`~.backend.LocalBackend`; ``max_qubits`` bounds the state this machine
-            builds, which (until the engine drops idle qubits) is the circuit's full width.
+            builds (of the circuit's active qubits).
+        noise: True (default): the device's noise model (needs qiskit-aer, the ``noise``
+            extra); False: exact, noiseless; an :class:`aqrt.noise.NoiseModel`: that one.
+            A job's ``simulator.noise_model`` option overrides it.
 
     Raises:
         TypeError: ``device`` is not a Qiskit ``BackendV2``, or is an aqrt backend already.
@@ -62,7 +77,13 @@ class DeviceBackend(LocalBackend):
         max_qubits: int | None = None,
         executor: JobExecutor | None = None,
         chunk_bindings: int | None = None,
+        noise: bool | NoiseModel = True,
     ) -> None:
+        if not isinstance(noise, bool | NoiseModel):
+            raise TypeError(f"noise must be True, False or an aqrt.noise.NoiseModel, got {type(noise).__name__}")
+        if noise is not False and engine != "numba":
+            raise ValueError(f"noise needs the numba engine; the {engine!r} engine is exact (pass noise=False)")
+        self._noise = noise
         if not isinstance(device, BackendV2):
             raise TypeError(f"device must be a Qiskit BackendV2, got {type(device).__name__}")
         if isinstance(device, LocalBackend):
@@ -75,7 +96,8 @@ class DeviceBackend(LocalBackend):
             max_qubits=max_qubits,
             executor=executor,
             chunk_bindings=chunk_bindings,
-            description=f"{device.name} simulated by aqrt's statevector engine, without noise",
+            description=f"{device.name} simulated by aqrt's engine, "
+            + ("without noise" if noise is False else "with noise"),
             backend_version=str(device.backend_version or ""),
         )
         self._device = device
@@ -123,9 +145,26 @@ class DeviceBackend(LocalBackend):
         return False
 
     @property
+    def noise(self) -> bool | NoiseModel:
+        """True: the device's noise model; False: noiseless; or the aqrt NoiseModel it runs."""
+        return self._noise
+
+    def _noise_source(self) -> Callable[[], NoiseModel | None] | None:
+        if self._noise is False:
+            return None
+        if isinstance(self._noise, NoiseModel):
+            model = self._noise
+            return lambda: model
+        return lambda: device_noise_model(self._device)
+
+    @property
     def result_metadata(self) -> dict[str, str]:
-        """:data:`NOISELESS`: the results are exact, the device's noise is not simulated."""
-        return dict(NOISELESS)
+        """:data:`DEVICE_NOISE`, :data:`NOISELESS`, or ``{"noise": "custom"}`` for a given model."""
+        if self._noise is False:
+            return dict(NOISELESS)
+        if isinstance(self._noise, NoiseModel):
+            return {"noise": "custom", "noise_model": repr(self._noise)}
+        return dict(DEVICE_NOISE)
 
     def validate_pub(self, program: Program, pub: Any, index: int) -> None:
         """Refuse what the device would refuse, then what this machine cannot run.
@@ -155,7 +194,8 @@ class DeviceBackend(LocalBackend):
         super().validate_pub(program, pub, index)
 
     def __repr__(self) -> str:
-        return f"<DeviceBackend {self.name} (noiseless) max_qubits={self._max_qubits}>"
+        noise = "noiseless" if self._noise is False else "noisy"
+        return f"<DeviceBackend {self.name} ({noise}) max_qubits={self._max_qubits}>"
 
 
 def _configuration(device: BackendV2) -> Any | None:

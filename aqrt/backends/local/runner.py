@@ -12,13 +12,20 @@ and its executor's business, not the runner's.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from qiskit.circuit import QuantumCircuit
 from qiskit.primitives.containers import PrimitiveResult
+from qiskit.quantum_info import SparsePauliOp
 
-from ...errors import CircuitTooLargeError, JobCancelledError, UnsupportedCircuitError
+from ...errors import (
+    CircuitTooLargeError,
+    InvalidInputError,
+    InvalidOptionsError,
+    JobCancelledError,
+    UnsupportedCircuitError,
+)
 from ...job import JobRequest, Program
 from ..base import ExecutionContext
 from . import reference, routes
@@ -29,13 +36,21 @@ from .fingerprint import circuit_fingerprint
 from .memory import ALWAYS_FITS, available_memory, format_bytes, state_bytes
 from .options_report import options_not_applied
 from .preparation import PreparedCircuit, prepare_circuit
-from .routes import STATEVECTOR
+from .routes import STABILIZER, STATEVECTOR
 from .seeding import pub_generators
 from .transpile import Transpiler
+
+if TYPE_CHECKING:
+    from ...noise import NoiseModel
+    from .mitigation import ResilienceSettings
 
 __all__ = ["ENGINES", "LocalJobRunner"]
 
 ENGINES = ("numba", "reference")
+_NOISY_MAX_QUBITS = 40  # noisy circuits run as statevectors: no wider, whatever the memory
+# What a noisy run honours beyond the noiseless backend (options_report leaves them out).
+_HONOURED_WITH_NOISE = ("simulator.noise_model", "resilience_level", "resilience", "twirling")
+_SAMPLER_HONOURED_WITH_NOISE = ("simulator.noise_model",)
 
 
 class LocalJobRunner:
@@ -47,9 +62,11 @@ class LocalJobRunner:
         dtype: ``"complex128"`` or ``"complex64"`` (numba only).
         chunk_bindings: bindings per chunk when a job is cut into chunks (None: about
             :data:`~.cost.TARGET_CHUNK_SECONDS` of work each).
-        metadata: added to every job's result metadata (a device backend says it ran without noise).
+        metadata: added to every job's result metadata (a device backend names its noise).
         transpile_target: the ``Target`` that ``optimization_level`` transpiles for (None: every
             standard gate on any qubits), asked for on first use.
+        noise_model: the backend's own noise model (a device's), built on first use off the
+            event loop; None: noiseless unless a job's ``simulator.noise_model`` option gives one.
     """
 
     def __init__(
@@ -61,8 +78,10 @@ class LocalJobRunner:
         chunk_bindings: int | None = None,
         metadata: Mapping[str, Any] | None = None,
         transpile_target: Callable[[], Any] | None = None,
+        noise_model: Callable[[], NoiseModel | None] | None = None,
     ) -> None:
         self.backend_name = backend_name
+        self._default_noise = noise_model
         self.engine = engine
         self.dtype = dtype
         self.chunk_bindings = chunk_bindings
@@ -133,8 +152,39 @@ class LocalJobRunner:
             )
         return prepared
 
+    def may_be_noisy(self, request: JobRequest) -> bool:
+        """Whether the job may run with noise (cheap: builds no noise model), so that it runs on the
+        engine worker, whole, never inline or in chunks elsewhere."""
+        return self._default_noise is not None or request.options.simulator.noise_model is not None
+
+    def noise_model(self, request: JobRequest, cache: dict[Any, Any]) -> NoiseModel | None:
+        """The job's noise model (its ``simulator.noise_model`` option, else the backend's), or None
+        when noiseless. CPU work on first use (a device's model): call it off the event loop.
+
+        Raises:
+            InvalidOptionsError: ``simulator.noise_model`` is neither a qiskit-aer nor an aqrt NoiseModel.
+        """
+        from .noise_models import as_noise_model
+
+        given = request.options.simulator.noise_model
+        if given is None:
+            model = self._default_noise() if self._default_noise is not None else None
+        else:  # converted once per session (an Aer model also once per process while unchanged)
+            entry = cache.get(("noise-model", id(given)))
+            if entry is None or entry[0] is not given:
+                try:
+                    converted = as_noise_model(given)
+                except (InvalidInputError, ImportError) as error:
+                    raise InvalidOptionsError(f"simulator.noise_model: {error}") from None
+                entry = cache[("noise-model", id(given))] = (given, converted)
+            model = entry[1]
+        return None if model is None or model.is_ideal else model
+
     def statevector_only(self, request: JobRequest, cache: dict[Any, Any]) -> bool:
-        """Whether every PUB runs on the statevector route (the PUBs are prepared, and cached, to know)."""
+        """Whether every PUB runs on the noiseless statevector route (the PUBs are prepared, and
+        cached, to know)."""
+        if self.may_be_noisy(request):
+            return False
         return all(
             self.prepare(pub.circuit, circuit_fingerprint(pub.circuit), request, cache).method == STATEVECTOR
             for pub in request.pubs
@@ -150,7 +200,13 @@ class LocalJobRunner:
             JobCancelledError: ``context.cancel_requested`` was set.
             InvalidPubError: the engine cannot run a PUB.
         """
-        if context.progress is not None and self.engine == "numba" and not serial:
+        model = self.noise_model(request, context.cache)
+        settings = None
+        if model is not None and request.program == "estimator":
+            from .mitigation import ResilienceSettings
+
+            settings = ResilienceSettings.from_options(request.options, default_level=1)
+        if context.progress is not None and self.engine == "numba" and not serial and model is None:
             return self._run_in_chunks(request, context)
         generators = pub_generators(request)
         results = []
@@ -162,10 +218,23 @@ class LocalJobRunner:
             # The lowered form is cached per (circuit, optimization level).
             lowered_key = f"{request.options.optimization_level}:{key}"
             with engine_errors(request.job_id, index):
-                result = self._run_pub(request.program, prepared, pub, rng, context, lowered_key, serial)
-            result.metadata["simulator_metadata"] = prepared.metadata()
+                if model is not None:
+                    result = self._run_noisy_pub(
+                        request, prepared, pub, rng, context, lowered_key, model, settings, index
+                    )
+                else:
+                    result = self._run_pub(request.program, prepared, pub, rng, context, lowered_key, serial)
+                    result.metadata["simulator_metadata"] = prepared.metadata()
             results.append(result)
-        return self.assemble(request, results)
+        honoured = (
+            (_HONOURED_WITH_NOISE if request.program == "estimator" else _SAMPLER_HONOURED_WITH_NOISE)
+            if model is not None
+            else ()
+        )
+        extra = self._noise_metadata(request, model)
+        if settings is not None:
+            extra.update(settings.metadata())  # IBM's job metadata: "resilience", "twirling"
+        return self.assemble(request, results, honoured=honoured, extra=extra)
 
     def plan(
         self, request: JobRequest, context: ExecutionContext, *, chunk_seconds: float = TARGET_CHUNK_SECONDS
@@ -185,9 +254,27 @@ class LocalJobRunner:
             chunk_seconds=chunk_seconds,
         )
 
-    def assemble(self, request: JobRequest, results: list[Any]) -> PrimitiveResult:
-        """The job's ``PrimitiveResult`` from its PUB results, with the job's metadata."""
-        not_applied = options_not_applied(request.program, request.options)
+    def _noise_metadata(self, request: JobRequest, model: NoiseModel | None) -> dict[str, Any]:
+        """What the job's metadata says about noise when a job's option chose the model."""
+        if model is None or request.options.simulator.noise_model is None:
+            return {}
+        return {"noise": "simulator.noise_model", "noise_model": repr(model)}
+
+    def assemble(
+        self,
+        request: JobRequest,
+        results: list[Any],
+        *,
+        honoured: tuple[str, ...] = (),
+        extra: Mapping[str, Any] | None = None,
+    ) -> PrimitiveResult:
+        """The job's ``PrimitiveResult`` from its PUB results, with the job's metadata.
+
+        ``honoured``: option paths the run honoured beyond the noiseless backend (noise, resilience);
+        ``extra``: more job metadata (the noise a job's option chose, over the backend's own; what
+        mitigation ran).
+        """
+        not_applied = options_not_applied(request.program, request.options, honoured=honoured)
         if not_applied:
             for result in results:
                 result.metadata["options_not_applied"] = not_applied
@@ -199,6 +286,7 @@ class LocalJobRunner:
             "engine": self.engine,
             "dtype": self.dtype,
             **self.metadata,
+            **(extra or {}),
         }
         if not_applied:
             metadata["options_not_applied"] = not_applied
@@ -221,6 +309,48 @@ class LocalJobRunner:
                 progress.advance(stop - start)
             results.append(plan.finish(parts))
         return self.assemble(request, results)
+
+    def _run_noisy_pub(
+        self,
+        request: JobRequest,
+        prepared: PreparedCircuit,
+        pub: Any,
+        rng: np.random.Generator | None,
+        context: ExecutionContext,
+        key: str,
+        model: NoiseModel,
+        settings: ResilienceSettings | None,
+        index: int,
+    ) -> Any:
+        """A PUB with noise (:mod:`.noisy`), mitigated as the job's resilience options say."""
+        from . import noisy
+
+        if self.engine == "reference":
+            raise UnsupportedCircuitError(index, "noisy simulation needs the numba engine, not the reference one")
+        if prepared.method == STABILIZER:  # accepted for stim, which runs noiseless Clifford circuits only
+            too_large = self._too_large(prepared.circuit, prepared.circuit.num_qubits, index, _NOISY_MAX_QUBITS, 16)
+            if too_large is not None:
+                raise too_large
+        if request.program == "sampler":
+            assert rng is not None
+            return noisy.sample_noisy_pub(
+                prepared, pub, rng, context.cancel_requested, model, self._np_dtype, context.cache, key
+            )
+        from .mitigation import mitigated_values
+
+        mitigate = None
+        if settings is not None and settings.applies_anything:
+            generator = rng if rng is not None else np.random.default_rng()
+
+            def mitigate(
+                evaluator: Any, values: np.ndarray, names: list[str], observables: list[Any], precision: float
+            ) -> Any:
+                paulis = [SparsePauliOp.from_sparse_observable(observable) for observable in observables]
+                return mitigated_values(
+                    prepared.circuit, paulis, values, names, settings, evaluator, generator, precision
+                )
+
+        return noisy.estimate_noisy_pub(prepared, pub, rng, context.cancel_requested, model, self._np_dtype, mitigate)
 
     def _run_routed(
         self, program: Program, prepared: PreparedCircuit, pub: Any, rng: np.random.Generator | None, cancel: Any

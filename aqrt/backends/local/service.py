@@ -41,6 +41,10 @@ class LocalService:
             ``aqrt[dask]``); closed by ``await service.aclose()``.
         chunk_bindings: bindings per chunk of a sweep (default: about 50 ms of work each on Dask,
             250 ms in-process, where a job is chunked only when its progress is watched).
+        noise: whether device backends run with their device's noise model (default, as
+            qiskit-ibm-runtime's local mode runs fake devices; needs the ``noise`` extra) or
+            exactly (False). ``aqrt_statevector`` is noiseless unless a job's
+            ``simulator.noise_model`` option gives a model.
 
     The settings apply to every backend of the service, device backends included.
 
@@ -57,7 +61,9 @@ class LocalService:
         max_qubits: int | None = None,
         executor: JobExecutor | None = None,
         chunk_bindings: int | None = None,
+        noise: bool = True,
     ) -> None:
+        self._noise = noise
         self._engine = engine
         self._dtype = dtype
         self._max_qubits = max_qubits
@@ -132,6 +138,7 @@ class LocalService:
                 max_qubits=self._max_qubits,
                 executor=self._executor,
                 chunk_bindings=self._chunk_bindings,
+                noise=self._noise and self._engine == "numba",  # the reference engine is exact
             )
             known = self._backends.setdefault(name, made)  # another thread may have been first
         if not isinstance(known, DeviceBackend) or (
