@@ -15,10 +15,15 @@ wide paths draw the same numbers.
 
 - Small widths (< ``simulate.WIDE_QUBITS``): the stretches are packed into one program and the
   trajectory kernels run batches of trajectories in parallel (:mod:`aqrt.engine.kernels.trajectories`).
-- Wide: one trajectory at a time, each stretch cache-blocked and amplitude-parallel
-  (:func:`aqrt.engine.simulate.evolve`), channels applied with the amplitude-parallel kernels.
+  A batch holds at most ``simulate._BATCH_AMPLITUDES >> n`` trajectories (bounded work between
+  cancellation polls); the states alive at once are one per work item being run.
+- Wide: one trajectory at a time, amplitude-parallel and cache-blocked
+  (:func:`aqrt.engine.simulate.evolve`). Only Kraus channels cut the program there: a mixture
+  channel is a dense op whose matrix each trajectory writes in (see ``wide_plan``), so a stretch
+  between Kraus channels costs the passes of a noiseless run.
 
 Cancellation is polled between batches (and between a wide trajectory's stretch groups).
+Like :mod:`aqrt.engine.simulate`, this module loads numba: import it where the engine runs.
 """
 
 from __future__ import annotations
