@@ -574,12 +574,25 @@ def _apply_local(state: np.ndarray, qubits: tuple[int, ...], matrix: np.ndarray)
     return np.ascontiguousarray(np.moveaxis(tensor, list(range(k)), axes).reshape(-1), dtype=state.dtype)
 
 
+def _reduced_density(state: np.ndarray, qubits: tuple[int, ...]) -> np.ndarray:
+    """The reduced density matrix of ``qubits`` (qubit ``qubits[j]`` = bit j of its index)."""
+    k = len(qubits)
+    n = state.shape[0].bit_length() - 1
+    axes = [n - 1 - q for q in reversed(qubits)]
+    rows = np.moveaxis(state.reshape((2,) * n), axes, list(range(k))).reshape(1 << k, -1)
+    return rows @ rows.conj().T
+
+
 @dataclasses.dataclass(frozen=True)
 class _PreparedChannel:
-    """A channel as the interpreter applies it: a mixture's weights and which branch is the identity."""
+    """A channel as the interpreter applies it: a mixture's weights and which branch is the
+    identity; for other channels each operator's ``K^dagger K``, whose expectation in the state
+    is that operator's weight (read from the channel's reduced density matrix, so only the
+    chosen operator is applied to the state)."""
 
     channel: Channel
     identity: int  # index of an identity branch of a unitary mixture, or -1
+    effects: np.ndarray | None = None  # (operators, d, d): K^dagger K, for channels that are not mixtures
 
     @classmethod
     def of(cls, channel: Channel) -> _PreparedChannel:
@@ -590,27 +603,30 @@ class _PreparedChannel:
                 if np.allclose(unitary / unitary[0, 0], eye, atol=1e-12) and abs(abs(unitary[0, 0]) - 1) < 1e-12:
                     identity = i
                     break
-        return cls(channel, identity)
+            return cls(channel, identity)
+        return cls(channel, identity, np.stack([op.conj().T @ op for op in channel.kraus]))
 
-    def branches(self, state: np.ndarray, qubits: tuple[int, ...]) -> tuple[np.ndarray, list[np.ndarray | None]]:
-        """Each operator's weight in this state, and its normalised result (None: compute when needed)."""
-        if self.channel.probabilities is not None:
-            return self.channel.probabilities, [None] * len(self.channel.kraus)
-        results = [_apply_local(state, qubits, op) for op in self.channel.kraus]
-        weights = np.array([float(np.vdot(r, r).real) for r in results])
-        for r, w in zip(results, weights, strict=True):
-            if w > 0:
-                r *= 1.0 / np.sqrt(w)
-        return weights / weights.sum(), list(results)
+    def weights(self, state: np.ndarray, qubits: tuple[int, ...]) -> np.ndarray:
+        """Each operator's weight in this state."""
+        if self.effects is None:
+            assert self.channel.probabilities is not None
+            return self.channel.probabilities
+        density = _reduced_density(state, qubits)
+        weights = np.clip(np.einsum("kij,ji->k", self.effects, density).real, 0.0, None)
+        return weights / weights.sum()
 
-    def apply(self, state: np.ndarray, qubits: tuple[int, ...], index: int, result: np.ndarray | None) -> np.ndarray:
-        """The state after operator ``index`` (in place where it can be)."""
-        if result is not None:
-            return result
-        if index == self.identity:
-            return state
-        assert self.channel.unitaries is not None
-        return _apply_local(state, qubits, self.channel.unitaries[index])
+    def apply(self, state: np.ndarray, qubits: tuple[int, ...], index: int, weight: float) -> np.ndarray:
+        """The state after operator ``index``, renormalised (a new array unless it is the identity)."""
+        if self.effects is None:
+            if index == self.identity:
+                return state
+            assert self.channel.unitaries is not None
+            return _apply_local(state, qubits, self.channel.unitaries[index])
+        result = _apply_local(state, qubits, self.channel.kraus[index])
+        norm = float(np.vdot(result, result).real)
+        if norm > 0:
+            result *= 1.0 / np.sqrt(norm)
+        return result
 
 
 # -- interpreting -----------------------------------------------------------------------------------
@@ -704,13 +720,14 @@ def _explore(
                 elif kind == _CHANNEL:
                     assert choose is not None
                     qubits, prepared = step[1], step[2]
-                    weights, results = prepared.branches(state, qubits)
+                    weights = prepared.weights(state, qubits)
                     shares = choose(count, weights)
                     chosen = [i for i in np.argsort(-np.asarray(shares, dtype=np.float64), kind="stable") if shares[i]]
                     for i in chosen[1:]:
                         fork()
-                        stack.append((pc + 1, prepared.apply(state.copy(), qubits, i, results[i]), memory, shares[i]))
-                    state = prepared.apply(state, qubits, chosen[0], results[chosen[0]])
+                        other = prepared.apply(state, qubits, i, weights[i])
+                        stack.append((pc + 1, other.copy() if other is state else other, memory, shares[i]))
+                    state = prepared.apply(state, qubits, chosen[0], weights[chosen[0]])
                     count = shares[chosen[0]]
                 elif kind == _BRANCH:
                     if not step[1](memory):
