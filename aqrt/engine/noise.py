@@ -13,6 +13,7 @@ keeps them as channel ops, which only the noisy simulators (density matrix, traj
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -93,6 +94,37 @@ class Channel:
         matrix stored as a ``2n``-qubit vector.
         """
         return np.sum([np.kron(op.conj(), op) for op in self.kraus], axis=0)
+
+    @functools.cached_property
+    def identity_split(self) -> tuple[float, Channel | None]:
+        """``(p, rest)`` with this channel ``= p * identity + (1 - p) * rest`` and ``p`` as large as
+        possible (``rest`` None when ``p`` is 1).
+
+        For trajectories: a device's gate error is a Kraus channel whose operator weights depend
+        on the state, but most of its weight is the identity, which does not: with probability
+        ``p`` (drawn ahead, like a mixture's branch) a trajectory does nothing; otherwise it applies
+        ``rest``. The largest ``p`` is ``1 / <w| J^+ |w>`` for the channel's Choi matrix ``J`` and the
+        identity's ``w`` (0 if ``w`` is outside ``J``'s range); ``rest`` is what remains of ``J``.
+        """
+        d = self.kraus[0].shape[0]
+        vectors = np.stack([op.reshape(-1) for op in self.kraus], axis=1)
+        choi = vectors @ vectors.conj().T
+        identity = np.eye(d, dtype=np.complex128).reshape(-1)
+        eigenvalues, eigenvectors = np.linalg.eigh(choi)
+        coefficients = eigenvectors.conj().T @ identity
+        support = eigenvalues > 1e-12 * max(float(eigenvalues.max()), 1e-300)
+        if np.linalg.norm(coefficients[~support]) > 1e-9:
+            return 0.0, self
+        weight = float(1.0 / np.sum(np.abs(coefficients[support]) ** 2 / eigenvalues[support]))
+        weight = min(1.0, weight * (1 - 1e-12))  # a hair below the bound keeps the rest positive
+        if weight >= 1.0 - 1e-12:
+            return 1.0, None
+        rest = choi - weight * np.outer(identity, identity.conj())
+        values, vectors = np.linalg.eigh(rest)
+        cut = 1e-14 * max(float(values.max()), 1e-300)
+        scale = 1.0 / (1.0 - weight)
+        operators = [np.sqrt(v * scale) * vectors[:, i].reshape(d, d) for i, v in enumerate(values) if v > cut]
+        return weight, Channel.from_kraus(operators)
 
     def then(self, other: Channel) -> Channel:
         """This channel followed by ``other`` (same qubits): Kraus products, mixtures kept mixtures."""
