@@ -583,46 +583,68 @@ def _reduced_density(state: np.ndarray, qubits: tuple[int, ...]) -> np.ndarray:
     return rows @ rows.conj().T
 
 
+_IDENTITY = -1  # the branch of a channel that leaves the state as it is
+
+
 @dataclasses.dataclass(frozen=True)
 class _PreparedChannel:
-    """A channel as the interpreter applies it: a mixture's weights and which branch is the
-    identity; for other channels each operator's ``K^dagger K``, whose expectation in the state
-    is that operator's weight (read from the channel's reduced density matrix, so only the
-    chosen operator is applied to the state)."""
+    """A channel as the interpreter applies it.
+
+    A unitary mixture splits a branch by its fixed weights (its identity branch, if any, leaves
+    the state alone). Any other channel is ``p * identity + (1 - p) * rest``
+    (:attr:`~aqrt.engine.noise.Channel.identity_split`): the branch is first split by ``p``, which
+    does not depend on the state, and only the ``rest`` share looks at the state: each of
+    ``rest``'s operators weighs ``<K^dagger K>``, read from the channel's reduced density matrix,
+    and only the chosen operators are applied. A device's gate error is mostly identity
+    (p = 0.95-0.9997), so most shots pass it at no cost.
+    """
 
     channel: Channel
-    identity: int  # index of an identity branch of a unitary mixture, or -1
-    effects: np.ndarray | None = None  # (operators, d, d): K^dagger K, for channels that are not mixtures
+    identity: int  # a unitary mixture's identity branch, or _IDENTITY
+    idle: float = 0.0  # p: the identity's weight in a channel that is not a mixture
+    rest: Channel | None = None
+    effects: np.ndarray | None = None  # (operators, d, d): K^dagger K of rest's operators
 
     @classmethod
     def of(cls, channel: Channel) -> _PreparedChannel:
-        identity = -1
         if channel.unitaries is not None:
             eye = np.eye(channel.unitaries[0].shape[0])
             for i, unitary in enumerate(channel.unitaries):
                 if np.allclose(unitary / unitary[0, 0], eye, atol=1e-12) and abs(abs(unitary[0, 0]) - 1) < 1e-12:
-                    identity = i
-                    break
-            return cls(channel, identity)
-        return cls(channel, identity, np.stack([op.conj().T @ op for op in channel.kraus]))
+                    return cls(channel, i)
+            return cls(channel, _IDENTITY)
+        idle, rest = channel.identity_split
+        effects = None if rest is None else np.stack([op.conj().T @ op for op in rest.kraus])
+        return cls(channel, _IDENTITY, idle, rest, effects)
 
-    def weights(self, state: np.ndarray, qubits: tuple[int, ...]) -> np.ndarray:
-        """Each operator's weight in this state."""
-        if self.effects is None:
-            assert self.channel.probabilities is not None
-            return self.channel.probabilities
-        density = _reduced_density(state, qubits)
-        weights = np.clip(np.einsum("kij,ji->k", self.effects, density).real, 0.0, None)
-        return weights / weights.sum()
+    def shares(self, count: Any, state: np.ndarray, qubits: tuple[int, ...], choose: Choose) -> list[tuple[int, Any]]:
+        """``count`` divided over the channel's branches: (branch, share) pairs, shares non-zero."""
+        if self.channel.probabilities is not None:
+            split = choose(count, self.channel.probabilities)
+            return [(self._mixture_branch(i), share) for i, share in enumerate(split) if share]
+        if self.rest is None:
+            return [(_IDENTITY, count)]
+        idle, busy = choose(count, np.array([self.idle, 1.0 - self.idle]))
+        out = [(_IDENTITY, idle)] if idle else []
+        if busy:
+            assert self.effects is not None
+            density = _reduced_density(state, qubits)
+            weights = np.clip(np.einsum("kij,ji->k", self.effects, density).real, 0.0, None)
+            split = choose(busy, weights / weights.sum())
+            out += [(i, share) for i, share in enumerate(split) if share]
+        return out
 
-    def apply(self, state: np.ndarray, qubits: tuple[int, ...], index: int, weight: float) -> np.ndarray:
-        """The state after operator ``index``, renormalised (a new array unless it is the identity)."""
-        if self.effects is None:
-            if index == self.identity:
-                return state
-            assert self.channel.unitaries is not None
-            return _apply_local(state, qubits, self.channel.unitaries[index])
-        result = _apply_local(state, qubits, self.channel.kraus[index])
+    def _mixture_branch(self, index: int) -> int:
+        return _IDENTITY if index == self.identity else index
+
+    def apply(self, state: np.ndarray, qubits: tuple[int, ...], branch: int) -> np.ndarray:
+        """The state after ``branch``, renormalised: ``state`` itself for the identity, else a new array."""
+        if branch == _IDENTITY:
+            return state
+        if self.channel.unitaries is not None:
+            return _apply_local(state, qubits, self.channel.unitaries[branch])
+        assert self.rest is not None
+        result = _apply_local(state, qubits, self.rest.kraus[branch])
         norm = float(np.vdot(result, result).real)
         if norm > 0:
             result *= 1.0 / np.sqrt(norm)
@@ -720,15 +742,15 @@ def _explore(
                 elif kind == _CHANNEL:
                     assert choose is not None
                     qubits, prepared = step[1], step[2]
-                    weights = prepared.weights(state, qubits)
-                    shares = choose(count, weights)
-                    chosen = [i for i in np.argsort(-np.asarray(shares, dtype=np.float64), kind="stable") if shares[i]]
-                    for i in chosen[1:]:
+                    branches_here = sorted(
+                        prepared.shares(count, state, qubits, choose), key=lambda pair: -float(pair[1])
+                    )
+                    for branch, share in branches_here[1:]:
                         fork()
-                        other = prepared.apply(state, qubits, i, weights[i])
-                        stack.append((pc + 1, other.copy() if other is state else other, memory, shares[i]))
-                    state = prepared.apply(state, qubits, chosen[0], weights[chosen[0]])
-                    count = shares[chosen[0]]
+                        other = prepared.apply(state, qubits, branch)
+                        stack.append((pc + 1, other.copy() if other is state else other, memory, share))
+                    branch, count = branches_here[0]
+                    state = prepared.apply(state, qubits, branch)
                 elif kind == _BRANCH:
                     if not step[1](memory):
                         pc = step[2]
