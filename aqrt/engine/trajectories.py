@@ -57,8 +57,8 @@ class _NoisyProgram:
     num_qubits: int
     stretches: list[BoundProgram]  # channels + 1 unitary stretches; channel c follows stretch c
     channels: kernels.ChannelTable
-    branch_codes: list[np.ndarray]  # per channel: branch -> the branch that stands for it (identities merged)
-    all_mixtures: bool
+    branch_codes: list[np.ndarray]  # per mixture channel: branch -> the branch that stands for it (identities merged)
+    identity_weights: np.ndarray  # per channel: a Kraus channel's identity weight p (drawn ahead), 0 for mixtures
     dense_branches: list[np.ndarray | None]  # per mixture channel: (branches, d*d) its unitaries, row-major
     _wide: list[_WideStretch] | None = None
 
@@ -123,7 +123,9 @@ def _prepare(lowered: LoweredCircuit, values: np.ndarray, dtype: Any) -> _NoisyP
         current = []
     stretches.append(LoweredCircuit(lowered.num_qubits, current, lowered.parameter_names).bind(values, dtype=dtype))
     table, codes = _channel_table(channel_ops, np.dtype(dtype))
-    all_mixtures = all(op.channel is not None and op.channel.is_unitary_mixture for op in channel_ops)
+    kraus_first = np.where(table[2] == 0, table[3], -1)
+    has_identity = (kraus_first >= 0) & (table[5][np.maximum(kraus_first, 0)] == kernels.IDENTITY)
+    identity_weights = np.where(has_identity, table[7][np.maximum(kraus_first, 0)], 0.0)
     dense: list[np.ndarray | None] = []
     dense_of: dict[int, np.ndarray] = {}  # id(channel) -> its unitaries, made once per channel object
     for op in channel_ops:
@@ -135,7 +137,7 @@ def _prepare(lowered: LoweredCircuit, values: np.ndarray, dtype: Any) -> _NoisyP
         if id(channel) not in dense_of:
             dense_of[id(channel)] = np.array([u.reshape(-1) for u in channel.unitaries], dtype=dtype)
         dense.append(dense_of[id(channel)])
-    return _NoisyProgram(lowered.num_qubits, stretches, table, codes, all_mixtures, dense)
+    return _NoisyProgram(lowered.num_qubits, stretches, table, codes, identity_weights, dense)
 
 
 def _branch_kind(unitary: np.ndarray) -> int:
@@ -201,7 +203,17 @@ def _channel_table(channel_ops: list[GateOp], dtype: np.dtype) -> tuple[kernels.
             if identities:
                 code[identities] = identities[0]
         else:
-            for operator in channel.kraus:
+            weight, rest = channel.identity_split
+            operators = channel.kraus
+            if weight > 0.0:  # the identity part first: drawn ahead, it never reads the state
+                kinds.append(kernels.IDENTITY)
+                offsets.append(size)
+                parts.append(np.zeros(0, dtype=np.complex128))
+                cumulative.append(1.0 if rest is None else weight)
+                operators = () if rest is None else rest.kraus
+                counts[c] = 1 + len(operators)
+                code = np.arange(counts[c], dtype=np.int64)
+            for operator in operators:
                 kinds.append(DENSE)
                 offsets.append(size)
                 entries = np.concatenate([operator.reshape(-1), (operator.conj().T @ operator).reshape(-1)])
@@ -316,7 +328,7 @@ def _wide_trajectory(
             row[at : at + matrices.shape[1]] = matrices[branch]
         simulate.evolve(state, stretch.program, binding, cancel)
         c = stretch.kraus
-        if c < 0:
+        if c < 0 or uniforms[c] < noisy.identity_weights[c]:  # no channel, or its identity part: nothing to do
             continue
         k = int(widths[c])
         op_qubits = np.ascontiguousarray(channel_qubits[c, :k])
@@ -385,38 +397,49 @@ def trajectory_term_values(
 
     num_channels = noisy.num_channels
     total = num_bindings * trajectories
-    if _is_wide(noisy.num_qubits):
-        for flat in range(total):
-            simulate._check(cancel)
-            binding, t = divmod(flat, trajectories)
-            state = _wide_trajectory(noisy, binding, rng.random(num_channels), cancel)
-            accumulate(binding, pauli_values_par(state, x_masks, z_masks)[None, :], t == 0)
-    else:
-        program, bounds = noisy.packed()
-        ops = program.ops.as_tuple()
-        per_call = _batch_size(noisy.num_qubits, num_channels)
-        for start in range(0, total, per_call):
-            simulate._check(cancel)
-            stop = min(total, start + per_call)
-            uniforms = rng.random((stop - start, num_channels))
-            indices = np.arange(start, stop, dtype=np.int64)
-            binding_of = indices // trajectories
-            rows = kernels.trajectory_pauli_values(
+    wide = _is_wide(noisy.num_qubits)
+    program, bounds = noisy.packed() if not wide else (noisy.stretches[0], np.zeros(0, dtype=np.int64))
+    ops = program.ops.as_tuple()
+    per_call = _batch_size(noisy.num_qubits, num_channels)
+    for start in range(0, total, per_call):
+        simulate._check(cancel)
+        stop = min(total, start + per_call)
+        uniforms = rng.random((stop - start, num_channels))
+        indices = np.arange(start, stop, dtype=np.int64)
+        binding_of = indices // trajectories
+        # trajectories of one binding whose draws pick the same branches share one simulation
+        simulated_parts: list[np.ndarray] = []
+        row_of = np.empty(stop - start, dtype=np.int64)
+        for binding in range(int(binding_of[0]), int(binding_of[-1]) + 1):
+            mine = np.flatnonzero(binding_of == binding)
+            simulated, shared_row = _share(noisy, uniforms[mine])
+            row_of[mine] = shared_row + sum(part.shape[0] for part in simulated_parts)
+            simulated_parts.append(mine[simulated])
+        simulated_rows = np.concatenate(simulated_parts)
+        if wide:
+            values = np.empty((simulated_rows.shape[0], x_masks.shape[0]), dtype=np.complex128)
+            for r, row in enumerate(simulated_rows.tolist()):
+                simulate._check(cancel)
+                state = _wide_trajectory(noisy, int(binding_of[row]), uniforms[row], cancel)
+                values[r] = pauli_values_par(state, x_masks, z_masks)
+        else:
+            values = kernels.trajectory_pauli_values(
                 noisy.num_qubits,
                 ops,
                 program.static_buffer,
                 program.binding_buffers,
-                binding_of,
+                np.ascontiguousarray(binding_of[simulated_rows]),
                 bounds,
                 noisy.channels,
-                uniforms,
+                np.ascontiguousarray(uniforms[simulated_rows]),
                 x_masks,
                 z_masks,
-                _per_chunk(stop - start),
+                _per_chunk(simulated_rows.shape[0]),
             )
-            for binding in range(int(binding_of[0]), int(binding_of[-1]) + 1):
-                mine = binding_of == binding
-                accumulate(binding, rows[mine], bool((indices[mine] % trajectories == 0).any()))
+        rows = values[row_of]
+        for binding in range(int(binding_of[0]), int(binding_of[-1]) + 1):
+            mine = binding_of == binding
+            accumulate(binding, rows[mine], bool((indices[mine] % trajectories == 0).any()))
     mean_offset = sums / trajectories
     means = shifts + mean_offset
     if trajectories == 1:
@@ -449,7 +472,7 @@ def trajectory_samples(
     if shots < 0:
         raise ValueError(f"shots must be non-negative, got {shots}")
     noisy = _prepare(lowered, values, dtype)
-    if group and noisy.all_mixtures:
+    if group:
         return _grouped_samples(noisy, shots, rng, cancel)
     num_bindings = noisy.num_bindings
     num_channels = noisy.num_channels
@@ -490,67 +513,88 @@ def trajectory_samples(
 def _grouped_samples(
     noisy: _NoisyProgram, shots: int, rng: np.random.Generator, cancel: simulate.Cancel | None
 ) -> np.ndarray:
-    """Shots grouped by branch pattern (every channel a unitary mixture; see :func:`trajectory_samples`)."""
+    """Shots sharing simulations where their draws pick the same branches (see :func:`trajectory_samples`).
+
+    Per binding, in chunks of shots: a row of channel uniforms and a basis-state draw per shot;
+    each simulated trajectory then draws the basis states of every shot it stands for.
+    """
     num_channels = noisy.num_channels
-    cumulative = noisy.channels[7]
-    first = noisy.channels[3]
-    widest = max((len(code) for code in noisy.branch_codes), default=1)
-    code_dtype = np.uint8 if widest <= 256 else np.int32
-    # A branch's representative uniform: the midpoint of its interval, which the kernels map back to it.
-    midpoints = [
-        (np.concatenate([[0.0], cumulative[f : f + len(code) - 1]]) + cumulative[f : f + len(code)]) / 2
-        for f, code in zip(first.tolist(), noisy.branch_codes, strict=True)
-    ]
     out = np.empty((noisy.num_bindings, shots), dtype=np.int64)
     wide = _is_wide(noisy.num_qubits)
     program, bounds = noisy.packed() if not wide else (noisy.stretches[0], np.zeros(0, dtype=np.int64))
     ops = program.ops.as_tuple()
-    rows_per_draw = max(1, _MAX_BATCH_NUMBERS // max(1, num_channels))
+    rows_per_draw = max(1, _MAX_BATCH_NUMBERS // (num_channels + 1))
+    per_call = _batch_size(noisy.num_qubits, num_channels)
     for binding in range(noisy.num_bindings):
-        simulate._check(cancel)
-        patterns = np.empty((shots, num_channels), dtype=code_dtype)
         for start in range(0, shots, rows_per_draw):
+            simulate._check(cancel)
             stop = min(shots, start + rows_per_draw)
             uniforms = rng.random((stop - start, num_channels))
-            for c in range(num_channels):
-                f, code = int(first[c]), noisy.branch_codes[c]
-                branch = np.searchsorted(cumulative[f : f + len(code)], uniforms[:, c], side="right")
-                patterns[start:stop, c] = code[np.minimum(branch, len(code) - 1)]
-        draws = rng.random(shots)
-        keys = np.ascontiguousarray(patterns).view(np.dtype((np.void, max(1, patterns.itemsize * num_channels))))
-        if num_channels == 0:
-            keys = np.zeros(shots, dtype=np.int64)
-        distinct, first_shot, inverse = np.unique(keys.reshape(-1), return_index=True, return_inverse=True)
-        inverse = inverse.reshape(-1)
-        order = np.argsort(inverse, kind="stable")
-        starts = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=distinct.shape[0]))]).astype(np.int64)
-        representative = np.empty((distinct.shape[0], num_channels), dtype=np.float64)
-        for c in range(num_channels):
-            representative[:, c] = midpoints[c][patterns[first_shot, c].astype(np.int64)]
-        sorted_draws = np.ascontiguousarray(draws[order])
-        picked = np.empty(shots, dtype=np.int64)
-        if wide:
-            for p in range(distinct.shape[0]):
-                simulate._check(cancel)
-                state = _wide_trajectory(noisy, binding, representative[p], cancel)
-                picked[starts[p] : starts[p + 1]] = _wide_draws(state, sorted_draws[starts[p] : starts[p + 1]])
-        else:
-            per_call = _batch_size(noisy.num_qubits, num_channels)
-            for p0 in range(0, distinct.shape[0], per_call):
-                simulate._check(cancel)
-                p1 = min(distinct.shape[0], p0 + per_call)
-                picked[starts[p0] : starts[p1]] = kernels.trajectory_samples(
-                    noisy.num_qubits,
-                    ops,
-                    program.static_buffer,
-                    program.binding_buffers,
-                    np.full(p1 - p0, binding, dtype=np.int64),
-                    bounds,
-                    noisy.channels,
-                    np.ascontiguousarray(representative[p0:p1]),
-                    sorted_draws[starts[p0] : starts[p1]],
-                    starts[p0 : p1 + 1] - starts[p0],
-                    _per_chunk(p1 - p0),
-                )
-        out[binding, order] = picked
+            draws = rng.random(stop - start)
+            simulated, row_of = _share(noisy, uniforms)
+            order = np.argsort(row_of, kind="stable")
+            starts = np.concatenate([[0], np.cumsum(np.bincount(row_of, minlength=simulated.shape[0]))])
+            starts = starts.astype(np.int64)
+            sorted_draws = np.ascontiguousarray(draws[order])
+            representative = np.ascontiguousarray(uniforms[simulated])
+            picked = np.empty(stop - start, dtype=np.int64)
+            if wide:
+                for p in range(simulated.shape[0]):
+                    simulate._check(cancel)
+                    state = _wide_trajectory(noisy, binding, representative[p], cancel)
+                    picked[starts[p] : starts[p + 1]] = _wide_draws(state, sorted_draws[starts[p] : starts[p + 1]])
+            else:
+                for p0 in range(0, simulated.shape[0], per_call):
+                    simulate._check(cancel)
+                    p1 = min(simulated.shape[0], p0 + per_call)
+                    picked[starts[p0] : starts[p1]] = kernels.trajectory_samples(
+                        noisy.num_qubits,
+                        ops,
+                        program.static_buffer,
+                        program.binding_buffers,
+                        np.full(p1 - p0, binding, dtype=np.int64),
+                        bounds,
+                        noisy.channels,
+                        representative[p0:p1],
+                        sorted_draws[starts[p0] : starts[p1]],
+                        starts[p0 : p1 + 1] - starts[p0],
+                        _per_chunk(p1 - p0),
+                    )
+            out[binding, start + order] = picked
     return out
+
+
+def _share(noisy: _NoisyProgram, uniforms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which rows of ``uniforms`` (trajectories of one binding) to simulate, and for every row the
+    index (into those) of the simulation that stands for it.
+
+    Rows whose every mixture channel draws the same branch (identity branches counted as one) and
+    whose every Kraus channel draws its identity part run the same operations, so they share the
+    first such row's simulation (the same state, bit for bit). A row that draws a Kraus channel's
+    rest reads the state there (||K psi||^2) and runs on its own.
+    """
+    count, num_channels = uniforms.shape
+    table = noisy.channels
+    mixture, first, cumulative = table[2], table[3], table[7]
+    kraus = np.flatnonzero(mixture == 0)
+    alone = (uniforms[:, kraus] >= noisy.identity_weights[kraus]).any(axis=1)
+    shared = np.flatnonzero(~alone)
+    lone = np.flatnonzero(alone)
+    row_of = np.empty(count, dtype=np.int64)
+    if shared.shape[0] == 0:
+        leaders = shared
+    elif num_channels == kraus.shape[0]:  # no mixture: every shared row is the all-identity trajectory
+        leaders = shared[:1]
+        row_of[shared] = 0
+    else:
+        patterns = np.empty((shared.shape[0], num_channels - kraus.shape[0]), dtype=np.int32)
+        for column, c in enumerate(np.flatnonzero(mixture).tolist()):
+            f, code = int(first[c]), noisy.branch_codes[c]
+            branch = np.searchsorted(cumulative[f : f + code.shape[0]], uniforms[shared, c], side="right")
+            patterns[:, column] = code[np.minimum(branch, code.shape[0] - 1)]
+        keys = np.ascontiguousarray(patterns).view(np.dtype((np.void, patterns.itemsize * patterns.shape[1])))
+        _, first_row, inverse = np.unique(keys.reshape(-1), return_index=True, return_inverse=True)
+        leaders = shared[first_row]
+        row_of[shared] = inverse.reshape(-1)
+    row_of[lone] = leaders.shape[0] + np.arange(lone.shape[0])
+    return np.concatenate([leaders, lone]), row_of

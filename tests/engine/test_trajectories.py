@@ -168,8 +168,19 @@ def test_term_means_agree_with_the_density_matrix_within_five_standard_errors(n:
     assert (np.abs(noiseless - exact) > 10 * errors + 0.02).any()
 
 
+def unravelled_kraus(channel: Channel) -> list[np.ndarray]:
+    """The Kraus operators a trajectory picks among: a general channel's identity part (weight p,
+    ``Channel.identity_split``) as sqrt(p) I, then its rest's operators times sqrt(1 - p)."""
+    weight, rest = channel.identity_split
+    if channel.is_unitary_mixture or weight == 0:
+        return list(channel.kraus)
+    identity = np.sqrt(weight) * np.eye(channel.kraus[0].shape[0])
+    return [identity] + ([] if rest is None else [np.sqrt(1 - weight) * k for k in rest.kraus])
+
+
 def _enumerate(circuit: QuantumCircuit) -> list[tuple[float, np.ndarray]]:
-    """Every trajectory of the circuit with its probability (Kraus branches weighted by ||K psi||^2)."""
+    """Every trajectory of the circuit with its probability (Kraus branches weighted by ||K psi||^2,
+    a general channel's identity part a branch of its own)."""
     leaves = [(1.0, Statevector.from_int(0, 2**circuit.num_qubits))]
     for item in circuit.data:
         qargs = [circuit.find_bit(q).index for q in item.qubits]
@@ -178,7 +189,7 @@ def _enumerate(circuit: QuantumCircuit) -> list[tuple[float, np.ndarray]]:
             continue
         grown = []
         for p, psi in leaves:
-            for k in item.operation.channel.kraus:
+            for k in unravelled_kraus(item.operation.channel):
                 branch = psi.evolve(Operator(k), qargs=qargs)
                 weight = float(np.vdot(branch.data, branch.data).real)
                 if weight > 1e-15:

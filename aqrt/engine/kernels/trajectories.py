@@ -16,6 +16,10 @@ Channels travel as one tuple of arrays, the *channel table* (built by
   by the d*d entries of K^dagger K (what its probability reads)
 - ``offsets`` (branches,): first entry of the branch in ``entries``
 - ``cumulative`` (branches,): a mixture's cumulative branch probabilities
+- a Kraus channel whose identity part has weight p > 0 (:attr:`Channel.identity_split`) starts
+  with an ``IDENTITY`` branch whose ``cumulative`` is p, followed by the Kraus operators of the
+  rest: a uniform u < p picks the identity without reading the state, otherwise
+  (u - p) / (1 - p), again uniform, picks a rest operator by ||K psi||^2
 - ``entries``: every branch's entries, in the state's dtype
 
 A trajectory's randomness is a row of uniforms in [0, 1), one per channel, drawn by the caller
@@ -24,6 +28,7 @@ before the kernel runs: results depend only on those numbers, never on the threa
 - ``reduced_density``       the (d, d) reduced density matrix of a state on a few qubits
 - ``reduced_density_par``   the same, parallel over chunks (wide states)
 - ``choose_branch``         which branch a uniform picks (and the Kraus renormalisation)
+- ``skips_identity``        whether a uniform picks a Kraus channel's identity branch
 - ``apply_branch``          apply a channel's branch to a state, serially
 - ``draw_basis_states``     basis states for many uniforms by the inverse CDF of |psi|^2, one pass
 - ``run_trajectory``        one trajectory of a noisy program from |0...0>, serially
@@ -50,6 +55,7 @@ __all__ = [
     "reduced_density",
     "reduced_density_par",
     "run_trajectory",
+    "skips_identity",
     "trajectory_pauli_values",
     "trajectory_samples",
 ]
@@ -111,7 +117,8 @@ def choose_branch(channels: ChannelTable, c: int, u: float, rho: np.ndarray) -> 
 
     A mixture's branch i covers [cumulative[i - 1], cumulative[i]) (``rho`` is not read); a Kraus
     branch k has probability Tr(K_k^dagger K_k rho) (``rho`` the state's reduced density matrix on
-    the channel's qubits) and is scaled by 1 / sqrt of it, so the state stays normalised.
+    the channel's qubits) and is scaled by 1 / sqrt of it, so the state stays normalised; a Kraus
+    channel with an identity branch first picks it for u below its weight (``rho`` not read).
     """
     _, widths, mixture, first, count, _, offsets, cumulative, entries = channels
     start = first[c]
@@ -121,6 +128,13 @@ def choose_branch(channels: ChannelTable, c: int, u: float, rho: np.ndarray) -> 
         while b < last and u >= cumulative[b]:
             b += 1
         return b, 1.0
+    kinds = channels[5]
+    if kinds[start] == IDENTITY:
+        weight = cumulative[start]
+        if u < weight:
+            return start, 1.0
+        u = (u - weight) / (1.0 - weight)
+        start += 1
     d = 1 << widths[c]
     total = 0.0
     for i in range(d):
@@ -142,6 +156,13 @@ def choose_branch(channels: ChannelTable, c: int, u: float, rho: np.ndarray) -> 
             if target < accumulated:
                 break
     return chosen, 1.0 / np.sqrt(chosen_probability)
+
+
+@njit(cache=True, nogil=True)
+def skips_identity(channels: ChannelTable, c: int, u: float) -> bool:
+    """Whether uniform ``u`` picks Kraus channel ``c``'s identity branch (nothing to do, state not read)."""
+    start = channels[3][c]
+    return channels[5][start] == IDENTITY and u < channels[7][start]
 
 
 @njit(cache=True, nogil=True)
@@ -204,6 +225,8 @@ def run_trajectory(
         if s < num_channels:
             if channels[2][s]:
                 b, scale = choose_branch(channels, s, uniforms[s], no_rho)
+            elif skips_identity(channels, s, uniforms[s]):
+                continue
             else:
                 rho = reduced_density(state, channels[0][s, : channels[1][s]])
                 b, scale = choose_branch(channels, s, uniforms[s], rho)
