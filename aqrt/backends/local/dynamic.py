@@ -792,7 +792,11 @@ def _split_shots(rng: np.random.Generator) -> Split:
 
 def _choose_shots(rng: np.random.Generator) -> Choose:
     def choose(shots: int, weights: np.ndarray) -> np.ndarray:
-        return rng.multinomial(shots, np.clip(weights, 0.0, None) / np.sum(np.clip(weights, 0.0, None)))
+        """``weights`` are non-negative and sum to 1 (every caller normalises them)."""
+        if weights.shape[0] == 2:
+            second = int(rng.binomial(shots, min(1.0, max(0.0, float(weights[1])))))
+            return np.array([shots - second, second])
+        return rng.multinomial(shots, weights)
 
     return choose
 
@@ -905,8 +909,6 @@ def _run_sampler(
             if program.tail_qubits:
                 marginal = _marginal(state, program.tail_qubits)
                 outcomes = rng.choice(marginal.shape[0], size=count, p=marginal)
-                if any(program.tail_flips):
-                    outcomes = _flip_tail(outcomes, program.tail_flips, rng)
             leaves.append((memory.bits, count, outcomes))
 
         if shots > 0:
@@ -924,6 +926,12 @@ def _run_sampler(
             )
         else:
             branch_counts.append(0)
+        if program.tail_qubits and any(program.tail_flips) and leaves:  # read-out errors, all shots at once
+            flipped = _flip_tail(np.concatenate([leaf[2] for leaf in leaves]), program.tail_flips, rng)
+            bounds = np.cumsum([0] + [leaf[1] for leaf in leaves])
+            leaves = [
+                (leaf[0], leaf[1], flipped[a:b]) for leaf, a, b in zip(leaves, bounds[:-1], bounds[1:], strict=True)
+            ]
         order = rng.permutation(shots)
         for name, columns in registers:
             out[name][binding] = _register_bytes(program, leaves, columns, shots)[order]
