@@ -250,3 +250,57 @@ async def test_device_backend_accepts_an_aqrt_noise_model(manila, bell_isa) -> N
     counts = result[0].data.meas.get_counts()
     assert all(abs(counts.get(key, 0) / 8000 - 0.25) < 0.03 for key in ("00", "01", "10", "11"))
     assert result.metadata["noise"] == "custom"
+
+
+# -- wider than the density-matrix path -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wide_case() -> tuple[QuantumCircuit, NoiseModel, dict[str, int]]:
+    """GHZ-11 (beyond the 9-qubit density-matrix path) with a light model, and Aer's counts."""
+    model = NoiseModel()
+    model.add_all_qubit_quantum_error(depolarizing_error(0.01, 2), ["cx"])
+    model.add_all_qubit_quantum_error(
+        thermal_relaxation_error(60e3, 50e3, 300).compose(depolarizing_error(0.002, 1)), ["h"]
+    )
+    model.add_all_qubit_readout_error(ReadoutError([[0.98, 0.02], [0.04, 0.96]]))
+    circuit = QuantumCircuit(11)
+    circuit.h(0)
+    for qubit in range(10):
+        circuit.cx(qubit, qubit + 1)
+    measured = circuit.measure_all(inplace=False)
+    simulator = AerSimulator(method="density_matrix", noise_model=model, seed_simulator=5)
+    return circuit, model, simulator.run(measured, shots=SHOTS).result().get_counts()
+
+
+async def test_wide_noisy_estimator_runs_trajectories(wide_case) -> None:
+    circuit, model, counts = wide_case
+    qubit_sets = [[0, 10], [0, 1, 2, 3], list(range(11))]
+    observables = [
+        SparsePauliOp("".join("Z" if q in qubits else "I" for q in reversed(range(11)))) for qubits in qubit_sets
+    ]
+    estimator = Estimator(options={"resilience_level": 0, "seed": 3, "simulator": {"noise_model": model}})
+    result = await estimator.run([(circuit, observables)], precision=0.02)
+    assert result[0].metadata["simulator_metadata"]["method"] == "trajectories"
+    assert result[0].metadata["simulator_metadata"]["trajectories"] == 2500
+    for qubits, value, error in zip(qubit_sets, result[0].data.evs, result[0].data.stds, strict=True):
+        assert 0 < error < 0.02
+        reference = _z_expectation(counts, qubits)
+        assert abs(value - reference) < 4 * np.hypot(error, 1 / np.sqrt(SHOTS)), (qubits, value, reference)
+
+
+async def test_wide_noisy_sampler_matches_aer(wide_case) -> None:
+    """Compared on the Hamming weight of the outcomes (12 bins; 2048 outcomes are too sparse)."""
+    circuit, model, counts = wide_case
+    sampler = Sampler(options={"seed": 4, "simulator": {"noise_model": model}})
+    result = await sampler.run([circuit.measure_all(inplace=False)], shots=SHOTS)
+    assert result[0].metadata["simulator_metadata"]["method"] == "dynamic"
+
+    def weights(table: dict[str, int]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for key, count in table.items():
+            weight = str(key.count("1"))
+            out[weight] = out.get(weight, 0) + count
+        return out
+
+    assert _distance(weights(result[0].data.meas.get_counts()), weights(counts)) < 0.015

@@ -67,7 +67,7 @@ def trajectory_count(precision: float) -> int:
     ``1 / precision**2``); :data:`DEFAULT_TRAJECTORIES` for 0."""
     if precision <= 0:
         return DEFAULT_TRAJECTORIES
-    return max(1, min(_MAX_TRAJECTORIES, math.ceil(1.0 / precision**2)))
+    return max(2, min(_MAX_TRAJECTORIES, math.ceil(1.0 / precision**2)))  # two, for a standard error
 
 
 def _density_max_qubits() -> int:
@@ -141,7 +141,7 @@ class NoisyEvaluator:
         from ...engine.trajectories import trajectory_term_values
 
         self.method = TRAJECTORIES
-        term_means, term_errors = trajectory_term_values(
+        means, errors = trajectory_term_values(
             lowered,
             values,
             table.x_masks,
@@ -150,10 +150,9 @@ class NoisyEvaluator:
             self.rng,
             dtype=self.dtype,
             cancel=self.cancel,
+            weights=table.weights,  # per observable, from each trajectory's value: correlations included
         )
-        # Terms share trajectories, so their errors may correlate: the sum of |weight| x error bounds
-        # the observable's standard error (exact for single-term observables).
-        return table.combine(term_means), term_errors @ np.abs(table.weights).T
+        return np.real(means), errors
 
 
 def _as_sparse(observable: SparsePauliOp | SparseObservable) -> SparseObservable:
