@@ -37,6 +37,9 @@ error also subclasses it, so ``except ValueError`` / ``except TimeoutError`` kee
         └── RuntimeConnectionError (ConnectionError)  refused, reset, or a truncated body
 
 HTTP statuses are mapped to these once, in :func:`aqrt.backends.ibm.transport.error_for_status`.
+
+One warning: :class:`OptionsNotAppliedWarning` (a ``UserWarning``), once per backend and option,
+when a job's result says an option was accepted but not honoured (``options_not_applied``).
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ __all__ = [
     "JobFailedError",
     "JobTimeoutError",
     "NotFoundError",
+    "OptionsNotAppliedWarning",
     "RateLimitedError",
     "RequestTimeoutError",
     "ResultTimeoutError",
@@ -246,3 +250,9 @@ class RequestTimeoutError(RuntimeRequestError, TimeoutError):
 
 class RuntimeConnectionError(RuntimeRequestError, ConnectionError):
     """The connection was refused or reset, or the response body was cut short."""
+
+
+class OptionsNotAppliedWarning(UserWarning):
+    """A backend accepted an option it could not honour (e.g. ``resilience_level=2`` on a
+    noiseless backend). Emitted once per backend and option path per process, when the job's
+    result is first read; every result also lists them in ``metadata["options_not_applied"]``."""

@@ -18,14 +18,16 @@ import datetime as dt
 import enum
 import itertools
 import math
+import threading
 import uuid
+import warnings
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any, Literal
 
 import anyio
 
 from ._concurrency import CancelFlag, loop_clock
-from .errors import JobCancelledError, ResultTimeoutError
+from .errors import JobCancelledError, OptionsNotAppliedWarning, ResultTimeoutError
 from .options import Options
 from .progress import Progress, count_bindings
 
@@ -106,6 +108,7 @@ class Job:
     """
 
     _progress: Any = None  # a Progress once someone asks for it; a class default costs a job nothing
+    _warned = False  # whether reading the result checked it for options not applied
 
     def __init__(self, request: JobRequest, *, backend_name: str, clock: Callable[[], float] | None = None) -> None:
         self._request = request
@@ -272,6 +275,9 @@ class Job:
 
     def _outcome(self) -> Any:
         if self._status is JobStatus.DONE:
+            if not self._warned:
+                self._warned = True
+                _warn_not_applied(self.backend_name, self._result)
             return self._result
         if self._status is JobStatus.CANCELLED:
             raise self._cancelled_error()
@@ -378,3 +384,26 @@ class _Waiting:
 def _wall_now() -> dt.datetime:
     # Display only: every deadline uses the event loop clock.
     return dt.datetime.now(dt.UTC)
+
+
+_warned_options: set[tuple[str, str]] = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_not_applied(backend_name: str, result: Any) -> None:
+    """Warn once per (backend, option path) about options a result says were not applied."""
+    metadata = getattr(result, "metadata", None)
+    not_applied = metadata.get("options_not_applied") if isinstance(metadata, dict) else None
+    if not not_applied:
+        return
+    with _warned_lock:
+        fresh = {path: why for path, why in not_applied.items() if (backend_name, path) not in _warned_options}
+        _warned_options.update((backend_name, path) for path in fresh)
+    if fresh:
+        listed = "; ".join(f"{path}: {why}" for path, why in fresh.items())
+        warnings.warn(
+            f"backend {backend_name!r} did not apply some options ({listed}); results list them under "
+            "metadata['options_not_applied'] (this warning is given once per backend and option)",
+            OptionsNotAppliedWarning,
+            stacklevel=4,  # the await (or result()) in the caller
+        )

@@ -47,8 +47,10 @@ def test_error_tree_subclasses_stdlib_meanings() -> None:
     assert issubclass(aqrt.ResultTimeoutError, TimeoutError)
     assert issubclass(aqrt.BackendNotFoundError, LookupError)
     for name in aqrt.errors.__all__:
-        assert issubclass(getattr(aqrt.errors, name), aqrt.AqrtError)
+        kind = getattr(aqrt.errors, name)
+        assert issubclass(kind, aqrt.AqrtError) or issubclass(kind, UserWarning), name
         assert name in aqrt.errors.__doc__, f"{name} is missing from the tree drawn in errors.py"
+    assert issubclass(aqrt.OptionsNotAppliedWarning, UserWarning)
 
 
 def test_importing_aqrt_does_not_load_numba_or_aiohttp() -> None:

@@ -38,7 +38,7 @@ def _shown(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def _why(path: str, value: Any) -> str | None:
+def _why(path: str, value: Any, noisy: bool) -> str | None:
     """Why a set option is not applied, or None when it is (or changes nothing)."""
     requested = f"requested {_shown(value)}"
     if path in _HONOURED_ALWAYS:
@@ -52,10 +52,14 @@ def _why(path: str, value: Any) -> str | None:
     if path.startswith("twirling."):
         if path.startswith("twirling.enable_") and value is False:
             return None
+        if noisy:
+            return f"{requested}, not applied: aqrt's noisy Sampler does not twirl (the Estimator's resilience does)"
         return f"{requested}, not applied: {_NOISELESS}; twirling would not change its results"
     if path.startswith("dynamical_decoupling."):
         if path == "dynamical_decoupling.enable" and value is False:
             return None
+        if noisy:
+            return f"{requested}, not applied: aqrt inserts no dynamical decoupling sequences"
         return f"{requested}, not applied: {_NOISELESS}; idle qubits do not decohere"
     if path == "execution.init_qubits":
         return None if value else f"{requested}, not applied: every shot starts from |0...0>"
@@ -83,7 +87,7 @@ def _leaves(values: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, Any
 
 
 @functools.lru_cache(maxsize=256)
-def _report(program: Program, options: Options, honoured: frozenset[str]) -> tuple[tuple[str, str], ...]:
+def _report(program: Program, options: Options, honoured: frozenset[str], noisy: bool) -> tuple[tuple[str, str], ...]:
     not_applied = []
     for path, value in _leaves(options.to_dict(only_set=True)):
         if any(path == done or path.startswith(done + ".") for done in honoured):
@@ -91,13 +95,15 @@ def _report(program: Program, options: Options, honoured: frozenset[str]) -> tup
         if program == "sampler" and (path == "resilience_level" or path.startswith("resilience.")):
             why: str | None = f"requested {_shown(value)}, not applied: error mitigation is an Estimator option"
         else:
-            why = _why(path, value)
+            why = _why(path, value, noisy)
         if why is not None:
             not_applied.append((path, why))
     return tuple(not_applied)
 
 
-def options_not_applied(program: Program, options: Options, *, honoured: Iterable[str] = ()) -> dict[str, str] | None:
+def options_not_applied(
+    program: Program, options: Options, *, honoured: Iterable[str] = (), noisy: bool = False
+) -> dict[str, str] | None:
     """Option path -> why it was not applied, or None when every option set was honoured.
 
     Args:
@@ -105,6 +111,7 @@ def options_not_applied(program: Program, options: Options, *, honoured: Iterabl
         options: the job's options (a snapshot; a mutable one is snapshotted here).
         honoured: option paths (``"resilience"``, ``"twirling.enable_gates"``) the calling
             backend honours beyond what the noiseless local backend does.
+        noisy: the job ran with noise (the reasons then do not say the backend is noiseless).
     """
-    report = _report(program, options.snapshot(), frozenset(honoured))
+    report = _report(program, options.snapshot(), frozenset(honoured), noisy)
     return dict(report) if report else None

@@ -274,7 +274,7 @@ class LocalJobRunner:
         ``extra``: more job metadata (the noise a job's option chose, over the backend's own; what
         mitigation ran).
         """
-        not_applied = options_not_applied(request.program, request.options, honoured=honoured)
+        not_applied = options_not_applied(request.program, request.options, honoured=honoured, noisy=bool(honoured))
         if not_applied:
             for result in results:
                 result.metadata["options_not_applied"] = not_applied
