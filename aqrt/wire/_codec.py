@@ -150,8 +150,15 @@ def _encoder_for(kind: type) -> Callable[[Any], Any] | None:
     except KeyError:
         pass
     encoder = next((_ENCODERS[base] for base in kind.__mro__ if base in _ENCODERS), None)
+    if encoder is None and kind.__name__ == "NoiseModel" and kind.__module__.startswith("qiskit_aer."):
+        encoder = _encode_aer_noise_model  # known by name: qiskit-aer is optional, never imported here
     _ENCODER_CACHE[kind] = encoder
     return encoder
+
+
+def _encode_aer_noise_model(model: Any) -> _Tagged:
+    """An Aer ``NoiseModel`` as qiskit-ibm-runtime's encoder writes it (its serializable dict)."""
+    return _Tagged("NoiseModel", model.to_dict(serializable=True))
 
 
 class _MetadataEncoder(json.JSONEncoder):
@@ -611,6 +618,13 @@ def _decode_lindblad(tag: str, value: Any, budget: Budget) -> PauliLindbladMap:
     return PauliLindbladMap.from_sparse_list([tuple(p) for p in paulis], num_qubits=num_qubits)
 
 
+def _decode_noise_model(tag: str, value: Any, budget: Budget) -> dict[str, Any]:
+    """An Aer ``NoiseModel`` as qiskit-ibm-runtime sends it (``to_dict(serializable=True)``): kept
+    as that dict, which the backend reads (``aqrt.noise.NoiseModel.from_dict``) without qiskit-aer."""
+    _want(tag, type(value) is dict and type(value.get("errors", [])) is list, "__value__ must be a NoiseModel dict")
+    return {"__type__": "NoiseModel", "__value__": value}
+
+
 _Decoder = Callable[[str, Any, Budget], Any]
 
 # Tag -> decoder. This is the whole of what a payload can turn into.
@@ -634,6 +648,7 @@ _DECODERS: dict[str, _Decoder] = {
     "ExecutionSpans": _decode_spans,
     "ExecutionSpanCollection": _decode_spans,  # the old name of ExecutionSpans
     "PauliLindbladMap": _decode_lindblad,
+    "NoiseModel": _decode_noise_model,
     "to_json": lambda tag, value, budget: value,  # an object's own to_json() output, as is
 }
 

@@ -238,3 +238,32 @@ def test_a_job_past_its_max_execution_time_fails_as_ibm_reports_it(connect) -> N
     assert job.status() == "ERROR"
     assert "1305" in job.error_message()
     assert job.inputs["pubs"][0][0].num_qubits == 22  # the stored params, decoded by the client
+
+
+def test_official_client_noise_model_and_resilience_through_the_server(connect) -> None:
+    """``options.simulator.noise_model`` travels as the official client sends it (Aer's dict form)
+    and runs on the server's engine; resilience level 1 (TREX) then removes the read-out bias."""
+    from qiskit_aer.noise import NoiseModel, ReadoutError, depolarizing_error
+
+    model = NoiseModel()
+    model.add_all_qubit_quantum_error(depolarizing_error(0.01, 2), ["cx"])
+    model.add_all_qubit_readout_error(ReadoutError([[0.95, 0.05], [0.1, 0.9]]))
+    service = connect()
+    backend = service.backend("aqrt_statevector")
+    circuit = QuantumCircuit(2)
+    circuit.h(0)
+    circuit.cx(0, 1)
+    isa = _isa(backend, circuit)
+    observable = SparsePauliOp("ZZ").apply_layout(isa.layout)
+    values = {}
+    for level in (0, 1):
+        estimator = EstimatorV2(mode=backend)
+        estimator.options.simulator.noise_model = model
+        estimator.options.simulator.seed_simulator = 5
+        estimator.options.resilience_level = level
+        estimator.options.default_precision = 0.01
+        result = estimator.run([(isa, observable)]).result()
+        values[level] = float(result[0].data.evs)
+    # <ZZ> = 1 ideally; read-out errors take it to about (1 - 0.15)^2 and the CX's error a little more
+    assert values[0] < 0.8
+    assert abs(values[1] - 0.99) < 0.05  # TREX leaves only the CX's depolarizing error
