@@ -18,9 +18,16 @@ wide paths draw the same numbers.
   A batch holds at most ``simulate._BATCH_AMPLITUDES >> n`` trajectories (bounded work between
   cancellation polls); the states alive at once are one per work item being run.
 - Wide: one trajectory at a time, amplitude-parallel and cache-blocked
-  (:func:`aqrt.engine.simulate.evolve`). Only Kraus channels cut the program there: a mixture
-  channel is a dense op whose matrix each trajectory writes in (see ``wide_plan``), so a stretch
-  between Kraus channels costs the passes of a noiseless run.
+  (:func:`aqrt.engine.simulate.evolve`). Only Kraus channels whose rest the trajectory drew cut
+  the program there: a mixture channel is a dense op whose matrix each trajectory writes in, a
+  Kraus channel's identity part is nothing (see ``wide_plan``), so a stretch between cuts costs
+  the passes of a noiseless run.
+
+A general Kraus channel is split as p * identity + (1 - p) * rest (:attr:`Channel.identity_split`):
+its identity part is drawn ahead like a mixture's branch and costs nothing; only a trajectory that
+draws the rest reads the state there. Trajectories of one binding whose draws pick the same
+branches everywhere (no rest drawn) run the same operations, so they share one simulation; at a
+device's error rates most do. A trajectory that draws some rest runs on its own.
 
 Cancellation is polled between batches (and between a wide trajectory's stretch groups).
 Like :mod:`aqrt.engine.simulate`, this module loads numba: import it where the engine runs.
@@ -48,6 +55,7 @@ __all__ = ["trajectory_samples", "trajectory_term_values"]
 _MAX_BATCH = 1 << 14  # trajectories per kernel call (bounds the uniforms and output held at once)
 _MAX_BATCH_NUMBERS = 1 << 22  # uniforms per kernel call
 _MOST_PER_CHUNK = 8
+_WIDE_PLANS = 256  # wide plans (one per pattern of Kraus channels drawing their rest) kept at once
 
 
 @dataclasses.dataclass
@@ -60,7 +68,7 @@ class _NoisyProgram:
     branch_codes: list[np.ndarray]  # per mixture channel: branch -> the branch that stands for it (identities merged)
     identity_weights: np.ndarray  # per channel: a Kraus channel's identity weight p (drawn ahead), 0 for mixtures
     dense_branches: list[np.ndarray | None]  # per mixture channel: (branches, d*d) its unitaries, row-major
-    _wide: list[_WideStretch] | None = None
+    _wide: dict[tuple[int, ...], list[_WideStretch]] = dataclasses.field(default_factory=dict)
 
     @property
     def num_channels(self) -> int:
@@ -75,26 +83,33 @@ class _NoisyProgram:
         program, bounds, _ = _concatenate(self.num_qubits, self.stretches, [])
         return program, bounds
 
-    def wide_plan(self) -> list[_WideStretch]:
-        """The program cut at Kraus channels only, for the wide path (built once).
+    def wide_plan(self, rest: tuple[int, ...]) -> list[_WideStretch]:
+        """The program cut at the Kraus channels ``rest`` only (those a trajectory draws the rest of),
+        for the wide path (built once per cut pattern, a bounded number kept).
 
-        A wide state costs a pass over memory per cache-blocked group, so unitary-mixture channels
-        do not cut the program: each is a dense *slot* op whose entries live in the binding
-        buffer, and a trajectory writes its chosen branch's matrix there before the stretch runs
-        (identity branches too), so the whole stretch keeps one blocked schedule.
+        A wide state costs a pass over memory per cache-blocked group, so neither unitary-mixture
+        channels nor Kraus channels that drew their identity part cut the program: a mixture is a
+        dense *slot* op whose entries live in the binding buffer, and a trajectory writes its
+        chosen branch's matrix there before the stretch runs (identity branches too); a Kraus
+        channel's identity part is nothing at all. So a stretch keeps one blocked schedule.
         """
-        if self._wide is None:
+        plan = self._wide.get(rest)
+        if plan is None:
+            if len(self._wide) >= _WIDE_PLANS:
+                self._wide.clear()
             mixture = self.channels[2]
-            kraus = [c for c in range(self.num_channels) if not mixture[c]]
-            cuts = [-1, *kraus, self.num_channels]
             plan = []
-            for before, after in itertools.pairwise(cuts):
-                inside = list(range(before + 1, after))
-                slots = [(self.channels[0][c, : self.channels[1][c]], self.channels[1][c]) for c in inside]
+            for before, after in itertools.pairwise([-1, *rest, self.num_channels]):
+                inside = range(before + 1, after)
+                slots = [
+                    (self.channels[0][c, : self.channels[1][c]], int(self.channels[1][c])) if mixture[c] else None
+                    for c in inside
+                ]
                 program, _, offsets = _concatenate(self.num_qubits, self.stretches[before + 1 : after + 1], slots)
-                plan.append(_WideStretch(program, inside, offsets, after if after < self.num_channels else -1))
-            self._wide = plan
-        return self._wide
+                mixtures = [c for c in inside if mixture[c]]
+                plan.append(_WideStretch(program, mixtures, offsets, after if after < self.num_channels else -1))
+            self._wide[rest] = plan
+        return plan
 
 
 @dataclasses.dataclass
@@ -104,7 +119,7 @@ class _WideStretch:
     program: BoundProgram
     mixtures: list[int]  # channel indices whose branch goes into a slot
     slot_offsets: list[int]  # where each slot's d*d entries start in a binding's row
-    kraus: int  # the Kraus channel after this stretch, -1 for none
+    kraus: int  # the Kraus channel after this stretch (its rest drawn), -1 for none
 
 
 def _prepare(lowered: LoweredCircuit, values: np.ndarray, dtype: Any) -> _NoisyProgram:
@@ -238,18 +253,22 @@ def _channel_table(channel_ops: list[GateOp], dtype: np.dtype) -> tuple[kernels.
 
 
 def _concatenate(
-    num_qubits: int, programs: list[BoundProgram], slots: list[tuple[np.ndarray, int]]
+    num_qubits: int, programs: list[BoundProgram], slots: list[tuple[np.ndarray, int] | None]
 ) -> tuple[BoundProgram, np.ndarray, list[int]]:
     """The programs as one program, its segment bounds (counting no slots), and where each slot's entries start.
 
-    ``slots`` is empty or has one (qubits, width) per gap between programs: a dense op reading
-    its entries from the binding buffer, after the programs' own binding entries (zero here).
+    ``slots`` is empty or has one entry per gap between programs: None for nothing, or (qubits,
+    width) for a dense op reading its entries from the binding buffer, after the programs' own
+    binding entries.
     """
-    widest = max([p.ops.qubits.shape[1] for p in programs] + [int(width) for _, width in slots])
+    widest = max([p.ops.qubits.shape[1] for p in programs] + [slot[1] for slot in slots if slot is not None])
+    binding_width = sum(p.binding_buffers.shape[1] for p in programs)
     static_shift = binding_shift = 0
+    slot_shift = binding_width
     kinds, qubits, widths, aux, sources, offsets = [], [], [], [], [], []
     bounds = [0]
-    for p in programs:
+    slot_offsets = []
+    for j, p in enumerate(programs):
         ops = p.ops
         padded = np.zeros((ops.num_ops, widest), dtype=np.int64)
         padded[:, : ops.qubits.shape[1]] = ops.qubits
@@ -262,17 +281,18 @@ def _concatenate(
         static_shift += p.static_buffer.shape[0]
         binding_shift += p.binding_buffers.shape[1]
         bounds.append(bounds[-1] + ops.num_ops)
-    slot_offsets = []
-    for j, (slot_qubits, width) in enumerate(slots):
+        slot = slots[j] if j < len(slots) else None
+        if slot is None:
+            continue
+        slot_qubits, width = slot
         row = np.zeros((1, widest), dtype=np.int64)
         row[0, :width] = slot_qubits
-        slot_offsets.append(binding_shift)
-        at = 1 + 2 * j  # after program j's ops (and the slots before it)
-        for part, value in ((kinds, [DENSE]), (widths, [width]), (sources, [1]), (offsets, [binding_shift])):
-            part.insert(at, np.array(value, dtype=np.int64))
-        qubits.insert(at, row)
-        aux.insert(at, np.zeros((1, 2), dtype=np.int64))
-        binding_shift += 1 << (2 * int(width))
+        slot_offsets.append(slot_shift)
+        for part, value in ((kinds, [DENSE]), (widths, [width]), (sources, [1]), (offsets, [slot_shift])):
+            part.append(np.array(value, dtype=np.int64))
+        qubits.append(row)
+        aux.append(np.zeros((1, 2), dtype=np.int64))
+        slot_shift += 1 << (2 * int(width))
     arrays = OpArrays(
         kinds=np.concatenate(kinds).astype(np.int64),
         qubits=np.ascontiguousarray(np.concatenate(qubits), dtype=np.int64),
@@ -283,9 +303,9 @@ def _concatenate(
     )
     static = np.ascontiguousarray(np.concatenate([p.static_buffer for p in programs]))
     per_binding = np.concatenate([p.binding_buffers for p in programs], axis=1)
-    if slots:
-        extra = binding_shift - per_binding.shape[1]
-        per_binding = np.concatenate([per_binding, np.zeros((per_binding.shape[0], extra), per_binding.dtype)], axis=1)
+    if slot_shift > binding_width:
+        extra = np.zeros((per_binding.shape[0], slot_shift - binding_width), per_binding.dtype)
+        per_binding = np.concatenate([per_binding, extra], axis=1)
     program = BoundProgram(num_qubits, arrays, static, np.ascontiguousarray(per_binding))
     return program, np.array(bounds, dtype=np.int64), slot_offsets
 
@@ -311,14 +331,16 @@ def _is_wide(num_qubits: int) -> bool:
 def _wide_trajectory(
     noisy: _NoisyProgram, binding: int, uniforms: np.ndarray, cancel: simulate.Cancel | None
 ) -> np.ndarray:
-    """The final state of one trajectory: each stretch of the wide plan cache-blocked and
-    amplitude-parallel with its mixture branches in its slots, then its Kraus channel."""
+    """The final state of one trajectory: each stretch of its wide plan (cut where it draws a
+    Kraus channel's rest) cache-blocked and amplitude-parallel with its mixture branches in its
+    slots, then that Kraus channel's rest operator."""
     dtype = noisy.stretches[0].dtype
     state = np.zeros(1 << noisy.num_qubits, dtype=dtype)
     state[0] = 1
     table = noisy.channels
     channel_qubits, widths, _, first, counts, _, offsets, cumulative, entries = table
-    for stretch in noisy.wide_plan():
+    rest = np.flatnonzero((table[2] == 0) & (uniforms[: noisy.num_channels] >= noisy.identity_weights))
+    for stretch in noisy.wide_plan(tuple(rest.tolist())):
         row = stretch.program.binding_buffers[binding]
         for c, at in zip(stretch.mixtures, stretch.slot_offsets, strict=True):
             start, count = int(first[c]), int(counts[c])
@@ -328,7 +350,7 @@ def _wide_trajectory(
             row[at : at + matrices.shape[1]] = matrices[branch]
         simulate.evolve(state, stretch.program, binding, cancel)
         c = stretch.kraus
-        if c < 0 or uniforms[c] < noisy.identity_weights[c]:  # no channel, or its identity part: nothing to do
+        if c < 0:
             continue
         k = int(widths[c])
         op_qubits = np.ascontiguousarray(channel_qubits[c, :k])

@@ -21,7 +21,9 @@ from scipy.stats import chisquare
 
 from aqrt.engine import lower_circuit, simulate
 from aqrt.engine import trajectories as traj
+from aqrt.engine.kernels import trajectories as kernels
 from aqrt.engine.noise import CHANNEL_INSTRUCTION, Channel
+from aqrt.noise import depolarizing_error, thermal_relaxation_error
 
 I2 = np.eye(2)
 X = np.array([[0, 1], [1, 0]], dtype=complex)
@@ -372,11 +374,11 @@ def test_zero_shots_and_no_channels() -> None:
 # -- determinism, wide path, cancellation ----------------------------------------------------------------
 
 
-def _both(lowered: Any, values: np.ndarray, seed: int) -> tuple[np.ndarray, ...]:
+def _both(lowered: Any, values: np.ndarray, seed: int, count: int = 64) -> tuple[np.ndarray, ...]:
     x, z = random_terms(lowered.num_qubits, 5, seed=1)
-    means, errors = traj.trajectory_term_values(lowered, values, x, z, 64, np.random.default_rng(seed))
-    grouped = traj.trajectory_samples(lowered, values, 64, np.random.default_rng(seed))
-    single = traj.trajectory_samples(lowered, values, 64, np.random.default_rng(seed), group=False)
+    means, errors = traj.trajectory_term_values(lowered, values, x, z, count, np.random.default_rng(seed))
+    grouped = traj.trajectory_samples(lowered, values, count, np.random.default_rng(seed))
+    single = traj.trajectory_samples(lowered, values, count, np.random.default_rng(seed), group=False)
     return means, errors, grouped, single
 
 
@@ -520,3 +522,167 @@ def test_warmup_compiles_what_the_trajectory_paths_run() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == []
+
+
+# -- device-like channels: a Kraus channel that is mostly the identity -------------------------------------
+
+
+def device_channel(k: int, depolarizing: float, time: float) -> Channel:
+    """A device gate's error as a noise model gives it: depolarizing, then thermal relaxation of
+    every qubit for the gate's duration (T1 = 1, T2 = 0.8): one Kraus channel, not a mixture."""
+    relaxation = thermal_relaxation_error(1.0, 0.8, time)
+    operators = [np.eye(1)]
+    for _ in range(k):
+        operators = [np.kron(r, o) for r in relaxation.kraus for o in operators]
+    channel = depolarizing_error(depolarizing, k).then(Channel.from_kraus(operators))
+    assert not channel.is_unitary_mixture and 0 < channel.identity_split[0] < 1
+    return channel
+
+
+def device_noisy_circuit(n: int, seed: int, scale: float = 1.0) -> QuantumCircuit:
+    """Layers of rotations and CX, each gate followed by its device-like error (one object per kind)."""
+    rng = np.random.default_rng(seed)
+    a = Parameter("a")
+    single = instruction(device_channel(1, 0.03 * scale, 0.02 * scale))
+    double = instruction(device_channel(2, 0.08 * scale, 0.05 * scale))
+    circuit = QuantumCircuit(n)
+    for layer in range(3):
+        for q in range(n):
+            circuit.ry(a * (q + 1) if layer == 1 else float(rng.uniform(0, np.pi)), q)
+            circuit.append(single, [q])
+        for q in range(layer % 2, n - 1, 2):
+            circuit.cx(q, q + 1)
+            circuit.append(double, [q, q + 1])
+    return circuit
+
+
+def test_device_channel_table_puts_the_identity_part_first() -> None:
+    device = device_channel(2, 0.08, 0.05)
+    weight, rest = device.identity_split
+    assert rest is not None
+    circuit = QuantumCircuit(2)
+    circuit.append(instruction(device), [0, 1])
+    circuit.append(instruction(amplitude_damping(0.3)), [1])
+    noisy = traj._prepare(lower_circuit(circuit), np.zeros((1, 0)), np.complex128)
+    _, _, mixture, first, counts, kinds, _, cumulative, _ = noisy.channels
+    assert mixture.tolist() == [0, 0]
+    assert kinds[first[0]] == kernels.IDENTITY and cumulative[first[0]] == weight
+    assert counts[0] == 1 + len(rest.kraus)
+    assert kinds[first[1]] != kernels.IDENTITY  # amplitude damping has no identity part
+    np.testing.assert_array_equal(noisy.identity_weights, [weight, 0.0])
+    # the channel table's operators are the identity part and the rest: together the channel
+    superoperator = weight * np.eye(16) + (1 - weight) * rest.superoperator()
+    np.testing.assert_allclose(superoperator, device.superoperator(), atol=1e-9)
+
+
+@pytest.mark.parametrize("n", [3, 5])
+def test_device_like_channels_agree_with_the_density_matrix(n: int) -> None:
+    circuit = device_noisy_circuit(n, seed=30 + n)
+    lowered = lower_circuit(circuit, ["a"])
+    bindings = BINDINGS[:, :1]
+    x, z = random_terms(n, 8, seed=n)
+    means, errors = traj.trajectory_term_values(lowered, bindings, x, z, 3000, np.random.default_rng(n))
+    exact = np.empty_like(means)
+    noiseless = np.empty_like(means)
+    for row, value in enumerate(bindings):
+        for out, which in ((exact, circuit), (noiseless, without_channels(circuit))):
+            rho = exact_density(which.assign_parameters({which.parameters[0]: value[0]}))
+            out[row] = [pauli_value(rho, int(a), int(b)) for a, b in zip(x, z, strict=True)]
+    assert (np.abs(means - exact) <= 5 * errors + 1e-9).all(), (np.abs(means - exact) / errors).max()
+    assert (np.abs(noiseless - exact) > 10 * errors + 0.02).any()  # the noise matters
+    for group in (True, False):
+        samples = traj.trajectory_samples(lowered, bindings, 6000, np.random.default_rng(n), group=group)
+        for row, value in enumerate(bindings):
+            assert_fits(samples[row], exact_probabilities(circuit, value))
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record how many trajectories each kernel call simulates."""
+    simulated: list[int] = []
+    for name in ("trajectory_pauli_values", "trajectory_samples"):
+        kernel = getattr(kernels, name)
+
+        def counted(*args: Any, kernel: Any = kernel) -> np.ndarray:
+            simulated.append(args[7].shape[0])
+            return kernel(*args)
+
+        monkeypatch.setattr(kernels, name, counted)
+    return simulated
+
+
+def test_trajectories_that_draw_the_same_branches_share_a_simulation_bit_for_bit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    circuit = device_noisy_circuit(4, seed=3, scale=0.1)
+    circuit.append(instruction(depolarizing(0.1, 2)), [1, 3])  # a mixture's branches split the shared ones
+    lowered = lower_circuit(circuit, ["a"])
+    bindings = BINDINGS[:, :1]
+    x, z = random_terms(4, 6, seed=4)
+    trajectories = 2000
+    simulated = _counting(monkeypatch)
+    means, errors = traj.trajectory_term_values(lowered, bindings, x, z, trajectories, np.random.default_rng(6))
+    shared_simulations = sum(simulated)
+    assert shared_simulations < 0.4 * trajectories * bindings.shape[0]
+
+    def no_sharing(noisy: Any, uniforms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.arange(uniforms.shape[0], dtype=np.int64)
+        return rows, rows
+
+    monkeypatch.setattr(traj, "_share", no_sharing)
+    simulated.clear()
+    alone_means, alone_errors = traj.trajectory_term_values(
+        lowered, bindings, x, z, trajectories, np.random.default_rng(6)
+    )
+    assert sum(simulated) == trajectories * bindings.shape[0]
+    np.testing.assert_array_equal(means, alone_means)  # a shared state is the state each would have had
+    np.testing.assert_array_equal(errors, alone_errors)
+    monkeypatch.undo()
+
+    simulated = _counting(monkeypatch)
+    shots = 20000
+    samples = traj.trajectory_samples(lowered, bindings, shots, np.random.default_rng(7))
+    assert sum(simulated) < 0.4 * shots * bindings.shape[0]
+    for row, value in enumerate(bindings):
+        assert_fits(samples[row], exact_probabilities(circuit, value))
+
+
+def test_device_like_channels_same_seed_same_result_whatever_the_threads() -> None:
+    lowered = lower_circuit(device_noisy_circuit(4, seed=9), ["a"])
+    values = BINDINGS[:, :1]
+    first = _both(lowered, values, 3)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        one_thread = _both(lowered, values, 3)
+    finally:
+        numba.set_num_threads(threads)
+    other_seed = _both(lowered, values, 4)
+    for a, b, c in zip(first, one_thread, other_seed, strict=True):
+        np.testing.assert_array_equal(a, b)
+        assert not np.array_equal(a, c)
+
+
+def test_wide_path_with_device_like_channels_draws_what_the_small_path_draws(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    n = 17
+    circuit = QuantumCircuit(n)
+    single, double = instruction(device_channel(1, 0.2, 0.1)), instruction(device_channel(2, 0.3, 0.2))
+    circuit.h(0)
+    circuit.append(single, [0])
+    circuit.cx(0, 16)
+    circuit.append(double, [0, 16])
+    circuit.ry(0.9, 9)
+    circuit.append(single, [9])
+    circuit.cx(16, 9)
+    circuit.append(double, [16, 9])
+    lowered = lower_circuit(circuit)
+    values = np.zeros((1, 0))
+    wide = _both(lowered, values, 5, count=24)
+    assert len(traj._prepare(lowered, values, np.complex128).wide_plan((1,))) == 2  # cut only where a rest is drawn
+    monkeypatch.setattr(simulate, "WIDE_QUBITS", n + 1)
+    small = _both(lowered, values, 5, count=24)
+    np.testing.assert_allclose(wide[0], small[0], atol=1e-9)
+    np.testing.assert_allclose(wide[1], small[1], atol=1e-9)
+    np.testing.assert_array_equal(wide[2], small[2])
+    np.testing.assert_array_equal(wide[3], small[3])
