@@ -445,15 +445,20 @@ def trajectory_term_values(
                 state = _wide_trajectory(noisy, int(binding_of[row]), uniforms[row], cancel)
                 values[r] = pauli_values_par(state, x_masks, z_masks)
         else:
+            simulated_uniforms = np.ascontiguousarray(uniforms[simulated_rows])
+            simulated_bindings = np.ascontiguousarray(binding_of[simulated_rows])
+            resume, prefixes = _resumes(noisy, program, bounds, simulated_uniforms, simulated_bindings)
             values = kernels.trajectory_pauli_values(
                 noisy.num_qubits,
                 ops,
                 program.static_buffer,
                 program.binding_buffers,
-                np.ascontiguousarray(binding_of[simulated_rows]),
+                simulated_bindings,
                 bounds,
                 noisy.channels,
-                np.ascontiguousarray(uniforms[simulated_rows]),
+                simulated_uniforms,
+                resume,
+                prefixes,
                 x_masks,
                 z_masks,
                 _per_chunk(simulated_rows.shape[0]),
@@ -516,6 +521,7 @@ def trajectory_samples(
         stop = min(total, start + per_call)
         uniforms = rng.random((stop - start, num_channels + 1))
         binding_of = np.arange(start, stop, dtype=np.int64) // shots
+        resume, prefixes = _resumes(noisy, program, bounds, uniforms[:, :num_channels], binding_of)
         flat_out[start:stop] = kernels.trajectory_samples(
             noisy.num_qubits,
             ops,
@@ -525,6 +531,8 @@ def trajectory_samples(
             bounds,
             noisy.channels,
             uniforms,
+            resume,
+            prefixes,
             np.ascontiguousarray(uniforms[:, num_channels]),
             np.arange(stop - start + 1, dtype=np.int64),
             _per_chunk(stop - start),
@@ -566,6 +574,8 @@ def _grouped_samples(
                     state = _wide_trajectory(noisy, binding, representative[p], cancel)
                     picked[starts[p] : starts[p + 1]] = _wide_draws(state, sorted_draws[starts[p] : starts[p + 1]])
             else:
+                every_binding = np.full(simulated.shape[0], binding, dtype=np.int64)
+                resume, prefixes = _resumes(noisy, program, bounds, representative, every_binding)
                 for p0 in range(0, simulated.shape[0], per_call):
                     simulate._check(cancel)
                     p1 = min(simulated.shape[0], p0 + per_call)
@@ -574,10 +584,12 @@ def _grouped_samples(
                         ops,
                         program.static_buffer,
                         program.binding_buffers,
-                        np.full(p1 - p0, binding, dtype=np.int64),
+                        every_binding[p0:p1],
                         bounds,
                         noisy.channels,
                         representative[p0:p1],
+                        resume[p0:p1],
+                        prefixes,
                         sorted_draws[starts[p0] : starts[p1]],
                         starts[p0 : p1 + 1] - starts[p0],
                         _per_chunk(p1 - p0),
@@ -620,3 +632,61 @@ def _share(noisy: _NoisyProgram, uniforms: np.ndarray) -> tuple[np.ndarray, np.n
         row_of[shared] = inverse.reshape(-1)
     row_of[lone] = leaders.shape[0] + np.arange(lone.shape[0])
     return np.concatenate([leaders, lone]), row_of
+
+
+def _resumes(
+    noisy: _NoisyProgram, program: BoundProgram, bounds: np.ndarray, uniforms: np.ndarray, binding_of: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where each trajectory (a row of ``uniforms``, its binding in ``binding_of``) may start: the
+    kernels' ``resume`` (trajectories, 2) and ``prefixes``.
+
+    Until the first channel whose draw does something (a mixture's non-identity branch or a Kraus
+    channel's rest) a trajectory runs the noiseless program, so it starts at that channel from the
+    noiseless state there (the same bits it would have reached), computed once per binding and
+    channel. At most ``_BATCH_AMPLITUDES >> (n + 1)`` prefix states are kept, the most used ones.
+    """
+    count, num_channels = uniforms.shape
+    resume = np.zeros((count, 2), dtype=np.int64)
+    resume[:, 0] = -1
+    no_prefix = np.zeros((1, 1), dtype=program.dtype)
+    if count == 0 or num_channels == 0:
+        return resume, no_prefix
+    table = noisy.channels
+    mixture, first, kinds, cumulative = table[2], table[3], table[5], table[7]
+    idle = np.empty((count, num_channels), dtype=bool)
+    kraus = np.flatnonzero(mixture == 0)
+    idle[:, kraus] = uniforms[:, kraus] < noisy.identity_weights[kraus]
+    for c in np.flatnonzero(mixture).tolist():
+        f, branches = int(first[c]), int(table[4][c])
+        branch = np.minimum(np.searchsorted(cumulative[f : f + branches], uniforms[:, c], side="right"), branches - 1)
+        idle[:, c] = kinds[f + branch] == kernels.IDENTITY
+    at = np.argmin(idle, axis=1)  # the first channel that does something (0 when none does)
+    acting = np.flatnonzero(~idle[np.arange(count), at])
+    if acting.shape[0] == 0:
+        return resume, no_prefix
+    keys = binding_of[acting] * num_channels + at[acting]
+    distinct, uses = np.unique(keys, return_counts=True)
+    most = max(0, simulate._BATCH_AMPLITUDES >> (noisy.num_qubits + 1))
+    if distinct.shape[0] > most:
+        distinct = np.sort(distinct[np.argsort(-uses, kind="stable")[:most]])
+    if distinct.shape[0] == 0:
+        return resume, no_prefix
+    parts = []
+    for binding in np.unique(distinct // num_channels).tolist():
+        after = distinct[distinct // num_channels == binding] % num_channels
+        parts.append(
+            kernels.noiseless_prefixes(
+                noisy.num_qubits,
+                program.ops.as_tuple(),
+                program.static_buffer,
+                program.binding_buffers[binding],
+                bounds,
+                np.ascontiguousarray(after),
+            )
+        )
+    prefixes = np.concatenate(parts)  # in ``distinct`` order: bindings ascending, channels ascending within
+    where = np.searchsorted(distinct, keys)
+    found = (where < distinct.shape[0]) & (distinct[np.minimum(where, distinct.shape[0] - 1)] == keys)
+    resume[acting[found], 0] = at[acting[found]]
+    resume[acting[found], 1] = where[found]
+    return resume, prefixes

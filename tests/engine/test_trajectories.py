@@ -596,14 +596,16 @@ def test_device_like_channels_agree_with_the_density_matrix(n: int) -> None:
             assert_fits(samples[row], exact_probabilities(circuit, value))
 
 
-def _counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Record how many trajectories each kernel call simulates."""
+def _counting(monkeypatch: pytest.MonkeyPatch, resumed: list[int] | None = None) -> list[int]:
+    """Record how many trajectories each kernel call simulates (and how many start from a prefix)."""
     simulated: list[int] = []
     for name in ("trajectory_pauli_values", "trajectory_samples"):
         kernel = getattr(kernels, name)
 
         def counted(*args: Any, kernel: Any = kernel) -> np.ndarray:
             simulated.append(args[7].shape[0])
+            if resumed is not None:
+                resumed.append(int((args[8][:, 0] >= 0).sum()))
             return kernel(*args)
 
         monkeypatch.setattr(kernels, name, counted)
@@ -619,16 +621,24 @@ def test_trajectories_that_draw_the_same_branches_share_a_simulation_bit_for_bit
     bindings = BINDINGS[:, :1]
     x, z = random_terms(4, 6, seed=4)
     trajectories = 2000
-    simulated = _counting(monkeypatch)
+    resumed: list[int] = []
+    simulated = _counting(monkeypatch, resumed)
     means, errors = traj.trajectory_term_values(lowered, bindings, x, z, trajectories, np.random.default_rng(6))
     shared_simulations = sum(simulated)
     assert shared_simulations < 0.4 * trajectories * bindings.shape[0]
+    assert sum(resumed) > 0.5 * shared_simulations  # most of the rest start where their first error acts
 
     def no_sharing(noisy: Any, uniforms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rows = np.arange(uniforms.shape[0], dtype=np.int64)
         return rows, rows
 
+    def from_the_start(noisy: Any, program: Any, bounds: Any, uniforms: np.ndarray, binding_of: Any) -> Any:
+        resume = np.zeros((uniforms.shape[0], 2), dtype=np.int64)
+        resume[:, 0] = -1
+        return resume, np.zeros((1, 1), dtype=program.dtype)
+
     monkeypatch.setattr(traj, "_share", no_sharing)
+    monkeypatch.setattr(traj, "_resumes", from_the_start)
     simulated.clear()
     alone_means, alone_errors = traj.trajectory_term_values(
         lowered, bindings, x, z, trajectories, np.random.default_rng(6)

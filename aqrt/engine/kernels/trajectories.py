@@ -31,7 +31,8 @@ before the kernel runs: results depend only on those numbers, never on the threa
 - ``skips_identity``        whether a uniform picks a Kraus channel's identity branch
 - ``apply_branch``          apply a channel's branch to a state, serially
 - ``draw_basis_states``     basis states for many uniforms by the inverse CDF of |psi|^2, one pass
-- ``run_trajectory``        one trajectory of a noisy program from |0...0>, serially
+- ``noiseless_prefixes``    the states a program's segments reach with no channel applied
+- ``run_trajectory``        one trajectory of a noisy program from |0...0> (or a prefix), serially
 - ``trajectory_pauli_values``  many trajectories, every Pauli term's value, parallel over trajectories
 - ``trajectory_samples``    many trajectories, basis states drawn from each, parallel over trajectories
 """
@@ -52,6 +53,7 @@ __all__ = [
     "apply_branch",
     "choose_branch",
     "draw_basis_states",
+    "noiseless_prefixes",
     "reduced_density",
     "reduced_density_par",
     "run_trajectory",
@@ -206,20 +208,28 @@ def run_trajectory(
     bounds: np.ndarray,
     channels: ChannelTable,
     uniforms: np.ndarray,
+    resume: int,
+    prefix: np.ndarray,
 ) -> None:
-    """Reset ``state`` to |0...0> and run one trajectory: segment, channel, segment, ... (serial).
+    """Run one trajectory in ``state``: segment, channel, segment, ... (serial).
 
-    ``uniforms`` holds at least one number per channel (channel c reads ``uniforms[c]``).
+    ``uniforms`` holds at least one number per channel (channel c reads ``uniforms[c]``). With
+    ``resume`` -1 the trajectory starts from |0...0>; with ``resume`` r >= 0 it starts from
+    ``prefix``, the state after segment r of a trajectory whose every channel before r did nothing
+    (see :func:`noiseless_prefixes`), at channel r.
     """
     kinds, qubits, widths, aux, sources, offsets = ops
-    state[:] = 0
-    state[0] = 1
+    if resume < 0:
+        state[:] = 0
+        state[0] = 1
+    else:
+        state[:] = prefix
     no_rho = np.zeros((1, 1), dtype=np.complex128)
     num_channels = bounds.shape[0] - 2
-    for s in range(num_channels + 1):
+    for s in range(max(resume, 0), num_channels + 1):
         a = bounds[s]
         z = bounds[s + 1]
-        if z > a:
+        if z > a and s > resume:
             segment = (kinds[a:z], qubits[a:z], widths[a:z], aux[a:z], sources[a:z], offsets[a:z])
             run_program(state, segment, static_buffer, binding_buffer)
         if s < num_channels:
@@ -233,6 +243,34 @@ def run_trajectory(
             apply_branch(state, channels, s, b, scale)
 
 
+@njit(cache=True, nogil=True)
+def noiseless_prefixes(
+    num_qubits: int,
+    ops: OpTuple,
+    static_buffer: np.ndarray,
+    binding_buffer: np.ndarray,
+    bounds: np.ndarray,
+    after: np.ndarray,
+) -> np.ndarray:
+    """The states after segments 0..after[i] with no channel applied (``after`` ascending): where a
+    trajectory whose channels before ``after[i]`` all did nothing stands at channel ``after[i]``."""
+    kinds, qubits, widths, aux, sources, offsets = ops
+    out = np.empty((after.shape[0], 1 << num_qubits), dtype=static_buffer.dtype)
+    state = np.zeros(1 << num_qubits, dtype=static_buffer.dtype)
+    state[0] = 1
+    s = 0
+    for i in range(after.shape[0]):
+        while s <= after[i]:
+            a = bounds[s]
+            z = bounds[s + 1]
+            if z > a:
+                segment = (kinds[a:z], qubits[a:z], widths[a:z], aux[a:z], sources[a:z], offsets[a:z])
+                run_program(state, segment, static_buffer, binding_buffer)
+            s += 1
+        out[i] = state
+    return out
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def trajectory_pauli_values(
     num_qubits: int,
@@ -243,20 +281,33 @@ def trajectory_pauli_values(
     bounds: np.ndarray,
     channels: ChannelTable,
     uniforms: np.ndarray,
+    resume: np.ndarray,
+    prefixes: np.ndarray,
     x_masks: np.ndarray,
     z_masks: np.ndarray,
     per_chunk: int,
 ) -> np.ndarray:
-    """Trajectory t (row t of ``uniforms``, binding ``binding_of[t]``): every Pauli term's value
-    on its final state, shape (trajectories, terms). Parallel over chunks of ``per_chunk``
-    trajectories, which share a state buffer (the results do not depend on it)."""
+    """Trajectory t (row t of ``uniforms``, binding ``binding_of[t]``, started at channel
+    ``resume[t, 0]`` from ``prefixes[resume[t, 1]]`` when that is >= 0, see :func:`run_trajectory`): every Pauli
+    term's value on its final state, shape (trajectories, terms). Parallel over chunks of
+    ``per_chunk`` trajectories, which share a state buffer (the results do not depend on it)."""
     count = uniforms.shape[0]
     out = np.empty((count, x_masks.shape[0]), dtype=np.complex128)
     num_chunks = (count + per_chunk - 1) // per_chunk
     for chunk in prange(num_chunks):
         state = np.empty(1 << num_qubits, dtype=static_buffer.dtype)
         for t in range(chunk * per_chunk, min(count, (chunk + 1) * per_chunk)):
-            run_trajectory(state, ops, static_buffer, binding_buffers[binding_of[t]], bounds, channels, uniforms[t])
+            run_trajectory(
+                state,
+                ops,
+                static_buffer,
+                binding_buffers[binding_of[t]],
+                bounds,
+                channels,
+                uniforms[t],
+                resume[t, 0],
+                prefixes[resume[t, 1]],
+            )
             out[t, :] = pauli_values(state, x_masks, z_masks)
     return out
 
@@ -292,11 +343,14 @@ def trajectory_samples(
     bounds: np.ndarray,
     channels: ChannelTable,
     uniforms: np.ndarray,
+    resume: np.ndarray,
+    prefixes: np.ndarray,
     draws: np.ndarray,
     draw_starts: np.ndarray,
     per_chunk: int,
 ) -> np.ndarray:
-    """Trajectory t (row t of ``uniforms``, binding ``binding_of[t]``) gives the basis states for
+    """Trajectory t (row t of ``uniforms``, binding ``binding_of[t]``, ``resume[t]`` and
+    ``prefixes`` as :func:`trajectory_pauli_values`) gives the basis states for
     ``draws[draw_starts[t]:draw_starts[t + 1]]`` (inverse CDF of its |psi|^2), int64 in ``draws``
     order. Parallel over chunks of ``per_chunk`` trajectories (as :func:`trajectory_pauli_values`)."""
     count = uniforms.shape[0]
@@ -305,7 +359,17 @@ def trajectory_samples(
     for chunk in prange(num_chunks):
         state = np.empty(1 << num_qubits, dtype=static_buffer.dtype)
         for t in range(chunk * per_chunk, min(count, (chunk + 1) * per_chunk)):
-            run_trajectory(state, ops, static_buffer, binding_buffers[binding_of[t]], bounds, channels, uniforms[t])
+            run_trajectory(
+                state,
+                ops,
+                static_buffer,
+                binding_buffers[binding_of[t]],
+                bounds,
+                channels,
+                uniforms[t],
+                resume[t, 0],
+                prefixes[resume[t, 1]],
+            )
             a = draw_starts[t]
             z = draw_starts[t + 1]
             draw_basis_states(state, draws[a:z], out[a:z])
