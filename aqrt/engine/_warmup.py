@@ -110,7 +110,7 @@ def _compile_trajectories(dtype: np.dtype) -> None:
     masks = np.array([0, 1], dtype=np.int64)
     for lowered in (mixtures_only, with_kraus):
         trajectory_term_values(lowered, values, masks, masks, 2, np.random.default_rng(0), dtype=dtype)
-        trajectory_samples(lowered, values, 2, np.random.default_rng(0), dtype=dtype)  # grouped when mixtures only
+        trajectory_samples(lowered, values, 2, np.random.default_rng(0), dtype=dtype)  # grouped
     trajectory_samples(mixtures_only, values, 2, np.random.default_rng(0), dtype=dtype, group=False)
     table = _prepare(with_kraus, values, dtype).channels
     state = np.full(4, 0.5, dtype=dtype)

@@ -27,7 +27,9 @@ A general Kraus channel is split as p * identity + (1 - p) * rest (:attr:`Channe
 its identity part is drawn ahead like a mixture's branch and costs nothing; only a trajectory that
 draws the rest reads the state there. Trajectories of one binding whose draws pick the same
 branches everywhere (no rest drawn) run the same operations, so they share one simulation; at a
-device's error rates most do. A trajectory that draws some rest runs on its own.
+device's error rates most do. A trajectory that draws some rest runs on its own, and on the small
+path it starts at its first channel that does something, from the noiseless state there (computed
+once per binding and channel): before it, it would have run the noiseless program bit for bit.
 
 Cancellation is polled between batches (and between a wide trajectory's stretch groups).
 Like :mod:`aqrt.engine.simulate`, this module loads numba: import it where the engine runs.
@@ -487,11 +489,12 @@ def trajectory_samples(
 ) -> np.ndarray:
     """(bindings, shots) int64 basis-state indices over all n qubits, each shot from its own trajectory.
 
-    With ``group`` (the default) and every channel a unitary mixture, each shot's branch pattern
-    is drawn first, shots with the same pattern (identity branches counted as one) share one
-    simulation, and each draws its own basis state from that final state: the same distribution
-    as one trajectory per shot (exact), far fewer simulations at low error rates. Shots keep their
-    own places, so their order carries no grouping.
+    With ``group`` (the default), each shot's channel draws come first: shots whose draws pick
+    the same branches (identity branches counted as one, every Kraus channel its identity part)
+    share one simulation, and each draws its own basis state from that final state: the same
+    distribution as one trajectory per shot (exact), far fewer simulations at low error rates. A
+    shot that draws a Kraus channel's rest runs its own trajectory. Shots keep their own places,
+    so their order carries no grouping.
 
     Raises:
         simulate.EngineCancelled: ``cancel`` was set (polled between batches).
