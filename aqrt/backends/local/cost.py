@@ -10,9 +10,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from qiskit.primitives.containers.sampler_pub import SamplerPub
+
 __all__ = [
     "INLINE_BUDGET",
     "PROGRESS_CHUNK_SECONDS",
+    "SHOT_COST",
     "TARGET_CHUNK_SECONDS",
     "UPDATES_PER_SECOND",
     "chunk_size",
@@ -21,6 +24,7 @@ __all__ = [
 ]
 
 INLINE_BUDGET = 1 << 13  # amplitude updates below which a job runs on the loop (~ tens of µs)
+SHOT_COST = 8  # a drawn and packed shot costs about 8 amplitude updates (~50 ns measured on 2-qubit circuits)
 TARGET_CHUNK_SECONDS = 0.05  # work per chunk of a sweep: enough to dwarf a task's overhead
 # Amplitude updates per second of one core on small states (measured ~1e9 on a 2-core EPYC VM
 # for n = 10; benchmarks/sweep.py). Binding a chunk also costs a fixed few ms of Python per
@@ -32,9 +36,14 @@ PROGRESS_CHUNK_SECONDS = 0.25
 
 
 def pub_cost(pub: Any) -> int:
-    """Amplitude updates of one PUB: bindings x amplitudes x (gates + 1)."""
+    """Amplitude updates of one PUB: bindings x amplitudes x (gates + 1), and for a Sampler PUB
+    :data:`SHOT_COST` per shot of each binding (a million shots is tens of milliseconds, whatever
+    the circuit: never inline)."""
     bindings = math.prod(pub.parameter_values.shape)
-    return bindings * (1 << pub.circuit.num_qubits) * (len(pub.circuit) + 1)
+    cost = bindings * (1 << pub.circuit.num_qubits) * (len(pub.circuit) + 1)
+    if isinstance(pub, SamplerPub):
+        cost += bindings * int(pub.shots) * SHOT_COST
+    return cost
 
 
 def job_cost(pubs: Any) -> int:
