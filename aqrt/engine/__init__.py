@@ -8,6 +8,9 @@ numpy-only modules, does not import numba: the kernels load with the first modul
 - :mod:`.blocking`      cache-blocked schedule of a program on a wide state (numpy only)
 - :mod:`.kernels`       the numba kernels (gate application, reductions, interpreter, op-kernel table)
 - :mod:`.simulate`      running bound programs: term values, probabilities, final states
+- :mod:`.noise`         channels (Kraus sets, unitary mixtures) that noisy circuits carry (numpy only)
+- :mod:`.density`       noisy circuits exactly, as density matrices on the same kernels
+- :mod:`.trajectories`  noisy circuits by Monte Carlo trajectories (numba)
 - :mod:`._warmup`       compile every kernel for a precision (driven by the op-kernel table)
 """
 
