@@ -713,6 +713,8 @@ _MALFORMED = [
     ("ExecutionSpans", {"spans": [1]}, "list of execution spans"),
     ("PauliLindbladMap", {"paulis": [["XX", [0], 0.1]], "num_qubits": 2}, "invalid value"),
     ("PauliLindbladMap", {"paulis": [["XX"]], "num_qubits": 2}, "[label, qubit indices, rate]"),
+    ("NoiseModel", [1, 2], "must be a NoiseModel dict"),  # read (the simulator.noise_model option), but only as a dict
+    ("NoiseModel", {"errors": 3}, "must be a NoiseModel dict"),
 ]
 
 
@@ -726,7 +728,7 @@ def test_malformed_values_are_refused(tag: str, value: Any, fragment: str) -> No
     [
         (_tagged("Result", {}), "not a type this codec reads"),
         (_tagged("spmatrix", "eJw="), "not a type this codec reads"),
-        (_tagged("NoiseModel", {}), "not a type this codec reads"),
+        (_tagged("Target", {}), "not a type this codec reads"),
         (_tagged("NoiseLearnerResult", {}), "not a type this codec reads"),
         (_tagged("__builtins__.eval", "1"), "not a type this codec reads"),
         ({"__type__": 3, "__value__": 1}, "__type__ must be a string"),
