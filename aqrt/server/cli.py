@@ -92,6 +92,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=defaults["batch_concurrency"].default,
         help="how many jobs of one batch run at once (default %(default)s)",
     )
+    parser.add_argument(
+        "--max-crash-reruns",
+        type=int,
+        default=defaults["max_crash_reruns"].default,
+        metavar="N",
+        help="re-runs of a job the server died while running, before it fails with 1517 (default %(default)s)",
+    )
+    parser.add_argument(
+        "--max-failed-exchanges",
+        type=int,
+        default=defaults["max_failed_exchanges"].default,
+        metavar="N",
+        help="failed API-key exchanges per address or key within --failure-window before 429s (default %(default)s)",
+    )
+    parser.add_argument(
+        "--failure-window",
+        type=float,
+        default=defaults["failure_window"].default,
+        metavar="SECONDS",
+        help="the window failed key exchanges are counted in (default %(default)s)",
+    )
     parser.add_argument("--engine", choices=("numba", "reference"), default="numba", help="the local engine")
 
 
@@ -113,6 +134,9 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
         interactive_ttl=args.interactive_ttl,
         max_ttl=args.max_ttl,
         batch_concurrency=args.batch_concurrency,
+        max_crash_reruns=args.max_crash_reruns,
+        max_failed_exchanges=args.max_failed_exchanges,
+        failure_window=args.failure_window,
         engine=args.engine,
     )
 

@@ -65,6 +65,10 @@ class ServerConfig:
         max_decompressed_bytes: bound on inflated payload blobs (QPY, arrays), per job.
         max_cost: the largest ``cost`` (a job's max execution time, seconds) a job may set.
         max_tags / max_tag_length: tags per job and characters per tag (also per listing filter).
+        max_crash_reruns: how many times a job that was running when the server died is re-run;
+            found running after that many re-runs it fails (the poison-job rule, code 1517).
+        max_failed_exchanges / failure_window: failed API-key exchanges one address (or one key)
+            may have within ``failure_window`` seconds before it gets 429s.
         interactive_ttl: a dedicated session's interactive timeout, seconds.
         max_ttl: the system maximum (and default) of a session's ``max_ttl``, seconds.
         batch_concurrency: how many jobs of one batch run at once.
@@ -92,6 +96,9 @@ class ServerConfig:
     max_cost: int = 8 * 3600
     max_tags: int = 32
     max_tag_length: int = 512
+    max_crash_reruns: int = 2
+    max_failed_exchanges: int = 10
+    failure_window: float = 60.0
     interactive_ttl: int = 300
     max_ttl: int = 8 * 3600
     batch_concurrency: int = 4
@@ -110,6 +117,18 @@ class ServerConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if isinstance(self.max_crash_reruns, bool) or not isinstance(self.max_crash_reruns, int):
+            raise ValueError(f"max_crash_reruns must be an int >= 0, got {self.max_crash_reruns!r}")
+        if self.max_crash_reruns < 0:
+            raise ValueError(f"max_crash_reruns must be an int >= 0, got {self.max_crash_reruns!r}")
+        if isinstance(self.max_failed_exchanges, bool) or not isinstance(self.max_failed_exchanges, int):
+            raise ValueError(f"max_failed_exchanges must be a positive int, got {self.max_failed_exchanges!r}")
+        if self.max_failed_exchanges < 1:
+            raise ValueError(f"max_failed_exchanges must be a positive int, got {self.max_failed_exchanges!r}")
+        if isinstance(self.failure_window, bool) or not isinstance(self.failure_window, int | float):
+            raise ValueError(f"failure_window must be a positive number of seconds, got {self.failure_window!r}")
+        if not 0 < self.failure_window < float("inf"):
+            raise ValueError(f"failure_window must be a positive number of seconds, got {self.failure_window!r}")
         if self.max_cost > _SQLITE_MAX_INT:
             raise ValueError(f"max_cost must be at most {_SQLITE_MAX_INT}, got {self.max_cost}")
 

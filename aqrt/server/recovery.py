@@ -34,7 +34,7 @@ __all__ = ["MAX_CRASH_RERUNS", "ParamsDecoder", "crash_loop_reason", "recover"]
 logger = logging.getLogger("aqrt.server")
 
 #: How many times a job that was running when the server process died is re-run at a restart
-#: before it is marked Failed. (A ``ServerConfig`` field and ``--max-job-reruns`` should carry it.)
+#: before it is marked Failed, by default (``ServerConfig.max_crash_reruns`` / ``--max-crash-reruns``).
 MAX_CRASH_RERUNS: Final = 2
 
 #: ``(program, params, cost) -> (pubs, options)``, raising ``ApiError`` for bad params.

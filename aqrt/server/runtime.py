@@ -34,7 +34,7 @@ from .recovery import recover
 from .session_lifecycle import SessionLifecycle
 from .store import Store
 from .tasks import Tasks
-from .tokens import Authenticator
+from .tokens import Authenticator, ExchangeThrottle
 from .usage import UsageMeter
 from .validation import check_backend, check_job_body, check_program, check_tags
 
@@ -98,7 +98,11 @@ class RuntimeServer:
         store = self._store = await Store.open(self.config.db_path)
         secret = await store.signing_secret()
         self._authenticator = Authenticator(
-            self.config.api_keys, secret, ttl=self.config.token_ttl, clock=self.config.clock
+            self.config.api_keys,
+            secret,
+            ttl=self.config.token_ttl,
+            clock=self.config.clock,
+            throttle=ExchangeThrottle(max_failures=self.config.max_failed_exchanges, window=self.config.failure_window),
         )
         self._usage = UsageMeter(store)
         self._idempotency = IdempotentSubmissions(store)
@@ -113,7 +117,9 @@ class RuntimeServer:
 
     async def recover(self) -> None:
         """Restore open sessions and re-run every job the store holds unfinished."""
-        await recover(self.store, self.sessions, self.jobs, self._decode_params)
+        await recover(
+            self.store, self.sessions, self.jobs, self._decode_params, max_crash_reruns=self.config.max_crash_reruns
+        )
 
     async def stop(self) -> None:
         """Stop every live job without recording it (unfinished jobs are re-run on the next

@@ -31,10 +31,10 @@ __all__ = ["FAILURE_WINDOW", "MAX_FAILED_EXCHANGES", "Authenticator", "ExchangeT
 _ALGORITHM = "HS256"
 _VERIFIED_CACHE = 4096
 
-#: Failed key exchanges a client address (or one API key) may have within :data:`FAILURE_WINDOW`.
-#: (``ServerConfig`` fields and CLI options should carry this and the window.)
+#: Failed key exchanges a client address (or one API key) may have within :data:`FAILURE_WINDOW`
+#: by default (``ServerConfig.max_failed_exchanges`` / ``--max-failed-exchanges``).
 MAX_FAILED_EXCHANGES: Final = 10
-#: Seconds over which failed key exchanges are counted.
+#: Seconds over which failed key exchanges are counted by default (``ServerConfig.failure_window``).
 FAILURE_WINDOW: Final = 60.0
 # Addresses and keys remembered at most (the oldest are forgotten first), so a flood of
 # addresses or keys cannot grow the server's memory without bound.
@@ -96,8 +96,16 @@ class ExchangeThrottle:
 class Authenticator:
     """Issues and checks access tokens for a fixed set of API keys."""
 
-    def __init__(self, api_keys: Mapping[str, str], secret: bytes, *, ttl: int, clock: Callable[[], float]) -> None:
-        self.throttle = ExchangeThrottle()
+    def __init__(
+        self,
+        api_keys: Mapping[str, str],
+        secret: bytes,
+        *,
+        ttl: int,
+        clock: Callable[[], float],
+        throttle: ExchangeThrottle | None = None,
+    ) -> None:
+        self.throttle = throttle if throttle is not None else ExchangeThrottle()
         """Failed key exchanges per address and key (see :class:`ExchangeThrottle`)."""
         self._api_keys = dict(api_keys)
         self._secret = secret

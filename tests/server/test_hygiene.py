@@ -275,3 +275,35 @@ async def test_an_unused_session_past_its_max_ttl_is_closed_at_the_next_start(tm
     async with running_server(config) as client:  # recorded: not reopened
         _, details = await client.call("GET", f"/sessions/{batch['id']}", token)
         assert details["state"] == "closed"
+
+
+def test_the_throttle_and_the_poison_job_rule_are_settings() -> None:
+    """ServerConfig fields and `aqrt serve` options, with the modules' constants as defaults."""
+    import argparse
+
+    from aqrt.server.cli import config_from_args, configure
+    from aqrt.server.config import ServerConfig
+    from aqrt.server.recovery import MAX_CRASH_RERUNS
+
+    defaults = ServerConfig(db_path=":memory:", api_keys={"k": "u"})
+    assert (defaults.max_failed_exchanges, defaults.failure_window) == (MAX_FAILED_EXCHANGES, FAILURE_WINDOW)
+    assert defaults.max_crash_reruns == MAX_CRASH_RERUNS
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    args = parser.parse_args(
+        ["--api-key", "k=u", "--max-crash-reruns", "0", "--max-failed-exchanges", "3", "--failure-window", "2.5"]
+    )
+    config = config_from_args(args, environ={})
+    assert (config.max_crash_reruns, config.max_failed_exchanges, config.failure_window) == (0, 3, 2.5)
+    for bad in ({"max_crash_reruns": -1}, {"max_failed_exchanges": 0}, {"failure_window": 0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            ServerConfig(db_path=":memory:", api_keys={"k": "u"}, **bad)
+
+
+@pytest.mark.asyncio
+async def test_a_configured_throttle_is_the_one_the_server_uses(tmp_path) -> None:
+    async with running_server(make_config(tmp_path, max_failed_exchanges=2, failure_window=30)) as client:
+        for guess in range(2):
+            assert (await _exchange(client.base, f"guess-{guess}", "127.0.0.2"))[0] == 400
+        status, headers, _ = await _exchange(client.base, "alice-key", "127.0.0.2")
+        assert status == 429 and 0 < int(headers["Retry-After"]) <= 30
