@@ -43,3 +43,15 @@ async def test_many_shots_do_not_block_the_loop() -> None:
     assert result[0].data.meas.num_shots == 4_000_000
     assert lags, "the job finished before the loop ran again: it ran inline"
     assert max(lags) < 0.25  # what the other responsiveness tests allow (GIL hand-offs)
+
+
+def test_a_half_imported_engine_is_not_warm(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop asks whether the engine is warm while the worker may still be importing it: a
+    module in sys.modules without its functions yet is "not warm", never an AttributeError."""
+    import sys
+    import types
+
+    from aqrt.backends.local.warmup import engine_is_warm
+
+    monkeypatch.setitem(sys.modules, "aqrt.engine._warmup", types.ModuleType("aqrt.engine._warmup"))
+    assert engine_is_warm() is False

@@ -15,7 +15,9 @@ def engine_is_warm(dtype: str = "complex128") -> bool:
     """True once the kernels for ``dtype`` are loaded in this process; never imports anything
     (it runs on the event loop, and importing numba reads files)."""
     module = sys.modules.get("aqrt.engine._warmup")
-    return module is not None and bool(module.is_warm(dtype))
+    # While the worker thread is still importing it, the module is in sys.modules half made.
+    is_warm = getattr(module, "is_warm", None)
+    return is_warm is not None and bool(is_warm(dtype))
 
 
 def warm_engine(dtype: str = "complex128") -> None:
