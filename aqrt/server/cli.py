@@ -37,6 +37,18 @@ _LIMITS = (
     ("max_tag_length", "most characters in one tag"),
 )
 
+# The poison-job rule and the key-exchange throttle (ServerConfig fields): name, type, metavar, help.
+_RECOVERY_AND_THROTTLE: tuple[tuple[str, type, str, str], ...] = (
+    ("max_crash_reruns", int, "N", "re-runs of a job the server died while running, before it fails with 1517"),
+    (
+        "max_failed_exchanges",
+        int,
+        "N",
+        "failed API-key exchanges per address or key within --failure-window before 429s",
+    ),
+    ("failure_window", float, "SECONDS", "the window failed key exchanges are counted in"),
+)
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add ``aqrt serve``'s arguments to ``parser``."""
@@ -92,27 +104,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=defaults["batch_concurrency"].default,
         help="how many jobs of one batch run at once (default %(default)s)",
     )
-    parser.add_argument(
-        "--max-crash-reruns",
-        type=int,
-        default=defaults["max_crash_reruns"].default,
-        metavar="N",
-        help="re-runs of a job the server died while running, before it fails with 1517 (default %(default)s)",
-    )
-    parser.add_argument(
-        "--max-failed-exchanges",
-        type=int,
-        default=defaults["max_failed_exchanges"].default,
-        metavar="N",
-        help="failed API-key exchanges per address or key within --failure-window before 429s (default %(default)s)",
-    )
-    parser.add_argument(
-        "--failure-window",
-        type=float,
-        default=defaults["failure_window"].default,
-        metavar="SECONDS",
-        help="the window failed key exchanges are counted in (default %(default)s)",
-    )
+    for name, kind, metavar, text in _RECOVERY_AND_THROTTLE:
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            type=kind,
+            default=defaults[name].default,
+            metavar=metavar,
+            help=f"{text} (default %(default)s)",
+        )
     parser.add_argument("--engine", choices=("numba", "reference"), default="numba", help="the local engine")
 
 
@@ -134,9 +133,7 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
         interactive_ttl=args.interactive_ttl,
         max_ttl=args.max_ttl,
         batch_concurrency=args.batch_concurrency,
-        max_crash_reruns=args.max_crash_reruns,
-        max_failed_exchanges=args.max_failed_exchanges,
-        failure_window=args.failure_window,
+        **{name: getattr(args, name) for name, *_ in _RECOVERY_AND_THROTTLE},
         engine=args.engine,
     )
 

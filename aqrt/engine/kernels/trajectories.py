@@ -320,8 +320,6 @@ def draw_basis_states(state: np.ndarray, draws: np.ndarray, out: np.ndarray) -> 
     i = 0
     last_nonzero = 0
     accumulated = state[0].real * state[0].real + state[0].imag * state[0].imag
-    if accumulated > 0.0:
-        last_nonzero = 0
     for r in range(order.shape[0]):
         target = draws[order[r]]
         while accumulated <= target and i < size - 1:
