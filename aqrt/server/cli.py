@@ -13,7 +13,7 @@ import socket
 import sys
 from pathlib import Path
 
-from .config import API_KEYS_ENV, ServerConfig, parse_api_key, parse_api_keys_text
+from .config import API_KEYS_ENV, ServerConfig, parse_api_key, parse_api_keys_text, parse_user_weight
 from .store import default_db_path
 
 __all__ = ["config_from_args", "configure", "main"]
@@ -37,8 +37,8 @@ _LIMITS = (
     ("max_tag_length", "most characters in one tag"),
 )
 
-# The poison-job rule and the key-exchange throttle (ServerConfig fields): name, type, metavar, help.
-_RECOVERY_AND_THROTTLE: tuple[tuple[str, type, str, str], ...] = (
+# How the server runs (ServerConfig fields): name, type, metavar, help.
+_OPERATION: tuple[tuple[str, type, str, str], ...] = (
     ("max_crash_reruns", int, "N", "re-runs of a job the server died while running, before it fails with 1517"),
     (
         "max_failed_exchanges",
@@ -47,6 +47,14 @@ _RECOVERY_AND_THROTTLE: tuple[tuple[str, type, str, str], ...] = (
         "failed API-key exchanges per address or key within --failure-window before 429s",
     ),
     ("failure_window", float, "SECONDS", "the window failed key exchanges are counted in"),
+    ("header_timeout", float, "SECONDS", "time a client has to send a request's headers"),
+    ("body_timeout", float, "SECONDS", "time a client has to send a request's body (408 past it)"),
+    ("max_connections", int, "N", "open client connections; more are closed at once"),
+    ("max_pending_jobs", int, "N", "unfinished jobs per user (429 beyond)"),
+    ("max_stored_bytes", int, "BYTES", "bytes of params and results the store keeps per user (429 beyond)"),
+    ("job_retention", float, "SECONDS", "how long a finished job is kept (0: until deleted)"),
+    ("engine_slots", int, "N", "jobs the engine runs at once"),
+    ("max_running_per_user", int, "N", "engine slots one user's jobs may hold at once"),
 )
 
 
@@ -104,7 +112,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=defaults["batch_concurrency"].default,
         help="how many jobs of one batch run at once (default %(default)s)",
     )
-    for name, kind, metavar, text in _RECOVERY_AND_THROTTLE:
+    for name, kind, metavar, text in _OPERATION:
         parser.add_argument(
             "--" + name.replace("_", "-"),
             type=kind,
@@ -112,6 +120,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
             metavar=metavar,
             help=f"{text} (default %(default)s)",
         )
+    parser.add_argument(
+        "--user-weight",
+        action="append",
+        default=[],
+        metavar="USER=N",
+        help="turns USER's jobs take per round for the engine (repeatable; default 1 each)",
+    )
     parser.add_argument("--engine", choices=("numba", "reference"), default="numba", help="the local engine")
 
 
@@ -133,7 +148,8 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
         interactive_ttl=args.interactive_ttl,
         max_ttl=args.max_ttl,
         batch_concurrency=args.batch_concurrency,
-        **{name: getattr(args, name) for name, *_ in _RECOVERY_AND_THROTTLE},
+        **{name: getattr(args, name) for name, *_ in _OPERATION},
+        user_weights=dict(parse_user_weight(text) for text in args.user_weight),
         engine=args.engine,
     )
 

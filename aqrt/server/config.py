@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ..wire.limits import PayloadLimits
 
-__all__ = ["API_KEYS_ENV", "ServerConfig", "parse_api_key", "parse_api_keys_text"]
+__all__ = ["API_KEYS_ENV", "ServerConfig", "parse_api_key", "parse_api_keys_text", "parse_user_weight"]
 
 API_KEYS_ENV = "AQRT_SERVE_API_KEYS"
 
@@ -39,7 +39,14 @@ _POSITIVE_LIMITS = (
     "max_cost",
     "max_tags",
     "max_tag_length",
+    "max_connections",
+    "max_pending_jobs",
+    "max_stored_bytes",
+    "engine_slots",
+    "max_running_per_user",
 )
+# Settings in seconds that must be positive and finite.
+_POSITIVE_SECONDS = ("failure_window", "header_timeout", "body_timeout")
 _SQLITE_MAX_INT = 2**63 - 1
 
 
@@ -69,6 +76,23 @@ class ServerConfig:
             found running after that many re-runs it fails (the poison-job rule, code 1517).
         max_failed_exchanges / failure_window: failed API-key exchanges one address (or one key)
             may have within ``failure_window`` seconds before it gets 429s.
+        header_timeout: seconds a client has to send a request's line and headers (from the
+            connection's start, or from the previous response on a kept-alive connection);
+            past it the connection is closed.
+        body_timeout: seconds a client has to send a request's body once its headers came
+            (408 past it).
+        max_connections: open client connections; a connection beyond them is closed at once
+            (kept below the process's file-descriptor limit).
+        max_pending_jobs: jobs one user may have not yet finished (queued or running); a
+            submission beyond them is refused with 429.
+        max_stored_bytes: bytes one user's jobs may keep in the store (params and results);
+            a submission beyond them is refused with 429 until jobs are deleted or expire.
+        job_retention: seconds a finished job (its params, result and row) is kept after it
+            finished; 0 keeps jobs until their user deletes them.
+        user_weights: user -> how many turns that user's jobs take in each round for the
+            engine (default 1 each).
+        engine_slots: how many jobs the engine runs at once.
+        max_running_per_user: how many of one user's jobs may hold engine slots at once.
         interactive_ttl: a dedicated session's interactive timeout, seconds.
         max_ttl: the system maximum (and default) of a session's ``max_ttl``, seconds.
         batch_concurrency: how many jobs of one batch run at once.
@@ -99,6 +123,15 @@ class ServerConfig:
     max_crash_reruns: int = 2
     max_failed_exchanges: int = 10
     failure_window: float = 60.0
+    header_timeout: float = 30.0
+    body_timeout: float = 60.0
+    max_connections: int = 1000
+    max_pending_jobs: int = 1000
+    max_stored_bytes: int = 1 << 30
+    job_retention: float = 30 * 86400.0
+    user_weights: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    engine_slots: int = 1
+    max_running_per_user: int = 1
     interactive_ttl: int = 300
     max_ttl: int = 8 * 3600
     batch_concurrency: int = 4
@@ -125,10 +158,16 @@ class ServerConfig:
             raise ValueError(f"max_failed_exchanges must be a positive int, got {self.max_failed_exchanges!r}")
         if self.max_failed_exchanges < 1:
             raise ValueError(f"max_failed_exchanges must be a positive int, got {self.max_failed_exchanges!r}")
-        if isinstance(self.failure_window, bool) or not isinstance(self.failure_window, int | float):
-            raise ValueError(f"failure_window must be a positive number of seconds, got {self.failure_window!r}")
-        if not 0 < self.failure_window < float("inf"):
-            raise ValueError(f"failure_window must be a positive number of seconds, got {self.failure_window!r}")
+        for name in _POSITIVE_SECONDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < float("inf"):
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        retention = self.job_retention
+        if isinstance(retention, bool) or not isinstance(retention, int | float) or not 0 <= retention < float("inf"):
+            raise ValueError(f"job_retention must be a number of seconds >= 0 (0: keep), got {retention!r}")
+        for user, weight in self.user_weights.items():
+            if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
+                raise ValueError(f"the weight of user {user!r} must be a positive int, got {weight!r}")
         if self.max_cost > _SQLITE_MAX_INT:
             raise ValueError(f"max_cost must be at most {_SQLITE_MAX_INT}, got {self.max_cost}")
 
@@ -160,6 +199,19 @@ def parse_api_key(text: str) -> tuple[str, str]:
     if not user:
         user = "user-" + hashlib.sha256(key.encode()).hexdigest()[:12]
     return key, user
+
+
+def parse_user_weight(text: str) -> tuple[str, int]:
+    """``"USER=N"`` -> ``(USER, N)`` (``--user-weight``)."""
+    user, sep, weight = text.strip().rpartition("=")
+    user = user.strip()
+    try:
+        value = int(weight)
+    except ValueError:
+        value = 0
+    if not sep or not user or value < 1:
+        raise ValueError(f"a user weight must be USER=N with N a positive int, got {text!r}")
+    return user, value
 
 
 def parse_api_keys_text(text: str, *, separators: Iterable[str] = ("\n",)) -> dict[str, str]:
