@@ -28,9 +28,10 @@ from ..backends.local import LocalService
 from ..options import Options
 from .config import ServerConfig
 from .idempotency import IdempotentSubmissions, idempotency_key, payload_digest, repeated
-from .job_lifecycle import JobLifecycle, ServedBackend, Submission
+from .job_lifecycle import JobLifecycle, Submission
 from .params import decode_params
 from .recovery import recover
+from .scheduling import ServedBackend
 from .session_lifecycle import SessionLifecycle
 from .store import Store
 from .tasks import Tasks

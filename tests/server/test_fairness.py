@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from aqrt.server.job_lifecycle import FairSlot, JobOwner
+from aqrt.server.scheduling import FairSlot, JobOwner
 
 from .server_support import Client, make_config, running_server, slow_circuit
 
