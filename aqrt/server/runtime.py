@@ -111,6 +111,7 @@ class RuntimeServer:
             self._backend,
             on_start=lambda job_id: self.jobs.started(job_id),
             owner_of=lambda job_id: self.jobs.owner_of(job_id),
+            weights=self.config.user_weights,
         )
         self._sessions = SessionLifecycle(self.config, store, self.service, served, self._tasks)
         self._jobs = JobLifecycle(self.config, store, served, self._sessions, self._usage, self._tasks)

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import anyio
@@ -28,96 +28,174 @@ __all__ = ["UNKNOWN_OWNER", "FairSlot", "JobOwner", "ServedBackend"]
 
 @dataclasses.dataclass(frozen=True)
 class JobOwner:
-    """Whose turn a job waiting for the engine takes: its user's, and whether it runs in a
-    dedicated session (whose jobs go ahead of job-mode and batch jobs, as on IBM)."""
+    """Whose turn a job waiting for the engine takes: its user's, its session's (``None``: job
+    mode) and whether that session is dedicated (whose jobs go ahead of job-mode and batch jobs,
+    as on IBM)."""
 
     user: str
     dedicated: bool = False
+    session: str | None = None
 
 
 #: The owner of a job the server does not know (it will not be let run): a queue of its own.
 UNKNOWN_OWNER = JobOwner(user="")
 
 
+@dataclasses.dataclass
+class _UserQueue:
+    """One user's waiters, by session (job mode is the session ``None``), each session's
+    oldest first; the sessions take turns as the users do. ``turns_left`` is what remains of
+    the user's turns in the current round (their weight)."""
+
+    turns_left: int
+    sessions: dict[str | None, deque[asyncio.Future[None]]] = dataclasses.field(default_factory=dict)
+
+    def next_waiter(self) -> asyncio.Future[None] | None:
+        """The next live waiter in session turns (the session served goes to the back); drops
+        the cancelled ones it meets; ``None`` when none is left."""
+        while self.sessions:
+            session = next(iter(self.sessions))
+            waiters = self.sessions.pop(session)
+            waiter = waiters.popleft()
+            if waiters:
+                self.sessions[session] = waiters
+            if not waiter.done():  # a cancelled one is still here until its task runs
+                return waiter
+        return None
+
+    def remove(self, session: str | None, waiter: asyncio.Future[None]) -> None:
+        waiters = self.sessions.get(session)
+        if waiters is None:
+            return
+        with contextlib.suppress(ValueError):  # already taken off by next_waiter()
+            waiters.remove(waiter)
+        if not waiters:
+            del self.sessions[session]
+
+
 class FairSlot:
-    """One engine slot that waiting jobs take in fair turns, not in the order they came.
+    """Engine slots that waiting jobs take in fair turns, not in the order they came.
 
     Waiters are grouped by :class:`JobOwner`: a dedicated session's jobs are served before any
-    other; within each of these two classes the users take turns (round-robin: a user whose
-    job was just let in goes to the back of the rotation), and each user's jobs go in the order
-    they came. So a user's one job waits for at most one job of each other user, however long
-    their backlogs (and for the dedicated sessions' jobs), instead of for every job queued
-    before it (as behind a FIFO lock).
+    other; within each of these two classes the users take turns (weighted round-robin: a user
+    takes up to ``weights[user]`` (default 1) turns in a row, then goes to the back of the
+    rotation), within a user's turns their sessions (and job mode) take turns, and each
+    session's jobs go in the order they came. So a user's one job waits for at most a weight's
+    worth of jobs of each other user, however long their backlogs (and for the dedicated
+    sessions' jobs), instead of for every job queued before it (as behind a FIFO lock); and one
+    of a user's sessions does not starve their other sessions.
+
+    ``max_per_user`` bounds how many slots one user's jobs hold at once (with more than one
+    slot): a user at the bound is passed over until one of their jobs lets go.
 
     A waiter cancelled before its turn leaves the queue (no one's turn is skipped); one
-    cancelled just as the slot was handed to it hands it on at once.
+    cancelled just as a slot was handed to it hands it on at once.
     """
 
-    def __init__(self) -> None:
-        self._held = False
-        # One rotation per class, dedicated first: user -> that user's waiters, oldest first.
-        # A dict keeps insertion order: its first user is the next to be served.
-        self._rotations: tuple[dict[str, deque[asyncio.Future[None]]], ...] = ({}, {})
+    def __init__(self, slots: int = 1, *, max_per_user: int | None = None, weights: Mapping[str, int] = {}) -> None:
+        if slots < 1:
+            raise ValueError(f"slots must be >= 1, got {slots}")
+        if max_per_user is not None and max_per_user < 1:
+            raise ValueError(f"max_per_user must be >= 1, got {max_per_user}")
+        self._free = slots
+        self._max_per_user = slots if max_per_user is None else max_per_user
+        self._weights = dict(weights)
+        self._holding: dict[str, int] = {}
+        # One rotation per class, dedicated first: user -> their queue. A dict keeps insertion
+        # order: its first user is the next to be served.
+        self._rotations: tuple[dict[str, _UserQueue], ...] = ({}, {})
 
     @property
-    def held(self) -> bool:
-        """A job holds the slot."""
-        return self._held
+    def held(self) -> int:
+        """How many slots jobs hold."""
+        return sum(self._holding.values())
 
     def waiting(self) -> int:
-        """How many jobs wait for the slot."""
-        return sum(len(waiters) for rotation in self._rotations for waiters in rotation.values())
+        """How many jobs wait for a slot."""
+        return sum(
+            len(waiters)
+            for rotation in self._rotations
+            for queue in rotation.values()
+            for waiters in queue.sessions.values()
+        )
 
     @contextlib.asynccontextmanager
     async def turn(self, owner: JobOwner) -> AsyncIterator[None]:
-        """Hold the slot for the block, once it is ``owner``'s turn."""
+        """Hold a slot for the block, once it is ``owner``'s turn."""
         await self.acquire(owner)
         try:
             yield
         finally:
-            self.release()
+            self.release(owner)
 
     async def acquire(self, owner: JobOwner) -> None:
-        """Wait for ``owner``'s turn, then hold the slot (at once if it is free: then no one
-        waits, as :meth:`release` hands it on while anyone does)."""
-        if not self._held:
-            self._held = True
+        """Wait for ``owner``'s turn, then hold a slot (at once if one is free and the user is
+        below ``max_per_user``: then no one else could take it, as :meth:`release` hands slots
+        on while anyone eligible waits)."""
+        if self._free and self._holding.get(owner.user, 0) < self._max_per_user:
+            self._take(owner.user)
             return
         rotation = self._rotations[0 if owner.dedicated else 1]
+        queue = rotation.get(owner.user)
+        if queue is None:
+            queue = rotation[owner.user] = _UserQueue(turns_left=self._weight(owner.user))
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        rotation.setdefault(owner.user, deque()).append(waiter)
+        queue.sessions.setdefault(owner.session, deque()).append(waiter)
         try:
             await waiter
         except BaseException:
             if waiter.done() and not waiter.cancelled():
-                self.release()  # handed the slot just as it was cancelled: the next one's turn
+                self.release(owner)  # handed a slot just as it was cancelled: the next one's turn
             else:
-                self._remove(rotation, owner.user, waiter)
+                queue.remove(owner.session, waiter)
+                if not queue.sessions and rotation.get(owner.user) is queue:
+                    del rotation[owner.user]
             raise
 
-    def release(self) -> None:
-        """Let the slot go: to the next waiter in turn, if any."""
-        for rotation in self._rotations:
-            while rotation:
-                user = next(iter(rotation))
-                waiters = rotation.pop(user)
-                waiter = waiters.popleft()
-                if waiters:
-                    rotation[user] = waiters  # to the back of the rotation
-                if not waiter.done():  # a cancelled one is still here until its task runs
-                    waiter.set_result(None)
-                    return  # held on its behalf
-        self._held = False
+    def release(self, owner: JobOwner) -> None:
+        """Let ``owner``'s slot go: to the next eligible waiter in turn, if any."""
+        held = self._holding[owner.user] - 1
+        if held:
+            self._holding[owner.user] = held
+        else:
+            del self._holding[owner.user]
+        self._free += 1
+        self._hand_on()
 
-    @staticmethod
-    def _remove(rotation: dict[str, deque[asyncio.Future[None]]], user: str, waiter: asyncio.Future[None]) -> None:
-        waiters = rotation.get(user)
-        if waiters is None:
-            return
-        with contextlib.suppress(ValueError):  # already taken off by release()
-            waiters.remove(waiter)
-        if not waiters:
-            del rotation[user]
+    def _hand_on(self) -> None:
+        while self._free:
+            granted = self._grant_next()
+            if not granted:
+                return
+
+    def _grant_next(self) -> bool:
+        for rotation in self._rotations:
+            for user in list(rotation):
+                if self._holding.get(user, 0) >= self._max_per_user:
+                    continue  # at their bound: the next user's turn
+                queue = rotation[user]
+                waiter = queue.next_waiter()
+                if waiter is None:  # only cancelled ones were left
+                    del rotation[user]
+                    continue
+                queue.turns_left -= 1
+                if not queue.sessions:
+                    del rotation[user]
+                elif queue.turns_left <= 0:  # their round is over: to the back
+                    del rotation[user]
+                    queue.turns_left = self._weight(user)
+                    rotation[user] = queue
+                self._take(user)
+                waiter.set_result(None)
+                return True
+        return False
+
+    def _take(self, user: str) -> None:
+        self._free -= 1
+        self._holding[user] = self._holding.get(user, 0) + 1
+
+    def _weight(self, user: str) -> int:
+        return self._weights.get(user, 1)
 
 
 class ServedBackend:
@@ -139,7 +217,8 @@ class ServedBackend:
         backend: the local backend served.
         on_start: awaited with aqrt's job id before the engine takes the job; False: do not run it.
         owner_of: whose turn a job takes, by aqrt's job id (by default everyone's is one
-            user's: first come, first served).
+            user's: first come, first served); the job's session is the request's.
+        weights: user -> turns per round (:class:`FairSlot`).
     """
 
     def __init__(
@@ -147,11 +226,13 @@ class ServedBackend:
         backend: LocalBackend,
         on_start: Callable[[str], Awaitable[bool]],
         owner_of: Callable[[str], JobOwner] = lambda job_id: UNKNOWN_OWNER,
+        *,
+        weights: Mapping[str, int] = {},
     ) -> None:
         self._backend = backend
         self._on_start = on_start
         self._owner_of = owner_of
-        self._slot = FairSlot()
+        self._slot = FairSlot(weights=weights)
         self._capabilities = dataclasses.replace(
             backend.capabilities, runs_inline=False, reports_job_start=True, enforces_max_execution_time=True
         )
@@ -185,7 +266,8 @@ class ServedBackend:
                 # not to be tiny must not show Running while it waits for the engine.
                 _mark_running(context)
                 return result
-        async with self._slot.turn(self._owner_of(request.job_id)):
+        owner = dataclasses.replace(self._owner_of(request.job_id), session=request.session_id)
+        async with self._slot.turn(owner):
             if context.cancel_requested.is_set():
                 raise JobCancelledError("the job was cancelled before it started", job_id=request.job_id)
             if backend.engine == "numba" and not engine_is_warm(backend.dtype):

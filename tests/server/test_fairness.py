@@ -24,6 +24,7 @@ BACKLOG_QUBITS = 18  # a backlog job: about 0.2 s of engine time on one core
 BACKLOG_LAYERS = 40
 SMALL_QUBITS = 8  # a small job: microseconds of work, but too big to run inline on the loop
 SMALL_LAYERS = 4
+HOLDER = JobOwner("holder")
 
 
 # -- the slot alone ---------------------------------------------------------------------------------
@@ -41,7 +42,7 @@ async def _order_of_turns(
             order.append(name)
             await asyncio.sleep(0)
 
-    await slot.acquire(JobOwner("holder"))
+    await slot.acquire(HOLDER)
     tasks = {}
     for name, owner in waiters:
         tasks[name] = asyncio.create_task(wait_turn(name, owner))
@@ -62,7 +63,7 @@ async def test_users_take_turns_and_each_user_s_jobs_keep_their_order() -> None:
     order, tasks = await _order_of_turns(
         slot, [("a1", alice), ("a2", alice), ("a3", alice), ("b1", bob), ("b2", bob), ("c1", carol)]
     )
-    slot.release()
+    slot.release(HOLDER)
     await _settle(slot, tasks)
     assert order == ["a1", "b1", "c1", "a2", "b2", "a3"]
 
@@ -82,7 +83,7 @@ async def test_a_dedicated_session_s_jobs_go_first() -> None:
             ("c2", carol_dedicated),
         ],
     )
-    slot.release()
+    slot.release(HOLDER)
     await _settle(slot, tasks)
     assert order == ["c1", "ad", "c2", "a1", "b1", "a2"]
 
@@ -103,7 +104,7 @@ async def test_a_job_cancelled_while_waiting_leaves_the_queue_and_skips_no_one_s
     tasks["b2"].cancel()
     await asyncio.sleep(0)
     assert slot.waiting() == 2  # gone from the queue before the slot is let go
-    slot.release()
+    slot.release(HOLDER)
     await _settle(slot, tasks)
     assert order == ["a2", "b1"]
     assert tasks["a1"].cancelled() and tasks["b2"].cancelled()
@@ -113,12 +114,84 @@ async def test_a_job_cancelled_as_the_slot_is_handed_to_it_hands_it_on() -> None
     slot = FairSlot()
     alice, bob = JobOwner("alice"), JobOwner("bob")
     order, tasks = await _order_of_turns(slot, [("a1", alice), ("b1", bob)])
-    slot.release()  # a1's turn: the slot is held for it ...
+    slot.release(HOLDER)  # a1's turn: the slot is held for it ...
     tasks["a1"].cancel()  # ... but it is cancelled before it runs
     await _settle(slot, tasks)
     assert order == ["b1"] and tasks["a1"].cancelled()
     async with asyncio.timeout(1), slot.turn(alice):  # nothing leaked: free again
         pass
+
+
+async def test_a_user_s_sessions_take_turns_within_the_user_s_turns() -> None:
+    slot = FairSlot()
+    alice_s1, alice_s2, alice_job_mode = (
+        JobOwner("alice", session="s1"),
+        JobOwner("alice", session="s2"),
+        JobOwner("alice"),
+    )
+    bob = JobOwner("bob")
+    order, tasks = await _order_of_turns(
+        slot,
+        [
+            ("s1a", alice_s1),
+            ("s1b", alice_s1),
+            ("s1c", alice_s1),
+            ("s2a", alice_s2),
+            ("j1", alice_job_mode),
+            ("b1", bob),
+            ("b2", bob),
+        ],
+    )
+    slot.release(HOLDER)
+    await _settle(slot, tasks)
+    assert order == ["s1a", "b1", "s2a", "b2", "j1", "s1b", "s1c"]
+
+
+async def test_weights_give_a_user_that_many_turns_in_a_row() -> None:
+    slot = FairSlot(weights={"alice": 3})
+    alice, bob = JobOwner("alice"), JobOwner("bob")
+    order, tasks = await _order_of_turns(
+        slot, [*((f"a{i}", alice) for i in range(1, 8)), *((f"b{i}", bob) for i in range(1, 4))]
+    )
+    slot.release(HOLDER)
+    await _settle(slot, tasks)
+    assert order == ["a1", "a2", "a3", "b1", "a4", "a5", "a6", "b2", "a7", "b3"]
+
+
+async def test_several_slots_and_a_per_user_bound() -> None:
+    slot = FairSlot(3, max_per_user=2)
+    alice, bob = JobOwner("alice"), JobOwner("bob")
+    entered: list[str] = []
+    gates = {name: asyncio.Event() for name in ("a1", "a2", "a3", "b1", "b2")}
+
+    async def job(name: str, owner: JobOwner) -> None:
+        async with slot.turn(owner):
+            entered.append(name)
+            await gates[name].wait()
+
+    tasks = {}
+    for name, owner in (("a1", alice), ("a2", alice), ("a3", alice), ("b1", bob), ("b2", bob)):
+        tasks[name] = asyncio.create_task(job(name, owner))
+        await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    # alice holds her bound of 2 slots; a3 waits although a slot is free, which bob takes
+    assert entered == ["a1", "a2", "b1"] and slot.held == 3 and slot.waiting() == 2
+    gates["b1"].set()
+    await asyncio.sleep(0.01)
+    assert entered == ["a1", "a2", "b1", "b2"]  # alice is still at her bound
+    gates["a1"].set()
+    await asyncio.sleep(0.01)
+    assert entered == ["a1", "a2", "b1", "b2", "a3"]
+    for gate in gates.values():
+        gate.set()
+    await _settle(slot, tasks)
+
+
+async def test_slot_arguments_are_checked() -> None:
+    with pytest.raises(ValueError, match="slots"):
+        FairSlot(0)
+    with pytest.raises(ValueError, match="max_per_user"):
+        FairSlot(2, max_per_user=0)
 
 
 # -- the server -------------------------------------------------------------------------------------
