@@ -53,8 +53,6 @@ _OPERATION: tuple[tuple[str, type, str, str], ...] = (
     ("max_pending_jobs", int, "N", "unfinished jobs per user (429 beyond)"),
     ("max_stored_bytes", int, "BYTES", "bytes of params and results the store keeps per user (429 beyond)"),
     ("job_retention", float, "SECONDS", "how long a finished job is kept (0: until deleted)"),
-    ("engine_slots", int, "N", "jobs the engine runs at once"),
-    ("max_running_per_user", int, "N", "engine slots one user's jobs may hold at once"),
 )
 
 

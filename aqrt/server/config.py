@@ -42,8 +42,6 @@ _POSITIVE_LIMITS = (
     "max_connections",
     "max_pending_jobs",
     "max_stored_bytes",
-    "engine_slots",
-    "max_running_per_user",
 )
 # Settings in seconds that must be positive and finite.
 _POSITIVE_SECONDS = ("failure_window", "header_timeout", "body_timeout")
@@ -91,8 +89,6 @@ class ServerConfig:
             finished; 0 keeps jobs until their user deletes them.
         user_weights: user -> how many turns that user's jobs take in each round for the
             engine (default 1 each).
-        engine_slots: how many jobs the engine runs at once.
-        max_running_per_user: how many of one user's jobs may hold engine slots at once.
         interactive_ttl: a dedicated session's interactive timeout, seconds.
         max_ttl: the system maximum (and default) of a session's ``max_ttl``, seconds.
         batch_concurrency: how many jobs of one batch run at once.
@@ -130,8 +126,6 @@ class ServerConfig:
     max_stored_bytes: int = 1 << 30
     job_retention: float = 30 * 86400.0
     user_weights: Mapping[str, int] = dataclasses.field(default_factory=dict)
-    engine_slots: int = 1
-    max_running_per_user: int = 1
     interactive_ttl: int = 300
     max_ttl: int = 8 * 3600
     batch_concurrency: int = 4
