@@ -75,6 +75,37 @@ def test_no_key_or_a_bad_key_is_refused(tmp_path: Path) -> None:
         config_from_args(_args("--api-key", "k", "--backend-qubits", "30", "--max-qubits", "20"), environ={})
 
 
+def test_operation_settings_and_user_weights_come_from_options(tmp_path: Path) -> None:
+    config = config_from_args(
+        _args(
+            "--api-key",
+            "k",
+            "--db",
+            str(tmp_path / "db"),
+            "--user-weight",
+            "alice=3",
+            "--user-weight",
+            "team=b=2",
+            "--header-timeout",
+            "2.5",
+            "--max-pending-jobs",
+            "7",
+            "--job-retention",
+            "0",
+        ),
+        environ={},
+    )
+    assert config.user_weights == {"alice": 3, "team=b": 2}
+    assert config.header_timeout == 2.5 and config.max_pending_jobs == 7 and config.job_retention == 0
+    for bad in ("alice", "alice=0", "=2", "alice=x"):
+        with pytest.raises(ValueError, match="USER=N"):
+            config_from_args(_args("--api-key", "k", "--user-weight", bad), environ={})
+    with pytest.raises(ValueError, match="header_timeout"):
+        config_from_args(_args("--api-key", "k", "--header-timeout", "0"), environ={})
+    with pytest.raises(ValueError, match="job_retention"):
+        config_from_args(_args("--api-key", "k", "--job-retention", "-1"), environ={})
+
+
 def test_the_command_serves_until_interrupted(tmp_path: Path) -> None:
     """With ``--port 0`` the command prints the port it bound, and serves on it."""
     process = subprocess.Popen(
