@@ -611,3 +611,65 @@ async def test_an_opaque_instruction_is_refused_at_run() -> None:
     fine.append(defined.to_gate(), [0, 1])  # a custom gate with a definition runs
     result = await Estimator(mode=LocalService().backend()).run([(fine, "ZZ")])
     assert float(result[0].data.evs) == pytest.approx(1.0)
+
+
+def _terminal_measurements_by_full_walk(circuit: QuantumCircuit) -> tuple[dict[int, int], set[int]]:
+    """The definition of terminal measurements, walking every instruction (the oracle)."""
+    busy_qubits: set[int] = set()
+    busy_clbits: set[int] = set()
+    mapping: dict[int, int] = {}
+    positions: set[int] = set()
+    for position in reversed(range(len(circuit.data))):
+        instruction = circuit.data[position]
+        if instruction.operation.name in ("barrier", "delay"):
+            continue
+        qubits = [circuit.find_bit(q).index for q in instruction.qubits]
+        clbits = [circuit.find_bit(c).index for c in instruction.clbits]
+        if instruction.operation.name == "measure" and qubits[0] not in busy_qubits and clbits[0] not in busy_clbits:
+            mapping[clbits[0]] = qubits[0]
+            positions.add(position)
+            busy_clbits.update(clbits)
+            continue
+        busy_qubits.update(qubits)
+        busy_clbits.update(clbits)
+    return mapping, positions
+
+
+async def test_terminal_measurements_stop_early_and_agree_with_the_full_walk() -> None:
+    from aqrt.backends.local.reference import final_measurements
+
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        num_qubits, num_clbits = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+        circuit = QuantumCircuit(num_qubits, num_clbits)
+        for _ in range(int(rng.integers(0, 12))):
+            kind = rng.integers(0, 4)
+            q = int(rng.integers(num_qubits))
+            if kind == 0:
+                circuit.measure(q, int(rng.integers(num_clbits)))
+            elif kind == 1:
+                circuit.h(q)
+            elif kind == 2:
+                circuit.barrier()
+            elif num_qubits > 1:
+                circuit.cx(q, (q + 1) % num_qubits)
+        assert final_measurements(circuit) == _terminal_measurements_by_full_walk(circuit)
+
+
+async def test_a_long_sampler_circuit_is_validated_without_walking_it_in_python() -> None:
+    """validate_pub runs on the event loop: a 100k-gate circuit with measure_all took 0.5 s
+    (every instruction's Python object built three times); now the walk costs the tail."""
+    import time
+
+    from qiskit.primitives.containers.sampler_pub import SamplerPub
+
+    circuit = QuantumCircuit(16)
+    for i in range(50_000):
+        circuit.rx(0.1, i % 16)
+        circuit.cx(i % 16, (i + 1) % 16)
+    circuit.measure_all()
+    backend = LocalService(max_qubits=24).backend()
+    pub = SamplerPub.coerce((circuit,), shots=10)
+    start = time.perf_counter()
+    backend.validate_pub("sampler", pub, 0)
+    assert time.perf_counter() - start < 0.3  # ~0.04 s here; generous for a loaded machine

@@ -34,7 +34,7 @@ def unsupported_instruction(circuit: QuantumCircuit, *, allow_final_measurements
         return None
     final = final_measurements(circuit)[1] if allow_final_measurements else set()
     for position, instruction in enumerate(circuit.data):
-        name = instruction.operation.name
+        name = instruction.name  # without building the operation's Python object
         if position in final:
             continue
         if name in _NON_UNITARY:
@@ -45,16 +45,20 @@ def unsupported_instruction(circuit: QuantumCircuit, *, allow_final_measurements
 
 
 _STANDARD_GATES = frozenset(get_standard_gate_name_mapping())
-_NOT_GATES = frozenset({"measure", "reset", "barrier", "delay", "store", "box"} | set(CONTROL_FLOW_OP_NAMES))
+_CONTROL_FLOW = frozenset(CONTROL_FLOW_OP_NAMES)
+_NOT_GATES = frozenset({"measure", "reset", "barrier", "delay", "store", "box"} | _CONTROL_FLOW)
 
 
 def opaque_instruction(circuit: QuantumCircuit) -> str | None:
     """Describe the first instruction with neither a matrix nor a definition (no one can simulate it), or None."""
-    unknown = set(circuit.count_ops()) - _STANDARD_GATES - _NOT_GATES
-    blocks = not _NOT_GATES.isdisjoint(circuit.count_ops())
+    counts = circuit.count_ops()
+    unknown = set(counts) - _STANDARD_GATES - _NOT_GATES
+    blocks = not _CONTROL_FLOW.isdisjoint(counts)
     if not unknown and not blocks:
         return None
     for position, instruction in enumerate(circuit.data):
+        if instruction.name not in unknown and instruction.name not in _CONTROL_FLOW:
+            continue
         operation = instruction.operation
         if operation.name in unknown and not _simulable(operation, set()):
             qubits = [circuit.find_bit(q).index for q in instruction.qubits]
@@ -89,14 +93,19 @@ def final_measurements(circuit: QuantumCircuit) -> tuple[dict[int, int], set[int
     """Map clbit index -> qubit index for terminal measurements, and their instruction positions.
 
     A measurement is terminal if nothing but barriers/delays touches its qubit or clbit after it.
+    The walk goes backwards and stops once every qubit and clbit is touched (nothing earlier
+    can be terminal), so a long circuit costs its tail.
     """
     busy_qubits: set[int] = set()
     busy_clbits: set[int] = set()
     mapping: dict[int, int] = {}
     positions: set[int] = set()
-    for position in range(len(circuit.data) - 1, -1, -1):
-        instruction = circuit.data[position]
-        name = instruction.operation.name
+    data = circuit.data
+    for position in range(len(data) - 1, -1, -1):
+        if len(busy_qubits) == circuit.num_qubits and len(busy_clbits) == circuit.num_clbits:
+            break
+        instruction = data[position]
+        name = instruction.name
         if name in _TRANSPARENT:
             continue
         qubits = [circuit.find_bit(q).index for q in instruction.qubits]
