@@ -1,4 +1,4 @@
-"""Simulation speed of aqrt's numba statevector engine against Qiskit, Aer and PennyLane Lightning.
+"""Simulation speed of aqrt's numba statevector engine against Qiskit, Aer, PennyLane Lightning and qsim.
 
 Sections (all by default; ``--only`` picks some), every contender measured in the same run,
 with fixed seeds, each warmed up first with a small run of the same kind:
@@ -25,6 +25,13 @@ Contenders:
                  span is submit -> result (session open/close outside it).
 - ``Aer``        ``qiskit_aer.primitives.EstimatorV2`` / ``SamplerV2``, default options (exact
                  expectation values): ``.run([pub]).result()``.
+- ``aqrt complex64``  the same with ``LocalService(dtype="complex64")`` (wide section): single
+                 precision, compared with aqrt complex128 within 1e-4.
+- ``qsim``       ``qsimcirq.QSimSimulator(QSimOptions(cpu_threads=os.cpu_count()))``
+                 ``.simulate_expectation_values`` (wide section) on the same circuit converted gate
+                 by gate to Cirq (qubit q -> ``LineQubit(q)``, Z_i on ``LineQubit(i)``, so bit order
+                 cannot differ); qsim computes in single precision (float32), so its value is
+                 compared with aqrt's within 1e-4. Conversion is outside the timed span.
 - ``Qiskit``     ``qiskit.primitives.StatevectorEstimator`` / ``StatevectorSampler``; skipped
                  where one run would take well over a minute (and said so).
 - ``Lightning``  PennyLane ``lightning.qubit``: a QNode building the same circuit gate by gate
@@ -39,9 +46,9 @@ Lightning all use OpenMP) slow down several-fold when another process holds a co
 
 Qiskit and Lightning rows whose first timed run takes over 10 s are timed once (their noise
 is small next to such times, and it keeps the whole run under ~8 minutes); aqrt and Aer rows
-always get every repetition. Expectation values must agree with aqrt's within 1e-8 (else a
-``DISAGREE:`` line and exit status 1); sampled marginals must be within 5 standard errors of
-the exact ones.
+always get every repetition. Expectation values must agree with aqrt's within 1e-8 (1e-4 for
+the single-precision rows; else a ``DISAGREE:`` line and exit status 1); sampled marginals must
+be within 5 standard errors of the exact ones.
 
 Usage::
 
@@ -90,6 +97,10 @@ from aqrt import Estimator, LocalService, Sampler, Session
 # a fresh process and must carry only what an aqrt user's process carries.
 
 EV_TOLERANCE = 1e-8
+SINGLE_EV_TOLERANCE = 1e-4  # single-precision rows (aqrt complex64, qsim float32) against aqrt complex128
+AQRT_SINGLE = "aqrt Estimator complex64"
+QSIM = "qsim (float32)"
+SINGLE_PRECISION = frozenset({AQRT_SINGLE, QSIM})
 Z_LIMIT = 5.0  # sampled marginals: |empirical - exact| within this many standard errors
 ONCE_OVER_S = 10.0  # Qiskit / Lightning rows: a first timed run over this is not repeated
 QISKIT_LIMIT_S = 60.0  # Qiskit reference rows are skipped when predicted to take longer
@@ -216,11 +227,21 @@ def _pennylane() -> Any:
     return pennylane
 
 
+@functools.cache
+def _qsim() -> Any:
+    try:
+        import cirq
+        import qsimcirq
+    except ImportError:
+        return None
+    return cirq, qsimcirq
+
+
 # -- contenders ---------------------------------------------------------------------------------------
 
 
-async def _aqrt_job(program: str, pub: Any, shots: int | None) -> Result:
-    async with Session(service=LocalService()) as session:
+async def _aqrt_job(program: str, pub: Any, shots: int | None, dtype: str = "complex128") -> Result:
+    async with Session(service=LocalService(dtype=dtype)) as session:
         if program == "estimator":
             primitive: Any = Estimator(mode=session)
             start = time.perf_counter()
@@ -233,8 +254,8 @@ async def _aqrt_job(program: str, pub: Any, shots: int | None) -> Result:
     return elapsed, result
 
 
-def aqrt_estimate(pub: tuple[Any, ...]) -> Result:
-    elapsed, result = asyncio.run(_aqrt_job("estimator", pub, None))
+def aqrt_estimate(pub: tuple[Any, ...], dtype: str = "complex128") -> Result:
+    elapsed, result = asyncio.run(_aqrt_job("estimator", pub, None, dtype))
     return elapsed, np.asarray(result[0].data.evs, dtype=float)
 
 
@@ -275,6 +296,54 @@ def qiskit_sample(circuit: QuantumCircuit, shots: int) -> Result:
     sampler = StatevectorSampler(seed=SHOTS_SEED)
     elapsed, result = _blocking(lambda: sampler.run([circuit], shots=shots).result())
     return elapsed, bitarray_outcomes(result[0].data.meas)
+
+
+_CIRQ_GATES = {"ry": "ry", "rz": "rz", "rx": "rx"}
+
+
+def cirq_circuit(circuit: QuantumCircuit, values: np.ndarray) -> tuple[Any, list[Any]]:
+    """``circuit`` bound to ``values`` as a Cirq circuit, gate by gate (qubit q -> LineQubit(q)).
+
+    Only the gates the benchmark's workloads use are converted (rx, ry, rz, h, cx); Cirq's
+    ``rx/ry/rz(t)`` are exp(-i t P / 2), Qiskit's definitions, so no angle changes.
+    """
+    cirq, _ = _qsim()
+    qubits = cirq.LineQubit.range(circuit.num_qubits)
+    bound = circuit.assign_parameters(values) if circuit.num_parameters else circuit
+    index = {bit: i for i, bit in enumerate(bound.qubits)}
+    ops = []
+    for instruction in bound.data:
+        name = instruction.operation.name
+        on = [qubits[index[q]] for q in instruction.qubits]
+        if name in _CIRQ_GATES:
+            ops.append(getattr(cirq, _CIRQ_GATES[name])(float(instruction.operation.params[0])).on(*on))
+        elif name == "h":
+            ops.append(cirq.H.on(*on))
+        elif name == "cx":
+            ops.append(cirq.CNOT.on(*on))
+        else:
+            raise ValueError(f"cirq_circuit: no conversion for {name!r}")
+    return cirq.Circuit(ops), qubits
+
+
+def cirq_observable(observable: SparsePauliOp, qubits: list[Any]) -> Any:
+    """A Qiskit Pauli sum (little-endian labels: the last character is qubit 0) as a cirq.PauliSum."""
+    cirq, _ = _qsim()
+    paulis = {"X": cirq.X, "Y": cirq.Y, "Z": cirq.Z}
+    total = cirq.PauliSum()
+    n = observable.num_qubits
+    for label, coeff in zip(observable.paulis.to_labels(), observable.coeffs, strict=True):
+        word = cirq.PauliString({qubits[n - 1 - j]: paulis[c] for j, c in enumerate(label) if c != "I"})
+        total += complex(coeff) * word
+    return total
+
+
+def qsim_estimate(circuit: Any, observable: Any) -> Result:
+    """qsimcirq's expectation value (its float32 state) on every core: the timed span is the call."""
+    _, qsimcirq = _qsim()
+    simulator = qsimcirq.QSimSimulator(qsimcirq.QSimOptions(cpu_threads=os.cpu_count() or 1))
+    elapsed, values = _blocking(lambda: simulator.simulate_expectation_values(circuit, observables=[observable]))
+    return elapsed, float(np.real(values[0]))
 
 
 def _pennylane_word(qml: Any, label: str) -> Any:
@@ -476,6 +545,12 @@ def copy_bandwidth(mib: int = 256, repeat: int = 5) -> dict[str, Any]:
     }
 
 
+def _qsim_wide_pub(pub: tuple[Any, ...]) -> tuple[Any, Any]:
+    circuit, observable, values = pub
+    cirq_version, qubits = cirq_circuit(circuit, values)
+    return cirq_version, cirq_observable(observable, qubits)
+
+
 def run_wide(cfg: dict[str, Any]) -> dict[str, Any]:
     layers = cfg["wide_layers"]
     widths = cfg["wide_n"]
@@ -489,7 +564,11 @@ def run_wide(cfg: dict[str, Any]) -> dict[str, Any]:
     warm_pub = (warm_circuit, ising_observable(wn), wide_values(warm_circuit))
     print(f"  wide: warm-up at n={wn}", file=sys.stderr, flush=True)
     aqrt_estimate(warm_pub)
+    aqrt_estimate(warm_pub, "complex64")
     qiskit_estimate(warm_pub)
+    qsim = _qsim()
+    if qsim is not None:
+        qsim_estimate(*_qsim_wide_pub(warm_pub))
     if aer is not None:
         aer_estimate(warm_pub)
     if qml is not None:
@@ -510,6 +589,17 @@ def run_wide(cfg: dict[str, Any]) -> dict[str, Any]:
         print(f"  wide n={n}: aqrt", file=sys.stderr, flush=True)
         times, ev = time_runs(lambda: aqrt_estimate(pub), repeat)
         here.append(row("aqrt Estimator", times, ev=float(ev), **common))
+        print(f"  wide n={n}: aqrt complex64", file=sys.stderr, flush=True)
+        times, ev = time_runs(lambda: aqrt_estimate(pub, "complex64"), repeat)
+        here.append(row(AQRT_SINGLE, times, ev=float(ev), **common))
+
+        if qsim is not None:
+            print(f"  wide n={n}: qsim", file=sys.stderr, flush=True)
+            qsim_pub = _qsim_wide_pub(pub)
+            times, ev = time_runs(lambda: qsim_estimate(*qsim_pub), repeat)
+            here.append(row(QSIM, times, ev=float(ev), **common))
+        else:
+            here.append(skipped(QSIM, "qsimcirq is not installed", **common))
 
         if aer is not None:
             print(f"  wide n={n}: Aer", file=sys.stderr, flush=True)
@@ -548,17 +638,27 @@ def run_wide(cfg: dict[str, Any]) -> dict[str, Any]:
                 entry["x_aqrt"] = entry["best_s"] / base["best_s"]
                 deviation = abs(entry["ev"] - base["ev"])
                 entry["deviation_vs_aqrt"] = deviation
-                if deviation > EV_TOLERANCE:
+                tolerance = SINGLE_EV_TOLERANCE if entry["contender"] in SINGLE_PRECISION else EV_TOLERANCE
+                if deviation > tolerance:
                     disagreements.append(
                         f"DISAGREE: wide n={n} {entry['contender']}: ev {entry['ev']!r} vs aqrt {base['ev']!r} "
-                        f"(|diff| = {deviation:.2e} > {EV_TOLERANCE:g})"
+                        f"(|diff| = {deviation:.2e} > {tolerance:g})"
                     )
         rows += here
 
     print("  wide: copy bandwidth", file=sys.stderr, flush=True)
     bandwidth = copy_bandwidth()
-    summary: dict[str, Any] = {"bandwidth": bandwidth, "fastest_peer": {}}
+    summary: dict[str, Any] = {"bandwidth": bandwidth, "fastest_peer": {}, "qsim": {}}
     for n in widths:
+        by_name = {r["contender"]: r for r in rows if r["n"] == n and "best_s" in r}
+        if QSIM in by_name:
+            summary["qsim"][str(n)] = {
+                "qsim_best_s": by_name[QSIM]["best_s"],
+                "qsim_over_aqrt": by_name[QSIM]["best_s"] / by_name["aqrt Estimator"]["best_s"],
+                "qsim_over_aqrt_complex64": by_name[QSIM]["best_s"] / by_name[AQRT_SINGLE]["best_s"]
+                if AQRT_SINGLE in by_name
+                else None,
+            }
         aqrt_row = next(r for r in rows if r["n"] == n and r["contender"].startswith("aqrt"))
         peers = [r for r in rows if r["n"] == n and "best_s" in r and not r["contender"].startswith("aqrt")]
         if peers:
@@ -964,6 +1064,7 @@ def machine_facts() -> dict[str, Any]:
         "qiskit_aer": _version("qiskit-aer"),
         "pennylane": _version("pennylane"),
         "pennylane_lightning": _version("pennylane_lightning"),
+        "qsimcirq": _version("qsimcirq"),
         "numba": numba.__version__,
         "numpy": np.__version__,
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
@@ -1013,6 +1114,12 @@ def format_wide(section: dict[str, Any]) -> list[str]:
         lines.append(
             f"n={n}: fastest peer {peer['contender']} {peer['best_s']:.3f} s; fastest peer / aqrt = "
             f"{ratio:.2f}x ({verdict})"
+        )
+    for n, entry in section["summary"].get("qsim", {}).items():
+        single = entry["qsim_over_aqrt_complex64"]
+        lines.append(
+            f"n={n}: qsim (float32) / aqrt complex128 = {entry['qsim_over_aqrt']:.2f}x; "
+            f"qsim / aqrt complex64 = " + ("-" if single is None else f"{single:.2f}x")
         )
     big = section["summary"]["largest"]
     bw = section["summary"]["bandwidth"]
@@ -1171,7 +1278,7 @@ def format_report(facts: dict[str, Any], config: dict[str, Any], outcome: dict[s
         (
             f"versions    aqrt {facts['aqrt']} [{facts['aqrt_git']}], qiskit {facts['qiskit']}, qiskit-aer "
             f"{facts['qiskit_aer']}, pennylane {facts['pennylane']}, "
-            f"pennylane-lightning {facts['pennylane_lightning']}, "
+            f"pennylane-lightning {facts['pennylane_lightning']}, qsimcirq {facts.get('qsimcirq')}, "
             f"numba {facts['numba']}, numpy {facts['numpy']}"
         ),
         (
@@ -1211,8 +1318,8 @@ def format_report(facts: dict[str, Any], config: dict[str, Any], outcome: dict[s
         lines += disagreements
     else:
         lines.append(
-            f"values: expectation values agree with aqrt's within {EV_TOLERANCE:g}; sampled marginals and "
-            f"top outcomes within {Z_LIMIT:g} standard errors of exact"
+            f"values: expectation values agree with aqrt's within {EV_TOLERANCE:g} (single-precision rows "
+            f"{SINGLE_EV_TOLERANCE:g}); sampled marginals and top outcomes within {Z_LIMIT:g} standard errors of exact"
         )
     return "\n".join(lines)
 
