@@ -762,6 +762,35 @@ def test_an_aer_model_is_converted_once_until_it_changes() -> None:
         as_noise_model({"x": 0.1})
 
 
+def test_a_dict_model_is_converted_once_per_content(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dict form (as the official client sends simulator.noise_model) is converted once per
+    content: the same content (a new dict, new Aer error ids, arrays included) reuses the
+    conversion; a change of 1e-12 converts again; only the last DICT_MODELS_KEPT are kept."""
+    conversions: list[int] = []
+    original = NoiseModel.from_dict.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[NoiseModel], data: Any) -> NoiseModel:
+        conversions.append(1)
+        return original(cls, data)
+
+    monkeypatch.setattr(NoiseModel, "from_dict", classmethod(counting))
+    monkeypatch.setattr(noise_models, "_dict_models", type(noise_models._dict_models)())
+
+    def model_dict(p: float) -> dict[str, Any]:
+        aers = aer_noise.NoiseModel()
+        aers.add_all_qubit_quantum_error(aer_noise.depolarizing_error(p, 1), "x")
+        return aers.to_dict()  # holds numpy arrays (not the serializable form)
+
+    first = as_noise_model(model_dict(0.1))
+    assert as_noise_model(model_dict(0.1)) is first and len(conversions) == 1
+    assert as_noise_model(model_dict(0.1 + 1e-12)) is not first and len(conversions) == 2
+    for k in range(noise_models.DICT_MODELS_KEPT):
+        as_noise_model(model_dict(0.01 * (k + 2)))
+    assert len(conversions) == 2 + noise_models.DICT_MODELS_KEPT
+    as_noise_model(model_dict(0.1))  # pushed out by the newer ones: converted again
+    assert len(conversions) == 3 + noise_models.DICT_MODELS_KEPT
+
+
 def test_missing_qiskit_aer_is_reported_with_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "qiskit_aer", None)
     monkeypatch.setitem(sys.modules, "qiskit_aer.noise", None)

@@ -15,7 +15,10 @@ once per model (:func:`as_noise_model`); never per job.
 
 from __future__ import annotations
 
+import collections
+import hashlib
 import heapq
+import json
 import threading
 import weakref
 from collections.abc import Mapping, Sequence
@@ -30,6 +33,7 @@ from ...errors import InvalidInputError
 from ...noise import NoiseModel
 
 __all__ = [
+    "DICT_MODELS_KEPT",
     "MAX_EXACT_READOUT_WEIGHT",
     "MAX_WIDE_READOUT_TERMS",
     "ChannelInstruction",
@@ -366,8 +370,10 @@ def as_noise_model(model: Any) -> NoiseModel:
     """An aqrt :class:`~aqrt.noise.NoiseModel` for ``model``: one, an Aer ``NoiseModel``, or its dict form.
 
     A dict (what ``NoiseModel.to_dict()`` gives, as qiskit-ibm-runtime sends the option) is
-    converted on every call (:meth:`~aqrt.noise.NoiseModel.from_dict`, no qiskit-aer needed):
-    convert it once per session.
+    converted by :meth:`~aqrt.noise.NoiseModel.from_dict` (no qiskit-aer needed) once per
+    content: the last :data:`DICT_MODELS_KEPT` conversions are kept by a digest of the dict, so
+    the same model sent with every job of a server's users is converted once. The model returned
+    may be shared: do not change it.
 
     An Aer model is converted once and the conversion reused while the model is alive and
     unchanged: its entries (instruction, qubits, error object) are compared on each call, so
@@ -380,7 +386,7 @@ def as_noise_model(model: Any) -> NoiseModel:
     if isinstance(model, NoiseModel):
         return model
     if isinstance(model, Mapping):
-        return NoiseModel.from_dict(model)
+        return _from_dict_once(model)
     module = type(model).__module__
     if not module.startswith("qiskit_aer."):
         raise InvalidInputError(
@@ -397,6 +403,62 @@ def as_noise_model(model: Any) -> NoiseModel:
     with _aer_lock:
         _aer_models[key] = (weakref.ref(model, lambda _: _forget(key)), fingerprint, converted)
     return converted
+
+
+#: How many dict-form models :func:`as_noise_model` keeps converted.
+DICT_MODELS_KEPT = 8
+
+_dict_lock = threading.Lock()
+_dict_models: collections.OrderedDict[str, NoiseModel] = collections.OrderedDict()
+
+
+def _from_dict_once(model: Mapping[str, Any]) -> NoiseModel:
+    digest = _content_digest(model)
+    if digest is None:  # holds something JSON cannot say exactly: convert it every time
+        return NoiseModel.from_dict(model)
+    with _dict_lock:
+        converted = _dict_models.get(digest)
+        if converted is not None:
+            _dict_models.move_to_end(digest)
+            return converted
+    converted = NoiseModel.from_dict(model)
+    with _dict_lock:
+        _dict_models[digest] = converted
+        while len(_dict_models) > DICT_MODELS_KEPT:
+            _dict_models.popitem(last=False)
+    return converted
+
+
+class _NotJson(Exception):
+    pass
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": value.dtype.str, "shape": value.shape, "data": value.ravel().tolist()}
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, complex):
+        return {"__complex__": [value.real, value.imag]}
+    raise _NotJson
+
+
+def _content_digest(model: Mapping[str, Any]) -> str | None:
+    """A digest of the dict's content (sha-256 of its canonical JSON, arrays written in full,
+    without the random ``id`` Aer gives each error), or None when it holds objects JSON cannot
+    write exactly."""
+    value = model.get("__value__", model) if model.get("__type__") == "NoiseModel" else model
+    if isinstance(value, Mapping) and isinstance(value.get("errors"), list):
+        errors = [
+            {key: item for key, item in error.items() if key != "id"} if isinstance(error, Mapping) else error
+            for error in value["errors"]
+        ]
+        value = {**value, "errors": errors}
+    try:
+        text = json.dumps(value, sort_keys=True, default=_json_value, allow_nan=True)
+    except (_NotJson, TypeError, ValueError):
+        return None
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _forget(key: int) -> None:

@@ -169,7 +169,7 @@ class LocalJobRunner:
         given = request.options.simulator.noise_model
         if given is None:
             model = self._default_noise() if self._default_noise is not None else None
-        else:  # converted once per session (an Aer model also once per process while unchanged)
+        else:  # converted once per session (an Aer model or a dict also once per process while unchanged)
             entry = cache.get(("noise-model", id(given)))
             if entry is None or entry[0] is not given:
                 try:
