@@ -17,6 +17,7 @@ import json
 import math
 import re
 import struct
+import threading
 import uuid
 import zlib
 from typing import Any, Literal
@@ -146,6 +147,13 @@ def array_to_text(array: np.ndarray) -> str:
         return _text(buffer.getvalue(), compress=True)
 
 
+# numpy reads a header with ast.literal_eval, and CPython 3.11's AST constructor keeps one
+# recursion counter per interpreter: parsing in several threads at once can fail with
+# "SystemError: AST constructor recursion depth mismatch" (CPython gh-106905; seen when a
+# server decoded many jobs at once). Headers are tiny, so they are read one at a time.
+_AST_LOCK = threading.Lock()
+
+
 def npy_header(tag: str, raw: bytes) -> tuple[tuple[int, ...], bool, np.dtype[Any], int]:
     """``(shape, fortran_order, dtype, data_offset)`` of a ``.npy`` blob, read and checked: a format
     1.0 header of at most 10000 bytes, no object dtype, and exactly the data bytes it announces
@@ -156,7 +164,8 @@ def npy_header(tag: str, raw: bytes) -> tuple[tuple[int, ...], bool, np.dtype[An
     try:
         version = np.lib.format.read_magic(stream)
         if version == (1, 0):  # np.save writes 2.0 only for headers np.load refuses anyway
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream, max_header_size=_NPY_MAX_HEADER)
+            with _AST_LOCK:
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream, max_header_size=_NPY_MAX_HEADER)
     except (ValueError, TypeError, SyntaxError, struct.error) as exc:
         raise WireError(f"the .npy header is malformed ({clean_message(exc)})", tag=tag) from exc
     if version != (1, 0):
