@@ -1,0 +1,186 @@
+"""The Runtime program ``executor`` run locally: a ``QuantumProgram`` on aqrt's engine.
+
+A ``QuantumProgram`` (qiskit-ibm-runtime's, a samplomatic one) holds items, each a circuit run
+for ``program.shots`` shots at every element of the item's shape:
+
+- a *circuit item* binds its ``circuit_arguments`` (shape ``(*shape, num_parameters)``);
+- a *samplex item* first draws, with samplomatic, each element's parameter values (twirling
+  gates, basis changes, injected noise from its Pauli-Lindblad maps, all folded into the
+  template circuit's parameters) and the samplex's other outputs (``measurement_flips.<creg>``,
+  the bit flips the client undoes); axes of ``shape`` over which the samplex arguments do not
+  vary enumerate randomizations.
+
+Each item runs as one Sampler PUB on the backend's runner, so it runs as every aqrt Sampler PUB
+runs: idle qubits dropped, with the backend's noise (a :class:`~.device.DeviceBackend`'s device
+model, density matrix or branching), after the backend's own checks (a device backend's ISA check:
+the executor, like IBM's service, runs ISA circuits only). An item's result holds, per classical
+register, the bits as booleans of shape ``(*shape, shots, register size)``, bit ``j`` being
+clbit ``j`` of the register (IBM's ``meas_level="classified"`` layout), plus the samplex's outputs
+as qiskit-ibm-runtime's local mode returns them (``parameter_values`` included).
+
+Everything here is blocking CPU work: run it on a worker thread (``asyncio.to_thread``, the
+engine worker); ``cancel`` is polled between items.
+
+Differences from qiskit-ibm-runtime's local mode (``QiskitRuntimeLocalService``, on Aer): the
+engine is aqrt's (no rounding of angles to Clifford values is needed); ``meas_level`` other than
+``"classified"`` is refused (a simulator has no IQ data; local mode would return bits anyway);
+``SimulatorOptions.layer_noise_model`` (Aer-side noise insertion at tagged barriers) is not read:
+the backend's noise model applies instead.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..._concurrency import CancelFlag
+from ...errors import InvalidOptionsError, JobCancelledError
+from ...job import JobRequest
+from ...options import SamplerOptions
+from ..base import ExecutionContext
+
+if TYPE_CHECKING:
+    from .backend import LocalBackend
+
+__all__ = ["SUPPORTED_MEAS_LEVEL", "check_meas_level", "run_quantum_program", "sample_samplex_item"]
+
+#: The one ``meas_level`` a simulator produces: bits.
+SUPPORTED_MEAS_LEVEL = "classified"
+
+
+def check_meas_level(program: Any) -> None:
+    """Refuse a program whose ``meas_level`` a simulator cannot produce.
+
+    Raises:
+        InvalidOptionsError: ``meas_level`` is ``"kerneled"``, ``"avg_kerneled"``, ``"both"`` or
+            another value than ``"classified"``.
+    """
+    level = program.meas_level
+    if level != SUPPORTED_MEAS_LEVEL:
+        raise InvalidOptionsError(
+            f"meas_level={level!r}: a simulator produces classified bits only (meas_level='classified'); "
+            "kerneled and averaged IQ data need a real device"
+        )
+
+
+def sample_samplex_item(item: Any, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Draw every element of a samplex item: its samplex's outputs, each of shape
+    ``(*item.shape, *intrinsic)`` (``parameter_values``: ``(*item.shape, num_parameters)``).
+
+    Axes of ``item.shape`` along which the samplex arguments vary (size > 1 after right-aligning
+    the arguments' shape with it) are swept: the samplex is sampled once per point of them, with
+    those arguments; the other axes are randomizations, drawn together in one call.
+    """
+    shape = tuple(item.shape)
+    arguments = item.samplex_arguments
+    argument_shape = (1,) * (len(shape) - arguments.ndim) + tuple(arguments.shape)
+    swept = [axis for axis, size in enumerate(argument_shape) if size > 1]
+    randomized = [axis for axis, size in enumerate(argument_shape) if size <= 1]
+    randomizations = math.prod(shape[axis] for axis in randomized)
+    samplex = item.samplex.finalize()  # one read from JSON is not finalized yet; finalizing again is harmless
+    outputs: dict[str, np.ndarray] = {}
+    for point in np.ndindex(*(shape[axis] for axis in swept)):
+        at = dict(zip(swept, point, strict=True))
+        # index the arguments (leading size-1 axes of their own shape stay at 0)
+        offset = len(shape) - arguments.ndim
+        argument_index = tuple(at.get(offset + axis, 0) for axis in range(arguments.ndim))
+        drawn = samplex.sample(arguments[argument_index], num_randomizations=randomizations, rng=rng, max_workers=1)
+        for name, values in dict(drawn).items():
+            values = np.asarray(values)
+            if name not in outputs:
+                outputs[name] = np.empty((*shape, *values.shape[1:]), dtype=values.dtype)
+            target = tuple(at[axis] if axis in at else slice(None) for axis in range(len(shape)))
+            outputs[name][target] = values.reshape(*(shape[axis] for axis in randomized), *values.shape[1:])
+    return outputs
+
+
+def _bindings(circuit: Any, values: np.ndarray, shape: tuple[int, ...]) -> Any:
+    from qiskit.primitives.containers.bindings_array import BindingsArray
+
+    if circuit.num_parameters == 0:
+        return BindingsArray(shape=shape)
+    return BindingsArray({tuple(circuit.parameters): np.asarray(values, dtype=float)}, shape=shape)
+
+
+def _engine_seeds(seed: int | None, items: int) -> tuple[np.random.Generator, list[int]]:
+    """The samplex draws' generator and one engine seed per item, all from one ``SeedSequence``."""
+    samplex_sequence, engine_sequence = np.random.SeedSequence(seed).spawn(2)
+    seeds = [int(child.generate_state(1, np.uint32)[0]) for child in engine_sequence.spawn(items)]
+    return np.random.default_rng(samplex_sequence), seeds
+
+
+def run_quantum_program(
+    program: Any,
+    backend: LocalBackend,
+    *,
+    seed: int | None = None,
+    cancel: CancelFlag | None = None,
+    cache: dict[Any, Any] | None = None,
+    job_id: str = "executor",
+) -> Any:
+    """Run ``program`` (a qiskit-ibm-runtime or samplomatic ``QuantumProgram``) on ``backend``
+    (a :class:`~.backend.LocalBackend`, a :class:`~.device.DeviceBackend` with its noise) and
+    return its ``QuantumProgramResult`` (qiskit-ibm-runtime's, with the program's passthrough data
+    and semantic role, so the client-side primitives' decoders post-process it).
+
+    Blocking: call it from a worker thread. ``seed`` fixes every draw (samplex randomizations and
+    shots); ``cancel`` is polled between items; ``cache`` is the session's cache (prepared and
+    lowered circuits, the device's noise model), a fresh dict if None.
+
+    Raises:
+        InvalidOptionsError: ``meas_level`` is not ``"classified"``.
+        InvalidPubError: an item's circuit that the backend refuses (not ISA for a device, too
+            wide, an instruction the engine cannot run); the PUB index is the item's index.
+        JobCancelledError: ``cancel`` was set.
+    """
+    from qiskit.primitives.containers.sampler_pub import SamplerPub
+    from qiskit_ibm_runtime.results.quantum_program import (  # type: ignore[import-untyped]
+        ItemMetadata,
+        Metadata,
+        QuantumProgramItemResult,
+        QuantumProgramResult,
+    )
+    from samplomatic.quantum_program import ChunkPart, ChunkSpan, SamplexItem  # type: ignore[import-untyped]
+
+    check_meas_level(program)
+    cancel = cancel if cancel is not None else CancelFlag()
+    context = ExecutionContext(cache if cache is not None else {}, cancel)
+    rng, seeds = _engine_seeds(seed, len(program.items))
+
+    prepared: list[tuple[Any, dict[str, np.ndarray]]] = []
+    for index, item in enumerate(program.items):
+        shape = tuple(item.shape)
+        if isinstance(item, SamplexItem):
+            outputs = sample_samplex_item(item, rng)
+            values = outputs["parameter_values"]
+        else:
+            outputs = {}
+            values = item.circuit_arguments
+        pub = SamplerPub.coerce((item.circuit, _bindings(item.circuit, values, shape), program.shots))
+        backend.validate_pub("sampler", pub, index)
+        prepared.append((pub, outputs))
+
+    items = []
+    spans = []
+    for index, ((pub, outputs), item_seed) in enumerate(zip(prepared, seeds, strict=True)):
+        if cancel.is_set():
+            raise JobCancelledError(f"job {job_id} was cancelled", job_id=job_id)
+        start = dt.datetime.now(dt.UTC)
+        request = JobRequest(job_id, "sampler", (pub,), SamplerOptions(seed=item_seed), None)
+        pub_result = backend.runner.run(request, context)[0]
+        stop = dt.datetime.now(dt.UTC)
+        bits = {name: array.to_bool_array(order="little") for name, array in _registers(pub_result.data).items()}
+        items.append(QuantumProgramItemResult({**outputs, **bits}, ItemMetadata()))
+        spans.append(ChunkSpan(start, stop, [ChunkPart(index, math.prod(pub.shape))]))
+    result = QuantumProgramResult(items, Metadata(chunk_timing=spans), passthrough_data=program.passthrough_data)
+    result._semantic_role = getattr(program, "_semantic_role", None)
+    return result
+
+
+def _registers(data: Any) -> Mapping[str, Any]:
+    """A Sampler PUB's ``DataBin`` as {register name: BitArray}."""
+    return dict(data.items())
