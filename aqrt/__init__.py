@@ -46,6 +46,10 @@ from .options import EstimatorOptions, Options, SamplerOptions, parse_duration
 from .primitives import Estimator, Sampler
 from .session import Batch, Session, SessionState, current_session
 
+# qiskit-ibm-runtime's names for the same classes, so ported code changes only its imports.
+EstimatorV2 = Estimator
+SamplerV2 = Sampler
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -62,6 +66,7 @@ __all__ = [
     "ConflictError",
     "Estimator",
     "EstimatorOptions",
+    "EstimatorV2",
     "ExecutionContext",
     "InvalidInputError",
     "InvalidOptionsError",
@@ -90,6 +95,7 @@ __all__ = [
     "RuntimeService",
     "Sampler",
     "SamplerOptions",
+    "SamplerV2",
     "ServerError",
     "Service",
     "Session",

@@ -31,7 +31,7 @@ from .errors import JobCancelledError, OptionsNotAppliedWarning, ResultTimeoutEr
 from .options import Options
 from .progress import Progress, count_bindings
 
-__all__ = ["Job", "JobMetrics", "JobRequest", "JobStatus", "Program", "new_job_id"]
+__all__ = ["Job", "JobId", "JobMetrics", "JobRequest", "JobStatus", "Program", "new_job_id"]
 
 Program = Literal["estimator", "sampler"]
 
@@ -101,6 +101,24 @@ def new_job_id() -> str:
     return f"{_ID_PREFIX}{next(_ID_COUNTER):08x}"
 
 
+class JobId(str):
+    """A job's id: a plain ``str`` that may also be called, so both spellings work.
+
+    aqrt has always read the id as a property (``job.job_id``), qiskit-ibm-runtime calls a method
+    (``job.job_id()``). Being a ``str`` subclass, ``job.job_id`` compares, hashes, formats and
+    serialises exactly like the id string; calling it returns that string as a plain ``str``.
+
+    Example:
+        >>> JobId("job-1") == "job-1", JobId("job-1")()
+        (True, 'job-1')
+    """
+
+    __slots__ = ()
+
+    def __call__(self) -> str:
+        return str.__str__(self)
+
+
 class Job:
     """An awaitable handle on one primitive job.
 
@@ -112,6 +130,7 @@ class Job:
 
     def __init__(self, request: JobRequest, *, backend_name: str, clock: Callable[[], float] | None = None) -> None:
         self._request = request
+        self._job_id = JobId(request.job_id)
         self._backend_name = backend_name
         self._status = JobStatus.QUEUED
         self._result: Any = None
@@ -135,7 +154,12 @@ class Job:
 
     @property
     def job_id(self) -> str:
-        return self._request.job_id
+        """The job's id, a ``str``; ``job.job_id()`` (qiskit-ibm-runtime's spelling) works too.
+
+        The value is a :class:`JobId` (a callable ``str``); it is typed ``str`` so that dicts and
+        sets of ids stay ``dict[str, ...]`` for type checkers. Typed code reads ``job.job_id``.
+        """
+        return self._job_id
 
     @property
     def program(self) -> Program:

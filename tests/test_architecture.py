@@ -32,8 +32,9 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (2, ("aqrt.backends", "aqrt.noise")),
     (3, ("aqrt.distributed",)),
     (4, ("aqrt.session", "aqrt.primitives", "aqrt.testing")),
-    (5, ("aqrt.server",)),
-    (6, ("aqrt.cli", "aqrt._demo", "aqrt._bench_cli", "aqrt._sweep_cli", "aqrt.__main__")),
+    (5, ("aqrt.sync",)),
+    (6, ("aqrt.server",)),
+    (7, ("aqrt.cli", "aqrt._demo", "aqrt._bench_cli", "aqrt._sweep_cli", "aqrt.__main__")),
 ]
 
 # The members of the written Backend / Service contract (aqrt/backends/base.py): nothing may
@@ -80,6 +81,7 @@ PUBLIC_MODULES = [
     "aqrt.backends.base",
     "aqrt.backends.ibm",
     "aqrt.server",
+    "aqrt.sync",
 ]
 
 

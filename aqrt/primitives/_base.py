@@ -80,6 +80,29 @@ class BasePrimitive:
             return self.run(pubs, **kwargs)
 
 
+def no_event_loop_error(kind: str) -> RuntimeError:
+    """The error for ``run()`` called outside async code, naming the two ways out."""
+    return RuntimeError(
+        f"{kind}.run() needs a running event loop: aqrt's primitives are asynchronous. Call it inside "
+        f"`async def` code (asyncio or trio) and `await` the job, or use aqrt.sync.{kind} in synchronous code "
+        f"(scripts, notebooks): `from aqrt.sync import {kind}`"
+    )
+
+
+def v1_call_error(kind: str, keyword: str, v1_shape: str, v2_form: str, v1_kwargs: Mapping[str, Any]) -> TypeError:
+    """The error for the V1 call shape (``run(circuits, observables, ...)``), showing the V2 form.
+
+    qiskit-ibm-runtime's V2 primitives refuse that shape too, with Python's bare "takes 2
+    positional arguments but 3 were given"; this one says what to write instead.
+    """
+    if v1_kwargs:
+        names = ", ".join(repr(name) for name in v1_kwargs)
+        opening = f"{kind}.run() got unexpected keyword argument(s) {names}: it takes a list of PUBs and {keyword}="
+    else:
+        opening = f"{kind}.run() takes one list of PUBs (Qiskit's V2 primitives)"
+    return TypeError(f"{opening}; the V1 call shape `run({v1_shape})` is not supported. Write {v2_form}")
+
+
 def primitive_options(program: Program, value: Options | Mapping[str, Any] | None) -> Options:
     """A primitive's own copy of ``value``: aqrt's :class:`~aqrt.Options` stays one (it holds
     both primitives' fields; what a program cannot use is reported per job, V1 style); anything

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import sniffio
+
 from ..job import Job
 from ..options import effective_precision
-from ._base import BasePrimitive
+from ._base import BasePrimitive, no_event_loop_error, v1_call_error
 from ._pubs import coerce_estimator_pubs
 
 __all__ = ["Estimator"]
@@ -31,7 +33,7 @@ class Estimator(BasePrimitive):
 
     _program = "estimator"
 
-    def run(self, pubs: Iterable[Any], *, precision: float | None = None) -> Job:
+    def run(self, pubs: Iterable[Any], *v1_args: Any, precision: float | None = None, **v1_kwargs: Any) -> Job:
         """Validate the PUBs now and submit them as one job; returns the :class:`~aqrt.Job` at once.
 
         Args:
@@ -44,8 +46,23 @@ class Estimator(BasePrimitive):
             SessionClosedError / SessionExpiredError / SessionCacheError: the session refuses jobs.
             SessionFullError: the session is at its ``max_pending`` (``await submit(...)`` waits).
             InvalidOptionsError: ``max_execution_time`` is not below the session's ``max_time``.
+            TypeError: the V1 call shape ``run(circuits, observables[, parameter_values])`` (or any
+                argument but ``pubs`` and ``precision``); the message shows the V2 form.
+            RuntimeError: no event loop is running (synchronous code: use ``aqrt.sync.Estimator``).
         """
+        if v1_args or v1_kwargs:
+            raise v1_call_error(
+                "Estimator",
+                "precision",
+                "circuits, observables, parameter_values",
+                "`estimator.run([(circuit, observable, parameter_values)])` (values in `result[0].data.evs`)",
+                v1_kwargs,
+            )
         options = self._options.snapshot()
         if precision is None:
             precision = effective_precision(options)
-        return self._scheduler.submit(self._program, coerce_estimator_pubs(pubs, precision), options)
+        pubs = coerce_estimator_pubs(pubs, precision)
+        try:
+            return self._scheduler.submit(self._program, pubs, options)
+        except sniffio.AsyncLibraryNotFoundError:
+            raise no_event_loop_error("Estimator") from None

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import sniffio
+
 from ..job import Job
 from ..options import effective_shots
-from ._base import BasePrimitive
+from ._base import BasePrimitive, no_event_loop_error, v1_call_error
 from ._pubs import coerce_sampler_pubs
 
 __all__ = ["Sampler"]
@@ -27,7 +29,7 @@ class Sampler(BasePrimitive):
 
     _program = "sampler"
 
-    def run(self, pubs: Iterable[Any], *, shots: int | None = None) -> Job:
+    def run(self, pubs: Iterable[Any], *v1_args: Any, shots: int | None = None, **v1_kwargs: Any) -> Job:
         """Validate the PUBs now and submit them as one job; returns the :class:`~aqrt.Job` at once.
 
         Args:
@@ -39,8 +41,23 @@ class Sampler(BasePrimitive):
             SessionClosedError / SessionExpiredError / SessionCacheError: the session refuses jobs.
             SessionFullError: the session is at its ``max_pending`` (``await submit(...)`` waits).
             InvalidOptionsError: ``max_execution_time`` is not below the session's ``max_time``.
+            TypeError: the V1 call shape ``run(circuits, parameter_values)`` (or any argument but
+                ``pubs`` and ``shots``); the message shows the V2 form.
+            RuntimeError: no event loop is running (synchronous code: use ``aqrt.sync.Sampler``).
         """
+        if v1_args or v1_kwargs:
+            raise v1_call_error(
+                "Sampler",
+                "shots",
+                "circuits, parameter_values",
+                "`sampler.run([(circuit, parameter_values)], shots=1024)` (`result[0].data.meas.get_counts()`)",
+                v1_kwargs,
+            )
         options = self._options.snapshot()
         if shots is None:
             shots = effective_shots(options)
-        return self._scheduler.submit(self._program, coerce_sampler_pubs(pubs, shots), options)
+        pubs = coerce_sampler_pubs(pubs, shots)
+        try:
+            return self._scheduler.submit(self._program, pubs, options)
+        except sniffio.AsyncLibraryNotFoundError:
+            raise no_event_loop_error("Sampler") from None

@@ -30,7 +30,7 @@ import contextvars
 import types
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any, Self
+from typing import Any, NoReturn, Self
 
 import anyio
 import anyio.lowlevel
@@ -217,6 +217,21 @@ class Session:
         await self._scheduler.start_supervisor().wait()
         self._context_token = _current_session.set(self)
         return self
+
+    def __enter__(self) -> NoReturn:
+        """Refuse a plain ``with``: a session is entered with ``async with`` (or use aqrt.sync).
+
+        Raises:
+            TypeError: always, naming both fixes.
+        """
+        kind = type(self).__name__
+        raise TypeError(
+            f'{kind} is asynchronous and does not support a plain `with`: use "async with", '
+            f"or aqrt.sync.{kind} in synchronous code (`with aqrt.sync.{kind}(...) as session:`)"
+        )
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Never reached (``__enter__`` raises); defined so ``with`` reaches ``__enter__``."""
 
     async def __aexit__(
         self,
