@@ -325,7 +325,9 @@ def decode_executor_params(params: Any, *, limits: PayloadLimits | None = None) 
     from pydantic import ValidationError
 
     try:
-        model = converter.model.model_validate(params)
+        # JSON mode, as the service reads the posted text: in Python mode pydantic's union keeps a
+        # tensor inside passthrough data as a plain dict instead of reading it as a tensor.
+        model = converter.model.model_validate_json(json.dumps(params))
         program, options = converter.decoder(model)
     except ValidationError as exc:
         problems = "; ".join(

@@ -1,0 +1,95 @@
+"""run_quantum_program: circuit items and samplex items on aqrt's engine, bits in IBM's layout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qiskit import QuantumCircuit
+from qiskit_ibm_runtime.quantum_program import QuantumProgram
+from qiskit_ibm_runtime.results.quantum_program import QuantumProgramResult
+
+from aqrt._concurrency import CancelFlag
+from aqrt.backends.local.device import DeviceBackend
+from aqrt.backends.local.executor_program import run_quantum_program
+from aqrt.errors import InvalidOptionsError, InvalidPubError, JobCancelledError
+
+from .conftest import small_program
+
+
+def test_circuit_item_bits_are_clbits_in_order_per_element(exact_manila: DeviceBackend) -> None:
+    result = run_quantum_program(small_program(shots=400), exact_manila, seed=11)
+    assert isinstance(result, QuantumProgramResult)
+    assert result._semantic_role == "custom-role" and result.passthrough_data["note"] == "kept"
+    bits = result[0]["c"]
+    assert bits.dtype == np.bool_ and bits.shape == (3, 400, 3)
+    # clbit 0 holds qubit 2 (always 1), clbit 1 is never written, clbit 2 holds qubit 0
+    assert bits[..., 0].all() and not bits[..., 1].any()
+    ones = bits[..., 2].mean(axis=1)  # P(1) = cos^2(theta / 2) at theta = 0, pi/2, pi
+    assert ones[0] == 1.0 and ones[2] == 0.0
+    assert abs(ones[1] - 0.5) < 5 * 0.5 / np.sqrt(400)
+
+
+def test_samplex_item_twirls_and_the_flips_undo_it(exact_manila: DeviceBackend) -> None:
+    result = run_quantum_program(small_program(shots=300, randomizations=8), exact_manila, seed=3)
+    item = result[1]
+    assert set(item) == {"meas", "measurement_flips.meas", "parameter_values"}
+    raw, flips = item["meas"], item["measurement_flips.meas"]
+    assert raw.shape == (8, 300, 2) and flips.shape == (8, 1, 2)
+    assert item["parameter_values"].shape == (8, 12)
+    assert len({tuple(row) for row in item["parameter_values"]}) > 1  # randomizations differ
+    assert flips.any() and not flips.all()  # some measurements were twirled, not all
+    corrected = raw ^ flips
+    assert (corrected[..., 0] == corrected[..., 1]).all()  # a Bell pair: the qubits agree
+    assert abs(corrected[..., 0].mean() - 0.5) < 5 * 0.5 / np.sqrt(8 * 300)
+    # without undoing the flips the qubits disagree in the twirled randomizations
+    assert not (raw[..., 0] == raw[..., 1]).all()
+
+
+def test_a_seed_repeats_every_draw(exact_manila: DeviceBackend) -> None:
+    first = run_quantum_program(small_program(), exact_manila, seed=7)
+    again = run_quantum_program(small_program(), exact_manila, seed=7)
+    other = run_quantum_program(small_program(), exact_manila, seed=8)
+    for name in ("meas", "parameter_values"):
+        np.testing.assert_array_equal(first[1][name], again[1][name])
+    np.testing.assert_array_equal(first[0]["c"], again[0]["c"])
+    assert not np.array_equal(first[1]["parameter_values"], other[1]["parameter_values"])
+
+
+def test_noise_of_the_device_applies(noisy_manila: DeviceBackend) -> None:
+    """On the noisy device an x gate's qubit reads 0 sometimes; on the exact one never."""
+    circuit = QuantumCircuit(1, 1)
+    circuit.x(0)
+    circuit.measure(0, 0)
+    program = QuantumProgram(shots=4000)
+    program.append_circuit_item(circuit)
+    bits = run_quantum_program(program, noisy_manila, seed=1)[0]["c"]
+    assert bits.shape == (4000, 1)
+    error = 1 - bits.mean()
+    readout = noisy_manila.device.target["measure"][(0,)].error  # manila's qubit 0: ~2.5e-2
+    assert 0.3 * readout < error < 3 * readout + 0.01
+
+
+@pytest.mark.parametrize("level", ["kerneled", "avg_kerneled", "both"])
+def test_levels_a_simulator_cannot_produce_are_refused(exact_manila: DeviceBackend, level: str) -> None:
+    program = small_program()
+    program.meas_level = level
+    with pytest.raises(InvalidOptionsError, match=f"meas_level='{level}'.*classified"):
+        run_quantum_program(program, exact_manila)
+
+
+def test_a_circuit_that_is_not_isa_for_the_device_is_refused(exact_manila: DeviceBackend) -> None:
+    circuit = QuantumCircuit(2, 2)
+    circuit.h(0)
+    circuit.cx(0, 1)
+    circuit.measure([0, 1], [0, 1])
+    program = QuantumProgram(shots=10)
+    program.append_circuit_item(circuit)
+    with pytest.raises(InvalidPubError, match="PUB 0: The instruction h on qubits"):
+        run_quantum_program(program, exact_manila)
+
+
+def test_cancel_stops_before_the_next_item(exact_manila: DeviceBackend) -> None:
+    flag = CancelFlag()
+    flag.set()
+    with pytest.raises(JobCancelledError, match="job exe-1 was cancelled"):
+        run_quantum_program(small_program(), exact_manila, cancel=flag, job_id="exe-1")
