@@ -11,6 +11,7 @@ from ..wire.runtime_api import INSTANCE_HEADER
 from .auth import auth_middleware, token_routes
 from .backend_routes import backend_routes
 from .config import ServerConfig
+from .connections import request_handler_args
 from .errors import ApiError, error_response
 from .job_routes import job_routes
 from .keys import SERVER_KEY, USER_KEY
@@ -31,7 +32,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.message, exc.code)
+        response = error_response(exc.status, exc.message, exc.code)
+        if exc.status == 408:  # the rest of the body is not waited for: this connection ends here
+            response.force_close()
+        return response
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[SERVER_KEY].config.max_body_bytes
         return error_response(413, f"the request body is too large: this server takes at most {limit} bytes")
@@ -51,8 +55,16 @@ async def get_usage(request: web.Request) -> web.Response:
 
 
 def create_app(config: ServerConfig) -> web.Application:
-    """The ``aqrt serve`` application for ``config``; the store opens when the app starts."""
-    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[error_middleware, auth_middleware])
+    """The ``aqrt serve`` application for ``config``; the store opens when the app starts.
+
+    Its connections get ``config``'s header and body deadlines however it is served
+    (:mod:`aqrt.server.connections`); ``max_connections`` needs :class:`~.connections.LimitedSite`.
+    """
+    app = web.Application(
+        client_max_size=config.max_body_bytes,
+        middlewares=[error_middleware, auth_middleware],
+        handler_args=request_handler_args(config),
+    )
     server = RuntimeServer(config)
     app[SERVER_KEY] = server
 

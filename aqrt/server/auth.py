@@ -4,30 +4,36 @@ The tokens themselves (issue, verify) are :class:`aqrt.server.tokens.Authenticat
 through the app's :class:`~aqrt.server.runtime.RuntimeServer`. Failed exchanges are throttled per
 client address and per key (:class:`aqrt.server.tokens.ExchangeThrottle`): past the limit the
 answer is 429 with ``Retry-After``, whatever the key, before the key is even looked at.
+
+The form is small (a grant type and a key), so it is held to :data:`MAX_TOKEN_FORM_BYTES` as it
+arrives and parsed on the loop; it is read within the app's ``body_timeout`` (408 past it).
 """
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 from aiohttp import web
 
-from ..wire.runtime_api import CODE_API_KEY_NOT_FOUND, IAM_GRANT_TYPE
+from ..wire.runtime_api import CODE_API_KEY_NOT_FOUND, CODE_TOO_MANY_FAILURES, IAM_GRANT_TYPE
+from .connections import read_body
 from .errors import ApiError, error_response
 from .keys import SERVER_KEY, USER_KEY
 
-__all__ = ["CODE_TOO_MANY_FAILURES", "auth_middleware", "token_routes"]
+__all__ = ["MAX_TOKEN_FORM_BYTES", "auth_middleware", "token_routes"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-#: The error code of a 429 for too many failed key exchanges (aqrt's choice; its place is
-#: :mod:`aqrt.wire.runtime_api`, with the other codes).
-CODE_TOO_MANY_FAILURES = 1429
+#: The largest key-exchange form taken (413 beyond): a grant type and an API key need ~200 bytes.
+MAX_TOKEN_FORM_BYTES: Final = 8192
+_FORM_TYPES = ("", "application/x-www-form-urlencoded")
 
 
 async def issue_token(request: web.Request) -> web.Response:
     """``POST /identity/token``: form ``grant_type`` + ``apikey`` -> an access token."""
-    form = await request.post()
+    form = await _token_form(request)
     grant_type, api_key = form.get("grant_type"), form.get("apikey")
     if grant_type != IAM_GRANT_TYPE:
         raise ApiError(400, f"grant_type must be {IAM_GRANT_TYPE!r}, got {grant_type!r}")
@@ -48,6 +54,22 @@ async def issue_token(request: web.Request) -> web.Response:
         authenticator.throttle.note_failure(address, api_key)
         raise ApiError(400, "Provided API key could not be found.", code=CODE_API_KEY_NOT_FOUND)  # what IAM answers
     return web.json_response(authenticator.issue(user))
+
+
+async def _token_form(request: web.Request) -> dict[str, str]:
+    """The exchange's URL-encoded form (as IAM takes it), at most :data:`MAX_TOKEN_FORM_BYTES`;
+    a field sent twice counts as its first value, as aiohttp's ``post()`` gave it."""
+    if request.content_type not in _FORM_TYPES:
+        raise ApiError(400, "the token request must be a form (Content-Type: application/x-www-form-urlencoded)")
+    raw = await read_body(request, max_bytes=MAX_TOKEN_FORM_BYTES)
+    try:
+        pairs = urllib.parse.parse_qsl(raw.decode(request.charset or "utf-8").rstrip(), keep_blank_values=True)
+    except (UnicodeDecodeError, LookupError, ValueError):
+        raise ApiError(400, "the token request is not a valid URL-encoded form") from None
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        form.setdefault(name, value)
+    return form
 
 
 def token_routes() -> list[web.RouteDef]:

@@ -24,12 +24,14 @@ __all__ = ["serve_in_thread"]
 def serve_in_thread(
     config: ServerConfig, *, host: str = "127.0.0.1", port: int = 0, debug: bool = False, start_timeout: float = 120
 ) -> Iterator[str]:
-    """Start the app on ``host:port`` (0 = a free port) in a new thread; yield its base URL;
+    """Start the app on ``host:port`` (0 = a free port) in a new thread, with ``config``'s
+    timeouts and connection limit (:mod:`aqrt.server.connections`); yield its base URL;
     on exit stop it (jobs still running are left for the next start, as on any stop) and join
     the thread. Errors of the server thread are raised in the caller."""
     from aiohttp import web
 
     from .app import create_app
+    from .connections import LimitedSite, listen
 
     started = threading.Event()
     state: dict[str, Any] = {}
@@ -38,7 +40,7 @@ def serve_in_thread(
         runner = web.AppRunner(create_app(config))
         await runner.setup()
         try:
-            await web.TCPSite(runner, host, port).start()
+            await LimitedSite(runner, listen(host, port), max_connections=config.max_connections).start()
             stop = asyncio.Event()
             state.update(port=runner.addresses[0][1], loop=asyncio.get_running_loop(), stop=stop)
             started.set()

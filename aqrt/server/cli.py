@@ -8,6 +8,7 @@ by commas); all are merged. A key without ``=USER`` gets a user name derived fro
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import socket
 import sys
@@ -159,10 +160,6 @@ def main(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"aqrt serve: {exc}", file=sys.stderr)
         return 2
-    from aiohttp import web
-
-    from .app import create_app
-
     try:
         sock = _listen(args.host, args.port)
     except OSError as exc:
@@ -174,11 +171,42 @@ def main(args: argparse.Namespace) -> int:
         f"database {config.db_path}, {len(config.api_keys)} API key(s)",
         flush=True,
     )
-    web.run_app(create_app(config), sock=sock, print=None)
+    from aiohttp import web
+
+    try:
+        asyncio.run(_serve(config, sock))
+    except (web.GracefulExit, KeyboardInterrupt):  # SIGINT or SIGTERM: the server has stopped
+        pass
     return 0
+
+
+async def _serve(config: ServerConfig, sock: socket.socket) -> None:
+    """Serve the app on ``sock`` until a signal stops it (aiohttp's ``GracefulExit``, raised out
+    of the loop; the cleanup then runs as the task is cancelled). Not ``web.run_app``: that
+    serves a plain socket site, and ``max_connections`` needs :class:`~.connections.LimitedSite`."""
+    from aiohttp import web
+
+    from .app import create_app
+    from .connections import LimitedSite
+
+    runner = web.AppRunner(create_app(config), handle_signals=True)
+    await runner.setup()
+    try:
+        site = LimitedSite(runner, sock, max_connections=config.max_connections)
+        await site.start()
+        assert site.limiter is not None
+        print(
+            f"aqrt serve: at most {site.limiter.limit} open connections; request headers within "
+            f"{config.header_timeout:g} s, bodies within {config.body_timeout:g} s",
+            flush=True,
+        )
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
 
 
 def _listen(host: str, port: int) -> socket.socket:
     """A listening socket on ``host:port`` (bound here so the real port is known before serving)."""
-    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
-    return socket.create_server((host, port), family=family, backlog=128)
+    from .connections import listen
+
+    return listen(host, port)

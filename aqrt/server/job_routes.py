@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from ..wire.runtime_api import FAILED, IDEMPOTENCY_HEADER
+from .connections import read_body
 from .keys import SERVER_KEY, USER_KEY
 from .responses import job_response, logs_text, metrics_body
 from .validation import (
@@ -34,6 +35,7 @@ _DUMP_INLINE_ROWS = 20  # a page of more jobs (up to 200, tags and all) is writt
 
 async def submit_job(request: web.Request) -> web.Response:
     """``POST /jobs``: the body is held to this server's limits (tags, cost, ids) first."""
+    await read_body(request)  # within body_timeout (408); read_json parses the bytes kept
     body = await read_json(request)
     server = request.app[SERVER_KEY]
     check_job_limits(body, server.config)
@@ -96,6 +98,7 @@ async def delete_job(request: web.Request) -> web.Response:
 async def put_tags(request: web.Request) -> web.Response:
     """``PUT /jobs/{id}/tags``: at most ``max_tags`` tags of at most ``max_tag_length`` characters."""
     server = request.app[SERVER_KEY]
+    await read_body(request)  # within body_timeout (408)
     tags = check_tags_body(await read_json(request))
     check_tags(tags, max_tags=server.config.max_tags, max_tag_length=server.config.max_tag_length)
     await server.jobs.set_tags(request.match_info["job_id"], request[USER_KEY], tags)

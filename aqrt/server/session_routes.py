@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .connections import read_body
 from .keys import SERVER_KEY, USER_KEY
 from .validation import check_close_body, instance_header, read_json
 
@@ -15,6 +16,7 @@ __all__ = ["session_routes"]
 
 async def create_session(request: web.Request) -> web.Response:
     """``POST /sessions``."""
+    await read_body(request)  # within body_timeout (408); read_json parses the bytes kept
     body = await read_json(request)
     sessions = request.app[SERVER_KEY].sessions
     details = await sessions.create(request[USER_KEY], instance_header(request), body)
@@ -29,6 +31,7 @@ async def get_session(request: web.Request) -> web.Response:
 
 async def patch_session(request: web.Request) -> web.Response:
     """``PATCH /sessions/{id}`` ``{"accepting_jobs": false}``: close the session."""
+    await read_body(request)
     check_close_body(await read_json(request))
     sessions = request.app[SERVER_KEY].sessions
     await sessions.close(request.match_info["session_id"], request[USER_KEY], cancel=False)

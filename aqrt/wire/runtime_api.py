@@ -71,6 +71,7 @@ __all__ = [
     "CODE_SESSION_CLOSED",
     "CODE_SESSION_EXPIRED",
     "CODE_TOO_LARGE",
+    "CODE_TOO_MANY_FAILURES",
     "CODE_UNAUTHORIZED",
     "COMPLETED",
     "DEDICATED",
@@ -157,6 +158,8 @@ CODE_JOB_FAILED: Final = 1500
 CODE_INTERRUPTED: Final = 1517
 #: What IBM IAM answers (400) for an unknown API key.
 CODE_API_KEY_NOT_FOUND: Final = 2001
+#: A 429 for too many failed API-key exchanges from one address or with one key (aqrt's choice).
+CODE_TOO_MANY_FAILURES: Final = 1429
 
 
 def reason_code(error: BaseException | None) -> int:
