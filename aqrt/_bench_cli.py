@@ -13,13 +13,23 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["SCRIPTS", "benchmarks_dir", "configure", "main"]
+from .cli import missing_extras
+
+__all__ = ["NEEDS", "SCRIPTS", "benchmarks_dir", "configure", "main"]
 
 # name -> (script, arguments of the full run, arguments of the quick run)
 SCRIPTS: dict[str, tuple[str, list[str], list[str]]] = {
     "overhead": ("overhead.py", [], ["--jobs", "300", "--repeat", "2", "--warmup", "5"]),
     "engine": ("engine.py", [], ["--quick"]),
     "sweep": ("sweep.py", [], ["--quick"]),
+}
+
+
+# name -> the optional modules the script cannot run without (other contenders are skipped when absent)
+NEEDS: dict[str, tuple[str, ...]] = {
+    "overhead": ("qiskit_aer",),
+    "engine": ("qiskit_aer",),
+    "sweep": ("qiskit_aer", "distributed"),
 }
 
 
@@ -50,6 +60,10 @@ def main(args: argparse.Namespace) -> int:
     unknown = [name for name in names if name not in SCRIPTS]
     if unknown:
         print(f"aqrt bench: unknown benchmark(s) {unknown}; choose from {list(SCRIPTS)}", file=sys.stderr)
+        return 2
+    missing = missing_extras("aqrt bench", sorted({module for name in names for module in NEEDS[name]}))
+    if missing is not None:
+        print(missing, file=sys.stderr)
         return 2
     if args.json_dir is not None:
         args.json_dir.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
+
+from .cli import first_run_note
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -32,5 +35,8 @@ async def run_demo(seed: int = 1) -> float:
 
 
 def main(args: argparse.Namespace) -> int:
+    note = first_run_note()
+    if note is not None:
+        print(note, file=sys.stderr, flush=True)
     asyncio.run(run_demo(args.seed))
     return 0

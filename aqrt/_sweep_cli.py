@@ -1,14 +1,17 @@
 """``aqrt sweep``: expectation values of a QASM circuit over a grid of parameter values.
 
-Example::
+Example (``examples/ansatz.qasm`` in a clone of aqrt)::
 
-    aqrt sweep ansatz.qasm --param theta=0:3.1416:64 --param phi=-1:1:32 \\
+    aqrt sweep examples/ansatz.qasm --param theta=0:3.1416:64 --param phi=-1:1:32 \\
         --observable ZZ --observable XI --output landscape.npz --plot landscape.png
 
-Each ``--param NAME=START:STOP:NUM`` is one axis of the grid (``numpy.linspace``); the grid is
-their product, so the result has shape (observables, NUM_1, NUM_2, ...). Runs on the local
-engine, or on a Dask cluster (``--dask ADDRESS``, or ``--dask-local N`` for N worker processes
-on this machine), with a progress bar (tqdm, ``aqrt[cli]``) unless ``--no-progress``.
+The circuit's free parameters are OpenQASM 3 ``input float[64] NAME;`` declarations (or
+OpenQASM 2 gate parameters); each needs one ``--param NAME=START:STOP:NUM``: one axis of the
+grid (``numpy.linspace``); the grid is their product, so the result has shape (observables,
+NUM_1, NUM_2, ...). Runs on the local engine, or on a Dask cluster (``--dask ADDRESS``, or
+``--dask-local N`` for N worker processes on this machine), with a progress bar unless
+``--no-progress``. Reading OpenQASM 3, the progress bar and ``--plot`` need ``aqrt[cli]``,
+``--dask`` needs ``aqrt[dask]``: a missing one is named before any work is done.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .cli import first_run_note, missing_extras
 
 __all__ = ["configure", "load_circuit", "main", "parse_axis", "run_sweep"]
 
@@ -143,37 +148,74 @@ def _write(path: Path, evs: np.ndarray, axes: list[tuple[str, np.ndarray]], labe
         raise ValueError(f"--output {path}: the name must end in .npz or .json")
 
 
-def _plot(path: Path, evs: np.ndarray, axes: list[tuple[str, np.ndarray]], labels: list[str]) -> None:
+def _plot(path: Path, evs: np.ndarray, axes: list[tuple[str, np.ndarray]], labels: list[str], title: str) -> None:
+    """A PNG of the landscape: one line per observable over one axis, or one panel per
+    observable over two. An axis of one value is drawn as fixed (named in the title)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, ax = plt.subplots(figsize=(6, 4.5), dpi=100)
+    fixed: list[str] = []
+    if len(axes) == 2 and min(len(values) for _, values in axes) == 1:  # draw over the other axis
+        (x_name, x), (y_name, y) = axes
+        drawn, (fixed_name, fixed_values) = (axes[1], axes[0]) if len(x) == 1 and len(y) > 1 else (axes[0], axes[1])
+        fixed = [f"{fixed_name} = {fixed_values[0]:g}"]
+        axes = [drawn]
+        evs = evs.reshape(len(labels), len(drawn[1]))
     if len(axes) == 1:
+        figure, ax = plt.subplots(figsize=(6, 4.5), dpi=100)
         ((name, values),) = axes
+        marker = "o" if len(values) < 2 else None
         for label, row in zip(labels, evs, strict=True):
-            ax.plot(values, row, label=f"<{label}>")
+            ax.plot(values, row, marker=marker, label=f"<{label}>")
         ax.set_xlabel(name)
         ax.set_ylabel("expectation value")
         ax.legend()
     elif len(axes) == 2:
         (x_name, x), (y_name, y) = axes
-        image = ax.pcolormesh(x, y, evs[0].T, shading="auto", cmap="viridis")
-        figure.colorbar(image, ax=ax, label=f"<{labels[0]}>")
-        ax.set_xlabel(x_name)
-        ax.set_ylabel(y_name)
+        figure, panels = plt.subplots(1, len(labels), figsize=(5.5 * len(labels), 4.5), dpi=100, squeeze=False)
+        for ax, label, grid in zip(panels[0], labels, evs, strict=True):
+            image = ax.pcolormesh(x, y, grid.T, shading="auto", cmap="viridis")
+            figure.colorbar(image, ax=ax, label=f"<{label}>")
+            ax.set_title(f"<{label}>")
+            ax.set_xlabel(x_name)
+            ax.set_ylabel(y_name)
     else:
-        plt.close(figure)
         raise ValueError(f"--plot draws 1 or 2 grid axes; this grid has {len(axes)}")
+    figure.suptitle(title + (f" ({', '.join(fixed)})" if fixed else ""))
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
 
 
+def _needed_modules(args: argparse.Namespace, text: str) -> list[str]:
+    """The optional modules this run needs (checked before any work)."""
+    needed = []
+    if not text.lstrip().startswith("OPENQASM 2"):
+        needed.append("qiskit_qasm3_import")  # what qiskit.qasm3.loads reads OpenQASM 3 with
+    if not args.no_progress:
+        needed.append("tqdm")
+    if args.plot is not None:
+        needed.append("matplotlib")
+    if args.dask is not None or args.dask_local:
+        needed.append("distributed")
+    return needed
+
+
 def main(args: argparse.Namespace) -> int:
     try:
-        circuit = load_circuit(args.circuit.read_text())
+        text = args.circuit.read_text()
+    except OSError as exc:
+        print(f"aqrt sweep: {exc}", file=sys.stderr)
+        return 2
+    missing = missing_extras("aqrt sweep", _needed_modules(args, text))
+    if missing is not None:
+        hint = " (or pass --no-progress)" if "tqdm" in missing else ""
+        print(missing + hint, file=sys.stderr)
+        return 2
+    try:
+        circuit = load_circuit(text)
         axes = [parse_axis(text) for text in args.param]
         labels = args.observable or ["Z" * circuit.num_qubits]
         for label in labels:
@@ -186,6 +228,9 @@ def main(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"aqrt sweep: {exc}", file=sys.stderr)
         return 2
+    note = first_run_note()
+    if note is not None:
+        print(note, file=sys.stderr, flush=True)
     kwargs: dict[str, Any] = {
         "chunk_bindings": args.chunk_bindings,
         "precision": args.precision,
@@ -206,7 +251,7 @@ def main(args: argparse.Namespace) -> int:
     if args.output is not None:
         _write(args.output, evs, axes, labels)
     if args.plot is not None:
-        _plot(args.plot, evs, axes, labels)
+        _plot(args.plot, evs, axes, labels, title=f"aqrt sweep of {args.circuit.name}")
     grid_text = " x ".join(f"{name}[{len(values)}]" for name, values in axes) or "no parameters"
     print(f"{evs[0].size} bindings ({grid_text}), {len(labels)} observable(s)")
     executor = metadata.get("executor")

@@ -14,7 +14,19 @@ import importlib.util
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main"]
+__all__ = ["first_run_note", "main", "missing_extras"]
+
+# module -> the extra of aqrt that installs it
+_EXTRA_OF = {
+    "tqdm": "cli",
+    "matplotlib": "cli",
+    "qiskit_qasm3_import": "cli",
+    "distributed": "dask",
+    "qiskit_ibm_runtime": "devices",
+    "qiskit_aer": "noise",
+    "pennylane_lightning": "bench",
+    "qsimcirq": "bench",
+}
 
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -23,6 +35,46 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("aqrt._bench_cli", "run the benchmark suite and print the ratio table"),
     "sweep": ("aqrt._sweep_cli", "run a parameter sweep from a QASM file and a parameter grid"),
 }
+
+
+def missing_extras(what: str, modules: Sequence[str]) -> str | None:
+    """``None`` when every module in ``modules`` (optional ones aqrt's extras install) can be
+    imported; else what ``what`` (e.g.
+    ``"aqrt sweep --plot"``) needs and the command that installs it, for the user to read
+    before any work is done."""
+    missing = [module for module in modules if not _importable(module)]
+    if not missing:
+        return None
+    extras = sorted({_EXTRA_OF[module] for module in missing})
+    spec = ",".join(extras)
+    return (
+        f"{what} needs {', '.join(missing)} (the extra{'s' if len(extras) > 1 else ''} aqrt[{spec}]): "
+        f"in a clone of aqrt run  pip install -e '.[{spec}]'"
+    )
+
+
+def first_run_note() -> str | None:
+    """A line for the user when the engine's kernels have never been compiled on this machine
+    (numba's on-disk cache is empty): the first job then spends about a minute compiling."""
+    import os
+    from pathlib import Path
+
+    folder = os.environ.get("NUMBA_CACHE_DIR")
+    kernels = Path(__file__).resolve().parent / "engine" / "kernels"
+    places = [Path(folder)] if folder else [kernels / "__pycache__"]
+    if any(next(place.rglob("*.nbi"), None) is not None for place in places if place.is_dir()):
+        return None
+    return (
+        "aqrt: compiling the engine's kernels (the first run on this machine takes about a minute; "
+        "they are cached, later runs load them in seconds)"
+    )
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _available() -> dict[str, tuple[str, str]]:

@@ -136,3 +136,62 @@ def test_importing_aqrt_loads_no_dask_tqdm_or_matplotlib() -> None:
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert completed.stdout.strip() == "[]"
+
+
+def test_the_example_qasm_file_is_the_tested_ansatz() -> None:
+    example = qasm3.loads((ROOT / "examples" / "ansatz.qasm").read_text())
+    assert sorted(p.name for p in example.parameters) == ["phi", "theta"]
+    bound = {"theta": 0.7, "phi": -0.3}
+    np.testing.assert_allclose(
+        Statevector(example.assign_parameters(bound)).data,
+        Statevector(qasm3.loads(QASM).assign_parameters(bound)).data,
+        atol=1e-12,
+    )
+
+
+def test_a_missing_extra_is_named_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import aqrt.cli
+
+    monkeypatch.setattr(aqrt.cli, "_importable", lambda module: module not in {"matplotlib", "tqdm"})
+    source = tmp_path / "ansatz.qasm"
+    source.write_text(QASM)
+    output = tmp_path / "out.npz"
+    argv = ["sweep", str(source), "-p", "theta=0:1:2", "-p", "phi=0:1:2", "--output", str(output)]
+    assert aqrt.cli.main([*argv, "--plot", str(tmp_path / "p.png")]) == 2
+    message = capsys.readouterr().err
+    assert "aqrt sweep needs tqdm, matplotlib" in message and "pip install -e '.[cli]'" in message
+    assert "--no-progress" in message and not output.exists()  # refused before any work
+    assert aqrt.cli.missing_extras("x", ["sys"]) is None
+    monkeypatch.setattr(aqrt.cli, "_importable", lambda module: False)
+    message = aqrt.cli.missing_extras("aqrt sweep --dask", ["distributed", "tqdm"]) or ""
+    assert "the extras aqrt[cli,dask]" in message and "pip install -e '.[cli,dask]'" in message
+
+
+@pytest.mark.parametrize(
+    ("shape", "labels", "width"),
+    [((5, 1), ["ZZ", "XI"], 600), ((1, 4), ["ZZ"], 600), ((1, 1), ["ZZ"], 600), ((3, 4), ["ZZ", "XI"], 1100)],
+)
+def test_plots_draw_every_observable_and_one_value_axes(
+    tmp_path: Path, shape: tuple[int, int], labels: list[str], width: int
+) -> None:
+    import struct
+
+    from aqrt._sweep_cli import _plot
+
+    axes = [("theta", np.linspace(0, 1, shape[0])), ("phi", np.linspace(-1, 1, shape[1]))]
+    evs = np.random.default_rng(3).uniform(-1, 1, (len(labels), *shape))
+    path = tmp_path / "plot.png"
+    _plot(path, evs, axes, labels, title="aqrt sweep of test.qasm")
+    header = path.read_bytes()[:24]
+    assert header[:8] == b"\x89PNG\r\n\x1a\n"
+    assert struct.unpack(">I", header[16:20])[0] == width  # one 600-px panel, or one 550-px panel per observable
+
+
+def test_bench_names_a_missing_extra_before_running_anything(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import aqrt.cli
+
+    monkeypatch.setattr(aqrt.cli, "_importable", lambda module: module != "distributed")
+    assert aqrt.cli.main(["bench", "--quick", "--only", "sweep"]) == 2
+    captured = capsys.readouterr()
+    assert "aqrt bench needs distributed" in captured.err and "'.[dask]'" in captured.err
+    assert "== aqrt bench" not in captured.out  # nothing was started
