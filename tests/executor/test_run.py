@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 from qiskit import QuantumCircuit
@@ -10,7 +12,7 @@ from qiskit_ibm_runtime.results.quantum_program import QuantumProgramResult
 
 from aqrt._concurrency import CancelFlag
 from aqrt.backends.local.device import DeviceBackend
-from aqrt.backends.local.executor_program import run_quantum_program
+from aqrt.backends.local.executor_program import run_quantum_program, run_quantum_program_async
 from aqrt.errors import InvalidOptionsError, InvalidPubError, JobCancelledError
 
 from .conftest import small_program
@@ -93,3 +95,23 @@ def test_cancel_stops_before_the_next_item(exact_manila: DeviceBackend) -> None:
     flag.set()
     with pytest.raises(JobCancelledError, match="job exe-1 was cancelled"):
         run_quantum_program(small_program(), exact_manila, cancel=flag, job_id="exe-1")
+
+
+@pytest.mark.asyncio
+async def test_async_run_takes_the_engine_worker_and_repeats_the_sync_run(exact_manila: DeviceBackend) -> None:
+    program = small_program()
+    ours = await run_quantum_program_async(program, exact_manila, seed=21)
+    sync = await asyncio.to_thread(run_quantum_program, program, exact_manila, seed=21)
+    np.testing.assert_array_equal(ours[0]["c"], sync[0]["c"])
+    np.testing.assert_array_equal(ours[1]["meas"], sync[1]["meas"])
+
+
+@pytest.mark.asyncio
+async def test_cancelling_the_awaiting_task_sets_the_flag(exact_manila: DeviceBackend) -> None:
+    flag = CancelFlag()
+    task = asyncio.ensure_future(run_quantum_program_async(small_program(shots=2000), exact_manila, cancel=flag))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises((asyncio.CancelledError, JobCancelledError)):
+        await task
+    assert flag.is_set()

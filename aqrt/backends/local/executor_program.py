@@ -18,8 +18,8 @@ register, the bits as booleans of shape ``(*shape, shots, register size)``, bit 
 clbit ``j`` of the register (IBM's ``meas_level="classified"`` layout), plus the samplex's outputs
 as qiskit-ibm-runtime's local mode returns them (``parameter_values`` included).
 
-Everything here is blocking CPU work: run it on a worker thread (``asyncio.to_thread``, the
-engine worker); ``cancel`` is polled between items.
+Everything here is blocking CPU work: run it on a worker thread (:func:`run_quantum_program_async`
+runs it on the engine worker); ``cancel`` is polled between items and by the engine inside them.
 
 Differences from qiskit-ibm-runtime's local mode (``QiskitRuntimeLocalService``, on Aer): the
 engine is aqrt's (no rounding of angles to Clifford values is needed); ``meas_level`` other than
@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..._concurrency import CancelFlag
+from ..._concurrency import CancelFlag, run_in_worker
 from ...errors import InvalidOptionsError, JobCancelledError
 from ...job import JobRequest
 from ...options import SamplerOptions
@@ -46,7 +46,13 @@ from ..base import ExecutionContext
 if TYPE_CHECKING:
     from .backend import LocalBackend
 
-__all__ = ["SUPPORTED_MEAS_LEVEL", "check_meas_level", "run_quantum_program", "sample_samplex_item"]
+__all__ = [
+    "SUPPORTED_MEAS_LEVEL",
+    "check_meas_level",
+    "run_quantum_program",
+    "run_quantum_program_async",
+    "sample_samplex_item",
+]
 
 #: The one ``meas_level`` a simulator produces: bits.
 SUPPORTED_MEAS_LEVEL = "classified"
@@ -179,6 +185,24 @@ def run_quantum_program(
     result = QuantumProgramResult(items, Metadata(chunk_timing=spans), passthrough_data=program.passthrough_data)
     result._semantic_role = getattr(program, "_semantic_role", None)
     return result
+
+
+async def run_quantum_program_async(
+    program: Any,
+    backend: LocalBackend,
+    *,
+    seed: int | None = None,
+    cancel: CancelFlag | None = None,
+    cache: dict[Any, Any] | None = None,
+    job_id: str = "executor",
+) -> Any:
+    """:func:`run_quantum_program` on the engine worker thread, awaited without blocking the loop
+    (asyncio or trio). Cancelling the awaiting task sets ``cancel`` (one is made if None) and
+    waits until the worker has stopped, so no work is left running behind it."""
+    flag = cancel if cancel is not None else CancelFlag()
+    return await run_in_worker(
+        lambda: run_quantum_program(program, backend, seed=seed, cancel=flag, cache=cache, job_id=job_id), flag
+    )
 
 
 def _registers(data: Any) -> Mapping[str, Any]:
