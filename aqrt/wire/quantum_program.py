@@ -193,10 +193,31 @@ def _walk_qpy_programs(raw: bytes, programs: int, admission: Admission) -> None:
     cursor.at_end("the circuits")
 
 
+_MAX_PASSTHROUGH_DEPTH = 64
+
+
+def _check_passthrough(tree: Any, admission: Admission) -> None:
+    """Passthrough data: every tensor in it (an object with ``data``, ``shape`` and ``dtype``,
+    which the schema reads as a compressed tensor and inflates) checked as the items' tensors are;
+    nesting bounded."""
+    stack: list[tuple[Any, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > _MAX_PASSTHROUGH_DEPTH:
+            raise WireError(f"quantum_program.passthrough_data nests more than {_MAX_PASSTHROUGH_DEPTH} deep")
+        if type(node) is dict:
+            if {"data", "shape", "dtype"} <= node.keys():
+                _check_tensor(node, "quantum_program.passthrough_data", admission)
+            else:
+                stack.extend((value, depth + 1) for value in node.values())
+        elif type(node) is list:
+            stack.extend((value, depth + 1) for value in node)
+
+
 def check_executor_params(params: Any, admission: Admission) -> None:
     """Check an executor job's params as they stand in the JSON, before any of it is built:
     the schema version, ``shots``, the number of items, each item's declared ``shape``, every
-    tensor's shape against the bytes it inflates to, and every circuit in the QPY blob (as
+    tensor's shape against the bytes it inflates to (passthrough data's too), and every circuit in the QPY blob (as
     :func:`~aqrt.wire.limits.check_qpy` does) when the limits bound circuits.
 
     Raises:
@@ -255,6 +276,7 @@ def check_executor_params(params: Any, admission: Admission) -> None:
                     _check_tensor(value, f"{where}.samplex_arguments[{name!r}]", admission)
         else:
             raise WireError(f"{where}.item_type must be 'circuit' or 'samplex', got {item.get('item_type')!r:.40}")
+    _check_passthrough(program.get("passthrough_data"), admission)
     circuits = program.get("circuits")
     if type(circuits) is not dict or "b64_data" not in circuits:
         raise WireError(

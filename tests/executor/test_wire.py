@@ -197,3 +197,19 @@ def test_a_result_array_of_a_dtype_the_schema_cannot_name_is_refused() -> None:
     result = QuantumProgramResult([{"c": np.array(["a"])}])
     with pytest.raises(WireError, match="result item 0, 'c'"):
         encode_executor_result(result)
+
+
+def test_a_tensor_in_passthrough_data_is_admitted_like_the_items_tensors() -> None:
+    params = wire_params(small_program())
+    tensor = params["quantum_program"]["passthrough_data"]["values"]
+    assert tensor["shape"] == [3]
+    tensor["data"] = base64.standard_b64encode(zlib.compress(bytes(50 * 2**20))).decode()
+    with pytest.raises(WireError, match="max_decompressed_bytes"):
+        decode_executor_params(params, limits=PayloadLimits(max_decompressed_bytes=2**20))
+    deep: list = []
+    params["quantum_program"]["passthrough_data"] = {"deep": deep}
+    for _ in range(100):
+        deep.append([])
+        deep = deep[0]
+    with pytest.raises(WireError, match="nests more than 64 deep"):
+        decode_executor_params(params, limits=BOUNDED)
