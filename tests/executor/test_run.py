@@ -12,8 +12,12 @@ from qiskit_ibm_runtime.results.quantum_program import QuantumProgramResult
 
 from aqrt._concurrency import CancelFlag
 from aqrt.backends.local.device import DeviceBackend
-from aqrt.backends.local.executor_program import run_quantum_program, run_quantum_program_async
-from aqrt.errors import InvalidOptionsError, InvalidPubError, JobCancelledError
+from aqrt.backends.local.executor_program import (
+    run_quantum_program,
+    run_quantum_program_async,
+    validate_quantum_program,
+)
+from aqrt.errors import CircuitTooLargeError, InvalidOptionsError, InvalidPubError, JobCancelledError
 
 from .conftest import small_program
 
@@ -115,3 +119,18 @@ async def test_cancelling_the_awaiting_task_sets_the_flag(exact_manila: DeviceBa
     with pytest.raises((asyncio.CancelledError, JobCancelledError)):
         await task
     assert flag.is_set()
+
+
+def test_validation_at_submission_refuses_what_the_run_would(exact_manila: DeviceBackend) -> None:
+    validate_quantum_program(small_program(), exact_manila)  # an ISA program passes
+    wide = QuantumCircuit(6, 1)  # manila has 5 qubits
+    wide.x(5)
+    wide.measure(5, 0)
+    program = small_program()
+    program.append_circuit_item(wide)
+    with pytest.raises(CircuitTooLargeError, match="PUB 2: The circuit has 6 qubits"):
+        validate_quantum_program(program, exact_manila)
+    program = small_program()
+    program.meas_level = "avg_kerneled"
+    with pytest.raises(InvalidOptionsError, match="meas_level='avg_kerneled'"):
+        validate_quantum_program(program, exact_manila)

@@ -52,6 +52,7 @@ __all__ = [
     "run_quantum_program",
     "run_quantum_program_async",
     "sample_samplex_item",
+    "validate_quantum_program",
 ]
 
 #: The one ``meas_level`` a simulator produces: bits.
@@ -71,6 +72,26 @@ def check_meas_level(program: Any) -> None:
             f"meas_level={level!r}: a simulator produces classified bits only (meas_level='classified'); "
             "kerneled and averaged IQ data need a real device"
         )
+
+
+def validate_quantum_program(program: Any, backend: LocalBackend) -> None:
+    """Refuse, before any work (at submission), a program ``backend`` cannot run: its
+    ``meas_level``, and each item's circuit as the backend's ``validate_pub`` checks a Sampler
+    PUB (a device's ISA check, width, memory, instructions), bound at every element of its shape.
+
+    Raises:
+        InvalidOptionsError: ``meas_level`` is not ``"classified"``.
+        InvalidPubError: an item the backend refuses; the PUB index is the item's index.
+        CircuitTooLargeError: an item's circuit wider than the device or than this machine holds.
+    """
+    from qiskit.primitives.containers.sampler_pub import SamplerPub
+
+    check_meas_level(program)
+    for index, item in enumerate(program.items):
+        shape = tuple(item.shape)
+        values = np.broadcast_to(np.zeros(item.circuit.num_parameters), (*shape, item.circuit.num_parameters))
+        pub = SamplerPub.coerce((item.circuit, _bindings(item.circuit, values, shape), program.shots))
+        backend.validate_pub("sampler", pub, index)
 
 
 def sample_samplex_item(item: Any, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -139,8 +160,9 @@ def run_quantum_program(
 
     Raises:
         InvalidOptionsError: ``meas_level`` is not ``"classified"``.
-        InvalidPubError: an item's circuit that the backend refuses (not ISA for a device, too
-            wide, an instruction the engine cannot run); the PUB index is the item's index.
+        InvalidPubError: an item's circuit that the backend refuses (not ISA for a device, an
+            instruction the engine cannot run); the PUB index is the item's index.
+        CircuitTooLargeError: an item's circuit wider than the device or than this machine holds.
         JobCancelledError: ``cancel`` was set.
     """
     from qiskit.primitives.containers.sampler_pub import SamplerPub
