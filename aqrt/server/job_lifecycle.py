@@ -12,7 +12,12 @@ acted on: a job's row before its submission is answered; its start (``Running``)
 engine touches it, so a process that dies while it runs leaves it ``Running`` for the
 poison-job rule of :mod:`aqrt.server.recovery`; a cancel before its 204; its final state and
 encoded result when it settles. Until it settles the job is live (in memory) and its status is
-read from the aqrt job (a cancelled one shows ``Cancelled`` at once).
+read from the aqrt job (a cancelled one shows ``Cancelled`` at once). A result is encoded on a
+worker thread (it can take seconds) and only then handed to the store, whose single thread
+reads and writes rows for every user.
+
+Each user's unfinished jobs and stored bytes are held to the server's quotas
+(:mod:`aqrt.server.quotas`): a submission beyond them is refused with 429 before it is stored.
 
 What a failed job says is written for its user: public ids only (never aqrt's internal job or
 session ids), and no raw exception text: an error the engine did not explain is named by what
@@ -22,12 +27,11 @@ it means (out of memory, an internal error) and logged in full on the server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
-import functools
-import json
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from ..backends.base import Backend
@@ -38,7 +42,9 @@ from ..primitives import Estimator, Sampler
 from ..wire import encode
 from ..wire.runtime_api import (
     CANCELLED,
+    CODE_JOB_FAILED,
     DEDICATED,
+    FAILED,
     FINAL_JOB_STATUSES,
     RUNNING,
     api_job_status,
@@ -48,16 +54,18 @@ from ..wire.runtime_api import (
 from .config import ServerConfig
 from .errors import ApiError
 from .idempotency import repeated
+from .quotas import PendingJobs, Reservation, storage_quota_error
 from .records import iso, new_job_row, utc_now
 from .scheduling import UNKNOWN_OWNER, JobOwner
 from .session_lifecycle import SESSION_CANCELLED_REASON, LiveSession, SessionLifecycle
-from .store import Store
+from .store import StorageQuotaExceeded, Store, text_bytes
 from .tasks import Tasks
 from .usage import UsageMeter
 from .validation import JobListQuery, check_backend, check_cost, check_job_body, check_program, check_tags
 
 __all__ = [
     "CANCELLED_REASON",
+    "UNENCODABLE_REASON",
     "JobLifecycle",
     "LiveJob",
     "Submission",
@@ -68,6 +76,8 @@ logger = logging.getLogger("aqrt.server")
 
 #: ``state.reason`` of a job cancelled by its user.
 CANCELLED_REASON = "cancelled by its user"
+#: ``state.reason`` of a job whose result could not be encoded (it is stored as failed, not lost).
+UNENCODABLE_REASON = "the job ran, but its result could not be encoded for the Runtime API"
 
 # aqrt's own ids, which a user of the server must never see: a job's (a per-process prefix and a
 # server-wide counter) and a session's.
@@ -142,6 +152,7 @@ class JobLifecycle:
         self._tasks = tasks
         self._jobs: dict[str, LiveJob] = {}
         self._by_aqrt_id: dict[str, LiveJob] = {}
+        self._pending = PendingJobs(config.max_pending_jobs)
 
     # -- submission ------------------------------------------------------------------------------
 
@@ -166,6 +177,29 @@ class JobLifecycle:
         cost = check_cost(body.get("cost"))
         return Submission(program, backend, session_id, live_session, tags, cost, body.get("params"))
 
+    @contextlib.contextmanager
+    def admit(self, user: str) -> Iterator[Reservation]:
+        """Hold a place among ``user``'s pending jobs for one submission (give it to
+        :meth:`start`).
+
+        Raises:
+            ApiError: 429 when ``user`` already has ``max_pending_jobs`` jobs not finished.
+        """
+        with self._pending.admit(user) as reservation:
+            yield reservation
+
+    def pending_jobs(self, user: str) -> int:
+        """How many of ``user``'s jobs have not finished (and submissions on their way in)."""
+        return self._pending.count(user)
+
+    async def check_storage(self, user: str, params_json: str) -> None:
+        """429 when a job with these params would take ``user``'s stored bytes over
+        ``max_stored_bytes`` (checked again, atomically, when the job is stored)."""
+        size = text_bytes(params_json)
+        stored = await self._store.stored_bytes(user)
+        if stored + size > self._config.max_stored_bytes:
+            raise storage_quota_error(stored, size, self._config.max_stored_bytes, self._config.job_retention)
+
     async def start(
         self,
         user: str,
@@ -173,12 +207,19 @@ class JobLifecycle:
         submission: Submission,
         pubs: list[Any],
         options: Options,
+        params_json: str,
         idempotency: tuple[str, str] | None = None,
+        reservation: Reservation | None = None,
     ) -> dict[str, Any]:
-        """Start the job, store its row (its params as sent, for a re-run); returns the
-        ``POST /jobs`` answer. With ``idempotency=(key, digest)`` the key is stored with it; if
-        another process took the key first, this job is cancelled and the earlier one answered."""
-        params_json = await asyncio.to_thread(json.dumps, submission.params)
+        """Start the job, store its row (``params_json``: its params as sent, for a re-run);
+        returns the ``POST /jobs`` answer. With ``idempotency=(key, digest)`` the key is stored
+        with it; if another process took the key first, this job is cancelled and the earlier
+        one answered. The job takes ``reservation``'s place among its user's pending jobs.
+
+        Raises:
+            ApiError: 429 when the params would take ``user`` over ``max_stored_bytes``
+                (nothing is stored, the job never runs).
+        """
         job = self.run(submission.program, pubs, options, submission.live_session)
         row = new_job_row(
             user=user,
@@ -192,8 +233,13 @@ class JobLifecycle:
         live = LiveJob(id=row["id"], user=user, row=row, job=job)
         # The store's single thread runs this insert before any later update of the same job
         # (its start is written from a task that runs after this one yields).
-        self.track(live)
-        earlier = await self._store.insert_job(row, params_json, idempotency)
+        self.track(live, reservation)
+        try:
+            earlier = await self._store.insert_job(row, params_json, idempotency)
+        except StorageQuotaExceeded as exc:
+            self._forget(live)
+            job.cancel()
+            raise storage_quota_error(exc.stored, exc.size, exc.limit, self._config.job_retention) from None
         if earlier is not None:
             # Another process on this database took the key first (in this one, KeyLocks
             # serialises the key): nothing was stored, so this job must not run.
@@ -225,13 +271,16 @@ class JobLifecycle:
             self._sessions.note_used(live_session)
         return job
 
-    def track(self, live: LiveJob) -> None:
-        """Keep ``live`` until its final state is stored."""
+    def track(self, live: LiveJob, reservation: Reservation | None = None) -> None:
+        """Keep ``live`` until its final state is stored; it counts among its user's pending
+        jobs (in ``reservation``'s place) until it settles or is cancelled."""
         self._jobs[live.id] = live
         self._by_aqrt_id[live.job.job_id] = live
+        self._pending.add(live.user, live.id, reservation)
         live.job.add_done_callback(lambda job: self._on_final(live))
 
     def _forget(self, live: LiveJob) -> None:
+        self._pending.discard(live.user, live.id)
         self._jobs.pop(live.id, None)
         self._by_aqrt_id.pop(live.job.job_id, None)
 
@@ -260,21 +309,40 @@ class JobLifecycle:
         return JobOwner(user=live.user, dedicated=dedicated)
 
     def _on_final(self, live: LiveJob) -> None:
+        self._pending.discard(live.user, live.id)
         if self._tasks.stopping:  # shutting down: leave it unfinished in the store, to be re-run
             return
         self._tasks.spawn(self._store_final(live))
 
     async def _store_final(self, live: LiveJob) -> None:
         try:
-            fields, make_result = await self._final_fields(live)
-            await self._store.finish_job(live.id, fields, make_result)
+            fields, result = await self._final_fields(live)
+            if result is not None:
+                fields = await self._with_encoded_result(live, fields, result)
+            await self._store.finish_job(live.id, fields)
         except Exception:  # the job stays unfinished in the store and is re-run on the next start
             logger.exception("could not store the final state of job %s", live.id)
         finally:
             self._forget(live)
             live.stored.set()
 
-    async def _final_fields(self, live: LiveJob) -> tuple[dict[str, Any], Callable[[], str] | None]:
+    async def _with_encoded_result(self, live: LiveJob, fields: dict[str, Any], result: Any) -> dict[str, Any]:
+        """``fields`` with the encoded result, encoded on a worker thread (seconds for a big
+        result: never on the loop, nor on the store's thread, which serves every user); a
+        result that cannot be encoded makes the job failed, with a reason that says so."""
+        try:
+            return {**fields, "result": await asyncio.to_thread(encode, result)}
+        except Exception:  # an unencodable result is a failed job, not a lost one
+            logger.exception("the result of job %s could not be encoded", live.id)
+            return {
+                **fields,
+                "status": FAILED,
+                "reason": UNENCODABLE_REASON,
+                "reason_code": CODE_JOB_FAILED,
+                "result": f"Job {live.id} has failed: {UNENCODABLE_REASON}",
+            }
+
+    async def _final_fields(self, live: LiveJob) -> tuple[dict[str, Any], Any]:
         job = live.job
         status = job.status()
         metrics = job.metrics()
@@ -284,13 +352,12 @@ class JobLifecycle:
             "finished": iso(metrics.finished),
             "usage_seconds": metrics.usage_seconds,
         }
-        make_result = None
+        result = None
         if live.cancelled:  # acknowledged as cancelled: so it stays, even if the engine finished it
             fields["reason"] = CANCELLED_REASON
         elif status is JobStatus.DONE:
             result = await job.result()  # settled: returns at once
             result.metadata.update(job_id=live.id, session_id=live.row.get("session_id"))  # the Runtime ids
-            make_result = functools.partial(encode, result)  # run on the store thread, off the loop
         elif status is JobStatus.ERROR:
             error = job.exception()
             reason = self.failure_reason(live, error)
@@ -300,7 +367,7 @@ class JobLifecycle:
         elif status is JobStatus.CANCELLED:  # not by its own cancel: with its session
             fields["reason"] = SESSION_CANCELLED_REASON
         self._usage.add(live.user, metrics.usage_seconds)
-        return fields, make_result
+        return fields, result
 
     def failure_reason(self, live: LiveJob, error: BaseException | None) -> str:
         """What a failed job says to its user: aqrt's explained errors with public ids, and a
@@ -405,6 +472,7 @@ class JobLifecycle:
             status = row["status"] if live is None or live.cancelled else api_job_status(live.job.status())
             raise ApiError(409, f"job {job_id} is {status} and cannot be cancelled")
         live.cancelled = True
+        self._pending.discard(live.user, live.id)
         live.job.cancel()
         await self._store.cancel_job(live.id, utc_now(), CANCELLED_REASON)
 
@@ -417,6 +485,14 @@ class JobLifecycle:
             raise ApiError(404, f"job {job_id} not found")
         if live is not None:  # cancelled, and the engine has not let go of it yet
             live.deleted = True
+
+    def note_deleted(self, job_ids: Iterable[str]) -> None:
+        """The store deleted these jobs (expired): any still held by the engine (cancelled,
+        not yet let go) are no longer shown."""
+        for job_id in job_ids:
+            live = self._jobs.get(job_id)
+            if live is not None:
+                live.deleted = True
 
     async def set_tags(self, job_id: str, user: str, tags: Any) -> None:
         """``PUT /jobs/{id}/tags``: replace the job's tags."""

@@ -88,13 +88,15 @@ async def recover(
 
 
 async def _fail(store: Store, job_id: str, reason: str) -> None:
-    await store.update_job(
+    await store.finish_job(
         job_id,
-        status=FAILED,
-        finished=utc_now(),
-        reason=reason,
-        reason_code=CODE_INTERRUPTED,
-        result=f"Job {job_id} has failed: {reason}",
+        {
+            "status": FAILED,
+            "finished": utc_now(),
+            "reason": reason,
+            "reason_code": CODE_INTERRUPTED,
+            "result": f"Job {job_id} has failed: {reason}",
+        },
     )
 
 

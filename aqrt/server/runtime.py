@@ -10,6 +10,8 @@
 - :mod:`.recovery`: what a previous run left unfinished, taken up at start;
 - :mod:`.responses`: the bodies the API answers with;
 - :mod:`.idempotency`: one job per (user, idempotency key);
+- :mod:`.quotas`: each user's pending jobs and stored bytes, held to the server's limits;
+- :mod:`.retention`: finished jobs deleted once older than ``job_retention``;
 - :mod:`.usage`: the seconds each user's jobs have run;
 - :mod:`.store` (SQLite, off the loop) and :mod:`.tokens` (access tokens).
 
@@ -22,6 +24,7 @@ runs it); waiting jobs take the slot in turns by user, a dedicated session's fir
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from ..backends.local import LocalService
@@ -31,6 +34,7 @@ from .idempotency import IdempotentSubmissions, idempotency_key, payload_digest,
 from .job_lifecycle import JobLifecycle, Submission
 from .params import decode_params
 from .recovery import recover
+from .retention import RetentionSweeper
 from .scheduling import ServedBackend
 from .session_lifecycle import SessionLifecycle
 from .store import Store
@@ -63,6 +67,7 @@ class RuntimeServer:
         self._jobs: JobLifecycle | None = None
         self._usage: UsageMeter | None = None
         self._idempotency: IdempotentSubmissions | None = None
+        self._retention: RetentionSweeper | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -94,9 +99,17 @@ class RuntimeServer:
             raise RuntimeError("the server is not started")
         return self._sessions
 
+    @property
+    def retention(self) -> RetentionSweeper:
+        """Deletes finished jobs older than ``job_retention`` (running only when it is not 0)."""
+        if self._retention is None:
+            raise RuntimeError("the server is not started")
+        return self._retention
+
     async def start(self) -> None:
-        """Open the store, load the signing secret, then recover what a previous run left."""
-        store = self._store = await Store.open(self.config.db_path)
+        """Open the store, load the signing secret, recover what a previous run left, then start
+        the retention sweep (which runs once at once)."""
+        store = self._store = await Store.open(self.config.db_path, max_stored_bytes=self.config.max_stored_bytes)
         secret = await store.signing_secret()
         self._authenticator = Authenticator(
             self.config.api_keys,
@@ -116,6 +129,10 @@ class RuntimeServer:
         self._sessions = SessionLifecycle(self.config, store, self.service, served, self._tasks)
         self._jobs = JobLifecycle(self.config, store, served, self._sessions, self._usage, self._tasks)
         await self.recover()
+        self._retention = RetentionSweeper(
+            store, self._jobs, retention=self.config.job_retention, clock=self.config.clock
+        )
+        self._retention.start()
 
     async def recover(self) -> None:
         """Restore open sessions and re-run every job the store holds unfinished."""
@@ -128,6 +145,8 @@ class RuntimeServer:
         start; those it interrupted while they ran are put back to ``Queued``: a clean stop is
         not a crash), then wait for the stores already under way."""
         self._tasks.stopping = True
+        if self._retention is not None:
+            await self._retention.stop()
         if self._sessions is not None:
             self._sessions.stop_closing()
         jobs = self._jobs.cancel_all() if self._jobs is not None else []
@@ -192,8 +211,14 @@ class RuntimeServer:
     async def _submit(
         self, user: str, instance: str | None, submission: Submission, idempotency: tuple[str, str] | None = None
     ) -> dict[str, Any]:
-        pubs, options = await self._decode_params(submission.program, submission.params, submission.cost)
-        return await self.jobs.start(user, instance, submission, pubs, options, idempotency)
+        """Admit (429 beyond the user's pending jobs or stored bytes), decode, start, store."""
+        with self.jobs.admit(user) as reservation:
+            params_json = await asyncio.to_thread(json.dumps, submission.params)
+            await self.jobs.check_storage(user, params_json)
+            pubs, options = await self._decode_params(submission.program, submission.params, submission.cost)
+            return await self.jobs.start(
+                user, instance, submission, pubs, options, params_json, idempotency, reservation
+            )
 
     async def _decode_params(self, program: str, params: Any, cost: int | None) -> tuple[list[Any], Options]:
         return await decode_params(program, params, cost, self.config)

@@ -10,6 +10,15 @@ running when the process died (:mod:`aqrt.server.recovery`'s poison-job rule).
 The database holds the token-signing secret and every user's data: a file the store creates is
 made ``0600`` and a folder it creates ``0700`` (SQLite's ``-wal`` and ``-shm`` files take the
 database file's mode).
+
+Space: each job row keeps the bytes of its params and result (``params_bytes``,
+``result_bytes``) and each user's total is kept in ``user_storage``, changed in the same
+transaction that inserts, finishes or deletes a job (:meth:`Store.insert_job` refuses a job
+that would take its user over a quota). The file gives back the space of deleted jobs: the
+database uses ``auto_vacuum=INCREMENTAL`` (an older file is converted at open by a ``VACUUM``
+when it is small enough to do that quickly), and :meth:`Store.reclaim_space` (after a
+retention sweep, or once deletions have freed enough) returns free pages to the file system
+and truncates the ``-wal`` file.
 """
 
 from __future__ import annotations
@@ -21,22 +30,30 @@ import logging
 import os
 import secrets
 import sqlite3
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ..wire.runtime_api import (
     CANCELLED,
     CLOSED_BY_CANCEL,
-    CODE_JOB_FAILED,
-    FAILED,
     FINAL_JOB_STATUSES,
     QUEUED,
     RUNNING,
     SESSION_CLOSED,
 )
 
-__all__ = ["DB_FILE_MODE", "DB_FOLDER_MODE", "Store", "default_db_path"]
+__all__ = [
+    "DB_FILE_MODE",
+    "DB_FOLDER_MODE",
+    "RECLAIM_AFTER_BYTES",
+    "VACUUM_AT_OPEN_MAX_BYTES",
+    "StorageQuotaExceeded",
+    "Store",
+    "default_db_path",
+    "text_bytes",
+]
 
 logger = logging.getLogger("aqrt.server")
 
@@ -44,6 +61,16 @@ logger = logging.getLogger("aqrt.server")
 DB_FILE_MODE = 0o600
 #: The mode of each folder the store creates on the way to its database file.
 DB_FOLDER_MODE = 0o700
+
+#: An existing database without incremental auto-vacuum is converted at open (a full ``VACUUM``,
+#: which rewrites the file: about a second per few hundred MB) only up to this size; a larger
+#: one is opened as it is, reusing its free pages but never shrinking, and a warning says how
+#: to convert it.
+VACUUM_AT_OPEN_MAX_BYTES = 256 << 20
+#: Free pages left by deleted jobs are given back to the file system once they add up to this.
+RECLAIM_AFTER_BYTES = 32 << 20
+# After a checkpoint the -wal file is cut back to at most this size.
+_WAL_SIZE_LIMIT = 64 << 20
 
 T = TypeVar("T")
 
@@ -71,11 +98,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     usage_seconds REAL,
     params TEXT NOT NULL,
     result TEXT,
-    recoveries INTEGER NOT NULL DEFAULT 0
+    recoveries INTEGER NOT NULL DEFAULT 0,
+    params_bytes INTEGER NOT NULL DEFAULT 0,
+    result_bytes INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_user ON jobs (user, seq);
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status);
 CREATE INDEX IF NOT EXISTS jobs_session ON jobs (session_id);
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished);
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
     user TEXT NOT NULL,
@@ -102,14 +132,45 @@ CREATE TABLE IF NOT EXISTS idempotency (
 CREATE INDEX IF NOT EXISTS idempotency_job ON idempotency (job_id);
 """
 
+# Each user's stored bytes (the sum of their jobs' params_bytes + result_bytes). Created, and
+# filled from the jobs already there, by the migration that adds the byte columns.
+_STORAGE_TABLE = "CREATE TABLE IF NOT EXISTS user_storage (user TEXT PRIMARY KEY, bytes INTEGER NOT NULL)"
+
 # Columns added since the first schema: (name, definition), added to older databases on open.
-_ADDED_JOB_COLUMNS = (("recoveries", "INTEGER NOT NULL DEFAULT 0"),)
+_ADDED_JOB_COLUMNS = (
+    ("recoveries", "INTEGER NOT NULL DEFAULT 0"),
+    ("params_bytes", "INTEGER NOT NULL DEFAULT 0"),
+    ("result_bytes", "INTEGER NOT NULL DEFAULT 0"),
+)
+# Rows deleted per transaction by a retention sweep (other calls run between the batches).
+_SWEEP_BATCH = 500
 
 # Columns a job listing returns (never the params or the result, which may be large).
 _JOB_SUMMARY = (
     "id, seq, user, instance, program, backend, session_id, status, reason, reason_code, tags, cost, "
     "created, running, finished, usage_seconds"
 )
+
+
+def text_bytes(text: str) -> int:
+    """The UTF-8 size of ``text``: its length when it is ASCII (as JSON text is), found at once."""
+    return len(text) if text.isascii() else len(text.encode())
+
+
+class StorageQuotaExceeded(Exception):
+    """A job was not stored: its params would take ``user`` over ``limit`` stored bytes.
+
+    Attributes:
+        user: whose job; stored: the bytes ``user``'s jobs keep now; size: the new job's
+            params; limit: the quota.
+    """
+
+    def __init__(self, user: str, stored: int, size: int, limit: int) -> None:
+        super().__init__(f"user {user!r} keeps {stored} bytes; a job of {size} more would exceed {limit}")
+        self.user = user
+        self.stored = stored
+        self.size = size
+        self.limit = limit
 
 
 def default_db_path() -> Path:
@@ -122,17 +183,23 @@ class Store:
     """Async front of one SQLite database; each method runs on the store's own thread.
 
     Use as ``store = await Store.open(path)`` ... ``await store.close()``.
+
+    Attributes:
+        max_stored_bytes: the bytes one user's jobs may keep (:meth:`insert_job` refuses a job
+            beyond them); None for no limit.
     """
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, max_stored_bytes: int | None = None) -> None:
         self._path = str(path)
+        self.max_stored_bytes = max_stored_bytes
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="aqrt-server-db")
         self._conn: sqlite3.Connection | None = None
 
     @classmethod
-    async def open(cls, path: Path | str) -> Store:
-        """Open (creating if needed) the database at ``path``; ``":memory:"`` for a throwaway one."""
-        store = cls(path)
+    async def open(cls, path: Path | str, *, max_stored_bytes: int | None = None) -> Store:
+        """Open (creating if needed) the database at ``path``; ``":memory:"`` for a throwaway one.
+        ``max_stored_bytes``: the quota of each user's stored bytes (None: none)."""
+        store = cls(path, max_stored_bytes=max_stored_bytes)
         await store._call(store._open)
         return store
 
@@ -155,14 +222,83 @@ class Store:
             _create_private(Path(self._path))
         conn = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.executescript(_SCHEMA)
-        known = {row["name"] for row in conn.execute("PRAGMA table_info(jobs)")}
-        for name, definition in _ADDED_JOB_COLUMNS:
-            if name not in known:
-                conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {definition}")
-        self._conn = conn
+        try:
+            self._conn = conn
+            self._use_incremental_vacuum()
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA journal_size_limit={_WAL_SIZE_LIMIT}")
+            conn.executescript(_SCHEMA)
+            self._migrate()
+        except BaseException:
+            self._conn = None
+            conn.close()
+            raise
+
+    def _use_incremental_vacuum(self) -> None:
+        """``auto_vacuum=INCREMENTAL``: set on a new database; an existing one without it is
+        converted by a ``VACUUM`` when it is at most ``VACUUM_AT_OPEN_MAX_BYTES``."""
+        db = self._db()
+        if db.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:  # 2: INCREMENTAL
+            return
+        db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # takes effect at once on an empty database
+        if db.execute("PRAGMA page_count").fetchone()[0] == 0:
+            return
+        size = self._file_bytes()
+        if size > VACUUM_AT_OPEN_MAX_BYTES:
+            logger.warning(
+                "the database %s (%d MB) gives no space back to the file system after jobs are deleted; "
+                "stop the server and run: sqlite3 %s 'PRAGMA auto_vacuum=INCREMENTAL; VACUUM;'",
+                self._path,
+                size >> 20,
+                self._path,
+            )
+            return
+        started = time.perf_counter()
+        db.execute("VACUUM")
+        logger.info(
+            "converted %s (%d MB) to incremental auto-vacuum in %.2f s",
+            self._path,
+            size >> 20,
+            time.perf_counter() - started,
+        )
+
+    def _file_bytes(self) -> int:
+        """The database file's size with its ``-wal`` file (0 for ``:memory:``)."""
+        if self._path == ":memory:":
+            return 0
+        return sum(os.path.getsize(path) for path in (self._path, self._path + "-wal") if os.path.exists(path))
+
+    def _migrate(self) -> None:
+        """Add the columns and tables newer than the database, in one transaction; the byte
+        columns and ``user_storage`` are filled from the rows already there."""
+        db = self._db()
+        known = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
+        has_storage = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'user_storage'"
+        ).fetchone()
+        if all(name in known for name, _ in _ADDED_JOB_COLUMNS) and has_storage:
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for name, definition in _ADDED_JOB_COLUMNS:
+                if name not in known:
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {definition}")
+            if "params_bytes" not in known:
+                db.execute(
+                    "UPDATE jobs SET params_bytes = length(CAST(params AS BLOB)),"
+                    " result_bytes = COALESCE(length(CAST(result AS BLOB)), 0)"
+                )
+            db.execute(_STORAGE_TABLE)
+            db.execute("DELETE FROM user_storage")
+            db.execute(
+                "INSERT INTO user_storage (user, bytes)"
+                " SELECT user, SUM(params_bytes + result_bytes) FROM jobs GROUP BY user"
+            )
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     def _close(self) -> None:
         if self._conn is not None:
@@ -193,11 +329,16 @@ class Store:
     async def insert_job(
         self, job: dict[str, Any], params_json: str, idempotency: tuple[str, str] | None = None
     ) -> dict[str, Any] | None:
-        """Store a new job (its params as the JSON text received).
+        """Store a new job (its params as the JSON text received) and count its params' bytes
+        in its user's total.
 
         With ``idempotency=(key, digest)`` the job and its key are stored in one transaction,
         unless ``job["user"]`` already used that key: then nothing is written and the earlier
         job's claim is returned (see :meth:`idempotent_job`).
+
+        Raises:
+            StorageQuotaExceeded: the params would take the user's stored bytes over
+                :attr:`max_stored_bytes`; nothing was written.
         """
         return await self._call(self._insert_job, job, params_json, idempotency)
 
@@ -205,6 +346,8 @@ class Store:
         self, job: dict[str, Any], params_json: str, idempotency: tuple[str, str] | None
     ) -> dict[str, Any] | None:
         db = self._db()
+        max_stored_bytes = self.max_stored_bytes
+        size = text_bytes(params_json)
         db.execute("BEGIN IMMEDIATE")
         try:
             if idempotency is not None:
@@ -217,7 +360,12 @@ class Store:
                 if not claimed:
                     db.execute("ROLLBACK")
                     return self._idempotent_job(job["user"], key)
-            self._insert_job_row(job, params_json)
+            if max_stored_bytes is not None:
+                stored = self._stored_bytes(job["user"])
+                if stored + size > max_stored_bytes:
+                    raise StorageQuotaExceeded(job["user"], stored, size, max_stored_bytes)
+            self._insert_job_row(job, params_json, size)
+            self._add_stored_bytes(job["user"], size)
         except BaseException:
             db.execute("ROLLBACK")
             raise
@@ -240,12 +388,12 @@ class Store:
         )
         return dict(row) if row is not None else None
 
-    def _insert_job_row(self, job: dict[str, Any], params_json: str) -> None:
+    def _insert_job_row(self, job: dict[str, Any], params_json: str, params_bytes: int) -> None:
         db = self._db()
         seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
         db.execute(
             "INSERT INTO jobs (id, seq, user, instance, program, backend, session_id, status, tags, cost, created,"
-            " params) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " params, params_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 job["id"],
                 seq,
@@ -259,8 +407,26 @@ class Store:
                 job.get("cost"),
                 job["created"],
                 params_json,
+                params_bytes,
             ),
         )
+
+    def _stored_bytes(self, user: str) -> int:
+        row = self._db().execute("SELECT bytes FROM user_storage WHERE user = ?", (user,)).fetchone()
+        return int(row[0]) if row is not None else 0
+
+    def _add_stored_bytes(self, user: str, delta: int) -> None:
+        if delta:
+            self._db().execute(
+                "INSERT INTO user_storage (user, bytes) VALUES (?, ?)"
+                " ON CONFLICT (user) DO UPDATE SET bytes = bytes + excluded.bytes",
+                (user, delta),
+            )
+
+    async def stored_bytes(self, user: str) -> int:
+        """The bytes ``user``'s jobs keep in the store: their params as stored, their results as
+        encoded."""
+        return await self._call(self._stored_bytes, user)
 
     async def update_job(self, job_id: str, **fields: Any) -> None:
         """Set some columns of a job (``status``, ``reason``, ``running``, ...)."""
@@ -270,32 +436,36 @@ class Store:
         columns = ", ".join(f"{name} = ?" for name in fields)
         self._db().execute(f"UPDATE jobs SET {columns} WHERE id = ?", (*fields.values(), job_id))
 
-    async def finish_job(self, job_id: str, fields: dict[str, Any], make_result: Callable[[], str] | None) -> None:
-        """Write a job's final state; ``make_result()`` (the encoded result, computed on the store
-        thread, off the loop) goes into the ``result`` column."""
-        await self._call(self._finish_job, job_id, fields, make_result)
+    async def finish_job(self, job_id: str, fields: dict[str, Any]) -> None:
+        """Write a job's final state (with ``fields["result"]``, the encoded result or a failed
+        job's text, when it has one) and count the result's bytes in its user's total.
 
-    def _finish_job(self, job_id: str, fields: dict[str, Any], make_result: Callable[[], str] | None) -> None:
-        if make_result is not None:
-            try:
-                fields = {**fields, "result": make_result()}
-            except Exception:  # an unencodable result is a failed job, not a lost one
-                logger.exception("the result of job %s could not be encoded", job_id)
-                reason = "the job ran, but its result could not be encoded for the Runtime API"
-                fields = {
-                    **fields,
-                    "status": FAILED,
-                    "reason": reason,
-                    "reason_code": CODE_JOB_FAILED,
-                    "result": f"Job {job_id} has failed: {reason}",
-                }
-        # A final state already committed (a cancel acknowledged to the user) is never replaced
-        # by another one: only its own final fields (usage, finished) are written.
-        columns = ", ".join(f"{name} = ?" for name in fields)
-        self._db().execute(
-            f"UPDATE jobs SET {columns} WHERE id = ? AND (status NOT IN {_FINAL_SQL} OR status = ?)",
-            (*fields.values(), job_id, fields["status"]),
-        )
+        The result is encoded before this is called, off this thread: the store thread only
+        writes rows, so one big result never holds up other users' calls.
+        """
+        await self._call(self._finish_job, job_id, fields)
+
+    def _finish_job(self, job_id: str, fields: dict[str, Any]) -> None:
+        db = self._db()
+        result = fields.get("result")
+        if result is not None:
+            fields = {**fields, "result_bytes": text_bytes(result)}
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            before = db.execute("SELECT user, result_bytes FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            # A final state already committed (a cancel acknowledged to the user) is never replaced
+            # by another one: only its own final fields (usage, finished) are written.
+            columns = ", ".join(f"{name} = ?" for name in fields)
+            written = db.execute(
+                f"UPDATE jobs SET {columns} WHERE id = ? AND (status NOT IN {_FINAL_SQL} OR status = ?)",
+                (*fields.values(), job_id, fields["status"]),
+            ).rowcount
+            if written and before is not None and result is not None:
+                self._add_stored_bytes(before["user"], fields["result_bytes"] - before["result_bytes"])
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
     async def mark_running(self, job_id: str, running: str) -> bool:
         """Commit that the job starts now (``Running``, at ``running``) unless it is already
@@ -366,21 +536,101 @@ class Store:
         )
 
     async def delete_job(self, job_id: str, user: str) -> bool:
-        """Delete ``user``'s job; False when there was none."""
+        """Delete ``user``'s job (its row, params, result and idempotency key); False when there
+        was none. Once deletions have freed ``RECLAIM_AFTER_BYTES``, the space goes back to the
+        file system (:meth:`reclaim_space`)."""
         return await self._call(self._delete_job, job_id, user)
 
     def _delete_job(self, job_id: str, user: str) -> bool:
+        deleted = self._delete_jobs([job_id], user=user)
+        if deleted and self._free_bytes() >= RECLAIM_AFTER_BYTES:
+            self._reclaim_space()
+        return bool(deleted)
+
+    def _delete_jobs(self, job_ids: Iterable[str], *, user: str | None = None) -> list[str]:
+        """Delete the jobs (only ``user``'s when given) and their idempotency keys, and take
+        their bytes off their users' totals, in one transaction; returns the ids deleted."""
         db = self._db()
+        deleted: list[str] = []
         db.execute("BEGIN IMMEDIATE")
         try:
-            deleted = db.execute("DELETE FROM jobs WHERE id = ? AND user = ?", (job_id, user)).rowcount > 0
-            if deleted:  # its key may make a new job
-                db.execute("DELETE FROM idempotency WHERE job_id = ? AND user = ?", (job_id, user))
+            for job_id in job_ids:
+                row = db.execute(
+                    "SELECT user, params_bytes + result_bytes AS bytes FROM jobs"
+                    " WHERE id = ? AND (? IS NULL OR user = ?)",
+                    (job_id, user, user),
+                ).fetchone()
+                if row is None:
+                    continue
+                db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+                db.execute("DELETE FROM idempotency WHERE job_id = ? AND user = ?", (job_id, row["user"]))
+                self._add_stored_bytes(row["user"], -row["bytes"])
+                deleted.append(job_id)
         except BaseException:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
         return deleted
+
+    async def delete_finished_before(self, cutoff: str) -> list[str]:
+        """Delete every job that finished (``Completed``, ``Failed``, ``Cancelled``) before
+        ``cutoff`` (an API time), with its params, result and idempotency key, and every session
+        closed before it that no job refers to; returns the deleted jobs' ids.
+
+        Deletes in batches, one transaction each, so other calls run in between; then gives the
+        freed space back (:meth:`reclaim_space`) when anything was deleted.
+        """
+        deleted: list[str] = []
+        while True:
+            batch = await self._call(self._delete_finished_batch, cutoff)
+            deleted.extend(batch)
+            if len(batch) < _SWEEP_BATCH:
+                break
+        sessions = await self._call(self._delete_closed_sessions, cutoff)
+        if deleted or sessions:
+            await self.reclaim_space()
+        return deleted
+
+    def _delete_finished_batch(self, cutoff: str) -> list[str]:
+        rows = (
+            self._db()
+            .execute(
+                f"SELECT id FROM jobs WHERE status IN {_FINAL_SQL}"
+                " AND (finished < ? OR (finished IS NULL AND created < ?)) LIMIT ?",
+                (cutoff, cutoff, _SWEEP_BATCH),
+            )
+            .fetchall()
+        )
+        return self._delete_jobs([row["id"] for row in rows])
+
+    def _delete_closed_sessions(self, cutoff: str) -> int:
+        return (
+            self._db()
+            .execute(
+                "DELETE FROM sessions WHERE state = ? AND closed_at < ?"
+                " AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.session_id = sessions.id)",
+                (SESSION_CLOSED, cutoff),
+            )
+            .rowcount
+        )
+
+    async def reclaim_space(self) -> int:
+        """Give the database's free pages back to the file system and truncate the ``-wal``
+        file; returns the bytes by which the files shrank."""
+        return await self._call(self._reclaim_space)
+
+    def _reclaim_space(self) -> int:
+        db = self._db()
+        before = self._file_bytes()
+        # Run to its end: sqlite3's execute() would step this statement once, freeing one page.
+        db.executescript("PRAGMA incremental_vacuum;")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        return max(0, before - self._file_bytes())
+
+    def _free_bytes(self) -> int:
+        db = self._db()
+        free_pages = db.execute("PRAGMA freelist_count").fetchone()[0]
+        return int(free_pages) * int(db.execute("PRAGMA page_size").fetchone()[0])
 
     async def set_tags(self, job_id: str, user: str, tags: list[str]) -> bool:
         """Replace the tags of ``user``'s job; False when there is none."""

@@ -66,10 +66,12 @@ __all__ = [
     "CODE_INTERRUPTED",
     "CODE_JOB_FAILED",
     "CODE_NOT_FOUND",
+    "CODE_PENDING_JOBS_LIMIT",
     "CODE_RAN_TOO_LONG",
     "CODE_SESSION_CACHE",
     "CODE_SESSION_CLOSED",
     "CODE_SESSION_EXPIRED",
+    "CODE_STORAGE_QUOTA",
     "CODE_TOO_LARGE",
     "CODE_TOO_MANY_FAILURES",
     "CODE_UNAUTHORIZED",
@@ -160,6 +162,14 @@ CODE_INTERRUPTED: Final = 1517
 CODE_API_KEY_NOT_FOUND: Final = 2001
 #: A 429 for too many failed API-key exchanges from one address or with one key (aqrt's choice).
 CODE_TOO_MANY_FAILURES: Final = 1429
+#: A submission refused because its user has reached the limit of pending (not yet finished)
+#: jobs: IBM Runtime's code (its message: "You have reached the limit of N pending jobs. Please
+#: wait for a job to complete or cancel one before submitting anything new.").
+CODE_PENDING_JOBS_LIMIT: Final = 3458
+#: A submission refused because its user's stored jobs (params and results) have reached the
+#: server's quota of bytes: aqrt's own code (IBM Runtime has no storage quota; 1429 is aqrt serve's
+#: code for too many failed key exchanges).
+CODE_STORAGE_QUOTA: Final = 1430
 
 
 def reason_code(error: BaseException | None) -> int:
