@@ -1,4 +1,4 @@
-"""An aiohttp service that computes expectation values on one long-lived aqrt Batch.
+r"""An aiohttp service that computes expectation values on one long-lived aqrt Batch.
 
 The Batch is opened when the application starts and closed when it shuts down (aiohttp's
 ``cleanup_ctx``), so every request shares its cache (lowered circuits, term tables) and its
@@ -18,10 +18,12 @@ server reads it (Qiskit's order: by name, vector elements by index; the response
 ``"parameters"``). OpenQASM 3 renames vector elements, so send values by name when unsure.
     GET /health -> {"status": "ok", "jobs": {...batch statistics...}}
 
-Run it with ``python examples/web_service.py --port 8080`` and try::
+Run it with ``python examples/web_service.py --port 8080`` and try (OpenQASM 3 needs the
+``cli`` extra's qiskit-qasm3-import: ``pip install -e '.[cli]'``; OpenQASM 2 and QPY need nothing)::
 
-    curl -s localhost:8080/expectation -d '{"circuit": "OPENQASM 3.0; include \\"stdgates.inc\\";
-        qubit[2] q; h q[0]; cx q[0], q[1];", "observables": "ZZ"}'
+    curl -s localhost:8080/expectation -H 'Content-Type: application/json' \
+        -d '{"circuit": "OPENQASM 2.0; include \"qelib1.inc\"; qreg q[2]; h q[0]; cx q[0],q[1];",
+             "format": "qasm2", "observables": "ZZ"}'
 """
 
 from __future__ import annotations
