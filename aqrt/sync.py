@@ -103,6 +103,11 @@ class _Runtime:
                 raise _stopped_error() from None
             raise
 
+    @property
+    def is_open(self) -> bool:
+        """False once shutdown() stopped this loop."""
+        return self._open
+
     def enter(self, session: AsyncSession) -> AbstractContextManager[Any]:
         """Enter ``async with session`` on the loop; the returned manager's exit leaves it there."""
         if not self._open:
@@ -290,7 +295,7 @@ class Session:
             _current_sync_session.reset(self._token)
             self._token = None
         block, self._block = self._block, None
-        if block is not None:
+        if block is not None and self._runtime.is_open:  # shutdown() already cancelled the session
             block.__exit__(exc_type, exc, traceback)
 
     def close(self) -> None:

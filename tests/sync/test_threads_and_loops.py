@@ -112,6 +112,12 @@ def test_shutdown_cancels_what_is_unfinished_and_a_later_call_starts_afresh() ->
     with pytest.raises(RuntimeError, match=r"aqrt\.sync was shut down"):
         job.result()
     aqrt.sync.shutdown()  # nothing running: does nothing
+    with Session(backend=FakeBackend(duration=60)) as inside:
+        job = Estimator().run([(circuit, "Z", [0.1])])
+        aqrt.sync.shutdown()  # inside the block: the block's exit has nothing left to do
+    assert job.status() == "CANCELLED"
+    with pytest.raises(RuntimeError, match=r"aqrt\.sync was shut down"):
+        inside.details()
     assert Estimator().run([(circuit, "Z", [0.0])]).result()[0].data.evs == pytest.approx(1.0)
 
 
