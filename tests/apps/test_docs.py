@@ -28,3 +28,11 @@ def test_a_docs_block_runs(block: str, tmp_path: Path) -> None:
     script.write_text(block)
     done = subprocess.run([sys.executable, "-W", "error", str(script)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_docs_build_is_current() -> None:
+    """docs/api.md matches the docstrings and every relative link resolves (tools/build_docs.py)."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "build_docs.py"), "--check"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
