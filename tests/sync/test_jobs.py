@@ -92,3 +92,20 @@ def test_a_session_without_a_with_block_opens_on_its_first_job_and_closes_on_clo
     with pytest.raises(aqrt.SessionClosedError):
         Estimator(mode=session).run([_pub()])
     assert session.details()["done"] == 1
+
+
+def test_run_waits_for_room_in_a_bounded_session_or_raises() -> None:
+    with Session(backend=FakeBackend(duration=0.2), max_pending=1) as session:
+        estimator = Estimator(session=session)
+        first = estimator.run([_pub()])
+        second = estimator.run([_pub()])  # blocks until the first job made room
+        assert first.in_final_state() and first.status() == "DONE"
+        second.result(timeout=10)
+    with Session(backend=FakeBackend(duration=5), max_pending=1, on_full="error") as session:
+        estimator = Estimator(mode=session)
+        estimator.run([_pub()])
+        with pytest.raises(aqrt.SessionFullError):
+            estimator.run([_pub()])
+        session.cancel()
+    with pytest.raises(aqrt.InvalidInputError, match="either mode= or session="):
+        Estimator(mode="aqrt_statevector", session=session)
