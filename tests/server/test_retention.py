@@ -110,6 +110,20 @@ async def test_a_sweep_runs_at_start_and_takes_closed_sessions_no_job_refers_to(
 
 
 @pytest.mark.asyncio
+async def test_sweeps_repeat_while_the_server_runs(tmp_path) -> None:
+    # A retention of 1 s: sweeps every second (the shortest interval), so a finished job goes
+    # within about two seconds of finishing, with no sweep asked for.
+    async with serving(make_config(tmp_path, job_retention=1.0)) as (client, _):
+        alice = await client.token("alice-key")
+        job_id = await client.submit(alice, "estimator", [(bell(), "ZZ")])
+        finished = _epoch((await client.wait_final(alice, job_id))["ended"])
+        async with asyncio.timeout(10):
+            while await _ids(client, alice):
+                await asyncio.sleep(0.05)
+        assert 1.0 < time.time() - finished < 3.5
+
+
+@pytest.mark.asyncio
 async def test_a_retention_of_zero_keeps_jobs(tmp_path) -> None:
     clock = MovableClock()
     async with serving(make_config(tmp_path, job_retention=0, clock=clock)) as (client, server):
