@@ -136,13 +136,13 @@ class _Runtime:
         """Cancel unfinished jobs and sessions, wait up to ``grace`` seconds for them, stop the loop."""
         if not self._open:
             return
+        self._open = False  # from now on every other call is refused
         try:
             self.portal.call(self._wind_down, grace)
             self.portal.call(self.portal.stop, True)  # True: `with Session` blocks still open are cancelled
         except RuntimeError:
             pass  # the loop already stopped
         finally:
-            self._open = False
             self._manager.__exit__(None, None, None)  # joins the loop thread
 
     async def _wind_down(self, grace: float) -> None:
