@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from qiskit.quantum_info import SparsePauliOp, Statevector
 from qiskit.transpiler import generate_preset_pass_manager
 from qiskit_ibm_runtime.executor_estimator import Estimator
 from qiskit_ibm_runtime.executor_sampler import Sampler
-from qiskit_ibm_runtime.fake_provider import FakeManilaV2
+from qiskit_ibm_runtime.fake_provider import FakeManilaV2, FakeSherbrooke
 from qiskit_ibm_runtime.fake_provider.local_runtime_job import LocalRuntimeJob
 from qiskit_ibm_runtime.fake_provider.local_service import QiskitRuntimeLocalService
 from scipy.stats import chi2
@@ -30,7 +31,7 @@ from aqrt.backends.local.executor_program import run_quantum_program
 from aqrt.wire.limits import PayloadLimits
 from aqrt.wire.quantum_program import decode_executor_params, encode_executor_params, executor_result_to_json
 
-LIMITS = PayloadLimits(max_qubits=32, max_clbits=32, max_circuit_ops=10_000, max_parameters=10_000, max_shots=10**5)
+LIMITS = PayloadLimits(max_qubits=127, max_clbits=127, max_circuit_ops=10_000, max_parameters=10_000, max_shots=10**5)
 
 
 @pytest.fixture
@@ -108,7 +109,7 @@ def test_sampler_on_the_noiseless_device_gives_only_ideal_outcomes(manila, exact
     assert abs(counts["1000"] / 2000 - 0.5) < 5 * 0.5 / np.sqrt(2000)
 
 
-def estimate(device: FakeManilaV2, circuit: QuantumCircuit, label: str, level: int) -> tuple[float, float]:
+def estimate(device: Any, circuit: QuantumCircuit, label: str, level: int) -> tuple[float, float]:
     estimator = Estimator(mode=device, options={"resilience_level": level, "simulator": {"seed_simulator": 9}})
     observable = SparsePauliOp(label).apply_layout(circuit.layout)
     data = estimator.run([(circuit, observable)]).result()[0].data
@@ -154,3 +155,21 @@ def test_level_1_mitigates_what_level_0_does_not(manila, noisy_manila, through_a
     unmitigated, std0 = estimate(manila, circuit, "ZZZZ", 0)
     mitigated, std1 = estimate(manila, circuit, "ZZZZ", 1)
     assert mitigated - unmitigated > 0.15 + 5 * np.hypot(std0, std1)
+
+
+@pytest.mark.slow
+def test_estimator_on_a_127_qubit_device_costs_its_active_groups(through_aqrt) -> None:
+    """The client measures all 127 qubits of fake_sherbrooke (twirled): Aer's local mode runs out
+    of memory on it; aqrt runs each group of qubits apart (the GHZ-4, the lone qubits in fives)."""
+    device = FakeSherbrooke()
+    through_aqrt(DeviceBackend(device))
+    circuit = QuantumCircuit(4)
+    circuit.h(0)
+    for qubit in range(3):
+        circuit.cx(qubit, qubit + 1)
+    isa = generate_preset_pass_manager(optimization_level=1, backend=device, seed_transpiler=1).run(circuit)
+    unmitigated, std0 = estimate(device, isa, "ZZZZ", 0)
+    mitigated, std1 = estimate(device, isa, "ZZZZ", 1)
+    assert unmitigated < 0.97
+    assert abs(mitigated - 1) < 0.1
+    assert mitigated - unmitigated > 3 * np.hypot(std0, std1), (unmitigated, mitigated, std0, std1)
