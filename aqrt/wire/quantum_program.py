@@ -11,7 +11,7 @@ in the same schema's result model, which the client decodes with its ``ExecutorR
     params = {"schema_version": "v2.0",
               "quantum_program": {"shots": 128,
                                   "circuits": {"b64_data": base64(zlib(QPY of every item's circuit)),
-                                               "qpy_version": 17, "num_programs": 2},
+                                               "qpy_version": 18, "num_programs": 2},
                                   "items": [{"item_type": "circuit", "circuit_arguments": tensor,
                                              "shape": [], "chunk_size": "auto"},
                                             {"item_type": "samplex", "samplex": {"ssv": 4,

@@ -213,3 +213,12 @@ def test_a_tensor_in_passthrough_data_is_admitted_like_the_items_tensors() -> No
         deep = deep[0]
     with pytest.raises(WireError, match="nests more than 64 deep"):
         decode_executor_params(params, limits=BOUNDED)
+
+
+def test_without_qiskit_ibm_runtime_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    params = wire_params(small_program())
+    monkeypatch.setitem(sys.modules, "qiskit_ibm_runtime", None)  # an import of it fails
+    with pytest.raises(ImportError, match=r"pip install -e '\.\[devices\]'"):
+        decode_executor_params(params)
