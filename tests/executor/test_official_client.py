@@ -173,3 +173,21 @@ def test_estimator_on_a_127_qubit_device_costs_its_active_groups(through_aqrt) -
     assert unmitigated < 0.97
     assert abs(mitigated - 1) < 0.1
     assert mitigated - unmitigated > 3 * np.hypot(std0, std1), (unmitigated, mitigated, std0, std1)
+
+
+def test_results_hold_what_the_official_local_mode_returns(manila, noisy_manila) -> None:
+    """Same keys, shapes and dtypes per item as qiskit-ibm-runtime's own local executor (Aer)."""
+    from qiskit_ibm_runtime.fake_provider.executor.run_quantum_program import run_quantum_program as on_aer
+    from qiskit_ibm_runtime.options_models.simulator import SimulatorOptions
+
+    from .conftest import small_program
+
+    program = small_program(shots=100, randomizations=3)
+    official = on_aer(manila, program, SimulatorOptions(seed_simulator=1))
+    ours = run_quantum_program(program, noisy_manila, seed=1)
+    assert len(ours) == len(official) == 2
+    for theirs, mine in zip(official, ours, strict=True):
+        assert {name: (value.shape, value.dtype) for name, value in theirs.items()} == {
+            name: (value.shape, value.dtype) for name, value in mine.items()
+        }
+    assert ours.passthrough_data is program.passthrough_data

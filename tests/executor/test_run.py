@@ -7,6 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 from qiskit import QuantumCircuit
+from qiskit.circuit import Parameter
 from qiskit_ibm_runtime.quantum_program import QuantumProgram
 from qiskit_ibm_runtime.results.quantum_program import QuantumProgramResult
 
@@ -15,6 +16,7 @@ from aqrt.backends.local.device import DeviceBackend
 from aqrt.backends.local.executor_program import (
     run_quantum_program,
     run_quantum_program_async,
+    sample_samplex_item,
     validate_quantum_program,
 )
 from aqrt.errors import CircuitTooLargeError, InvalidOptionsError, InvalidPubError, JobCancelledError
@@ -38,11 +40,12 @@ def test_circuit_item_bits_are_clbits_in_order_per_element(exact_manila: DeviceB
 def test_samplex_item_twirls_and_the_flips_undo_it(exact_manila: DeviceBackend) -> None:
     result = run_quantum_program(small_program(shots=300, randomizations=8), exact_manila, seed=3)
     item = result[1]
-    assert set(item) == {"meas", "measurement_flips.meas", "parameter_values"}
+    assert set(item) == {"meas", "measurement_flips.meas"}  # the bound parameter_values are not returned
     raw, flips = item["meas"], item["measurement_flips.meas"]
     assert raw.shape == (8, 300, 2) and flips.shape == (8, 1, 2)
-    assert item["parameter_values"].shape == (8, 12)
-    assert len({tuple(row) for row in item["parameter_values"]}) > 1  # randomizations differ
+    drawn = sample_samplex_item(small_program(randomizations=8).items[1], np.random.default_rng(3))
+    assert drawn["parameter_values"].shape == (8, 12)
+    assert len({tuple(row) for row in drawn["parameter_values"]}) > 1  # randomizations differ
     assert flips.any() and not flips.all()  # some measurements were twirled, not all
     corrected = raw ^ flips
     assert (corrected[..., 0] == corrected[..., 1]).all()  # a Bell pair: the qubits agree
@@ -55,10 +58,10 @@ def test_a_seed_repeats_every_draw(exact_manila: DeviceBackend) -> None:
     first = run_quantum_program(small_program(), exact_manila, seed=7)
     again = run_quantum_program(small_program(), exact_manila, seed=7)
     other = run_quantum_program(small_program(), exact_manila, seed=8)
-    for name in ("meas", "parameter_values"):
+    for name in ("meas", "measurement_flips.meas"):
         np.testing.assert_array_equal(first[1][name], again[1][name])
     np.testing.assert_array_equal(first[0]["c"], again[0]["c"])
-    assert not np.array_equal(first[1]["parameter_values"], other[1]["parameter_values"])
+    assert not np.array_equal(first[1]["measurement_flips.meas"], other[1]["measurement_flips.meas"])
 
 
 def test_noise_of_the_device_applies(noisy_manila: DeviceBackend) -> None:
@@ -134,3 +137,28 @@ def test_validation_at_submission_refuses_what_the_run_would(exact_manila: Devic
     program.meas_level = "avg_kerneled"
     with pytest.raises(InvalidOptionsError, match="meas_level='avg_kerneled'"):
         validate_quantum_program(program, exact_manila)
+
+
+def test_samplex_arguments_that_vary_are_swept_the_other_axes_randomize(exact_manila: DeviceBackend) -> None:
+    """A parametric twirled circuit: its angle swept over 3 values (axis 1), 4 randomizations
+    each (axis 0); after undoing the flips, P(1) follows each angle."""
+    from samplomatic import Twirl, build
+
+    theta = Parameter("theta")
+    circuit = QuantumCircuit(1)
+    circuit.sx(0)
+    circuit.rz(theta, 0)
+    circuit.sx(0)
+    with circuit.box([Twirl()]):
+        circuit.measure_all()
+    template, samplex = build(circuit)
+    angles = np.array([0.0, np.pi / 2, np.pi])
+    program = QuantumProgram(shots=500)
+    program.append_samplex_item(template, samplex, {"parameter_values": angles[:, None]}, shape=(4, 3))
+    item = run_quantum_program(program, exact_manila, seed=4)[0]
+    bits = item["meas"] ^ item["measurement_flips.meas"]
+    assert bits.shape == (4, 3, 500, 1)
+    ones = bits[..., 0].mean(axis=(0, 2))
+    np.testing.assert_allclose(ones, np.cos(angles / 2) ** 2, atol=5 * 0.5 / np.sqrt(2000))
+    flips = item["measurement_flips.meas"][..., 0, 0]
+    assert flips.any() and not flips.all()  # randomizations twirl differently

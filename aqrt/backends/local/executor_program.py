@@ -17,8 +17,9 @@ dropped, with the backend's noise (a :class:`~.device.DeviceBackend`'s device mo
 matrix or branching), after the backend's own checks (a device backend's ISA check: the
 executor, like IBM's service, runs ISA circuits only). An item's result holds, per classical
 register, the bits as booleans of shape ``(*shape, shots, register size)``, bit ``j`` being
-clbit ``j`` of the register (IBM's ``meas_level="classified"`` layout), plus the samplex's outputs
-as qiskit-ibm-runtime's local mode returns them (``parameter_values`` included).
+clbit ``j`` of the register (IBM's ``meas_level="classified"`` layout), plus the samplex's other
+outputs (``measurement_flips.<creg>``, ...) as qiskit-ibm-runtime's local mode returns them (the
+``parameter_values`` it bound are not returned).
 
 Everything here is blocking CPU work: run it on a worker thread (:func:`run_quantum_program_async`
 runs it on the engine worker); ``cancel`` is polled between items and by the engine inside them.
@@ -207,7 +208,7 @@ def run_quantum_program(
     for index, item in enumerate(program.items):
         if isinstance(item, SamplexItem):
             outputs = sample_samplex_item(item, rng)
-            values = outputs["parameter_values"]
+            values = outputs.pop("parameter_values")
         else:
             outputs = {}
             values = item.circuit_arguments
