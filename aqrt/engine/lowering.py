@@ -20,7 +20,7 @@ import numpy as np
 
 from . import gates
 from .noise import CHANNEL_INSTRUCTION, Channel
-from .ops import CTRL, CX, DENSE, DIAG, PERM, BoundProgram, OpArrays
+from .ops import CTRL, CX, DENSE, DIAG, PERM, WIDE_QUBITS, BoundProgram, OpArrays
 
 __all__ = ["LoweredCircuit", "LoweringError", "fused_width", "lower_circuit"]
 
@@ -58,11 +58,13 @@ class GateOp:
 def fused_width(num_qubits: int) -> int:
     """Widest fused block the engine uses (the default of :meth:`LoweredCircuit.bind`).
 
-    Only runs of 1-qubit gates are merged: with SIMD 1-qubit and CX kernels, wider dense blocks
-    cost more arithmetic than the passes they save (measured on sweeps at n = 8-12 and wide
-    circuits at n = 20-24; see benchmarks/README.md).
+    Small states (swept many bindings at a time) merge only runs of 1-qubit gates. Wide states
+    (``WIDE_QUBITS`` on, cache-blocked) also fuse two 1-qubit gates and the 2-qubit gate between
+    them into one SIMD 4x4 block where the cost model says it pays (see ``_fuse``): 3 or more
+    qubit dense blocks cost more arithmetic than the cache passes they save with these kernels
+    (measured on n = 20-24; see benchmarks/README.md).
     """
-    return 1
+    return 2 if num_qubits >= WIDE_QUBITS else 1
 
 
 @dataclasses.dataclass
@@ -96,10 +98,13 @@ class LoweredCircuit:
     ) -> BoundProgram:
         """The program for ``values`` of shape (bindings, parameters) (columns in ``parameter_names`` order).
 
-        ``max_fused_qubits`` is the widest fused block (default: :func:`fused_width`, what
-        production uses); ``dtype`` (complex128 or complex64) is the precision of the matrices
-        and of the state.
+        By default gates are fused as production does: up to :func:`fused_width` qubits, where
+        the cost model says the fused op is cheaper (see ``_fuse``). A given
+        ``max_fused_qubits`` fuses greedily up to that width whatever the cost (tests and
+        experiments). ``dtype`` (complex128 or complex64) is the precision of the matrices and
+        of the state.
         """
+        by_cost = max_fused_qubits is None
         if max_fused_qubits is None:
             max_fused_qubits = fused_width(self.num_qubits)
         values = np.asarray(values, dtype=np.float64)
@@ -110,7 +115,7 @@ class LoweredCircuit:
         bound: list[tuple[tuple[int, ...], np.ndarray, tuple[int, int] | None]] = [
             (op.qubits, self.bound_matrix(op, values, column), op.control) for op in self.ops
         ]
-        fused = _fuse(bound, max_fused_qubits)
+        fused = _fuse(bound, max_fused_qubits, by_cost=by_cost)
         return _pack(self.num_qubits, fused, num_bindings, np.dtype(dtype))
 
 
@@ -223,27 +228,103 @@ def _evaluate(slot: Any, values: np.ndarray, column: dict[str, int]) -> np.ndarr
 Bound = tuple[tuple[int, ...], np.ndarray, "tuple[int, int] | None"]
 
 
-def _fuse(ops: list[Bound], max_qubits: int) -> list[Bound]:
-    """Greedy fusion: each gate joins the latest block on its qubits if no later block touches
-    them and the union stays within ``max_qubits``. Controlled-wide gates are never fused."""
-    blocks: list[list[Any]] = []  # [qubits(list), matrix, control]
+# Relative cost per amplitude of one op by (kind, width), measured with the serial kernels on a
+# cache-resident 2**16 chunk (qubits >= 4, complex128; complex64 has the same ordering):
+# 1q dense 0.39 ns, CX 0.14, 2q dense 0.74 (SIMD quads), 1q/2q diagonal ~0.4 (SIMD runs), a
+# generic k-qubit dense/permutation op several ns (gathered, scalar). Fusion merges ops only
+# when the fused op costs less than the ops it replaces.
+# Below qubit VECTOR_QUBIT the 2-qubit kernel falls back to the generic one (several ns).
+_COST = {(DENSE, 1): 1.0, (DENSE, 2): 1.9, (CX, 2): 0.35, (DIAG, 1): 0.8, (DIAG, 2): 2.0, (PERM, 1): 1.0}
+_GENERIC_COST = 12.0  # wider dense / permutation / diagonal ops, low 2-qubit dense: gathered, scalar
+_FUSE_GAIN = 0.9  # fuse when the fused op costs at most this share of the parts
+_VECTOR_QUBIT = 4  # aqrt.engine.kernels.apply.VECTOR_QUBIT (that module loads numba)
+
+
+def _op_cost(matrix: np.ndarray, qubits: tuple[int, ...] | list[int], control: tuple[int, int] | None) -> float:
+    if control is not None:
+        return _GENERIC_COST
+    kind = _classify(matrix)
+    if kind == PERM and _cx_pattern(matrix, tuple(qubits)) is not None:
+        kind = CX
+    if kind == DENSE and len(qubits) == 2 and min(qubits) < _VECTOR_QUBIT:
+        return _GENERIC_COST
+    return _COST.get((kind, len(qubits)), _GENERIC_COST * (1 << len(qubits)) / 8)
+
+
+@dataclasses.dataclass
+class _Block:
+    qubits: list[int]
+    matrix: np.ndarray
+    control: tuple[int, int] | None
+    cost: float
+    alive: bool = True
+
+
+def _fuse(ops: list[Bound], max_qubits: int, *, by_cost: bool = True) -> list[Bound]:
+    """Greedy fusion. A gate joins (or merges) the latest blocks on its qubits when no later
+    block touches their qubits, the union stays within ``max_qubits`` and, ``by_cost``, the
+    fused op is cheaper than the blocks and the gate apart (``_COST``). Two open blocks on
+    disjoint qubits merge through a 2-qubit gate (u (x) v then cx -> one 4x4). Controlled-wide
+    gates are never fused."""
+    blocks: list[_Block] = []
     last_block: dict[int, int] = {}
+    by_cost = by_cost and max_qubits > 1  # merging 1-qubit runs always pays: no costs needed
     for qubits, matrix, control in ops:
-        candidate = max((last_block.get(q, -1) for q in qubits), default=-1)
-        if control is None and candidate >= 0 and blocks[candidate][2] is None:
-            block = blocks[candidate]
-            union = list(block[0]) + [q for q in qubits if q not in block[0]]
-            if len(union) <= max_qubits:
-                block_matrix = _embed(block[1], block[0], union)
-                op_matrix = _embed(matrix, list(qubits), union)
-                block[0], block[1] = union, op_matrix @ block_matrix
-                for q in qubits:
-                    last_block[q] = candidate
+        gate_cost = _op_cost(matrix, qubits, control) if by_cost else 0.0
+        if control is None and len(qubits) <= max_qubits:
+            joined = _try_join(blocks, last_block, list(qubits), matrix, gate_cost, max_qubits, by_cost)
+            if joined:
                 continue
-        blocks.append([list(qubits), matrix, control])
+        blocks.append(_Block(list(qubits), matrix, control, gate_cost))
         for q in qubits:
             last_block[q] = len(blocks) - 1
-    return [(tuple(q), m, c) for q, m, c in blocks]
+    return [(tuple(b.qubits), b.matrix, b.control) for b in blocks if b.alive]
+
+
+def _try_join(
+    blocks: list[_Block],
+    last_block: dict[int, int],
+    qubits: list[int],
+    matrix: np.ndarray,
+    cost: float,
+    limit: int,
+    by_cost: bool,
+) -> bool:
+    """Fuse the gate into the open blocks on its qubits if that pays; True when done."""
+    latest = sorted({last_block[q] for q in qubits if q in last_block})
+    if not latest or blocks[latest[-1]].control is not None:
+        return False
+    # The gate moves back to the latest block on its qubits (``target``); an earlier block can
+    # move forward to it only while it is still the latest block on each of its own qubits.
+    target = latest[-1]
+    movable = [
+        j for j in latest[:-1] if blocks[j].control is None and all(last_block[q] == j for q in blocks[j].qubits)
+    ]
+    for merged in (movable, []):  # merge every movable block, else join the target alone
+        union = list(blocks[target].qubits)
+        for j in merged:
+            union += [q for q in blocks[j].qubits if q not in union]
+        union += [q for q in qubits if q not in union]
+        if len(union) > limit:
+            continue
+        product = _embed(blocks[target].matrix, blocks[target].qubits, union)
+        for j in merged:  # disjoint from the target's qubits: the order among them does not matter
+            product = _embed(blocks[j].matrix, blocks[j].qubits, union) @ product
+        fused = _embed(matrix, qubits, union) @ product
+        fused_cost = _op_cost(fused, union, None) if by_cost else 0.0
+        parts = cost + blocks[target].cost + sum(blocks[j].cost for j in merged)
+        if by_cost and fused_cost > _FUSE_GAIN * parts:
+            continue
+        block = blocks[target]
+        block.qubits, block.matrix, block.cost = union, fused, fused_cost
+        for j in merged:
+            blocks[j].alive = False
+            for q in blocks[j].qubits:
+                last_block[q] = target
+        for q in qubits:
+            last_block[q] = target
+        return True
+    return False
 
 
 def _embed(matrix: np.ndarray, qubits: list[int], target: list[int]) -> np.ndarray:

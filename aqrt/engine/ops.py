@@ -22,7 +22,19 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["CTRL", "CX", "DENSE", "DIAG", "KIND_NAMES", "PERM", "BoundProgram", "OpArrays", "OpTuple", "entry_count"]
+__all__ = [
+    "CTRL",
+    "CX",
+    "DENSE",
+    "DIAG",
+    "KIND_NAMES",
+    "PERM",
+    "WIDE_QUBITS",
+    "BoundProgram",
+    "OpArrays",
+    "OpTuple",
+    "entry_count",
+]
 
 DENSE = 0  # dense k-qubit matrix
 DIAG = 1  # diagonal: the entries are the 2**k diagonal entries
@@ -31,6 +43,8 @@ CTRL = 3  # multi-controlled 1-qubit gate: 2x2 base matrix; aux = (control mask,
 CX = 4  # controlled-X: qubits = (control, target); no entries are read
 
 KIND_NAMES = {DENSE: "dense", DIAG: "diag", PERM: "perm", CTRL: "ctrl", CX: "cx"}
+
+WIDE_QUBITS = 17  # from this width on, states run one binding at a time, cache-blocked (aqrt.engine.simulate)
 
 
 def entry_count(kind: int, width: int) -> int:

@@ -23,7 +23,7 @@ from .kernels.interpreter import (
 )
 from .kernels.reductions import pauli_values_par, probabilities_par
 from .kernels.registry import apply_op
-from .ops import BoundProgram
+from .ops import WIDE_QUBITS, BoundProgram
 
 __all__ = [
     "WIDE_QUBITS",
@@ -37,7 +37,6 @@ __all__ = [
     "term_values",
 ]
 
-WIDE_QUBITS = 17  # from this width on, one binding at a time with amplitude-parallel kernels
 _BATCH_AMPLITUDES = 1 << 22  # bindings per kernel call are capped so their states fit in cache/RAM
 
 

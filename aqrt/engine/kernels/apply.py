@@ -5,7 +5,7 @@ Conventions in :mod:`aqrt.engine.kernels`. Every kernel updates ``state`` in pla
 - ``apply_1q``          dense 2x2 on one qubit (SIMD pair runs from qubit ``VECTOR_QUBIT`` on)
 - ``apply_2q``          dense 4x4 on two qubits (SIMD quad runs when both are high enough)
 - ``apply_dense``       dense 2**k x 2**k on any k qubits
-- ``apply_diag``        diagonal on k qubits (2**k entries)
+- ``apply_diag``        diagonal on k qubits (2**k entries; SIMD runs from qubit ``VECTOR_QUBIT`` on)
 - ``apply_perm``        generalised permutation on k qubits (dense storage, amplitudes moved)
 - ``apply_controlled``  2x2 on a target where (index & control mask) == control value
 - ``apply_cx``          CX(control, target): swaps, no arithmetic
@@ -141,10 +141,28 @@ def apply_dense(state: np.ndarray, qubits: np.ndarray, m: np.ndarray) -> None:
             state[base + offsets[r]] = acc
 
 
+@njit(cache=True, nogil=True, fastmath=True)
+def _scale(run: np.ndarray, factor: complex) -> None:
+    for i in range(run.shape[0]):
+        run[i] *= factor
+
+
 @njit(cache=True, nogil=True)
 def apply_diag(state: np.ndarray, qubits: np.ndarray, diag: np.ndarray) -> None:
-    """Diagonal on ``qubits``: state[i] *= diag[bits of i at qubits]."""
+    """Diagonal on ``qubits``: state[i] *= diag[bits of i at qubits]. From a lowest qubit of
+    ``VECTOR_QUBIT`` on, the 2**lowest contiguous amplitudes below it share one entry (SIMD runs)."""
     k = qubits.shape[0]
+    lowest = qubits[0]
+    for b in range(1, k):
+        lowest = min(lowest, qubits[b])
+    if lowest >= VECTOR_QUBIT:
+        run = 1 << lowest
+        for base in range(0, state.shape[0], run):
+            sub = 0
+            for b in range(k):
+                sub |= ((base >> qubits[b]) & 1) << b
+            _scale(state[base : base + run], diag[sub])
+        return
     for i in range(state.shape[0]):
         sub = 0
         for b in range(k):

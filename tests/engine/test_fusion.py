@@ -1,0 +1,189 @@
+"""Gate fusion (aqrt.engine.lowering._fuse) and the kernels it feeds, against qiskit's Statevector.
+
+Production fuses by cost (:func:`aqrt.engine.fused_width`: 2 qubits on wide states, 1 on small
+ones); an explicit ``max_fused_qubits`` fuses greedily up to that width, so every block size is
+exercised here whatever the cost model picks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qiskit import QuantumCircuit
+from qiskit.circuit import ParameterVector
+from qiskit.quantum_info import SparsePauliOp, Statevector
+
+from aqrt.engine import fused_width, lower_circuit, simulate
+from aqrt.engine.kernels.apply import VECTOR_QUBIT, apply_diag
+from aqrt.engine.observables import build_term_table
+from aqrt.engine.ops import CTRL, CX, DENSE, DIAG, WIDE_QUBITS
+
+TOLERANCE = {"complex128": 1e-10, "complex64": 2e-5}
+DTYPES = tuple(TOLERANCE)
+
+
+def _random_circuit(n: int, depth: int, seed: int) -> QuantumCircuit:
+    """1-qubit rotations, diagonal and dense 2-qubit gates, swaps and a Toffoli on random qubits,
+    with the lowest and highest qubit always among them."""
+    rng = np.random.default_rng(seed)
+    circuit = QuantumCircuit(n)
+    for layer in range(depth):
+        for q in range(n):
+            circuit.u(*rng.uniform(0, 2 * np.pi, 3), q)
+        pairs = rng.permutation(n)
+        for a, b in zip(pairs[0::2], pairs[1::2], strict=False):
+            gate = rng.integers(6)
+            a, b = int(a), int(b)
+            if gate == 0:
+                circuit.cx(a, b)
+            elif gate == 1:
+                circuit.cz(a, b)
+            elif gate == 2:
+                circuit.rzz(float(rng.uniform(0, 6)), a, b)
+            elif gate == 3:
+                circuit.crx(float(rng.uniform(0, 6)), a, b)
+            elif gate == 4:
+                circuit.swap(a, b)
+            else:
+                circuit.cp(float(rng.uniform(0, 6)), a, b)
+        circuit.cx(0, n - 1) if layer % 2 else circuit.cx(n - 1, 0)
+        circuit.rz(float(rng.uniform(0, 6)), 0)
+        circuit.p(float(rng.uniform(0, 6)), n - 1)
+        if n >= 3:
+            circuit.ccx(0, n // 2, n - 1)
+    return circuit
+
+
+def _assert_state(program, expected: np.ndarray, dtype: str, parallel: bool | None = None) -> None:
+    state = simulate.final_state(program, 0, parallel=parallel)
+    assert state.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(state, expected, rtol=0, atol=TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("width", [None, 1, 2, 3, 4])
+def test_fused_blocks_of_every_width_match_statevector_on_a_small_state(width: int | None, dtype: str) -> None:
+    circuit = _random_circuit(6, 4, seed=3)
+    expected = Statevector(circuit).data
+    program = lower_circuit(circuit).bind(np.zeros((1, 0)), max_fused_qubits=width, dtype=dtype)
+    if width is not None and width >= 2:
+        fused = program.ops.kinds != CTRL  # the Toffoli stays a controlled op
+        assert int(program.ops.widths[fused].max()) == width  # blocks as wide as allowed were built
+    _assert_state(program, expected, dtype, parallel=False)
+    _assert_state(program, expected, dtype, parallel=True)  # the cache-blocked path on the same program
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("width", [None, 2, 4])
+def test_fused_blocks_match_statevector_on_a_wide_state(width: int | None, dtype: str) -> None:
+    n = WIDE_QUBITS
+    circuit = _random_circuit(n, 2, seed=5)
+    expected = Statevector(circuit).data
+    program = lower_circuit(circuit).bind(np.zeros((1, 0)), max_fused_qubits=width, dtype=dtype)
+    _assert_state(program, expected, dtype)
+
+
+def test_production_fuses_two_qubit_blocks_only_on_wide_states() -> None:
+    assert fused_width(WIDE_QUBITS - 1) == 1
+    assert fused_width(WIDE_QUBITS) == 2
+
+
+def _brickwork(n: int, first: int) -> QuantumCircuit:
+    rng = np.random.default_rng(11)
+    circuit = QuantumCircuit(n)
+    for q in range(n):
+        circuit.u(*rng.uniform(0, 2 * np.pi, 3), q)
+    for q in range(first, n - 1, 2):
+        circuit.cx(q, q + 1)
+    return circuit
+
+
+def test_the_cost_model_fuses_u_u_cx_on_high_qubits_and_leaves_u_cx_apart() -> None:
+    n = WIDE_QUBITS
+    circuit = _brickwork(n, first=VECTOR_QUBIT)  # pairs (4, 5), (6, 7), ...: u (x) u then cx
+    program = lower_circuit(circuit).bind(np.zeros((1, 0)))
+    pairs = [(int(program.ops.qubits[j, 0]), int(program.ops.qubits[j, 1])) for j in range(program.num_ops)]
+    dense_pairs = {
+        tuple(sorted(p)) for j, p in enumerate(pairs) if program.ops.kinds[j] == DENSE and program.ops.widths[j] == 2
+    }
+    assert dense_pairs == {(q, q + 1) for q in range(VECTOR_QUBIT, n - 1, 2)}
+    assert not (program.ops.kinds == CX).any()
+    _assert_state(program, Statevector(circuit).data, "complex128")
+
+    # a cx ladder after the rotations: u then cx costs less apart than as one 4x4
+    ladder = QuantumCircuit(n)
+    for q in range(n):
+        ladder.ry(0.1 * (q + 1), q)
+    for q in range(n - 1):
+        ladder.cx(q, q + 1)
+    program = lower_circuit(ladder).bind(np.zeros((1, 0)))
+    assert int((program.ops.kinds == CX).sum()) == n - 1
+    _assert_state(program, Statevector(ladder).data, "complex128")
+
+
+def test_two_qubit_blocks_are_not_fused_where_the_kernel_falls_back_to_scalar_code() -> None:
+    circuit = _brickwork(WIDE_QUBITS, first=0)  # pairs (0, 1), (2, 3) are below VECTOR_QUBIT
+    program = lower_circuit(circuit).bind(np.zeros((1, 0)))
+    for j in range(program.num_ops):
+        if program.ops.kinds[j] == DENSE and program.ops.widths[j] == 2:
+            assert min(program.ops.qubits[j, :2]) >= VECTOR_QUBIT
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_diagonal_run_becomes_one_diagonal(dtype: str) -> None:
+    n = WIDE_QUBITS
+    high, highest = n - 2, n - 1
+    circuit = QuantumCircuit(n)
+    circuit.h(range(n))
+    circuit.ccx(0, high, highest)  # a controlled op: never fused, so the run below starts fresh
+    circuit.rz(0.3, high)
+    circuit.cz(high, highest)
+    circuit.p(0.7, highest)
+    circuit.rzz(0.4, high, highest)
+    circuit.t(high)
+    program = lower_circuit(circuit).bind(np.zeros((1, 0)), dtype=dtype)
+    diagonal = [j for j in range(program.num_ops) if program.ops.kinds[j] == DIAG]
+    assert len(diagonal) == 1
+    assert sorted(program.ops.qubits[diagonal[0], : program.ops.widths[diagonal[0]]]) == [high, highest]
+    _assert_state(program, Statevector(circuit).data, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("qubits", [[VECTOR_QUBIT], [9], [9, VECTOR_QUBIT], [5, 11, 7], [0], [2, 10], [11, 0]])
+def test_apply_diag_runs_match_the_elementwise_product(qubits: list[int], dtype: str) -> None:
+    rng = np.random.default_rng(len(qubits) * 100 + qubits[0])
+    n = 12
+    state = (rng.normal(size=1 << n) + 1j * rng.normal(size=1 << n)).astype(dtype)
+    diagonal = (rng.normal(size=1 << len(qubits)) + 1j * rng.normal(size=1 << len(qubits))).astype(dtype)
+    index = np.arange(1 << n)
+    sub = sum(((index >> q) & 1) << b for b, q in enumerate(qubits))
+    expected = state.astype(np.complex128) * diagonal.astype(np.complex128)[sub]
+    apply_diag(state, np.array(qubits, dtype=np.int64), diagonal)
+    np.testing.assert_allclose(state, expected, rtol=0, atol=TOLERANCE[dtype] * 10)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [6, WIDE_QUBITS])
+def test_parameterised_sweeps_through_fused_blocks(n: int, dtype: str) -> None:
+    theta = ParameterVector("t", 3 * n)
+    circuit = QuantumCircuit(n)
+    for q in range(n):
+        circuit.ry(theta[q], q)
+        circuit.rz(theta[n + q], q)
+    for q in range(0, n - 1, 2):
+        circuit.cx(q, q + 1)
+    for q in range(n):
+        circuit.rx(theta[2 * n + q], q)
+    for q in range(1, n - 1, 2):
+        circuit.rzz(theta[q], q, q + 1)
+    values = np.random.default_rng(n).uniform(0, 2 * np.pi, (2, circuit.num_parameters))
+    observables = [SparsePauliOp("Z" * n), SparsePauliOp("X" + "I" * (n - 2) + "Y"), SparsePauliOp("I" * (n - 1) + "X")]
+    labels = [{label: complex(c) for label, c in zip(o.paulis.to_labels(), o.coeffs, strict=True)} for o in observables]
+    table = build_term_table(labels, n)
+    states = [Statevector(circuit.assign_parameters(row)) for row in values]
+    expected = np.array([[state.expectation_value(o).real for o in observables] for state in states])
+    lowered = lower_circuit(circuit)
+    for width in (None, 2, 3):
+        program = lowered.bind(values, max_fused_qubits=width, dtype=dtype)
+        values_found = table.combine(simulate.term_values(program, table.x_masks, table.z_masks))
+        np.testing.assert_allclose(values_found, expected, rtol=0, atol=TOLERANCE[dtype] * 10, err_msg=f"{width}")
