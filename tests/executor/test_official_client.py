@@ -191,3 +191,20 @@ def test_results_hold_what_the_official_local_mode_returns(manila, noisy_manila)
             name: (value.shape, value.dtype) for name, value in mine.items()
         }
     assert ours.passthrough_data is program.passthrough_data
+
+
+def test_the_official_executor_gets_the_raw_result(manila, exact_manila, through_aqrt) -> None:
+    """``qiskit_ibm_runtime.Executor`` itself (no semantic role): the decoded QuantumProgramResult."""
+    from qiskit_ibm_runtime import Executor
+    from qiskit_ibm_runtime.results.quantum_program import QuantumProgramResult
+
+    from .conftest import small_program
+
+    through_aqrt(exact_manila)
+    result = Executor(mode=manila).run(small_program(shots=300)).result()
+    assert isinstance(result, QuantumProgramResult) and result._semantic_role == "custom-role"
+    bits = result[0]["c"]
+    assert bits.shape == (3, 300, 3) and bits[..., 0].all() and not bits[..., 1].any()
+    assert result[1]["meas"].shape == (4, 300, 2)
+    assert result.passthrough_data["note"] == "kept"
+    assert [part.idx_item for span in result.metadata.chunk_timing for part in span.parts] == [0, 1]
