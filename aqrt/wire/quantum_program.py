@@ -43,6 +43,8 @@ import struct
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from ._blobs import text_to_bytes
 from ._errors import WireError
 from .limits import (  # the walk's private pieces: this module extends it to QPY 18
@@ -390,12 +392,18 @@ def check_quantum_program(program: Any, admission: Admission) -> None:
     """Check a decoded ``QuantumProgram`` before it runs (decoding allocated nothing it declares
     beyond its bytes): each item's elements (its shape after broadcasting), the parameter values
     bound per element, and the bits sampled (elements x shots x clbits, registers rounded up to
-    whole bytes), summed over the items; each circuit's width.
+    whole bytes), summed over the items; each circuit's width; and what each samplex will draw
+    (its outputs' declared sizes, counted as sampled bits; its ``parameter_values`` must fit the
+    circuit's parameters).
 
     Raises:
         LimitExceeded: over ``max_bindings``, ``max_parameter_values``, ``max_result_bits`` or
             ``max_qubits``.
+        WireError: a samplex whose outputs do not fit its circuit.
     """
+    from samplomatic.quantum_program import SamplexItem  # type: ignore[import-untyped]
+    from samplomatic.tensor_interface import TensorSpecification  # type: ignore[import-untyped]
+
     limits = admission.limits
     for index, item in enumerate(program.items):
         where = f"quantum program item {index}"
@@ -422,6 +430,32 @@ def check_quantum_program(program: Any, admission: Admission) -> None:
             "max_result_bits",
             f"{where}: sampled bits",
         )
+        if not isinstance(item, SamplexItem):
+            continue
+        draws_parameters = False
+        for spec in item.samplex.outputs().specs:
+            if not isinstance(spec, TensorSpecification):
+                continue
+            intrinsic = [size for size in spec.shape if size != "num_randomizations"]
+            if any(type(size) is not int or size < 0 for size in intrinsic):
+                raise WireError(f"{where}: its samplex output {spec.name!r} has shape {spec.shape}")
+            if spec.name == "parameter_values":
+                draws_parameters = True
+                if intrinsic != [circuit.num_parameters]:
+                    raise WireError(
+                        f"{where}: its samplex draws {intrinsic} parameter values, its circuit has "
+                        f"{circuit.num_parameters} parameters"
+                    )
+                continue
+            admission.add(
+                "result_bits",
+                elements * math.prod(intrinsic) * 8 * np.dtype(spec.dtype).itemsize,
+                limits.max_result_bits,
+                "max_result_bits",
+                f"{where}: samplex output {spec.name!r}",
+            )
+        if circuit.num_parameters and not draws_parameters:
+            raise WireError(f"{where}: its circuit has parameters, its samplex draws no parameter_values")
 
 
 def decode_executor_params(params: Any, *, limits: PayloadLimits | None = None) -> DecodedExecutorParams:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from ibm_quantum_schemas.common import CompressedQpyDataModel
 from qiskit_ibm_runtime.decoders.executor.decoder import ExecutorResultDecoder
+from qiskit_ibm_runtime.quantum_program import QuantumProgram
 from qiskit_ibm_runtime.results.quantum_program import Metadata, QuantumProgramResult
 from samplomatic.quantum_program import ChunkPart, ChunkSpan, CircuitItem, SamplexItem
 
@@ -222,3 +223,21 @@ def test_without_qiskit_ibm_runtime_the_error_says_what_to_install(monkeypatch: 
     monkeypatch.setitem(sys.modules, "qiskit_ibm_runtime", None)  # an import of it fails
     with pytest.raises(ImportError, match=r"pip install -e '\.\[devices\]'"):
         decode_executor_params(params)
+
+
+def test_a_samplex_that_does_not_fit_its_circuit_is_refused() -> None:
+    from .conftest import sweep_circuit, twirled_bell
+
+    _, samplex = twirled_bell()  # draws 12 parameter values
+    program = QuantumProgram(shots=10)
+    program.append_samplex_item(sweep_circuit(), samplex, shape=(2,))  # a circuit of 1 parameter
+    with pytest.raises(WireError, match=r"draws \[12\] parameter values, its circuit has 1 parameters"):
+        decode_executor_params(wire_params(program), limits=BOUNDED)
+
+
+def test_samplex_outputs_count_as_sampled_bits() -> None:
+    params = wire_params(small_program(shots=1, randomizations=4))
+    # registers: 3 x 1 x 8 + 4 x 1 x 8 bits; the flips: 4 x 2 bools of 8 bits
+    decode_executor_params(params, limits=PayloadLimits(max_result_bits=56 + 64))
+    with pytest.raises(LimitExceeded, match=r"samplex output 'measurement_flips.meas'.*\(max_result_bits\)"):
+        decode_executor_params(params, limits=PayloadLimits(max_result_bits=56 + 63))

@@ -208,7 +208,7 @@ def run_quantum_program(
     for index, item in enumerate(program.items):
         if isinstance(item, SamplexItem):
             outputs = sample_samplex_item(item, rng)
-            values = outputs.pop("parameter_values")
+            values = outputs.pop("parameter_values", np.zeros((*item.shape, 0)))
         else:
             outputs = {}
             values = item.circuit_arguments
