@@ -162,3 +162,34 @@ def test_samplex_arguments_that_vary_are_swept_the_other_axes_randomize(exact_ma
     np.testing.assert_allclose(ones, np.cos(angles / 2) ** 2, atol=5 * 0.5 / np.sqrt(2000))
     flips = item["measurement_flips.meas"][..., 0, 0]
     assert flips.any() and not flips.all()  # randomizations twirl differently
+
+
+def test_noise_maps_inject_their_paulis(exact_manila: DeviceBackend) -> None:
+    """A box with InjectNoise and the program's noise map: X on each qubit at rate 0.2 flips each
+    bit with probability (1 - exp(-0.4)) / 2 over the randomizations, on an exact backend."""
+    import json
+
+    from qiskit.quantum_info import PauliLindbladMap
+    from samplomatic import InjectNoise, Twirl, build
+
+    from aqrt.wire.quantum_program import decode_executor_params, encode_executor_params
+
+    circuit = QuantumCircuit(2)
+    with circuit.box([Twirl(), InjectNoise(ref="r0")]):
+        circuit.cx(0, 1)
+    with circuit.box([Twirl()]):
+        circuit.measure_all()
+    template, samplex = build(circuit)
+    rate = 0.2
+    program = QuantumProgram(shots=20, noise_maps={"r0": PauliLindbladMap.from_list([("XI", rate), ("IX", rate)])})
+    program.append_samplex_item(template, samplex, shape=(1000,))
+    decoded = decode_executor_params(json.loads(json.dumps(encode_executor_params(program)))).program
+    item = run_quantum_program(decoded, exact_manila, seed=1)[0]
+    flipped = (item["meas"] ^ item["measurement_flips.meas"]).mean(axis=(0, 1))
+    expected = (1 - np.exp(-2 * rate)) / 2
+    bound = 5 * np.sqrt(expected * (1 - expected) / 1000)  # the randomizations are the draws
+    assert np.all(np.abs(flipped - expected) < bound), (flipped, expected)
+    no_noise = QuantumProgram(shots=20, noise_maps={"r0": PauliLindbladMap.from_list([("XI", 0.0), ("IX", 0.0)])})
+    no_noise.append_samplex_item(template, samplex, shape=(50,))
+    clean = run_quantum_program(no_noise, exact_manila, seed=1)[0]
+    assert not (clean["meas"] ^ clean["measurement_flips.meas"]).any()
