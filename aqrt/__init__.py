@@ -2,6 +2,9 @@
 
 ``import aqrt`` loads Qiskit but never numba or aiohttp; those load when a part that needs
 them is used (``aqrt.RuntimeService`` imports the aiohttp client on first access).
+
+The API is asynchronous (``async with Session(...)``, ``await job``); :mod:`aqrt.sync` has the
+same names, blocking, for scripts and notebooks (``from aqrt.sync import Session, Estimator``).
 """
 
 from typing import Any
