@@ -75,7 +75,7 @@ def test_params_round_trip_through_the_official_encoder() -> None:
     assert decoded.options.execution.init_qubits is True
 
 
-@pytest.mark.parametrize("version", [17, 18])
+@pytest.mark.parametrize("version", [13, 15, 17, 18])
 def test_circuits_are_admitted_by_what_they_declare(version: int) -> None:
     program = small_program()
     params = with_qpy_version(wire_params(program), program, version)
