@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 from typing import Final
 
@@ -59,8 +60,9 @@ __all__ = [
 
 logger = logging.getLogger("aqrt.server")
 
-#: File descriptors kept free of client connections: the database (with its journal files),
-#: the listening socket, the event loop's own, logging, imports and the engine's threads.
+#: File descriptors kept free of client connections: the process's own at start (standard
+#: streams, the event loop's, imported libraries'), the database with its journal files, the
+#: listening socket, logging, and the files the engine's threads open.
 FD_RESERVE: Final = 64
 _AIOHTTP_LINGERING = 10.0  # aiohttp's default: how long an unread body is drained after a response
 _REFUSAL_NOTICE_SECONDS = 60.0
@@ -118,14 +120,16 @@ def listen(host: str, port: int, *, backlog: int = 128) -> socket.socket:
 
 def connection_limit(max_connections: int, *, reserve: int = FD_RESERVE) -> int:
     """The open connections this process can take: ``max_connections``, unless the
-    ``RLIMIT_NOFILE`` soft limit less ``reserve`` is lower even after raising the soft limit
-    towards the hard one (which this does, once, for the whole process). Logs the outcome."""
+    ``RLIMIT_NOFILE`` soft limit, less the descriptors open now and ``reserve`` more, is lower
+    even after raising the soft limit towards the hard one (which this does, for the whole
+    process). Logs the outcome."""
     try:
         import resource
     except ImportError:  # no such limit to read (Windows)
         return max_connections
+    kept = _open_descriptors() + reserve
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = max_connections + reserve
+    wanted = max_connections + kept
     if soft != resource.RLIM_INFINITY and soft < wanted:
         raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
         if raised > soft:
@@ -134,35 +138,35 @@ def connection_limit(max_connections: int, *, reserve: int = FD_RESERVE) -> int:
                 soft = raised
             except (OSError, ValueError) as exc:
                 logger.warning("aqrt serve: cannot raise the open-file limit from %d to %d: %s", soft, raised, exc)
-    limit = max_connections if soft == resource.RLIM_INFINITY else max(1, min(max_connections, soft - reserve))
+    limit = max_connections if soft == resource.RLIM_INFINITY else max(1, min(max_connections, soft - kept))
     if limit < max_connections:
         logger.warning(
             "aqrt serve: at most %d open connections (max_connections %d, but the open-file limit is %d "
-            "and %d descriptors are kept for the database and engine; raise it with ulimit -n)",
+            "and %d descriptors are kept for the database, the engine and what is open; raise it with ulimit -n)",
             limit,
             max_connections,
             soft,
-            reserve,
+            kept,
         )
     else:
-        logger.info("aqrt serve: at most %d open connections (open-file limit %s)", limit, _shown_limit(soft))
+        shown = "unlimited" if soft == resource.RLIM_INFINITY else str(soft)
+        logger.info("aqrt serve: at most %d open connections (open-file limit %s)", limit, shown)
     return limit
 
 
-def _shown_limit(value: int) -> str:
-    import resource
-
-    return "unlimited" if value == resource.RLIM_INFINITY else str(value)
+def _open_descriptors() -> int:
+    """How many file descriptors this process has open (0 where the system does not say)."""
+    for folder in ("/proc/self/fd", "/dev/fd"):
+        try:
+            return len(os.listdir(folder))
+        except OSError:
+            continue
+    return 0
 
 
 class ConnectionLimiter:
-    """A protocol factory for :meth:`asyncio.loop.create_server`: the connections made by
-    ``factory`` (aiohttp's ``runner.server``), at most ``limit`` open at once; one more is
-    closed as soon as it is made.
-
-    Connections are counted when they are accepted (not when aiohttp registers them, a loop turn
-    later), so a burst of accepts cannot overshoot the limit.
-    """
+    """A protocol factory that counts the connections made by ``factory`` (aiohttp's
+    ``runner.server``) while they are open, and says when ``limit`` are (:attr:`full`)."""
 
     def __init__(self, factory: web.Server, limit: int) -> None:
         if limit < 1:
@@ -173,38 +177,42 @@ class ConnectionLimiter:
         self.refused = 0
         """Connections closed at once because ``limit`` were open."""
         self._factory = factory
-        self._noticed_at: float | None = None
-        self._refused_unnoticed = 0
+        self._refusals = _RareLog()
+
+    @property
+    def full(self) -> bool:
+        """Whether ``limit`` connections are open."""
+        return self.open >= self.limit
 
     def __call__(self) -> asyncio.Protocol:
-        if self.open >= self.limit:
-            self._note_refusal()
-            return _Refused()
+        protocol = _Counted(self, self._factory())
         self.open += 1
-        return _Counted(self, self._factory())
+        return protocol
+
+    def note_refusal(self) -> None:
+        """Count one connection closed because the limit was reached (logged at most once a minute)."""
+        self.refused += 1
+        self._refusals.log("aqrt serve: %d connections open (max_connections); closed %d new one(s) at once", self.open)
 
     def _closed(self) -> None:
         self.open -= 1
 
-    def _note_refusal(self) -> None:
-        self.refused += 1
-        self._refused_unnoticed += 1
+
+class _RareLog:
+    """A warning given at most once per :data:`_REFUSAL_NOTICE_SECONDS`, with how many times its
+    event happened since the last one (the count is the message's last argument)."""
+
+    def __init__(self) -> None:
+        self._logged_at: float | None = None
+        self._unlogged = 0
+
+    def log(self, message: str, *args: object) -> None:
+        self._unlogged += 1
         now = asyncio.get_running_loop().time()
-        if self._noticed_at is None or now - self._noticed_at >= _REFUSAL_NOTICE_SECONDS:
-            logger.warning(
-                "aqrt serve: %d connections open (max_connections); closed %d new one(s) at once",
-                self.open,
-                self._refused_unnoticed,
-            )
-            self._noticed_at = now
-            self._refused_unnoticed = 0
-
-
-class _Refused(asyncio.Protocol):
-    """A connection beyond the limit: closed once made (no bytes read or sent)."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport.close()
+        if self._logged_at is None or now - self._logged_at >= _REFUSAL_NOTICE_SECONDS:
+            logger.warning(message, *args, self._unlogged)
+            self._logged_at = now
+            self._unlogged = 0
 
 
 class _Counted(asyncio.Protocol):
@@ -236,17 +244,96 @@ class _Counted(asyncio.Protocol):
         self._inner.resume_writing()
 
 
+_ACCEPT_RETRY_SECONDS = 0.1
+
+
+class _AcceptLoop(asyncio.AbstractServer):
+    """Accepts connections on ``sock`` one at a time and hands each to ``limiter`` (aiohttp's
+    protocol, counted), or closes it at once when the limit is reached.
+
+    Not :meth:`asyncio.loop.create_server`: it accepts up to ``backlog`` sockets in a burst and
+    makes their protocols a loop turn later, so a file descriptor is taken for every one of them
+    before any count could refuse it; and when descriptors run out it logs every failed accept of
+    the burst, each with a traceback. Here at most one accepted socket waits, a refusal frees its
+    descriptor before the next accept, and a failed accept is logged at most once a minute.
+    """
+
+    def __init__(self, sock: socket.socket, limiter: ConnectionLimiter) -> None:
+        sock.setblocking(False)
+        self._sock = sock
+        self._limiter = limiter
+        self._loop = asyncio.get_running_loop()
+        self._failures = _RareLog()
+        self._serving = True
+        self._accepting = self._loop.create_task(self._accept_forever())
+        self._accepting.add_done_callback(self._ended)
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        """The listening socket (what aiohttp's ``runner.addresses`` reads)."""
+        return (self._sock,) if self._serving else ()
+
+    async def _accept_forever(self) -> None:
+        while True:
+            try:
+                conn, _ = await self._loop.sock_accept(self._sock)
+            except ConnectionAbortedError:
+                continue
+            except OSError as exc:  # out of descriptors (EMFILE) or memory, most likely: wait a little
+                self._failures.log("aqrt serve: cannot accept a connection: %s (%d time(s))", exc)
+                await asyncio.sleep(_ACCEPT_RETRY_SECONDS)
+                continue
+            if self._limiter.full:
+                conn.close()
+                self._limiter.note_refusal()
+                continue
+            try:
+                await self._loop.connect_accepted_socket(self._limiter, conn)
+            except OSError:  # the client left already
+                conn.close()
+            except Exception:
+                conn.close()
+                logger.exception("aqrt serve: cannot serve a new connection")
+
+    def _ended(self, accepting: asyncio.Task[None]) -> None:
+        # The socket is closed only once the loop has ended, never while asyncio still watches it
+        # (also when the loop was cancelled before it first ran).
+        self._serving = False
+        self._sock.close()
+        if not accepting.cancelled() and accepting.exception() is not None:
+            logger.error("aqrt serve: stopped accepting connections", exc_info=accepting.exception())
+
+    def close(self) -> None:
+        """Stop accepting; the listening socket closes as the accept loop ends."""
+        self._accepting.cancel()
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def is_serving(self) -> bool:
+        return self._serving and not self._accepting.cancelling()
+
+    async def start_serving(self) -> None:
+        """Serving starts with the object."""
+
+    async def serve_forever(self) -> None:
+        raise NotImplementedError("serve through aiohttp's runner")
+
+    async def wait_closed(self) -> None:
+        """Wait until the accept loop has ended and the socket is closed."""
+        await asyncio.wait([self._accepting])
+
+
 class LimitedSite(web.BaseSite):
     """An aiohttp site serving ``runner``'s app on the listening socket ``sock`` with at most
     ``max_connections`` open connections (fewer if the open-file limit needs it:
-    :func:`connection_limit`). Started and stopped like :class:`aiohttp.web.SockSite`."""
+    :func:`connection_limit`). Started and stopped like :class:`aiohttp.web.SockSite`; the
+    socket is closed when the site stops."""
 
     __slots__ = ("_limiter", "_max_connections", "_sock")
 
-    def __init__(
-        self, runner: web.BaseRunner, sock: socket.socket, *, max_connections: int, backlog: int = 128
-    ) -> None:
-        super().__init__(runner, backlog=backlog)
+    def __init__(self, runner: web.BaseRunner, sock: socket.socket, *, max_connections: int) -> None:
+        super().__init__(runner)
         self._sock = sock
         self._max_connections = max_connections
         self._limiter: ConnectionLimiter | None = None
@@ -267,6 +354,6 @@ class LimitedSite(web.BaseSite):
         server = self._runner.server
         if server is None:
             raise RuntimeError("call runner.setup() before starting a site")
-        self._limiter = ConnectionLimiter(server, connection_limit(self._max_connections))
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._limiter, sock=self._sock, backlog=self._backlog)
+        limit = await asyncio.to_thread(connection_limit, self._max_connections)  # it reads /proc
+        self._limiter = ConnectionLimiter(server, limit)
+        self._server = _AcceptLoop(self._sock, self._limiter)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import re
@@ -254,10 +255,40 @@ async def test_connections_beyond_the_limit_are_closed_at_once_and_the_server_ke
     assert not [r for r in caplog.records if "out of system resource" in r.getMessage()]
 
 
+@pytest.mark.asyncio
+async def test_when_descriptors_run_out_anyway_accepting_fails_quietly_and_resumes(tmp_path, caplog, monkeypatch):
+    caplog.set_level(logging.INFO)
+    loop = asyncio.get_running_loop()
+    real_accept = loop.sock_accept
+    failures = []
+
+    async def accept(sock: socket.socket) -> tuple[socket.socket, Any]:
+        if len(failures) < 10:  # the next 10 accepts find no descriptor (asyncio's loop logged each)
+            failures.append(loop.time())
+            await asyncio.sleep(0)
+            raise OSError(errno.EMFILE, "Too many open files")
+        return await real_accept(sock)
+
+    monkeypatch.setattr(loop, "sock_accept", accept)
+    records_before = len(caplog.records)
+    async with _limited_server(tmp_path=tmp_path, max_connections=20) as (client, _):
+        token = await client.token()
+        assert (await client.call("GET", "/backends", token))[0] == 200
+        assert len(failures) == 10
+        assert failures[-1] - failures[0] >= 9 * 0.1 - 0.01  # it waits between tries instead of spinning
+        new_records = caplog.records[records_before:]
+        warnings = [r.getMessage() for r in new_records if r.levelno >= logging.WARNING and r.name == "aqrt.server"]
+        assert (
+            len(warnings) == 1 and "Too many open files (1 time(s))" in warnings[0]
+        )  # the other 9: in the next, a minute on, warnings
+
+
 def test_the_limit_stays_below_the_open_file_limit_which_is_raised_towards_the_hard_one(monkeypatch, caplog) -> None:
     import resource
 
     caplog.set_level(logging.INFO, logger="aqrt.server")
+    assert connections_module._open_descriptors() >= 3  # this process's own count, read from the system
+    monkeypatch.setattr(connections_module, "_open_descriptors", lambda: 36)  # + FD_RESERVE (64): 100 kept
     limits = {"soft": 256, "hard": 100_000}
     monkeypatch.setattr(resource, "getrlimit", lambda which: (limits["soft"], limits["hard"]))
 
@@ -265,20 +296,21 @@ def test_the_limit_stays_below_the_open_file_limit_which_is_raised_towards_the_h
         limits["soft"], limits["hard"] = values
 
     monkeypatch.setattr(resource, "setrlimit", setrlimit)
-    assert connection_limit(1000) == 1000 and limits["soft"] == 1000 + connections_module.FD_RESERVE
+    assert connection_limit(1000) == 1000 and limits["soft"] == 1100
     assert "at most 1000 open connections" in caplog.records[-1].getMessage()
 
     limits.update(soft=256, hard=512)  # the hard limit caps it
-    assert connection_limit(1000) == 512 - connections_module.FD_RESERVE and limits["soft"] == 512
+    assert connection_limit(1000) == 412 and limits["soft"] == 512
     assert caplog.records[-1].levelno == logging.WARNING and "ulimit -n" in caplog.records[-1].getMessage()
 
     def refuse(which: int, values: tuple[int, int]) -> None:
         raise ValueError("not allowed")
 
-    limits.update(soft=100, hard=4096)
+    limits.update(soft=150, hard=4096)
     monkeypatch.setattr(resource, "setrlimit", refuse)
-    assert connection_limit(1000) == 100 - connections_module.FD_RESERVE
+    assert connection_limit(1000) == 50
     assert connection_limit(10) == 10  # within the limit: nothing to raise
+    assert connection_limit(1000, reserve=200) == 1  # always one
     with pytest.raises(ValueError, match="at least 1"):
         ConnectionLimiter(None, 0)  # type: ignore[arg-type]
 
