@@ -17,13 +17,15 @@ Three settings of :class:`~aqrt.server.config.ServerConfig` hold here:
   IBM-style JSON error, ``Connection: close``) past it. aiohttp then reads and drops what is left
   of that body for at most ``min(body_timeout, 10 s)`` (its "lingering" time) and closes.
 - ``max_connections``: counted where connections are accepted, by :class:`LimitedSite` (an
-  aiohttp site over a listening socket, used by ``aqrt serve`` and ``serve_in_thread``): one
-  beyond the limit is closed as soon as it is accepted, so a flood of connections can never use
-  up the process's file descriptors (when they run out, accepting fails for every client, and
-  asyncio logs each failed accept). At start the limit is held below the ``RLIMIT_NOFILE`` soft
-  limit less :data:`FD_RESERVE` descriptors for the database, the engine and logging; the soft
-  limit is raised towards the hard one first when that is needed. A log line says the limit in
-  force, and refusals are logged at most once a minute. An app served by a plain
+  aiohttp site over a listening socket, used by ``aqrt serve`` and ``serve_in_thread``). It
+  accepts one connection at a time and closes one beyond the limit at once, before the next
+  accept, so a flood of connections cannot use up the process's file descriptors (when they
+  run out, accepting fails for every client, and asyncio's own accept loop logs every failed
+  accept, with a traceback, many times a second). At start the limit is held below the
+  ``RLIMIT_NOFILE`` soft limit less the descriptors open then and :data:`FD_RESERVE` more; the
+  soft limit is raised towards the hard one first when that is needed. A log line says the limit
+  in force; refusals, and failed accepts should descriptors run out anyway, are logged at most
+  once a minute (a failed accept is retried 0.1 s later). An app served by a plain
   :class:`aiohttp.web.TCPSite` has the timeouts but no connection limit.
 
 Example::
@@ -60,9 +62,8 @@ __all__ = [
 
 logger = logging.getLogger("aqrt.server")
 
-#: File descriptors kept free of client connections: the process's own at start (standard
-#: streams, the event loop's, imported libraries'), the database with its journal files, the
-#: listening socket, logging, and the files the engine's threads open.
+#: File descriptors kept free of client connections beyond those open when serving starts: for
+#: the database's journal files, logging, a refused connection, and files the engine opens.
 FD_RESERVE: Final = 64
 _AIOHTTP_LINGERING = 10.0  # aiohttp's default: how long an unread body is drained after a response
 _REFUSAL_NOTICE_SECONDS = 60.0
