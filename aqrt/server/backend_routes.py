@@ -1,153 +1,70 @@
-"""``/api/v1/backends``: the served backend's list entry, configuration, properties, status.
+"""``/api/v1/backends``: the served backends' list entries, configurations, properties, status.
 
-The configuration is a ``BackendConfiguration`` document (what qiskit-ibm-runtime's
-``configuration_from_server_data`` and ``convert_to_target`` read): IBM-like basis gates,
-every 1-qubit gate on every qubit and every 2-qubit gate on every ordered pair (full
-connectivity), so circuits transpiled against ``IBMBackend.target`` pass the official
-primitives' ISA checks. ``simulator`` is false, as for a device: the official client then opens
-real sessions and runs its ISA checks, exactly as against hardware.
+What each document holds is :mod:`aqrt.server.catalog`'s: a fake device's own configuration and
+properties (the official client builds the device's ``Target`` from them), aqrt_statevector's
+IBM-like basis with full connectivity. Every backend says ``simulator: false``, as a device does:
+the official client then opens real sessions and runs its ISA checks, exactly as against hardware.
 """
 
 from __future__ import annotations
 
-import itertools
-from typing import Any
-
 from aiohttp import web
 
+from .catalog import ServedBackendInfo
 from .keys import SERVER_KEY
 from .validation import check_backend
 
-__all__ = ["BASIS_GATES", "OTHER_INSTRUCTIONS", "backend_routes", "configuration", "properties"]
+__all__ = ["backend_routes"]
 
-#: The advertised basis (all native to the statevector engine).
-BASIS_GATES = ["cx", "cz", "ecr", "id", "rz", "sx", "x"]
-#: Everything else a served circuit may hold, as IBM's dynamic-circuit devices list it: the local
-#: backend runs each (mid-circuit measurement, reset and control flow on its dynamic route).
-OTHER_INSTRUCTIONS = ["measure", "reset", "delay", "if_else", "while_loop", "for_loop", "switch_case"]
-_TWO_QUBIT = {"cx", "cz", "ecr"}
 _VERSION = "1.0.0"
-_EPOCH = "2026-01-01T00:00:00+00:00"
 
 
-def configuration(name: str, n_qubits: int, max_shots: int = 100_000, max_experiments: int = 300) -> dict[str, Any]:
-    """The backend's configuration document."""
-    pairs = [list(pair) for pair in itertools.permutations(range(n_qubits), 2)]
-    singles = [[q] for q in range(n_qubits)]
-    gates = [
-        {
-            "name": gate,
-            "parameters": ["theta"] if gate == "rz" else [],
-            "qasm_def": gate,
-            "coupling_map": pairs if gate in _TWO_QUBIT else singles,
-        }
-        for gate in BASIS_GATES
-    ]
-    return {
-        "backend_name": name,
-        "backend_version": _VERSION,
-        "n_qubits": n_qubits,
-        "basis_gates": list(BASIS_GATES),
-        "gates": gates,
-        "supported_instructions": [*BASIS_GATES, *OTHER_INSTRUCTIONS],
-        "coupling_map": pairs,
-        "local": False,
-        "simulator": False,
-        "conditional": True,
-        "open_pulse": False,
-        "memory": True,
-        "max_shots": max_shots,
-        "max_experiments": max_experiments,
-        "dt": 1e-9,
-        "dtm": 1e-9,
-        "meas_map": [list(range(n_qubits))],
-        "processor_type": {"family": "aqrt", "revision": "1"},
-        "description": "aqrt's exact statevector engine behind the Runtime REST API",
-        "online_date": _EPOCH,
-        "supported_features": ["qasm3"],
-        "credits_required": False,
-        "rep_times": [0.001],
-        "default_rep_delay": 250.0,
-        "rep_delay_range": [0.0, 500.0],
-        "dynamic_reprate_enabled": True,
-        "quantum_volume": None,
-        "qv": None,
-    }
-
-
-def properties(name: str, n_qubits: int) -> dict[str, Any]:
-    """The backend's properties document: ideal qubits, no gate errors."""
-
-    def nduv(prop: str, value: float, unit: str) -> dict[str, Any]:
-        return {"date": _EPOCH, "name": prop, "unit": unit, "value": value}
-
-    qubits = [
-        [
-            nduv("T1", 1.0e6, "us"),
-            nduv("T2", 1.0e6, "us"),
-            nduv("frequency", 5.0, "GHz"),
-            nduv("readout_error", 0.0, ""),
-            nduv("readout_length", 1000.0, "ns"),
-        ]
-        for _ in range(n_qubits)
-    ]
-    return {
-        "backend_name": name,
-        "backend_version": _VERSION,
-        "last_update_date": _EPOCH,
-        "qubits": qubits,
-        "gates": [],
-        "general": [],
-    }
-
-
-def _check_name(request: web.Request) -> str:
-    return check_backend(request.app[SERVER_KEY].config, request.match_info["name"])  # 404 if not served
+def _info(request: web.Request) -> ServedBackendInfo:
+    server = request.app[SERVER_KEY]
+    name = check_backend(server.config, request.match_info["name"])  # 404 if not served
+    return server.catalog[name]
 
 
 async def list_backends(request: web.Request) -> web.Response:
-    """``GET /backends``: the one served backend, online, with its queue length."""
+    """``GET /backends``: every served backend, online, with the server's queue length."""
     server = request.app[SERVER_KEY]
-    name = server.config.backend_name
-    entry = {
-        "name": name,
-        "status": {"name": "online", "reason": "available"},
-        "qubits": server.config.backend_qubits,
-        "queue_length": server.queue_length(),
-        "processor_type": {"family": "aqrt", "revision": "1"},
-        "class": "simulator-exact",
-        "performance": {},
-    }
-    return web.json_response({"devices": [entry]})
+    queue = server.queue_length()
+    devices = [
+        {
+            "name": info.name,
+            "status": {"name": "online", "reason": "available"},
+            "qubits": info.num_qubits,
+            "queue_length": queue,
+            "processor_type": info.processor_type,
+            "class": "device-noisy" if info.is_device else "simulator-exact",
+            "performance": {},
+        }
+        for info in server.catalog.values()
+    ]
+    return web.json_response({"devices": devices})
 
 
 async def get_configuration(request: web.Request) -> web.Response:
     """``GET /backends/{name}/configuration``."""
-    name = _check_name(request)
-    config = request.app[SERVER_KEY].config
-    return web.json_response(
-        configuration(name, config.backend_qubits, max_shots=config.max_shots, max_experiments=config.max_pubs)
-    )
+    return web.Response(text=_info(request).configuration_json, content_type="application/json")
 
 
 async def get_properties(request: web.Request) -> web.Response:
     """``GET /backends/{name}/properties``."""
-    name = _check_name(request)
-    return web.json_response(properties(name, request.app[SERVER_KEY].config.backend_qubits))
+    return web.Response(text=_info(request).properties_json, content_type="application/json")
 
 
 async def get_status(request: web.Request) -> web.Response:
     """``GET /backends/{name}/status``."""
-    name = _check_name(request)
-    server = request.app[SERVER_KEY]
+    info = _info(request)
     return web.json_response(
         {
-            "backend_name": name,
-            "backend_version": _VERSION,
+            "backend_name": info.name,
+            "backend_version": str(info.configuration.get("backend_version", _VERSION)),
             "state": True,
             "status": "active",
             "message": "",
-            "length_queue": server.queue_length(),
+            "length_queue": request.app[SERVER_KEY].queue_length(),
         }
     )
 

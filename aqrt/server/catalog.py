@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import itertools
 import json
 from collections.abc import Sequence
@@ -83,6 +84,16 @@ class ServedBackendInfo:
     def processor_type(self) -> dict[str, Any]:
         return dict(self.configuration.get("processor_type") or {})
 
+    @functools.cached_property
+    def configuration_json(self) -> str:
+        """:attr:`configuration` as JSON text, made once (a 127-qubit device's is ~100 kB)."""
+        return json.dumps(self.configuration)
+
+    @functools.cached_property
+    def properties_json(self) -> str:
+        """:attr:`properties` as JSON text, made once."""
+        return json.dumps(self.properties)
+
     @property
     def is_device(self) -> bool:
         """A fake device (noisy, its own target), not aqrt's exact engine."""
@@ -91,16 +102,15 @@ class ServedBackendInfo:
 
 def served_backends(
     names: Sequence[str],
+    service: LocalService,
     *,
     statevector_qubits: int,
-    max_qubits: int,
     max_shots: int,
     max_pubs: int,
-    engine: str = "numba",
 ) -> dict[str, ServedBackendInfo]:
-    """The backends named, in order: ``aqrt_statevector`` (``statevector_qubits`` wide) and
-    fake devices by name (with their noise). ``max_qubits`` bounds the active qubits the engine
-    simulates; ``max_shots`` / ``max_pubs`` are what aqrt_statevector advertises (a device
+    """The backends named, in order, from ``service`` (a ``LocalService(noise=True)``: devices
+    run with their noise): ``aqrt_statevector`` (advertised ``statevector_qubits`` wide) and fake
+    devices by name. ``max_shots`` / ``max_pubs`` are what aqrt_statevector advertises (a device
     advertises its own).
 
     Raises:
@@ -109,7 +119,6 @@ def served_backends(
     """
     if len(set(names)) != len(names):
         raise ValueError(f"a backend is named twice in {list(names)}")
-    service = LocalService(engine=engine, max_qubits=max_qubits, noise=True)
     served: dict[str, ServedBackendInfo] = {}
     for name in names:
         if name == STATEVECTOR:
@@ -132,6 +141,7 @@ def served_backends(
             raise ValueError(str(exc)) from None
         if not isinstance(backend, DeviceBackend):  # pragma: no cover - fake_ names are devices
             raise ValueError(f"{name!r} is not a fake device")
+        backend.target  # noqa: B018 - built now (it reads the device's files), not on the event loop
         served[name] = ServedBackendInfo(
             name=name,
             backend=backend,

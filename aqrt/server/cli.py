@@ -14,7 +14,7 @@ import socket
 import sys
 from pathlib import Path
 
-from .config import API_KEYS_ENV, ServerConfig, parse_api_key, parse_api_keys_text, parse_user_weight
+from .config import API_KEYS_ENV, DEFAULT_BACKENDS, ServerConfig, parse_api_key, parse_api_keys_text, parse_user_weight
 from .store import default_db_path
 
 __all__ = ["config_from_args", "configure", "main"]
@@ -40,7 +40,7 @@ _LIMITS = (
 
 # How the server runs (ServerConfig fields): name, type, metavar, help.
 _OPERATION: tuple[tuple[str, type, str, str], ...] = (
-    ("max_crash_reruns", int, "N", "re-runs of a job the server died while running, before it fails with 1517"),
+    ("max_crash_reruns", int, "N", "re-runs of a job the server died while running, before it fails with 1010"),
     (
         "max_failed_exchanges",
         int,
@@ -72,6 +72,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--api-keys-file", type=Path, default=None, metavar="PATH", help="a file of API keys, one KEY[=USER] a line"
+    )
+    parser.add_argument(
+        "--backend",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a backend to serve (repeatable): aqrt_statevector or a fake device such as fake_sherbrooke "
+        "(devices run with their noise; needs aqrt[devices,noise]); default aqrt_statevector",
     )
     parser.add_argument(
         "--backend-qubits",
@@ -141,6 +149,7 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
     return ServerConfig(
         db_path=args.db if args.db is not None else default_db_path(),
         api_keys=keys,
+        backends=tuple(args.backend) or DEFAULT_BACKENDS,
         backend_qubits=args.backend_qubits,
         **{name: getattr(args, name) for name, _ in _LIMITS},
         token_ttl=args.token_ttl,

@@ -18,9 +18,18 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ..wire.limits import PayloadLimits
 
-__all__ = ["API_KEYS_ENV", "ServerConfig", "parse_api_key", "parse_api_keys_text", "parse_user_weight"]
+__all__ = [
+    "API_KEYS_ENV",
+    "DEFAULT_BACKENDS",
+    "ServerConfig",
+    "parse_api_key",
+    "parse_api_keys_text",
+    "parse_user_weight",
+]
 
 API_KEYS_ENV = "AQRT_SERVE_API_KEYS"
+#: What a server serves unless told: aqrt's exact engine.
+DEFAULT_BACKENDS: tuple[str, ...] = ("aqrt_statevector",)
 
 # The limits that must be positive ints; _SQLITE_MAX_INT is the largest INTEGER the store keeps.
 _POSITIVE_LIMITS = (
@@ -55,9 +64,12 @@ class ServerConfig:
     Attributes:
         db_path: the SQLite file (``":memory:"`` for a throwaway store).
         api_keys: API key -> user name.
-        backend_name: the one backend served.
-        backend_qubits: its advertised width: circuits transpiled for it are padded to this many
-            qubits, so keep it small (every qubit doubles a statevector job's cost).
+        backends: the backends served, by name: ``aqrt_statevector`` and any fake device of
+            ``qiskit_ibm_runtime.fake_provider`` (``fake_sherbrooke``, ...); the first is the
+            default (:attr:`backend_name`). See :mod:`aqrt.server.catalog`.
+        backend_qubits: aqrt_statevector's advertised width: circuits transpiled for it are
+            padded to this many qubits (only the qubits a circuit uses are simulated); a circuit
+            wider than it fails with code 1517, as on IBM.
         token_ttl: seconds an access token lives.
         clock: wall clock for tokens (injectable so tests can expire tokens).
         max_body_bytes: the largest request body (413 above it).
@@ -71,7 +83,7 @@ class ServerConfig:
         max_cost: the largest ``cost`` (a job's max execution time, seconds) a job may set.
         max_tags / max_tag_length: tags per job and characters per tag (also per listing filter).
         max_crash_reruns: how many times a job that was running when the server died is re-run;
-            found running after that many re-runs it fails (the poison-job rule, code 1517).
+            found running after that many re-runs it fails (the poison-job rule, code 1010).
         max_failed_exchanges / failure_window: failed API-key exchanges one address (or one key)
             may have within ``failure_window`` seconds before it gets 429s.
         header_timeout: seconds a client has to send a request's line and headers (from the
@@ -97,7 +109,7 @@ class ServerConfig:
 
     db_path: Path | str
     api_keys: Mapping[str, str]
-    backend_name: str = "aqrt_statevector"
+    backends: tuple[str, ...] = DEFAULT_BACKENDS
     backend_qubits: int = 16
     token_ttl: int = 3600
     clock: Callable[[], float] = time.time
@@ -136,6 +148,8 @@ class ServerConfig:
             raise ValueError(
                 "at least one API key is needed (--api-key KEY[=USER], $AQRT_SERVE_API_KEYS or a keys file)"
             )
+        if not self.backends or isinstance(self.backends, str):
+            raise ValueError(f"backends must be a non-empty tuple of names, got {self.backends!r}")
         if self.batch_concurrency < 1:
             raise ValueError(f"batch_concurrency must be >= 1, got {self.batch_concurrency}")
         if self.backend_qubits < 1 or self.backend_qubits > self.max_qubits:
@@ -165,14 +179,22 @@ class ServerConfig:
         if self.max_cost > _SQLITE_MAX_INT:
             raise ValueError(f"max_cost must be at most {_SQLITE_MAX_INT}, got {self.max_cost}")
 
-    def payload_limits(self) -> PayloadLimits:
-        """The limits a job's ``params`` are admitted under (:mod:`aqrt.wire.limits`)."""
+    @property
+    def backend_name(self) -> str:
+        """The default backend: the first of :attr:`backends`."""
+        return self.backends[0]
+
+    def payload_limits(self, *, widest_backend: int = 0) -> PayloadLimits:
+        """The limits a job's ``params`` are admitted under (:mod:`aqrt.wire.limits`). A
+        circuit may declare as many qubits as the widest served backend has (a device's ISA
+        circuits are as wide as the device), even beyond ``max_qubits``, which bounds the
+        qubits the engine simulates."""
         from ..wire.limits import PayloadLimits  # here: `aqrt serve --help` loads no Qiskit
 
         return PayloadLimits(
             max_decompressed_bytes=self.max_decompressed_bytes,
             max_pubs=self.max_pubs,
-            max_qubits=self.max_qubits,
+            max_qubits=max(self.max_qubits, widest_backend),
             max_clbits=self.max_clbits,
             max_circuit_ops=self.max_circuit_ops,
             max_parameters=self.max_parameters,

@@ -43,6 +43,7 @@ from ..wire import encode
 from ..wire.runtime_api import (
     CANCELLED,
     CODE_JOB_FAILED,
+    CODE_NON_ISA,
     DEDICATED,
     FAILED,
     FINAL_JOB_STATUSES,
@@ -51,6 +52,7 @@ from ..wire.runtime_api import (
     job_created_body,
     reason_code,
 )
+from .catalog import ServedBackendInfo, non_isa_failure
 from .config import ServerConfig
 from .errors import ApiError
 from .idempotency import repeated
@@ -131,22 +133,28 @@ class JobLifecycle:
     """The live jobs of one server, and its jobs' rows in the store.
 
     Args:
-        backend: the backend jobs run on (the server's :class:`~aqrt.server.scheduling.ServedBackend`); its
-            ``on_start`` should be :meth:`started`.
+        backends: the backends jobs run on, by name (the server's
+            :class:`~aqrt.server.scheduling.ServedBackend` s); their ``on_start`` should be
+            :meth:`started`.
+        catalog: what each backend is (:mod:`aqrt.server.catalog`): a job whose circuits are
+            not ISA for its backend fails with code 1517, as on IBM (without it, none is checked).
     """
 
     def __init__(
         self,
         config: ServerConfig,
         store: Store,
-        backend: Backend,
+        backends: Mapping[str, Backend],
         sessions: SessionLifecycle,
         usage: UsageMeter,
         tasks: Tasks,
+        *,
+        catalog: Mapping[str, ServedBackendInfo] | None = None,
     ) -> None:
         self._config = config
         self._store = store
-        self._backend = backend
+        self._backends = backends
+        self._catalog = catalog or {}
         self._sessions = sessions
         self._usage = usage
         self._tasks = tasks
@@ -220,7 +228,12 @@ class JobLifecycle:
             ApiError: 429 when the params would take ``user`` over ``max_stored_bytes``
                 (nothing is stored, the job never runs).
         """
-        job = self.run(submission.program, pubs, options, submission.live_session)
+        info = self._catalog.get(submission.backend)
+        # The ISA check walks every instruction: off the loop.
+        failure = await asyncio.to_thread(non_isa_failure, info, pubs) if info is not None else None
+        if failure is not None:
+            return await self._store_non_isa(user, instance, submission, params_json, idempotency, failure)
+        job = self.run(submission.backend, submission.program, pubs, options, submission.live_session)
         row = new_job_row(
             user=user,
             instance=instance,
@@ -249,14 +262,59 @@ class JobLifecycle:
             return repeated(earlier, *idempotency)
         return job_created_body(live.id, submission.backend, submission.session_id)
 
-    def run(self, program: str, pubs: list[Any], options: Options, live_session: LiveSession | None) -> Job:
-        """Start the aqrt job: in ``live_session``, else in job mode on the served backend.
+    async def _store_non_isa(
+        self,
+        user: str,
+        instance: str | None,
+        submission: Submission,
+        params_json: str,
+        idempotency: tuple[str, str] | None,
+        failure: str,
+    ) -> dict[str, Any]:
+        """Record a job whose circuits are not ISA for its backend as IBM does: accepted, then
+        ``Failed`` with code 1517 and IBM's reason, without running."""
+        row = new_job_row(
+            user=user,
+            instance=instance,
+            program=submission.program,
+            backend=submission.backend,
+            session_id=submission.session_id,
+            tags=submission.tags,
+            cost=submission.cost,
+        )
+        try:
+            earlier = await self._store.insert_job(row, params_json, idempotency)
+        except StorageQuotaExceeded as exc:
+            raise storage_quota_error(exc.stored, exc.size, exc.limit, self._config.job_retention) from None
+        if earlier is not None:
+            assert idempotency is not None
+            return repeated(earlier, *idempotency)
+        await self._store.finish_job(
+            row["id"],
+            {
+                "status": FAILED,
+                "finished": utc_now(),
+                "reason": failure,
+                "reason_code": CODE_NON_ISA,
+                "result": f"Job {row['id']} has failed: {failure}",
+            },
+        )
+        return job_created_body(row["id"], submission.backend, submission.session_id)
+
+    def serves(self, backend: str) -> bool:
+        """Whether ``backend`` is served (a restart may serve other backends than before)."""
+        return backend in self._backends
+
+    def run(
+        self, backend: str, program: str, pubs: list[Any], options: Options, live_session: LiveSession | None
+    ) -> Job:
+        """Start the aqrt job: in ``live_session``, else in job mode on ``backend``.
 
         Raises:
             ApiError: 409 when the session accepts no jobs (an expired one is recorded as
                 closed), 400 for a PUB the backend cannot run.
         """
-        mode: Any = live_session.session if live_session is not None else self._backend
+        mode: Any = live_session.session if live_session is not None else self._backends[backend]
         primitive_class = Estimator if program == "estimator" else Sampler
         ids = {live_session.session.session_id: live_session.row["id"]} if live_session is not None else {}
         try:

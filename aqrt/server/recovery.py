@@ -62,7 +62,10 @@ async def recover(
     """Restore open sessions and re-run every job the store holds unfinished, except those the
     poison-job rule stops (found ``Running`` after ``max_crash_reruns`` re-runs)."""
     for row in await store.open_sessions():
-        sessions.restore(row)
+        if jobs.serves(row["backend"]):
+            sessions.restore(row)
+        else:  # the server restarted without this backend: the session and its jobs end
+            await store.cancel_session(row["id"], utc_now(), f"backend {row['backend']} is no longer served")
     for row in await store.unfinished_jobs():
         params_json = row.pop("params")
         recoveries = row.pop("recoveries")
@@ -75,8 +78,10 @@ async def recover(
         try:
             params = json.loads(params_json)
             pubs, options = await decode(row["program"], params, row.get("cost"))
+            if not jobs.serves(row["backend"]):
+                raise ApiError(404, f"backend {row['backend']} is no longer served")
             live_session = sessions.get(row["session_id"]) if row["session_id"] else None
-            job = jobs.run(row["program"], pubs, options, live_session)
+            job = jobs.run(row["backend"], row["program"], pubs, options, live_session)
         except (AqrtError, ApiError, ValueError) as exc:
             await _fail(store, row["id"], f"could not be re-run after a server restart: {_why(exc)}")
             continue

@@ -29,13 +29,14 @@ from typing import Any
 
 from ..backends.local import LocalService
 from ..options import Options
+from .catalog import ServedBackendInfo, served_backends
 from .config import ServerConfig
 from .idempotency import IdempotentSubmissions, idempotency_key, payload_digest, repeated
 from .job_lifecycle import JobLifecycle, Submission
 from .params import decode_params
 from .recovery import recover
 from .retention import RetentionSweeper
-from .scheduling import ServedBackend
+from .scheduling import FairSlot, ServedBackend
 from .session_lifecycle import SessionLifecycle
 from .store import Store
 from .tasks import Tasks
@@ -53,13 +54,16 @@ class RuntimeServer:
     and recovers, :meth:`stop` (when it stops) leaves unfinished jobs for the next start.
 
     Attributes:
-        config: the server's settings; service: the local service whose backend is served.
+        config: the server's settings; service: the local service whose backends are served
+            (devices with their noise); catalog: the served backends by name, with the documents
+            the API describes them with (:mod:`.catalog`).
     """
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.service = LocalService(engine=config.engine, max_qubits=config.max_qubits)
-        self._backend = self.service.backend()
+        self.service = LocalService(engine=config.engine, max_qubits=config.max_qubits, noise=True)
+        self._catalog: dict[str, ServedBackendInfo] | None = None
+        self._widest = 0
         self._tasks = Tasks()
         self._store: Store | None = None
         self._authenticator: Authenticator | None = None
@@ -77,6 +81,13 @@ class RuntimeServer:
         if self._store is None:
             raise RuntimeError("the server is not started")
         return self._store
+
+    @property
+    def catalog(self) -> dict[str, ServedBackendInfo]:
+        """The served backends by name, with the documents the API describes them with."""
+        if self._catalog is None:
+            raise RuntimeError("the server is not started")
+        return self._catalog
 
     @property
     def authenticator(self) -> Authenticator:
@@ -109,6 +120,16 @@ class RuntimeServer:
     async def start(self) -> None:
         """Open the store, load the signing secret, recover what a previous run left, then start
         the retention sweep (which runs once at once)."""
+        # Loading fake devices reads files and takes a second: off the loop.
+        self._catalog = await asyncio.to_thread(
+            served_backends,
+            self.config.backends,
+            self.service,
+            statevector_qubits=self.config.backend_qubits,
+            max_shots=self.config.max_shots,
+            max_pubs=self.config.max_pubs,
+        )
+        self._widest = max(info.num_qubits for info in self._catalog.values())
         store = self._store = await Store.open(self.config.db_path, max_stored_bytes=self.config.max_stored_bytes)
         secret = await store.signing_secret()
         self._authenticator = Authenticator(
@@ -120,14 +141,20 @@ class RuntimeServer:
         )
         self._usage = UsageMeter(store)
         self._idempotency = IdempotentSubmissions(store)
-        served = ServedBackend(
-            self._backend,
-            on_start=lambda job_id: self.jobs.started(job_id),
-            owner_of=lambda job_id: self.jobs.owner_of(job_id),
-            weights=self.config.user_weights,
-        )
+        slot = FairSlot(weights=self.config.user_weights)  # one engine: every backend's jobs take turns for it
+        served = {
+            name: ServedBackend(
+                info.backend,
+                on_start=lambda job_id: self.jobs.started(job_id),
+                owner_of=lambda job_id: self.jobs.owner_of(job_id),
+                slot=slot,
+            )
+            for name, info in self.catalog.items()
+        }
         self._sessions = SessionLifecycle(self.config, store, self.service, served, self._tasks)
-        self._jobs = JobLifecycle(self.config, store, served, self._sessions, self._usage, self._tasks)
+        self._jobs = JobLifecycle(
+            self.config, store, served, self._sessions, self._usage, self._tasks, catalog=self.catalog
+        )
         await self.recover()
         self._retention = RetentionSweeper(
             store, self._jobs, retention=self.config.job_retention, clock=self.config.clock
@@ -221,7 +248,7 @@ class RuntimeServer:
             )
 
     async def _decode_params(self, program: str, params: Any, cost: int | None) -> tuple[list[Any], Options]:
-        return await decode_params(program, params, cost, self.config)
+        return await decode_params(program, params, cost, self.config, widest_backend=self._widest)
 
     # -- usage -----------------------------------------------------------------------------------
 

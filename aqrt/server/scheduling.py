@@ -219,6 +219,8 @@ class ServedBackend:
         owner_of: whose turn a job takes, by aqrt's job id (by default everyone's is one
             user's: first come, first served); the job's session is the request's.
         weights: user -> turns per round (:class:`FairSlot`).
+        slot: the engine slot to take turns for (the served backends share one engine: give
+            them one slot); by default a slot of its own, with ``weights``.
     """
 
     def __init__(
@@ -228,11 +230,12 @@ class ServedBackend:
         owner_of: Callable[[str], JobOwner] = lambda job_id: UNKNOWN_OWNER,
         *,
         weights: Mapping[str, int] = {},
+        slot: FairSlot | None = None,
     ) -> None:
         self._backend = backend
         self._on_start = on_start
         self._owner_of = owner_of
-        self._slot = FairSlot(weights=weights)
+        self._slot = slot if slot is not None else FairSlot(weights=weights)
         self._capabilities = dataclasses.replace(
             backend.capabilities, runs_inline=False, reports_job_start=True, enforces_max_execution_time=True
         )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any, Final
 
 from ..backends.base import Backend
@@ -72,12 +73,17 @@ class SessionLifecycle:
     """The live sessions of one server, from creation to their close for good."""
 
     def __init__(
-        self, config: ServerConfig, store: Store, service: LocalService, backend: Backend, tasks: Tasks
+        self,
+        config: ServerConfig,
+        store: Store,
+        service: LocalService,
+        backends: Mapping[str, Backend],
+        tasks: Tasks,
     ) -> None:
         self._config = config
         self._store = store
         self._service = service
-        self._backend = backend
+        self._backends = backends
         self._tasks = tasks
         self._sessions: dict[str, LiveSession] = {}
 
@@ -146,16 +152,15 @@ class SessionLifecycle:
         return await self.response(live)
 
     def _new_aqrt_session(self, row: dict[str, Any]) -> Session:
+        backend = self._backends[row["backend"]]
         if row["mode"] == BATCH:
             return Batch(
                 self._service,
-                self._backend,
+                backend,
                 max_time=row["max_ttl"],
                 max_concurrency=self._config.batch_concurrency,
             )
-        return Session(
-            self._service, self._backend, max_time=row["max_ttl"], interactive_timeout=row["interactive_ttl"]
-        )
+        return Session(self._service, backend, max_time=row["max_ttl"], interactive_timeout=row["interactive_ttl"])
 
     async def for_submission(self, session_id: str, user: str) -> LiveSession:
         """``user``'s live session ``session_id``, to submit a job to; 404 if unknown, 409 if

@@ -105,16 +105,16 @@ def instance_header(request: web.Request) -> str | None:
 
 
 def served_backend(config: ServerConfig, name: Any) -> str | None:
-    """The served backend's name if ``name`` names it, else None."""
-    return config.backend_name if name == config.backend_name else None
+    """``name`` if it names a served backend, else None."""
+    return name if isinstance(name, str) and name in config.backends else None
 
 
 def check_backend(config: ServerConfig, name: Any) -> str:
-    """The served backend's name; 400 when no backend is named, 404 when another one is."""
+    """A served backend's name; 400 when no backend is named, 404 when another one is."""
     served = served_backend(config, name)
     if served is None:
         raise ApiError(
-            400 if name is None else 404, f"backend {shown(name)} not found; available: [{config.backend_name!r}]"
+            400 if name is None else 404, f"backend {shown(name)} not found; available: {list(config.backends)!r}"
         )
     return served
 

@@ -64,6 +64,7 @@ __all__ = [
     "CODE_CONFLICT",
     "CODE_INTERNAL",
     "CODE_INTERRUPTED",
+    "CODE_NON_ISA",
     "CODE_JOB_FAILED",
     "CODE_NOT_FOUND",
     "CODE_PENDING_JOBS_LIMIT",
@@ -156,8 +157,11 @@ CODE_SESSION_CACHE: Final = 1219
 #: The job was stopped for running longer than its ``max_execution_time`` (the ``cost`` sent).
 CODE_RAN_TOO_LONG: Final = 1305
 CODE_JOB_FAILED: Final = 1500
-#: The job could not be re-run after the server restarted.
-CODE_INTERRUPTED: Final = 1517
+#: The job could not be re-run after the server restarted, or the server died under it too often
+#: (IBM's 1010, "Error returned at backend level").
+CODE_INTERRUPTED: Final = 1010
+#: The job's circuits are not ISA for its backend, or wider than it (IBM's code and meaning).
+CODE_NON_ISA: Final = 1517
 #: What IBM IAM answers (400) for an unknown API key.
 CODE_API_KEY_NOT_FOUND: Final = 2001
 #: A 429 for too many failed API-key exchanges from one address or with one key (aqrt's choice).

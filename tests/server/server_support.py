@@ -34,7 +34,9 @@ class FakeClock:
 
 
 def make_config(tmp_path: Path, **changes: Any) -> ServerConfig:
-    values: dict[str, Any] = {"db_path": tmp_path / "server.sqlite3", "api_keys": KEYS, "backend_qubits": 4}
+    # As wide as the engine allows: a circuit wider than the advertised width fails with 1517.
+    width = changes.get("max_qubits", ServerConfig.__dataclass_fields__["max_qubits"].default)
+    values: dict[str, Any] = {"db_path": tmp_path / "server.sqlite3", "api_keys": KEYS, "backend_qubits": width}
     values.update(changes)
     return ServerConfig(**values)
 

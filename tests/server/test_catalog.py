@@ -14,13 +14,15 @@ from qiskit_ibm_runtime.models import BackendProperties
 from qiskit_ibm_runtime.utils.backend_converter import convert_to_target
 from qiskit_ibm_runtime.utils.backend_decoder import configuration_from_server_data
 
+from aqrt.backends.local import LocalService
 from aqrt.backends.local.device import DeviceBackend
 from aqrt.backends.local.devices import fake_device
 from aqrt.server.catalog import NON_ISA_MESSAGE, STATEVECTOR, non_isa_failure, served_backends
 
 
 def _served(*names: str):  # type: ignore[no-untyped-def]
-    return served_backends(list(names), statevector_qubits=5, max_qubits=20, max_shots=1000, max_pubs=10)
+    service = LocalService(max_qubits=20, noise=True)
+    return served_backends(list(names), service, statevector_qubits=5, max_shots=1000, max_pubs=10)
 
 
 def _target_from_documents(configuration: dict, properties: dict):  # type: ignore[no-untyped-def]

@@ -64,7 +64,7 @@ async def test_job_mode_results_equal_the_local_engines(tmp_path: Path) -> None:
     options = Options(seed=5, default_shots=400)
     expected_evs = await local_result("estimator", rotation_pubs(), options)
     expected_counts = await local_result("sampler", [measured_bell()], options)
-    async with served(tmp_path) as (service, _):
+    async with served(tmp_path, backend_qubits=4) as (service, _):
         backend = await service.backend("aqrt_statevector")
         assert backend.num_qubits == 4
         evs = await Estimator(mode=backend, options=options).run(rotation_pubs())
@@ -353,7 +353,7 @@ async def test_the_ibm_backend_is_a_qiskit_backend_with_the_served_target(tmp_pa
 
     from aqrt import BackendError
 
-    async with served(tmp_path) as (service, _):
+    async with served(tmp_path, backend_qubits=4) as (service, _):
         backend = await service.backend("aqrt_statevector")
     assert isinstance(backend, BackendV2) and backend.name == "aqrt_statevector"
     target = backend.target

@@ -46,7 +46,7 @@ class ServerProcess:
         with self.log_path.open("a") as log:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable,
-                *("-m", "aqrt", "serve", "--port", "0", "--db", str(self.db_path), *keys),
+                *("-m", "aqrt", "serve", "--port", "0", "--db", str(self.db_path), "--backend-qubits", "24", *keys),
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log,
             )
@@ -193,7 +193,7 @@ async def test_a_job_running_at_every_crash_is_failed_after_the_allowed_reruns(t
             client = await server.start(http)
         state = await _state(client, token, poison)
         assert state["status"] == "Failed", state
-        assert state["reason_code"] == 1517
+        assert state["reason_code"] == 1010
         assert f"stopped unexpectedly while this job ran, {MAX_CRASH_RERUNS + 1} times" in state["reason"]
         async with client.http.get(
             f"{client.base}/api/v1/jobs/{poison}/results", headers={"Authorization": f"Bearer {token}"}
@@ -234,7 +234,7 @@ async def test_the_rule_counts_crashes_only(tmp_path) -> None:
     async with running_server(config) as client:
         assert (await client.wait_final(token, rerun))["state"]["status"] == "Completed"
         state = (await client.wait_final(token, poison))["state"]
-        assert state["status"] == "Failed" and state["reason_code"] == 1517
+        assert state["status"] == "Failed" and state["reason_code"] == 1010
         assert "not run again" in state["reason"]
         await client.wait_status(token, clean, "Running")
         assert (await client.call("POST", f"/jobs/{clean}/cancel", token))[0] == 204

@@ -97,5 +97,5 @@ async def test_a_stored_job_that_cannot_be_rerun_is_failed_with_a_reason(tmp_pat
     await asyncio.to_thread(corrupt)
     async with running_server(config) as client:
         job = await client.wait_final(token, job_id)
-        assert job["state"]["status"] == "Failed" and job["state"]["reason_code"] == 1517
+        assert job["state"]["status"] == "Failed" and job["state"]["reason_code"] == 1010
         assert "could not be re-run after a server restart" in job["state"]["reason"]
