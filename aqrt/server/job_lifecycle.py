@@ -47,7 +47,9 @@ from ..wire.runtime_api import (
     DEDICATED,
     FAILED,
     FINAL_JOB_STATUSES,
+    JOB_CANCELLED_REASON,
     RUNNING,
+    SESSION_CANCELLED_REASON,
     api_job_status,
     job_created_body,
     reason_code,
@@ -59,14 +61,13 @@ from .idempotency import repeated
 from .quotas import PendingJobs, Reservation, storage_quota_error
 from .records import iso, new_job_row, utc_now
 from .scheduling import UNKNOWN_OWNER, JobOwner
-from .session_lifecycle import SESSION_CANCELLED_REASON, LiveSession, SessionLifecycle
+from .session_lifecycle import LiveSession, SessionLifecycle
 from .store import StorageQuotaExceeded, Store, text_bytes
 from .tasks import Tasks
 from .usage import UsageMeter
 from .validation import JobListQuery, check_backend, check_cost, check_job_body, check_program, check_tags
 
 __all__ = [
-    "CANCELLED_REASON",
     "UNENCODABLE_REASON",
     "JobLifecycle",
     "LiveJob",
@@ -76,8 +77,6 @@ __all__ = [
 
 logger = logging.getLogger("aqrt.server")
 
-#: ``state.reason`` of a job cancelled by its user.
-CANCELLED_REASON = "cancelled by its user"
 #: ``state.reason`` of a job whose result could not be encoded (it is stored as failed, not lost).
 UNENCODABLE_REASON = "the job ran, but its result could not be encoded for the Runtime API"
 
@@ -412,7 +411,7 @@ class JobLifecycle:
         }
         result = None
         if live.cancelled:  # acknowledged as cancelled: so it stays, even if the engine finished it
-            fields["reason"] = CANCELLED_REASON
+            fields["reason"] = JOB_CANCELLED_REASON
         elif status is JobStatus.DONE:
             result = await job.result()  # settled: returns at once
             result.metadata.update(job_id=live.id, session_id=live.row.get("session_id"))  # the Runtime ids
@@ -532,7 +531,7 @@ class JobLifecycle:
         live.cancelled = True
         self._pending.discard(live.user, live.id)
         live.job.cancel()
-        await self._store.cancel_job(live.id, utc_now(), CANCELLED_REASON)
+        await self._store.cancel_job(live.id, utc_now(), JOB_CANCELLED_REASON)
 
     async def delete(self, job_id: str, user: str) -> None:
         """``DELETE /jobs/{id}``: a finished (or cancelled) job and its result; 409 while it runs."""

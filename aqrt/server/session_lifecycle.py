@@ -19,7 +19,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 from ..backends.base import Backend
 from ..backends.local import LocalService
@@ -29,9 +29,11 @@ from ..wire.runtime_api import (
     CLOSED_BY_CANCEL,
     CLOSED_BY_CLOSE,
     CLOSED_MAX_TTL,
+    CLOSED_UNUSED,
     CODE_SESSION_CLOSED,
     CODE_SESSION_EXPIRED,
     DEDICATED,
+    SESSION_CANCELLED_REASON,
     SESSION_CLOSED,
     api_session_state,
 )
@@ -43,12 +45,7 @@ from .store import Store
 from .tasks import Tasks
 from .validation import check_session_request
 
-__all__ = ["CLOSED_UNUSED", "SESSION_CANCELLED_REASON", "LiveSession", "SessionLifecycle"]
-
-#: ``closed_reason`` of a dedicated session no job was submitted to within its interactive timeout.
-CLOSED_UNUSED: Final = "interactive_ttl reached with no job submitted"
-#: ``state.reason`` of a job cancelled with its session.
-SESSION_CANCELLED_REASON: Final = "cancelled with its session"
+__all__ = ["LiveSession", "SessionLifecycle"]
 
 
 @dataclasses.dataclass

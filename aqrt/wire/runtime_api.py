@@ -59,13 +59,14 @@ __all__ = [
     "CLOSED_BY_CANCEL",
     "CLOSED_BY_CLOSE",
     "CLOSED_MAX_TTL",
+    "CLOSED_UNUSED",
     "CODE_API_KEY_NOT_FOUND",
     "CODE_BAD_REQUEST",
     "CODE_CONFLICT",
     "CODE_INTERNAL",
     "CODE_INTERRUPTED",
-    "CODE_NON_ISA",
     "CODE_JOB_FAILED",
+    "CODE_NON_ISA",
     "CODE_NOT_FOUND",
     "CODE_PENDING_JOBS_LIMIT",
     "CODE_RAN_TOO_LONG",
@@ -84,12 +85,14 @@ __all__ = [
     "IDEMPOTENCY_HEADER",
     "IDEMPOTENCY_TAG_PREFIX",
     "INSTANCE_HEADER",
+    "JOB_CANCELLED_REASON",
     "JOB_STATUSES",
     "PARAMS_VERSION",
     "PROGRAMS",
     "QUEUED",
     "RUNNING",
     "SESSION_ACTIVE",
+    "SESSION_CANCELLED_REASON",
     "SESSION_CLOSED",
     "SESSION_INACTIVE",
     "SESSION_MODES",
@@ -296,6 +299,12 @@ CLOSED_MAX_TTL: Final = "max_ttl reached"
 CLOSED_BY_CANCEL: Final = "cancelled"
 #: ``closed_reason`` of a session closed (``PATCH`` ``accepting_jobs: false``) and drained.
 CLOSED_BY_CLOSE: Final = "closed"
+#: ``closed_reason`` of a dedicated session no job was submitted to within its interactive timeout.
+CLOSED_UNUSED: Final = "interactive_ttl reached with no job submitted"
+#: ``state.reason`` of a job cancelled by its user.
+JOB_CANCELLED_REASON: Final = "cancelled by its user"
+#: ``state.reason`` of a job cancelled with its session.
+SESSION_CANCELLED_REASON: Final = "cancelled with its session"
 
 # aqrt's SessionState member -> the API's state. Keyed by member name: the wire layer sits below
 # the session layer and does not import it (tests check that every member is here).
