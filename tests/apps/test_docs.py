@@ -36,3 +36,28 @@ def test_the_docs_build_is_current() -> None:
         [sys.executable, str(ROOT / "tools" / "build_docs.py"), "--check"], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
+
+
+README = ROOT / "README.md"
+# The README's blocks that talk to an `aqrt serve` on 127.0.0.1:8765 are run against a real
+# server by tests/server (test_official_client.py, test_client_against_server.py).
+SERVER_BLOCK = '"http://127.0.0.1:8765"'
+README_BLOCKS = [
+    pytest.param(block, id=f"README-{number}")
+    for number, block in enumerate(BLOCK.findall(README.read_text()), start=1)
+    if SERVER_BLOCK not in block
+]
+
+
+def test_the_readme_s_server_blocks_are_the_ones_the_server_tests_run() -> None:
+    server_blocks = [block for block in BLOCK.findall(README.read_text()) if SERVER_BLOCK in block]
+    assert len(server_blocks) == 2
+    assert "QiskitRuntimeService" in server_blocks[0] and "RuntimeService(" in server_blocks[1]
+
+
+@pytest.mark.parametrize("block", README_BLOCKS)
+def test_a_readme_block_runs(block: str, tmp_path: Path) -> None:
+    script = tmp_path / "block.py"
+    script.write_text(block)
+    done = subprocess.run([sys.executable, "-W", "error", str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
