@@ -73,18 +73,18 @@ class ServerConfig:
         token_ttl: seconds an access token lives.
         clock: wall clock for tokens (injectable so tests can expire tokens).
         max_body_bytes: the largest request body (413 above it).
-        max_pubs / max_qubits / max_clbits / max_circuit_ops / max_parameters / max_shots /
-            max_bindings / max_parameter_values / max_observable_terms / max_result_bits: bounds
-            on what a job may declare, checked before anything is decoded or allocated (400
-            above; :class:`aqrt.wire.limits.PayloadLimits` says what each counts). ``max_shots``
-            is what the served backend's configuration advertises; ``max_qubits`` also bounds
-            the engine.
+        max_pubs, max_qubits, max_clbits, max_circuit_ops, max_parameters, max_shots: bounds on
+            what a job may declare, checked before anything is decoded or allocated (400 above;
+            :class:`aqrt.wire.limits.PayloadLimits` says what each counts), as are
+            ``max_bindings``, ``max_parameter_values``, ``max_observable_terms`` and
+            ``max_result_bits``. ``max_shots`` is what the served backend's configuration
+            advertises; ``max_qubits`` also bounds the engine.
         max_decompressed_bytes: bound on inflated payload blobs (QPY, arrays), per job.
         max_cost: the largest ``cost`` (a job's max execution time, seconds) a job may set.
-        max_tags / max_tag_length: tags per job and characters per tag (also per listing filter).
+        max_tags, max_tag_length: tags per job and characters per tag (also per listing filter).
         max_crash_reruns: how many times a job that was running when the server died is re-run;
             found running after that many re-runs it fails (the poison-job rule, code 1010).
-        max_failed_exchanges / failure_window: failed API-key exchanges one address (or one key)
+        max_failed_exchanges, failure_window: failed API-key exchanges one address (or one key)
             may have within ``failure_window`` seconds before it gets 429s.
         header_timeout: seconds a client has to send a request's line and headers (from the
             connection's start, or from the previous response on a kept-alive connection);
