@@ -114,3 +114,58 @@ async def test_a_disconnect_cancels_the_job_and_bad_bodies_get_400() -> None:
         assert app.batch.statistics()["cancelled"] == 1
         status, payload = await request(app, b'{"circuit": "OPENQASM 3.0; qubit[1] q; nope q[0];", "observables": "Z"}')
         assert status == 400 and "bad request body" in payload["error"]
+
+
+def _request_and_exact_value() -> tuple[dict[str, str], float]:
+    circuit = ansatz(3, 2)
+    bound = circuit.assign_parameters(grid(1, circuit.num_parameters)[0])
+    expected = float(StatevectorEstimator().run([(bound, "ZZZ")]).result()[0].data.evs)
+    return {"circuit": qasm3.dumps(bound), "observables": "ZZZ"}, expected
+
+
+async def test_the_service_under_a_real_asgi_server_on_127_0_0_1(tmp_path: Path) -> None:
+    """uvicorn (the examples extra) serves the app on a socket bound here: lifespan opens the
+    Batch, a request gets the exact values, and SIGINT shuts it down cleanly (exit 0)."""
+    import signal
+    import socket
+    import sys
+
+    import aiohttp
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--fd",
+        str(listener.fileno()),
+        "--app-dir",
+        str(ROOT / "examples"),
+        "--log-level",
+        "warning",
+        "asgi_service:app",
+        pass_fds=(listener.fileno(),),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    listener.close()
+    try:
+        body, expected = await asyncio.to_thread(_request_and_exact_value)
+        async with aiohttp.ClientSession() as http:
+            async with asyncio.timeout(120):
+                while True:  # the app starts (lifespan) once uvicorn has imported it
+                    try:
+                        async with http.post(f"http://127.0.0.1:{port}/expectation", json=body) as response:
+                            assert response.status == 200, await response.text()
+                            answer = await response.json()
+                            break
+                    except aiohttp.ClientConnectionError:
+                        await asyncio.sleep(0.2)
+        assert abs(float(np.asarray(answer["evs"]).reshape(-1)[0]) - expected) < 1e-9
+    finally:
+        process.send_signal(signal.SIGINT)
+        async with asyncio.timeout(60):
+            _, stderr = await process.communicate()
+    assert process.returncode == 0, stderr.decode()
