@@ -34,6 +34,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("aqrt.server.cli", "serve the IBM Quantum Runtime REST API over the local engine"),
     "bench": ("aqrt._bench_cli", "run the benchmark suite and print the ratio table"),
     "sweep": ("aqrt._sweep_cli", "run a parameter sweep from a QASM file and a parameter grid"),
+    "warmup": ("aqrt._warmup_cli", "compile (or load from the cache) the engine's kernels now"),
 }
 
 

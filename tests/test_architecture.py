@@ -34,7 +34,7 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (4, ("aqrt.session", "aqrt.primitives", "aqrt.testing")),
     (5, ("aqrt.sync",)),
     (6, ("aqrt.server",)),
-    (7, ("aqrt.cli", "aqrt._demo", "aqrt._bench_cli", "aqrt._sweep_cli", "aqrt.__main__")),
+    (7, ("aqrt.cli", "aqrt._demo", "aqrt._bench_cli", "aqrt._sweep_cli", "aqrt._warmup_cli", "aqrt.__main__")),
 ]
 
 # The members of the written Backend / Service contract (aqrt/backends/base.py): nothing may

@@ -4,6 +4,7 @@ plot, progress bar), bench, and clear errors for bad arguments. Each runs as a r
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -195,3 +196,9 @@ def test_bench_names_a_missing_extra_before_running_anything(monkeypatch: pytest
     captured = capsys.readouterr()
     assert "aqrt bench needs distributed" in captured.err and "'.[dask]'" in captured.err
     assert "== aqrt bench" not in captured.out  # nothing was started
+
+
+def test_warmup_compiles_or_loads_the_kernels_and_says_how_long() -> None:
+    completed = _aqrt("warmup", "--dtype", "complex128")
+    assert completed.returncode == 0, completed.stderr
+    assert re.search(r"^aqrt warmup: complex128 kernels ready in [0-9.]+ s$", completed.stdout, re.MULTILINE)
