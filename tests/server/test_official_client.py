@@ -12,10 +12,9 @@ asking IBM Cloud's Global Search, so ``QiskitRuntimeService(instance=crn)`` need
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,36 +22,17 @@ import pytest
 from qiskit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp
 from qiskit.transpiler import generate_preset_pass_manager
-from qiskit_ibm_runtime import Batch, EstimatorV2, QiskitRuntimeService, SamplerV2, Session
+from qiskit_ibm_runtime import Batch, EstimatorV2, SamplerV2, Session
 from qiskit_ibm_runtime.exceptions import RuntimeInvalidStateError, RuntimeJobMaxTimeoutError, RuntimeJobNotFound
 
 from aqrt.primitives import EngineEstimator, EngineSampler
 from aqrt.server import serve_in_thread
 
-from .server_support import CRN, make_config
+from .server_support import make_config
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:The (Estimator|Sampler)V2 class is deprecated:DeprecationWarning"),
 ]
-
-
-@pytest.fixture
-def connect(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., QiskitRuntimeService]]:
-    """``connect(**config)`` starts a server and returns an official service pointed at it."""
-    with contextlib.ExitStack() as stack:
-
-        def open_service(**changes: object) -> QiskitRuntimeService:
-            url = stack.enter_context(serve_in_thread(make_config(tmp_path, **changes), debug=True))
-            monkeypatch.setenv("IAM_URL", url)
-            monkeypatch.setenv("QISKIT_FUNCTIONS_EXPERIMENTAL", "1")
-            return QiskitRuntimeService(
-                channel="ibm_quantum_platform",
-                token="alice-key",
-                instance=CRN,
-                url_resolver=lambda *args, **kwargs: f"{url}/api/v1",
-            )
-
-        yield open_service
 
 
 def _isa(backend, circuit: QuantumCircuit) -> QuantumCircuit:

@@ -3,45 +3,24 @@ IBM's ISA rule on the server (code 1517), with the official client and over raw 
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from qiskit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp
 from qiskit.transpiler import generate_preset_pass_manager
-from qiskit_ibm_runtime import EstimatorV2, QiskitRuntimeService, SamplerV2, Session
+from qiskit_ibm_runtime import EstimatorV2, SamplerV2, Session
 from qiskit_ibm_runtime.fake_provider import FakeManilaV2
 
 from aqrt.backends.local import LocalService
-from aqrt.server import serve_in_thread
 
-from .server_support import CRN, bell, make_config, running_server
+from .server_support import bell, make_config, running_server
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore:The (Estimator|Sampler)V2 class is deprecated:DeprecationWarning"),
 ]
 
 DEVICES = ("aqrt_statevector", "fake_manila")
-
-
-@pytest.fixture
-def connect(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., QiskitRuntimeService]]:
-    with contextlib.ExitStack() as stack:
-
-        def open_service(**changes: object) -> QiskitRuntimeService:
-            url = stack.enter_context(serve_in_thread(make_config(tmp_path, **changes), debug=True))
-            monkeypatch.setenv("IAM_URL", url)
-            monkeypatch.setenv("QISKIT_FUNCTIONS_EXPERIMENTAL", "1")
-            return QiskitRuntimeService(
-                channel="ibm_quantum_platform",
-                token="alice-key",
-                instance=CRN,
-                url_resolver=lambda *args, **kwargs: f"{url}/api/v1",
-            )
-
-        yield open_service
 
 
 def _ghz(n: int) -> QuantumCircuit:
