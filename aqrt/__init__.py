@@ -46,7 +46,7 @@ from .errors import (
 )
 from .job import Job, JobMetrics, JobRequest, JobStatus, Program
 from .options import EstimatorOptions, Options, SamplerOptions, parse_duration
-from .primitives import Estimator, Sampler
+from .primitives import Estimator, Executor, Sampler
 from .session import Batch, Session, SessionState, current_session
 
 # qiskit-ibm-runtime's names for the same classes, so ported code changes only its imports.
@@ -71,6 +71,7 @@ __all__ = [
     "EstimatorOptions",
     "EstimatorV2",
     "ExecutionContext",
+    "Executor",
     "InvalidInputError",
     "InvalidOptionsError",
     "InvalidPubError",

@@ -33,7 +33,8 @@ from .progress import Progress, count_bindings
 
 __all__ = ["Job", "JobId", "JobMetrics", "JobRequest", "JobStatus", "Program", "new_job_id"]
 
-Program = Literal["estimator", "sampler"]
+Program = Literal["estimator", "sampler", "executor"]
+"""A job's Runtime program: the two V2 primitives, or IBM's ``executor`` (one ``QuantumProgram``)."""
 
 
 class JobStatus(enum.Enum):

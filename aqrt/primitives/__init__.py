@@ -1,8 +1,9 @@
-"""Estimator and Sampler (async), and EngineEstimator / EngineSampler (Qiskit's synchronous
-BaseEstimatorV2 / BaseSamplerV2 over the local engine)."""
+"""Estimator, Sampler and Executor (IBM's ``executor`` program), async; EngineEstimator /
+EngineSampler (Qiskit's synchronous BaseEstimatorV2 / BaseSamplerV2 over the local engine)."""
 
 from .estimator import Estimator
+from .executor import Executor
 from .sampler import Sampler
 from .sync import EngineEstimator, EngineSampler
 
-__all__ = ["EngineEstimator", "EngineSampler", "Estimator", "Sampler"]
+__all__ = ["EngineEstimator", "EngineSampler", "Estimator", "Executor", "Sampler"]

@@ -30,6 +30,7 @@ from ..backends.isa import non_isa_reason
 from ..backends.local import LocalBackend, LocalService
 from ..backends.local.device import DeviceBackend
 from ..backends.local.devices import FAKE_PREFIX
+from ..backends.local.executor_program import QuantumProgramPub
 from ..errors import BackendNotFoundError
 
 __all__ = [
@@ -151,11 +152,20 @@ def served_backends(
     return served
 
 
+def _checked_circuits(pubs: Sequence[Any]) -> Sequence[Any]:
+    """What the ISA check walks, each with a ``circuit``: the PUBs, or an ``executor`` job's
+    program's items (numbered as the service numbers them: PUB ``i`` is item ``i``)."""
+    if len(pubs) == 1 and isinstance(pubs[0], QuantumProgramPub):
+        return list(pubs[0].program.items)
+    return pubs
+
+
 def non_isa_failure(info: ServedBackendInfo, pubs: Sequence[Any]) -> str | None:
     """The reason a job on ``info``'s backend fails with code 1517 (IBM's words, then which
-    PUB and instruction), or None when every PUB's circuit is ISA for it."""
+    PUB and instruction), or None when every PUB's circuit is ISA for it. An ``executor``
+    job's PUB is its program: every item's circuit is checked."""
     target = info.backend.target if isinstance(info.backend, DeviceBackend) else None
-    for index, pub in enumerate(pubs):
+    for index, pub in enumerate(_checked_circuits(pubs)):
         circuit = pub.circuit
         reason: str | None
         if target is not None:

@@ -38,7 +38,7 @@ from ..backends.base import Backend
 from ..errors import AqrtError, JobFailedError, SessionError, SessionExpiredError
 from ..job import Job, JobStatus, Program
 from ..options import Options
-from ..primitives import Estimator, Sampler
+from ..primitives import Estimator, Executor, Sampler
 from ..wire import encode
 from ..wire.runtime_api import (
     CANCELLED,
@@ -84,6 +84,19 @@ UNENCODABLE_REASON = "the job ran, but its result could not be encoded for the R
 # server-wide counter) and a session's.
 _AQRT_JOB_ID = re.compile(r"\bjob-[0-9a-f]{12}-[0-9a-f]{8}\b")
 _AQRT_SESSION_ID = re.compile(r"\bsession-[0-9a-f]{20}\b")
+
+
+def _encoded_result(job: Job, result: Any) -> str:
+    """The text ``GET /jobs/{id}/results`` answers with: a V2 primitive's ``PrimitiveResult``
+    in the Runtime API's JSON (:func:`aqrt.wire.encode`), an ``executor`` job's
+    ``QuantumProgramResult`` in the service's schema v2.0, which qiskit-ibm-runtime's
+    ``ExecutorResultDecoder`` reads (:func:`aqrt.wire.quantum_program.executor_result_to_json`)."""
+    if job.program != "executor":
+        return encode(result)
+    from ..wire.quantum_program import executor_result_to_json
+
+    (pub,) = job.request.pubs
+    return executor_result_to_json(result, item_shapes=[tuple(item.shape) for item in pub.program.items])
 
 
 def public_text(text: str, public_ids: Mapping[str, str]) -> str:
@@ -314,10 +327,13 @@ class JobLifecycle:
                 closed), 400 for a PUB the backend cannot run.
         """
         mode: Any = live_session.session if live_session is not None else self._backends[backend]
-        primitive_class = Estimator if program == "estimator" else Sampler
         ids = {live_session.session.session_id: live_session.row["id"]} if live_session is not None else {}
         try:
-            job = primitive_class(mode=mode, options=options).run(pubs)
+            if program == "executor":  # its one PUB is the QuantumProgram (server.params)
+                job = Executor(mode=mode, options=options).run(pubs[0].program)
+            else:
+                primitive_class = Estimator if program == "estimator" else Sampler
+                job = primitive_class(mode=mode, options=options).run(pubs)
         except SessionError as exc:
             if isinstance(exc, SessionExpiredError) and live_session is not None:
                 self._sessions.note_expired(live_session)
@@ -388,7 +404,7 @@ class JobLifecycle:
         result: never on the loop, nor on the store's thread, which serves every user); a
         result that cannot be encoded makes the job failed, with a reason that says so."""
         try:
-            return {**fields, "result": await asyncio.to_thread(encode, result)}
+            return {**fields, "result": await asyncio.to_thread(_encoded_result, live.job, result)}
         except Exception:  # an unencodable result is a failed job, not a lost one
             logger.exception("the result of job %s could not be encoded", live.id)
             return {
@@ -414,7 +430,8 @@ class JobLifecycle:
             fields["reason"] = JOB_CANCELLED_REASON
         elif status is JobStatus.DONE:
             result = await job.result()  # settled: returns at once
-            result.metadata.update(job_id=live.id, session_id=live.row.get("session_id"))  # the Runtime ids
+            if job.program != "executor":  # a QuantumProgramResult's metadata is the service's timing only
+                result.metadata.update(job_id=live.id, session_id=live.row.get("session_id"))  # the Runtime ids
         elif status is JobStatus.ERROR:
             error = job.exception()
             reason = self.failure_reason(live, error)

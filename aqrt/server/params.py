@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ..options import Options
+from ..errors import InvalidOptionsError
+from ..options import Options, SamplerOptions
 from ..wire import WireError
 from ..wire.runtime_api import options_from_params, pubs_from_params
 from .config import ServerConfig
@@ -44,8 +45,39 @@ def decode_params_sync(
     """
     if cost is not None and cost > config.max_cost:
         raise ApiError(400, f"cost is {cost} seconds; this server takes at most {config.max_cost} (max_cost)")
+    if program == "executor":
+        return _decode_executor_params(params, cost, config, widest_backend)
     try:
         pubs, rest = pubs_from_params(program, params, limits=config.payload_limits(widest_backend=widest_backend))
         return pubs, options_from_params(rest, max_execution_time=cost, program=program)
     except WireError as exc:
         raise ApiError(400, str(exc)) from None
+
+
+def _decode_executor_params(
+    params: Any, cost: int | None, config: ServerConfig, widest_backend: int
+) -> tuple[list[Any], Options]:
+    """An ``executor`` job's params (qiskit-ibm-runtime's schema v2.0): its ``QuantumProgram``
+    as the job's one PUB (a :class:`~aqrt.backends.local.executor_program.QuantumProgramPub`),
+    and options holding only ``cost`` as ``max_execution_time``. The program's
+    ``ExecutorOptions`` (``init_qubits``, ``rep_delay``, ``experimental``) mean nothing to a
+    simulator and are not read; the run draws fresh entropy (the params carry no seed).
+
+    Raises:
+        ApiError: 400 for params the schema or this server's limits refuse, a ``meas_level``
+            other than ``"classified"`` (a simulator has no IQ data), or a server without the
+            ``devices`` extra (qiskit-ibm-runtime, samplomatic).
+    """
+    try:
+        from ..backends.local.executor_program import QuantumProgramPub, check_meas_level
+        from ..wire.quantum_program import decode_executor_params
+    except ImportError as exc:  # pragma: no cover - the devices extra is installed with the server's tests
+        raise ApiError(400, f"this server cannot run the executor program: {exc}") from None
+    try:
+        decoded = decode_executor_params(params, limits=config.payload_limits(widest_backend=widest_backend))
+        check_meas_level(decoded.program)
+    except ImportError as exc:
+        raise ApiError(400, f"this server cannot run the executor program: {exc}") from None
+    except (WireError, InvalidOptionsError) as exc:
+        raise ApiError(400, str(exc)) from None
+    return [QuantumProgramPub(decoded.program)], SamplerOptions(max_execution_time=cost)

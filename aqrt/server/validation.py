@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiMapping
 
-from ..wire import Program
+from ..job import Program
 from ..wire.runtime_api import BATCH, DEDICATED, INSTANCE_HEADER, SESSION_MODES
 from .config import ServerConfig
 from .errors import ApiError
@@ -120,12 +120,15 @@ def check_backend(config: ServerConfig, name: Any) -> str:
 
 
 def check_program(program: Any) -> Program:
-    """``"estimator"`` or ``"sampler"``; 404 for any other ``program_id``."""
+    """``"estimator"``, ``"sampler"`` or ``"executor"`` (IBM's program behind qiskit-ibm-runtime's
+    executor-based primitives); 404 for any other ``program_id``."""
     if program == "estimator":
         return "estimator"
     if program == "sampler":
         return "sampler"
-    raise ApiError(404, f"program {shown(program)} not found; this service runs 'estimator' and 'sampler'")
+    if program == "executor":
+        return "executor"
+    raise ApiError(404, f"program {shown(program)} not found; this service runs 'estimator', 'sampler' and 'executor'")
 
 
 # -- jobs -----------------------------------------------------------------------------------------

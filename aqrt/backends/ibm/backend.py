@@ -20,16 +20,24 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Any
+from typing import Any, cast
 
 import anyio
 from qiskit.providers import BackendV2
 from qiskit.providers import Options as QiskitOptions
 from qiskit.transpiler import Target
 
-from ...errors import BackendError, CircuitTooLargeError, ConflictError, NotFoundError, RuntimeRequestError
+from ...errors import (
+    BackendError,
+    CircuitTooLargeError,
+    ConflictError,
+    InvalidPubError,
+    NotFoundError,
+    RuntimeRequestError,
+)
 from ...job import JobRequest, Program
 from ...options import Options
+from ...wire import Program as PubProgram
 from ...wire.runtime_api import DEDICATED, IDEMPOTENCY_TAG_PREFIX, job_params, options_not_sent
 from ..base import BackendCapabilities, ExecutionContext, Service
 from .connection import Connection
@@ -47,7 +55,7 @@ _JOB_CONCURRENCY = 1000
 
 def _report_not_applied(result: Any, program: Program, options: Options) -> None:
     """Name, in the metadata, the options aqrt's client does not send (never silent)."""
-    not_sent = options_not_sent(options, program)
+    not_sent = options_not_sent(options, cast(PubProgram, program))  # validate_pub refuses executor jobs
     if not not_sent:
         return
     for holder in (result, *result):
@@ -198,7 +206,15 @@ class IBMBackend(BackendV2):
         return list(self.configuration.get("basis_gates") or [])
 
     def validate_pub(self, program: Program, pub: Any, index: int) -> None:
-        """Refuse circuits wider than the backend (at ``run()``, before any request)."""
+        """Refuse circuits wider than the backend (at ``run()``, before any request), and
+        ``executor`` jobs: aqrt's client does not send QuantumPrograms (qiskit-ibm-runtime's
+        executor-based primitives do)."""
+        if program == "executor":
+            raise InvalidPubError(
+                index,
+                "aqrt's Runtime client does not submit executor programs; run them with qiskit-ibm-runtime's "
+                "executor-based primitives (qiskit_ibm_runtime.executor_sampler / executor_estimator)",
+            )
         width = pub.circuit.num_qubits
         if width > self._num_qubits:
             raise CircuitTooLargeError(
@@ -263,7 +279,7 @@ class IBMBackend(BackendV2):
         returns its server id and final body. A cancellation is sent to the server."""
         api = self._connection.api
         remote_session = self._remote_sessions.get(request.session_id) if request.session_id else None
-        params = job_params(request.program, request.pubs, request.options)
+        params = job_params(cast(PubProgram, request.program), request.pubs, request.options)
         key = request.job_id.replace("-", "")
         submitted: dict[str, Any] | None = None
         try:

@@ -24,10 +24,11 @@ from qiskit.providers import Options as BackendOptions
 from qiskit.transpiler import Target
 
 from ..._concurrency import run_in_worker
-from ...errors import BackendError
+from ...errors import BackendError, InvalidPubError
 from ...job import JobRequest, Program
 from ..base import NOT_INLINE, BackendCapabilities, ExecutionContext, Service
 from .cost import INLINE_BUDGET, job_cost
+from .executor_program import QuantumProgramPub, run_quantum_program, validate_quantum_program
 from .executors import JobExecutor, WorkerThread
 from .memory import PEAK_BYTES_PER_AMPLITUDE, qubits_that_fit, total_memory
 from .runner import ENGINES, LocalJobRunner
@@ -217,7 +218,19 @@ class LocalBackend(BackendV2):
         return basis_gates(self.target)
 
     def validate_pub(self, program: Program, pub: Any, index: int) -> None:
-        """Refuse circuits that are too wide for this machine or that the engine cannot run."""
+        """Refuse circuits that are too wide for this machine or that the engine cannot run; an
+        ``executor`` job's program (a :class:`~.executor_program.QuantumProgramPub`): its
+        ``meas_level`` and every item, as :func:`~.executor_program.validate_quantum_program` checks.
+
+        Raises:
+            InvalidPubError / CircuitTooLargeError / UnsupportedCircuitError: a PUB (an item) it refuses.
+            InvalidOptionsError: an executor program whose ``meas_level`` is not ``"classified"``.
+        """
+        if program == "executor":
+            if not isinstance(pub, QuantumProgramPub):
+                raise InvalidPubError(index, f"an executor job runs a QuantumProgramPub, got {type(pub).__name__}")
+            validate_quantum_program(pub.program, self)
+            return
         self.runner.check_pub(
             program, pub, index, max_qubits=self._max_qubits, bytes_per_amplitude=self._bytes_per_amplitude
         )
@@ -226,6 +239,8 @@ class LocalBackend(BackendV2):
         """Run the job on its executor (tiny jobs go through :meth:`run_inline` first)."""
         if self.engine == "numba" and not engine_is_warm(self.dtype):
             await run_in_worker(lambda: warm_engine(self.dtype))
+        if request.program == "executor":
+            return await self._execute_program(request, context)
         if (
             self._executor is not None
             and not self.runner.may_be_noisy(request)  # noisy PUBs run whole, on this machine
@@ -234,8 +249,28 @@ class LocalBackend(BackendV2):
             return await self._executor.execute(self.runner, request, context)
         return await self._worker.execute(self.runner, request, context)
 
+    async def _execute_program(self, request: JobRequest, context: ExecutionContext) -> Any:
+        """An ``executor`` job: its ``QuantumProgram`` run whole on the engine worker thread (never
+        on a cluster: its samplex draws and items share one generator), seeded by the job's
+        ``seed`` if set; returns the ``QuantumProgramResult``."""
+        (pub,) = request.pubs
+        seed = request.options.seed
+        return await run_in_worker(
+            lambda: run_quantum_program(
+                pub.program,
+                self,
+                seed=seed,
+                cancel=context.cancel_requested,
+                cache=context.cache,
+                job_id=request.job_id,
+            ),
+            context.cancel_requested,
+        )
+
     def run_inline(self, request: JobRequest, context: ExecutionContext) -> Any:
         """The result of a job small enough to compute on the loop right now, else NOT_INLINE."""
+        if request.program == "executor":
+            return NOT_INLINE  # sampling a samplex and its items is never microseconds
         if self.engine != "numba" or request.options.optimization_level is not None:
             return NOT_INLINE
         if not engine_is_warm(self.dtype) or job_cost(request.pubs) > INLINE_BUDGET:

@@ -36,7 +36,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -45,13 +45,13 @@ from ...errors import InvalidOptionsError, JobCancelledError
 from ...job import JobRequest
 from ...options import SamplerOptions
 from ..base import ExecutionContext
-
-if TYPE_CHECKING:
-    from .backend import LocalBackend
+from .runner import LocalJobRunner
 
 __all__ = [
     "MAX_PART_QUBITS",
     "SUPPORTED_MEAS_LEVEL",
+    "ProgramBackend",
+    "QuantumProgramPub",
     "check_meas_level",
     "run_quantum_program",
     "run_quantum_program_async",
@@ -59,8 +59,57 @@ __all__ = [
     "validate_quantum_program",
 ]
 
+
+class ProgramBackend(Protocol):
+    """What a program runs on: a :class:`~.backend.LocalBackend` (or a device backend): its
+    PUB check and its runner (named here structurally: the backend module imports this one)."""
+
+    runner: LocalJobRunner
+
+    def validate_pub(self, program: Any, pub: Any, index: int) -> None: ...
+
+
 #: The one ``meas_level`` a simulator produces: bits.
 SUPPORTED_MEAS_LEVEL = "classified"
+
+
+class QuantumProgramPub:
+    """A ``QuantumProgram`` as the one "PUB" of an ``executor`` job (``JobRequest.pubs``).
+
+    What aqrt's runtime reads of a PUB before the job runs, taken from the program: ``circuit``
+    (its first item's circuit, an empty one for a program without items; a device backend checks
+    it is ISA before :func:`validate_quantum_program` checks every item), ``shots`` and
+    ``parameter_values`` (one binding per element of every item, so a job's progress counts
+    elements).
+    """
+
+    __slots__ = ("program",)
+
+    def __init__(self, program: Any) -> None:
+        self.program = program
+
+    @property
+    def circuit(self) -> Any:
+        """The first item's circuit (an empty circuit when the program has no items)."""
+        from qiskit.circuit import QuantumCircuit
+
+        items = self.program.items
+        return items[0].circuit if items else QuantumCircuit()
+
+    @property
+    def shots(self) -> int:
+        """Shots per element, the program's."""
+        return int(self.program.shots)
+
+    @property
+    def parameter_values(self) -> Any:
+        """Bindings without parameters, one per element of every item (progress counts them)."""
+        from qiskit.primitives.containers.bindings_array import BindingsArray
+
+        return BindingsArray(shape=(sum(math.prod(item.shape) for item in self.program.items),))
+
+    def __repr__(self) -> str:
+        return f"<QuantumProgramPub items={len(self.program.items)} shots={self.program.shots}>"
 
 
 def check_meas_level(program: Any) -> None:
@@ -78,7 +127,7 @@ def check_meas_level(program: Any) -> None:
         )
 
 
-def validate_quantum_program(program: Any, backend: LocalBackend) -> None:
+def validate_quantum_program(program: Any, backend: ProgramBackend) -> None:
     """Refuse, before any work (at submission), a program ``backend`` cannot run: its
     ``meas_level``, and each item's circuit as the backend's ``validate_pub`` checks a Sampler
     PUB (a device's ISA check, width, memory, instructions), bound at every element of its shape.
@@ -168,7 +217,7 @@ def _engine_seeds(seed: int | None, items: int) -> tuple[np.random.Generator, li
 
 def run_quantum_program(
     program: Any,
-    backend: LocalBackend,
+    backend: ProgramBackend,
     *,
     seed: int | None = None,
     cancel: CancelFlag | None = None,
@@ -240,7 +289,7 @@ def run_quantum_program(
 
 async def run_quantum_program_async(
     program: Any,
-    backend: LocalBackend,
+    backend: ProgramBackend,
     *,
     seed: int | None = None,
     cancel: CancelFlag | None = None,

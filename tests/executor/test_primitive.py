@@ -1,0 +1,101 @@
+"""aqrt's own ``Executor`` primitive: a ``QuantumProgram`` as one job of aqrt's runtime, in a
+Session, a Batch or job mode, with the session's rules and the backend's checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qiskit import QuantumCircuit
+from qiskit_ibm_runtime.quantum_program import QuantumProgram
+
+import aqrt
+from aqrt import Batch, Executor, Session
+from aqrt.errors import (
+    InvalidInputError,
+    InvalidOptionsError,
+    SessionClosedError,
+    UnsupportedCircuitError,
+)
+
+from .conftest import small_program, sweep_circuit
+
+SHOTS = 2000
+
+
+def sweep_program(shots: int = SHOTS) -> QuantumProgram:
+    program = QuantumProgram(shots=shots)
+    program.append_circuit_item(sweep_circuit(), circuit_arguments=np.array([[0.0], [np.pi / 2], [np.pi]]))
+    return program
+
+
+def test_executor_is_exported() -> None:
+    assert aqrt.Executor is Executor
+    assert aqrt.primitives.Executor is Executor
+
+
+@pytest.mark.asyncio
+async def test_a_program_runs_in_a_session_with_the_device_s_noise(noisy_manila, exact_manila) -> None:
+    async with Session(backend=noisy_manila) as session:
+        job = Executor(options={"seed": 11}).run(sweep_program())
+        assert job.session_id == session.session_id and job.program == "executor"
+        result = await job
+        again = await Executor(mode=session, options={"seed": 11}).run(sweep_program())
+    bits = result[0]["c"]
+    assert bits.shape == (3, SHOTS, 3) and bits.dtype == bool
+    ones = bits[..., 2].mean(axis=1)  # qubit 0 -> clbit 2: P(1) = cos^2(theta/2) -> 0, 1/2, 1 (flipped by sx sx)
+    expected = np.array([1.0, 0.5, 0.0])
+    sigma = np.sqrt(0.25 / SHOTS)
+    assert np.all(np.abs(ones - expected) < 0.06 + 5 * sigma), ones  # readout error a few percent
+    assert ones[2] > 0 or ones[0] < 1  # the device's noise shows somewhere
+    assert bits[..., 0].mean() > 0.9  # x on qubit 2 -> clbit 0
+    np.testing.assert_array_equal(again[0]["c"], bits)  # one seed, the same draws
+    exact = await Executor(mode=exact_manila, options={"seed": 11}).run(sweep_program())
+    exact_ones = exact[0]["c"][..., 2].mean(axis=1)
+    assert exact_ones[0] == 1.0 and exact_ones[2] == 0.0
+    assert abs(exact_ones[1] - 0.5) < 5 * sigma
+
+
+@pytest.mark.asyncio
+async def test_samplex_items_and_passthrough_data_come_back(exact_manila) -> None:
+    program = small_program(shots=500, randomizations=6)
+    async with Batch(backend=exact_manila):
+        result = await Executor(options={"seed": 5}).run(program)
+    assert result.passthrough_data is program.passthrough_data
+    bell = result[1]
+    assert bell["meas"].shape == (6, 500, 2)
+    flips = bell["measurement_flips.meas"]
+    assert flips.shape[0] == 6
+    undone = bell["meas"] ^ flips.reshape(6, 1, 2)  # the client undoes the measurement twirl
+    assert np.all(undone[..., 0] == undone[..., 1])  # a Bell pair: the two bits always agree
+    assert 0.4 < undone[..., 0].mean() < 0.6
+
+
+@pytest.mark.asyncio
+async def test_bad_programs_are_refused_at_run(exact_manila) -> None:
+    executor = Executor(mode=exact_manila)
+    with pytest.raises(InvalidInputError, match="QuantumProgram"):
+        executor.run([sweep_circuit()])
+    kerneled = QuantumProgram(shots=10, meas_level="kerneled")
+    kerneled.append_circuit_item(sweep_circuit(), circuit_arguments=np.array([[0.0]]))
+    with pytest.raises(InvalidOptionsError, match="meas_level='kerneled'"):
+        executor.run(kerneled)
+    not_isa = QuantumCircuit(2, 2)
+    not_isa.h(0)  # not in manila's basis
+    not_isa.measure([0, 1], [0, 1])
+    program = QuantumProgram(shots=10)
+    program.append_circuit_item(not_isa)
+    with pytest.raises(UnsupportedCircuitError, match="h"):
+        executor.run(program)
+
+
+@pytest.mark.asyncio
+async def test_a_closed_session_refuses_executor_jobs(exact_manila) -> None:
+    async with Session(backend=exact_manila) as session:
+        pass
+    with pytest.raises(SessionClosedError):
+        Executor(mode=session).run(sweep_program(10))
+
+
+def test_run_outside_async_code_says_what_to_do(exact_manila) -> None:
+    with pytest.raises(RuntimeError, match=r"aqrt\.sync\.Executor"):
+        Executor(mode=exact_manila).run(sweep_program(10))
