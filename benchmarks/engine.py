@@ -9,6 +9,11 @@ with fixed seeds, each warmed up first with a small run of the same kind:
                 (best of 3; best of 2 at the largest n), the fastest peer / aqrt, aqrt's time per
                 gate at the largest n and how many passes over the state it is worth, against a
                 memory-bandwidth floor measured with ``np.copyto``.
+- ``versus``    the ``wide`` workload, aqrt complex128, aqrt complex64 and qsim only, in 7
+                interleaved rounds (each round runs each once), every run with the share of the
+                machine other processes used; qsim / aqrt ratios from the best run whose share
+                was at most 10% (on a shared machine the ``wide`` rows, timed back to back,
+                can catch a burst of outside load that one contender gets and another does not).
 - ``sweep``     the same ansatz with 4 layers, n = 8 and 12, 1000 bindings in one PUB (seed 7),
                 a 20-term random Pauli observable (seed 11). Bindings per second.
 - ``sampling``  n = 20 GHZ, then one seeded layer of ry, rx on every qubit, measure_all,
@@ -132,6 +137,7 @@ FULL = {
     "cold_compile": True,
     "repeat": 3,
     "repeat_largest": 2,
+    "versus_rounds": 7,
 }
 QUICK = {
     **FULL,
@@ -141,8 +147,9 @@ QUICK = {
     "shots": 20_000,
     "qiskit_sampler_probe_n": 12,
     "cold_compile": False,
+    "versus_rounds": 3,
 }
-SECTIONS = ("wide", "sweep", "sampling", "cold", "memory")
+SECTIONS = ("wide", "versus", "sweep", "sampling", "cold", "memory")
 
 Result = tuple[float, Any]  # (seconds timed, value)
 
@@ -771,6 +778,97 @@ def run_wide(cfg: dict[str, Any]) -> dict[str, Any]:
     return {"layers": layers, "rows": rows, "summary": summary, "disagreements": disagreements}
 
 
+# -- versus: aqrt (both precisions) and qsim in interleaved rounds ---------------------------------
+
+CLEAN_SHARE = 0.10  # a timed run during which other processes used more of the machine is not clean
+
+
+def run_versus(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The wide workload, aqrt complex128, aqrt complex64 and qsim in rounds (each round runs each
+    once, in that order), so a burst of outside load hits all three alike; every run records the
+    share of the machine other processes used meanwhile, and ratios use the best *clean* run."""
+    if _qsim() is None:
+        return {"rows": [], "skipped": "qsimcirq is not installed"}
+    layers = cfg["wide_layers"]
+    rows: list[dict[str, Any]] = []
+    warm_circuit = hardware_efficient_ansatz(cfg["wide_warmup_n"], layers)
+    warm_pub = (warm_circuit, ising_observable(cfg["wide_warmup_n"]), wide_values(warm_circuit))
+    aqrt_estimate(warm_pub)
+    aqrt_estimate(warm_pub, "complex64")
+    qsim_estimate(*_qsim_wide_pub(warm_pub))
+    for n in cfg["wide_n"]:
+        circuit = hardware_efficient_ansatz(n, layers)
+        pub = (circuit, ising_observable(n), wide_values(circuit))
+        qsim_pub = _qsim_wide_pub(pub)
+        calls: dict[str, Callable[[], Result]] = {
+            "aqrt Estimator": lambda: aqrt_estimate(pub),
+            AQRT_SINGLE: lambda: aqrt_estimate(pub, "complex64"),
+            QSIM: lambda: qsim_estimate(*qsim_pub),
+        }
+        runs: dict[str, list[tuple[float, float]]] = {label: [] for label in calls}
+        print(f"  versus n={n}: {cfg['versus_rounds']} rounds", file=sys.stderr, flush=True)
+        for _ in range(cfg["versus_rounds"]):
+            for label, call in calls.items():
+                gc.collect()
+                meter = CpuMeter()
+                elapsed, _ = call()
+                runs[label].append((elapsed, meter.stop()["others_share"]))
+        for label, timed in runs.items():
+            clean = [t for t, share in timed if share <= CLEAN_SHARE]
+            rows.append(
+                {
+                    "n": n,
+                    "contender": label,
+                    "times_s": [t for t, _ in timed],
+                    "others_shares": [share for _, share in timed],
+                    "best_s": min(t for t, _ in timed),
+                    "clean_runs": len(clean),
+                    "best_clean_s": min(clean) if clean else None,
+                }
+            )
+    return {"rows": rows, "rounds": cfg["versus_rounds"], "clean_share": CLEAN_SHARE}
+
+
+def versus_ratios(section: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    """Per n: qsim's best clean time / aqrt's (each precision); None without clean runs of both."""
+    out: dict[str, dict[str, float | None]] = {}
+    for n in sorted({r["n"] for r in section["rows"]}):
+        by_name = {r["contender"]: r for r in section["rows"] if r["n"] == n}
+        qsim = by_name[QSIM]["best_clean_s"]
+        out[str(n)] = {
+            label: None
+            if qsim is None or by_name[label]["best_clean_s"] is None
+            else qsim / by_name[label]["best_clean_s"]
+            for label in ("aqrt Estimator", AQRT_SINGLE)
+        }
+    return out
+
+
+def format_versus(section: dict[str, Any]) -> list[str]:
+    if "skipped" in section:
+        return [f"versus: skipped: {section['skipped']}"]
+    lines = [
+        f"versus: the wide workload, aqrt (both precisions) and qsim in {section['rounds']} interleaved rounds; "
+        f"'clean' runs are those during which other processes used <= {100 * section['clean_share']:.0f}% "
+        "of the machine" + _contention(section)
+    ]
+    header = f"{'n':>3}  {'contender':<28}{'best s':>9}{'clean runs':>12}{'best clean s':>14}   others per run"
+    lines += [header, "-" * len(header)]
+    for entry in section["rows"]:
+        clean = "-" if entry["best_clean_s"] is None else f"{entry['best_clean_s']:.3f}"
+        shares = " ".join(f"{100 * share:.0f}%" for share in entry["others_shares"])
+        lines.append(
+            f"{entry['n']:>3}  {entry['contender']:<28}{entry['best_s']:>9.3f}{entry['clean_runs']:>12}{clean:>14}   "
+            + shares
+        )
+    for n, ratios in versus_ratios(section).items():
+        text = "; ".join(
+            f"qsim / {label} = " + ("-" if value is None else f"{value:.2f}x") for label, value in ratios.items()
+        )
+        lines.append(f"n={n} (best clean runs): {text}")
+    return lines
+
+
 # -- sweep ----------------------------------------------------------------------------------------
 
 
@@ -1335,7 +1433,19 @@ def targets(outcome: dict[str, Any]) -> list[dict[str, Any]]:
     """The "done means" figures of the engine-speed issue (#14), each against its goal."""
     found = []
     wide = outcome.get("wide")
-    if wide:
+    versus = outcome.get("versus")
+    if versus and "skipped" not in versus:
+        for n, ratios in versus_ratios(versus).items():
+            for label, goal in (("aqrt Estimator", 1.5), (AQRT_SINGLE, 2.0)):
+                if ratios[label] is not None:
+                    found.append(
+                        {
+                            "what": f"wide n={n}: qsim / {label} (clean, interleaved)",
+                            "value": ratios[label],
+                            "goal": goal,
+                        }
+                    )
+    elif wide:
         for n, entry in wide["summary"].get("qsim", {}).items():
             found.append(
                 {"what": f"wide n={n}: qsim time / aqrt complex128 time", "value": entry["qsim_over_aqrt"], "goal": 1.5}
@@ -1405,6 +1515,7 @@ def format_report(facts: dict[str, Any], config: dict[str, Any], outcome: dict[s
     ]
     formatters = {
         "wide": format_wide,
+        "versus": format_versus,
         "sweep": format_sweep,
         "sampling": format_sampling,
         "cold": format_cold,
@@ -1467,7 +1578,14 @@ def main(argv: list[str] | None = None) -> int:
         "z_limit": Z_LIMIT,
         "once_over_s": ONCE_OVER_S,
     }
-    runners = {"wide": run_wide, "sweep": run_sweep, "sampling": run_sampling, "cold": run_cold, "memory": run_memory}
+    runners = {
+        "wide": run_wide,
+        "versus": run_versus,
+        "sweep": run_sweep,
+        "sampling": run_sampling,
+        "cold": run_cold,
+        "memory": run_memory,
+    }
     outcome: dict[str, Any] = {}
     wall = time.perf_counter()
     for name in SECTIONS:

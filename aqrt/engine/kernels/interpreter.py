@@ -9,6 +9,11 @@ unpacked in :func:`run_program` only; an op's entries are read from ``static_buf
 - ``sweep_pauli_values``    the same for many bindings, parallel over bindings
 - ``sweep_probabilities``   |psi_b|^2 for many bindings, parallel over bindings
 - ``apply_group_par``       a group of ops chunk by chunk on a wide state, parallel over chunks
+
+numba caches each kernel's machine code keyed on its own source file: the kernels it calls from
+:mod:`.apply` and :mod:`.reductions` are compiled into it, so changing those files alone leaves
+this module's cached code stale (a change here, or deleting the ``*.nbi``/``*.nbc`` files,
+recompiles it).
 """
 
 from __future__ import annotations

@@ -35,6 +35,9 @@ before the kernel runs: results depend only on those numbers, never on the threa
 - ``run_trajectory``        one trajectory of a noisy program from |0...0> (or a prefix), serially
 - ``trajectory_pauli_values``  many trajectories, every Pauli term's value, parallel over trajectories
 - ``trajectory_samples``    many trajectories, basis states drawn from each, parallel over trajectories
+
+Like :mod:`.interpreter`'s, these kernels hold the gate and reduction kernels they call in their
+own cached machine code (see the note there on numba's per-file cache).
 """
 
 from __future__ import annotations
