@@ -47,6 +47,7 @@ from .job import Job as AsyncJob
 from .job import JobMetrics, JobStatus
 from .options import Options
 from .primitives import Estimator as AsyncEstimator
+from .primitives import Executor as AsyncExecutor
 from .primitives import Sampler as AsyncSampler
 from .session import Batch as AsyncBatch
 from .session import Session as AsyncSession
@@ -56,6 +57,7 @@ __all__ = [
     "Batch",
     "Estimator",
     "EstimatorV2",
+    "Executor",
     "Job",
     "LocalService",
     "Sampler",
@@ -119,13 +121,15 @@ class _Runtime:
     def track_session(self, session: AsyncSession) -> None:
         self.call(self._sessions.add, session)
 
-    def submit(self, primitive: AsyncEstimator | AsyncSampler, pubs: Iterable[Any], keywords: dict[str, Any]) -> Job:
+    def submit(
+        self, primitive: AsyncEstimator | AsyncSampler | AsyncExecutor, pubs: Iterable[Any], keywords: dict[str, Any]
+    ) -> Job:
         """Submit on the loop (waiting for room in a bounded session) and track the job."""
         job = self.call(self._submit, primitive, pubs, keywords)
         return Job(job, self)
 
     async def _submit(
-        self, primitive: AsyncEstimator | AsyncSampler, pubs: Iterable[Any], keywords: dict[str, Any]
+        self, primitive: AsyncEstimator | AsyncSampler | AsyncExecutor, pubs: Iterable[Any], keywords: dict[str, Any]
     ) -> AsyncJob:
         job = await primitive.submit(pubs, **keywords)
         self._jobs.add(job)
@@ -387,7 +391,7 @@ _Mode: TypeAlias = Session | Backend | BackendV2 | str | None
 class _Primitive:
     """What the blocking Estimator and Sampler share: choosing the session, options, submitting."""
 
-    _async_class: ClassVar[type[AsyncEstimator | AsyncSampler]]
+    _async_class: ClassVar[type[AsyncEstimator | AsyncSampler | AsyncExecutor]]
 
     def __init__(
         self,
@@ -425,7 +429,8 @@ class _Primitive:
         # Made here, not on the loop: construction needs no loop (and may read device files). An
         # empty context: an async session the caller may be inside is not this primitive's.
         self._primitive = cast(
-            AsyncEstimator | AsyncSampler, contextvars.Context().run(self._async_class, target, options=options)
+            AsyncEstimator | AsyncSampler | AsyncExecutor,
+            contextvars.Context().run(self._async_class, target, options=options),
         )
 
     @property
@@ -499,6 +504,28 @@ class Sampler(_Primitive):
         return self._runtime.submit(self._primitive, pubs, {"shots": shots})
 
 
+class Executor(_Primitive):
+    """IBM's ``executor`` program, blocking: :class:`aqrt.Executor` whose ``run()`` returns a
+    :class:`Job` (``job.result()``: the ``QuantumProgramResult``).
+
+    Args:
+        mode, session, options: as for :class:`Estimator` (options: ``SamplerOptions``; an
+            executor job reads ``seed`` and ``max_execution_time``).
+    """
+
+    _async_class = AsyncExecutor
+
+    def run(self, program: Any) -> Job:
+        """Validate ``program`` (a ``QuantumProgram``) and submit it as one job; returns its
+        :class:`Job` at once.
+
+        Raises:
+            InvalidInputError, InvalidOptionsError (``meas_level``), InvalidPubError and session
+            refusals: as :meth:`aqrt.Executor.run`.
+        """
+        return self._runtime.submit(self._primitive, program, {})
+
+
 # qiskit-ibm-runtime's names.
 EstimatorV2 = Estimator
 SamplerV2 = Sampler
@@ -527,7 +554,7 @@ class Job:
 
     @property
     def primitive_id(self) -> str:
-        """``"estimator"`` or ``"sampler"``."""
+        """``"estimator"``, ``"sampler"`` or ``"executor"``."""
         return self._job.program
 
     @property

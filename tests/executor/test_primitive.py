@@ -99,3 +99,20 @@ async def test_a_closed_session_refuses_executor_jobs(exact_manila) -> None:
 def test_run_outside_async_code_says_what_to_do(exact_manila) -> None:
     with pytest.raises(RuntimeError, match=r"aqrt\.sync\.Executor"):
         Executor(mode=exact_manila).run(sweep_program(10))
+
+
+def test_the_blocking_executor_runs_in_a_sync_session(exact_manila) -> None:
+    import aqrt.sync
+
+    try:
+        with aqrt.sync.Session(backend=exact_manila) as session:
+            job = aqrt.sync.Executor(options={"seed": 2}).run(sweep_program(400))
+            assert job.session_id == session.session_id and job.primitive_id == "executor"
+            bits = job.result()[0]["c"]
+        assert bits.shape == (3, 400, 3)
+        ones = bits[..., 2].mean(axis=1)
+        assert ones[0] == 1.0 and ones[2] == 0.0 and abs(ones[1] - 0.5) < 5 * np.sqrt(0.25 / 400)
+        with pytest.raises(InvalidInputError, match="QuantumProgram"):
+            aqrt.sync.Executor(mode=exact_manila).run("not a program")
+    finally:
+        aqrt.sync.shutdown()
