@@ -34,21 +34,24 @@ def settle_inline(job: Job, run_inline: Callable[..., Any], cache: dict[Any, Any
     return True
 
 
-async def run_job(job: Job, backend: Backend, cache: dict[Any, Any]) -> None:
+async def run_job(
+    job: Job, backend: Backend, cache: dict[Any, Any], *, on_start: Callable[[], None] | None = None
+) -> None:
     """Await ``backend.execute`` for ``job`` and settle it; never raises (except cancellation of
     the caller's scope, after settling the job cancelled).
 
     ``job.cancel()`` cancels the scope made here; ``max_execution_time`` is a nested deadline
-    on the event loop clock.
+    on the event loop clock. ``on_start`` is called when the job starts running: at once, or,
+    for a backend that ``reports_job_start``, when the backend says so.
     """
     try:
-        await _execute(job, backend, cache)
+        await _execute(job, backend, cache, on_start)
     finally:
         if not job.done():  # cancelled, by job.cancel() or by an enclosing scope
             job._settle_cancelled()
 
 
-async def _execute(job: Job, backend: Backend, cache: dict[Any, Any]) -> None:
+async def _execute(job: Job, backend: Backend, cache: dict[Any, Any], on_start: Callable[[], None] | None) -> None:
     capabilities = backend.capabilities
     limit = job.options.max_execution_time
     if capabilities.enforces_max_execution_time:
@@ -58,9 +61,17 @@ async def _execute(job: Job, backend: Backend, cache: dict[Any, Any]) -> None:
         if job.cancel_requested.is_set():
             job_scope.cancel()
         if capabilities.reports_job_start:  # RUNNING when the server says so
-            context = ExecutionContext(cache, job.cancel_requested, job._progress, job._mark_running)
+
+            def mark_running() -> None:
+                job._mark_running()
+                if on_start is not None:
+                    on_start()
+
+            context = ExecutionContext(cache, job.cancel_requested, job._progress, mark_running)
         else:
             job._mark_running()
+            if on_start is not None:
+                on_start()
             context = ExecutionContext(cache, job.cancel_requested, job._progress)
         try:
             if limit is None:

@@ -399,7 +399,7 @@ class Scheduler:
                 cache = shared_cache if shared_cache is not None else {}
                 try:
                     if run_inline is None or not settle_inline(job, run_inline, cache):
-                        await run_job(job, backend, cache)
+                        await run_job(job, backend, cache, on_start=self._note_started)
                 finally:
                     running.discard(job)
                 # Tiny jobs run inline without suspending (and a backend's execute may return
@@ -429,7 +429,7 @@ class Scheduler:
             if self.first_job_cancelled:
                 job._settle_error(self._cache_error())
                 continue
-            if self.started_at is None:
+            if self.started_at is None and not self._clock_waits_for_start:
                 self.started_at = self.now()
             self.state = SessionState.ACTIVE
             self.idle_since = None
@@ -438,6 +438,19 @@ class Scheduler:
         return None
 
     # -- clocks -----------------------------------------------------------------------------------
+
+    @property
+    def _clock_waits_for_start(self) -> bool:
+        """Whether ``max_time`` waits for the backend to say the first job started running (a
+        backend that ``reports_job_start``, e.g. one whose jobs queue for an engine), rather
+        than starting when the first job is handed to the backend."""
+        return self.backend is not None and self.backend.capabilities.reports_job_start
+
+    def _note_started(self) -> None:
+        """A job started running: the first one starts the ``max_time`` clock."""
+        if self.started_at is None:
+            self.started_at = self.now()
+            self._wake()  # the supervisor's next deadline is the expiry now
 
     def _apply_clocks(self) -> None:
         now = self.now()

@@ -163,3 +163,35 @@ async def test_metrics_use_loop_clock(looptime) -> None:
     assert (m2.created_loop_time, m2.running_loop_time, m2.finished_loop_time) == (3, 10, 17)
     assert m2.usage_seconds == 7 and m2.queued_seconds == 7
     assert m1.created is not None and m1.finished >= m1.created
+
+
+class _QueuedFirstBackend(FakeBackend):
+    """Reports each job's start itself (``reports_job_start``), after the job waited ``queued``
+    seconds for an engine: a job handed to it is not running yet (as in ``aqrt serve``)."""
+
+    def __init__(self, queued: float) -> None:
+        from aqrt import BackendCapabilities
+
+        super().__init__(duration=1, capabilities=BackendCapabilities(max_session_time=3600, reports_job_start=True))
+        self.queued = queued
+
+    async def execute(self, request, context):  # type: ignore[no-untyped-def]
+        await anyio.sleep(self.queued)
+        assert context.mark_running is not None
+        context.mark_running()
+        return await super().execute(request, context)
+
+
+async def test_max_time_waits_for_a_backend_that_reports_the_first_job_s_real_start(looptime) -> None:
+    backend = _QueuedFirstBackend(queued=30)
+    async with Session(backend=backend, max_time=20) as session:
+        first = Estimator().run([h_pub()])
+        await anyio.sleep(25)  # handed to the backend at 0, still queued: the clock has not started
+        assert first.status() is JobStatus.QUEUED and session.status() is not SessionState.EXPIRED
+        await first  # started at 30, done at 31
+        second = Estimator().run([h_pub()])  # at 31: within max_time (20 s from 30)
+        await second
+        # the second waited for the engine until 61; the session's 20 s from 30 ran out at 50
+        assert backend.starts() == [30, 61] and looptime == 62
+        with pytest.raises(SessionExpiredError):
+            Estimator().run([h_pub()])
