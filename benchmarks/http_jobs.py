@@ -7,13 +7,18 @@ The official client submits one job at a time (it is synchronous) and makes thre
 submission (backend status, instance usage, ``POST /jobs``) and two per result.
 
 Rows are functions with the signature of :data:`ClientRow`; add one to :data:`ROWS` to measure
-another client against the same server. aqrt's own ``RuntimeService`` client submits all jobs
-at once and polls them through its one shared poller at IBM's pacing (0.5 s between polls of a
-job in job mode, 0.1 s in a session or batch), so its figure includes that pacing.
+another client against the same server (:data:`ROW_BACKENDS` names a device a row runs on). The
+Sampler rows run 100 shots of a measured Bell pair per job with the official client, one job at a
+time: the executor-based Sampler (program ``executor``: a QuantumProgram, post-processed by the
+client) and the legacy SamplerV2, on aqrt_statevector and on fake_manila with its noise.
+
+aqrt's own ``RuntimeService`` client submits all jobs at once and polls them through its one
+shared poller at IBM's pacing (0.5 s between polls of a job in job mode, 0.1 s in a session or
+batch), so its figure includes that pacing.
 
 Usage::
 
-    python benchmarks/http_jobs.py [--jobs 100] [--repeat 3]
+    python benchmarks/http_jobs.py [--jobs 100] [--repeat 3] [--rows TEXT]
 
 Standalone: the repository root goes on ``sys.path`` so the working tree's ``aqrt`` is used.
 """
@@ -30,6 +35,7 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -188,12 +194,73 @@ def _aqrt_client(in_batch: bool) -> ClientRow:
     return row
 
 
+def bell_measured() -> QuantumCircuit:
+    """:func:`bell_isa`'s circuit with every qubit measured (ISA for aqrt_statevector and for
+    fake_manila, whose cx acts on qubits 0 and 1)."""
+    circuit, _ = bell_isa()
+    circuit.measure_all()
+    return circuit
+
+
+def _official_service(server: ServerInfo) -> object:
+    os.environ["IAM_URL"] = server.url
+    os.environ["QISKIT_FUNCTIONS_EXPERIMENTAL"] = "1"
+    os.environ["USAGE_DATA_OPT_OUT"] = "True"
+    from qiskit_ibm_runtime import QiskitRuntimeService
+
+    return QiskitRuntimeService(
+        channel="ibm_quantum_platform",
+        token=server.api_key,
+        instance=server.instance,
+        url_resolver=lambda *args, **kwargs: f"{server.url}/api/v1",
+    )
+
+
+def _official_sampler(executor: bool, shots: int = 100) -> ClientRow:
+    def row(server: ServerInfo, jobs: int) -> float:
+        """qiskit-ibm-runtime's Sampler in job mode, ``shots`` shots of a Bell pair per job: the
+        executor-based one (program ``executor``: a QuantumProgram, bits post-processed by the
+        client) or the legacy SamplerV2 (program ``sampler``); usage data opted out."""
+        service: Any = _official_service(server)
+        backend = service.backend(server.backend)
+        if executor:
+            from qiskit_ibm_runtime.executor_sampler import Sampler
+        else:
+            from qiskit_ibm_runtime import SamplerV2 as Sampler
+        sampler = Sampler(mode=backend)
+        circuit = bell_measured()
+        sampler.run([circuit], shots=shots).result()  # warm: token, backend target, engine, noise model
+        started = time.perf_counter()
+        submitted = [sampler.run([circuit], shots=shots) for _ in range(jobs)]
+        results = [job.result() for job in submitted]
+        elapsed = time.perf_counter() - started
+        for result in results:
+            counts = result[0].data.meas.get_counts()
+            assert sum(counts.values()) == shots, counts
+            correlated = counts.get("00", 0) + counts.get("11", 0)
+            # exact on aqrt_statevector; the device's noise breaks a few percent on fake_manila
+            assert correlated == shots if server.backend == "aqrt_statevector" else correlated > 0.8 * shots, counts
+        return elapsed
+
+    return row
+
+
 ROWS: dict[str, ClientRow] = {
     "qiskit-ibm-runtime (official client)": _official_client(opt_out_of_usage_data=False),
     "qiskit-ibm-runtime, USAGE_DATA_OPT_OUT": _official_client(opt_out_of_usage_data=True),
     "bare aiohttp requests (server bound)": raw_http_row,
     "aqrt RuntimeService client (job mode)": _aqrt_client(in_batch=False),
     "aqrt RuntimeService client (in a Batch)": _aqrt_client(in_batch=True),
+    "official executor Sampler (executor)": _official_sampler(executor=True),
+    "official SamplerV2 (sampler)": _official_sampler(executor=False),
+    "official SamplerV2, fake_manila (noisy)": _official_sampler(executor=False),
+    "official executor Sampler, fake_manila": _official_sampler(executor=True),
+}
+
+#: The backend a row's jobs run on, when not aqrt_statevector (2 qubits); it is served beside it.
+ROW_BACKENDS: dict[str, str] = {
+    "official SamplerV2, fake_manila (noisy)": "fake_manila",
+    "official executor Sampler, fake_manila": "fake_manila",
 }
 
 
@@ -201,21 +268,31 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rows", default="", help="only the rows whose name contains this text")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     import logging
 
     logging.getLogger("qiskit_ibm_runtime").setLevel(logging.ERROR)
     print(
-        f"{args.jobs} trivial EstimatorV2 jobs in flight through aqrt serve (127.0.0.1), "
-        f"best and median of {args.repeat}"
+        f"{args.jobs} trivial jobs per row through aqrt serve (127.0.0.1): EstimatorV2 <ZZ> of a Bell pair, "
+        f"or Sampler, 100 shots of it; best and median of {args.repeat}"
     )
     print(f"{'client':<40} {'best s':>8} {'median s':>9} {'jobs/s':>8} {'ms/job':>8}")
     for name, row in ROWS.items():
+        if args.rows not in name:
+            continue
+        device = ROW_BACKENDS.get(name)
         with tempfile.TemporaryDirectory() as tmp:
-            config = ServerConfig(db_path=Path(tmp) / "bench.sqlite3", api_keys={API_KEY: "bench"}, backend_qubits=2)
+            config = ServerConfig(
+                db_path=Path(tmp) / "bench.sqlite3",
+                api_keys={API_KEY: "bench"},
+                backend_qubits=2,
+                backends=("aqrt_statevector",) if device is None else ("aqrt_statevector", device),
+            )
             with serve_in_thread(config) as url:
-                info = ServerInfo(url=url, api_key=API_KEY, instance=CRN, backend=config.backend_name)
+                backend = device if device is not None else config.backend_name
+                info = ServerInfo(url=url, api_key=API_KEY, instance=CRN, backend=backend)
                 times = [row(info, args.jobs) for _ in range(args.repeat)]
         best, median = min(times), statistics.median(times)
         print(f"{name:<40} {best:>8.3f} {median:>9.3f} {args.jobs / best:>8.1f} {1000 * best / args.jobs:>8.2f}")

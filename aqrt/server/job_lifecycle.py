@@ -35,6 +35,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from ..backends.base import Backend
+from ..backends.local.executor_program import validate_quantum_program
 from ..errors import AqrtError, JobFailedError, SessionError, SessionExpiredError
 from ..job import Job, JobStatus, Program
 from ..options import Options
@@ -97,6 +98,16 @@ def _encoded_result(job: Job, result: Any) -> str:
 
     (pub,) = job.request.pubs
     return executor_result_to_json(result, item_shapes=[tuple(item.shape) for item in pub.program.items])
+
+
+async def _check_program(pubs: list[Any], info: ServedBackendInfo) -> None:
+    """An ``executor`` job's items checked as the backend checks a Sampler PUB (width, memory,
+    instructions), on a worker thread; 400 naming the item the backend refuses."""
+    (pub,) = pubs
+    try:
+        await asyncio.to_thread(validate_quantum_program, pub.program, info.backend)
+    except AqrtError as exc:
+        raise ApiError(400, str(exc)) from None
 
 
 def public_text(text: str, public_ids: Mapping[str, str]) -> str:
@@ -245,6 +256,8 @@ class JobLifecycle:
         failure = await asyncio.to_thread(non_isa_failure, info, pubs) if info is not None else None
         if failure is not None:
             return await self._store_non_isa(user, instance, submission, params_json, idempotency, failure)
+        if submission.program == "executor" and info is not None:
+            await _check_program(pubs, info)
         job = self.run(submission.backend, submission.program, pubs, options, submission.live_session)
         row = new_job_row(
             user=user,

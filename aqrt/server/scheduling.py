@@ -257,6 +257,13 @@ class ServedBackend:
         return self._backend.service
 
     def validate_pub(self, program: Program, pub: Any, index: int) -> None:
+        """The backend's check, except an ``executor`` job's items: checking them builds and
+        walks every item's circuits (a tenth of a second and more on a 127-qubit device), too
+        long for the event loop, so :meth:`JobLifecycle.start
+        <aqrt.server.job_lifecycle.JobLifecycle.start>` checks them on a worker thread before
+        the job exists, and the run checks them again (a recovered job fails then)."""
+        if program == "executor":
+            return
         self._backend.validate_pub(program, pub, index)
 
     async def execute(self, request: JobRequest, context: ExecutionContext) -> Any:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 from qiskit import QuantumCircuit
+from qiskit.circuit import Gate
 from qiskit.quantum_info import SparsePauliOp, Statevector
 from qiskit.transpiler import generate_preset_pass_manager
 from qiskit_ibm_runtime import QiskitRuntimeService
@@ -151,7 +152,11 @@ def bell_programs(manila) -> dict[str, dict[str, Any]]:
     bell.cx(0, 1)
     bell.measure_all()
     isa = generate_preset_pass_manager(optimization_level=1, target=manila.target, seed_transpiler=1).run(bell)
+    opaque = QuantumCircuit(1, 1)
+    opaque.append(Gate("mystery", 1, []), [0])  # no definition: nothing can run it
+    opaque.measure(0, 0)
     return {
+        "opaque": _raw_program(opaque),
         "non_isa": _raw_program(bell),
         "isa": _raw_program(isa),
         "kerneled": _raw_program(isa, meas_level="kerneled"),
@@ -179,6 +184,9 @@ async def test_non_isa_fails_with_1517_and_kerneled_is_refused(tmp_path: Path, b
         status, text = await client.call("GET", f"/jobs/{answer['id']}/results", token)
         assert status == 200 and text["schema_version"] == "v2.0", text
         assert len(text["data"]) == 1 and set(text["data"][0]["results"]) == {"meas"}, text
+        opaque = {"program_id": "executor", "backend": "aqrt_statevector", "params": bell_programs["opaque"]}
+        status, answer = await client.call("POST", "/jobs", token, body=opaque)
+        assert status == 400 and "mystery" in str(answer), answer  # checked off the loop, before a job exists
         body["params"] = {"schema_version": "v2.0", "quantum_program": "not a program"}
         status, answer = await client.call("POST", "/jobs", token, body=body)
         assert status == 400, answer
