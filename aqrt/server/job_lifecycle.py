@@ -1,5 +1,6 @@
 """Job lifecycle: Runtime jobs as aqrt :class:`~aqrt.primitives.Estimator` /
-:class:`~aqrt.primitives.Sampler` jobs, from submission to their stored final state.
+:class:`~aqrt.primitives.Sampler` / :class:`~aqrt.primitives.Executor` jobs (programs
+``estimator``, ``sampler``, ``executor``), from submission to their stored final state.
 
 A job runs in job mode on the served backend, or in its session's aqrt Session/Batch. The
 served backend is a :class:`~aqrt.server.scheduling.ServedBackend`: a job is ``Queued`` until
