@@ -88,9 +88,12 @@ def test_executor_estimator_levels_on_a_noisy_device(connect, manila) -> None:
     circuit = ghz_isa(backend.target)
     values = {level: estimate(backend, circuit, "ZZZZ", level) for level in (0, 1, 2)}
     (level0, std0), (level1, std1), (level2, _) = values[0], values[1], values[2]
+    # The server's runs draw fresh entropy (the params carry no seed): bounds are >= 5 sigma from
+    # the values measured (about 0.66, 0.95, 0.97, sigmas 0.012, 0.016, 0.03) and a run without
+    # the device's noise (1, 1, 1) or without mitigation (0.66 at every level) fails them.
     assert 0.55 < level0 < 0.8, values  # the device's noise shows (noiseless: 1)
-    assert abs(level1 - 1) < 0.1 and abs(level2 - 1) < 0.12, values  # TREX; ZNE with it
-    assert level1 - level0 > 0.15 + 5 * np.hypot(std0, std1), values
+    assert abs(level1 - 1) < 0.15 and abs(level2 - 1) < 0.2, values  # TREX; ZNE with it
+    assert level1 - level0 > 0.15, values
     assert abs(level2 - 1) < abs(level0 - 1) - 0.1, values
     assert 0 < std0 < 0.05 and 0 < std1 < 0.05, values
 
@@ -133,8 +136,8 @@ def test_executor_sampler_on_the_noisy_device_breaks_correlations(connect, manil
     ideal = counts.get("1000", 0) + counts.get("0111", 0)
     assert sum(counts.values()) == shots
     # h5 measured the official local mode's counts within TV 0.026 of aqrt's; noiseless: all ideal
-    assert 0.8 * shots < ideal < 0.99 * shots, counts
-    assert abs(counts["1000"] - counts["0111"]) < 5 * np.sqrt(shots), counts
+    assert 0.75 * shots < ideal < 0.99 * shots, counts  # about 0.83
+    assert counts["1000"] > 0.35 * shots and counts["0111"] > 0.35 * shots, counts  # about 0.41 each
 
 
 def _raw_program(circuit: QuantumCircuit, shots: int = 100, meas_level: str = "classified") -> dict[str, Any]:
