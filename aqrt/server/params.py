@@ -20,7 +20,10 @@ from ..wire.runtime_api import options_from_params, pubs_from_params
 from .config import ServerConfig
 from .errors import ApiError
 
-__all__ = ["decode_params", "decode_params_sync"]
+__all__ = ["EXECUTOR_SEED_OPTION", "decode_params", "decode_params_sync"]
+
+#: The ``experimental`` option of an ``executor`` job that seeds its run (aqrt's own name).
+EXECUTOR_SEED_OPTION = "aqrt_seed"
 
 
 async def decode_params(
@@ -59,9 +62,12 @@ def _decode_executor_params(
 ) -> tuple[list[Any], Options]:
     """An ``executor`` job's params (qiskit-ibm-runtime's schema v2.0): its ``QuantumProgram``
     as the job's one PUB (a :class:`~aqrt.backends.local.executor_program.QuantumProgramPub`),
-    and options holding only ``cost`` as ``max_execution_time``. The program's
-    ``ExecutorOptions`` (``init_qubits``, ``rep_delay``, ``experimental``) mean nothing to a
-    simulator and are not read; the run draws fresh entropy (the params carry no seed).
+    and options holding ``cost`` as ``max_execution_time`` and the seed of every draw, from
+    ``experimental["aqrt_seed"]`` (aqrt's name: IBM's params carry no seed, and the client's
+    ``simulator.seed_simulator`` stays on the client; the executor-based primitives send their
+    ``experimental`` options on, so ``Sampler(options={"experimental": {"aqrt_seed": 7}})``
+    makes a run reproducible). Without it the run draws fresh entropy. The other
+    ``ExecutorOptions`` (``init_qubits``, ``rep_delay``) mean nothing to a simulator.
 
     Raises:
         ApiError: 400 for params the schema or this server's limits refuse, a ``meas_level``
@@ -80,4 +86,8 @@ def _decode_executor_params(
         raise ApiError(400, f"this server cannot run the executor program: {exc}") from None
     except (WireError, InvalidOptionsError) as exc:
         raise ApiError(400, str(exc)) from None
-    return [QuantumProgramPub(decoded.program)], SamplerOptions(max_execution_time=cost)
+    experimental = decoded.options.experimental or {}
+    seed = experimental.get(EXECUTOR_SEED_OPTION)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise ApiError(400, f"options.experimental[{EXECUTOR_SEED_OPTION!r}] must be an int >= 0, got {seed!r}")
+    return [QuantumProgramPub(decoded.program)], SamplerOptions(max_execution_time=cost, seed=seed)

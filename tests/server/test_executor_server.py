@@ -30,6 +30,7 @@ from aqrt.wire.quantum_program import encode_executor_params
 from .server_support import CRN, make_config, running_server
 
 DEVICES = ("aqrt_statevector", "fake_manila")
+SEEDED = {"experimental": {"aqrt_seed": 3}}  # the server's draws, fixed (aqrt's option)
 
 
 @pytest.fixture
@@ -73,8 +74,10 @@ def ghz_isa(target: Any, *, angle: float | None = None, measure: bool = False) -
     return generate_preset_pass_manager(optimization_level=1, target=target, seed_transpiler=1).run(circuit)
 
 
-def estimate(backend: Any, circuit: QuantumCircuit, label: str, level: int) -> tuple[float, float]:
-    estimator = Estimator(mode=backend, options={"resilience_level": level})
+def estimate(backend: Any, circuit: QuantumCircuit, label: str, level: int, seed: int = 9) -> tuple[float, float]:
+    """The executor Estimator's value and std; ``seed`` fixes the server's draws (aqrt's
+    ``experimental`` option ``aqrt_seed``, which the client sends on)."""
+    estimator = Estimator(mode=backend, options={"resilience_level": level, "experimental": {"aqrt_seed": seed}})
     observable = SparsePauliOp(label).apply_layout(circuit.layout)
     data = estimator.run([(circuit, observable)]).result()[0].data
     return float(data.evs), float(data.stds)
@@ -88,14 +91,16 @@ def test_executor_estimator_levels_on_a_noisy_device(connect, manila) -> None:
     circuit = ghz_isa(backend.target)
     values = {level: estimate(backend, circuit, "ZZZZ", level) for level in (0, 1, 2)}
     (level0, std0), (level1, std1), (level2, _) = values[0], values[1], values[2]
-    # The server's runs draw fresh entropy (the params carry no seed): bounds are >= 5 sigma from
-    # the values measured (about 0.66, 0.95, 0.97, sigmas 0.012, 0.016, 0.03) and a run without
-    # the device's noise (1, 1, 1) or without mitigation (0.66 at every level) fails them.
+    # Bounds >= 5 sigma from the values measured unseeded (about 0.66, 0.95, 0.97, sigmas 0.012,
+    # 0.016, 0.03), so other seeds pass too; a run without the device's noise (1, 1, 1) or
+    # without mitigation (0.66 at every level) fails them.
     assert 0.55 < level0 < 0.8, values  # the device's noise shows (noiseless: 1)
     assert abs(level1 - 1) < 0.15 and abs(level2 - 1) < 0.2, values  # TREX; ZNE with it
     assert level1 - level0 > 0.15, values
     assert abs(level2 - 1) < abs(level0 - 1) - 0.1, values
     assert 0 < std0 < 0.05 and 0 < std1 < 0.05, values
+    assert estimate(backend, circuit, "ZZZZ", 0) == values[0]  # one seed, the same draws
+    assert estimate(backend, circuit, "ZZZZ", 0, seed=10) != values[0]
 
 
 def test_executor_estimator_level_0_on_the_noiseless_simulator_is_exact(connect) -> None:
@@ -120,7 +125,7 @@ def test_executor_sampler_counts_follow_the_exact_distribution(connect) -> None:
     angle = 1.0
     circuit = ghz_isa(backend.target, angle=angle, measure=True)
     shots = 4000
-    counts = Sampler(mode=backend).run([circuit], shots=shots).result()[0].data.meas.get_counts()
+    counts = Sampler(mode=backend, options=SEEDED).run([circuit], shots=shots).result()[0].data.meas.get_counts()
     assert sum(counts.values()) == shots and set(counts) <= {"1000", "0111"}, counts
     expected = {"1000": np.cos(angle / 2) ** 2 * shots, "0111": np.sin(angle / 2) ** 2 * shots}
     statistic = sum((counts.get(key, 0) - value) ** 2 / value for key, value in expected.items())
@@ -132,7 +137,7 @@ def test_executor_sampler_on_the_noisy_device_breaks_correlations(connect, manil
     backend = service.backend("fake_manila")
     circuit = ghz_isa(backend.target, measure=True)
     shots = 4000
-    counts = Sampler(mode=backend).run([circuit], shots=shots).result()[0].data.meas.get_counts()
+    counts = Sampler(mode=backend, options=SEEDED).run([circuit], shots=shots).result()[0].data.meas.get_counts()
     ideal = counts.get("1000", 0) + counts.get("0111", 0)
     assert sum(counts.values()) == shots
     # h5 measured the official local mode's counts within TV 0.026 of aqrt's; noiseless: all ideal
@@ -190,6 +195,10 @@ async def test_non_isa_fails_with_1517_and_kerneled_is_refused(tmp_path: Path, b
         opaque = {"program_id": "executor", "backend": "aqrt_statevector", "params": bell_programs["opaque"]}
         status, answer = await client.call("POST", "/jobs", token, body=opaque)
         assert status == 400 and "mystery" in str(answer), answer  # checked off the loop, before a job exists
+        seeded = json.loads(json.dumps(bell_programs["isa"]))
+        seeded["options"]["experimental"] = {"aqrt_seed": "seven"}
+        status, answer = await client.call("POST", "/jobs", token, body={**body, "params": seeded})
+        assert status == 400 and "aqrt_seed" in str(answer), answer
         body["params"] = {"schema_version": "v2.0", "quantum_program": "not a program"}
         status, answer = await client.call("POST", "/jobs", token, body=body)
         assert status == 400, answer
