@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["batched_matrix", "supports_parameterised"]
+__all__ = ["batched_matrix", "formula_of", "supports_parameterised"]
 
 Formula = Callable[..., np.ndarray]
 
@@ -41,12 +41,21 @@ def _ry(theta: np.ndarray) -> np.ndarray:
     return _stack([[c, -s], [s, c]], theta.shape[0])
 
 
+def _unit(angle: np.ndarray) -> np.ndarray:
+    """exp(i angle) from a real cos and sin: numpy's complex exp costs ~3x the two (measured)."""
+    out = np.empty(angle.shape[0], dtype=np.complex128)
+    out.real = np.cos(angle)
+    out.imag = np.sin(angle)
+    return out
+
+
 def _rz(phi: np.ndarray) -> np.ndarray:
-    return _stack([[np.exp(-0.5j * phi), 0], [0, np.exp(0.5j * phi)]], phi.shape[0])
+    half = _unit(0.5 * phi)
+    return _stack([[half.conj(), 0], [0, half]], phi.shape[0])
 
 
 def _phase(lam: np.ndarray) -> np.ndarray:
-    return _stack([[1, 0], [0, np.exp(1j * lam)]], lam.shape[0])
+    return _stack([[1, 0], [0, _unit(lam)]], lam.shape[0])
 
 
 def _u(theta: np.ndarray, phi: np.ndarray, lam: np.ndarray) -> np.ndarray:
@@ -135,12 +144,23 @@ def supports_parameterised(operation: Any) -> bool:
     return True
 
 
-def batched_matrix(operation: Any, params: list[np.ndarray], bindings: int) -> np.ndarray:
-    """(bindings, 2**k, 2**k) matrices of ``operation`` with ``params[i][b]`` as parameter i."""
+def formula_of(operation: Any, num_params: int) -> Formula | None:
+    """The vectorised formula for ``operation`` with ``num_params`` parameters, or None (then
+    :func:`batched_matrix` falls back to ``to_matrix()`` per binding). A formula maps parameter
+    arrays of any common shape (n,) to (n, 2**k, 2**k) matrices, so the gates sharing a formula
+    can be evaluated in one call over all their bindings."""
     name = operation.name
     formula = _FORMULAS.get(name)
     default_control = name not in _CONTROLLED or int(getattr(operation, "ctrl_state", 1)) == 1
-    if formula is not None and default_control and len(params) == _arity(name):
+    if formula is not None and default_control and num_params == _arity(name):
+        return formula
+    return None
+
+
+def batched_matrix(operation: Any, params: list[np.ndarray], bindings: int) -> np.ndarray:
+    """(bindings, 2**k, 2**k) matrices of ``operation`` with ``params[i][b]`` as parameter i."""
+    formula = formula_of(operation, len(params))
+    if formula is not None:
         return formula(*params)
     probe = operation.copy()
     size = 1 << operation.num_qubits

@@ -93,6 +93,28 @@ class LoweredCircuit:
         matrix = gates.batched_matrix(op.operation, params, values.shape[0])
         return matrix.conj() if op.conjugate else matrix
 
+    def _bulk_matrices(self, values: np.ndarray, column: dict[str, int]) -> dict[int, np.ndarray]:
+        """Matrices of the parameterised gates that have a vectorised formula, op index -> (bindings,
+        d, d): the gates sharing a formula are evaluated in one call over all their bindings (a
+        1000-binding sweep of a 64-rotation circuit: 2 formula calls instead of 64)."""
+        by_formula: dict[Any, list[tuple[int, list[np.ndarray]]]] = {}
+        for j, op in enumerate(self.ops):
+            if op.matrix is not None or op.channel is not None:
+                continue
+            formula = gates.formula_of(op.operation, len(op.slots))
+            if formula is not None:
+                params = [_evaluate(slot, values, column) for slot in op.slots]
+                by_formula.setdefault(formula, []).append((j, params))
+        num_bindings = values.shape[0]
+        out: dict[int, np.ndarray] = {}
+        for formula, members in by_formula.items():
+            stacked = [np.concatenate([params[p] for _, params in members]) for p in range(len(members[0][1]))]
+            matrices = formula(*stacked)
+            for g, (j, _) in enumerate(members):
+                matrix = matrices[g * num_bindings : (g + 1) * num_bindings]
+                out[j] = matrix.conj() if self.ops[j].conjugate else matrix
+        return out
+
     def bind(
         self, values: np.ndarray, *, max_fused_qubits: int | None = None, dtype: Any = np.complex128
     ) -> BoundProgram:
@@ -112,8 +134,10 @@ class LoweredCircuit:
         if self.has_channels:
             raise LoweringError("this circuit holds noise channels: run it on a noisy simulator")
         column = {name: j for j, name in enumerate(self.parameter_names)}
+        matrices = self._bulk_matrices(values, column)
         bound: list[tuple[tuple[int, ...], np.ndarray, tuple[int, int] | None]] = [
-            (op.qubits, self.bound_matrix(op, values, column), op.control) for op in self.ops
+            (op.qubits, matrices[j] if j in matrices else self.bound_matrix(op, values, column), op.control)
+            for j, op in enumerate(self.ops)
         ]
         fused = _fuse(bound, max_fused_qubits, by_cost=by_cost)
         return _pack(self.num_qubits, fused, num_bindings, np.dtype(dtype))

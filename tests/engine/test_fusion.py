@@ -187,3 +187,28 @@ def test_parameterised_sweeps_through_fused_blocks(n: int, dtype: str) -> None:
         program = lowered.bind(values, max_fused_qubits=width, dtype=dtype)
         values_found = table.combine(simulate.term_values(program, table.x_masks, table.z_masks))
         np.testing.assert_allclose(values_found, expected, rtol=0, atol=TOLERANCE[dtype] * 10, err_msg=f"{width}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bulk_matrices_of_every_formula_gate_match_statevector(dtype: str) -> None:
+    """Gates sharing a formula get their matrices in one call over all bindings (bind's bulk path)."""
+    a, b, c = ParameterVector("a", 3)
+    circuit = QuantumCircuit(3)
+    circuit.h(range(3))
+    for gate in ("rx", "ry", "rz", "p"):
+        getattr(circuit, gate)(a, 0)
+        getattr(circuit, gate)(2 * b + 0.1, 1)
+        getattr(circuit, gate)(c, 2)
+    circuit.u(a, b, c, 0)
+    circuit.u(c, a, 0.3, 2)
+    circuit.r(a, b, 1)
+    for gate in ("rzz", "rxx", "ryy", "rzx", "crx", "cry", "crz", "cp"):
+        getattr(circuit, gate)(a - c, 0, 1)
+        getattr(circuit, gate)(b, 2, 1)
+    values = np.random.default_rng(4).uniform(-4, 4, (3, 3))
+    lowered = lower_circuit(circuit)
+    program = lowered.bind(values, max_fused_qubits=1, dtype=dtype)
+    for row, binding in enumerate(values):
+        expected = Statevector(circuit.assign_parameters(binding)).data
+        state = simulate.final_state(program, row, parallel=False)
+        np.testing.assert_allclose(state, expected, rtol=0, atol=TOLERANCE[dtype])
