@@ -5,9 +5,7 @@ Sampler and Estimator (which compile PUBs into a ``QuantumProgram``, submit it a
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,38 +15,18 @@ from qiskit import QuantumCircuit
 from qiskit.circuit import Gate
 from qiskit.quantum_info import SparsePauliOp, Statevector
 from qiskit.transpiler import generate_preset_pass_manager
-from qiskit_ibm_runtime import QiskitRuntimeService
 from qiskit_ibm_runtime.executor_estimator import Estimator
 from qiskit_ibm_runtime.executor_sampler import Sampler
 from qiskit_ibm_runtime.fake_provider import FakeManilaV2
 from qiskit_ibm_runtime.quantum_program import QuantumProgram
 from scipy.stats import chi2
 
-from aqrt.server import serve_in_thread
 from aqrt.wire.quantum_program import encode_executor_params
 
-from .server_support import CRN, make_config, running_server
+from .server_support import make_config, running_server
 
 DEVICES = ("aqrt_statevector", "fake_manila")
 SEEDED = {"experimental": {"aqrt_seed": 3}}  # the server's draws, fixed (aqrt's option)
-
-
-@pytest.fixture
-def connect(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., QiskitRuntimeService]]:
-    with contextlib.ExitStack() as stack:
-
-        def open_service(**changes: object) -> QiskitRuntimeService:
-            url = stack.enter_context(serve_in_thread(make_config(tmp_path, **changes), debug=True))
-            monkeypatch.setenv("IAM_URL", url)
-            monkeypatch.setenv("QISKIT_FUNCTIONS_EXPERIMENTAL", "1")
-            return QiskitRuntimeService(
-                channel="ibm_quantum_platform",
-                token="alice-key",
-                instance=CRN,
-                url_resolver=lambda *args, **kwargs: f"{url}/api/v1",
-            )
-
-        yield open_service
 
 
 @pytest.fixture(scope="module")
