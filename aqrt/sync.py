@@ -520,8 +520,8 @@ class Executor(_Primitive):
         :class:`Job` at once.
 
         Raises:
-            InvalidInputError, InvalidOptionsError (``meas_level``), InvalidPubError and session
-            refusals: as :meth:`aqrt.Executor.run`.
+            AqrtError: what :meth:`aqrt.Executor.run` raises (``InvalidInputError``,
+                ``InvalidOptionsError`` for ``meas_level``, ``InvalidPubError``, session refusals).
         """
         return self._runtime.submit(self._primitive, program, {})
 

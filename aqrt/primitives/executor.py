@@ -34,7 +34,7 @@ class Executor(BasePrimitive):
             randomizations and shots; unset: fresh entropy) and ``max_execution_time``; the
             program carries the rest (shots, ``meas_level``).
 
-    Example:
+    Examples:
         >>> async with Session(backend=DeviceBackend(FakeManilaV2())):  # doctest: +SKIP
         ...     result = await Executor().run(program)
         ...     bits = result[0]["c"]  # bool, (*item.shape, shots, 1)
