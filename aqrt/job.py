@@ -21,7 +21,7 @@ import math
 import threading
 import uuid
 import warnings
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from typing import Any, Literal
 
 import anyio
@@ -118,6 +118,52 @@ class JobId(str):
 
     def __call__(self) -> str:
         return str.__str__(self)
+
+
+_NOT_AWAITED = (
+    "job.result() is a coroutine in aqrt's async API: await it, as in (await job.result())[0] "
+    "(or await job); in synchronous code use aqrt.sync, whose job.result() blocks"
+)
+
+
+class _ResultCoroutine(Coroutine[Any, Any, Any]):
+    """:meth:`Job.result`'s coroutine: a coroutine in every way (``await``, ``create_task``,
+    never-awaited warnings), whose misuse as a result (indexing it, iterating it, reading a
+    result's attribute) raises an error that says to await it."""
+
+    __slots__ = ("_coroutine",)
+
+    def __init__(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        self._coroutine = coroutine
+
+    def send(self, value: Any) -> Any:
+        return self._coroutine.send(value)
+
+    def throw(self, *args: Any) -> Any:
+        return self._coroutine.throw(*args)
+
+    def close(self) -> None:
+        self._coroutine.close()
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._coroutine.__await__()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("cr_") or name in ("__name__", "__qualname__"):
+            return getattr(self._coroutine, name)  # what asyncio and inspect read of a coroutine
+        self._coroutine.close()  # misused, not awaited: no second "never awaited" warning
+        raise AttributeError(f"{_NOT_AWAITED} (no attribute {name!r} before it is awaited)")
+
+    def __getitem__(self, key: Any) -> Any:
+        self._coroutine.close()
+        raise TypeError(_NOT_AWAITED)
+
+    def __iter__(self) -> Any:
+        self._coroutine.close()
+        raise TypeError(_NOT_AWAITED)
+
+    def __repr__(self) -> str:
+        return "<coroutine Job.result: await it>"
 
 
 class Job:
@@ -252,8 +298,12 @@ class Job:
         """Wait until the job is final, without raising for its outcome."""
         await self._until_final()
 
-    async def result(self, timeout: float | None = None) -> Any:
-        """Wait for and return the job's ``PrimitiveResult``.
+    def result(self, timeout: float | None = None) -> Coroutine[Any, Any, Any]:
+        """Wait for and return the job's ``PrimitiveResult``: ``await job.result()``.
+
+        A coroutine, as in any async API; used without ``await`` (``job.result()[0]``, as in
+        qiskit-ibm-runtime's blocking API) it says so and names the fix, instead of Python's
+        "'coroutine' object is not subscriptable".
 
         Args:
             timeout: seconds to wait (event loop clock); ``None`` waits for ever.
@@ -263,6 +313,9 @@ class Job:
             JobCancelledError: the job was cancelled.
             JobError / SessionError: the job failed; see the exception's message and cause.
         """
+        return _ResultCoroutine(self._wait_for_result(timeout))
+
+    async def _wait_for_result(self, timeout: float | None) -> Any:
         if timeout is not None and not math.isfinite(timeout):
             timeout = None
         if timeout is not None:

@@ -138,3 +138,23 @@ async def test_cancelling_a_running_local_job_stops_the_worker_promptly() -> Non
             await slow
         assert asyncio.get_running_loop().time() - started < 1.0
         assert float((await quick)[0].data.evs) == pytest.approx(np.cos(0.5))
+
+
+async def test_result_is_a_coroutine_whose_misuse_says_to_await_it() -> None:
+    async with Session(backend=FakeBackend(duration=0.01)):
+        job = Estimator().run([(QuantumCircuit(1), SparsePauliOp("Z"))])
+        with pytest.raises(TypeError, match=r"await it, as in \(await job.result\(\)\)\[0\].*aqrt.sync"):
+            job.result()[0]
+        with pytest.raises(AttributeError, match="await it"):
+            job.result().data  # noqa: B018
+        with pytest.raises(TypeError, match="await it"):
+            list(job.result())
+        # still a coroutine for asyncio: create_task, TaskGroup, wait_for, ensure_future
+        assert (await asyncio.create_task(job.result()))[0].data.evs == 0
+        async with asyncio.TaskGroup() as group:
+            task = group.create_task(job.result(timeout=5))
+        assert task.result()[0].data.evs == 0
+        assert (await asyncio.wait_for(job.result(), 5))[0].data.evs == 0
+        coroutine = job.result()
+        assert asyncio.iscoroutine(coroutine)
+        assert (await coroutine)[0].data.evs == 0
