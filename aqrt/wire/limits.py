@@ -38,19 +38,22 @@ from ._blobs import DEFAULT_MAX_DECOMPRESSED_BYTES, SERVICE_QPY_VERSION, Budget,
 from ._errors import WireError
 
 __all__ = [
+    "QPY_18",
     "QPY_VERSIONS",
     "Admission",
     "LimitExceeded",
     "PayloadLimits",
     "check_pub",
     "check_qpy",
+    "check_qpy_programs",
     "check_raw_pub",
 ]
 
 #: The QPY versions :func:`check_qpy` reads: from 13 (the oldest Qiskit 2 writes, and the first its
 #: Rust reader reads) to 17, the newest IBM's service reads (:data:`SERVICE_QPY_VERSION`), which
-#: qiskit-ibm-runtime and aqrt's client send. QPY 18 changes the layout (a ParameterVector table,
-#: register ranges) and is refused until the walk learns it.
+#: qiskit-ibm-runtime and aqrt's client send for the estimator and sampler programs. QPY 18 (a
+#: ParameterVector table, register ranges) is what the executor program's client writes: its blobs
+#: are read by :func:`check_qpy_programs`, which knows 18 too.
 QPY_VERSIONS = range(13, SERVICE_QPY_VERSION + 1)
 
 
@@ -625,3 +628,135 @@ class _QpyWalk:
         self.value(time_type, part.part(time_size), depth + 1)
         part.skip(synthesis_size)
         part.at_end("a PauliEvolutionGate")
+
+
+#: QPY 18: what qiskit-ibm-runtime's executor client writes with Qiskit 2.3+ (Qiskit's newest QPY,
+#: not the 17 of the legacy programs): :func:`check_qpy_programs` reads it, with the walk below.
+QPY_18 = 18
+_REGISTER_18 = struct.Struct("!c?IH?c")  # type, standalone, size, name size, in circuit, attached
+_VECTOR_ENTRY_18 = struct.Struct("!HQ16s")  # name size, vector size, root uuid; then the name
+_VECTOR_ELEMENT_18 = struct.Struct("!HQ")  # index into the circuit's vector table, element index
+_I32 = struct.Struct("!i")
+
+
+class _Qpy18Walk(_QpyWalk):
+    """:mod:`.limits`' walk (QPY 13..17) taught what QPY 18 changed (Qiskit's QPY spec, "Version
+    18"): registers with an attachment byte and ``uint32`` indices (one start index when
+    attached), a ``PARAMETER_VECTOR_TABLE`` in every circuit payload (each vector's length counted
+    against ``max_parameters`` there, once) with elements referring to it by index, no
+    calibrations block, and layout bits of anonymous qubits without a name size."""
+
+    def __init__(self, admission: Admission, tag: str) -> None:
+        super().__init__(QPY_18, admission, tag)
+        # The vector lengths of each circuit payload being read; None until its table is read (the
+        # global phase, ahead of the table, may refer to vectors: those references wait in pending).
+        self.tables: list[list[int] | None] = []
+        self.pending: list[list[tuple[int, int]]] = []
+
+    def circuit(self, cursor: _Cursor, depth: int) -> None:
+        if depth > _MAX_NESTING:
+            raise WireError(f"the QPY data nests values more than {_MAX_NESTING} deep", tag=self.tag)
+        name_size, phase_type, phase_size, qubits, clbits, metadata_size, registers, instructions, variables = (
+            cursor.unpack(_CIRCUIT_HEADER)
+        )
+        limits = self.limits
+        subject = "the circuit has" if depth == 0 else "a block or definition in the circuit has"
+        _bound(qubits, limits.max_qubits, "max_qubits", subject, "qubits")
+        _bound(clbits, limits.max_clbits, "max_clbits", subject, "clbits")
+        _bound(instructions, limits.max_circuit_ops, "max_circuit_ops", subject, "operations")
+        self.admission.add(
+            "circuit_bits",
+            qubits + clbits,
+            limits.max_circuit_bits,
+            "max_pubs x (max_qubits + max_clbits)",
+            "qubits and clbits of the job's circuits, blocks and definitions",
+        )
+        self.tables.append(None)
+        self.pending.append([])
+        cursor.skip(name_size)
+        self.value(phase_type, cursor.part(phase_size), depth + 1)
+        cursor.skip(metadata_size)
+        for _ in range(registers):
+            self.register(cursor)
+        for _ in range(variables):
+            _, _, variable_name_size = cursor.unpack(_VAR_DECLARATION)
+            self.classical_type(cursor)
+            cursor.skip(variable_name_size)
+        (namespaces,) = cursor.unpack(_U32)
+        for _ in range(namespaces):
+            namespace_size, state_size = cursor.unpack(_SIZED_ITEM)
+            cursor.skip(namespace_size + state_size)
+        table = []
+        for _ in range(cursor.unpack(_U16)[0]):
+            vector_name_size, vector_size, _ = cursor.unpack(_VECTOR_ENTRY_18)
+            cursor.skip(vector_name_size)
+            what = "ParameterVector elements"
+            self.admission.add("vector_parameters", vector_size, limits.max_parameters, "max_parameters", what)
+            table.append(vector_size)
+        self.tables[-1] = table
+        for vector, index in self.pending[-1]:
+            self.check_element(table, vector, index)
+        (custom_definitions,) = cursor.unpack(_U64)
+        for _ in range(custom_definitions):
+            self.custom_definition(cursor, qubits, clbits, depth)
+        for _ in range(instructions):
+            self.instruction(cursor, qubits, clbits, depth, with_bits=True)
+        self.layout(cursor)
+        self.tables.pop()
+        self.pending.pop()
+
+    def register(self, cursor: _Cursor) -> None:
+        _, _, size, name_size, _, attached = cursor.unpack(_REGISTER_18)
+        cursor.skip(name_size + 4 * (1 if attached == b"\x01" else size))
+
+    def vector_element(self, cursor: _Cursor) -> None:
+        vector, index = cursor.unpack(_VECTOR_ELEMENT_18)
+        if not self.tables:
+            raise self.malformed("a ParameterVector element outside any circuit")
+        table = self.tables[-1]
+        if table is None:
+            self.pending[-1].append((vector, index))
+        else:
+            self.check_element(table, vector, index)
+
+    def check_element(self, table: list[int], vector: int, index: int) -> None:
+        if vector >= len(table) or index >= table[vector]:
+            raise self.malformed(f"element {index} of ParameterVector {vector} in a table of {len(table)}")
+
+    def layout(self, cursor: _Cursor) -> None:
+        _, initial, input_mapping, final, extra_registers, _ = cursor.unpack(_LAYOUT)
+        for _ in range(extra_registers):
+            self.register(cursor)
+        for _ in range(max(initial, 0)):
+            (index,) = cursor.unpack(_I32)
+            if index != -1:
+                cursor.skip(max(cursor.unpack(_I32)[0], 0))
+        cursor.skip(4 * max(input_mapping, 0) + 4 * max(final, 0))
+
+
+def check_qpy_programs(tag: str, raw: bytes, programs: int, admission: Admission) -> None:
+    """Check what a multi-circuit QPY blob declares (the executor program sends one blob for all its
+    items), every circuit walked as :func:`check_qpy` walks a one-circuit blob; QPY 13..18.
+
+    Raises:
+        LimitExceeded: a declared size over a limit (the message names it).
+        WireError: another QPY version, a number of circuits other than ``programs``, or a structure
+            that does not hold together.
+    """
+    if len(raw) < _FILE_HEADER.size + 1 or not raw.startswith(b"QISKIT"):
+        raise WireError("the data is not a QPY blob", tag=tag)
+    version, declared = raw[6], _FILE_HEADER.unpack_from(raw)[5]
+    if version not in QPY_VERSIONS and version != QPY_18:
+        raise WireError(f"QPY version {version} is not read here: QPY {QPY_VERSIONS.start}..{QPY_18} are", tag=tag)
+    if declared != programs:
+        raise WireError(f"the QPY data declares {declared} programs, num_programs says {programs}", tag=tag)
+    cursor = _Cursor(memoryview(raw), _FILE_HEADER.size, len(raw), tag)
+    if cursor.bytes(1) != b"q":
+        raise WireError("the QPY data holds no circuits", tag=tag)
+    offsets = [cursor.unpack(_U64)[0] for _ in range(programs)] if version >= 16 else None
+    walk = _Qpy18Walk(admission, tag) if version == QPY_18 else _QpyWalk(version, admission, tag)
+    for index in range(programs):
+        if offsets is not None and offsets[index] != cursor.pos:
+            raise WireError(f"the QPY data is malformed: circuit {index} is not where its offset says", tag=tag)
+        walk.circuit(cursor, 0)
+    cursor.at_end("the circuits")

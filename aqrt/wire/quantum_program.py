@@ -39,7 +39,6 @@ import dataclasses
 import datetime as dt
 import json
 import math
-import struct
 from collections.abc import Mapping
 from typing import Any
 
@@ -47,23 +46,7 @@ import numpy as np
 
 from ._blobs import text_to_bytes
 from ._errors import WireError
-from .limits import (  # the walk's private pieces: this module extends it to QPY 18
-    _CIRCUIT_HEADER,
-    _LAYOUT,
-    _MAX_NESTING,
-    _SIZED_ITEM,
-    _U16,
-    _U32,
-    _U64,
-    _VAR_DECLARATION,
-    QPY_VERSIONS,
-    Admission,
-    LimitExceeded,
-    PayloadLimits,
-    _bound,
-    _Cursor,
-    _QpyWalk,
-)
+from .limits import Admission, LimitExceeded, PayloadLimits, check_qpy_programs
 
 __all__ = [
     "EXECUTOR_PROGRAM_ID",
@@ -91,7 +74,6 @@ _TENSOR_DTYPE_BYTES = {
     "f16": 2, "f32": 4, "f64": 8, "i8": 1, "i16": 2, "i32": 4, "i64": 8,
     "u8": 1, "u16": 2, "u32": 4, "u64": 8, "c64": 8, "c128": 16,
 }  # fmt: skip
-_FILE_HEADER_SIZE = 6 + 4 + 8 + 1  # QPY's FILE_HEADER_V10: preface, 4 version bytes, programs, encoding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,137 +138,6 @@ def _check_tensor(value: Any, where: str, admission: Admission) -> tuple[int, ..
     if len(raw) != expected:
         raise WireError(f"{where} holds {len(raw)} bytes, its shape {list(shape)} and dtype {dtype} say {expected}")
     return shape
-
-
-#: QPY 18: what the executor client writes with Qiskit 2.3+ (it sends Qiskit's newest QPY, not the 17
-#: of the legacy programs). :mod:`.limits` walks 13..17; :class:`_Qpy18Walk` teaches its walk 18.
-_QPY_18 = 18
-_REGISTER_18 = struct.Struct("!c?IH?c")  # type, standalone, size, name size, in circuit, attached
-_VECTOR_ENTRY_18 = struct.Struct("!HQ16s")  # name size, vector size, root uuid; then the name
-_VECTOR_ELEMENT_18 = struct.Struct("!HQ")  # index into the circuit's vector table, element index
-_I32 = struct.Struct("!i")
-
-
-class _Qpy18Walk(_QpyWalk):
-    """:mod:`.limits`' walk (QPY 13..17) taught what QPY 18 changed (Qiskit's QPY spec, "Version
-    18"): registers with an attachment byte and ``uint32`` indices (one start index when
-    attached), a ``PARAMETER_VECTOR_TABLE`` in every circuit payload (each vector's length counted
-    against ``max_parameters`` there, once) with elements referring to it by index, no
-    calibrations block, and layout bits of anonymous qubits without a name size."""
-
-    def __init__(self, admission: Admission, tag: str) -> None:
-        super().__init__(_QPY_18, admission, tag)
-        # The vector lengths of each circuit payload being read; None until its table is read (the
-        # global phase, ahead of the table, may refer to vectors: those references wait in pending).
-        self.tables: list[list[int] | None] = []
-        self.pending: list[list[tuple[int, int]]] = []
-
-    def circuit(self, cursor: _Cursor, depth: int) -> None:
-        if depth > _MAX_NESTING:
-            raise WireError(f"the QPY data nests values more than {_MAX_NESTING} deep", tag=self.tag)
-        name_size, phase_type, phase_size, qubits, clbits, metadata_size, registers, instructions, variables = (
-            cursor.unpack(_CIRCUIT_HEADER)
-        )
-        limits = self.limits
-        subject = "the circuit has" if depth == 0 else "a block or definition in the circuit has"
-        _bound(qubits, limits.max_qubits, "max_qubits", subject, "qubits")
-        _bound(clbits, limits.max_clbits, "max_clbits", subject, "clbits")
-        _bound(instructions, limits.max_circuit_ops, "max_circuit_ops", subject, "operations")
-        self.admission.add(
-            "circuit_bits",
-            qubits + clbits,
-            limits.max_circuit_bits,
-            "max_pubs x (max_qubits + max_clbits)",
-            "qubits and clbits of the job's circuits, blocks and definitions",
-        )
-        self.tables.append(None)
-        self.pending.append([])
-        cursor.skip(name_size)
-        self.value(phase_type, cursor.part(phase_size), depth + 1)
-        cursor.skip(metadata_size)
-        for _ in range(registers):
-            self.register(cursor)
-        for _ in range(variables):
-            _, _, variable_name_size = cursor.unpack(_VAR_DECLARATION)
-            self.classical_type(cursor)
-            cursor.skip(variable_name_size)
-        (namespaces,) = cursor.unpack(_U32)
-        for _ in range(namespaces):
-            namespace_size, state_size = cursor.unpack(_SIZED_ITEM)
-            cursor.skip(namespace_size + state_size)
-        table = []
-        for _ in range(cursor.unpack(_U16)[0]):
-            vector_name_size, vector_size, _ = cursor.unpack(_VECTOR_ENTRY_18)
-            cursor.skip(vector_name_size)
-            what = "ParameterVector elements"
-            self.admission.add("vector_parameters", vector_size, limits.max_parameters, "max_parameters", what)
-            table.append(vector_size)
-        self.tables[-1] = table
-        for vector, index in self.pending[-1]:
-            self.check_element(table, vector, index)
-        (custom_definitions,) = cursor.unpack(_U64)
-        for _ in range(custom_definitions):
-            self.custom_definition(cursor, qubits, clbits, depth)
-        for _ in range(instructions):
-            self.instruction(cursor, qubits, clbits, depth, with_bits=True)
-        self.layout(cursor)
-        self.tables.pop()
-        self.pending.pop()
-
-    def register(self, cursor: _Cursor) -> None:
-        _, _, size, name_size, _, attached = cursor.unpack(_REGISTER_18)
-        cursor.skip(name_size + 4 * (1 if attached == b"\x01" else size))
-
-    def vector_element(self, cursor: _Cursor) -> None:
-        vector, index = cursor.unpack(_VECTOR_ELEMENT_18)
-        if not self.tables:
-            raise self.malformed("a ParameterVector element outside any circuit")
-        table = self.tables[-1]
-        if table is None:
-            self.pending[-1].append((vector, index))
-        else:
-            self.check_element(table, vector, index)
-
-    def check_element(self, table: list[int], vector: int, index: int) -> None:
-        if vector >= len(table) or index >= table[vector]:
-            raise self.malformed(f"element {index} of ParameterVector {vector} in a table of {len(table)}")
-
-    def layout(self, cursor: _Cursor) -> None:
-        _, initial, input_mapping, final, extra_registers, _ = cursor.unpack(_LAYOUT)
-        for _ in range(extra_registers):
-            self.register(cursor)
-        for _ in range(max(initial, 0)):
-            (index,) = cursor.unpack(_I32)
-            if index != -1:
-                cursor.skip(max(cursor.unpack(_I32)[0], 0))
-        cursor.skip(4 * max(input_mapping, 0) + 4 * max(final, 0))
-
-
-def _walk_qpy_programs(raw: bytes, programs: int, admission: Admission) -> None:
-    """Every circuit of a multi-circuit QPY blob (the executor sends one blob for all its items)
-    walked as :func:`~aqrt.wire.limits.check_qpy` walks a one-circuit blob, QPY 13..18."""
-    tag = "QuantumProgram.circuits"
-    if len(raw) < _FILE_HEADER_SIZE + 1 or not raw.startswith(b"QISKIT"):
-        raise WireError("the data is not a QPY blob", tag=tag)
-    version = raw[6]
-    declared = int.from_bytes(raw[10:18], "big")
-    if version not in QPY_VERSIONS and version != _QPY_18:
-        raise WireError(
-            f"QPY version {version} is not read here: the executor program reads QPY {QPY_VERSIONS.start}..{_QPY_18}",
-            tag=tag,
-        )
-    if declared != programs:
-        raise WireError(f"the QPY data declares {declared} programs, num_programs says {programs}", tag=tag)
-    cursor = _Cursor(memoryview(raw), _FILE_HEADER_SIZE, len(raw), tag)
-    if cursor.bytes(1) != b"q":
-        raise WireError("the QPY data holds no circuits", tag=tag)
-    offsets = [cursor.unpack(_U64)[0] for _ in range(programs)] if version >= 16 else None
-    walk = _Qpy18Walk(admission, tag) if version == _QPY_18 else _QpyWalk(version, admission, tag)
-    for index in range(programs):
-        if offsets is not None and offsets[index] != cursor.pos:
-            raise WireError(f"the QPY data is malformed: circuit {index} is not where its offset says", tag=tag)
-        walk.circuit(cursor, 0)
-    cursor.at_end("the circuits")
 
 
 _MAX_PASSTHROUGH_DEPTH = 64
@@ -385,7 +236,7 @@ def check_executor_params(params: Any, admission: Admission) -> None:
         )
     raw = text_to_bytes("QuantumProgram.circuits", circuits["b64_data"], admission)
     if limits.bound_circuits:
-        _walk_qpy_programs(raw, len(items), admission)
+        check_qpy_programs("QuantumProgram.circuits", raw, len(items), admission)
 
 
 def check_quantum_program(program: Any, admission: Admission) -> None:

@@ -17,8 +17,7 @@ from qiskit_ibm_runtime.fake_provider import FakeSherbrooke
 from samplomatic import Twirl, build
 
 from aqrt.wire import WireError
-from aqrt.wire.limits import Admission, LimitExceeded, PayloadLimits
-from aqrt.wire.quantum_program import _walk_qpy_programs
+from aqrt.wire.limits import Admission, LimitExceeded, PayloadLimits, check_qpy_programs
 
 LIMITS = PayloadLimits(max_qubits=200, max_clbits=200, max_circuit_ops=100_000, max_parameters=10**6)
 
@@ -127,7 +126,7 @@ def qpy_blob(circuits: list[QuantumCircuit], version: int) -> bytes:
 
 def declared(raw: bytes, programs: int, limits: PayloadLimits = LIMITS) -> tuple[int, int]:
     admission = Admission(limits)
-    _walk_qpy_programs(raw, programs, admission)
+    check_qpy_programs("QuantumProgram.circuits", raw, programs, admission)
     return admission.vector_parameters, admission.circuit_bits
 
 
