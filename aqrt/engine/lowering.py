@@ -20,7 +20,7 @@ import numpy as np
 
 from . import gates
 from .noise import CHANNEL_INSTRUCTION, Channel
-from .ops import CTRL, CX, DENSE, DIAG, PERM, WIDE_QUBITS, BoundProgram, OpArrays
+from .ops import CTRL, CX, DENSE, DIAG, PERM, BoundProgram, OpArrays
 
 __all__ = ["LoweredCircuit", "LoweringError", "fused_width", "lower_circuit"]
 
@@ -56,15 +56,17 @@ class GateOp:
 
 
 def fused_width(num_qubits: int) -> int:
-    """Widest fused block the engine uses (the default of :meth:`LoweredCircuit.bind`).
+    """Widest fused block the engine uses (the default of :meth:`LoweredCircuit.bind`): runs of
+    1-qubit gates are merged (and diagonal runs), at every width.
 
-    Small states (swept many bindings at a time) merge only runs of 1-qubit gates. Wide states
-    (``WIDE_QUBITS`` on, cache-blocked) also fuse two 1-qubit gates and the 2-qubit gate between
-    them into one SIMD 4x4 block where the cost model says it pays (see ``_fuse``): 3 or more
-    qubit dense blocks cost more arithmetic than the cache passes they save with these kernels
-    (measured on n = 20-24; see benchmarks/README.md).
+    Fusing two 1-qubit gates and the 2-qubit gate between them into one 4x4 where the cost model
+    says it pays (``bind(..., max_fused_qubits=2)``, see ``_fuse``) did not make the wide
+    workload faster (n = 20-24, benchmarks/README.md) and costs ~4x more binding time (an
+    18-qubit, 2040-gate circuit: 94 ms against 20 ms), paid by every job that binds afresh (job
+    mode, aqrt serve): so it is not the default. 3 or more qubit dense blocks cost more
+    arithmetic than the cache passes they save with these kernels.
     """
-    return 2 if num_qubits >= WIDE_QUBITS else 1
+    return 1
 
 
 @dataclasses.dataclass
@@ -116,17 +118,22 @@ class LoweredCircuit:
         return out
 
     def bind(
-        self, values: np.ndarray, *, max_fused_qubits: int | None = None, dtype: Any = np.complex128
+        self,
+        values: np.ndarray,
+        *,
+        max_fused_qubits: int | None = None,
+        fuse_by_cost: bool = False,
+        dtype: Any = np.complex128,
     ) -> BoundProgram:
         """The program for ``values`` of shape (bindings, parameters) (columns in ``parameter_names`` order).
 
-        By default gates are fused as production does: up to :func:`fused_width` qubits, where
-        the cost model says the fused op is cheaper (see ``_fuse``). A given
-        ``max_fused_qubits`` fuses greedily up to that width whatever the cost (tests and
+        By default gates are fused as production does: up to :func:`fused_width` qubits. A
+        given ``max_fused_qubits`` fuses up to that width: greedily, or, with ``fuse_by_cost``,
+        only where the cost model says the fused op is cheaper (see ``_fuse``; tests and
         experiments). ``dtype`` (complex128 or complex64) is the precision of the matrices and
         of the state.
         """
-        by_cost = max_fused_qubits is None
+        by_cost = fuse_by_cost
         if max_fused_qubits is None:
             max_fused_qubits = fused_width(self.num_qubits)
         values = np.asarray(values, dtype=np.float64)
