@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import difflib
 import functools
 import itertools
 import json
@@ -29,7 +30,7 @@ import numpy as np
 from ..backends.isa import non_isa_reason
 from ..backends.local import LocalBackend, LocalService
 from ..backends.local.device import DeviceBackend
-from ..backends.local.devices import FAKE_PREFIX
+from ..backends.local.devices import FAKE_PREFIX, fake_device, fake_device_names
 from ..backends.local.executor_program import QuantumProgramPub
 from ..errors import BackendNotFoundError
 
@@ -39,6 +40,7 @@ __all__ = [
     "OTHER_INSTRUCTIONS",
     "STATEVECTOR",
     "ServedBackendInfo",
+    "check_backend_names",
     "non_isa_failure",
     "served_backends",
     "statevector_configuration",
@@ -120,6 +122,7 @@ def served_backends(
     """
     if len(set(names)) != len(names):
         raise ValueError(f"a backend is named twice in {list(names)}")
+    check_backend_names(names)
     served: dict[str, ServedBackendInfo] = {}
     for name in names:
         if name == STATEVECTOR:
@@ -132,10 +135,6 @@ def served_backends(
                 properties=statevector_properties(name, statevector_qubits),
             )
             continue
-        if not name.startswith(FAKE_PREFIX):
-            raise ValueError(
-                f"unknown backend {name!r}: serve {STATEVECTOR!r} or a fake device such as fake_sherbrooke"
-            )
         try:
             backend = service.backend(name)
         except BackendNotFoundError as exc:
@@ -158,6 +157,31 @@ def _checked_circuits(pubs: Sequence[Any]) -> Sequence[Any]:
     if len(pubs) == 1 and isinstance(pubs[0], QuantumProgramPub):
         return list(pubs[0].program.items)
     return pubs
+
+
+def check_backend_names(names: Sequence[str]) -> None:
+    """Refuse, before a server starts, a backend name that is neither ``aqrt_statevector`` nor a
+    fake device (reads the fake devices' list only when a ``fake_`` name is given).
+
+    Raises:
+        ValueError: the first bad name, with the fix (the names of close fake devices, or the
+            extra that installs them).
+    """
+    for name in names:
+        if name == STATEVECTOR:
+            continue
+        if not name.startswith(FAKE_PREFIX):
+            raise ValueError(
+                f"unknown backend {name!r}: serve {STATEVECTOR!r} or a fake device such as fake_sherbrooke"
+            )
+        try:
+            found = fake_device(name)
+        except BackendNotFoundError as exc:  # qiskit-ibm-runtime is not installed
+            raise ValueError(f"backend {name!r}: {exc}") from None
+        if found is None:
+            close = difflib.get_close_matches(name, fake_device_names(), n=3)
+            hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+            raise ValueError(f"unknown fake device {name!r}{hint}")
 
 
 def non_isa_failure(info: ServedBackendInfo, pubs: Sequence[Any]) -> str | None:

@@ -166,6 +166,9 @@ def main(args: argparse.Namespace) -> int:
     """Run the server until interrupted; returns the exit status."""
     try:
         config = config_from_args(args)
+        from .catalog import check_backend_names  # here: `aqrt serve --help` loads no Qiskit
+
+        check_backend_names(config.backends)
     except (OSError, ValueError) as exc:
         print(f"aqrt serve: {exc}", file=sys.stderr)
         return 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import signal
 import subprocess
@@ -168,3 +169,15 @@ def test_the_cli_finds_serve_without_loading_aiohttp() -> None:
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert completed.stdout.split() == ["True", "False", "False"]
+
+
+def test_an_unknown_backend_is_refused_before_serving(tmp_path: Path) -> None:
+    for name, expected in (("fake_sherbroke", "did you mean 'fake_sherbrooke'"), ("ibm_kyiv", "unknown backend")):
+        done = subprocess.run(
+            [sys.executable, "-m", "aqrt", "serve", "--api-key", "k", "--port", "0", "--backend", name],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "XDG_DATA_HOME": str(tmp_path)},
+        )
+        assert done.returncode == 2 and expected in done.stderr and "Traceback" not in done.stderr, done.stderr
