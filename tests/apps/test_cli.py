@@ -202,3 +202,40 @@ def test_warmup_compiles_or_loads_the_kernels_and_says_how_long() -> None:
     completed = _aqrt("warmup", "--dtype", "complex128")
     assert completed.returncode == 0, completed.stderr
     assert re.search(r"^aqrt warmup: complex128 kernels ready in [0-9.]+ s$", completed.stdout, re.MULTILINE)
+
+
+def test_a_command_without_its_extra_fails_fast_with_the_install_hint(tmp_path: Path) -> None:
+    """In a process where the extras' modules cannot be imported (sys.modules[name] = None is
+    what Python says for a missing module), each optional command exits 2 with the hint, well
+    under a second after it starts (process start-up aside)."""
+    source = tmp_path / "ansatz.qasm"
+    source.write_text(QASM)
+    commands = {
+        "sweep --plot": [
+            "sweep",
+            str(source),
+            "-p",
+            "theta=0:1:2",
+            "-p",
+            "phi=0:1:2",
+            "--plot",
+            str(tmp_path / "p.png"),
+        ],
+        "sweep --dask": ["sweep", str(source), "-p", "theta=0:1:2", "-p", "phi=0:1:2", "--no-progress", "--dask", "x"],
+        "bench": ["bench", "--quick"],
+    }
+    hidden = ["tqdm", "matplotlib", "distributed", "qiskit_aer"]
+    for label, argv in commands.items():
+        script = (
+            "import sys, time\n"
+            f"for name in {hidden!r}:\n    sys.modules[name] = None\n"
+            "from aqrt.cli import main\n"
+            "start = time.perf_counter()\n"
+            f"status = main({argv!r})\n"
+            "print(f'{time.perf_counter() - start:.3f}')\n"
+            "sys.exit(status)\n"
+        )
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert done.returncode == 2, (label, done.stderr)
+        assert "needs" in done.stderr and "pip install -e '.[" in done.stderr, (label, done.stderr)
+        assert float(done.stdout.strip().splitlines()[-1]) < 1.0, (label, done.stdout)
