@@ -152,6 +152,18 @@ class Submission:
     cost: int | None
     params: Any
 
+    def new_row(self, user: str, instance: str | None) -> dict[str, Any]:
+        """The store's row of a new job made from this submission (``Queued``)."""
+        return new_job_row(
+            user=user,
+            instance=instance,
+            program=self.program,
+            backend=self.backend,
+            session_id=self.session_id,
+            tags=self.tags,
+            cost=self.cost,
+        )
+
 
 class JobLifecycle:
     """The live jobs of one server, and its jobs' rows in the store.
@@ -260,15 +272,7 @@ class JobLifecycle:
         if submission.program == "executor" and info is not None:
             await _check_program(pubs, info)
         job = self.run(submission.backend, submission.program, pubs, options, submission.live_session)
-        row = new_job_row(
-            user=user,
-            instance=instance,
-            program=submission.program,
-            backend=submission.backend,
-            session_id=submission.session_id,
-            tags=submission.tags,
-            cost=submission.cost,
-        )
+        row = submission.new_row(user, instance)
         live = LiveJob(id=row["id"], user=user, row=row, job=job)
         # The store's single thread runs this insert before any later update of the same job
         # (its start is written from a task that runs after this one yields).
@@ -299,15 +303,7 @@ class JobLifecycle:
     ) -> dict[str, Any]:
         """Record a job whose circuits are not ISA for its backend as IBM does: accepted, then
         ``Failed`` with code 1517 and IBM's reason, without running."""
-        row = new_job_row(
-            user=user,
-            instance=instance,
-            program=submission.program,
-            backend=submission.backend,
-            session_id=submission.session_id,
-            tags=submission.tags,
-            cost=submission.cost,
-        )
+        row = submission.new_row(user, instance)
         try:
             earlier = await self._store.insert_job(row, params_json, idempotency)
         except StorageQuotaExceeded as exc:

@@ -384,13 +384,12 @@ class _QpyWalk:
     def malformed(self, problem: str) -> WireError:
         return WireError(f"the QPY data is malformed: {problem}", tag=self.tag)
 
-    def circuit(self, cursor: _Cursor, depth: int) -> None:
-        """A circuit, from its header to its layout (a blob's, a block's or a definition's)."""
+    def circuit_header(self, cursor: _Cursor, depth: int) -> tuple[Any, ...]:
+        """A circuit's header, its sizes checked against the limits (every QPY version's)."""
         if depth > _MAX_NESTING:
             raise WireError(f"the QPY data nests values more than {_MAX_NESTING} deep", tag=self.tag)
-        name_size, phase_type, phase_size, qubits, clbits, metadata_size, registers, instructions, variables = (
-            cursor.unpack(_CIRCUIT_HEADER)
-        )
+        header: tuple[Any, ...] = cursor.unpack(_CIRCUIT_HEADER)
+        qubits, clbits, instructions = header[3], header[4], header[7]
         limits = self.limits
         subject = "the circuit has" if depth == 0 else "a block or definition in the circuit has"
         _bound(qubits, limits.max_qubits, "max_qubits", subject, "qubits")
@@ -402,6 +401,13 @@ class _QpyWalk:
             limits.max_circuit_bits,
             "max_pubs x (max_qubits + max_clbits)",
             "qubits and clbits of the job's circuits, blocks and definitions",
+        )
+        return header
+
+    def circuit(self, cursor: _Cursor, depth: int) -> None:
+        """A circuit, from its header to its layout (a blob's, a block's or a definition's)."""
+        name_size, phase_type, phase_size, qubits, clbits, metadata_size, registers, instructions, variables = (
+            self.circuit_header(cursor, depth)
         )
         self.vectors.append(set())
         cursor.skip(name_size)
@@ -654,22 +660,8 @@ class _Qpy18Walk(_QpyWalk):
         self.pending: list[list[tuple[int, int]]] = []
 
     def circuit(self, cursor: _Cursor, depth: int) -> None:
-        if depth > _MAX_NESTING:
-            raise WireError(f"the QPY data nests values more than {_MAX_NESTING} deep", tag=self.tag)
         name_size, phase_type, phase_size, qubits, clbits, metadata_size, registers, instructions, variables = (
-            cursor.unpack(_CIRCUIT_HEADER)
-        )
-        limits = self.limits
-        subject = "the circuit has" if depth == 0 else "a block or definition in the circuit has"
-        _bound(qubits, limits.max_qubits, "max_qubits", subject, "qubits")
-        _bound(clbits, limits.max_clbits, "max_clbits", subject, "clbits")
-        _bound(instructions, limits.max_circuit_ops, "max_circuit_ops", subject, "operations")
-        self.admission.add(
-            "circuit_bits",
-            qubits + clbits,
-            limits.max_circuit_bits,
-            "max_pubs x (max_qubits + max_clbits)",
-            "qubits and clbits of the job's circuits, blocks and definitions",
+            self.circuit_header(cursor, depth)
         )
         self.tables.append(None)
         self.pending.append([])
@@ -691,7 +683,7 @@ class _Qpy18Walk(_QpyWalk):
             vector_name_size, vector_size, _ = cursor.unpack(_VECTOR_ENTRY_18)
             cursor.skip(vector_name_size)
             what = "ParameterVector elements"
-            self.admission.add("vector_parameters", vector_size, limits.max_parameters, "max_parameters", what)
+            self.admission.add("vector_parameters", vector_size, self.limits.max_parameters, "max_parameters", what)
             table.append(vector_size)
         self.tables[-1] = table
         for vector, index in self.pending[-1]:
