@@ -263,6 +263,7 @@ class LocalBackend(BackendV2):
                 cancel=context.cancel_requested,
                 cache=context.cache,
                 job_id=request.job_id,
+                validated=True,  # at run() (validate_pub), or at submission on aqrt serve
             ),
             context.cancel_requested,
         )
