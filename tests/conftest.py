@@ -7,6 +7,7 @@ import asyncio
 import threading
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from blockbuster import BlockBuster, blockbuster_ctx
@@ -51,3 +52,14 @@ def _close_stray_event_loop(request: pytest.FixtureRequest) -> Iterator[None]:
     if not loop.is_running():
         loop.close()
         policy.set_event_loop(None)
+
+
+@pytest.fixture(scope="session")
+def manila() -> Any:
+    """FakeManilaV2, its target read once here (its files are read off the event loop): a 5-qubit
+    device on a line (0-1-2-3-4); basis cx, id, rz, sx, x."""
+    from qiskit_ibm_runtime.fake_provider import FakeManilaV2
+
+    device = FakeManilaV2()
+    _ = device.target
+    return device

@@ -5,7 +5,7 @@ fails a test that reads files on the loop."""
 from __future__ import annotations
 
 import pytest
-from qiskit_ibm_runtime.fake_provider import FakeManilaV2, FakeSherbrooke
+from qiskit_ibm_runtime.fake_provider import FakeSherbrooke
 
 from aqrt.backends.local.devices import fake_devices
 
@@ -16,14 +16,6 @@ def provider_devices() -> None:
     devices = fake_devices()
     for name in ("fake_manila", "fake_sherbrooke", "fake_lima"):
         _ = devices[name].target
-
-
-@pytest.fixture(scope="session")
-def manila() -> FakeManilaV2:
-    """A 5-qubit device on a line (0-1-2-3-4); basis cx, id, rz, sx, x."""
-    device = FakeManilaV2()
-    _ = device.target
-    return device
 
 
 @pytest.fixture(scope="session")

@@ -16,14 +16,6 @@ from aqrt.backends.local.device import DeviceBackend
 
 
 @pytest.fixture(scope="session")
-def manila() -> FakeManilaV2:
-    """A 5-qubit device on a line (0-1-2-3-4); basis cx, id, rz, sx, x."""
-    device = FakeManilaV2()
-    _ = device.target
-    return device
-
-
-@pytest.fixture(scope="session")
 def noisy_manila(manila: FakeManilaV2) -> DeviceBackend:
     return DeviceBackend(manila)
 

@@ -31,6 +31,8 @@ from aqrt.backends.local.executor_program import run_quantum_program
 from aqrt.wire.limits import PayloadLimits
 from aqrt.wire.quantum_program import decode_executor_params, encode_executor_params, executor_result_to_json
 
+from .support import ghz_isa
+
 LIMITS = PayloadLimits(max_qubits=127, max_clbits=127, max_circuit_ops=10_000, max_parameters=10_000, max_shots=10**5)
 
 
@@ -57,24 +59,9 @@ def through_aqrt(monkeypatch: pytest.MonkeyPatch) -> Callable[[DeviceBackend], N
     return route
 
 
-def ghz_isa(device: FakeManilaV2, *, angle: float | None = None, measure: bool = False) -> QuantumCircuit:
-    """GHZ-4 (or, with ``angle``, ry(angle) on qubit 0 then the cx chain), transpiled for the device."""
-    circuit = QuantumCircuit(4)
-    if angle is None:
-        circuit.h(0)
-    else:
-        circuit.ry(angle, 0)
-    for qubit in range(3):
-        circuit.cx(qubit, qubit + 1)
-    if measure:
-        circuit.x(3)  # outcomes 1000 and 0111: a reversed bit order would read 0001 and 1110
-        circuit.measure_all()
-    return generate_preset_pass_manager(optimization_level=1, backend=device, seed_transpiler=1).run(circuit)
-
-
 def sample_counts(device: FakeManilaV2, shots: int) -> dict[str, int]:
     sampler = Sampler(mode=device, options={"simulator": {"seed_simulator": 5}})
-    return sampler.run([ghz_isa(device, measure=True)], shots=shots).result()[0].data.meas.get_counts()
+    return sampler.run([ghz_isa(device.target, measure=True)], shots=shots).result()[0].data.meas.get_counts()
 
 
 def two_sample_chi_square(first: dict[str, int], second: dict[str, int]) -> tuple[float, int]:
@@ -127,7 +114,7 @@ def test_estimator_level_0_on_the_noiseless_device_is_exact_within_shot_noise(
         logical.cx(qubit, qubit + 1)
     exact = Statevector(logical).expectation_value(SparsePauliOp(label)).real  # 1, sin(1), 1
     through_aqrt(exact_manila)
-    value, std = estimate(manila, ghz_isa(manila, angle=angle), label, 0)
+    value, std = estimate(manila, ghz_isa(manila.target, angle=angle), label, 0)
     assert std < 0.05
     if abs(exact) < 0.99:  # XXXX: sin(1), measured with shot noise
         assert std > 0
@@ -138,7 +125,7 @@ def test_estimator_level_0_on_the_noiseless_device_is_exact_within_shot_noise(
 # 0.94, 1.01 (the issue quotes 0.657 / 0.967 / 0.975).
 @pytest.mark.parametrize("level", [0, 1, 2])
 def test_estimator_resilience_levels_match_the_official_local_mode(manila, noisy_manila, through_aqrt, level) -> None:
-    circuit = ghz_isa(manila)
+    circuit = ghz_isa(manila.target)
     official, official_std = estimate(manila, circuit, "ZZZZ", level)
     through_aqrt(noisy_manila)
     ours, std = estimate(manila, circuit, "ZZZZ", level)
@@ -151,7 +138,7 @@ def test_estimator_resilience_levels_match_the_official_local_mode(manila, noisy
 
 def test_level_1_mitigates_what_level_0_does_not(manila, noisy_manila, through_aqrt) -> None:
     through_aqrt(noisy_manila)
-    circuit = ghz_isa(manila)
+    circuit = ghz_isa(manila.target)
     unmitigated, std0 = estimate(manila, circuit, "ZZZZ", 0)
     mitigated, std1 = estimate(manila, circuit, "ZZZZ", 1)
     assert mitigated - unmitigated > 0.15 + 5 * np.hypot(std0, std1)

@@ -17,39 +17,16 @@ from qiskit.quantum_info import SparsePauliOp, Statevector
 from qiskit.transpiler import generate_preset_pass_manager
 from qiskit_ibm_runtime.executor_estimator import Estimator
 from qiskit_ibm_runtime.executor_sampler import Sampler
-from qiskit_ibm_runtime.fake_provider import FakeManilaV2
 from qiskit_ibm_runtime.quantum_program import QuantumProgram
 from scipy.stats import chi2
 
 from aqrt.wire.quantum_program import encode_executor_params
 
+from ..executor.support import ghz_isa
 from .server_support import make_config, running_server
 
 DEVICES = ("aqrt_statevector", "fake_manila")
 SEEDED = {"experimental": {"aqrt_seed": 3}}  # the server's draws, fixed (aqrt's option)
-
-
-@pytest.fixture(scope="module")
-def manila() -> FakeManilaV2:
-    device = FakeManilaV2()
-    _ = device.target  # read its files once, here
-    return device
-
-
-def ghz_isa(target: Any, *, angle: float | None = None, measure: bool = False) -> QuantumCircuit:
-    """GHZ-4 (or ry(angle) on qubit 0 then the cx chain), transpiled for ``target``; measured,
-    with an x on qubit 3 (outcomes 1000 / 0111: a reversed bit order would read 0001 / 1110)."""
-    circuit = QuantumCircuit(4)
-    if angle is None:
-        circuit.h(0)
-    else:
-        circuit.ry(angle, 0)
-    for qubit in range(3):
-        circuit.cx(qubit, qubit + 1)
-    if measure:
-        circuit.x(3)
-        circuit.measure_all()
-    return generate_preset_pass_manager(optimization_level=1, target=target, seed_transpiler=1).run(circuit)
 
 
 def estimate(backend: Any, circuit: QuantumCircuit, label: str, level: int, seed: int = 9) -> tuple[float, float]:
