@@ -174,3 +174,16 @@ def slow_circuit(num_qubits: int = 22, layers: int = 120) -> QuantumCircuit:
         for qubit in range(num_qubits - 1):
             circuit.cx(qubit, qubit + 1)
     return circuit
+
+
+def stored_job_row(job_id: str, user: str = "alice") -> dict[str, Any]:
+    """A minimal job row for tests that write to the store directly."""
+    return {
+        "id": job_id,
+        "user": user,
+        "program": "sampler",
+        "backend": "b",
+        "status": "Queued",
+        "tags": [],
+        "created": "2026-01-01T00:00:00.000000+00:00",
+    }

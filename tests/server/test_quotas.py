@@ -24,7 +24,7 @@ from aqrt.server.store import StorageQuotaExceeded, Store
 from aqrt.wire import encode, pubs_to_wire
 from aqrt.wire.runtime_api import CODE_JOB_FAILED, CODE_PENDING_JOBS_LIMIT, CODE_STORAGE_QUOTA
 
-from .server_support import Client, bell, make_config, slow_circuit
+from .server_support import Client, bell, make_config, slow_circuit, stored_job_row
 
 
 @contextlib.asynccontextmanager
@@ -198,23 +198,11 @@ async def test_stored_bytes_are_held_to_the_quota_and_deleting_jobs_frees_it(tmp
 async def test_the_store_counts_params_and_results_and_refuses_atomically(tmp_path) -> None:
     store = await Store.open(tmp_path / "db.sqlite3", max_stored_bytes=300)
     try:
-
-        def row(job_id: str, user: str) -> dict[str, Any]:
-            return {
-                "id": job_id,
-                "user": user,
-                "program": "sampler",
-                "backend": "b",
-                "status": "Queued",
-                "tags": [],
-                "created": "2026-01-01T00:00:00.000000+00:00",
-            }
-
-        await store.insert_job(row("a", "alice"), '{"p": "' + "x" * 100 + '"}')
-        await store.insert_job(row("b", "alice"), '{"p": "é"}')  # 11 bytes in UTF-8
+        await store.insert_job(stored_job_row("a", "alice"), '{"p": "' + "x" * 100 + '"}')
+        await store.insert_job(stored_job_row("b", "alice"), '{"p": "é"}')  # 11 bytes in UTF-8
         assert await store.stored_bytes("alice") == 109 + 11
         with pytest.raises(StorageQuotaExceeded) as refused:
-            await store.insert_job(row("c", "alice"), "x" * 200)
+            await store.insert_job(stored_job_row("c", "alice"), "x" * 200)
         assert (refused.value.stored, refused.value.size, refused.value.limit) == (120, 200, 300)
         assert await store.job("c", "alice") is None and await store.stored_bytes("alice") == 120
         await store.finish_job("a", {"status": "Completed", "finished": "t", "result": "r" * 1000})

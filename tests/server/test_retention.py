@@ -17,7 +17,7 @@ from aqrt.server import store as store_module
 from aqrt.server.retention import MAX_SWEEP_INTERVAL, sweep_interval
 from aqrt.server.store import Store
 
-from .server_support import bell, make_config, slow_circuit
+from .server_support import bell, make_config, slow_circuit, stored_job_row
 from .test_quotas import serving
 
 RETENTION = 3600.0
@@ -145,18 +145,6 @@ def test_sweeps_run_every_tenth_of_the_retention_at_most_hourly() -> None:
 # -- space ----------------------------------------------------------------------------------------
 
 
-def _row(job_id: str, user: str = "alice") -> dict[str, Any]:
-    return {
-        "id": job_id,
-        "user": user,
-        "program": "sampler",
-        "backend": "b",
-        "status": "Queued",
-        "tags": [],
-        "created": "2026-01-01T00:00:00.000000+00:00",
-    }
-
-
 def _sizes(path: Path) -> tuple[int, int]:
     """The sizes of the database file and its ``-wal`` file (0 when there is none)."""
     wal = Path(f"{path}-wal")
@@ -170,7 +158,7 @@ async def _files_bytes(path: Path) -> int:
 async def _fill(store: Store, count: int, size: int) -> None:
     for number in range(count):
         job_id = f"job{number}"
-        await store.insert_job(_row(job_id), '"' + f"{number:x}" * (size // 2 // len(f"{number:x}")) + '"')
+        await store.insert_job(stored_job_row(job_id), '"' + f"{number:x}" * (size // 2 // len(f"{number:x}")) + '"')
         await store.finish_job(
             job_id, {"status": "Completed", "finished": "2026-01-01T00:00:00.000000+00:00", "result": "r" * (size // 2)}
         )
@@ -182,7 +170,7 @@ async def test_the_files_shrink_after_a_sweep_deletes_big_jobs(tmp_path) -> None
     store = await Store.open(path)
     try:
         await _fill(store, 24, 1 << 20)  # 24 MB of params and results
-        await store.insert_job(_row("kept"), '"small"')
+        await store.insert_job(stored_job_row("kept"), '"small"')
         before = await _files_bytes(path)
         assert before > 24 << 20
         deleted = await store.delete_finished_before("2027-01-01T00:00:00.000000+00:00")
