@@ -265,8 +265,12 @@ class JobLifecycle:
                 (nothing is stored, the job never runs).
         """
         info = self._catalog.get(submission.backend)
-        # The ISA check walks every instruction: off the loop.
-        failure = await asyncio.to_thread(non_isa_failure, info, pubs) if info is not None else None
+        if info is None:
+            failure = None
+        elif info.is_device:  # the ISA check walks every instruction: off the loop
+            failure = await asyncio.to_thread(non_isa_failure, info, pubs)
+        else:  # aqrt_statevector: a width check per PUB, no thread hop on every job
+            failure = non_isa_failure(info, pubs)
         if failure is not None:
             return await self._store_non_isa(user, instance, submission, params_json, idempotency, failure)
         if submission.program == "executor" and info is not None:
