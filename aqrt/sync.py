@@ -196,6 +196,10 @@ class _Runtime:
     def forget_service(self, service: AsyncRuntimeService) -> None:
         self.call(self._services.discard, service)
 
+    def serves(self, service: AsyncRuntimeService) -> bool:
+        """Whether ``service`` is open on this loop (made by the facade, not closed)."""
+        return service in self._services
+
     def close(self, grace: float) -> None:
         """Cancel unfinished jobs and sessions, wait up to ``grace`` seconds for them, stop the loop."""
         if not self._open:
@@ -772,6 +776,8 @@ def _check_remote(given: object, runtime: _Runtime) -> None:
         )
     if owner is not runtime:
         raise _stopped_error()
+    if not owner.serves(service):
+        raise RuntimeError(f"the aqrt.sync.RuntimeService of {what} is closed; make a new one")
 
 
 class RuntimeService:
