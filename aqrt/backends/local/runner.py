@@ -42,6 +42,7 @@ from .transpile import Transpiler
 
 if TYPE_CHECKING:
     from ...noise import NoiseModel
+    from ...options import Options
     from .mitigation import ResilienceSettings
 
 __all__ = ["ENGINES", "LocalJobRunner"]
@@ -51,6 +52,7 @@ _NOISY_MAX_QUBITS = 40  # noisy circuits run as statevectors: no wider, whatever
 # What a noisy run honours beyond the noiseless backend (options_report leaves them out).
 _HONOURED_WITH_NOISE = ("simulator.noise_model", "resilience_level", "resilience", "twirling")
 _SAMPLER_HONOURED_WITH_NOISE = ("simulator.noise_model",)
+_NOT_APPLIED_ENTRIES = 64  # options objects whose report a runner keeps (a primitive's snapshot each)
 
 
 class LocalJobRunner:
@@ -88,6 +90,14 @@ class LocalJobRunner:
         self.metadata = dict(metadata or {})
         self._np_dtype = np.dtype(dtype)
         self._transpiler = Transpiler(transpile_target)
+        # The circuit fingerprints of the last request seen: a job's inline check
+        # (statevector_only) and its run digest each circuit once between them. Replaced whole
+        # (one tuple), so a job on the loop and one on the worker thread never mix theirs.
+        self._last_fingerprints: tuple[JobRequest, list[str]] | None = None
+        # options_not_applied by options object (a job's snapshot, shared by every job of a
+        # primitive while its options stay unchanged), so a job does not compare whole options
+        # trees to find its report in options_not_applied's cache of equal options.
+        self._not_applied: dict[tuple[int, Program, tuple[str, ...]], tuple[Options, dict[str, str] | None]] = {}
 
     def check_pub(self, program: Program, pub: Any, index: int, *, max_qubits: int, bytes_per_amplitude: int) -> None:
         """Refuse, before any work, a PUB this machine cannot hold or the engine cannot run.
@@ -164,12 +174,15 @@ class LocalJobRunner:
         Raises:
             InvalidOptionsError: ``simulator.noise_model`` is neither a qiskit-aer nor an aqrt NoiseModel.
         """
-        from .noise_models import as_noise_model
-
         given = request.options.simulator.noise_model
         if given is None:
-            model = self._default_noise() if self._default_noise is not None else None
-        else:  # converted once per session (an Aer model or a dict also once per process while unchanged)
+            if self._default_noise is None:
+                return None
+            model = self._default_noise()
+        else:
+            from .noise_models import as_noise_model
+
+            # converted once per session (an Aer model or a dict also once per process while unchanged)
             entry = cache.get(("noise-model", id(given)))
             if entry is None or entry[0] is not given:
                 try:
@@ -185,10 +198,21 @@ class LocalJobRunner:
         cached, to know)."""
         if self.may_be_noisy(request):
             return False
+        keys = self.fingerprints(request)
         return all(
-            self.prepare(pub.circuit, circuit_fingerprint(pub.circuit), request, cache).method == STATEVECTOR
-            for pub in request.pubs
+            self.prepare(pub.circuit, key, request, cache).method == STATEVECTOR
+            for pub, key in zip(request.pubs, keys, strict=True)
         )
+
+    def fingerprints(self, request: JobRequest) -> list[str]:
+        """The circuit fingerprint of each PUB of ``request``, digested once per request: a job's
+        inline check and its inline run, one right after the other, share them."""
+        last = self._last_fingerprints
+        if last is not None and last[0] is request:
+            return last[1]
+        keys = [circuit_fingerprint(pub.circuit) for pub in request.pubs]
+        self._last_fingerprints = (request, keys)
+        return keys
 
     def run(self, request: JobRequest, context: ExecutionContext, *, serial: bool = False) -> PrimitiveResult:
         """Run every PUB of ``request`` here and return the job's result.
@@ -209,11 +233,13 @@ class LocalJobRunner:
         if context.progress is not None and self.engine == "numba" and not serial and model is None:
             return self._run_in_chunks(request, context)
         generators = pub_generators(request)
+        # Inline (serial), the job runs right after run_inline's check digested its circuits; on
+        # a worker they are digested as they run, in case a circuit changed since submission.
+        keys = self.fingerprints(request) if serial else [circuit_fingerprint(pub.circuit) for pub in request.pubs]
         results = []
-        for index, (pub, rng) in enumerate(zip(request.pubs, generators, strict=True)):
+        for index, (pub, rng, key) in enumerate(zip(request.pubs, generators, keys, strict=True)):
             if context.cancel_requested.is_set():
                 raise JobCancelledError(f"job {request.job_id} was cancelled", job_id=request.job_id)
-            key = circuit_fingerprint(pub.circuit)
             prepared = self.prepare(pub.circuit, key, request, context.cache)
             # The lowered form is cached per (circuit, optimization level).
             lowered_key = f"{request.options.optimization_level}:{key}"
@@ -274,7 +300,7 @@ class LocalJobRunner:
         ``extra``: more job metadata (the noise a job's option chose, over the backend's own; what
         mitigation ran).
         """
-        not_applied = options_not_applied(request.program, request.options, honoured=honoured, noisy=bool(honoured))
+        not_applied = self._options_not_applied(request.program, request.options, honoured)
         if not_applied:
             for result in results:
                 result.metadata["options_not_applied"] = not_applied
@@ -291,6 +317,21 @@ class LocalJobRunner:
         if not_applied:
             metadata["options_not_applied"] = not_applied
         return PrimitiveResult(results, metadata=metadata)
+
+    def _options_not_applied(
+        self, program: Program, options: Options, honoured: tuple[str, ...]
+    ) -> dict[str, str] | None:
+        """:func:`~.options_report.options_not_applied` (noisy when anything beyond the noiseless
+        backend was honoured), found by the options object's identity first; a fresh dict per job."""
+        key = (id(options), program, honoured)
+        entry = self._not_applied.get(key)
+        if entry is None or entry[0] is not options:
+            if len(self._not_applied) >= _NOT_APPLIED_ENTRIES:
+                self._not_applied.clear()
+            entry = (options, options_not_applied(program, options, honoured=honoured, noisy=bool(honoured)))
+            self._not_applied[key] = entry
+        report = entry[1]
+        return None if report is None else dict(report)
 
     def _run_in_chunks(self, request: JobRequest, context: ExecutionContext) -> PrimitiveResult:
         """The PUBs chunk by chunk in this thread, reporting progress after each chunk."""
