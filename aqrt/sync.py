@@ -795,9 +795,9 @@ class RuntimeService:
     :meth:`backend`.
 
     Args:
-        channel, token, instance, url, iam_url, name, filename, request_timeout, deadline, retry,
-            seed: as for :class:`aqrt.RuntimeService` (an ``aqrt serve``: ``url=<base>/api/v1``,
-            ``iam_url=<base>``).
+        channel, token, instance, url, iam_url: as for :class:`aqrt.RuntimeService` (an
+            ``aqrt serve``: ``url=<base>/api/v1``, ``iam_url=<base>``).
+        name, filename, request_timeout, deadline, retry, seed: as for :class:`aqrt.RuntimeService`.
 
     Raises:
         InvalidInputError: an unknown channel (at once); bad credentials surface on first use.
