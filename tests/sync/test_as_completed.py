@@ -95,6 +95,20 @@ def test_session_as_completed_yields_later_jobs_until_the_session_closes() -> No
     assert [jobs.index(job) for job in finished] == [1, 2, 0]  # the run() handles, as they finished
 
 
+def test_breaking_out_of_session_as_completed_leaves_the_session_usable() -> None:
+    backend = FakeBackend(durations={0: 0.05, 1: 0.3})
+    with Batch(backend=backend, max_concurrency=2) as batch:
+        estimator = Estimator(mode=batch)
+        first, second = estimator.run([(_circuit(), "Z")]), estimator.run([(_circuit(), "Z")])
+        for job in batch.as_completed():
+            assert job is first
+            break
+        third = estimator.run([(_circuit(), "Z")])
+        batch.close()
+        assert list(batch.as_completed()) == []  # closed, every job finished: nothing left to yield
+    assert [job.status() for job in (first, second, third)] == ["DONE"] * 3
+
+
 def test_what_as_completed_refuses() -> None:
     async_job_type_hint = r"for aqrt\.Job use asyncio\.as_completed"
     with pytest.raises(aqrt.InvalidInputError, match=r"takes aqrt\.sync\.Job / aqrt\.sync\.RemoteJob handles"):
