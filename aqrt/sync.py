@@ -777,7 +777,7 @@ def _check_remote(given: object, runtime: _Runtime) -> None:
     if owner is not runtime:
         raise _stopped_error()
     if not owner.serves(service):
-        raise RuntimeError(f"the aqrt.sync.RuntimeService of {what} is closed; make a new one")
+        raise RuntimeError(f"{what} belongs to a closed aqrt.sync.RuntimeService; make a new one")
 
 
 class RuntimeService:

@@ -265,7 +265,7 @@ def test_sync_misuse_of_the_service_names_the_fix(server: str) -> None:
         service.backend("aqrt_statevector")
     with pytest.raises(RuntimeError, match=r"this aqrt\.sync\.RuntimeService is closed; make a new one"):
         Session(service=service, backend="aqrt_statevector")
-    with pytest.raises(RuntimeError, match=r"the aqrt\.sync\.RuntimeService of backend 'aqrt_statevector' is closed"):
+    with pytest.raises(RuntimeError, match=r"'aqrt_statevector' belongs to a closed aqrt\.sync\.RuntimeService; make"):
         Estimator(mode=backend)
     with pytest.raises(aqrt.BackendNotFoundError, match="no backend 'nowhere'"), open_service(server) as other:
         other.backend("nowhere")
