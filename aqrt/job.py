@@ -173,6 +173,9 @@ class Job:
     """
 
     _progress: Any = None  # a Progress once someone asks for it; a class default costs a job nothing
+    # The validation of the job's PUBs, when its session defers it to the engine worker (see
+    # Scheduler.submit's check); run, then cleared, before the job starts.
+    _pending_check: Callable[[], None] | None = None
     _warned = False  # whether reading the result checked it for options not applied
 
     def __init__(self, request: JobRequest, *, backend_name: str, clock: Callable[[], float] | None = None) -> None:

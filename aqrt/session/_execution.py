@@ -1,19 +1,31 @@
 """Runs one job on one backend and settles it exactly once.
 
 A scheduler's runner first offers a job to :func:`settle_inline` (for ``runs_inline`` backends)
-and awaits :func:`run_job` only if the backend did not take it.
+and awaits :func:`run_job` only if the backend did not take it (or if the job's PUBs are still
+to be validated: :func:`run_job` does that first, on the engine worker).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
 
+from .._concurrency import run_in_worker
 from ..backends.base import NOT_INLINE, Backend, ExecutionContext
 from ..errors import AqrtError, JobCancelledError, JobFailedError, JobTimeoutError
-from ..job import Job
+from ..job import Job, Program
+
+
+def validate_pubs(backend: Backend, program: Program, pubs: Sequence[Any]) -> None:
+    """Have ``backend`` validate every PUB (a job's check deferred to the engine worker).
+
+    Raises:
+        What ``backend.validate_pub`` raises for the first PUB it refuses.
+    """
+    for index, pub in enumerate(pubs):
+        backend.validate_pub(program, pub, index)
 
 
 def settle_inline(job: Job, run_inline: Callable[..., Any], cache: dict[Any, Any]) -> bool:
@@ -60,6 +72,14 @@ async def _execute(job: Job, backend: Backend, cache: dict[Any, Any], on_start: 
         job._cancel_scope = job_scope
         if job.cancel_requested.is_set():
             job_scope.cancel()
+        check = job._pending_check
+        if check is not None:  # the PUBs' validation, off the loop; the job stays QUEUED meanwhile
+            job._pending_check = None
+            try:
+                await run_in_worker(check, job.cancel_requested)
+            except Exception as exc:
+                _settle_failure(job, exc)
+                return
         if capabilities.reports_job_start:  # RUNNING when the server says so
 
             def mark_running() -> None:

@@ -30,7 +30,7 @@ import math
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import anyio.abc
@@ -47,12 +47,15 @@ from ..errors import (
 )
 from ..job import Job, JobRequest, JobStatus, Program, new_job_id
 from ._admission import NO_RESERVATION
-from ._execution import run_job, settle_inline
+from ._execution import run_job, settle_inline, validate_pubs
 from ._policy import JOB_MODE, Policy
 
 if TYPE_CHECKING:
     from ..options import Options
     from ._admission import Admission, _NoReservation, _Reservation
+
+PubCheck = Literal["at_submit", "before_start", "done"]
+"""When a job's PUBs are validated (see :meth:`Scheduler.submit`)."""
 
 _RUNNER_SLICE = 0.001  # seconds of inline work a runner does before yielding to the loop
 
@@ -163,17 +166,26 @@ class Scheduler:
 
     # -- submission (synchronously, inside run()) --------------------------------------------------
 
-    def submit(self, program: Program, pubs: Sequence[Any], options: Options) -> Job:
+    def submit(self, program: Program, pubs: Sequence[Any], options: Options, *, check: PubCheck = "at_submit") -> Job:
         """Check the session's rules, validate the PUBs, make the job and dispatch it: to the
         queue in a session, to a task of its own in job mode.
 
         The session's refusals come before the PUBs' errors: a closed session says so even for
         bad input.
 
+        Args:
+            check: when the backend validates the PUBs. ``"at_submit"``: here, so ``run()``
+                raises for a bad PUB. ``"before_start"``: on the engine worker thread when the job
+                comes to run, before it starts (it stays QUEUED meanwhile), for checks that cost
+                far more than a loop callback may (an ``executor`` program's ISA walk on a
+                127-qubit device is 0.2-0.4 s); a refused job fails with the backend's error, as
+                IBM's server fails it. ``"done"``: the caller validated them already (aqrt serve,
+                off its loop, at submission), so they are checked once.
+
         Raises:
             SessionExpiredError / SessionClosedError / SessionCacheError: the session refuses jobs.
             InvalidOptionsError: ``max_execution_time`` is not below the session's ``max_time``.
-            InvalidPubError / CircuitTooLargeError: the backend refuses a PUB.
+            InvalidPubError / CircuitTooLargeError: the backend refuses a PUB (``"at_submit"`` only).
             SessionFullError: the session is at ``max_pending`` and no room was reserved.
         """
         admission = self._admission
@@ -187,12 +199,15 @@ class Scheduler:
                 )
         backend = self.backend
         assert backend is not None  # primitives reach a scheduler only through a bound session
-        for index, pub in enumerate(pubs):
-            backend.validate_pub(program, pub, index)
+        if check == "at_submit":
+            for index, pub in enumerate(pubs):
+                backend.validate_pub(program, pub, index)
         request = JobRequest(
             job_id=new_job_id(), program=program, pubs=tuple(pubs), options=options, session_id=self.session_id
         )
         job = Job(request, backend_name=backend.name)
+        if check == "before_start":
+            job._pending_check = functools.partial(validate_pubs, backend, program, request.pubs)
         if admission is not None:
             admission.admit(job)
         if self._first_job_rule and self.first_job is None:
@@ -382,7 +397,7 @@ class Scheduler:
             return
         cache = self.cache if self._shares_cache else {}
         run_inline = self._run_inline
-        if run_inline is None or not settle_inline(job, run_inline, cache):
+        if run_inline is None or job._pending_check is not None or not settle_inline(job, run_inline, cache):
             assert self.backend is not None
             await run_job(job, self.backend, cache)
 
@@ -398,7 +413,11 @@ class Scheduler:
             while self.queue and (job := self._take_next()) is not None:
                 cache = shared_cache if shared_cache is not None else {}
                 try:
-                    if run_inline is None or not settle_inline(job, run_inline, cache):
+                    if (
+                        run_inline is None
+                        or job._pending_check is not None
+                        or not settle_inline(job, run_inline, cache)
+                    ):
                         await run_job(job, backend, cache, on_start=self._note_started)
                 finally:
                     running.discard(job)

@@ -3,16 +3,21 @@ Session, a Batch or job mode, with the session's rules and the backend's checks.
 
 from __future__ import annotations
 
+import threading
+
+import anyio
 import numpy as np
 import pytest
 from qiskit import QuantumCircuit
 from qiskit_ibm_runtime.quantum_program import QuantumProgram
 
 import aqrt
-from aqrt import Batch, Executor, Session
+from aqrt import Batch, Executor, JobStatus, Session
+from aqrt.backends.local.device import DeviceBackend
 from aqrt.errors import (
     InvalidInputError,
     InvalidOptionsError,
+    JobCancelledError,
     SessionClosedError,
     UnsupportedCircuitError,
 )
@@ -71,21 +76,96 @@ async def test_samplex_items_and_passthrough_data_come_back(exact_manila) -> Non
 
 
 @pytest.mark.asyncio
-async def test_bad_programs_are_refused_at_run(exact_manila) -> None:
+async def test_a_non_program_is_refused_at_run_and_a_program_the_backend_refuses_fails_its_job(
+    exact_manila,
+) -> None:
+    """run() refuses what is not a QuantumProgram; the backend's own checks (meas_level, ISA) run
+    before the job starts and fail the job with their typed error, as IBM's server fails it."""
     executor = Executor(mode=exact_manila)
     with pytest.raises(InvalidInputError, match="QuantumProgram"):
         executor.run([sweep_circuit()])
     kerneled = QuantumProgram(shots=10, meas_level="kerneled")
     kerneled.append_circuit_item(sweep_circuit(), circuit_arguments=np.array([[0.0]]))
+    job = executor.run(kerneled)
     with pytest.raises(InvalidOptionsError, match="meas_level='kerneled'"):
-        executor.run(kerneled)
+        await job
+    assert job.status() is JobStatus.ERROR and job.metrics().running is None  # refused before it started
     not_isa = QuantumCircuit(2, 2)
     not_isa.h(0)  # not in manila's basis
     not_isa.measure([0, 1], [0, 1])
     program = QuantumProgram(shots=10)
+    program.append_circuit_item(sweep_circuit(), circuit_arguments=np.array([[0.0]]))
     program.append_circuit_item(not_isa)
-    with pytest.raises(UnsupportedCircuitError, match="h"):
-        executor.run(program)
+    job = executor.run(program)
+    with pytest.raises(UnsupportedCircuitError, match="h") as refused:
+        await job
+    assert refused.value.pub_index == 1 and job.status() is JobStatus.ERROR
+
+
+def _recording_checks(monkeypatch: pytest.MonkeyPatch, backend: DeviceBackend) -> list[tuple[str, threading.Thread]]:
+    """Every ``backend.validate_pub`` call from now on, as (program, thread it ran on)."""
+    calls: list[tuple[str, threading.Thread]] = []
+    validate_pub = backend.validate_pub
+
+    def recording(program: str, pub: object, index: int) -> None:
+        calls.append((program, threading.current_thread()))
+        validate_pub(program, pub, index)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(backend, "validate_pub", recording)
+    return calls
+
+
+@pytest.mark.asyncio
+async def test_a_program_is_checked_once_off_the_event_loop(manila, monkeypatch) -> None:
+    """The ISA walk of a device's program never runs on the event loop (a 127-qubit device's
+    is 0.2-0.4 s), and the run does not check the program again."""
+    backend = DeviceBackend(manila, noise=False)
+    calls = _recording_checks(monkeypatch, backend)
+    loop_thread = threading.current_thread()
+    for mode in (backend, Session, Batch):
+        calls.clear()
+        if mode is backend:
+            result = await Executor(mode=backend, options={"seed": 3}).run(sweep_program(50))
+        else:
+            async with mode(backend=backend):  # type: ignore[operator]
+                job = Executor(options={"seed": 3}).run(sweep_program(50))
+                assert calls == []  # run() returned without checking
+                result = await job
+        assert result[0]["c"].shape == (3, 50, 3)
+        programs = [program for program, _ in calls]
+        # the program once, then its item as a Sampler PUB; no second check in the run
+        assert programs == ["executor", "sampler"], (mode, programs)
+        assert all(thread is not loop_thread for _, thread in calls), [thread.name for _, thread in calls]
+    calls.clear()
+    # aqrt serve checks a program at submission (off its loop), then submits it as checked
+    result = await Executor(mode=backend, options={"seed": 3})._run_checked(sweep_program(50))
+    assert result[0]["c"].shape == (3, 50, 3) and calls == []
+
+
+@pytest.mark.asyncio
+async def test_a_job_cancelled_while_its_program_is_checked_ends_cancelled(manila, monkeypatch) -> None:
+    backend = DeviceBackend(manila, noise=False)
+    started = threading.Event()
+    release = threading.Event()
+    validate_pub = backend.validate_pub
+
+    def slow_check(program: str, pub: object, index: int) -> None:
+        started.set()
+        release.wait(10)
+        validate_pub(program, pub, index)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(backend, "validate_pub", slow_check)
+    async with Session(backend=backend) as session:
+        job = Executor().run(sweep_program(10))
+        while not started.is_set():
+            await anyio.sleep(0.001)
+        assert job.status() is JobStatus.QUEUED  # a program being checked has not started
+        assert job.cancel()
+        release.set()
+        with pytest.raises(JobCancelledError):
+            await job
+        assert job.status() is JobStatus.CANCELLED and job.metrics().running is None
+    assert session.statistics()["cancelled"] == 1
 
 
 @pytest.mark.asyncio
