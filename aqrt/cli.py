@@ -14,19 +14,9 @@ import importlib.util
 import sys
 from collections.abc import Sequence
 
-__all__ = ["first_run_note", "main", "missing_extras"]
+from ._extras import missing_extras
 
-# module -> the extra of aqrt that installs it
-_EXTRA_OF = {
-    "tqdm": "cli",
-    "matplotlib": "cli",
-    "qiskit_qasm3_import": "cli",
-    "distributed": "dask",
-    "qiskit_ibm_runtime": "devices",
-    "qiskit_aer": "noise",
-    "pennylane_lightning": "bench",
-    "qsimcirq": "bench",
-}
+__all__ = ["first_run_note", "main", "missing_extras"]
 
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -36,22 +26,6 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("aqrt._sweep_cli", "run a parameter sweep from a QASM file and a parameter grid"),
     "warmup": ("aqrt._warmup_cli", "compile (or load from the cache) the engine's kernels now"),
 }
-
-
-def missing_extras(what: str, modules: Sequence[str]) -> str | None:
-    """``None`` when every module in ``modules`` (optional ones aqrt's extras install) can be
-    imported; else what ``what`` (e.g.
-    ``"aqrt sweep --plot"``) needs and the command that installs it, for the user to read
-    before any work is done."""
-    missing = [module for module in modules if not _importable(module)]
-    if not missing:
-        return None
-    extras = sorted({_EXTRA_OF[module] for module in missing})
-    spec = ",".join(extras)
-    return (
-        f"{what} needs {', '.join(missing)} (the extra{'s' if len(extras) > 1 else ''} aqrt[{spec}]): "
-        f"in a clone of aqrt run  pip install -e '.[{spec}]'"
-    )
 
 
 def first_run_note() -> str | None:
@@ -69,13 +43,6 @@ def first_run_note() -> str | None:
         "aqrt: compiling the engine's kernels (the first run on this machine takes about a minute; "
         "they are cached, later runs load them in seconds)"
     )
-
-
-def _importable(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def _available() -> dict[str, tuple[str, str]]:

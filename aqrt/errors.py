@@ -44,6 +44,8 @@ when a job's result says an option was accepted but not honoured (``options_not_
 
 from __future__ import annotations
 
+from typing import Any
+
 from qiskit.exceptions import QiskitError
 
 __all__ = [
@@ -95,7 +97,12 @@ class InvalidPubError(InvalidInputError):
 
     def __init__(self, pub_index: int, message: str) -> None:
         self.pub_index = pub_index
+        self.problem = message
         super().__init__(f"PUB {pub_index}: {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Made again from its own arguments when unpickled (a job run in another process).
+        return (type(self), (self.pub_index, self.problem), self.__dict__)
 
 
 class UnsupportedCircuitError(InvalidPubError, QiskitError):

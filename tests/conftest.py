@@ -63,3 +63,42 @@ def manila() -> Any:
     device = FakeManilaV2()
     _ = device.target
     return device
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    """A real Dask cluster on 127.0.0.1 (:class:`aqrt.distributed.LocalProcessCluster`: a
+    scheduler and 2 nanny-supervised worker processes, one thread each, in a process tree of its
+    own); after the module, nothing of that tree may be left."""
+    import os
+    import platform
+
+    import psutil
+
+    from aqrt.distributed import LocalProcessCluster
+
+    _ = platform.uname().processor  # distributed's client handshake asks; platform runs a subprocess once
+    manager = LocalProcessCluster(n_workers=2, threads_per_worker=1)
+    with manager:
+        assert manager._process is not None
+        pid = manager._process.pid
+        yield manager
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+    def alive_in_group(process: psutil.Process) -> bool:
+        try:
+            return os.getpgid(process.pid) == pid and process.status() != psutil.STATUS_ZOMBIE
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            return False
+
+    # The cluster runs in a process group of its own (start_new_session): look only at that
+    # group, so other runs on the same machine are not counted.
+    assert not [process for process in psutil.process_iter() if alive_in_group(process)]
+
+
+@pytest.fixture
+def distributed_handshake_may_block(blockbuster: BlockBuster) -> None:
+    """A Dask client's handshake reads package versions from disk (importlib.metadata) once
+    per connection, on the loop; that is distributed's code, not aqrt's, so it is allowed."""
+    for function in blockbuster.functions.values():
+        function.can_block_in("distributed/versions.py", {"get_versions", "get_package_info"})

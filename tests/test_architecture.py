@@ -27,7 +27,7 @@ PACKAGE_ROOT = Path(aqrt.__file__).resolve().parent
 # re-exports the session, primitives and backends, sits with the session.
 ROOT_LAYER = 4
 LAYERS: list[tuple[int, tuple[str, ...]]] = [
-    (0, ("aqrt.errors", "aqrt.options", "aqrt._concurrency", "aqrt.progress", "aqrt.job")),
+    (0, ("aqrt.errors", "aqrt.options", "aqrt._concurrency", "aqrt._extras", "aqrt.progress", "aqrt.job")),
     (1, ("aqrt.engine", "aqrt.wire")),
     (2, ("aqrt.backends", "aqrt.noise")),
     (3, ("aqrt.distributed",)),

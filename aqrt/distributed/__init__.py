@@ -19,5 +19,6 @@ Nothing here imports Dask until a job runs on it.
 
 from .cluster import LocalProcessCluster
 from .executor import DaskExecutor
+from .jobs import ClusterJobs
 
-__all__ = ["DaskExecutor", "LocalProcessCluster"]
+__all__ = ["ClusterJobs", "DaskExecutor", "LocalProcessCluster"]

@@ -16,7 +16,7 @@ from ..backends.local import chunks
 from ..backends.local.runner import LocalJobRunner
 from ..job import JobRequest
 
-__all__ = ["DaskCluster", "connect"]
+__all__ = ["DaskCluster", "connect", "open_client"]
 
 # A client's handshake reports the host's processor, which platform finds by running `uname -p`:
 # a blocking subprocess on the loop the first time. Find it now (this module is imported off
@@ -37,16 +37,22 @@ class AqrtWarmup(WorkerPlugin):
         await asyncio.get_running_loop().run_in_executor(None, chunks.warm, self.dtype)
 
 
-async def connect(target: Any) -> DaskCluster:
-    """A :class:`DaskCluster` on ``target``: an asynchronous ``Client`` or a scheduler address."""
+async def open_client(target: Any) -> tuple[Client, bool]:
+    """A client on ``target`` (an asynchronous ``Client``, or a scheduler address: a client is
+    opened) and whether it was opened here (and is to be closed by whoever asked)."""
     if isinstance(target, str):
-        client = await Client(target, asynchronous=True)
-        return DaskCluster(client, owned=True)
+        return await Client(target, asynchronous=True), True
     if not isinstance(target, Client):
-        raise TypeError(f"DaskExecutor takes a distributed.Client or a scheduler address, got {type(target).__name__}")
+        raise TypeError(f"expected a distributed.Client or a scheduler address, got {type(target).__name__}")
     if not target.asynchronous:
         raise TypeError("the Dask client must be made with asynchronous=True on the running event loop")
-    return DaskCluster(target, owned=False)
+    return target, False
+
+
+async def connect(target: Any) -> DaskCluster:
+    """A :class:`DaskCluster` on ``target``: an asynchronous ``Client`` or a scheduler address."""
+    client, owned = await open_client(target)
+    return DaskCluster(client, owned=owned)
 
 
 class DaskCluster:

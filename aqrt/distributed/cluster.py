@@ -125,6 +125,9 @@ def _serve(n_workers: int, threads: int) -> None:
         processes=True,
         host="127.0.0.1",
         dashboard_address=None,
+        # The scheduler serves HTTP even without a dashboard, on port 8787 unless told: take any
+        # free port, so clusters side by side do not warn about a port in use.
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
         silence_logs=40,
     ) as cluster:
         print(json.dumps({"address": cluster.scheduler_address}), flush=True)

@@ -10,7 +10,7 @@ from typing import Any
 from .._concurrency import run_in_worker
 from ..backends.base import ExecutionContext
 from ..backends.local.cost import TARGET_CHUNK_SECONDS, UPDATES_PER_SECOND, job_cost
-from ..backends.local.runner import LocalJobRunner
+from ..backends.local.executors import ExecutedBackend
 from ..job import JobRequest
 
 __all__ = ["DaskExecutor"]
@@ -30,7 +30,7 @@ class DaskExecutor:
     """
 
     def __init__(self, client_or_address: Any) -> None:
-        if not isinstance(client_or_address, str) and not _is_dask_client(client_or_address):
+        if not isinstance(client_or_address, str) and not is_dask_client(client_or_address):
             raise TypeError(
                 "DaskExecutor takes a distributed.Client or a scheduler address, "
                 f"got {type(client_or_address).__name__}"
@@ -38,8 +38,14 @@ class DaskExecutor:
         self._target = client_or_address
         self._impl: Any = None
 
-    def takes(self, runner: LocalJobRunner, request: JobRequest) -> bool:
-        """More than one chunk of work: smaller jobs gain nothing from a cluster."""
+    def takes(self, backend: ExecutedBackend, request: JobRequest) -> bool:
+        """More than one chunk of work of a noiseless primitive job: smaller jobs gain nothing
+        from a cluster, and noisy jobs and ``executor`` programs run whole (their trajectories,
+        samplex draws and items share one generator); :class:`~.jobs.ClusterJobs` sends those
+        to a cluster whole."""
+        runner = backend.runner
+        if request.program == "executor" or runner.may_be_noisy(request):
+            return False
         if runner.chunk_bindings is not None:
             return any(math.prod(pub.parameter_values.shape) > runner.chunk_bindings for pub in request.pubs)
         return job_cost(request.pubs) > 2 * TARGET_CHUNK_SECONDS * UPDATES_PER_SECOND
@@ -51,10 +57,10 @@ class DaskExecutor:
             self._impl = await _dask.connect(self._target)
         return self._impl
 
-    async def execute(self, runner: LocalJobRunner, request: JobRequest, context: ExecutionContext) -> Any:
+    async def execute(self, backend: ExecutedBackend, request: JobRequest, context: ExecutionContext) -> Any:
         """Run ``request`` on the cluster and return its ``PrimitiveResult``."""
         impl = await self._cluster()
-        return await impl.execute(runner, request, context)
+        return await impl.execute(backend.runner, request, context)
 
     async def aclose(self) -> None:
         """Close the client if it was opened here from an address."""
@@ -63,7 +69,8 @@ class DaskExecutor:
             await impl.aclose()
 
 
-def _is_dask_client(value: Any) -> bool:
+def is_dask_client(value: Any) -> bool:
+    """Whether ``value`` is a ``distributed.Client`` (without importing distributed)."""
     # distributed is imported only when it is already loaded: a client exists only if it is.
     module = sys.modules.get("distributed")
     return module is not None and isinstance(value, module.Client)

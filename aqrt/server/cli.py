@@ -14,6 +14,7 @@ import socket
 import sys
 from pathlib import Path
 
+from .._extras import missing_extras
 from .config import API_KEYS_ENV, DEFAULT_BACKENDS, ServerConfig, parse_api_key, parse_api_keys_text, parse_user_weight
 from .store import default_db_path
 
@@ -135,6 +136,34 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="turns USER's jobs take per round for the engine (repeatable; default 1 each)",
     )
     parser.add_argument("--engine", choices=("numba", "reference"), default="numba", help="the local engine")
+    cluster = parser.add_mutually_exclusive_group()
+    cluster.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        default=None,
+        help="run jobs on the workers of this Dask scheduler (tcp://HOST:PORT; needs aqrt[dask])",
+    )
+    cluster.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="start a Dask cluster of N worker processes on this machine for the jobs (needs aqrt[dask])",
+    )
+    parser.add_argument(
+        "--engine-slots",
+        type=int,
+        default=None,
+        metavar="N",
+        help="jobs that run at once (default 1, or the cluster's workers)",
+    )
+    parser.add_argument(
+        "--max-running-per-user",
+        type=int,
+        default=None,
+        metavar="N",
+        help="engine slots one user's jobs may hold at once (default: all)",
+    )
 
 
 def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> ServerConfig:
@@ -159,6 +188,10 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
         **{name: getattr(args, name) for name, *_ in _OPERATION},
         user_weights=dict(parse_user_weight(text) for text in args.user_weight),
         engine=args.engine,
+        dask_scheduler=args.dask,
+        workers=args.workers,
+        engine_slots=args.engine_slots,
+        max_running_per_user=args.max_running_per_user,
     )
 
 
@@ -172,6 +205,11 @@ def main(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"aqrt serve: {exc}", file=sys.stderr)
         return 2
+    if config.uses_cluster:
+        missing = missing_extras("aqrt serve --dask/--workers", ["distributed"])
+        if missing is not None:
+            print(missing, file=sys.stderr)
+            return 2
     try:
         sock = _listen(args.host, args.port)
     except OSError as exc:

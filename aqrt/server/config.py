@@ -105,6 +105,16 @@ class ServerConfig:
         max_ttl: the system maximum (and default) of a session's ``max_ttl``, seconds.
         batch_concurrency: how many jobs of one batch run at once.
         engine: the local engine (``"numba"`` or ``"reference"``).
+        dask_scheduler: a Dask scheduler's address: jobs run whole on its workers
+            (:class:`aqrt.distributed.ClusterJobs`; needs ``aqrt[dask]``), off the server's
+            process; the tiny ones still run on the server.
+        workers: start a Dask cluster of this many worker processes on this machine with the
+            server (0: none; not with ``dask_scheduler``); it stops with the server.
+        engine_slots: how many jobs run at once (waiting jobs take the slots in fair turns);
+            default 1 on the server's own engine, the cluster's workers (as the server starts)
+            with a cluster.
+        max_running_per_user: how many of the slots one user's jobs may hold at once (default:
+            all of them; users still take turns for each free slot).
     """
 
     db_path: Path | str
@@ -142,6 +152,10 @@ class ServerConfig:
     max_ttl: int = 8 * 3600
     batch_concurrency: int = 4
     engine: str = "numba"
+    dask_scheduler: str | None = None
+    workers: int = 0
+    engine_slots: int | None = None
+    max_running_per_user: int | None = None
 
     def __post_init__(self) -> None:
         if not self.api_keys:
@@ -176,8 +190,27 @@ class ServerConfig:
         for user, weight in self.user_weights.items():
             if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
                 raise ValueError(f"the weight of user {user!r} must be a positive int, got {weight!r}")
+        for name in ("engine_slots", "max_running_per_user"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive int (or None: the default), got {value!r}")
+        if self.engine_slots is not None and self.engine_slots > 1 and not self.uses_cluster:
+            raise ValueError(
+                "engine_slots > 1 needs a cluster (--dask or --workers): the server's own engine runs one job at a time"
+            )
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
+            raise ValueError(f"workers must be an int >= 0, got {self.workers!r}")
+        if self.workers and self.dask_scheduler is not None:
+            raise ValueError("give a Dask scheduler to use (--dask) or local workers to start (--workers), not both")
+        if (self.workers or self.dask_scheduler is not None) and self.engine != "numba":
+            raise ValueError("a cluster runs the numba engine; the reference engine runs on the server only")
         if self.max_cost > _SQLITE_MAX_INT:
             raise ValueError(f"max_cost must be at most {_SQLITE_MAX_INT}, got {self.max_cost}")
+
+    @property
+    def uses_cluster(self) -> bool:
+        """Whether jobs run on a Dask cluster (a scheduler given, or local workers started)."""
+        return self.dask_scheduler is not None or self.workers > 0
 
     @property
     def backend_name(self) -> str:

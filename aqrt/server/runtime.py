@@ -28,6 +28,7 @@ import json
 from typing import Any
 
 from ..backends.local import LocalService
+from ..distributed import ClusterJobs, LocalProcessCluster
 from ..options import Options
 from .catalog import ServedBackendInfo, served_backends
 from .config import ServerConfig
@@ -61,7 +62,8 @@ class RuntimeServer:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.service = LocalService(engine=config.engine, max_qubits=config.max_qubits, noise=True)
+        self._service: LocalService | None = None
+        self._local_cluster: LocalProcessCluster | None = None
         self._catalog: dict[str, ServedBackendInfo] | None = None
         self._widest = 0
         self._tasks = Tasks()
@@ -74,6 +76,14 @@ class RuntimeServer:
         self._retention: RetentionSweeper | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
+
+    @property
+    def service(self) -> LocalService:
+        """The local service whose backends are served (devices with their noise), on the
+        cluster's workers when there is one."""
+        if self._service is None:
+            raise RuntimeError("the server is not started")
+        return self._service
 
     @property
     def store(self) -> Store:
@@ -118,8 +128,12 @@ class RuntimeServer:
         return self._retention
 
     async def start(self) -> None:
-        """Open the store, load the signing secret, recover what a previous run left, then start
-        the retention sweep (which runs once at once)."""
+        """Start the cluster (if any), open the store, load the signing secret, recover what a
+        previous run left, then start the retention sweep (which runs once at once)."""
+        cluster, slots = await self._open_cluster()
+        self._service = LocalService(
+            engine=self.config.engine, max_qubits=self.config.max_qubits, noise=True, executor=cluster
+        )
         # Loading fake devices reads files and takes a second: off the loop.
         self._catalog = await asyncio.to_thread(
             served_backends,
@@ -141,7 +155,8 @@ class RuntimeServer:
         )
         self._usage = UsageMeter(store)
         self._idempotency = IdempotentSubmissions(store)
-        slot = FairSlot(weights=self.config.user_weights)  # one engine: every backend's jobs take turns for it
+        # One engine (or cluster): every backend's jobs take turns for its slots.
+        slot = FairSlot(slots, max_per_user=self.config.max_running_per_user, weights=self.config.user_weights)
         served = {
             name: ServedBackend(
                 info.backend,
@@ -160,6 +175,27 @@ class RuntimeServer:
             store, self._jobs, retention=self.config.job_retention, clock=self.config.clock
         )
         self._retention.start()
+
+    async def _open_cluster(self) -> tuple[ClusterJobs | None, int]:
+        """The cluster jobs run on (started here for ``workers``), or None, and how many jobs run
+        at once (``engine_slots``; by default the cluster's workers as it is now, else 1)."""
+        config = self.config
+        address = config.dask_scheduler
+        if config.workers:
+            self._local_cluster = LocalProcessCluster(n_workers=config.workers)
+            address = await asyncio.to_thread(self._local_cluster.__enter__)
+        if address is None:
+            return None, config.engine_slots or 1
+        cluster = ClusterJobs(address)
+        try:
+            workers = await cluster.workers()  # connects now: an unreachable scheduler stops the start
+        except BaseException:
+            await cluster.aclose()
+            if self._local_cluster is not None:
+                local, self._local_cluster = self._local_cluster, None
+                await asyncio.to_thread(local.__exit__, None, None, None)
+            raise
+        return cluster, config.engine_slots or max(1, workers)
 
     async def recover(self) -> None:
         """Restore open sessions and re-run every job the store holds unfinished."""
@@ -188,6 +224,11 @@ class RuntimeServer:
                     await self._jobs.requeue_interrupted()
             finally:
                 await self._store.close()
+        if self._service is not None:
+            await self._service.aclose()  # the cluster's client
+        if self._local_cluster is not None:
+            cluster, self._local_cluster = self._local_cluster, None
+            await asyncio.to_thread(cluster.__exit__, None, None, None)
 
     # -- backends --------------------------------------------------------------------------------
 

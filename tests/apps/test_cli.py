@@ -151,9 +151,10 @@ def test_the_example_qasm_file_is_the_tested_ansatz() -> None:
 
 
 def test_a_missing_extra_is_named_before_any_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import aqrt._extras
     import aqrt.cli
 
-    monkeypatch.setattr(aqrt.cli, "_importable", lambda module: module not in {"matplotlib", "tqdm"})
+    monkeypatch.setattr(aqrt._extras, "_importable", lambda module: module not in {"matplotlib", "tqdm"})
     source = tmp_path / "ansatz.qasm"
     source.write_text(QASM)
     output = tmp_path / "out.npz"
@@ -163,7 +164,7 @@ def test_a_missing_extra_is_named_before_any_work(tmp_path: Path, monkeypatch: p
     assert "aqrt sweep needs tqdm, matplotlib" in message and "pip install -e '.[cli]'" in message
     assert "--no-progress" in message and not output.exists()  # refused before any work
     assert aqrt.cli.missing_extras("x", ["sys"]) is None
-    monkeypatch.setattr(aqrt.cli, "_importable", lambda module: False)
+    monkeypatch.setattr(aqrt._extras, "_importable", lambda module: False)
     message = aqrt.cli.missing_extras("aqrt sweep --dask", ["distributed", "tqdm"]) or ""
     assert "the extras aqrt[cli,dask]" in message and "pip install -e '.[cli,dask]'" in message
 
@@ -189,9 +190,10 @@ def test_plots_draw_every_observable_and_one_value_axes(
 
 
 def test_bench_names_a_missing_extra_before_running_anything(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import aqrt._extras
     import aqrt.cli
 
-    monkeypatch.setattr(aqrt.cli, "_importable", lambda module: module != "distributed")
+    monkeypatch.setattr(aqrt._extras, "_importable", lambda module: module != "distributed")
     assert aqrt.cli.main(["bench", "--quick", "--only", "sweep"]) == 2
     captured = capsys.readouterr()
     assert "aqrt bench needs distributed" in captured.err and "'.[dask]'" in captured.err

@@ -6,51 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import os
-import platform
 import signal
-from collections.abc import Iterator
 
 import numpy as np
-import psutil
 import pytest
 from distributed import Client
 from qiskit.quantum_info import SparsePauliOp
 
 from aqrt import Estimator, LocalService, Options, Sampler, Session
-from aqrt.distributed import DaskExecutor, LocalProcessCluster
+from aqrt.distributed import DaskExecutor
 
 from ..sweeps import ansatz, grid, observables
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[LocalProcessCluster]:
-    _ = platform.uname().processor  # distributed's client handshake asks; platform runs a subprocess once
-    manager = LocalProcessCluster(n_workers=2, threads_per_worker=1)
-    with manager:
-        pid = manager._process.pid
-        yield manager
-    # nothing of the cluster's process tree survives it
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    # The cluster runs in a process group of its own (start_new_session): look only at that
-    # group, so other runs on the same machine are not counted.
-    assert not [p for p in psutil.process_iter() if _alive_in_group(p, pid)]
-
-
-def _alive_in_group(process: psutil.Process, group: int) -> bool:
-    try:
-        return os.getpgid(process.pid) == group and process.status() != psutil.STATUS_ZOMBIE
-    except (ProcessLookupError, psutil.NoSuchProcess):
-        return False
-
-
-@pytest.fixture(autouse=True)
-def _distributed_handshake_may_block(blockbuster) -> None:
-    """A Dask client's handshake reads package versions from disk (importlib.metadata) once
-    per connection, on the loop; that is distributed's code, not aqrt's, so it is allowed."""
-    for function in blockbuster.functions.values():
-        function.can_block_in("distributed/versions.py", {"get_versions", "get_package_info"})
+pytestmark = [pytest.mark.asyncio, pytest.mark.slow, pytest.mark.usefixtures("distributed_handshake_may_block")]
 
 
 async def _in_process(pubs, program: str = "estimator", seed: int | None = None):

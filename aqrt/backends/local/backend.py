@@ -31,6 +31,7 @@ from .cost import INLINE_BUDGET, job_cost
 from .executor_program import QuantumProgramPub, run_quantum_program, validate_quantum_program
 from .executors import JobExecutor, WorkerThread
 from .memory import PEAK_BYTES_PER_AMPLITUDE, qubits_that_fit, total_memory
+from .recipes import BackendRecipe
 from .runner import ENGINES, LocalJobRunner
 from .status import BackendStatus
 from .target import basis_gates, statevector_target
@@ -76,6 +77,8 @@ class LocalBackend(BackendV2):
         chunk_bindings: bindings per chunk when a job is cut into chunks.
         description: the ``BackendV2`` description.
         backend_version: the ``BackendV2`` version (default: aqrt's).
+        recipe: how another process makes this same backend (:mod:`.recipes`); given by
+            :class:`~.service.LocalService` to the backends other processes can make by name.
 
     Raises:
         ValueError: an unknown engine or dtype, an executor with the reference engine, or a
@@ -97,6 +100,7 @@ class LocalBackend(BackendV2):
         chunk_bindings: int | None = None,
         description: str = "aqrt's exact, noiseless statevector simulator on this machine",
         backend_version: str | None = None,
+        recipe: BackendRecipe | None = None,
     ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
@@ -124,6 +128,7 @@ class LocalBackend(BackendV2):
             max_qubits if max_qubits is not None else qubits_that_fit(total_memory(), self._bytes_per_amplitude)
         )
         self._executor = executor
+        self._recipe = recipe
         self._worker = WorkerThread()
         self._target: Target | None = None
         self.runner = LocalJobRunner(
@@ -209,6 +214,12 @@ class LocalBackend(BackendV2):
         return CAPABILITIES
 
     @property
+    def recipe(self) -> BackendRecipe | None:
+        """How another process makes this same backend, or None when only this process can
+        (:mod:`.recipes`): executors that run whole jobs elsewhere need it."""
+        return self._recipe
+
+    @property
     def service(self) -> Service | None:
         return self._service
 
@@ -239,33 +250,27 @@ class LocalBackend(BackendV2):
         """Run the job on its executor (tiny jobs go through :meth:`run_inline` first)."""
         if self.engine == "numba" and not engine_is_warm(self.dtype):
             await run_in_worker(lambda: warm_engine(self.dtype))
-        if request.program == "executor":
-            return await self._execute_program(request, context)
-        if (
-            self._executor is not None
-            and not self.runner.may_be_noisy(request)  # noisy PUBs run whole, on this machine
-            and self._executor.takes(self.runner, request)
-        ):
-            return await self._executor.execute(self.runner, request, context)
-        return await self._worker.execute(self.runner, request, context)
+        if self._executor is not None and self._executor.takes(self, request):
+            return await self._executor.execute(self, request, context)
+        return await self._worker.execute(self, request, context)
 
-    async def _execute_program(self, request: JobRequest, context: ExecutionContext) -> Any:
-        """An ``executor`` job: its ``QuantumProgram`` run whole on the engine worker thread (never
-        on a cluster: its samplex draws and items share one generator), seeded by the job's
-        ``seed`` if set; returns the ``QuantumProgramResult``."""
+    def run_job(self, request: JobRequest, context: ExecutionContext) -> Any:
+        """Run the job in the calling thread (blocking CPU work) and return its result: a
+        ``PrimitiveResult``, or an ``executor`` job's ``QuantumProgramResult`` (its program run
+        whole, never in chunks: its samplex draws and items share one generator, seeded by the
+        job's ``seed`` if set). Executors call it on the thread or in the process that runs the
+        job."""
+        if request.program != "executor":
+            return self.runner.run(request, context)
         (pub,) = request.pubs
-        seed = request.options.seed
-        return await run_in_worker(
-            lambda: run_quantum_program(
-                pub.program,
-                self,
-                seed=seed,
-                cancel=context.cancel_requested,
-                cache=context.cache,
-                job_id=request.job_id,
-                validated=True,  # at run() (validate_pub), or at submission on aqrt serve
-            ),
-            context.cancel_requested,
+        return run_quantum_program(
+            pub.program,
+            self,
+            seed=request.options.seed,
+            cancel=context.cancel_requested,
+            cache=context.cache,
+            job_id=request.job_id,
+            validated=True,  # at run() (validate_pub), or at submission on aqrt serve
         )
 
     def run_inline(self, request: JobRequest, context: ExecutionContext) -> Any:
@@ -276,7 +281,7 @@ class LocalBackend(BackendV2):
             return NOT_INLINE
         if not engine_is_warm(self.dtype) or job_cost(request.pubs) > INLINE_BUDGET:
             return NOT_INLINE
-        if self._executor is not None and self._executor.takes(self.runner, request):
+        if self._executor is not None and self._executor.takes(self, request):
             return NOT_INLINE  # e.g. chunk_bindings asked for chunks this small
         if not self.runner.statevector_only(request, context.cache):
             return NOT_INLINE  # a dynamic circuit's branches can cost far more than its size says

@@ -35,9 +35,9 @@ if TYPE_CHECKING:
     from ...job import JobRequest
     from ..base import ExecutionContext
 
-__all__ = ["ChunkTask", "PubPlan", "RoutedPub", "plan_job", "run_chunk", "total_chunks", "warm"]
+__all__ = ["ChunkTask", "PubPlan", "RoutedPub", "kernel_lock", "plan_job", "run_chunk", "total_chunks", "warm"]
 
-_kernel_lock = threading.Lock()  # numba's parallel kernels may not be entered from two threads
+kernel_lock = threading.Lock()  # numba's parallel kernels may not be entered from two threads
 
 
 @dataclasses.dataclass
@@ -100,7 +100,7 @@ def run_chunk(task: ChunkTask, cancel_requested: Any = None) -> Any:
     if not is_warm(task.dtype):
         warm(task.dtype)  # once per process
     dtype = np.dtype(task.dtype)
-    with _kernel_lock:
+    with kernel_lock:
         if task.routed is not None:
             return _run_routed(task, task.routed, cancel_requested)
         assert task.lowered is not None
@@ -249,5 +249,5 @@ def warm(dtype: str) -> None:
     """Compile or load the kernels for ``dtype`` in this process (under the kernel lock)."""
     from ...engine import warmup
 
-    with _kernel_lock:
+    with kernel_lock:
         warmup(dtype)

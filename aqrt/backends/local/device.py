@@ -29,6 +29,7 @@ from ..isa import check_isa
 from .backend import LocalBackend
 from .executors import JobExecutor
 from .noise_models import device_noise_model
+from .recipes import BackendRecipe
 
 __all__ = ["DEVICE_NOISE", "NOISELESS", "DeviceBackend"]
 
@@ -62,6 +63,7 @@ class DeviceBackend(LocalBackend):
         noise: True (default): the device's noise model (needs qiskit-aer, the ``noise``
             extra); False: exact, noiseless; an :class:`aqrt.noise.NoiseModel`: that one.
             A job's ``simulator.noise_model`` option overrides it.
+        recipe: how another process makes this backend (:mod:`.recipes`), if it can.
 
     Raises:
         TypeError: ``device`` is not a Qiskit ``BackendV2``, or is an aqrt backend already.
@@ -78,6 +80,7 @@ class DeviceBackend(LocalBackend):
         executor: JobExecutor | None = None,
         chunk_bindings: int | None = None,
         noise: bool | NoiseModel = True,
+        recipe: BackendRecipe | None = None,
     ) -> None:
         if not isinstance(noise, bool | NoiseModel):
             raise TypeError(f"noise must be True, False or an aqrt.noise.NoiseModel, got {type(noise).__name__}")
@@ -99,6 +102,7 @@ class DeviceBackend(LocalBackend):
             description=f"{device.name} simulated by aqrt's engine, "
             + ("without noise" if noise is False else "with noise"),
             backend_version=str(device.backend_version or ""),
+            recipe=recipe,
         )
         self._device = device
         configuration = _configuration(device)

@@ -10,6 +10,7 @@ the primitives inside it agree on "the same backend" by name, as they do for rem
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib.util
 from collections.abc import Callable
 from typing import Self
@@ -21,8 +22,9 @@ from .backend import LocalBackend
 from .device import DeviceBackend
 from .devices import DEVICES_EXTRA, FAKE_PREFIX, declared_width, fake_device, fake_devices
 from .executors import JobExecutor
+from .recipes import BackendRecipe
 
-__all__ = ["DEFAULT_BACKEND", "LocalService"]
+__all__ = ["DEFAULT_BACKEND", "LocalService", "backend_from_recipe"]
 
 DEFAULT_BACKEND = "aqrt_statevector"
 _ALIASES = {"ibmq_qasm_simulator": DEFAULT_BACKEND}
@@ -78,6 +80,7 @@ class LocalService:
                 max_qubits=max_qubits,
                 executor=executor,
                 chunk_bindings=chunk_bindings,
+                recipe=self._recipe(DEFAULT_BACKEND),
             )
         }
 
@@ -139,6 +142,7 @@ class LocalService:
                 executor=self._executor,
                 chunk_bindings=self._chunk_bindings,
                 noise=self._noise and self._engine == "numba",  # the reference engine is exact
+                recipe=self._recipe(name) if _is_fake_device(device) else None,
             )
             known = self._backends.setdefault(name, made)  # another thread may have been first
         if not isinstance(known, DeviceBackend) or (
@@ -223,6 +227,17 @@ class LocalService:
         """:meth:`backend` (the Service protocol)."""
         return self.backend(name)
 
+    def _recipe(self, name: str) -> BackendRecipe:
+        """How another process makes this service's backend ``name`` (:mod:`.recipes`)."""
+        return BackendRecipe(
+            name=name,
+            engine=self._engine,
+            dtype=self._dtype,
+            max_qubits=self._max_qubits,
+            noise=self._noise,
+            chunk_bindings=self._chunk_bindings,
+        )
+
     def _add_fake_devices(self) -> None:
         try:
             devices = fake_devices()
@@ -245,6 +260,29 @@ class LocalService:
 
     def __repr__(self) -> str:
         return f"<LocalService backends={list(self._backends)}>"
+
+
+@functools.lru_cache(maxsize=32)
+def backend_from_recipe(recipe: BackendRecipe) -> LocalBackend:
+    """The backend ``recipe`` describes, made on first use in this process and then kept (a
+    device's target and noise model are built once per process): what a worker that runs whole
+    jobs does with the recipe each job comes with."""
+    service = LocalService(
+        engine=recipe.engine,
+        dtype=recipe.dtype,
+        max_qubits=recipe.max_qubits,
+        noise=recipe.noise,
+        chunk_bindings=recipe.chunk_bindings,
+    )
+    return service.backend(recipe.name)
+
+
+def _is_fake_device(device: BackendV2) -> bool:
+    """Whether ``device`` is one of qiskit-ibm-runtime's fake devices, which another process
+    finds by name (read from its class, without loading the fake devices)."""
+    return type(device).__module__.startswith("qiskit_ibm_runtime.fake_provider") and device.name.startswith(
+        FAKE_PREFIX
+    )
 
 
 def _by_name(backend: LocalBackend) -> str:
