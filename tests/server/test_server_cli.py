@@ -181,3 +181,25 @@ def test_an_unknown_backend_is_refused_before_serving(tmp_path: Path) -> None:
             env={**os.environ, "XDG_DATA_HOME": str(tmp_path)},
         )
         assert done.returncode == 2 and expected in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_cluster_settings_come_from_options_and_need_the_dask_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import aqrt._extras
+    from aqrt.server.cli import main
+
+    args = _args("--api-key", "k", "--db", str(tmp_path / "db"), "--workers", "3", "--max-running-per-user", "2")
+    config = config_from_args(args, environ={})
+    assert (config.workers, config.dask_scheduler, config.max_running_per_user) == (3, None, 2)
+    assert config.uses_cluster and config.engine_slots is None
+    remote = _args("--api-key", "k", "--dask", "tcp://127.0.0.1:8786", "--engine-slots", "4")
+    config = config_from_args(remote, environ={})
+    assert (config.dask_scheduler, config.engine_slots, config.workers) == ("tcp://127.0.0.1:8786", 4, 0)
+    with pytest.raises(SystemExit):  # one or the other
+        _args("--api-key", "k", "--dask", "tcp://127.0.0.1:8786", "--workers", "2")
+    capsys.readouterr()
+    monkeypatch.setattr(aqrt._extras, "_importable", lambda module: module != "distributed")
+    assert main(args) == 2  # before any socket or cluster
+    error = capsys.readouterr().err
+    assert "aqrt serve --dask/--workers needs distributed" in error and "pip install -e '.[dask]'" in error
