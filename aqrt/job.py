@@ -177,6 +177,7 @@ class Job:
     # Scheduler.submit's check); run, then cleared, before the job starts.
     _pending_check: Callable[[], None] | None = None
     _warned = False  # whether reading the result checked it for options not applied
+    _final = False  # settled (DONE, ERROR or CANCELLED): read on every wait, cheaper than the status's is_final
 
     def __init__(self, request: JobRequest, *, backend_name: str, clock: Callable[[], float] | None = None) -> None:
         self._request = request
@@ -237,7 +238,7 @@ class Job:
 
     def done(self) -> bool:
         """True once the job is DONE, ERROR or CANCELLED."""
-        return self._status.is_final
+        return self._final
 
     def cancel(self) -> bool:
         """Ask the job to stop; returns False if it had already finished.
@@ -336,13 +337,13 @@ class Job:
     def __await__(self) -> Generator[Any, None, Any]:
         # A plain generator rather than ``result().__await__()``: awaiting a job costs one
         # future, no coroutines (thousands of jobs are gathered at once).
-        if not self._status.is_final:
+        if not self._final:
             yield from self._until_final().__await__()
         return self._outcome()
 
     def _until_final(self) -> Awaitable[None]:
         """An awaitable that completes when the job is final (each call waits separately)."""
-        if self._status.is_final:
+        if self._final:
             return _Ready()
         if self._loop is not None:
             future = self._loop.create_future()
@@ -411,8 +412,9 @@ class Job:
         self._settle(JobStatus.CANCELLED)
 
     def _settle(self, status: JobStatus) -> None:
-        if self.done():  # settled exactly once; later outcomes are ignored
+        if self._final:  # settled exactly once; later outcomes are ignored
             return
+        self._final = True
         self._status = status
         self._finished = self._clock()
         self._cancel_scope = None

@@ -243,7 +243,7 @@ class LocalJobRunner:
             prepared = self.prepare(pub.circuit, key, request, context.cache)
             # The lowered form is cached per (circuit, optimization level).
             lowered_key = f"{request.options.optimization_level}:{key}"
-            with engine_errors(request.job_id, index):
+            try:
                 if model is not None:
                     result = self._run_noisy_pub(
                         request, prepared, pub, rng, context, lowered_key, model, settings, index
@@ -251,6 +251,11 @@ class LocalJobRunner:
                 else:
                     result = self._run_pub(request.program, prepared, pub, rng, context, lowered_key, serial)
                     result.metadata["simulator_metadata"] = prepared.metadata()
+            except Exception:
+                # engine_errors translates it; entered only on failure (a tiny job's whole run
+                # costs a few context managers)
+                with engine_errors(request.job_id, index):
+                    raise
             results.append(result)
         honoured = (
             (_HONOURED_WITH_NOISE if request.program == "estimator" else _SAMPLER_HONOURED_WITH_NOISE)
