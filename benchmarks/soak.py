@@ -15,7 +15,10 @@ big-enough jobs wait behind the heavy backlog; with fair turns they wait for abo
 
 Usage::
 
-    python benchmarks/soak.py [--seconds 30] [--light-users 3] [--backlog 20]
+    python benchmarks/soak.py [--seconds 30] [--light-users 3] [--backlog 20] [--workers N]
+
+``--workers N`` serves with a local Dask cluster of N worker processes (``aqrt serve --workers``):
+the engine work leaves the server's process (the server RSS then excludes the workers').
 
 Standalone: the repository root goes on ``sys.path`` (and ``PYTHONPATH`` of the server), so the
 working tree's ``aqrt`` is measured.
@@ -87,8 +90,12 @@ def _bodies() -> dict[str, list[dict[str, Any]]]:
     return {"light": light, "heavy": heavy}
 
 
-async def _start_server(db: Path, keys: dict[str, str], log: Path) -> tuple[asyncio.subprocess.Process, str]:
+async def _start_server(
+    db: Path, keys: dict[str, str], log: Path, workers: int
+) -> tuple[asyncio.subprocess.Process, str]:
     arguments = [arg for key, user in keys.items() for arg in ("--api-key", f"{key}={user}")]
+    if workers:
+        arguments += ["--workers", str(workers)]
     environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     with log.open("w") as stderr:
         process = await asyncio.create_subprocess_exec(
@@ -170,11 +177,11 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
 
 
-async def main(seconds: float, light_users: int, backlog: int) -> None:
+async def main(seconds: float, light_users: int, backlog: int, workers: int) -> None:
     keys = {f"key-light-{n}": f"light-{n}" for n in range(light_users)} | {"key-heavy": "heavy"}
     bodies = _bodies()
     with tempfile.TemporaryDirectory() as tmp:
-        server, url = await _start_server(Path(tmp) / "soak.sqlite3", keys, Path(tmp) / "server.log")
+        server, url = await _start_server(Path(tmp) / "soak.sqlite3", keys, Path(tmp) / "server.log", workers)
         api = f"{url}/api/v1"
         try:
             async with aiohttp.ClientSession() as http:
@@ -203,8 +210,10 @@ async def main(seconds: float, light_users: int, backlog: int) -> None:
             server.terminate()
             await server.wait()
     total = sum(len(values) for values in latencies.values())
+    cluster = f"; jobs on a local Dask cluster of {workers} workers" if workers else ""
     print(
         f"{seconds:.0f} s, {light_users} light users + 1 heavy user (backlog {backlog}); server RSS sampled every 0.5 s"
+        + cluster
     )
     print(f"{'user':<10} {'jobs':>6} {'p50 ms':>9} {'p99 ms':>9}")
     for user, values in latencies.items():
@@ -223,5 +232,6 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--light-users", type=int, default=3)
     parser.add_argument("--backlog", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=0, help="serve with --workers N (a local Dask cluster)")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.seconds, arguments.light_users, arguments.backlog))
+    asyncio.run(main(arguments.seconds, arguments.light_users, arguments.backlog, arguments.workers))
