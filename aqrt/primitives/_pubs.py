@@ -61,7 +61,23 @@ def _plain_estimator_pub(pub: Any, precision: float | None) -> EstimatorPub | No
         return None
     if circuit.num_parameters or observables.num_qubits != circuit.num_qubits:
         return None  # the general path reports the problem with the PUB index
-    return EstimatorPub(circuit, observables, BindingsArray(), float(precision), validate=False)
+    if not _PUB_STATE_KNOWN:
+        return EstimatorPub(circuit, observables, BindingsArray(), float(precision), validate=False)
+    # The state EstimatorPub(..., validate=False) sets, set directly: its __init__ broadcasts the
+    # shapes with numpy's Python-level broadcast_shapes, half the cost of run() for a tiny job;
+    # without bindings (shape ()) the PUB's shape is the observables' own.
+    pub = EstimatorPub.__new__(EstimatorPub)
+    pub._circuit = circuit
+    pub._observables = observables
+    pub._parameter_values = BindingsArray()
+    pub._precision = float(precision)
+    pub._shape = observables.shape
+    return pub
+
+
+# Whether EstimatorPub's whole state is the five slots _plain_estimator_pub sets (Qiskit 1.x-2.x);
+# a Qiskit that changes them gets its own constructor.
+_PUB_STATE_KNOWN = EstimatorPub.__slots__ == ("_circuit", "_observables", "_parameter_values", "_precision", "_shape")
 
 
 _OBSERVABLES_CACHE: collections.OrderedDict[tuple[Any, ...], ObservablesArray] = collections.OrderedDict()
