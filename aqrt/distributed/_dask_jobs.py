@@ -7,10 +7,10 @@ import collections
 import pickle
 import threading
 import uuid
-from typing import Any, Self
+from typing import Any
 
 import anyio
-from distributed import Client, Event, KilledWorker, get_client, get_worker
+from distributed import Client, KilledWorker, get_worker
 from qiskit.primitives.containers import PrimitiveResult
 
 from .._concurrency import CancelFlag
@@ -26,7 +26,6 @@ from ._dask import open_client
 __all__ = ["WholeJobs", "connect", "run_whole_job"]
 
 _EXTRA_ATTEMPTS = 3  # resubmissions of a job after Dask itself gave up on it (KilledWorker)
-_CANCEL_POLL_SECONDS = 0.2  # how often a running job asks whether it was cancelled
 _KEPT_SESSION_CACHES = 8  # sessions whose caches (transpiled, lowered circuits) a worker keeps
 
 
@@ -57,7 +56,6 @@ class WholeJobs:
     async def execute(self, recipe: BackendRecipe, request: JobRequest, context: ExecutionContext) -> Any:
         client = self.client
         token = uuid.uuid4().hex[:8]
-        cancel_name = f"aqrt-cancel-{request.job_id}-{token}"
         future: Any = None
         finished = False
         # Pickled here, off the loop (a job's circuits can take a large fraction of a second),
@@ -66,7 +64,7 @@ class WholeJobs:
         try:
             for attempt in range(_EXTRA_ATTEMPTS + 1):
                 key = f"aqrt-job-{request.job_id}-{token}-{attempt}"
-                future = client.submit(run_whole_job, payload, cancel_name, key=key, pure=False)
+                future = client.submit(run_whole_job, payload, key=key, pure=False)
                 try:
                     result = await anyio.to_thread.run_sync(pickle.loads, await future)
                 except KilledWorker:
@@ -82,9 +80,8 @@ class WholeJobs:
             raise AssertionError("unreachable")  # pragma: no cover
         finally:
             if future is not None:
-                if not finished:  # cancelled or failed: the worker stops at its next poll
+                if not finished:  # cancelled or failed: the worker sees it at its next poll and stops
                     with anyio.CancelScope(shield=True):
-                        await Event(cancel_name, client=client).set()
                         await client.cancel([future], force=True)
                 future.release()
 
@@ -108,41 +105,33 @@ def _session_cache(session_id: str | None) -> dict[Any, Any]:
         return cache
 
 
-class _CancelWatch:
-    """Sets ``flag`` when the Dask event ``name`` is set (polled on a thread of its own)."""
+class _TaskCancelled(CancelFlag):
+    """Set once the running Dask task is cancelled by its client: read from the worker's own
+    record of the task (a dictionary look-up whenever the engine polls, no message)."""
 
-    def __init__(self, name: str, flag: CancelFlag) -> None:
-        self._event = Event(name, client=get_client())  # the worker's client, made in the task's thread
-        self._flag = flag
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="aqrt-cancel-watch", daemon=True)
+    __slots__ = ("_key", "_worker")
 
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
+    def __init__(self) -> None:
+        super().__init__()
+        self._worker = get_worker()
+        self._key = self._worker.get_current_task()
 
-    def __exit__(self, *exc_info: object) -> None:
-        self._stopped.set()
-
-    def _watch(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                if self._event.wait(timeout=_CANCEL_POLL_SECONDS):
-                    self._flag.set()
-                    return
-            except Exception:  # the worker is shutting down: nothing left to cancel
-                return
+    def is_set(self) -> bool:
+        if not self._set:
+            task = self._worker.state.tasks.get(self._key)
+            self._set = task is None or task.state == "cancelled"
+        return self._set
 
 
-def run_whole_job(payload: bytes, cancel_name: str) -> bytes:
+def run_whole_job(payload: bytes) -> bytes:
     """Run a job on this worker (the Dask task): ``payload`` is its pickled ``(recipe,
     request)``; the backend is made from the recipe (once per process); one job at a time per
-    process (numba's parallel kernels are not re-entrant across threads); stopped when the event
-    ``cancel_name`` is set. Returns the pickled result."""
+    process (numba's parallel kernels are not re-entrant across threads); stopped when its
+    client cancels the task. Returns the pickled result."""
     recipe, request = pickle.loads(payload)
     backend = backend_from_recipe(recipe)
-    flag = CancelFlag()
-    with _CancelWatch(cancel_name, flag), chunks.kernel_lock:
+    flag = _TaskCancelled()
+    with chunks.kernel_lock:
         warm_engine(backend.dtype)
         context = ExecutionContext(cache=_session_cache(request.session_id), cancel_requested=flag)
         try:

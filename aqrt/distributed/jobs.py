@@ -13,7 +13,8 @@ Results equal the in-process ones: seeded samples and noise bit for bit, exact v
 last bits. A job whose worker dies is run again from the start on another worker (Dask
 reschedules it; after Dask gives up, up to three more submissions), and the job's one result is
 what the caller gets, once. Cancelling the awaiting task (``job.cancel()``, a
-``max_execution_time``) sets a cancel flag the worker polls, as the engine thread's is.
+``max_execution_time``) cancels the Dask task, which the engine on the worker sees at its next
+check, as on the engine thread.
 
 Jobs tiny enough to run inline, and jobs of backends without a recipe, stay in this process.
 """
