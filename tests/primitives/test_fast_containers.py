@@ -1,0 +1,104 @@
+"""Two Qiskit containers a tiny job builds without their constructors (which cost as much as the
+rest of their work): the commonest Estimator PUB, ``(circuit without parameters, observables)``,
+must be the PUB Qiskit's ``EstimatorPub.coerce`` makes, field for field, and valid by Qiskit's own
+check; a scalar PUB's ``DataBin`` must be the one ``DataBin(evs=..., stds=..., shape=())`` makes."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import numpy as np
+import pytest
+from qiskit import QuantumCircuit
+from qiskit.primitives import StatevectorEstimator
+from qiskit.primitives.containers import DataBin, ObservablesArray
+from qiskit.primitives.containers.estimator_pub import EstimatorPub
+from qiskit.quantum_info import SparsePauliOp
+
+from aqrt import Estimator, Session
+from aqrt.backends.local import engine_pubs
+from aqrt.primitives import _pubs
+from aqrt.primitives._pubs import coerce_estimator_pubs
+
+
+def _bell() -> QuantumCircuit:
+    circuit = QuantumCircuit(2)
+    circuit.h(0)
+    circuit.cx(0, 1)
+    return circuit
+
+
+@pytest.mark.parametrize(
+    "observables",
+    [
+        SparsePauliOp("ZZ"),
+        SparsePauliOp(["XX", "YY", "ZI"], coeffs=[0.5, -1.0, 2.0]),
+        ObservablesArray.coerce(["ZZ", "XX", "IZ"]),
+        ObservablesArray.coerce([["ZZ", "XX"], ["YY", "II"]]),
+    ],
+    ids=["one-term", "three-terms", "shape-3", "shape-2x2"],
+)
+@pytest.mark.parametrize("precision", [0.0, 0.125])
+def test_the_fast_pub_is_the_pub_qiskit_coerces(observables: object, precision: float) -> None:
+    circuit = _bell()
+    assert _pubs._PUB_STATE_KNOWN  # the fast path is the one taken on this Qiskit
+    (fast,) = coerce_estimator_pubs([(circuit, observables)], precision)
+    official = EstimatorPub.coerce((circuit, observables), precision)
+    assert type(fast) is EstimatorPub
+    fast.validate()  # Qiskit's own checks pass
+    assert fast.circuit is circuit
+    assert fast.shape == official.shape and type(fast.shape) is tuple
+    assert fast.precision == official.precision and type(fast.precision) is float
+    assert fast.parameter_values.shape == official.parameter_values.shape == ()
+    assert fast.parameter_values.num_parameters == 0
+    assert fast.observables.shape == official.observables.shape
+    assert fast.observables.tolist() == official.observables.tolist()
+    for index in np.ndindex(*fast.shape):
+        assert fast.observables[index] == official.observables[index]
+
+
+def test_a_pub_the_fast_path_cannot_take_gets_qiskit_s_constructor() -> None:
+    circuit = _bell()
+    wrong_width = SparsePauliOp("ZZZ")
+    with pytest.raises(Exception, match="PUB 0"):
+        coerce_estimator_pubs([(circuit, wrong_width)], 0.0)
+    (pub,) = coerce_estimator_pubs([(circuit, "ZZ")], None)  # no precision: Qiskit's path
+    assert pub.precision is None and pub.shape == ()
+
+
+def _assert_same_data_bin(ours: DataBin, theirs: DataBin) -> None:
+    assert type(ours) is DataBin
+    assert ours.shape == theirs.shape == () and ours.ndim == 0 and ours.size == 1
+    assert list(ours) == list(theirs) == ["evs", "stds"] and len(ours) == 2
+    assert list(ours.keys()) == list(theirs.keys())
+    for name in ("evs", "stds"):
+        assert ours[name] is getattr(ours, name)
+        assert getattr(ours, name).dtype == getattr(theirs, name).dtype == np.float64
+        assert getattr(ours, name).shape == () and float(getattr(ours, name)) == float(getattr(theirs, name))
+    assert repr(ours) == repr(theirs)
+    assert vars(ours).keys() == vars(theirs).keys()
+
+
+@pytest.mark.parametrize("precision", [0.0, 0.25])
+def test_a_scalar_pub_s_data_bin_is_the_one_qiskit_s_constructor_makes(precision: float) -> None:
+    assert engine_pubs._DATA_BIN_STATE_KNOWN  # the fast path is the one taken on this Qiskit
+    (pub,) = coerce_estimator_pubs([(_bell(), SparsePauliOp("ZZ"))], precision)
+    result = engine_pubs.finish_estimate(pub, np.array([[0.75]]), np.random.default_rng(1))
+    evs = result.data.evs
+    theirs = DataBin(evs=evs, stds=np.full((), precision, dtype=np.float64), shape=())
+    _assert_same_data_bin(result.data, theirs)
+    assert result.metadata == {"target_precision": precision, "circuit_metadata": {}}
+    for clone in (copy.deepcopy(result.data), pickle.loads(pickle.dumps(result.data))):
+        _assert_same_data_bin(clone, theirs)
+
+
+@pytest.mark.asyncio
+async def test_a_tiny_job_s_result_matches_qiskit_s_containers() -> None:
+    circuit = _bell()
+    async with Session():
+        ours = await Estimator().run([(circuit, SparsePauliOp("ZZ"))])
+    theirs = StatevectorEstimator().run([(circuit, SparsePauliOp("ZZ"))]).result()
+    _assert_same_data_bin(ours[0].data, theirs[0].data)
+    assert float(ours[0].data.evs) == pytest.approx(1.0, abs=1e-12)
+    assert ours[0].metadata["target_precision"] == theirs[0].metadata["target_precision"] == 0.0
