@@ -267,7 +267,16 @@ def machine_facts() -> dict[str, Any]:
         "qiskit": qiskit.__version__,
         "qiskit_aer": qiskit_aer.__version__ if qiskit_aer is not None else None,
         "numpy": np.__version__,
+        "load_average": _load_average(),
     }
+
+
+def _load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (other processes share the CPUs: quote them)."""
+    try:
+        return [round(value, 2) for value in os.getloadavg()]
+    except OSError:  # pragma: no cover - not available on this platform
+        return None
 
 
 def _git(*args: str) -> str | None:
@@ -356,6 +365,7 @@ def format_report(facts: dict[str, Any], config: dict[str, Any], outcome: dict[s
         f"date        {facts['date']}",
         f"machine     {facts['cpu_count']} CPUs ({facts['cpus_usable']} usable), {facts['cpu_model']}",
         f"platform    {facts['platform']}",
+        f"load        {facts['load_average']} at the start, {config.get('load_average_end')} at the end (1/5/15 min)",
         f"python      {facts['python']}",
         (
             f"versions    aqrt {facts['aqrt']} [{facts['aqrt_git']}], qiskit {facts['qiskit']}, "
@@ -485,6 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter()
     outcome = run_benchmark(args.jobs, args.repeat, args.warmup)
     config["wall_s"] = round(time.perf_counter() - wall, 1)
+    config["load_average_end"] = _load_average()
     print(format_report(facts, config, outcome))
     print(f"(benchmark wall time {config['wall_s']} s)")
     if args.json is not None:
