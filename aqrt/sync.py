@@ -929,8 +929,8 @@ class RuntimeService:
     # -- jobs ------------------------------------------------------------------------------------
 
     def job(self, job_id: str) -> RemoteJob:
-        """A job of this instance by its server id (for a job submitted through aqrt, the id is
-        ``backend.remote_job_ids[job.job_id()]``).
+        """A job of this instance by its server id, or by the id of the aqrt job that submitted
+        it (``service.job(job.job_id())``, as with qiskit-ibm-runtime).
 
         Raises:
             NotFoundError: no such job.

@@ -87,6 +87,7 @@ __all__ = [
     "INSTANCE_HEADER",
     "JOB_CANCELLED_REASON",
     "JOB_STATUSES",
+    "JOB_TAG_PREFIX",
     "PARAMS_VERSION",
     "PROGRAMS",
     "QUEUED",
@@ -432,6 +433,9 @@ def error_body(status: int, message: str, code: int) -> dict[str, Any]:
 
 # -- idempotent submission ----------------------------------------------------------------------
 
+#: The tag ``aqrt-job-<id>`` aqrt's client adds to each job it submits: the id of the aqrt job
+#: (``job.job_id``) that submitted it, by which ``RuntimeService.job()`` also finds it.
+JOB_TAG_PREFIX: Final = "aqrt-job-"
 #: The tag ``aqrt-idem-<key>`` that makes a ``POST /jobs`` idempotent: aqrt's client adds one to
 #: every submission and looks the job up by it; ``aqrt serve`` makes one job per key and user.
 IDEMPOTENCY_TAG_PREFIX: Final = "aqrt-idem-"

@@ -445,6 +445,8 @@ async def test_unknown_backend_and_unknown_job_are_lookup_errors(looptime) -> No
         with pytest.raises(NotFoundError) as caught:
             await service.job("no-such-job")
         assert caught.value.status == 404 and isinstance(caught.value, LookupError)
+        with pytest.raises(NotFoundError):  # neither a server id nor an aqrt job's tag
+            await service.job("job-000000000000-00000001")
 
 
 async def test_least_busy_and_job_retrieval_and_listing(looptime) -> None:
@@ -462,6 +464,11 @@ async def test_least_busy_and_job_retrieval_and_listing(looptime) -> None:
         listed = await service.jobs(backend="fake_beta")
         assert [j.job_id for j in listed] == [remote_id]
         assert f"aqrt-job-{job.job_id}" in listed[0].tags
+        other = Estimator(mode=backend).run(pubs)  # a newer job: the look-up must not take any job
+        await other
+        by_own_id = await service.job(job.job_id())  # as qiskit-ibm-runtime's service.job(job.job_id())
+        assert by_own_id.job_id == remote_id != backend.remote_job_ids[other.job_id]
+        assert (await service.job(other.job_id)).job_id == backend.remote_job_ids[other.job_id]
 
 
 @pytest.mark.parametrize(

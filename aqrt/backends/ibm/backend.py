@@ -38,7 +38,7 @@ from ...errors import (
 from ...job import JobRequest, Program
 from ...options import Options
 from ...wire import Program as PubProgram
-from ...wire.runtime_api import DEDICATED, IDEMPOTENCY_TAG_PREFIX, job_params, options_not_sent
+from ...wire.runtime_api import DEDICATED, IDEMPOTENCY_TAG_PREFIX, JOB_TAG_PREFIX, job_params, options_not_sent
 from ..base import BackendCapabilities, ExecutionContext, Service
 from .connection import Connection
 from .poller import poll_interval
@@ -291,7 +291,7 @@ class IBMBackend(BackendV2):
                     backend=self.name,
                     params=params,
                     session_id=remote_session,
-                    tags=[*(request.options.environment.job_tags or ()), f"aqrt-job-{request.job_id}"],
+                    tags=[*(request.options.environment.job_tags or ()), JOB_TAG_PREFIX + request.job_id],
                     max_execution_time=request.options.max_execution_time,
                     idempotency_key=key,
                 )

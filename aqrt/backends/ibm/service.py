@@ -21,7 +21,7 @@ from typing import Any, Self
 
 from ...errors import BackendNotFoundError, InvalidInputError, NotFoundError
 from ...job import JobStatus
-from ...wire.runtime_api import JobState
+from ...wire.runtime_api import JOB_TAG_PREFIX, JobState
 from .accounts import CHANNELS, Account, resolve_account
 from .auth import IAMAuth
 from .backend import IBMBackend
@@ -224,13 +224,22 @@ class RuntimeService:
     # -- jobs --------------------------------------------------------------------------------
 
     async def job(self, job_id: str) -> RemoteJob:
-        """A job of this instance by its server id.
+        """A job of this instance by its server id, or by the id aqrt gave the job that
+        submitted it (``job.job_id`` of a primitive's job: found by the tag
+        ``aqrt-job-<id>`` every submission carries), so ``service.job(job.job_id())`` finds the
+        job as it does with qiskit-ibm-runtime.
 
         Raises:
             NotFoundError: no such job.
         """
         connection = await self._open()
-        return RemoteJob(connection, await connection.api.get_job(job_id))
+        try:
+            return RemoteJob(connection, await connection.api.get_job(job_id))
+        except NotFoundError:
+            replies = await connection.api.list_jobs(limit=1, tags=[JOB_TAG_PREFIX + job_id])
+            if not replies:
+                raise
+            return RemoteJob(connection, replies[0])
 
     async def jobs(
         self,
