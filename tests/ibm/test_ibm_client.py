@@ -447,6 +447,9 @@ async def test_unknown_backend_and_unknown_job_are_lookup_errors(looptime) -> No
         assert caught.value.status == 404 and isinstance(caught.value, LookupError)
         with pytest.raises(NotFoundError):  # neither a server id nor an aqrt job's tag
             await service.job("job-000000000000-00000001")
+    with pytest.raises(TypeError, match=r'use "async with", or aqrt\.sync\.RuntimeService'):
+        with RuntimeService(channel="ibm_quantum_platform", token="t", instance="crn:x"):
+            pass
 
 
 async def test_least_busy_and_job_retrieval_and_listing(looptime) -> None:

@@ -17,7 +17,7 @@ import asyncio
 import functools
 import os
 import random
-from typing import Any, Self
+from typing import Any, NoReturn, Self
 
 from ...errors import BackendNotFoundError, InvalidInputError, NotFoundError
 from ...job import JobStatus
@@ -96,6 +96,20 @@ class RuntimeService:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+    def __enter__(self) -> NoReturn:
+        """Refuse a plain ``with``: the service is entered with ``async with`` (or use aqrt.sync).
+
+        Raises:
+            TypeError: always, naming both fixes.
+        """
+        raise TypeError(
+            'RuntimeService is asynchronous and does not support a plain `with`: use "async with", '
+            "or aqrt.sync.RuntimeService in synchronous code (`with aqrt.sync.RuntimeService(...) as service:`)"
+        )
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Never reached (``__enter__`` raises); defined so ``with`` reaches ``__enter__``."""
 
     async def _open(self) -> Connection:
         if self._closed:
