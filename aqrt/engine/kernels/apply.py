@@ -10,9 +10,11 @@ Conventions in :mod:`aqrt.engine.kernels`. Every kernel updates ``state`` in pla
 - ``apply_controlled``  2x2 on a target where (index & control mask) == control value
 - ``apply_cx``          CX(control, target): swaps, no arithmetic
 
-Ops whose qubits all lie below ``BLOCK_QUBITS`` (4) run on :mod:`.low_qubits`' in-register block
-kernels (1- and 2-qubit dense and permutation ops, diagonals, CX) where the state is a
-C-contiguous array of at least 16 amplitudes: their pair runs are too short for the loops here.
+Where the state is a C-contiguous array of at least 32 amplitudes, 1-qubit gates and CX on any
+qubits, and 1-/2-qubit dense and permutation ops and diagonals whose qubits all lie below
+``BLOCK_QUBITS`` (4), run on :mod:`.simd`'s explicit vector kernels (16 amplitudes per vector):
+pair runs on low qubits are too short for the loops here to vectorise. The loops stay for other
+states and other ops.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 from numba import njit
 
 from .bits import group_offsets, insert_zeros, permutation_of
-from .low_qubits import BLOCK_QUBITS, try_low_1q, try_low_cx, try_low_dense, try_low_diag
+from .simd import BLOCK_QUBITS, try_1q_simd, try_cx_simd, try_dense_low, try_diag_low
 
 __all__ = ["apply_1q", "apply_2q", "apply_controlled", "apply_cx", "apply_dense", "apply_diag", "apply_perm"]
 
@@ -55,12 +57,12 @@ def _swap(lo: np.ndarray, hi: np.ndarray) -> None:
 @njit(cache=True, nogil=True)
 def apply_1q(state: np.ndarray, q: int, m: np.ndarray) -> None:
     """Dense 2x2 ``m`` on qubit ``q``."""
+    if try_1q_simd(state, q, m):
+        return
     stride = 1 << q
     if q >= VECTOR_QUBIT:
         for base in range(0, state.shape[0], 2 * stride):
             _pair_update(state[base : base + stride], state[base + stride : base + 2 * stride], m)
-        return
-    if try_low_1q(state, q, m):
         return
     m00, m01, m10, m11 = m[0, 0], m[0, 1], m[1, 0], m[1, 1]
     for base in range(0, state.shape[0], 2 * stride):
@@ -111,7 +113,7 @@ def apply_2q(state: np.ndarray, q0: int, q1: int, m: np.ndarray) -> None:
 @njit(cache=True, nogil=True)
 def apply_cx(state: np.ndarray, control: int, target: int) -> None:
     """CX: swap the target's 0/1 amplitudes where the control bit is set."""
-    if control < BLOCK_QUBITS and target < BLOCK_QUBITS and try_low_cx(state, control, target):
+    if try_cx_simd(state, control, target):
         return
     control_bit = 1 << control
     stride = 1 << target
@@ -140,7 +142,7 @@ def apply_cx(state: np.ndarray, control: int, target: int) -> None:
 def apply_dense(state: np.ndarray, qubits: np.ndarray, m: np.ndarray) -> None:
     """Dense 2**k x 2**k ``m`` on ``qubits``."""
     k = qubits.shape[0]
-    if k <= 2 and _all_low(qubits) and try_low_dense(state, qubits, m):
+    if k <= 2 and _all_low(qubits) and try_dense_low(state, qubits, m):
         return
     d = 1 << k
     offsets = group_offsets(qubits)
@@ -168,7 +170,7 @@ def apply_diag(state: np.ndarray, qubits: np.ndarray, diag: np.ndarray) -> None:
     """Diagonal on ``qubits``: state[i] *= diag[bits of i at qubits]. From a lowest qubit of
     ``VECTOR_QUBIT`` on, the 2**lowest contiguous amplitudes below it share one entry (SIMD runs)."""
     k = qubits.shape[0]
-    if _all_low(qubits) and try_low_diag(state, qubits, diag):
+    if _all_low(qubits) and try_diag_low(state, qubits, diag):
         return
     lowest = qubits[0]
     for b in range(1, k):
@@ -194,7 +196,7 @@ def apply_perm(state: np.ndarray, qubits: np.ndarray, m: np.ndarray) -> None:
     One or two qubits below ``BLOCK_QUBITS`` run as a dense block: the zero entries add exact
     zeros, so the amplitudes are the same."""
     k = qubits.shape[0]
-    if k <= 2 and _all_low(qubits) and try_low_dense(state, qubits, m):
+    if k <= 2 and _all_low(qubits) and try_dense_low(state, qubits, m):
         return
     d = 1 << k
     offsets = group_offsets(qubits)

@@ -1,8 +1,9 @@
-"""The in-register kernels for ops on qubits 0..3 (``aqrt.engine.kernels.low_qubits``) and the
-serial kernels that route to them, against Qiskit's ``Statevector`` in both precisions: every
-kernel on every low qubit (order, matrix layout and precision of the matrix varied), the fallbacks
-(states under 16 amplitudes, non-contiguous states), and random circuits with gates on qubits
-0..5 and the highest qubit through the serial interpreter and the cache-blocked wide path."""
+"""The explicit-SIMD kernels (``aqrt.engine.kernels.simd``) and the serial kernels that route to
+them, against Qiskit's ``Statevector`` in both precisions: 1-qubit gates and CX on every qubit
+and pair (matrix layout and precision varied), 2-qubit dense, permutation and diagonal ops on
+every pair of low qubits, the fallbacks (states under 32 amplitudes, non-contiguous states), and
+random circuits with gates on qubits 0..5 and the highest qubit through the serial interpreter
+and the cache-blocked wide path."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from qiskit.circuit.library import UnitaryGate
 from qiskit.quantum_info import Operator, Statevector, random_unitary
 
 from aqrt.engine import lower_circuit, simulate
-from aqrt.engine.kernels import apply, low_qubits
+from aqrt.engine.kernels import apply, simd
 
 TOLERANCE = {np.complex128: 1e-12, np.complex64: 2e-6}
 DTYPES = [np.complex128, np.complex64]
@@ -36,10 +37,10 @@ def _check(got: np.ndarray, expected: np.ndarray, dtype: type) -> None:
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n", [4, 6])
-def test_one_qubit_on_every_low_qubit(dtype: type, n: int) -> None:
+@pytest.mark.parametrize("n", [5, 7])
+def test_one_qubit_on_every_qubit(dtype: type, n: int) -> None:
     rng = np.random.default_rng(1)
-    for q, layout in itertools.product(range(4), ["C", "F", "transposed", "complex128", "complex64"]):
+    for q, layout in itertools.product(range(n), ["C", "F", "transposed", "complex128", "complex64"]):
         m = random_unitary(2, seed=10 * q + n).data
         given = {
             "C": np.ascontiguousarray(m, dtype=dtype),
@@ -50,7 +51,7 @@ def test_one_qubit_on_every_low_qubit(dtype: type, n: int) -> None:
         }[layout]
         state = _state(n, rng, dtype)
         expected = _evolve(state, [q], given)
-        for kernel in (low_qubits.apply_low_1q, apply.apply_1q):
+        for kernel in (simd.apply_1q_simd, apply.apply_1q):
             got = state.copy()
             kernel(got, q, given)
             _check(got, expected, dtype)
@@ -67,21 +68,33 @@ def test_two_qubit_ops_on_every_low_pair(dtype: type) -> None:
         permutation = np.zeros((4, 4), dtype=dtype)
         permutation[rng.permutation(4), np.arange(4)] = np.exp(1j * rng.uniform(-np.pi, np.pi, size=4))
         diagonal = np.exp(1j * rng.uniform(-np.pi, np.pi, size=4)).astype(dtype)
-        cx = np.array([[1, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0], [0, 1, 0, 0]], dtype=dtype)  # control = qubits[0]
         cases = [
             (apply.apply_2q, (a, b, dense), dense),
             (apply.apply_dense, (qubits, dense), dense),
-            (low_qubits.apply_low_dense, (qubits, dense), dense),
+            (simd.apply_dense_low, (qubits, dense), dense),
             (apply.apply_perm, (qubits, permutation), permutation),
             (apply.apply_diag, (qubits, diagonal), np.diag(diagonal)),
-            (low_qubits.apply_low_diag, (qubits, diagonal), np.diag(diagonal)),
-            (apply.apply_cx, (a, b), cx),
-            (low_qubits.apply_low_cx, (a, b), cx),
+            (simd.apply_diag_low, (qubits, diagonal), np.diag(diagonal)),
         ]
         for kernel, args, matrix in cases:
             got = state.copy()
             kernel(got, *args)
             _check(got, _evolve(state, [a, b], matrix), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cx_on_every_pair(dtype: type) -> None:
+    """Both low, control low and target high, both high, control high and target low."""
+    rng = np.random.default_rng(6)
+    n = 7
+    cx = np.array([[1, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0], [0, 1, 0, 0]])  # control = first qubit
+    for control, target in itertools.permutations(range(n), 2):
+        state = _state(n, rng, dtype)
+        expected = _evolve(state, [control, target], cx)
+        for kernel in (simd.apply_cx_simd, apply.apply_cx):
+            got = state.copy()
+            kernel(got, control, target)
+            _check(got, expected, dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -97,10 +110,10 @@ def test_wider_diagonals_on_low_qubits(dtype: type) -> None:
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_small_and_strided_states_take_the_loop_kernels(dtype: type) -> None:
-    """Under 16 amplitudes, or a non-contiguous state, the serial kernels keep their own loops."""
+    """Under 32 amplitudes, or a non-contiguous state, the serial kernels keep their own loops."""
     rng = np.random.default_rng(4)
     m = np.ascontiguousarray(random_unitary(2, seed=4).data, dtype=dtype)
-    for n in (1, 2, 3):
+    for n in (1, 2, 3, 4):
         state = _state(n, rng, dtype)
         got = state.copy()
         apply.apply_1q(got, n - 1, m)
@@ -112,6 +125,9 @@ def test_small_and_strided_states_take_the_loop_kernels(dtype: type) -> None:
     _check(np.ascontiguousarray(strided), expected, dtype)
     expected = _evolve(strided.copy(), [0, 2], np.array([[1, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0], [0, 1, 0, 0]]))
     apply.apply_cx(strided, 0, 2)
+    _check(np.ascontiguousarray(strided), expected, dtype)
+    expected = _evolve(strided.copy(), [5], m)
+    apply.apply_1q(strided, 5, m)
     _check(np.ascontiguousarray(strided), expected, dtype)
 
 

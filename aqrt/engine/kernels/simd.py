@@ -1,0 +1,569 @@
+"""Gate kernels written as explicit SIMD: 16 amplitudes at a time as one LLVM vector.
+
+Conventions in :mod:`aqrt.engine.kernels`. numba's LLVM runs the loop vectoriser but not the SLP
+vectoriser, so the loop kernels of :mod:`.apply` vectorise only along long contiguous runs: a
+gate on qubits 0..3 (pair runs of 1..8 amplitudes) ran scalar at 1.1-2 ns per amplitude, and
+runs of 16-32 amplitudes (qubits 4, 5) paid a call per run. These kernels write the vector code
+themselves (numba intrinsics emitting LLVM IR): a *block* is ``BLOCK`` = 16 consecutive
+amplitudes (qubits 0..3) held as one vector of 32 reals (re, im interleaved, as in memory:
+4 zmm registers at complex128, 2 at complex64; LLVM splits the vector for narrower CPUs).
+
+- Ops on qubits below 4 stay inside a block: amplitude i becomes sum_p c_p[i] x[i ^ p] over the
+  xor patterns p spanned by the op's qubit bits, with c_p[i] = m[row(i), row(i ^ p)] (row(i):
+  i's bits at the op's qubits). Partners are constant lane shuffles (``lane ^ 2p``) and a
+  complex product on interleaved reals is two real ones, re' += Re(c) re - Im(c) im,
+  im' += Re(c) im + Im(c) re: a coefficient vector times the partner plus a signed one times
+  the partner with re and im swapped (shuffle ``lane ^ 1``). The shuffles must be compile-time
+  constants, so each low qubit (or qubit set, or CX pair) is its own compiled loop.
+- Gates on a qubit q >= 4 pair whole blocks (block b with bit q - 4 clear and block
+  b + 2**(q-4)): one loop for every such q.
+- Sums are explicit fused multiply-adds in a fixed order (no fast-math reassociation), so a
+  kernel gives the same bits wherever LLVM inlines it.
+
+- ``apply_1q_simd``    dense 2x2 on any qubit
+- ``apply_cx_simd``    CX on any pair (lane shuffles, block swaps; no arithmetic)
+- ``apply_dense_low``  dense 2**k x 2**k on one or two qubits, all below 4 (coefficients in a small table)
+- ``apply_diag_low``   diagonal on qubits all below 4
+
+Each needs a C-contiguous complex64/complex128 state of at least 2 * ``BLOCK`` amplitudes. The
+``try_*`` twins (for jitted callers: :mod:`.apply`) apply the op and return True where the state
+allows, else return False and leave it to the caller's loops: the layout check is made at
+compile time, so a caller compiles for any state array.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from llvmlite import ir  # type: ignore[import-untyped]
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
+
+__all__ = [
+    "BLOCK",
+    "BLOCK_QUBITS",
+    "apply_1q_simd",
+    "apply_cx_simd",
+    "apply_dense_low",
+    "apply_diag_low",
+    "try_1q_simd",
+    "try_cx_simd",
+    "try_dense_low",
+    "try_diag_low",
+]
+
+BLOCK_QUBITS = 4
+BLOCK = 1 << BLOCK_QUBITS  # amplitudes per block
+_LANES = 2 * BLOCK  # reals per block
+_I32 = ir.IntType(32)
+
+
+def _state_types(state: Any) -> tuple[ir.Type, int] | None:
+    # (LLVM real type, alignment) for a C-contiguous complex state, else None (no typing).
+    if not isinstance(state, types.Array) or state.ndim != 1 or state.layout != "C":
+        return None
+    if state.dtype == types.complex128:
+        return ir.DoubleType(), 8
+    if state.dtype == types.complex64:
+        return ir.FloatType(), 4
+    return None
+
+
+def _lane_mask(lanes: list[int]) -> ir.Constant:
+    return ir.Constant(ir.VectorType(_I32, len(lanes)), [ir.Constant(_I32, lane) for lane in lanes])
+
+
+def _xor_shuffle(builder: ir.IRBuilder, x: ir.Value, pattern: int) -> ir.Value:
+    # Lane d reads lane d ^ pattern (pattern in reals: 2 * amplitude pattern, + 1 to swap re/im).
+    if pattern == 0:
+        return x
+    return builder.shuffle_vector(x, x, _lane_mask([d ^ pattern for d in range(_LANES)]))
+
+
+def _block_loop(
+    context: Any, builder: ir.IRBuilder, state_type: Any, state: ir.Value, real: ir.Type, align: int, update: Any
+) -> None:
+    # for each block b: x = load; store update(x, b)
+    array = context.make_array(state_type)(context, builder, state)
+    vector = ir.VectorType(real, _LANES)
+    data = builder.bitcast(array.data, vector.as_pointer())
+    blocks = builder.lshr(array.nitems, ir.Constant(array.nitems.type, BLOCK_QUBITS))
+    with cgutils.for_range(builder, blocks) as loop:
+        pointer = builder.gep(data, [loop.index])
+        x = builder.load(pointer, align=align)
+        builder.store(update(x, loop.index), pointer, align=align)
+
+
+def _pair_loop(
+    context: Any,
+    builder: ir.IRBuilder,
+    state_type: Any,
+    state: ir.Value,
+    span: ir.Value,
+    real: ir.Type,
+    align: int,
+    update: Any,
+) -> None:
+    # for each pair of blocks (lo: bit ``span`` of the block index clear, hi = lo + 2**span):
+    # (x, y) = loads; store update(x, y, lo)
+    array = context.make_array(state_type)(context, builder, state)
+    data = builder.bitcast(array.data, ir.VectorType(real, _LANES).as_pointer())
+    index_type = array.nitems.type
+    span = _as_index(builder, span, index_type)
+    one = ir.Constant(index_type, 1)
+    distance = builder.shl(one, span)
+    below = builder.sub(distance, one)
+    pairs = builder.lshr(array.nitems, ir.Constant(index_type, BLOCK_QUBITS + 1))
+    with cgutils.for_range(builder, pairs) as loop:
+        lo = builder.or_(
+            builder.shl(builder.lshr(loop.index, span), builder.add(span, one)), builder.and_(loop.index, below)
+        )
+        lo_pointer = builder.gep(data, [lo])
+        hi_pointer = builder.gep(data, [builder.add(lo, distance)])
+        x = builder.load(lo_pointer, align=align)
+        y = builder.load(hi_pointer, align=align)
+        new_x, new_y = update(x, y, lo)
+        builder.store(new_x, lo_pointer, align=align)
+        builder.store(new_y, hi_pointer, align=align)
+
+
+def _as_index(builder: ir.IRBuilder, value: ir.Value, index_type: ir.IntType) -> ir.Value:
+    if value.type.width < index_type.width:
+        return builder.sext(value, index_type)
+    if value.type.width > index_type.width:
+        return builder.trunc(value, index_type)
+    return value
+
+
+def _bit_set(builder: ir.IRBuilder, index: ir.Value, bit: ir.Value) -> ir.Value:
+    # (index >> bit) & 1 as an i1
+    bit = _as_index(builder, bit, index.type)
+    return builder.trunc(builder.lshr(index, bit), ir.IntType(1))
+
+
+def _matrix_entries(context: Any, builder: ir.IRBuilder, matrix_type: Any, matrix: ir.Value, real: ir.Type) -> ir.Value:
+    # The 2x2 matrix as a vector of 8 reals in the state's precision: m[r, c] at 4r + 2c (re), + 1 (im).
+    array = context.make_array(matrix_type)(context, builder, matrix)
+    matrix_real = ir.DoubleType() if matrix_type.dtype == types.complex128 else ir.FloatType()
+    entries = ir.Constant(ir.VectorType(real, 8), ir.Undefined)
+    for r in range(2):
+        for c in range(2):
+            index = [context.get_constant(types.intp, r), context.get_constant(types.intp, c)]
+            pointer = cgutils.get_item_pointer(context, builder, matrix_type, array, index)
+            pointer = builder.bitcast(pointer, matrix_real.as_pointer())
+            for part in range(2):
+                value = builder.load(builder.gep(pointer, [ir.Constant(_I32, part)]))
+                if isinstance(real, ir.FloatType) and isinstance(matrix_real, ir.DoubleType):
+                    value = builder.fptrunc(value, real)
+                elif isinstance(real, ir.DoubleType) and isinstance(matrix_real, ir.FloatType):
+                    value = builder.fpext(value, real)
+                entries = builder.insert_element(entries, value, ir.Constant(_I32, 4 * r + 2 * c + part))
+    return entries
+
+
+def _matrix_ok(m: Any) -> bool:
+    return isinstance(m, types.Array) and m.ndim == 2 and m.dtype in (types.complex64, types.complex128)
+
+
+def _fma(builder: ir.IRBuilder, a: ir.Value, b: ir.Value, c: ir.Value) -> ir.Value:
+    # a * b + c lane by lane, one rounding (llvm.fma on the vector type)
+    suffix = f"v{a.type.count}f{64 if isinstance(a.type.element, ir.DoubleType) else 32}"
+    fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(a.type, [a.type] * 3), f"llvm.fma.{suffix}")
+    return builder.call(fma, [a, b, c])
+
+
+def _mixed(builder: ir.IRBuilder, x: ir.Value, terms: list[tuple[int, ir.Value, ir.Value]]) -> ir.Value:
+    # sum over (pattern, plain, signed) of plain * x[d ^ 2p] + signed * x[d ^ 2p ^ 1], as explicit
+    # fused multiply-adds in a fixed order: the same rounding wherever LLVM inlines the loop.
+    total = None
+    for pattern, plain, signed in terms:
+        for coefficient, lane_pattern in ((plain, 2 * pattern), (signed, 2 * pattern + 1)):
+            partner = _xor_shuffle(builder, x, lane_pattern)
+            total = builder.fmul(coefficient, partner) if total is None else _fma(builder, coefficient, partner, total)
+    return total
+
+
+def _one_qubit_blocks_typer(typingctx: Any, state: Any, m: Any, qubit: Any) -> Any:
+    """Dense 2x2 ``m`` on the literal ``qubit`` (< 4), block by block; the lane coefficients are
+    shuffles of m's 8 reals (and their negations), built once before the loop."""
+    found = _state_types(state)
+    if found is None or not isinstance(qubit, types.IntegerLiteral) or not _matrix_ok(m):
+        return None
+    q = qubit.literal_value
+    if not 0 <= q < BLOCK_QUBITS:
+        return None
+    real, align = found
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        entries = _matrix_entries(context, builder, signature.args[1], args[1], real)
+        negated = builder.fneg(entries)  # lanes 8..15 of the two-operand shuffles below
+        terms = []
+        for flip in (0, 1):  # partner i ^ (flip << q)
+            plain, signed = [], []
+            for i in range(BLOCK):
+                row = (i >> q) & 1
+                entry = 4 * row + 2 * (row ^ flip)
+                plain += [entry, entry]
+                signed += [8 + entry + 1, entry + 1]  # -Im on the real lane, +Im on the imaginary lane
+            terms.append(
+                (
+                    flip << q,
+                    builder.shuffle_vector(entries, negated, _lane_mask(plain)),
+                    builder.shuffle_vector(entries, negated, _lane_mask(signed)),
+                )
+            )
+        _block_loop(context, builder, signature.args[0], args[0], real, align, lambda x, _: _mixed(builder, x, terms))
+        return context.get_dummy_value()
+
+    return types.void(state, m, qubit), codegen
+
+
+_one_qubit_blocks: Any = intrinsic(_one_qubit_blocks_typer)  # typed Any: numba's stub counts typingctx as an argument
+
+
+def _table_blocks_typer(typingctx: Any, state: Any, table: Any, patterns: Any) -> Any:
+    """x[i] <- sum_p c_p[i] x[i ^ p] for the xor patterns p in the literal bit set ``patterns``;
+    ``table`` (2 rows per pattern, in increasing p: plain and signed lane coefficients, _LANES
+    reals each, the state's real dtype) is loaded into registers once, before the loop."""
+    found = _state_types(state)
+    if found is None or not isinstance(patterns, types.IntegerLiteral) or not isinstance(table, types.Array):
+        return None
+    chosen = [p for p in range(BLOCK) if (patterns.literal_value >> p) & 1]
+    if not chosen or table.layout != "C" or table.ndim != 2:
+        return None
+    real, align = found
+    if (table.dtype == types.float64) != isinstance(real, ir.DoubleType):
+        return None
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        rows = context.make_array(signature.args[1])(context, builder, args[1])
+        pointer = builder.bitcast(rows.data, ir.VectorType(real, _LANES).as_pointer())
+        loaded = [
+            builder.load(builder.gep(pointer, [ir.Constant(_I32, r)]), align=align) for r in range(2 * len(chosen))
+        ]
+        terms = [(p, loaded[2 * t], loaded[2 * t + 1]) for t, p in enumerate(chosen)]
+        _block_loop(context, builder, signature.args[0], args[0], real, align, lambda x, _: _mixed(builder, x, terms))
+        return context.get_dummy_value()
+
+    return types.void(state, table, patterns), codegen
+
+
+_table_blocks: Any = intrinsic(_table_blocks_typer)  # typed Any: numba's stub counts typingctx as an argument
+
+
+def _uniform_coefficients(builder: ir.IRBuilder, entries: ir.Value) -> dict[tuple[int, int], tuple[ir.Value, ir.Value]]:
+    # For each m[r, c]: (Re in every lane, -Im / +Im on real / imaginary lanes), from the 8 entries.
+    negated = builder.fneg(entries)
+    coefficients = {}
+    for r in range(2):
+        for c in range(2):
+            entry = 4 * r + 2 * c
+            plain = builder.shuffle_vector(entries, negated, _lane_mask([entry] * _LANES))
+            signed = builder.shuffle_vector(entries, negated, _lane_mask([8 + entry + 1, entry + 1] * BLOCK))
+            coefficients[r, c] = (plain, signed)
+    return coefficients
+
+
+def _high_1q_typer(typingctx: Any, state: Any, m: Any, qubit: Any) -> Any:
+    """Dense 2x2 ``m`` on ``qubit`` >= 4 (a run-time value), pair of blocks by pair of blocks."""
+    found = _state_types(state)
+    if found is None or not isinstance(qubit, types.Integer) or not _matrix_ok(m):
+        return None
+    real, align = found
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        coefficients = _uniform_coefficients(
+            builder, _matrix_entries(context, builder, signature.args[1], args[1], real)
+        )
+
+        def update(x: ir.Value, y: ir.Value, lo: ir.Value) -> tuple[ir.Value, ir.Value]:
+            partners = ((x, _xor_shuffle(builder, x, 1)), (y, _xor_shuffle(builder, y, 1)))
+            rows = []
+            for r in range(2):
+                total = None
+                for c in range(2):
+                    for coefficient, partner in zip(coefficients[r, c], partners[c], strict=True):
+                        total = (
+                            builder.fmul(coefficient, partner)
+                            if total is None
+                            else _fma(builder, coefficient, partner, total)
+                        )
+                rows.append(total)
+            return rows[0], rows[1]
+
+        span = builder.sub(args[2], ir.Constant(args[2].type, BLOCK_QUBITS))
+        _pair_loop(context, builder, signature.args[0], args[0], span, real, align, update)
+        return context.get_dummy_value()
+
+    return types.void(state, m, qubit), codegen
+
+
+_high_1q: Any = intrinsic(_high_1q_typer)  # typed Any: numba's stub counts typingctx as an argument
+
+
+def _control_lanes(builder: ir.IRBuilder, control: ir.Value, block: ir.Value) -> ir.Value:
+    # <32 x i1>: the lanes of block ``block`` whose amplitude has bit ``control`` set (a lane's
+    # own bit for control < 4, the block index's bit control - 4 otherwise), branch-free.
+    i32 = ir.IntType(32)
+    lane_type = ir.VectorType(i32, _LANES)
+    c = _as_index(builder, control, block.type)
+    c32 = builder.trunc(
+        builder.select(builder.icmp_signed("<", c, ir.Constant(c.type, 31)), c, ir.Constant(c.type, 31)), i32
+    )
+    amplitude = ir.Constant(lane_type, [ir.Constant(i32, d >> 1) for d in range(_LANES)])
+    shift = builder.shuffle_vector(
+        builder.insert_element(ir.Constant(lane_type, ir.Undefined), c32, ir.Constant(i32, 0)),
+        ir.Constant(lane_type, ir.Undefined),
+        _lane_mask([0] * _LANES),
+    )
+    one = ir.Constant(lane_type, [ir.Constant(i32, 1)] * _LANES)
+    in_lane = builder.trunc(builder.and_(builder.lshr(amplitude, shift), one), ir.VectorType(ir.IntType(1), _LANES))
+    high = builder.icmp_signed(">=", c, ir.Constant(c.type, BLOCK_QUBITS))
+    block_shift = builder.select(high, builder.sub(c, ir.Constant(c.type, BLOCK_QUBITS)), ir.Constant(c.type, 0))
+    in_block = builder.and_(high, _bit_set(builder, block, block_shift))
+    return builder.or_(in_lane, builder.select(in_block, _all_lanes(True), _all_lanes(False)))
+
+
+def _all_lanes(value: bool) -> ir.Constant:
+    bit = ir.IntType(1)
+    return ir.Constant(ir.VectorType(bit, _LANES), [ir.Constant(bit, int(value))] * _LANES)
+
+
+def _cx_target_low_typer(typingctx: Any, state: Any, control: Any, target: Any) -> Any:
+    """CX with the literal ``target`` < 4 and any ``control`` (run time): each block takes the
+    target's lane shuffle on its controlled lanes."""
+    found = _state_types(state)
+    if found is None or not isinstance(control, types.Integer) or not isinstance(target, types.IntegerLiteral):
+        return None
+    real, align = found
+    t = target.literal_value
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        def update(x: ir.Value, block: ir.Value) -> ir.Value:
+            return builder.select(_control_lanes(builder, args[1], block), _xor_shuffle(builder, x, 2 << t), x)
+
+        _block_loop(context, builder, signature.args[0], args[0], real, align, update)
+        return context.get_dummy_value()
+
+    return types.void(state, control, target), codegen
+
+
+_cx_target_low: Any = intrinsic(_cx_target_low_typer)  # typed Any: numba's stub counts typingctx as an argument
+
+
+def _cx_target_high_typer(typingctx: Any, state: Any, control: Any, target: Any) -> Any:
+    """CX with ``target`` >= 4 and any ``control`` (both run time): pairs of blocks trade their
+    controlled lanes."""
+    found = _state_types(state)
+    if found is None or not isinstance(control, types.Integer) or not isinstance(target, types.Integer):
+        return None
+    real, align = found
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        def update(x: ir.Value, y: ir.Value, lo: ir.Value) -> tuple[ir.Value, ir.Value]:
+            controlled = _control_lanes(builder, args[1], lo)
+            return builder.select(controlled, y, x), builder.select(controlled, x, y)
+
+        span = builder.sub(args[2], ir.Constant(args[2].type, BLOCK_QUBITS))
+        _pair_loop(context, builder, signature.args[0], args[0], span, real, align, update)
+        return context.get_dummy_value()
+
+    return types.void(state, control, target), codegen
+
+
+_cx_target_high: Any = intrinsic(_cx_target_high_typer)  # typed Any: numba's stub counts typingctx as an argument
+
+
+@njit(cache=True, nogil=True)
+def apply_1q_simd(state: np.ndarray, q: int, m: np.ndarray) -> None:
+    """Dense 2x2 ``m`` on qubit ``q``."""
+    if q >= BLOCK_QUBITS:
+        _high_1q(state, m, q)
+    elif q == 0:  # one literal per low qubit: numba needs the lane shuffles as compile-time constants
+        _one_qubit_blocks(state, m, 0)
+    elif q == 1:
+        _one_qubit_blocks(state, m, 1)
+    elif q == 2:
+        _one_qubit_blocks(state, m, 2)
+    else:
+        _one_qubit_blocks(state, m, 3)
+
+
+@njit(cache=True, nogil=True)
+def apply_cx_simd(state: np.ndarray, control: int, target: int) -> None:
+    """CX(control, target)."""
+    if target >= BLOCK_QUBITS:
+        _cx_target_high(state, control, target)
+    elif target == 0:  # one literal per low target: the lane shuffle is a compile-time constant
+        _cx_target_low(state, control, 0)
+    elif target == 1:
+        _cx_target_low(state, control, 1)
+    elif target == 2:
+        _cx_target_low(state, control, 2)
+    else:
+        _cx_target_low(state, control, 3)
+
+
+@njit(cache=True, nogil=True)
+def _row_of(i: int, qubits: np.ndarray) -> int:
+    row = 0
+    for b in range(qubits.shape[0]):
+        row |= ((i >> qubits[b]) & 1) << b
+    return row
+
+
+@njit(cache=True, nogil=True)
+def _dense_table(state: np.ndarray, qubits: np.ndarray, m: np.ndarray, patterns: int) -> np.ndarray:
+    table = np.zeros((2 * BLOCK, _LANES), dtype=state.real.dtype)
+    t = 0
+    for p in range(BLOCK):
+        if not (patterns >> p) & 1:
+            continue
+        for i in range(BLOCK):
+            c = m[_row_of(i, qubits), _row_of(i ^ p, qubits)]
+            table[2 * t, 2 * i] = c.real
+            table[2 * t, 2 * i + 1] = c.real
+            table[2 * t + 1, 2 * i] = -c.imag
+            table[2 * t + 1, 2 * i + 1] = c.imag
+        t += 1
+    return table
+
+
+@njit(cache=True, nogil=True)
+def apply_dense_low(state: np.ndarray, qubits: np.ndarray, m: np.ndarray) -> None:
+    """Dense 2**k x 2**k ``m`` on ``qubits``, one or two of them, all below 4."""
+    mask = 0
+    for b in range(qubits.shape[0]):
+        mask |= 1 << qubits[b]
+    patterns = 0  # the xor patterns spanned by the op's qubit bits, as a bit set
+    for p in range(BLOCK):
+        if p & ~mask == 0:
+            patterns |= 1 << p
+    table = _dense_table(state, qubits, m, patterns)
+    # One literal per qubit set (a 1-qubit op here only comes from a caller that has a matrix to spare).
+    if mask == 0b0011:
+        _table_blocks(state, table, 0b1111)
+    elif mask == 0b0101:
+        _table_blocks(state, table, 0b110011)
+    elif mask == 0b0110:
+        _table_blocks(state, table, 0b1010101)
+    elif mask == 0b1001:
+        _table_blocks(state, table, 0b1100000011)
+    elif mask == 0b1010:
+        _table_blocks(state, table, 0b10100000101)
+    elif mask == 0b1100:
+        _table_blocks(state, table, 0b1000100010001)
+    else:
+        apply_1q_simd(state, qubits[0], m)
+
+
+@njit(cache=True, nogil=True)
+def apply_diag_low(state: np.ndarray, qubits: np.ndarray, diag: np.ndarray) -> None:
+    """Diagonal on ``qubits``, all below 4: one lane-wise complex product per block."""
+    table = np.empty((2, _LANES), dtype=state.real.dtype)
+    for i in range(BLOCK):
+        c = diag[_row_of(i, qubits)]
+        table[0, 2 * i] = c.real
+        table[0, 2 * i + 1] = c.real
+        table[1, 2 * i] = -c.imag
+        table[1, 2 * i + 1] = c.imag
+    _table_blocks(state, table, 1)
+
+
+def _simd_ready(state: Any) -> bool:
+    # At compile time: a state type these kernels take.
+    return _state_types(state) is not None
+
+
+def try_1q_simd(state: np.ndarray, q: int, m: np.ndarray) -> bool:
+    """``apply_1q_simd`` if the state allows (jitted callers only), and whether it ran."""
+    raise NotImplementedError("jitted code only")
+
+
+def try_cx_simd(state: np.ndarray, control: int, target: int) -> bool:
+    """``apply_cx_simd`` if the state allows (jitted callers only), and whether it ran."""
+    raise NotImplementedError("jitted code only")
+
+
+def try_dense_low(state: np.ndarray, qubits: np.ndarray, m: np.ndarray) -> bool:
+    """``apply_dense_low`` if the state allows (jitted callers only), and whether it ran."""
+    raise NotImplementedError("jitted code only")
+
+
+def try_diag_low(state: np.ndarray, qubits: np.ndarray, diag: np.ndarray) -> bool:
+    """``apply_diag_low`` if the state allows (jitted callers only), and whether it ran."""
+    raise NotImplementedError("jitted code only")
+
+
+@overload(try_1q_simd, jit_options={"nogil": True})
+def _try_1q_simd(state: Any, q: Any, m: Any) -> Any:
+    if not _simd_ready(state):
+
+        def declined(state: Any, q: Any, m: Any) -> bool:  # pragma: no cover - compiled
+            return False
+
+        return declined
+
+    def run(state: Any, q: Any, m: Any) -> bool:  # pragma: no cover - compiled
+        if state.shape[0] < 2 * BLOCK:  # a pair of blocks at least (q >= 4 needs 32 amplitudes)
+            return False
+        apply_1q_simd(state, q, m)
+        return True
+
+    return run
+
+
+@overload(try_cx_simd, jit_options={"nogil": True})
+def _try_cx_simd(state: Any, control: Any, target: Any) -> Any:
+    if not _simd_ready(state):
+
+        def declined(state: Any, control: Any, target: Any) -> bool:  # pragma: no cover - compiled
+            return False
+
+        return declined
+
+    def run(state: Any, control: Any, target: Any) -> bool:  # pragma: no cover - compiled
+        if state.shape[0] < 2 * BLOCK:
+            return False
+        apply_cx_simd(state, control, target)
+        return True
+
+    return run
+
+
+@overload(try_dense_low, jit_options={"nogil": True})
+def _try_dense_low(state: Any, qubits: Any, m: Any) -> Any:
+    if not _simd_ready(state):
+
+        def declined(state: Any, qubits: Any, m: Any) -> bool:  # pragma: no cover - compiled
+            return False
+
+        return declined
+
+    def run(state: Any, qubits: Any, m: Any) -> bool:  # pragma: no cover - compiled
+        if state.shape[0] < 2 * BLOCK:
+            return False
+        apply_dense_low(state, qubits, m)
+        return True
+
+    return run
+
+
+@overload(try_diag_low, jit_options={"nogil": True})
+def _try_diag_low(state: Any, qubits: Any, diag: Any) -> Any:
+    if not _simd_ready(state):
+
+        def declined(state: Any, qubits: Any, diag: Any) -> bool:  # pragma: no cover - compiled
+            return False
+
+        return declined
+
+    def run(state: Any, qubits: Any, diag: Any) -> bool:  # pragma: no cover - compiled
+        if state.shape[0] < 2 * BLOCK:
+            return False
+        apply_diag_low(state, qubits, diag)
+        return True
+
+    return run
