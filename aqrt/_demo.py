@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 
-from .cli import first_run_note
+from ._warmup_cli import show_compile_notice
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -35,8 +34,6 @@ async def run_demo(seed: int = 1) -> float:
 
 
 def main(args: argparse.Namespace) -> int:
-    note = first_run_note()
-    if note is not None:
-        print(note, file=sys.stderr, flush=True)
+    show_compile_notice()  # the first run on a machine compiles the kernels it needs: say so
     asyncio.run(run_demo(args.seed))
     return 0

@@ -1,18 +1,37 @@
-"""``aqrt warmup``: compile (or load from numba's on-disk cache) the engine's kernels now.
+"""``aqrt warmup``: compile (or load from numba's on-disk cache) every kernel of the engine now.
 
-The first job of a process does this anyway; run it once after installing, or at the start of
-a service, so that no job waits for it. Prints how long it took.
+A job compiles only the kernels it needs, the first time they are needed on a machine (a
+Bell job: the small-state ones, seconds); this compiles them all, for a service or a CI image
+that no job should wait in. Prints how long it took; a first run also says that it compiles.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 
-from .cli import first_run_note
+__all__ = ["configure", "main", "show_compile_notice"]
 
-__all__ = ["configure", "main"]
+
+class _CompileNotice(logging.StreamHandler):
+    """The engine's compile notice as a plain ``aqrt: ...`` line on stderr."""
+
+
+def show_compile_notice() -> None:
+    """Print the engine's notice (logger ``aqrt.engine``, INFO) as a plain line on stderr when a
+    kernel compile starts: the command line's way to say why a first run waits (library users
+    see it through their own logging configuration)."""
+    logger = logging.getLogger("aqrt.engine")
+    if any(isinstance(handler, _CompileNotice) for handler in logger.handlers):
+        return
+    handler = _CompileNotice(sys.stderr)
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("aqrt: %(message)s"))
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -25,9 +44,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    note = first_run_note()
-    if note is not None:
-        print(note, file=sys.stderr, flush=True)
+    show_compile_notice()
     from .engine import warmup
 
     for dtype in ("complex128", "complex64") if args.dtype == "both" else (args.dtype,):

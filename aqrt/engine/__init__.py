@@ -11,10 +11,11 @@ numpy-only modules, does not import numba: the kernels load with the first modul
 - :mod:`.noise`         channels (Kraus sets, unitary mixtures) that noisy circuits carry (numpy only)
 - :mod:`.density`       noisy circuits exactly, as density matrices on the same kernels
 - :mod:`.trajectories`  noisy circuits by Monte Carlo trajectories (numba)
-- :mod:`._warmup`       compile every kernel for a precision (driven by the op-kernel table)
+- :mod:`._warmup`       compile the kernels for a precision, tier by tier (driven by the op-kernel table)
 """
 
 import importlib
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .lowering import LoweredCircuit, LoweringError, fused_width, lower_circuit
@@ -41,11 +42,15 @@ __all__ = [
 ]
 
 
-def warmup(dtype: str = "complex128") -> None:
-    """Compile (or load from numba's cache) every kernel, so first jobs do not pay for it."""
+def warmup(dtype: str = "complex128", tiers: Iterable[str] | None = None) -> None:
+    """Compile (or load from numba's cache) the kernels for states of ``dtype``, so that jobs do
+    not pay for it: every tier, or only ``tiers`` (names in :mod:`aqrt.engine.kernels`: ``small``,
+    ``ops``, ``sweep``, ``wide``, ``noisy``). Jobs load the tiers they need by themselves; this
+    prepays them (``aqrt warmup`` calls it with every tier)."""
+    from ._warmup import TIERS
     from ._warmup import warmup as _warmup
 
-    _warmup(dtype)
+    _warmup(dtype, TIERS if tiers is None else tiers)
 
 
 _FROM_SIMULATE = frozenset({"evolve", "final_state", "probabilities", "term_values"})

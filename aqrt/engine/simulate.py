@@ -5,6 +5,12 @@ of bindings (parallel over bindings, :mod:`aqrt.engine.kernels.interpreter`); wi
 binding at a time, cache-blocked (:mod:`aqrt.engine.blocking`), with kernels parallel over
 amplitudes. States start at |0...0> and have the program's dtype; term values are complex128
 (see :mod:`aqrt.engine.kernels.reductions`), probabilities float64.
+
+One binding of a small state runs serially, through ``run_basic_program`` when the program has
+only the common ops (see :mod:`aqrt.engine.kernels.interpreter`), so that a first small job
+compiles the ``small`` tier of kernels only (tiers in :mod:`aqrt.engine.kernels`). The serial
+paths (:func:`run_serial`, :func:`serial_probabilities`) run inline on the event loop and never
+compile: they raise :class:`KernelsNotLoaded` when their tier is not loaded in this process.
 """
 
 from __future__ import annotations
@@ -14,26 +20,31 @@ from typing import Protocol
 import numpy as np
 
 from .blocking import Group, schedule_groups
+from .kernels import OPS, SMALL, tier_loaded
 from .kernels.interpreter import (
     apply_group_par,
     program_pauli_values,
+    run_basic_program,
     run_program,
     sweep_pauli_values,
     sweep_probabilities,
 )
-from .kernels.reductions import pauli_values_par, probabilities_par
+from .kernels.reductions import pauli_values, pauli_values_par, probabilities_par
 from .kernels.registry import apply_op
-from .ops import WIDE_QUBITS, BoundProgram
+from .ops import CTRL, CX, DIAG, WIDE_QUBITS, BoundProgram, OpArrays
 
 __all__ = [
     "WIDE_QUBITS",
     "EngineCancelled",
+    "KernelsNotLoaded",
     "binding_batches",
     "evolve",
     "final_state",
+    "is_basic",
     "probabilities",
     "run_serial",
     "serial_probabilities",
+    "serial_tier",
     "term_values",
 ]
 
@@ -48,6 +59,16 @@ class Cancel(Protocol):
 
 class EngineCancelled(Exception):
     """The cancel flag was seen between kernel calls."""
+
+
+class KernelsNotLoaded(Exception):
+    """A serial path needs a tier of kernels that this process has not loaded yet; it does not
+    compile them (it may be running on the event loop): run the job on a worker instead."""
+
+    def __init__(self, tier: str, dtype: str) -> None:
+        super().__init__(f"the {tier!r} kernels for {dtype} are not loaded in this process")
+        self.tier = tier
+        self.dtype = dtype
 
 
 def _check(cancel: Cancel | None) -> None:
@@ -66,6 +87,51 @@ def _initial_state(program: BoundProgram) -> np.ndarray:
     return state
 
 
+def is_basic(ops: OpArrays) -> bool:
+    """Whether ``run_basic_program`` runs every op of ``ops``: CX, diagonal and controlled ops of
+    any width, dense and permutation ops on one qubit."""
+    return bool(np.all((ops.kinds == CX) | (ops.kinds == DIAG) | (ops.kinds == CTRL) | (ops.widths == 1)))
+
+
+def _is_basic(program: BoundProgram) -> bool:
+    basic: bool | None = program.cache.get("basic")
+    if basic is None:
+        basic = program.cache["basic"] = is_basic(program.ops)
+    return basic
+
+
+def serial_tier(program: BoundProgram) -> str:
+    """The tier of kernels that runs ``program`` serially: ``small`` for the common ops, else ``ops``."""
+    return SMALL if _is_basic(program) else OPS
+
+
+def _run_serially(state: np.ndarray, program: BoundProgram, binding: int) -> None:
+    run = run_basic_program if _is_basic(program) else run_program
+    run(state, program.ops.as_tuple(), program.static_buffer, program.binding_buffers[binding])
+
+
+def _serial_values(program: BoundProgram, binding: int, x_masks: np.ndarray, z_masks: np.ndarray) -> np.ndarray:
+    if _is_basic(program):  # two calls, not one jitted wrapper: the small tier compiles less
+        state = _initial_state(program)
+        run_basic_program(state, program.ops.as_tuple(), program.static_buffer, program.binding_buffers[binding])
+        return pauli_values(state, x_masks, z_masks)
+    return program_pauli_values(
+        program.num_qubits,
+        program.ops.as_tuple(),
+        program.static_buffer,
+        program.binding_buffers[binding],
+        x_masks,
+        z_masks,
+    )
+
+
+def _require_loaded(program: BoundProgram) -> None:
+    tier = serial_tier(program)
+    dtype = program.dtype.name
+    if not tier_loaded(tier, dtype):
+        raise KernelsNotLoaded(tier, dtype)
+
+
 def final_state(program: BoundProgram, binding: int = 0, *, parallel: bool | None = None) -> np.ndarray:
     """The state after the program for one binding, from |0...0>."""
     state = _initial_state(program)
@@ -73,7 +139,7 @@ def final_state(program: BoundProgram, binding: int = 0, *, parallel: bool | Non
     if wide:
         _run_wide(state, program, binding, None)
     else:
-        run_program(state, program.ops.as_tuple(), program.static_buffer, program.binding_buffers[binding])
+        _run_serially(state, program, binding)
     return state
 
 
@@ -95,29 +161,37 @@ def evolve(
         _run_wide(state, program, binding, cancel)
     else:
         _check(cancel)
-        run_program(state, program.ops.as_tuple(), program.static_buffer, program.binding_buffers[binding])
+        _run_serially(state, program, binding)
 
 
 def run_serial(program: BoundProgram, x_masks: np.ndarray, z_masks: np.ndarray) -> np.ndarray:
-    """Term values of every binding with serial kernels only (safe on any thread)."""
+    """Term values of every binding with serial kernels only (safe on any thread, the event
+    loop's included: it never compiles).
+
+    Raises:
+        KernelsNotLoaded: the program's serial tier (:func:`serial_tier`) is not loaded yet.
+    """
+    _require_loaded(program)
     out = np.empty((program.num_bindings, x_masks.shape[0]), dtype=np.complex128)
-    ops = program.ops.as_tuple()
     for b in range(program.num_bindings):
-        out[b] = program_pauli_values(
-            program.num_qubits, ops, program.static_buffer, program.binding_buffers[b], x_masks, z_masks
-        )
+        out[b] = _serial_values(program, b, x_masks, z_masks)
     return out
 
 
 def serial_probabilities(program: BoundProgram, start: int, stop: int) -> np.ndarray:
-    """|psi_b|^2 for bindings start..stop-1 with serial kernels only (safe on any thread)."""
+    """|psi_b|^2 for bindings start..stop-1 with serial kernels only (safe on any thread, the
+    event loop's included: it never compiles).
+
+    Raises:
+        KernelsNotLoaded: the program's serial tier (:func:`serial_tier`) is not loaded yet.
+    """
+    _require_loaded(program)
     out = np.empty((stop - start, 1 << program.num_qubits))
     state = np.empty(1 << program.num_qubits, dtype=program.dtype)
-    ops = program.ops.as_tuple()
     for b in range(start, stop):
         state[:] = 0
         state[0] = 1.0
-        run_program(state, ops, program.static_buffer, program.binding_buffers[b])
+        _run_serially(state, program, b)
         out[b - start] = state.real**2 + state.imag**2
     return out
 
@@ -127,6 +201,10 @@ def term_values(
 ) -> np.ndarray:
     """Value of every Pauli term for every binding, shape (bindings, terms)."""
     out = np.empty((program.num_bindings, x_masks.shape[0]), dtype=np.complex128)
+    if program.num_qubits < WIDE_QUBITS and program.num_bindings == 1:
+        _check(cancel)  # one binding: serially (what a sweep runs per binding), without the sweep tier
+        out[0] = _serial_values(program, 0, x_masks, z_masks)
+        return out
     if program.num_qubits < WIDE_QUBITS:
         for start, stop in _batches(program):
             _check(cancel)
@@ -149,6 +227,12 @@ def term_values(
 def probabilities(program: BoundProgram, start: int, stop: int, cancel: Cancel | None = None) -> np.ndarray:
     """|psi_b|^2 for bindings start..stop-1, shape (stop - start, 2**n)."""
     _check(cancel)
+    if program.num_qubits < WIDE_QUBITS and stop - start == 1:
+        out = np.empty((1, 1 << program.num_qubits))
+        state = _initial_state(program)  # one binding: serially, as a sweep computes it
+        _run_serially(state, program, start)
+        out[0] = state.real**2 + state.imag**2
+        return out
     if program.num_qubits < WIDE_QUBITS:
         return sweep_probabilities(
             program.num_qubits, program.ops.as_tuple(), program.static_buffer, program.binding_buffers[start:stop]

@@ -35,7 +35,7 @@ from .recipes import BackendRecipe
 from .runner import ENGINES, LocalJobRunner
 from .status import BackendStatus
 from .target import basis_gates, statevector_target
-from .warmup import engine_is_warm, warm_engine
+from .warmup import declared_tiers, engine_is_warm, needed_tiers, run_if_loaded, warm_engine
 
 if TYPE_CHECKING:
     from ...noise import NoiseModel
@@ -248,8 +248,10 @@ class LocalBackend(BackendV2):
 
     async def execute(self, request: JobRequest, context: ExecutionContext) -> PrimitiveResult:
         """Run the job on its executor (tiny jobs go through :meth:`run_inline` first)."""
-        if self.engine == "numba" and not engine_is_warm(self.dtype):
-            await run_in_worker(lambda: warm_engine(self.dtype))
+        if self.engine == "numba":  # the kernel tiers the job needs, loaded off the loop (seconds the first time)
+            noisy = self.runner.may_be_noisy(request)
+            if not engine_is_warm(self.dtype, declared_tiers(request, self.dtype, noisy=noisy)):
+                await run_in_worker(lambda: warm_engine(self.dtype, needed_tiers(request, self.dtype, noisy=noisy)))
         if self._executor is not None and self._executor.takes(self, request):
             return await self._executor.execute(self, request, context)
         return await self._worker.execute(self, request, context)
@@ -285,7 +287,8 @@ class LocalBackend(BackendV2):
             return NOT_INLINE  # e.g. chunk_bindings asked for chunks this small
         if not self.runner.statevector_only(request, context.cache):
             return NOT_INLINE  # a dynamic circuit's branches can cost far more than its size says
-        return self.runner.run(request, context, serial=True)
+        # The engine refuses a program whose kernels are not loaded yet, before any runs: NOT_INLINE.
+        return run_if_loaded(lambda: self.runner.run(request, context, serial=True))
 
     async def aclose(self) -> None:
         """Close what this backend's executor opened (a Dask client made from an address)."""

@@ -1,11 +1,11 @@
-"""Numba kernels of the statevector engine, split by concern.
+"""Numba kernels of the statevector engine, split by concern, and their tiers.
 
 - :mod:`.bits`         index arithmetic shared by the kernels
 - :mod:`.apply`        serial gate application (one op on a whole state)
 - :mod:`.apply_par`    amplitude-parallel gate application (one op on a wide state)
 - :mod:`.reductions`   Pauli term values and probabilities of a state
-- :mod:`.interpreter`  whole programs per kernel call: ``run_program``, sweeps over bindings,
-  cache-blocked groups
+- :mod:`.interpreter`  whole programs per kernel call: ``run_program`` (every op kind),
+  ``run_basic_program`` (the common ones), sweeps over bindings, cache-blocked groups
 - :mod:`.registry`     the op-kernel table (op kind -> kernel, serial and parallel), read by the
   non-jitted dispatcher, the warm-up and the tests
 
@@ -23,4 +23,45 @@ Conventions:
 - A Pauli term is (x_mask, z_mask): its value is sum_i (-1)^popcount(i & z) conj(psi[i ^ x]) psi[i];
   the caller folds Y phases and coefficients into the term's weight.
 - Every kernel is ``@njit(cache=True)``: compiled once per signature, machine code cached on disk.
+
+Tiers: the kernels are compiled (or loaded from numba's cache) in groups, by the jobs that need
+them, so that a first job waits only for its own (:mod:`aqrt.engine._warmup` compiles a tier;
+this module, which imports no numba, records which tiers are loaded in this process):
+
+- ``small``  ``run_basic_program`` and ``pauli_values``: small noiseless circuits of CX,
+  diagonal, controlled and one-qubit gates, one binding at a time (a Bell job)
+- ``ops``    ``run_program``: every op kind serially (permutations such as SWAP, dense
+  matrices on two or more qubits)
+- ``sweep``  whole programs for many bindings, parallel over bindings
+- ``wide``   the cache-blocked group kernel, the amplitude-parallel op kernels and reductions
+  (states of ``WIDE_QUBITS`` qubits or more)
+- ``noisy``  the trajectory kernels (noisy circuits by Monte Carlo trajectories)
 """
+
+from __future__ import annotations
+
+__all__ = ["NOISY", "OPS", "SMALL", "SWEEP", "TIERS", "WIDE", "mark_loaded", "tier_loaded"]
+
+SMALL = "small"
+OPS = "ops"
+SWEEP = "sweep"
+WIDE = "wide"
+NOISY = "noisy"
+TIERS = (SMALL, OPS, SWEEP, WIDE, NOISY)
+
+# (tier, dtype name) pairs whose kernels are loaded in this process. Written by the warm-up (on
+# the engine worker) once a tier is compiled; read by the serial paths, which run inline on the
+# event loop and must never compile.
+_loaded: set[tuple[str, str]] = set()
+
+
+def tier_loaded(tier: str, dtype: str) -> bool:
+    """True once ``tier``'s kernels for states of ``dtype`` (a dtype name) are loaded here."""
+    return (tier, dtype) in _loaded
+
+
+def mark_loaded(tier: str, dtype: str) -> None:
+    """Record that ``tier``'s kernels for ``dtype`` are loaded (the warm-up calls this)."""
+    if tier not in TIERS:
+        raise ValueError(f"unknown kernel tier {tier!r}; the tiers are {', '.join(TIERS)}")
+    _loaded.add((tier, dtype))

@@ -5,6 +5,8 @@ unpacked in :func:`run_program` only; an op's entries are read from ``static_buf
 ``binding_buffer`` (one binding's row of the program's binding buffers).
 
 - ``run_program``           every op in order on a state, serially (the jitted op dispatcher)
+- ``run_basic_program``     the same for programs of the common ops only
+  (:func:`aqrt.engine.simulate.is_basic`)
 - ``program_pauli_values``  one binding from |0...0>, then every Pauli term's value, serially
 - ``sweep_pauli_values``    the same for many bindings, parallel over bindings
 - ``sweep_probabilities``   |psi_b|^2 for many bindings, parallel over bindings
@@ -14,6 +16,14 @@ numba caches each kernel's machine code keyed on its own source file: the kernel
 :mod:`.apply` and :mod:`.reductions` are compiled into it, so changing those files alone leaves
 this module's cached code stale (a change here, or deleting the ``*.nbi``/``*.nbc`` files,
 recompiles it).
+
+Why two serial interpreters: numba compiles a function together with every kernel it may call,
+so ``run_program`` costs the compile of every op kernel (the k-qubit dense and permutation ones
+sort their qubits, which alone is seconds cold) before its first op runs. ``run_basic_program``
+calls only the CX, diagonal, controlled and one-qubit kernels, the ops of most small circuits
+(Bell, GHZ, rotation layers with CX or CZ): a first job of such a circuit compiles only those.
+It has no jitted wrappers (its callers call ``pauli_values`` on its state themselves): numba
+optimises a function's whole call tree again in every jitted caller, seconds per layer cold.
 """
 
 from __future__ import annotations
@@ -21,12 +31,19 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..ops import CTRL, CX, DIAG, PERM, OpTuple
+from ..ops import CTRL, CX, DENSE, DIAG, PERM, OpTuple
 from .apply import apply_1q, apply_2q, apply_controlled, apply_cx, apply_dense, apply_diag, apply_perm
 from .bits import insert_zeros
 from .reductions import pauli_values
 
-__all__ = ["apply_group_par", "program_pauli_values", "run_program", "sweep_pauli_values", "sweep_probabilities"]
+__all__ = [
+    "apply_group_par",
+    "program_pauli_values",
+    "run_basic_program",
+    "run_program",
+    "sweep_pauli_values",
+    "sweep_probabilities",
+]
 
 
 @njit(cache=True, nogil=True)
@@ -61,6 +78,39 @@ def run_program(state: np.ndarray, ops: OpTuple, static_buffer: np.ndarray, bind
                 apply_2q(state, op_qubits[0], op_qubits[1], m)
             else:
                 apply_dense(state, op_qubits, m)
+
+
+@njit(cache=True, nogil=True)
+def run_basic_program(state: np.ndarray, ops: OpTuple, static_buffer: np.ndarray, binding_buffer: np.ndarray) -> None:
+    """:func:`run_program` for the programs :func:`aqrt.engine.simulate.is_basic` accepts
+    (CX, diagonal and controlled ops, one-qubit matrices), with their kernels only.
+
+    Every op goes to the kernel ``run_program`` gives it, except a one-qubit permutation (X, Y,
+    fused with phases), which goes to ``apply_controlled`` with no controls: a 2x2 matrix on
+    every amplitude pair, without compiling the k-qubit permutation kernel. Its zero entries
+    add exact zeros, so the amplitudes are ``apply_perm``'s: the same bits for X and Y (entries
+    0, +-1, +-i), within a rounding of the product otherwise.
+    """
+    kinds, qubits, widths, aux, sources, offsets = ops
+    for j in range(kinds.shape[0]):
+        k = widths[j]
+        op_qubits = qubits[j, :k]
+        buffer = static_buffer if sources[j] == 0 else binding_buffer
+        start = offsets[j]
+        kind = kinds[j]
+        if kind == CX:
+            apply_cx(state, op_qubits[0], op_qubits[1])
+        elif kind == DIAG:
+            apply_diag(state, op_qubits, buffer[start : start + (1 << k)])
+        elif kind == CTRL:
+            m = buffer[start : start + 4].reshape((2, 2))
+            apply_controlled(state, op_qubits[0], aux[j, 0], aux[j, 1], m)
+        elif k != 1:
+            raise ValueError("run_basic_program: an op on several qubits that only run_program runs")
+        elif kind == DENSE:
+            apply_1q(state, op_qubits[0], buffer[start : start + 4].reshape((2, 2)))
+        else:
+            apply_controlled(state, op_qubits[0], 0, 0, buffer[start : start + 4].reshape((2, 2)))
 
 
 @njit(cache=True, nogil=True)

@@ -6,15 +6,18 @@ op to a kernel reads this table:
 
 - :func:`apply_op` (and :func:`select`), the non-jitted dispatcher: the engine runs an op too
   wide for a cache block through it with the parallel rows (:mod:`aqrt.engine.simulate`);
-- :mod:`aqrt.engine._warmup`, which compiles every row for a state precision;
+- :mod:`aqrt.engine._warmup`, which compiles every row for a state precision (the serial rows
+  with the ``ops`` tier, the parallel ones with the ``wide`` tier, see :mod:`aqrt.engine.kernels`);
 - ``tests/engine/test_compare_kernels.py``, which runs every row against the other rows of its
   kind and against a slow numpy oracle.
 
-The one place that cannot read it is the jitted interpreter :func:`~.interpreter.run_program`:
+The one place that cannot read it is the jitted interpreter :func:`~.interpreter.run_program`
+(and its small twin :func:`~.interpreter.run_basic_program`, the rows of the common ops):
 numba dispatches statically inside jitted code (first-class function values would cost an
 indirect call per op and block inlining), so its if/elif is the serial rows written out once
-more. The compare test checks, for every kind and width, that a one-op program through
-``run_program`` gives bit for bit what :func:`select` (serial) gives, so the two cannot drift.
+more. The compare tests check, for every kind and width, that a one-op program through
+``run_program`` (and ``run_basic_program``) gives what :func:`select` (serial) gives, so they
+cannot drift.
 
 A row's ``call`` adapts the uniform op description (state, qubits, entries, aux) to the kernel's
 own arguments: ``qubits`` is the op's contiguous int64 qubit array, ``entries`` its
