@@ -19,6 +19,7 @@ from ..._concurrency import CancelFlag
 from ...engine import BoundProgram, LoweredCircuit, TermTable, lower_circuit, simulate
 from ...engine.lowering import fused_width  # re-exported: the engine's fusion policy
 from ...engine.observables import build_term_table_sparse
+from ...engine.sampling import draw_outcomes, pack_outcomes
 from .preparation import PreparedCircuit
 from .reference import _flat_bindings, _pack, final_measurements
 
@@ -249,22 +250,31 @@ def draw_samples(
     """Packed samples of every binding of ``program``, per register (bindings, shots, bytes).
 
     Binding b uses the ``shots`` doubles after the first ``b * shots`` of ``rng``, so a chunk
-    starting at binding s reproduces them from a generator advanced by ``s * shots``.
+    starting at binding s reproduces them from a generator advanced by ``s * shots``. Off the
+    loop the draws go through :func:`aqrt.engine.sampling.draw_outcomes` (one pass over the
+    probabilities; compiled on first use, on the worker); a ``serial`` job (on the loop) draws
+    the same outcomes with numpy, which compiles nothing.
     """
     arrays = {
         name: np.zeros((program.num_bindings, shots, (len(cols) + 7) // 8), dtype=np.uint8) for name, cols in registers
     }
+    columns = {name: np.asarray(cols, dtype=np.int64) for name, cols in registers}
     for start, stop in simulate.binding_batches(program):
         if serial:
             probs = simulate.serial_probabilities(program, start, stop)
         else:
             probs = simulate.probabilities(program, start, stop, cancel_requested)
         for offset, b in enumerate(range(start, stop)):
-            cdf = np.cumsum(probs[offset])
-            draws = rng.random(shots) * cdf[-1]
-            outcomes = np.minimum(np.searchsorted(cdf, draws, side="right"), cdf.shape[0] - 1)
-            for name, cols in registers:
-                arrays[name][b] = _pack(outcomes, cols)
+            if serial:  # a tiny job on the loop: numpy's way, which compiles nothing (the same draws)
+                cdf = np.cumsum(probs[offset])
+                draws = rng.random(shots) * cdf[-1]
+                outcomes = np.minimum(np.searchsorted(cdf, draws, side="right"), cdf.shape[0] - 1)
+                for name, cols in registers:
+                    arrays[name][b] = _pack(outcomes, cols)
+                continue
+            outcomes = draw_outcomes(probs[offset], rng, shots)
+            for name, packed in columns.items():
+                pack_outcomes(outcomes, packed, arrays[name][b])
     return arrays
 
 

@@ -1,0 +1,62 @@
+"""The sampling kernels give what numpy's cumsum + searchsorted and Qiskit's bit packing give,
+bit for bit (seeded samples must not change with the kernels that draw them)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qiskit.primitives.containers import BitArray
+
+from aqrt.backends.local.reference import _pack
+from aqrt.engine.kernels.sampling import pack_outcomes, probability_total, sorted_outcomes
+
+
+def _numpy_outcomes(probs: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    cdf = np.cumsum(probs)
+    return np.minimum(np.searchsorted(cdf, draws, side="right"), cdf.shape[0] - 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("size", [1, 2, 8, 1 << 12])
+def test_outcomes_equal_cumsum_and_searchsorted(dtype: type, size: int) -> None:
+    rng = np.random.default_rng(size)
+    probs = rng.random(size).astype(dtype) ** 4
+    probs[rng.random(size) < 0.3] = 0  # outcomes of probability zero are never drawn
+    probs /= probs.sum()
+    total = probability_total(probs)
+    assert total == np.cumsum(probs)[-1]
+    draws = rng.random(5000) * total
+    cdf = np.cumsum(probs)
+    draws[:20] = cdf[rng.integers(0, size, 20)]  # draws exactly on a boundary
+    draws[20:25] = total  # at the very top (clamped to the last outcome)
+    out = np.empty(draws.shape[0], dtype=np.int64)
+    sorted_outcomes(probs, draws, np.argsort(draws), out)
+    np.testing.assert_array_equal(out, _numpy_outcomes(probs, draws))
+    assert np.all(probs[out[25:]] > 0)  # random draws never land on an outcome of probability zero
+
+
+@pytest.mark.parametrize(
+    "columns",
+    [[0, 1, 2], [2, 0, -1, 1], list(range(13)), [5, -1, -1, 0, 9, 3, 8, 1, 2], [i % 40 for i in range(70)]],
+    ids=["3", "4-with-unmeasured", "13", "9-scattered", "70-wider-than-an-int"],
+)
+def test_packing_equals_qiskit_bit_order(columns: list[int]) -> None:
+    outcomes = np.random.default_rng(1).integers(0, 1 << 40, 300)
+    expected = _pack(outcomes, columns)
+    out = np.zeros_like(expected)
+    pack_outcomes(outcomes, np.asarray(columns, dtype=np.int64), out)
+    np.testing.assert_array_equal(out, expected)
+    bits = BitArray(out, len(columns))
+    first = bits.get_bitstrings()[0]
+    for clbit, column in enumerate(columns):  # clbit c is the c-th character from the right
+        assert first[-1 - clbit] == (str((outcomes[0] >> column) & 1) if column >= 0 else "0")
+
+
+def test_draw_outcomes_keeps_the_seeded_draws() -> None:
+    """The engine's draws equal the cumsum + searchsorted ones for the same generator: seeded
+    samples are the same as before these kernels."""
+    from aqrt.engine.sampling import draw_outcomes
+
+    probs = np.random.default_rng(5).random(1 << 10) ** 3
+    expected = _numpy_outcomes(probs, np.random.default_rng(9).random(20_000) * np.cumsum(probs)[-1])
+    np.testing.assert_array_equal(draw_outcomes(probs, np.random.default_rng(9), 20_000), expected)
