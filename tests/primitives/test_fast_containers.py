@@ -5,6 +5,7 @@ check; a scalar PUB's ``DataBin`` must be the one ``DataBin(evs=..., stds=..., s
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import pickle
 
@@ -98,7 +99,8 @@ async def test_a_tiny_job_s_result_matches_qiskit_s_containers() -> None:
     circuit = _bell()
     async with Session():
         ours = await Estimator().run([(circuit, SparsePauliOp("ZZ"))])
-    theirs = StatevectorEstimator().run([(circuit, SparsePauliOp("ZZ"))]).result()
+    # Qiskit's job waits on a thread: off the loop (blockbuster)
+    theirs = await asyncio.to_thread(lambda: StatevectorEstimator().run([(circuit, SparsePauliOp("ZZ"))]).result())
     _assert_same_data_bin(ours[0].data, theirs[0].data)
     assert float(ours[0].data.evs) == pytest.approx(1.0, abs=1e-12)
     assert ours[0].metadata["target_precision"] == theirs[0].metadata["target_precision"] == 0.0
