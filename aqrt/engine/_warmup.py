@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .kernels import NOISY, OPS, SMALL, SWEEP, TIERS, WIDE, mark_loaded, tier_loaded
+from .kernels import NOISY, OPS, SAMPLING, SMALL, SWEEP, TIERS, WIDE, mark_loaded, tier_loaded
 from .kernels.interpreter import (
     apply_group_par,
     program_pauli_values,
@@ -43,10 +43,24 @@ _EXAMPLE_WIDTH = {DENSE: 3, CTRL: 3}  # example op width of a row that takes any
 
 # A tier's entry points call those of the tiers it requires (a sweep runs run_program per
 # binding): warming a tier warms them too, so that each loaded flag stands for its own kernels.
-_REQUIRES: dict[str, tuple[str, ...]] = {SMALL: (), OPS: (), SWEEP: (OPS,), WIDE: (OPS,), NOISY: (SMALL, OPS)}
+_REQUIRES: dict[str, tuple[str, ...]] = {
+    SMALL: (),
+    OPS: (),
+    SWEEP: (OPS,),
+    WIDE: (OPS,),
+    NOISY: (SMALL, OPS),
+    SAMPLING: (),
+}
 
 # What the notice calls each tier's kernels.
-_NAMES = {SMALL: "small-state", OPS: "every-gate", SWEEP: "sweep", WIDE: "wide-state", NOISY: "noisy-circuit"}
+_NAMES = {
+    SMALL: "small-state",
+    OPS: "every-gate",
+    SWEEP: "sweep",
+    WIDE: "wide-state",
+    NOISY: "noisy-circuit",
+    SAMPLING: "sampling",
+}
 
 
 def _with_requirements(tiers: Iterable[str]) -> list[str]:
@@ -248,10 +262,25 @@ def _compile_noisy(dtype: np.dtype) -> None:
     draw_basis_states(state, np.array([0.5]), np.empty(1, dtype=np.int64))
 
 
+def _compile_sampling(dtype: np.dtype) -> None:
+    """Shots drawn from probabilities and packed (:mod:`aqrt.engine.sampling`): float64
+    probabilities whatever the state's precision."""
+    from .kernels.sampling import pack_outcomes, probability_total, sorted_outcomes
+
+    probabilities = np.array([[0.5, 0.0, 0.0, 0.5]])[0]  # a row of the (bindings, 2**n) array
+    draws = np.array([0.25, 0.75])
+    outcomes = np.empty(2, dtype=np.int64)
+    probability_total(probabilities)
+    sorted_outcomes(probabilities, draws, np.argsort(draws), outcomes)
+    packed = np.zeros((1, 2, 1), dtype=np.uint8)
+    pack_outcomes(outcomes, np.array([0, 1], dtype=np.int64), packed[0])
+
+
 _COMPILE: dict[str, Callable[[np.dtype], None]] = {
     SMALL: _compile_small,
     OPS: _compile_ops,
     SWEEP: _compile_sweep,
     WIDE: _compile_wide,
     NOISY: _compile_noisy,
+    SAMPLING: _compile_sampling,
 }

@@ -16,6 +16,7 @@ import pytest
 from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
+from qiskit.primitives.containers.sampler_pub import SamplerPub
 
 from aqrt import LocalService
 from aqrt._concurrency import CancelFlag
@@ -250,6 +251,10 @@ def test_a_job_names_the_tiers_its_pubs_need() -> None:
     circuit.rx(Parameter("a"), 0)
     swept = _request((circuit, "ZZ", np.linspace(0, 1, 5).reshape(5, 1)))
     assert local_warmup.needed_tiers(swept, "complex128", noisy=False) == ("small", "sweep")
+    measured = _bell()
+    measured.measure_all()
+    sampled = JobRequest("job", "sampler", [SamplerPub.coerce(measured, 100)], Options(), None)
+    assert local_warmup.needed_tiers(sampled, "complex128", noisy=False) == ("small", "sampling")
 
 
 def test_tiers_bring_the_tiers_they_require(nothing_loaded: set[tuple[str, str]]) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ...engine.kernels import NOISY, SMALL, SWEEP, WIDE
+from ...engine.kernels import NOISY, SAMPLING, SMALL, SWEEP, WIDE
 from ...engine.ops import WIDE_QUBITS
 from ...job import JobRequest
 from ..base import NOT_INLINE
@@ -91,6 +91,8 @@ def _tiers(request: JobRequest, dtype: str, noisy: bool, width_of: Callable[[Any
                 tiers.append(SWEEP)
     if noisy:
         tiers.append(NOISY)
+    if request.program == "sampler":
+        tiers.append(SAMPLING)
     name = np.dtype(dtype).name
     tiers += [tier for tier, wanted_dtype in sorted(_wanted) if wanted_dtype == name]
     return tuple(dict.fromkeys(tiers))

@@ -6,6 +6,7 @@
 - :mod:`.reductions`   Pauli term values and probabilities of a state
 - :mod:`.interpreter`  whole programs per kernel call: ``run_program`` (every op kind),
   ``run_basic_program`` (the common ones), sweeps over bindings, cache-blocked groups
+- :mod:`.sampling`     shots drawn from probabilities, their bits packed
 - :mod:`.registry`     the op-kernel table (op kind -> kernel, serial and parallel), read by the
   non-jitted dispatcher, the warm-up and the tests
 
@@ -36,18 +37,20 @@ this module, which imports no numba, records which tiers are loaded in this proc
 - ``wide``   the cache-blocked group kernel, the amplitude-parallel op kernels and reductions
   (states of ``WIDE_QUBITS`` qubits or more)
 - ``noisy``  the trajectory kernels (noisy circuits by Monte Carlo trajectories)
+- ``sampling``  shots drawn from probabilities and packed as bits (a Sampler job off the loop)
 """
 
 from __future__ import annotations
 
-__all__ = ["NOISY", "OPS", "SMALL", "SWEEP", "TIERS", "WIDE", "mark_loaded", "tier_loaded"]
+__all__ = ["NOISY", "OPS", "SAMPLING", "SMALL", "SWEEP", "TIERS", "WIDE", "mark_loaded", "tier_loaded"]
 
 SMALL = "small"
 OPS = "ops"
 SWEEP = "sweep"
 WIDE = "wide"
 NOISY = "noisy"
-TIERS = (SMALL, OPS, SWEEP, WIDE, NOISY)
+SAMPLING = "sampling"
+TIERS = (SMALL, OPS, SWEEP, WIDE, NOISY, SAMPLING)
 
 # (tier, dtype name) pairs whose kernels are loaded in this process. Written by the warm-up (on
 # the engine worker) once a tier is compiled; read by the serial paths, which run inline on the
