@@ -83,17 +83,26 @@ def _xor_shuffle(builder: ir.IRBuilder, x: ir.Value, pattern: int) -> ir.Value:
 
 
 def _block_loop(
-    context: Any, builder: ir.IRBuilder, state_type: Any, state: ir.Value, real: ir.Type, align: int, update: Any
+    context: Any,
+    builder: ir.IRBuilder,
+    state_type: Any,
+    state: ir.Value,
+    real: ir.Type,
+    align: int,
+    update: Any,
+    untouched: Any = None,
 ) -> None:
-    # for each block b: x = load; store update(x, b)
+    # for each block b: x = load; store update(x, b); blocks where ``untouched(b)`` holds are skipped
     array = context.make_array(state_type)(context, builder, state)
     vector = ir.VectorType(real, _LANES)
     data = builder.bitcast(array.data, vector.as_pointer())
     blocks = builder.lshr(array.nitems, ir.Constant(array.nitems.type, BLOCK_QUBITS))
     with cgutils.for_range(builder, blocks) as loop:
-        pointer = builder.gep(data, [loop.index])
-        x = builder.load(pointer, align=align)
-        builder.store(update(x, loop.index), pointer, align=align)
+        touched = builder.not_(untouched(loop.index)) if untouched is not None else ir.Constant(ir.IntType(1), 1)
+        with builder.if_then(touched, likely=True):
+            pointer = builder.gep(data, [loop.index])
+            x = builder.load(pointer, align=align)
+            builder.store(update(x, loop.index), pointer, align=align)
 
 
 def _pair_loop(
@@ -105,9 +114,10 @@ def _pair_loop(
     real: ir.Type,
     align: int,
     update: Any,
+    untouched: Any = None,
 ) -> None:
     # for each pair of blocks (lo: bit ``span`` of the block index clear, hi = lo + 2**span):
-    # (x, y) = loads; store update(x, y, lo)
+    # (x, y) = loads; store update(x, y, lo); pairs where ``untouched(lo)`` holds are skipped
     array = context.make_array(state_type)(context, builder, state)
     data = builder.bitcast(array.data, ir.VectorType(real, _LANES).as_pointer())
     index_type = array.nitems.type
@@ -120,13 +130,15 @@ def _pair_loop(
         lo = builder.or_(
             builder.shl(builder.lshr(loop.index, span), builder.add(span, one)), builder.and_(loop.index, below)
         )
-        lo_pointer = builder.gep(data, [lo])
-        hi_pointer = builder.gep(data, [builder.add(lo, distance)])
-        x = builder.load(lo_pointer, align=align)
-        y = builder.load(hi_pointer, align=align)
-        new_x, new_y = update(x, y, lo)
-        builder.store(new_x, lo_pointer, align=align)
-        builder.store(new_y, hi_pointer, align=align)
+        touched = builder.not_(untouched(lo)) if untouched is not None else ir.Constant(ir.IntType(1), 1)
+        with builder.if_then(touched, likely=True):
+            lo_pointer = builder.gep(data, [lo])
+            hi_pointer = builder.gep(data, [builder.add(lo, distance)])
+            x = builder.load(lo_pointer, align=align)
+            y = builder.load(hi_pointer, align=align)
+            new_x, new_y = update(x, y, lo)
+            builder.store(new_x, lo_pointer, align=align)
+            builder.store(new_y, hi_pointer, align=align)
 
 
 def _as_index(builder: ir.IRBuilder, value: ir.Value, index_type: ir.IntType) -> ir.Value:
@@ -326,6 +338,14 @@ def _control_lanes(builder: ir.IRBuilder, control: ir.Value, block: ir.Value) ->
     return builder.or_(in_lane, builder.select(in_block, _all_lanes(True), _all_lanes(False)))
 
 
+def _outside_high_control(builder: ir.IRBuilder, control: ir.Value, block: ir.Value) -> ir.Value:
+    # i1: control >= 4 and block ``block`` has the control bit clear (a CX leaves it as it is)
+    c = _as_index(builder, control, block.type)
+    high = builder.icmp_signed(">=", c, ir.Constant(c.type, BLOCK_QUBITS))
+    block_shift = builder.select(high, builder.sub(c, ir.Constant(c.type, BLOCK_QUBITS)), ir.Constant(c.type, 0))
+    return builder.and_(high, builder.not_(_bit_set(builder, block, block_shift)))
+
+
 def _all_lanes(value: bool) -> ir.Constant:
     bit = ir.IntType(1)
     return ir.Constant(ir.VectorType(bit, _LANES), [ir.Constant(bit, int(value))] * _LANES)
@@ -344,7 +364,10 @@ def _cx_target_low_typer(typingctx: Any, state: Any, control: Any, target: Any) 
         def update(x: ir.Value, block: ir.Value) -> ir.Value:
             return builder.select(_control_lanes(builder, args[1], block), _xor_shuffle(builder, x, 2 << t), x)
 
-        _block_loop(context, builder, signature.args[0], args[0], real, align, update)
+        def untouched(block: ir.Value) -> ir.Value:
+            return _outside_high_control(builder, args[1], block)
+
+        _block_loop(context, builder, signature.args[0], args[0], real, align, update, untouched)
         return context.get_dummy_value()
 
     return types.void(state, control, target), codegen
@@ -355,7 +378,8 @@ _cx_target_low: Any = intrinsic(_cx_target_low_typer)  # typed Any: numba's stub
 
 def _cx_target_high_typer(typingctx: Any, state: Any, control: Any, target: Any) -> Any:
     """CX with ``target`` >= 4 and any ``control`` (both run time): pairs of blocks trade their
-    controlled lanes."""
+    controlled lanes; with ``control`` >= 4, only the pairs whose block index has the control bit
+    set are read and written (half the memory traffic)."""
     found = _state_types(state)
     if found is None or not isinstance(control, types.Integer) or not isinstance(target, types.Integer):
         return None
@@ -366,8 +390,11 @@ def _cx_target_high_typer(typingctx: Any, state: Any, control: Any, target: Any)
             controlled = _control_lanes(builder, args[1], lo)
             return builder.select(controlled, y, x), builder.select(controlled, x, y)
 
+        def untouched(lo: ir.Value) -> ir.Value:
+            return _outside_high_control(builder, args[1], lo)
+
         span = builder.sub(args[2], ir.Constant(args[2].type, BLOCK_QUBITS))
-        _pair_loop(context, builder, signature.args[0], args[0], span, real, align, update)
+        _pair_loop(context, builder, signature.args[0], args[0], span, real, align, update, untouched)
         return context.get_dummy_value()
 
     return types.void(state, control, target), codegen
