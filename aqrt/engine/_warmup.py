@@ -8,6 +8,9 @@ examples come from the op-kernel table (:data:`aqrt.engine.kernels.registry.OP_K
 
 A real compile (not a cache load) says so once, when it starts, on the ``aqrt.engine`` logger
 at INFO: the first run on a machine takes seconds per tier, later runs load in well under one.
+Importing this module registers :func:`warmup` as the loader that :mod:`aqrt.engine.simulate`'s
+entry points call for a tier they are about to use and the job did not load beforehand (a
+SWAP's ``ops`` tier after a Bell job): so those compiles get the notice too.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .kernels import NOISY, OPS, SAMPLING, SMALL, SWEEP, TIERS, WIDE, mark_loaded, tier_loaded
+from .kernels import NOISY, OPS, SAMPLING, SMALL, SWEEP, TIERS, WIDE, mark_loaded, set_loader, tier_loaded
 from .kernels.interpreter import (
     apply_group_par,
     program_pauli_values,
@@ -276,6 +279,10 @@ def _compile_sampling(dtype: np.dtype) -> None:
     pack_outcomes(outcomes, np.array([0, 1], dtype=np.int64), packed[0])
 
 
+def _load_tier(tier: str, dtype: str) -> None:
+    warmup(dtype, (tier,))
+
+
 _COMPILE: dict[str, Callable[[np.dtype], None]] = {
     SMALL: _compile_small,
     OPS: _compile_ops,
@@ -284,3 +291,5 @@ _COMPILE: dict[str, Callable[[np.dtype], None]] = {
     NOISY: _compile_noisy,
     SAMPLING: _compile_sampling,
 }
+
+set_loader(_load_tier)  # the engine's entry points load the tier they are about to use

@@ -8,9 +8,11 @@ amplitudes. States start at |0...0> and have the program's dtype; term values ar
 
 One binding of a small state runs serially, through ``run_basic_program`` when the program has
 only the common ops (see :mod:`aqrt.engine.kernels.interpreter`), so that a first small job
-compiles the ``small`` tier of kernels only (tiers in :mod:`aqrt.engine.kernels`). The serial
-paths (:func:`run_serial`, :func:`serial_probabilities`) run inline on the event loop and never
-compile: they raise :class:`KernelsNotLoaded` when their tier is not loaded in this process.
+compiles the ``small`` tier of kernels only (tiers in :mod:`aqrt.engine.kernels`). Each entry
+point loads the tier it is about to use (:func:`~aqrt.engine.kernels.ensure_loaded`: through the
+warm-up, which says so when it compiles), except the serial paths (:func:`run_serial`,
+:func:`serial_probabilities`), which run inline on the event loop and never compile: they raise
+:class:`KernelsNotLoaded` when their tier is not loaded in this process.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Protocol
 import numpy as np
 
 from .blocking import Group, schedule_groups
-from .kernels import OPS, SMALL, tier_loaded
+from .kernels import OPS, SMALL, SWEEP, WIDE, ensure_loaded, tier_loaded
 from .kernels.interpreter import (
     apply_group_par,
     program_pauli_values,
@@ -125,6 +127,10 @@ def _serial_values(program: BoundProgram, binding: int, x_masks: np.ndarray, z_m
     )
 
 
+def _load(tier: str, program: BoundProgram) -> None:
+    ensure_loaded(tier, program.dtype.name)
+
+
 def _require_loaded(program: BoundProgram) -> None:
     tier = serial_tier(program)
     dtype = program.dtype.name
@@ -139,6 +145,7 @@ def final_state(program: BoundProgram, binding: int = 0, *, parallel: bool | Non
     if wide:
         _run_wide(state, program, binding, None)
     else:
+        _load(serial_tier(program), program)
         _run_serially(state, program, binding)
     return state
 
@@ -161,6 +168,7 @@ def evolve(
         _run_wide(state, program, binding, cancel)
     else:
         _check(cancel)
+        _load(serial_tier(program), program)
         _run_serially(state, program, binding)
 
 
@@ -203,9 +211,11 @@ def term_values(
     out = np.empty((program.num_bindings, x_masks.shape[0]), dtype=np.complex128)
     if program.num_qubits < WIDE_QUBITS and program.num_bindings == 1:
         _check(cancel)  # one binding: serially (what a sweep runs per binding), without the sweep tier
+        _load(serial_tier(program), program)
         out[0] = _serial_values(program, 0, x_masks, z_masks)
         return out
     if program.num_qubits < WIDE_QUBITS:
+        _load(SWEEP, program)
         for start, stop in _batches(program):
             _check(cancel)
             out[start:stop] = sweep_pauli_values(
@@ -230,10 +240,12 @@ def probabilities(program: BoundProgram, start: int, stop: int, cancel: Cancel |
     if program.num_qubits < WIDE_QUBITS and stop - start == 1:
         out = np.empty((1, 1 << program.num_qubits))
         state = _initial_state(program)  # one binding: serially, as a sweep computes it
+        _load(serial_tier(program), program)
         _run_serially(state, program, start)
         out[0] = state.real**2 + state.imag**2
         return out
     if program.num_qubits < WIDE_QUBITS:
+        _load(SWEEP, program)
         return sweep_probabilities(
             program.num_qubits, program.ops.as_tuple(), program.static_buffer, program.binding_buffers[start:stop]
         )
@@ -253,6 +265,7 @@ def binding_batches(program: BoundProgram) -> list[tuple[int, int]]:
 def _run_wide(state: np.ndarray, program: BoundProgram, binding: int, cancel: Cancel | None) -> None:
     """Cache-blocked: one pass over the state per group of ops (see ``blocking``); an op too
     wide for a chunk runs alone with its amplitude-parallel kernel from the op-kernel table."""
+    _load(WIDE, program)
     groups: list[Group] | None = program.cache.get("groups")
     if groups is None:
         groups = program.cache["groups"] = schedule_groups(program)

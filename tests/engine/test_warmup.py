@@ -207,6 +207,27 @@ def test_serial_paths_refuse_a_tier_that_is_not_loaded(nothing_loaded: set[tuple
         nothing_loaded.clear()
 
 
+def test_entry_points_load_the_tier_they_use_and_serial_paths_never_do(
+    nothing_loaded: set[tuple[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Off the loop, an entry point asks the registered loader (the warm-up) for the tier it is
+    about to use, so that its compile gets the notice; the inline paths only refuse."""
+    asked: list[tuple[str, str]] = []
+    monkeypatch.setattr(kernels, "_loader", lambda tier, dtype: asked.append((tier, dtype)))
+    x = z = np.array([3], dtype=np.int64)
+    bell = lower_circuit(_bell()).bind(np.zeros((1, 0)))
+    swap = lower_circuit(_with_swap()).bind(np.zeros((1, 0)), dtype=np.complex64)
+    swept = lower_circuit(_bell()).bind(np.zeros((3, 0)))
+    simulate.term_values(bell, x, z)
+    simulate.probabilities(swap, 0, 1)
+    simulate.term_values(swept, x, z)
+    simulate.final_state(bell, parallel=False)
+    assert asked == [("small", "complex128"), ("ops", "complex64"), ("sweep", "complex128"), ("small", "complex128")]
+    with pytest.raises(simulate.KernelsNotLoaded):
+        simulate.run_serial(bell, x, z)
+    assert len(asked) == 4
+
+
 def _request(*pubs: tuple, options: Options | None = None) -> JobRequest:
     return JobRequest("job", "estimator", [EstimatorPub.coerce(pub) for pub in pubs], options or Options(), None)
 
@@ -288,6 +309,8 @@ async def main():
     circuit = QuantumCircuit(2)
     circuit.h(0)
     circuit.cx(0, 1)
+    if sys.argv[1] == "bell+swap":
+        circuit.swap(0, 1)
     async with Session(service=LocalService(), max_time=60):
         result = await Estimator().run([(circuit, SparsePauliOp("ZZ"))])
     return float(result[0].data.evs)
@@ -308,12 +331,13 @@ print(json.dumps({"value": value, "compiled": compiled, "notices": notices}))
 def test_a_first_bell_job_compiles_the_small_tier_only(tmp_path: Path) -> None:
     """In a fresh process on an empty numba cache, a Bell Estimator job compiles the small tier
     and says so once; the sweep, every-op, wide-state and trajectory kernels stay uncompiled. A
-    second process loads the same kernels from the cache, silently."""
+    second process loads the same kernels from the cache, silently; a third, whose circuit has a
+    SWAP, compiles the every-op tier when its program needs it, and says so."""
     environment = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
     runs = []
-    for _ in range(2):
+    for gates in ("bell", "bell", "bell+swap"):
         done = subprocess.run(
-            [sys.executable, "-c", textwrap.dedent(_FIRST_JOB)],
+            [sys.executable, "-c", textwrap.dedent(_FIRST_JOB), gates],
             capture_output=True,
             text=True,
             timeout=540,
@@ -322,10 +346,13 @@ def test_a_first_bell_job_compiles_the_small_tier_only(tmp_path: Path) -> None:
         )
         assert done.returncode == 0, done.stderr[-3000:]
         runs.append(json.loads(done.stdout.splitlines()[-1]))
-    first, second = runs
+    first, second, with_swap = runs
     assert first["value"] == pytest.approx(1.0) and second["value"] == pytest.approx(1.0)
     assert len(first["notices"]) == 1 and "small-state kernels for complex128" in first["notices"][0]
     assert second["notices"] == []
+    # A SWAP needs run_program: its process loads the small tier silently and compiles, saying so, the ops tier.
+    assert with_swap["value"] == pytest.approx(1.0)
+    assert len(with_swap["notices"]) == 1 and "every-gate kernels for complex128" in with_swap["notices"][0]
     for name in ("run_program", "sweep_pauli_values", "sweep_probabilities", "apply_group_par", "pauli_values_par"):
         assert name not in first["compiled"], first["compiled"]
     assert not [name for name in first["compiled"] if name.endswith("_par") or "trajector" in name]

@@ -42,7 +42,21 @@ this module, which imports no numba, records which tiers are loaded in this proc
 
 from __future__ import annotations
 
-__all__ = ["NOISY", "OPS", "SAMPLING", "SMALL", "SWEEP", "TIERS", "WIDE", "mark_loaded", "tier_loaded"]
+from collections.abc import Callable
+
+__all__ = [
+    "NOISY",
+    "OPS",
+    "SAMPLING",
+    "SMALL",
+    "SWEEP",
+    "TIERS",
+    "WIDE",
+    "ensure_loaded",
+    "mark_loaded",
+    "set_loader",
+    "tier_loaded",
+]
 
 SMALL = "small"
 OPS = "ops"
@@ -61,6 +75,26 @@ _loaded: set[tuple[str, str]] = set()
 def tier_loaded(tier: str, dtype: str) -> bool:
     """True once ``tier``'s kernels for states of ``dtype`` (a dtype name) are loaded here."""
     return (tier, dtype) in _loaded
+
+
+# Loads a tier (tier, dtype name): aqrt.engine._warmup registers its warm-up when it is imported,
+# so that the engine's entry points can load a tier they are about to use (with the compile
+# notice) without importing the warm-up, which sits above them.
+_loader: Callable[[str, str], None] | None = None
+
+
+def set_loader(loader: Callable[[str, str], None]) -> None:
+    """Register what :func:`ensure_loaded` calls to load a tier (the warm-up registers itself)."""
+    global _loader
+    _loader = loader
+
+
+def ensure_loaded(tier: str, dtype: str) -> None:
+    """Load ``tier`` for ``dtype`` now if it is not loaded yet, through the registered warm-up
+    (which says so when it compiles); with none registered the kernels compile on first call,
+    as numba does. Never call it on the event loop: loading may compile for seconds."""
+    if (tier, dtype) not in _loaded and _loader is not None:
+        _loader(tier, dtype)
 
 
 def mark_loaded(tier: str, dtype: str) -> None:
