@@ -186,7 +186,6 @@ def nothing_loaded(monkeypatch: pytest.MonkeyPatch) -> set[tuple[str, str]]:
     """A process in which no tier is loaded yet (the kernels themselves stay compiled)."""
     loaded: set[tuple[str, str]] = set()
     monkeypatch.setattr(kernels, "_loaded", loaded)
-    monkeypatch.setattr(local_warmup, "_wanted", set())
     return loaded
 
 
@@ -240,13 +239,13 @@ def test_no_job_runs_inline_before_its_tier_is_loaded(nothing_loaded: set[tuple[
     bell = _request((_bell(), "ZZ"))
     swap = _request((_with_swap(), "ZZ"))
     assert backend.run_inline(bell, context) is NOT_INLINE
-    assert local_warmup.declared_tiers(bell, "complex128", noisy=False) == ("small",)
+    assert local_warmup.declared_tiers(bell, noisy=False) == ("small",)
     kernels.mark_loaded("small", "complex128")  # what the first job's warm-up leaves
     assert float(backend.run_inline(bell, context)[0].data.evs) == pytest.approx(1.0)
     assert backend.run_inline(swap, context) is NOT_INLINE
-    assert local_warmup.declared_tiers(swap, "complex128", noisy=False) == ("small", "ops")
     assert not local_warmup.engine_is_warm("complex128", ("small", "ops"))
-    local_warmup.warm_engine("complex128", local_warmup.needed_tiers(swap, "complex128", noisy=False))
+    backend.runner.run(swap, context)  # its run on the worker: the engine loads the ops tier it uses
+    assert local_warmup.engine_is_warm("complex128", ("small", "ops"))
     assert float(backend.run_inline(swap, context)[0].data.evs) == pytest.approx(1.0)
 
 
@@ -266,16 +265,16 @@ def test_a_job_names_the_tiers_its_pubs_need() -> None:
     ]
     for pub, noisy, declared, needed in cases:
         request = _request(pub)
-        assert local_warmup.declared_tiers(request, "complex128", noisy=noisy) == declared
-        assert local_warmup.needed_tiers(request, "complex128", noisy=noisy) == needed
+        assert local_warmup.declared_tiers(request, noisy=noisy) == declared
+        assert local_warmup.needed_tiers(request, noisy=noisy) == needed
     circuit = QuantumCircuit(2)
     circuit.rx(Parameter("a"), 0)
     swept = _request((circuit, "ZZ", np.linspace(0, 1, 5).reshape(5, 1)))
-    assert local_warmup.needed_tiers(swept, "complex128", noisy=False) == ("small", "sweep")
+    assert local_warmup.needed_tiers(swept, noisy=False) == ("small", "sweep")
     measured = _bell()
     measured.measure_all()
     sampled = JobRequest("job", "sampler", [SamplerPub.coerce(measured, 100)], Options(), None)
-    assert local_warmup.needed_tiers(sampled, "complex128", noisy=False) == ("small", "sampling")
+    assert local_warmup.needed_tiers(sampled, noisy=False) == ("small", "sampling")
 
 
 def test_tiers_bring_the_tiers_they_require(nothing_loaded: set[tuple[str, str]]) -> None:

@@ -250,8 +250,8 @@ class LocalBackend(BackendV2):
         """Run the job on its executor (tiny jobs go through :meth:`run_inline` first)."""
         if self.engine == "numba":  # the kernel tiers the job needs, loaded off the loop (seconds the first time)
             noisy = self.runner.may_be_noisy(request)
-            if not engine_is_warm(self.dtype, declared_tiers(request, self.dtype, noisy=noisy)):
-                await run_in_worker(lambda: warm_engine(self.dtype, needed_tiers(request, self.dtype, noisy=noisy)))
+            if not engine_is_warm(self.dtype, declared_tiers(request, noisy=noisy)):
+                await run_in_worker(lambda: warm_engine(self.dtype, needed_tiers(request, noisy=noisy)))
         if self._executor is not None and self._executor.takes(self, request):
             return await self._executor.execute(self, request, context)
         return await self._worker.execute(self, request, context)

@@ -8,7 +8,7 @@ judged from their widths, bindings and noise, on the engine worker thread. A Bel
 Until the ``small`` tier is loaded nothing runs inline on the loop; after that, an inline job
 whose program needs a tier not loaded yet (a SWAP needs ``ops``) is refused by the engine's
 serial paths before any kernel runs (:class:`~aqrt.engine.simulate.KernelsNotLoaded`), goes to
-the worker instead, and its job loads the tier there: the loop never compiles.
+the worker instead, where the engine loads the tier its program uses: the loop never compiles.
 """
 
 from __future__ import annotations
@@ -18,17 +18,12 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import numpy as np
-
 from ...engine.kernels import NOISY, SAMPLING, SMALL, SWEEP, WIDE
 from ...engine.ops import WIDE_QUBITS
 from ...job import JobRequest
 from ..base import NOT_INLINE
 
 __all__ = ["declared_tiers", "engine_is_warm", "needed_tiers", "run_if_loaded", "warm_engine"]
-
-# Tiers a refused inline job found missing, per dtype name: its next run (on the worker) loads them.
-_wanted: set[tuple[str, str]] = set()
 
 
 def engine_is_warm(dtype: str = "complex128", tiers: Iterable[str] = (SMALL,)) -> bool:
@@ -50,28 +45,27 @@ def warm_engine(dtype: str = "complex128", tiers: Iterable[str] = (SMALL,)) -> N
     warmup(dtype, tiers)
 
 
-def declared_tiers(request: JobRequest, dtype: str, *, noisy: bool) -> tuple[str, ...]:
+def declared_tiers(request: JobRequest, *, noisy: bool) -> tuple[str, ...]:
     """The tiers a job may need, from its circuits' declared widths (cheap enough for the event
     loop; a circuit's idle qubits count, so it may name more tiers than :func:`needed_tiers`)."""
-    return _tiers(request, dtype, noisy, lambda circuit: int(circuit.num_qubits))
+    return _tiers(request, noisy, lambda circuit: int(circuit.num_qubits))
 
 
-def needed_tiers(request: JobRequest, dtype: str, *, noisy: bool) -> tuple[str, ...]:
+def needed_tiers(request: JobRequest, *, noisy: bool) -> tuple[str, ...]:
     """The tiers a job needs, from the qubits its circuits act on (a Bell circuit on a
     127-qubit device needs no wide-state kernels): reads every instruction, so call it off the
     event loop."""
-    return _tiers(request, dtype, noisy, _active_qubits)
+    return _tiers(request, noisy, _active_qubits)
 
 
 def run_if_loaded(run: Callable[[], Any]) -> Any:
     """``run()`` (an inline job), or ``NOT_INLINE`` when the engine refused it for a tier of
-    kernels not loaded yet (noted, so that the job's run on the worker loads that tier)."""
+    kernels not loaded yet: the job then runs on the worker, where the engine loads that tier."""
     from ...engine.simulate import KernelsNotLoaded  # loaded with the small tier
 
     try:
         return run()
-    except KernelsNotLoaded as missing:
-        _wanted.add((missing.tier, missing.dtype))
+    except KernelsNotLoaded:
         return NOT_INLINE
 
 
@@ -79,7 +73,7 @@ def _active_qubits(circuit: Any) -> int:
     return len({qubit for instruction in circuit.data for qubit in instruction.qubits})
 
 
-def _tiers(request: JobRequest, dtype: str, noisy: bool, width_of: Callable[[Any], int]) -> tuple[str, ...]:
+def _tiers(request: JobRequest, noisy: bool, width_of: Callable[[Any], int]) -> tuple[str, ...]:
     tiers = [SMALL]
     if request.program != "executor":  # a QuantumProgram's items load what they use, on the worker
         for pub in request.pubs:
@@ -93,6 +87,4 @@ def _tiers(request: JobRequest, dtype: str, noisy: bool, width_of: Callable[[Any
         tiers.append(NOISY)
     if request.program == "sampler":
         tiers.append(SAMPLING)
-    name = np.dtype(dtype).name
-    tiers += [tier for tier, wanted_dtype in sorted(_wanted) if wanted_dtype == name]
     return tuple(dict.fromkeys(tiers))
