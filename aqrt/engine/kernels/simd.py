@@ -315,15 +315,15 @@ def _high_1q_typer(typingctx: Any, state: Any, m: Any, qubit: Any) -> Any:
 _high_1q: Any = intrinsic(_high_1q_typer)  # typed Any: numba's stub counts typingctx as an argument
 
 
-def _control_lanes(builder: ir.IRBuilder, control: ir.Value, block: ir.Value) -> ir.Value:
-    # <32 x i1>: the lanes of block ``block`` whose amplitude has bit ``control`` set (a lane's
-    # own bit for control < 4, the block index's bit control - 4 otherwise), branch-free.
+def _control_lanes(builder: ir.IRBuilder, control: ir.Value) -> ir.Value:
+    # <32 x i1>, loop-invariant: the lanes a CX on ``control`` swaps in every block it touches (a
+    # lane's own bit for control < 4; all lanes for control >= 4, whose untouched blocks the loops
+    # skip), built once before the loop.
     i32 = ir.IntType(32)
     lane_type = ir.VectorType(i32, _LANES)
-    c = _as_index(builder, control, block.type)
-    c32 = builder.trunc(
-        builder.select(builder.icmp_signed("<", c, ir.Constant(c.type, 31)), c, ir.Constant(c.type, 31)), i32
-    )
+    c = _as_index(builder, control, ir.IntType(64))
+    high = builder.icmp_signed(">=", c, ir.Constant(c.type, BLOCK_QUBITS))
+    c32 = builder.trunc(builder.select(high, ir.Constant(c.type, 0), c), i32)
     amplitude = ir.Constant(lane_type, [ir.Constant(i32, d >> 1) for d in range(_LANES)])
     shift = builder.shuffle_vector(
         builder.insert_element(ir.Constant(lane_type, ir.Undefined), c32, ir.Constant(i32, 0)),
@@ -332,10 +332,7 @@ def _control_lanes(builder: ir.IRBuilder, control: ir.Value, block: ir.Value) ->
     )
     one = ir.Constant(lane_type, [ir.Constant(i32, 1)] * _LANES)
     in_lane = builder.trunc(builder.and_(builder.lshr(amplitude, shift), one), ir.VectorType(ir.IntType(1), _LANES))
-    high = builder.icmp_signed(">=", c, ir.Constant(c.type, BLOCK_QUBITS))
-    block_shift = builder.select(high, builder.sub(c, ir.Constant(c.type, BLOCK_QUBITS)), ir.Constant(c.type, 0))
-    in_block = builder.and_(high, _bit_set(builder, block, block_shift))
-    return builder.or_(in_lane, builder.select(in_block, _all_lanes(True), _all_lanes(False)))
+    return builder.or_(in_lane, builder.select(high, _all_lanes(True), _all_lanes(False)))
 
 
 def _outside_high_control(builder: ir.IRBuilder, control: ir.Value, block: ir.Value) -> ir.Value:
@@ -344,6 +341,20 @@ def _outside_high_control(builder: ir.IRBuilder, control: ir.Value, block: ir.Va
     high = builder.icmp_signed(">=", c, ir.Constant(c.type, BLOCK_QUBITS))
     block_shift = builder.select(high, builder.sub(c, ir.Constant(c.type, BLOCK_QUBITS)), ir.Constant(c.type, 0))
     return builder.and_(high, builder.not_(_bit_set(builder, block, block_shift)))
+
+
+def _lane_bits(builder: ir.IRBuilder, lanes: ir.Value, real: ir.Type) -> ir.Value:
+    # An i1 lane vector as all-ones / all-zeros integer lanes of the real type's width, for
+    # bitwise blends (a <32 x i1> select legalises badly on CPUs without mask registers).
+    width = 64 if isinstance(real, ir.DoubleType) else 32
+    return builder.sext(lanes, ir.VectorType(ir.IntType(width), _LANES))
+
+
+def _blend(builder: ir.IRBuilder, bits: ir.Value, chosen: ir.Value, other: ir.Value) -> ir.Value:
+    # lanes of ``chosen`` where ``bits`` is all-ones, of ``other`` elsewhere: exact, bitwise
+    as_bits = builder.bitcast(chosen, bits.type), builder.bitcast(other, bits.type)
+    mixed = builder.or_(builder.and_(as_bits[0], bits), builder.and_(as_bits[1], builder.not_(bits)))
+    return builder.bitcast(mixed, chosen.type)
 
 
 def _all_lanes(value: bool) -> ir.Constant:
@@ -361,8 +372,10 @@ def _cx_target_low_typer(typingctx: Any, state: Any, control: Any, target: Any) 
     t = target.literal_value
 
     def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        controlled = _lane_bits(builder, _control_lanes(builder, args[1]), real)
+
         def update(x: ir.Value, block: ir.Value) -> ir.Value:
-            return builder.select(_control_lanes(builder, args[1], block), _xor_shuffle(builder, x, 2 << t), x)
+            return _blend(builder, controlled, _xor_shuffle(builder, x, 2 << t), x)
 
         def untouched(block: ir.Value) -> ir.Value:
             return _outside_high_control(builder, args[1], block)
@@ -386,9 +399,10 @@ def _cx_target_high_typer(typingctx: Any, state: Any, control: Any, target: Any)
     real, align = found
 
     def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        controlled = _lane_bits(builder, _control_lanes(builder, args[1]), real)
+
         def update(x: ir.Value, y: ir.Value, lo: ir.Value) -> tuple[ir.Value, ir.Value]:
-            controlled = _control_lanes(builder, args[1], lo)
-            return builder.select(controlled, y, x), builder.select(controlled, x, y)
+            return _blend(builder, controlled, y, x), _blend(builder, controlled, x, y)
 
         def untouched(lo: ir.Value) -> ir.Value:
             return _outside_high_control(builder, args[1], lo)
