@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit
 
 from .bits import group_offsets, insert_zeros, permutation_of
-from .simd import BLOCK_QUBITS, try_1q_simd, try_cx_simd, try_dense_low, try_diag_low
+from .simd import BLOCK_QUBITS, LOW_TARGET_CX, try_1q_simd, try_cx_simd, try_dense_low, try_diag_low
 
 __all__ = ["apply_1q", "apply_2q", "apply_controlled", "apply_cx", "apply_dense", "apply_diag", "apply_perm"]
 
@@ -113,7 +113,7 @@ def apply_2q(state: np.ndarray, q0: int, q1: int, m: np.ndarray) -> None:
 @njit(cache=True, nogil=True)
 def apply_cx(state: np.ndarray, control: int, target: int) -> None:
     """CX: swap the target's 0/1 amplitudes where the control bit is set."""
-    if try_cx_simd(state, control, target):
+    if (target >= BLOCK_QUBITS or LOW_TARGET_CX) and try_cx_simd(state, control, target):
         return
     control_bit = 1 << control
     stride = 1 << target
