@@ -133,7 +133,7 @@ async def test_cancel_reaches_the_server_and_the_first_job_rule_holds(tmp_path: 
 
 @pytest.mark.asyncio
 async def test_a_job_queued_behind_another_in_a_dedicated_session_reports_queued_then_done(tmp_path: Path) -> None:
-    slow = [(slow_circuit(18, 60), "Z" * 18)]  # most of a second of engine time
+    slow = [(slow_circuit(18, 400), "Z" * 18)]  # about a second of engine time (0.14 s was missed by the 0.1 s poll)
     async with (
         served(tmp_path, backend_qubits=18) as (service, _),
         Session(service=service, backend="aqrt_statevector") as session,

@@ -4,6 +4,7 @@ and its shutdown: explicit, and at interpreter exit."""
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 import textwrap
@@ -139,6 +140,8 @@ def test_calling_the_facade_on_its_own_loop_is_refused() -> None:
     assert len(errors) == 1 and "use the async API there" in str(errors[0])
 
 
+SLOW_STEP = re.compile(r"^Executing <.*> took \d+\.\d+ seconds$")
+
 SCRIPT = """
 import sys
 from qiskit import QuantumCircuit
@@ -176,6 +179,9 @@ def test_a_script_exits_cleanly_and_quickly(tail: str, tmp_path: Path) -> None:
     )
     elapsed = time.monotonic() - started
     assert done.returncode == 0, done.stderr
-    assert done.stderr == ""
+    # -X dev also logs any loop step over 0.1 s ("Executing <Task ...> took 0.114 seconds"), which a
+    # loaded machine produces on its own (first use imports); anything else on stderr fails the test
+    complaints = [line for line in done.stderr.splitlines() if not SLOW_STEP.match(line)]
+    assert complaints == []
     assert float(done.stdout) == pytest.approx(1.0)
     assert elapsed < 60
