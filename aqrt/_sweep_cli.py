@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from .cli import first_run_note, missing_extras
+from ._warmup_cli import show_compile_notice
+from .cli import missing_extras
 
 __all__ = ["configure", "load_circuit", "main", "parse_axis", "run_sweep"]
 
@@ -228,9 +229,7 @@ def main(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"aqrt sweep: {exc}", file=sys.stderr)
         return 2
-    note = first_run_note()
-    if note is not None:
-        print(note, file=sys.stderr, flush=True)
+    show_compile_notice()  # one line on stderr if the job's kernels compile (a first run)
     kwargs: dict[str, Any] = {
         "chunk_bindings": args.chunk_bindings,
         "precision": args.precision,

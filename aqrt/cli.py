@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from ._extras import missing_extras
 
-__all__ = ["first_run_note", "main", "missing_extras"]
+__all__ = ["main", "missing_extras"]
 
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -26,23 +26,6 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("aqrt._sweep_cli", "run a parameter sweep from a QASM file and a parameter grid"),
     "warmup": ("aqrt._warmup_cli", "compile (or load from the cache) the engine's kernels now"),
 }
-
-
-def first_run_note() -> str | None:
-    """A line for the user when the engine's kernels have never been compiled on this machine
-    (numba's on-disk cache is empty): the first job then spends about a minute compiling."""
-    import os
-    from pathlib import Path
-
-    folder = os.environ.get("NUMBA_CACHE_DIR")
-    kernels = Path(__file__).resolve().parent / "engine" / "kernels"
-    places = [Path(folder)] if folder else [kernels / "__pycache__"]
-    if any(next(place.rglob("*.nbi"), None) is not None for place in places if place.is_dir()):
-        return None
-    return (
-        "aqrt: compiling the engine's kernels (the first run on this machine takes about a minute; "
-        "they are cached, later runs load them in seconds)"
-    )
 
 
 def _available() -> dict[str, tuple[str, str]]:

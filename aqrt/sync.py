@@ -606,12 +606,12 @@ class Executor(_Primitive):
     _async_class = AsyncExecutor
 
     def run(self, program: Any) -> Job:
-        """Validate ``program`` (a ``QuantumProgram``) and submit it as one job; returns its
-        :class:`Job` at once.
+        """Submit ``program`` (a ``QuantumProgram``) as one job; returns its :class:`Job` at once.
 
         Raises:
-            AqrtError: what :meth:`aqrt.Executor.run` raises (``InvalidInputError``,
-                ``InvalidOptionsError`` for ``meas_level``, ``InvalidPubError``, session refusals).
+            AqrtError: what :meth:`aqrt.Executor.run` raises (``InvalidInputError``, session
+                refusals). A program the backend refuses (``meas_level``, an item not ISA or too
+                wide) fails the job, as IBM's ``executor`` program does: ``job.result()`` raises it.
         """
         return self._runtime.submit(self._primitive, program, {})
 

@@ -18,12 +18,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ...engine import LoweredCircuit, TermTable
+from ...engine.kernels import SMALL, TIERS
 from . import engine_pubs
 from .cost import TARGET_CHUNK_SECONDS, chunk_size
 from .errors import engine_errors
@@ -97,8 +98,8 @@ def run_chunk(task: ChunkTask, cancel_requested: Any = None) -> Any:
     """Run one chunk: (bindings, observables) values, or packed samples per register."""
     from ...engine._warmup import is_warm
 
-    if not is_warm(task.dtype):
-        warm(task.dtype)  # once per process
+    if not is_warm(task.dtype, (SMALL,)):
+        warm(task.dtype, (SMALL,))  # once per process; the engine's entry points load the other tiers they use
     dtype = np.dtype(task.dtype)
     with kernel_lock:
         if task.routed is not None:
@@ -245,9 +246,10 @@ def total_chunks(plans: list[PubPlan]) -> int:
     return sum(math.ceil(plan.num_bindings / plan.chunk_bindings) for plan in plans)
 
 
-def warm(dtype: str) -> None:
-    """Compile or load the kernels for ``dtype`` in this process (under the kernel lock)."""
+def warm(dtype: str, tiers: Iterable[str] = TIERS) -> None:
+    """Compile or load the kernels of ``tiers`` (default: every tier, as a Dask worker's warm-up
+    plugin wants before its first chunk) for ``dtype`` in this process, under the kernel lock."""
     from ...engine import warmup
 
     with kernel_lock:
-        warmup(dtype)
+        warmup(dtype, tiers)

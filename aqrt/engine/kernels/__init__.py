@@ -2,6 +2,8 @@
 
 - :mod:`.bits`         index arithmetic shared by the kernels
 - :mod:`.apply`        serial gate application (one op on a whole state)
+- :mod:`.simd`         explicit-SIMD gate kernels (16 amplitudes per LLVM vector) that
+  :mod:`.apply` routes 1-qubit gates, CX and ops below qubit 4 to
 - :mod:`.apply_par`    amplitude-parallel gate application (one op on a wide state)
 - :mod:`.reductions`   Pauli term values and probabilities of a state
 - :mod:`.interpreter`  whole programs per kernel call: ``run_program`` (every op kind),
