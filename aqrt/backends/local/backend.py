@@ -7,9 +7,10 @@ backends: circuits run through the primitives.
 
 Two engines compute the same results: ``"numba"`` (the default, :mod:`aqrt.engine`) and
 ``"reference"`` (Qiskit's ``Statevector``, the test oracle). A job so small that the thread
-hop would cost more than the work (tens of microseconds) runs inline on the event loop once the
-kernels are compiled; every other job runs on an executor (:mod:`.executors`): the engine
-worker thread, or one passed in, such as a Dask cluster.
+hop would cost more than the work (tens of microseconds) runs inline on the event loop: on the
+numba serial kernels once they are loaded in the process, before that (a process's first small
+jobs) on the numpy interpreter (:mod:`.warmup`); every other job runs on an executor
+(:mod:`.executors`): the engine worker thread, or one passed in, such as a Dask cluster.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from .recipes import BackendRecipe
 from .runner import ENGINES, LocalJobRunner
 from .status import BackendStatus
 from .target import basis_gates, statevector_target
-from .warmup import declared_tiers, engine_is_warm, needed_tiers, run_if_loaded, warm_engine
+from .warmup import declared_tiers, engine_is_warm, needed_tiers, numpy_fits, run_if_loaded, warm_engine
 
 if TYPE_CHECKING:
     from ...noise import NoiseModel
@@ -281,7 +282,10 @@ class LocalBackend(BackendV2):
             return NOT_INLINE  # sampling a samplex and its items is never microseconds
         if self.engine != "numba" or request.options.optimization_level is not None:
             return NOT_INLINE
-        if not engine_is_warm(self.dtype) or job_cost(request.pubs) > INLINE_BUDGET:
+        if engine_is_warm(self.dtype):
+            if job_cost(request.pubs) > INLINE_BUDGET:
+                return NOT_INLINE
+        elif not numpy_fits(request):  # before the kernels load, small jobs run on the numpy interpreter
             return NOT_INLINE
         if self._executor is not None and self._executor.takes(self, request):
             return NOT_INLINE  # e.g. chunk_bindings asked for chunks this small

@@ -3,6 +3,12 @@
 Same inputs, outputs and bit order as :mod:`aqrt.backends.local.reference` (which is the oracle these
 are tested against). Lowered circuits are kept in the session cache, so repeated circuits skip
 lowering.
+
+Importing this module imports no numba: the engine's numba modules (``simulate``, ``sampling``)
+are imported where they run. A ``serial`` PUB (an inline job, on the event loop) runs on the
+numba serial kernels once the ``small`` tier for its precision is loaded in this process, and
+before that on :mod:`aqrt.engine.numpy_interpreter` (a process's first small jobs do not wait
+for numba).
 """
 
 from __future__ import annotations
@@ -16,10 +22,10 @@ from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
 from ..._concurrency import CancelFlag
-from ...engine import BoundProgram, LoweredCircuit, TermTable, lower_circuit, simulate
+from ...engine import BoundProgram, LoweredCircuit, TermTable, lower_circuit, numpy_interpreter
+from ...engine.kernels import SMALL, tier_loaded
 from ...engine.lowering import fused_width  # re-exported: the engine's fusion policy
 from ...engine.observables import build_term_table_sparse
-from ...engine.sampling import draw_outcomes, pack_outcomes
 from .preparation import PreparedCircuit
 from .reference import _flat_bindings, _pack, final_measurements
 
@@ -110,11 +116,27 @@ def estimate_pub(
     """Expectation values of one Estimator PUB on its prepared circuit."""
     program = _program(prepared.circuit, pub, cache, circuit_key, dtype)
     table = cached_term_table(pub, prepared, cache, circuit_key)
-    if serial:
-        values = simulate.run_serial(program, table.x_masks, table.z_masks)
+    if serial and _on_numpy(program):
+        values = numpy_interpreter.term_values(program, table.x_masks, table.z_masks)
+    elif serial:
+        values = _simulate().run_serial(program, table.x_masks, table.z_masks)
     else:
-        values = simulate.term_values(program, table.x_masks, table.z_masks, cancel_requested)
+        values = _simulate().term_values(program, table.x_masks, table.z_masks, cancel_requested)
     return finish_estimate(pub, table.combine(values), rng)
+
+
+def _simulate() -> Any:
+    """:mod:`aqrt.engine.simulate` (numba), imported on first use: on the engine worker, or
+    already imported by the warm-up when a serial path on the loop gets here."""
+    from ...engine import simulate
+
+    return simulate
+
+
+def _on_numpy(program: BoundProgram) -> bool:
+    """Whether a serial (inline) run of ``program`` goes to the numpy interpreter: only while
+    the numba ``small`` tier for its precision is not loaded in this process."""
+    return not tier_loaded(SMALL, program.dtype.name) and program.num_qubits <= numpy_interpreter.MAX_QUBITS
 
 
 def estimate_chunk(
@@ -130,7 +152,7 @@ def estimate_chunk(
     turns the stacked chunks into the PUB's result.
     """
     program = lowered.bind(flat_values, dtype=dtype)
-    return table.combine(simulate.term_values(program, table.x_masks, table.z_masks, cancel_requested))
+    return table.combine(_simulate().term_values(program, table.x_masks, table.z_masks, cancel_requested))
 
 
 def finish_estimate(pub: EstimatorPub, per_pair: np.ndarray, rng: np.random.Generator | None) -> PubResult:
@@ -258,24 +280,44 @@ def draw_samples(
     arrays = {
         name: np.zeros((program.num_bindings, shots, (len(cols) + 7) // 8), dtype=np.uint8) for name, cols in registers
     }
+    if serial and _on_numpy(program):  # before numba is loaded: the numpy interpreter, numpy's draws
+        for b in range(program.num_bindings):
+            _draw_with_numpy(numpy_interpreter.probabilities(program, b, b + 1)[0], rng, shots, registers, arrays, b)
+        return arrays
+    simulate = _simulate()
+    if serial:  # a tiny job on the loop, kernels loaded: numpy's draws, which compile nothing (the same draws)
+        for start, stop in simulate.binding_batches(program):
+            probs = simulate.serial_probabilities(program, start, stop)
+            for offset, b in enumerate(range(start, stop)):
+                _draw_with_numpy(probs[offset], rng, shots, registers, arrays, b)
+        return arrays
+    from ...engine.sampling import draw_outcomes, pack_outcomes  # numba: off the loop
+
     columns = {name: np.asarray(cols, dtype=np.int64) for name, cols in registers}
     for start, stop in simulate.binding_batches(program):
-        if serial:
-            probs = simulate.serial_probabilities(program, start, stop)
-        else:
-            probs = simulate.probabilities(program, start, stop, cancel_requested)
+        probs = simulate.probabilities(program, start, stop, cancel_requested)
         for offset, b in enumerate(range(start, stop)):
-            if serial:  # a tiny job on the loop: numpy's way, which compiles nothing (the same draws)
-                cdf = np.cumsum(probs[offset])
-                draws = rng.random(shots) * cdf[-1]
-                outcomes = np.minimum(np.searchsorted(cdf, draws, side="right"), cdf.shape[0] - 1)
-                for name, cols in registers:
-                    arrays[name][b] = _pack(outcomes, cols)
-                continue
             outcomes = draw_outcomes(probs[offset], rng, shots)
             for name, packed in columns.items():
                 pack_outcomes(outcomes, packed, arrays[name][b])
     return arrays
+
+
+def _draw_with_numpy(
+    probs: np.ndarray,
+    rng: np.random.Generator,
+    shots: int,
+    registers: Registers,
+    arrays: dict[str, np.ndarray],
+    binding: int,
+) -> None:
+    """Binding ``binding``'s shots drawn with numpy (the outcomes
+    :func:`aqrt.engine.sampling.draw_outcomes` draws, bit for bit) and packed per register."""
+    cdf = np.cumsum(probs)
+    draws = rng.random(shots) * cdf[-1]
+    outcomes = np.minimum(np.searchsorted(cdf, draws, side="right"), cdf.shape[0] - 1)
+    for name, cols in registers:
+        arrays[name][binding] = _pack(outcomes, cols)
 
 
 def sample_chunk(

@@ -5,10 +5,17 @@ them, the first time on a machine): the tiers of :mod:`aqrt.engine.kernels` its 
 judged from their widths, bindings and noise, on the engine worker thread. A Bell job loads the
 ``small`` tier only, not the wide-state or trajectory kernels.
 
-Until the ``small`` tier is loaded nothing runs inline on the loop; after that, an inline job
-whose program needs a tier not loaded yet (a SWAP needs ``ops``) is refused by the engine's
-serial paths before any kernel runs (:class:`~aqrt.engine.simulate.KernelsNotLoaded`), goes to
-the worker instead, where the engine loads the tier its program uses: the loop never compiles.
+Until the ``small`` tier is loaded, a job small enough for the loop by :func:`numpy_fits` runs
+inline on :mod:`aqrt.engine.numpy_interpreter` (numpy only: it neither imports numba nor waits
+for the kernels), and other jobs go to the worker, which loads the tiers they need. Once the
+``small`` tier is loaded, tiny jobs run inline on the numba serial kernels; an inline job whose
+program needs a tier not loaded yet (a SWAP needs ``ops``) is refused by the engine's serial
+paths before any kernel runs (:class:`~aqrt.engine.simulate.KernelsNotLoaded`), goes to the
+worker instead, where the engine loads the tier its program uses: the loop never compiles.
+
+Nothing loads numba in the background after a numpy job: the engine worker is joined at
+interpreter exit, so a script whose jobs all ran on numpy would wait for the load (seconds the
+first time on a machine) before it could exit; the kernels load when a job needs them.
 """
 
 from __future__ import annotations
@@ -18,12 +25,39 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from qiskit.primitives.containers.sampler_pub import SamplerPub
+
+from ...engine import numpy_interpreter  # noqa: F401  (numpy only: imported here, never on the loop)
 from ...engine.kernels import NOISY, SAMPLING, SMALL, SWEEP, WIDE
 from ...engine.ops import WIDE_QUBITS
 from ...job import JobRequest
 from ..base import NOT_INLINE
+from . import engine_pubs  # noqa: F401  (numba-free; the inline paths use it, the loop must not import it)
 
-__all__ = ["declared_tiers", "engine_is_warm", "needed_tiers", "run_if_loaded", "warm_engine"]
+__all__ = [
+    "NUMPY_BUDGET_SECONDS",
+    "NUMPY_MAX_QUBITS",
+    "declared_tiers",
+    "engine_is_warm",
+    "needed_tiers",
+    "numpy_fits",
+    "numpy_seconds",
+    "run_if_loaded",
+    "warm_engine",
+]
+
+# Jobs the numpy interpreter runs on the loop before the kernels are loaded: at most this many
+# qubits declared per circuit, and about this much work by numpy_seconds. The alternative is
+# waiting for numba's import and the small tier (0.7 s from the cache, ~9 s to compile).
+NUMPY_MAX_QUBITS = 10
+NUMPY_BUDGET_SECONDS = 1e-3
+# numpy_seconds' constants, measured on this project's 2-core VM (benchmarks/first_run.py's
+# notes): a numpy op costs ~10-20 us of calls plus ~5 ns per amplitude; a shot drawn and packed
+# ~25 ns; a PUB's lowering, term table and result ~40 us (the numba path pays those too).
+_NUMPY_OP_SECONDS = 15e-6
+_NUMPY_AMPLITUDE_SECONDS = 5e-9
+_NUMPY_SHOT_SECONDS = 25e-9
+_NUMPY_PUB_SECONDS = 40e-6
 
 
 def engine_is_warm(dtype: str = "complex128", tiers: Iterable[str] = (SMALL,)) -> bool:
@@ -39,8 +73,8 @@ def engine_is_warm(dtype: str = "complex128", tiers: Iterable[str] = (SMALL,)) -
 def warm_engine(dtype: str = "complex128", tiers: Iterable[str] = (SMALL,)) -> None:
     """Import the engine and compile (or load) the kernels of ``tiers`` for ``dtype`` (seconds
     the first time on a machine, then cached); call it on a worker thread."""
-    from ...engine import warmup
-    from . import chunks, engine_pubs  # noqa: F401  (imported here so the loop never imports them)
+    from ...engine import sampling, simulate, warmup  # noqa: F401  (numba: the loop never imports them)
+    from . import chunks  # noqa: F401
 
     warmup(dtype, tiers)
 
@@ -58,15 +92,44 @@ def needed_tiers(request: JobRequest, *, noisy: bool) -> tuple[str, ...]:
     return _tiers(request, noisy, _active_qubits)
 
 
+def numpy_seconds(request: JobRequest) -> float:
+    """About how long the numpy interpreter takes for ``request`` (its circuits' declared widths
+    and gate counts; cheap enough for the event loop)."""
+    seconds = 0.0
+    for pub in request.pubs:
+        bindings = math.prod(pub.parameter_values.shape)
+        per_op = _NUMPY_OP_SECONDS + _NUMPY_AMPLITUDE_SECONDS * (1 << pub.circuit.num_qubits)
+        seconds += _NUMPY_PUB_SECONDS + bindings * (len(pub.circuit) + 2) * per_op
+        if isinstance(pub, SamplerPub):
+            seconds += bindings * int(pub.shots) * _NUMPY_SHOT_SECONDS
+    return seconds
+
+
+def numpy_fits(request: JobRequest) -> bool:
+    """Whether ``request`` may run inline on the numpy interpreter while the kernels are not
+    loaded: an Estimator or Sampler job whose circuits declare at most :data:`NUMPY_MAX_QUBITS`
+    qubits and whose work (:func:`numpy_seconds`) is within :data:`NUMPY_BUDGET_SECONDS` (the
+    caller checks noise and routes, as for any inline job)."""
+    if request.program not in ("estimator", "sampler"):
+        return False
+    if any(pub.circuit.num_qubits > NUMPY_MAX_QUBITS for pub in request.pubs):
+        return False
+    return numpy_seconds(request) <= NUMPY_BUDGET_SECONDS
+
+
 def run_if_loaded(run: Callable[[], Any]) -> Any:
     """``run()`` (an inline job), or ``NOT_INLINE`` when the engine refused it for a tier of
     kernels not loaded yet: the job then runs on the worker, where the engine loads that tier."""
-    from ...engine.simulate import KernelsNotLoaded  # loaded with the small tier
-
     try:
         return run()
-    except KernelsNotLoaded:
-        return NOT_INLINE
+    except Exception as error:
+        # Only the numba engine raises KernelsNotLoaded: when it is not imported (a job on the
+        # numpy interpreter) nothing is imported here, on the loop.
+        simulate = sys.modules.get("aqrt.engine.simulate")
+        refused = getattr(simulate, "KernelsNotLoaded", None)
+        if refused is not None and isinstance(error, refused):
+            return NOT_INLINE
+        raise
 
 
 def _active_qubits(circuit: Any) -> int:
