@@ -79,9 +79,33 @@ def _with_requirements(tiers: Iterable[str]) -> list[str]:
 
 
 def is_warm(dtype: str = "complex128", tiers: Iterable[str] = TIERS) -> bool:
-    """True once :func:`warmup` has loaded ``tiers`` (default: all) for ``dtype`` in this process."""
-    name = np.dtype(dtype).name
-    return all(tier_loaded(tier, name) for tier in _with_requirements(tiers))
+    """True once :func:`warmup` has loaded ``tiers`` (default: all) for ``dtype`` in this process.
+
+    Called before every tiny job (on the event loop), so the dtype's name and the tiers with
+    their requirements are looked up, not recomputed: both are pure functions of the
+    arguments. Whether the tiers are loaded is asked every time (nothing is remembered).
+    """
+    name = _DTYPE_NAMES.get(dtype) if isinstance(dtype, str) else None
+    if name is None:
+        name = np.dtype(dtype).name
+        if isinstance(dtype, str):
+            _DTYPE_NAMES[dtype] = name
+    if isinstance(tiers, tuple):
+        ordered = _ORDERED_TIERS.get(tiers)
+        if ordered is None:
+            ordered = _ORDERED_TIERS[tiers] = tuple(_with_requirements(tiers))
+    else:
+        ordered = tuple(_with_requirements(tiers))
+    for tier in ordered:  # noqa: SIM110 (a loop, not all() over a generator: asked before every tiny job)
+        if not tier_loaded(tier, name):
+            return False
+    return True
+
+
+# is_warm's look-ups: dtype spelling -> numpy's name ("complex128"); a tuple of tiers -> those
+# tiers and the tiers they require (valid ones only: _with_requirements raises for the others).
+_DTYPE_NAMES: dict[str, str] = {}
+_ORDERED_TIERS: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
 def warmup(dtype: str = "complex128", tiers: Iterable[str] = TIERS) -> None:

@@ -1,21 +1,37 @@
 """Circuit fingerprints: the key under which a session caches a circuit's transpiled and
-lowered forms, so a session's later jobs reuse what its first job computed."""
+lowered forms, so a session's later jobs reuse what its first job computed.
+
+A fingerprint is digested from the circuit's content on every call, never remembered by the
+circuit's identity: Qiskit circuits are mutable, and a circuit changed between two jobs gets
+the fingerprint of what it is now.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from qiskit import qpy
-from qiskit.circuit import CONTROL_FLOW_OP_NAMES, QuantumCircuit
+from qiskit.circuit import CONTROL_FLOW_OP_NAMES, Barrier, Delay, Measure, QuantumCircuit, Reset
 from qiskit.circuit.library import get_standard_gate_name_mapping
 
 __all__ = ["circuit_fingerprint"]
 
 _STANDARD_GATES = get_standard_gate_name_mapping()
 _CLASSICAL = frozenset({*CONTROL_FLOW_OP_NAMES, "store"})
+# Qiskit's own non-gate instructions, named by name, parameters and bits like standard gates
+# (their Python objects are built only to check the type: a custom instruction may share a name).
+_STANDARD_INSTRUCTIONS = {"measure": Measure, "reset": Reset, "barrier": Barrier, "delay": Delay}
+
+
+_NO_BITS: Callable[[Any], int] = {}.__getitem__  # the clbit index of a circuit without clbits
+
+
+class _Classical(Exception):
+    """The circuit has classical structure (control flow, a store): digest its QPY form."""
 
 
 def circuit_fingerprint(circuit: QuantumCircuit) -> str:
@@ -26,37 +42,69 @@ def circuit_fingerprint(circuit: QuantumCircuit) -> str:
     A circuit with control flow, stores or variables is digested whole from its QPY form: its
     conditions, expressions and nested blocks are structure a gate-by-gate digest cannot see.
     """
-    digest = hashlib.blake2b(digest_size=16)
-    if circuit.num_vars or not _CLASSICAL.isdisjoint(circuit.count_ops()):
-        buffer = io.BytesIO()
-        qpy.dump(circuit.copy(name="fingerprint"), buffer)  # names are often counters ("circuit-47")
-        digest.update(buffer.getvalue())
-    else:
-        _digest_circuit(circuit, digest)
+    if not circuit.num_vars:
+        digest = hashlib.blake2b(digest_size=16)
+        try:
+            _digest_circuit(circuit, digest, top_level=True)
+        except _Classical:
+            pass
+        else:
+            return digest.hexdigest()
+    digest = hashlib.blake2b(b"qpy|", digest_size=16)
+    buffer = io.BytesIO()
+    qpy.dump(circuit.copy(name="fingerprint"), buffer)  # names are often counters ("circuit-47")
+    digest.update(buffer.getvalue())
     return digest.hexdigest()
 
 
-def _digest_circuit(circuit: QuantumCircuit, digest: Any) -> None:
-    # Text is gathered and hashed in one update per run of standard gates: the same bytes as
-    # updating piece by piece, with fewer calls.
-    parts = [f"{circuit.num_qubits},{circuit.num_clbits},{_param_text(circuit.global_phase)}|"]
-    qubit_index = {bit: i for i, bit in enumerate(circuit.qubits)}
-    clbit_index = {bit: i for i, bit in enumerate(circuit.clbits)}
+def _digest_circuit(circuit: QuantumCircuit, digest: Any, *, top_level: bool = False) -> None:
+    # Text is gathered and hashed in one update per run of standard gates and instructions
+    # (named by name, parameters and bits); any other operation is digested by what it does.
+    # Control flow and stores are found here too (no count_ops() first: a tiny job's circuit is
+    # digested on every job).
+    qubit_index = _bit_indices(circuit, circuit.qubits, len(circuit))
+    clbit_index = _bit_indices(circuit, circuit.clbits, len(circuit)) if circuit.num_clbits else _NO_BITS
+    phase = circuit.global_phase
+    phase_text = repr(phase) if type(phase) is float else _param_text(phase)
+    parts = [f"{circuit.num_qubits},{circuit.num_clbits},{phase_text}|"]
+    append = parts.append
     for instruction in circuit.data:
-        if instruction.is_standard_gate():  # name and params say it all; no Python gate is built
-            parts.append(f"{instruction.name}:")
-            for param in instruction.params:
-                parts.append(_param_text(param))
-                parts.append(",")
-        else:
-            digest.update("".join(parts).encode())
-            parts = []
-            _digest_operation(instruction.operation, digest)
-        parts.append(repr([qubit_index[q] for q in instruction.qubits]))
-        parts.append(repr([clbit_index[c] for c in instruction.clbits]))
+        name = instruction.name
+        if not instruction.is_standard_gate():
+            standard = _STANDARD_INSTRUCTIONS.get(name)
+            operation = instruction.operation
+            if standard is None or type(operation) is not standard:
+                if top_level and name in _CLASSICAL:
+                    raise _Classical
+                digest.update("".join(parts).encode())
+                parts = []
+                append = parts.append
+                _digest_operation(operation, digest)
+                append(repr(list(map(qubit_index, instruction.qubits))))
+                append(repr(list(map(clbit_index, instruction.clbits))) if instruction.clbits else "[]")
+                continue
+            if standard is Delay:
+                append(f"{operation.unit}:")
+        append(name)
+        append(":")
+        for param in instruction.params:
+            append(repr(param) if type(param) is float else _param_text(param))
+            append(",")
+        append(repr(list(map(qubit_index, instruction.qubits))))
+        clbits = instruction.clbits
+        append(repr(list(map(clbit_index, clbits))) if clbits else "[]")
     for register in circuit.cregs:
-        parts.append(f"{register.name}:{register.size}")
+        append(f"{register.name}:{register.size}")
     digest.update("".join(parts).encode())
+
+
+def _bit_indices(circuit: QuantumCircuit, bits: list[Any], instructions: int) -> Callable[[Any], int]:
+    """bit -> its index in ``bits``: a dict when the instructions may name most bits, else
+    ``find_bit`` per use (a Bell circuit on a 127-qubit device names two)."""
+    if len(bits) <= 2 * instructions:
+        return {bit: i for i, bit in enumerate(bits)}.__getitem__
+    find_bit = circuit.find_bit
+    return lambda bit: find_bit(bit).index
 
 
 def _digest_operation(operation: Any, digest: Any) -> None:
