@@ -47,17 +47,21 @@ __all__ = [
 ]
 
 # Jobs the numpy interpreter runs on the loop before the kernels are loaded: at most this many
-# qubits declared per circuit, and about this much work by numpy_seconds. The alternative is
-# waiting for numba's import and the small tier (0.7 s from the cache, ~9 s to compile).
+# qubits declared per circuit, and about this much work by numpy_seconds (a 10-qubit circuit of
+# ~70 gates, a Bell Sampler job of ~20,000 shots). The alternative is waiting for numba's import
+# and the small tier (~0.6 s from numba's cache, 6-10 s to compile on a 2-core machine); numba's
+# own inline jobs (a few thousand amplitude updates) take up to ~150 us on the loop.
 NUMPY_MAX_QUBITS = 10
 NUMPY_BUDGET_SECONDS = 1e-3
-# numpy_seconds' constants, measured on this project's 2-core VM (benchmarks/first_run.py's
-# notes): a numpy op costs ~10-20 us of calls plus ~5 ns per amplitude; a shot drawn and packed
-# ~25 ns; a PUB's lowering, term table and result ~40 us (the numba path pays those too).
-_NUMPY_OP_SECONDS = 15e-6
+# numpy_seconds' constants, measured (best of 30, 2-core VM) with the numpy interpreter: an op
+# costs ~6-8 us of numpy calls plus ~5 ns per amplitude (a 10-qubit RY/CX circuit of 19 gates
+# 190 us, of 76 gates 690 us); a shot drawn and packed ~40 ns; a PUB's lowering, term table and
+# result ~40 us, a Sampler PUB's ~100 us (the numba path pays those too).
+_NUMPY_OP_SECONDS = 8e-6
 _NUMPY_AMPLITUDE_SECONDS = 5e-9
-_NUMPY_SHOT_SECONDS = 25e-9
+_NUMPY_SHOT_SECONDS = 40e-9
 _NUMPY_PUB_SECONDS = 40e-6
+_NUMPY_SAMPLER_PUB_SECONDS = 100e-6
 
 
 def engine_is_warm(dtype: str = "complex128", tiers: Iterable[str] = (SMALL,)) -> bool:
@@ -99,9 +103,11 @@ def numpy_seconds(request: JobRequest) -> float:
     for pub in request.pubs:
         bindings = math.prod(pub.parameter_values.shape)
         per_op = _NUMPY_OP_SECONDS + _NUMPY_AMPLITUDE_SECONDS * (1 << pub.circuit.num_qubits)
-        seconds += _NUMPY_PUB_SECONDS + bindings * (len(pub.circuit) + 2) * per_op
+        seconds += bindings * (len(pub.circuit) + 2) * per_op
         if isinstance(pub, SamplerPub):
-            seconds += bindings * int(pub.shots) * _NUMPY_SHOT_SECONDS
+            seconds += _NUMPY_SAMPLER_PUB_SECONDS + bindings * int(pub.shots) * _NUMPY_SHOT_SECONDS
+        else:
+            seconds += _NUMPY_PUB_SECONDS
     return seconds
 
 
