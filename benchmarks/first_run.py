@@ -26,7 +26,9 @@ it requires included), for both precisions.
 Command (from the repository root; about 2 minutes cold on a 2-core machine, most of it in
 ``warmup cold``)::
 
-    .venv/bin/python benchmarks/first_run.py [--tiers] [--skip-warmup] [--json PATH]
+    .venv/bin/python benchmarks/first_run.py [--tiers] [--skip-warmup] [--bell-only] [--json PATH]
+
+``--bell-only``: the Bell rows only (a few seconds: issue #15's two targets).
 """
 
 from __future__ import annotations
@@ -156,13 +158,15 @@ def _load() -> str:
         return "n/a"
 
 
-def run(tiers: bool, skip_warmup: bool) -> dict[str, Any]:
+def run(tiers: bool, skip_warmup: bool, bell_only: bool = False) -> dict[str, Any]:
     rows: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="aqrt-first-run-") as scratch:
         bell = Path(scratch) / "bell"
         rows["bell cold"] = _child(_job(2), bell)
         rows["bell cached"] = _child(_job(2), bell)
         rows["sampler cold"] = _child(_job(2, "sampler"), Path(scratch) / "sampler")
+        if bell_only:
+            return _outcome(rows)
         twelve = Path(scratch) / "twelve"
         rows["12q cold"] = _child(_job(12), twelve)
         rows["12q cached"] = _child(_job(12), twelve)
@@ -175,6 +179,10 @@ def run(tiers: bool, skip_warmup: bool) -> dict[str, Any]:
             for dtype in ("complex128", "complex64"):
                 for tier in ("small", "ops", "sweep", "wide", "noisy"):
                     rows[f"tier {tier} {dtype}"] = _child(_warmup(dtype, [tier]), Path(scratch) / f"{tier}-{dtype}")
+    return _outcome(rows)
+
+
+def _outcome(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {
         "rows": rows,
         "machine": {
@@ -221,9 +229,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tiers", action="store_true", help="also compile each kernel tier alone on an empty cache")
     parser.add_argument("--skip-warmup", action="store_true", help="skip the cold warmup() of every tier")
+    parser.add_argument("--bell-only", action="store_true", help="only the Bell rows (cold, cached, sampler cold)")
     parser.add_argument("--json", type=Path, help="write every figure to this file as JSON")
     args = parser.parse_args()
-    outcome = run(args.tiers, args.skip_warmup)
+    outcome = run(args.tiers, args.skip_warmup, args.bell_only)
     print(report(outcome))
     if args.json is not None:
         args.json.write_text(json.dumps(outcome, indent=2))
