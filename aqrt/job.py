@@ -19,6 +19,7 @@ import enum
 import itertools
 import math
 import threading
+import time
 import uuid
 import warnings
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
@@ -178,6 +179,8 @@ class Job:
     _pending_check: Callable[[], None] | None = None
     _warned = False  # whether reading the result checked it for options not applied
     _final = False  # settled (DONE, ERROR or CANCELLED): read on every wait, cheaper than the status's is_final
+    # What to call once final: a list made by the first add_done_callback (most jobs get none).
+    _done_callbacks: list[Callable[[Job], None]] | None = None
 
     def __init__(self, request: JobRequest, *, backend_name: str, clock: Callable[[], float] | None = None) -> None:
         self._request = request
@@ -192,11 +195,12 @@ class Job:
         self._waiters: list[asyncio.Future[None]] | anyio.Event | None = None
         self._cancel_requested = CancelFlag()  # read by worker threads between work items
         self._cancel_scope: anyio.CancelScope | None = None
-        self._done_callbacks: list[Callable[[Job], None]] = []
         if clock is None:
             clock = self._loop.time if self._loop is not None else loop_clock()
         self._clock = clock
-        self._created_wall = _wall_now()  # display only; later instants follow the loop clock
+        # Display only (later instants follow the loop clock); made a datetime when read, as
+        # datetime.now(UTC) makes it from time.time().
+        self._created_epoch = time.time()
         self._created = clock()
         self._running: float | None = None
         self._finished: float | None = None
@@ -262,7 +266,7 @@ class Job:
     def metrics(self) -> JobMetrics:
         """Created/running/finished timestamps (see :class:`JobMetrics`)."""
         return JobMetrics(
-            created=self._created_wall,
+            created=self._created_wall(),
             running=self._wall_at(self._running),
             finished=self._wall_at(self._finished),
             created_loop_time=self._created,
@@ -270,10 +274,13 @@ class Job:
             finished_loop_time=self._finished,
         )
 
+    def _created_wall(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self._created_epoch, dt.UTC)
+
     def _wall_at(self, loop_time: float | None) -> dt.datetime | None:
         if loop_time is None:
             return None
-        return self._created_wall + dt.timedelta(seconds=loop_time - self._created)
+        return self._created_wall() + dt.timedelta(seconds=loop_time - self._created)
 
     def progress(self) -> Any:
         """This job's :class:`~aqrt.progress.Progress` (bindings done / total), made on first call.
@@ -336,9 +343,24 @@ class Job:
 
     def __await__(self) -> Generator[Any, None, Any]:
         # A plain generator rather than ``result().__await__()``: awaiting a job costs one
-        # future, no coroutines (thousands of jobs are gathered at once).
+        # future, no coroutines (thousands of jobs are gathered at once). Under asyncio it waits
+        # on its future here rather than through _until_final's _Waiting: one generator frame
+        # less to make and to resume per awaited job.
         if not self._final:
-            yield from self._until_final().__await__()
+            if self._loop is None:
+                yield from self._until_final().__await__()
+            else:
+                future = self._loop.create_future()
+                waiters = self._waiters
+                if waiters is None:
+                    self._waiters = [future]
+                else:
+                    waiters.append(future)  # type: ignore[union-attr]
+                try:
+                    yield from future
+                except BaseException:
+                    _forget_waiter(self, future)
+                    raise
         return self._outcome()
 
     def _until_final(self) -> Awaitable[None]:
@@ -381,6 +403,8 @@ class Job:
         if self.done():
             callback(self)
         else:
+            if self._done_callbacks is None:
+                self._done_callbacks = []
             self._done_callbacks.append(callback)
 
     def remove_done_callback(self, callback: Callable[[Job], None]) -> int:
@@ -389,8 +413,9 @@ class Job:
         With ``add_done_callback``, ``done()``, ``cancelled()`` and ``exception()`` this lets
         ``asyncio.wait`` take jobs directly and return them in its done/pending sets.
         """
-        kept = [cb for cb in self._done_callbacks if cb != callback]
-        removed = len(self._done_callbacks) - len(kept)
+        callbacks = self._done_callbacks or []
+        kept = [cb for cb in callbacks if cb != callback]
+        removed = len(callbacks) - len(kept)
         self._done_callbacks = kept
         return removed
 
@@ -427,9 +452,10 @@ class Job:
             waiters.set()
         if self._progress is not None:
             self._progress._finish(status is JobStatus.DONE)
-        callbacks, self._done_callbacks = self._done_callbacks, []
-        for callback in callbacks:
-            callback(self)
+        callbacks, self._done_callbacks = self._done_callbacks, None
+        if callbacks:
+            for callback in callbacks:
+                callback(self)
 
     def _cancelled_error(self) -> JobCancelledError:
         return JobCancelledError(f"job {self.job_id} was cancelled", job_id=self.job_id)
@@ -458,15 +484,15 @@ class _Waiting:
         try:
             yield from self._future
         except BaseException:
-            waiters = self._job._waiters
-            if isinstance(waiters, list) and self._future in waiters:
-                waiters.remove(self._future)
+            _forget_waiter(self._job, self._future)
             raise
 
 
-def _wall_now() -> dt.datetime:
-    # Display only: every deadline uses the event loop clock.
-    return dt.datetime.now(dt.UTC)
+def _forget_waiter(job: Job, future: asyncio.Future[None]) -> None:
+    """Drop the future of a waiter whose task was cancelled from the job's list."""
+    waiters = job._waiters
+    if isinstance(waiters, list) and future in waiters:
+        waiters.remove(future)
 
 
 _warned_options: set[tuple[str, str]] = set()

@@ -62,14 +62,14 @@ def _plain_estimator_pub(pub: Any, precision: float | None) -> EstimatorPub | No
     if circuit.num_parameters or observables.num_qubits != circuit.num_qubits:
         return None  # the general path reports the problem with the PUB index
     if not _PUB_STATE_KNOWN:
-        return EstimatorPub(circuit, observables, BindingsArray(), float(precision), validate=False)
+        return EstimatorPub(circuit, observables, _no_bindings(), float(precision), validate=False)
     # The state EstimatorPub(..., validate=False) sets, set directly: its __init__ broadcasts the
     # shapes with numpy's Python-level broadcast_shapes, half the cost of run() for a tiny job;
     # without bindings (shape ()) the PUB's shape is the observables' own.
     pub = EstimatorPub.__new__(EstimatorPub)
     pub._circuit = circuit
     pub._observables = observables
-    pub._parameter_values = BindingsArray()
+    pub._parameter_values = _no_bindings()
     pub._precision = float(precision)
     pub._shape = observables.shape
     return pub
@@ -78,6 +78,31 @@ def _plain_estimator_pub(pub: Any, precision: float | None) -> EstimatorPub | No
 # Whether EstimatorPub's whole state is the five slots _plain_estimator_pub sets (Qiskit 1.x-2.x);
 # a Qiskit that changes them gets its own constructor.
 _PUB_STATE_KNOWN = EstimatorPub.__slots__ == ("_circuit", "_observables", "_parameter_values", "_precision", "_shape")
+
+
+def _no_bindings() -> BindingsArray:
+    """``BindingsArray()``, its state set as its constructor sets it: the constructor runs
+    typing.Protocol's __init__ machinery (BindingsArray is a Shaped protocol's subclass), half a
+    microsecond per PUB for an empty dict and a shape. Each PUB gets its own (they are mutable)."""
+    if not _EMPTY_BINDINGS_STATE_KNOWN:
+        return BindingsArray()
+    bindings = _new_bindings(BindingsArray)
+    bindings.__dict__.update(_data={}, _shape=(), _num_parameters=None)
+    return bindings
+
+
+_new_bindings = object.__new__
+
+
+def _same_empty_bindings() -> bool:
+    """Whether :func:`_no_bindings`'s shortcut makes what ``BindingsArray()`` makes here."""
+    made = BindingsArray()
+    bare = _new_bindings(BindingsArray)
+    bare.__dict__.update(_data={}, _shape=(), _num_parameters=None)
+    return vars(made) == vars(bare) and list(vars(made)) == list(vars(bare)) and not BindingsArray.__slots__
+
+
+_EMPTY_BINDINGS_STATE_KNOWN = _same_empty_bindings()
 
 
 _OBSERVABLES_CACHE: collections.OrderedDict[tuple[Any, ...], ObservablesArray] = collections.OrderedDict()
@@ -97,13 +122,15 @@ def _with_cached_observables(pub: Any) -> Any:
     # The stored group phase with x and z determines ``paulis.phase`` (which costs a few µs to
     # compute), so it keys the same content.
     group_phase = getattr(paulis, "_phase", None)
+    x = paulis.x
+    coeffs = operator.coeffs
     key = (
-        operator.num_qubits,
-        paulis.x.tobytes(),
+        x.shape,  # (terms, qubits)
+        x.tobytes(),
         paulis.z.tobytes(),
         (group_phase if group_phase is not None else paulis.phase).tobytes(),
-        operator.coeffs.tobytes(),
-        operator.coeffs.dtype.str,
+        coeffs.tobytes(),
+        coeffs.dtype,  # hashed and compared as itself, byte order included (cheaper than .str)
     )
     observables = _OBSERVABLES_CACHE.get(key)
     if observables is None:

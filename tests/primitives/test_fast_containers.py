@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from qiskit import QuantumCircuit
 from qiskit.primitives import StatevectorEstimator
-from qiskit.primitives.containers import DataBin, ObservablesArray
+from qiskit.primitives.containers import BindingsArray, DataBin, ObservablesArray
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.quantum_info import SparsePauliOp
 
@@ -104,3 +104,40 @@ async def test_a_tiny_job_s_result_matches_qiskit_s_containers() -> None:
     _assert_same_data_bin(ours[0].data, theirs[0].data)
     assert float(ours[0].data.evs) == pytest.approx(1.0, abs=1e-12)
     assert ours[0].metadata["target_precision"] == theirs[0].metadata["target_precision"] == 0.0
+
+
+def test_the_fast_pub_s_empty_bindings_are_the_ones_qiskit_makes_and_its_own() -> None:
+    assert _pubs._EMPTY_BINDINGS_STATE_KNOWN  # the shortcut is the one taken on this Qiskit
+    first, second = coerce_estimator_pubs([(_bell(), SparsePauliOp("ZZ")), (_bell(), SparsePauliOp("XX"))], 0.0)
+    for bindings in (first.parameter_values, second.parameter_values):
+        assert type(bindings) is BindingsArray
+        official = BindingsArray()  # fresh: reading num_parameters fills a lazy field
+        assert vars(bindings) == vars(official) and list(vars(bindings)) == list(vars(official))
+        for clone in (copy.deepcopy(bindings), pickle.loads(pickle.dumps(bindings))):
+            assert vars(clone) == vars(official)
+        bindings.validate()
+        assert bindings.shape == () and bindings.num_parameters == 0 and bindings.data == {}
+        assert bindings.as_array().shape == official.as_array().shape == (0,)
+    assert first.parameter_values is not second.parameter_values  # mutable: one per PUB
+    assert first.parameter_values.data is not second.parameter_values.data
+
+
+@pytest.mark.asyncio
+async def test_an_observable_changed_in_place_between_jobs_gives_the_new_value() -> None:
+    """The observables cache is keyed by content: an operator whose coefficients or Paulis
+    change in place after a job is coerced again."""
+    circuit = _bell()
+    observable = SparsePauliOp(["ZZ", "XX"], coeffs=[1.0, 0.0])
+    async with Session():
+        estimator = Estimator()
+        first = await estimator.run([(circuit, observable)])
+        observable.coeffs[1] = 2.0
+        second = await estimator.run([(circuit, observable)])
+        observable.paulis.z[1] = [True, True]  # XX -> YY (x and z set): <YY> = -1 on a Bell state
+        third = await estimator.run([(circuit, observable)])
+        big_endian = SparsePauliOp(["ZZ", "XX"], coeffs=np.array([1.0, 2.0], dtype=">c16"))
+        fourth = await estimator.run([(circuit, big_endian)])
+    assert float(first[0].data.evs) == pytest.approx(1.0, abs=1e-12)
+    assert float(second[0].data.evs) == pytest.approx(3.0, abs=1e-12)
+    assert float(third[0].data.evs) == pytest.approx(-1.0, abs=1e-12)
+    assert float(fourth[0].data.evs) == pytest.approx(3.0, abs=1e-12)

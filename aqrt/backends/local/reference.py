@@ -9,6 +9,7 @@ oracle of the numba engine. Bit order and result layout follow Qiskit's ``Statev
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -28,9 +29,17 @@ _NON_UNITARY = {"measure", "reset", "initialize", "save_statevector"} | set(CONT
 _TRANSPARENT = {"barrier", "delay"}
 
 
-def unsupported_instruction(circuit: QuantumCircuit, *, allow_final_measurements: bool) -> str | None:
-    """Describe the first instruction the statevector path cannot run exactly, or None."""
-    if _NON_UNITARY.isdisjoint(circuit.count_ops()):  # the common case, without a Python pass
+def unsupported_instruction(
+    circuit: QuantumCircuit, *, allow_final_measurements: bool, counts: Mapping[str, int] | None = None
+) -> str | None:
+    """Describe the first instruction the statevector path cannot run exactly, or None.
+
+    ``counts``: the circuit's ``count_ops()``, if the caller has it (a PUB's check asks this and
+    :func:`opaque_instruction` of the same circuit, one after the other: one count serves both).
+    """
+    if counts is None:
+        counts = circuit.count_ops()
+    if _NON_UNITARY.isdisjoint(counts):  # the common case, without a Python pass
         return None
     final = final_measurements(circuit)[1] if allow_final_measurements else set()
     for position, instruction in enumerate(circuit.data):
@@ -47,15 +56,20 @@ def unsupported_instruction(circuit: QuantumCircuit, *, allow_final_measurements
 _STANDARD_GATES = frozenset(get_standard_gate_name_mapping())
 _CONTROL_FLOW = frozenset(CONTROL_FLOW_OP_NAMES)
 _NOT_GATES = frozenset({"measure", "reset", "barrier", "delay", "store", "box"} | _CONTROL_FLOW)
+_KNOWN = _STANDARD_GATES | _NOT_GATES
 
 
-def opaque_instruction(circuit: QuantumCircuit) -> str | None:
-    """Describe the first instruction with neither a matrix nor a definition (no one can simulate it), or None."""
-    counts = circuit.count_ops()
-    unknown = set(counts) - _STANDARD_GATES - _NOT_GATES
+def opaque_instruction(circuit: QuantumCircuit, *, counts: Mapping[str, int] | None = None) -> str | None:
+    """Describe the first instruction with neither a matrix nor a definition (no one can simulate it), or None.
+
+    ``counts``: the circuit's ``count_ops()``, if the caller has it (see :func:`unsupported_instruction`).
+    """
+    if counts is None:
+        counts = circuit.count_ops()
     blocks = not _CONTROL_FLOW.isdisjoint(counts)
-    if not unknown and not blocks:
+    if not blocks and _KNOWN.issuperset(counts):  # the common case: standard gates, measurements
         return None
+    unknown = set(counts) - _KNOWN
     for position, instruction in enumerate(circuit.data):
         if instruction.name not in unknown and instruction.name not in _CONTROL_FLOW:
             continue
@@ -83,10 +97,7 @@ def _simulable(operation: Any, seen: set[str]) -> bool:
     if definition is None or operation.name in seen:
         return definition is not None
     seen.add(operation.name)
-    return all(
-        inner.operation.name in _STANDARD_GATES | _NOT_GATES or _simulable(inner.operation, seen)
-        for inner in definition.data
-    )
+    return all(inner.operation.name in _KNOWN or _simulable(inner.operation, seen) for inner in definition.data)
 
 
 def final_measurements(circuit: QuantumCircuit) -> tuple[dict[int, int], set[int]]:
