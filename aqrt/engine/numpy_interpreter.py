@@ -97,7 +97,12 @@ def _dense(state: np.ndarray, num_qubits: int, qubits: np.ndarray, m: np.ndarray
 
 
 def run_program(state: np.ndarray, program: BoundProgram, binding: int = 0) -> None:
-    """Apply every op of ``program`` (binding ``binding``'s entries) to ``state`` in place."""
+    """Apply every op of ``program`` (binding ``binding``'s entries) to ``state`` in place
+    (a C-contiguous array of ``2**program.num_qubits`` amplitudes: its views are updated)."""
+    if state.shape != (1 << program.num_qubits,) or not state.flags.c_contiguous:
+        raise ValueError(
+            f"state must be a C-contiguous array of shape ({1 << program.num_qubits},), got shape {state.shape}"
+        )
     ops = program.ops
     num_qubits = program.num_qubits
     indices = _amplitude_indices(num_qubits)

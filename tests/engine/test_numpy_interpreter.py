@@ -224,12 +224,16 @@ def test_pauli_values_of_a_state_are_the_kernels() -> None:
         )
 
 
-def test_a_program_wider_than_the_interpreter_is_refused() -> None:
+def test_a_program_wider_than_the_interpreter_or_a_bad_state_is_refused() -> None:
     wide = QuantumCircuit(numpy_interpreter.MAX_QUBITS + 1)
     wide.h(0)
     program = lower_circuit(wide).bind(np.zeros((1, 0)))
     with pytest.raises(ValueError, match=f"up to {numpy_interpreter.MAX_QUBITS} qubits"):
         numpy_interpreter.final_state(program)
+    bell = lower_circuit(QuantumCircuit(2)).bind(np.zeros((1, 0)))
+    for state in (np.zeros(8, dtype=np.complex128), np.zeros(8, dtype=np.complex128)[::2]):
+        with pytest.raises(ValueError, match="C-contiguous array of shape"):
+            numpy_interpreter.run_program(state, bell)
 
 
 def test_a_dense_op_follows_qiskits_qubit_order() -> None:
