@@ -231,14 +231,19 @@ def _request(*pubs: tuple, options: Options | None = None) -> JobRequest:
     return JobRequest("job", "estimator", [EstimatorPub.coerce(pub) for pub in pubs], options or Options(), None)
 
 
-def test_no_job_runs_inline_before_its_tier_is_loaded(nothing_loaded: set[tuple[str, str]]) -> None:
-    """Nothing runs inline before the small tier is loaded; then a Bell job does, and a SWAP
-    job (the ops tier) goes to the worker, whose run of it loads that tier; then it runs inline."""
+def test_no_job_runs_inline_on_the_kernels_before_their_tier_is_loaded(nothing_loaded: set[tuple[str, str]]) -> None:
+    """Before the small tier is loaded only jobs the numpy interpreter takes run inline (a Bell
+    job does; one declaring 11 qubits does not, and goes to the worker); once it is loaded a Bell
+    job runs inline on the kernels, and a SWAP job (the ops tier) goes to the worker, whose run
+    of it loads that tier; then it runs inline."""
     backend = LocalService().backend()
     context = ExecutionContext({}, CancelFlag())
     bell = _request((_bell(), "ZZ"))
     swap = _request((_with_swap(), "ZZ"))
-    assert backend.run_inline(bell, context) is NOT_INLINE
+    declared_wide = _request((_bell(11), "Z" * 11))
+    assert backend.run_inline(declared_wide, context) is NOT_INLINE
+    assert float(backend.run_inline(bell, context)[0].data.evs) == pytest.approx(1.0)  # the numpy interpreter
+    assert not nothing_loaded  # which loads nothing
     assert local_warmup.declared_tiers(bell, noisy=False) == ("small",)
     kernels.mark_loaded("small", "complex128")  # what the first job's warm-up leaves
     assert float(backend.run_inline(bell, context)[0].data.evs) == pytest.approx(1.0)
@@ -305,13 +310,14 @@ logging.getLogger("aqrt.engine").addHandler(Keep(logging.INFO))
 logging.getLogger("aqrt.engine").setLevel(logging.INFO)
 
 async def main():
-    circuit = QuantumCircuit(2)
+    # 11 declared qubits (9 idle): wider than the numpy interpreter takes before the kernels load
+    circuit = QuantumCircuit(11)
     circuit.h(0)
     circuit.cx(0, 1)
     if sys.argv[1] == "bell+swap":
         circuit.swap(0, 1)
     async with Session(service=LocalService(), max_time=60):
-        result = await Estimator().run([(circuit, SparsePauliOp("ZZ"))])
+        result = await Estimator().run([(circuit, SparsePauliOp("I" * 9 + "ZZ"))])
     return float(result[0].data.evs)
 
 value = asyncio.run(main())
@@ -328,10 +334,12 @@ print(json.dumps({"value": value, "compiled": compiled, "notices": notices}))
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_a_first_bell_job_compiles_the_small_tier_only(tmp_path: Path) -> None:
-    """In a fresh process on an empty numba cache, a Bell Estimator job compiles the small tier
-    and says so once; the sweep, every-op, wide-state and trajectory kernels stay uncompiled. A
-    second process loads the same kernels from the cache, silently; a third, whose circuit has a
-    SWAP, compiles the every-op tier when its program needs it, and says so."""
+    """In a fresh process on an empty numba cache, a Bell Estimator job on a circuit declaring 11
+    qubits (so not the numpy interpreter's: see tests/primitives/test_numpy_first_jobs.py for
+    the 2-qubit one) compiles the small tier and says so once; the sweep, every-op, wide-state
+    and trajectory kernels stay uncompiled. A second process loads the same kernels from the
+    cache, silently; a third, whose circuit has a SWAP, compiles the every-op tier when its
+    program needs it, and says so."""
     environment = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
     runs = []
     for gates in ("bell", "bell", "bell+swap"):
