@@ -20,7 +20,7 @@ import numpy as np
 
 from . import gates
 from .noise import CHANNEL_INSTRUCTION, Channel
-from .ops import CTRL, CX, DENSE, DIAG, PERM, BoundProgram, OpArrays
+from .ops import CTRL, CX, DENSE, DIAG, PERM, BoundProgram, OpArrays, SweepAngles
 
 __all__ = ["LoweredCircuit", "LoweringError", "fused_width", "lower_circuit"]
 
@@ -76,6 +76,7 @@ class LoweredCircuit:
     num_qubits: int
     ops: list[GateOp]
     parameter_names: tuple[str, ...]
+    _sweep_plans: dict[str, SweepPlan | None] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
     def has_channels(self) -> bool:
@@ -141,6 +142,10 @@ class LoweredCircuit:
         if self.has_channels:
             raise LoweringError("this circuit holds noise channels: run it on a noisy simulator")
         column = {name: j for j, name in enumerate(self.parameter_names)}
+        if num_bindings > 1 and max_fused_qubits == fused_width(self.num_qubits) and not by_cost:
+            plan = self.sweep_plan(np.dtype(dtype))
+            if plan is not None:
+                return plan.bind(values, column, self)
         matrices = self._bulk_matrices(values, column)
         bound: list[tuple[tuple[int, ...], np.ndarray, tuple[int, int] | None]] = [
             (op.qubits, matrices[j] if j in matrices else self.bound_matrix(op, values, column), op.control)
@@ -148,6 +153,13 @@ class LoweredCircuit:
         ]
         fused = _fuse(bound, max_fused_qubits, by_cost=by_cost)
         return _pack(self.num_qubits, fused, num_bindings, np.dtype(dtype))
+
+    def sweep_plan(self, dtype: np.dtype) -> SweepPlan | None:
+        """The program's structure for sweeps at ``dtype`` (made once, kept), or None when a
+        parameterised gate has no in-kernel formula (:data:`SWEEP_GATES`)."""
+        if dtype.name not in self._sweep_plans:
+            self._sweep_plans[dtype.name] = _sweep_plan(self, dtype)
+        return self._sweep_plans[dtype.name]
 
 
 def lower_circuit(circuit: Any, parameter_names: Sequence[str] | None = None) -> LoweredCircuit:
@@ -465,3 +477,259 @@ def _pack(num_qubits: int, ops: list[Bound], num_bindings: int, dtype: np.dtype)
     )
     arrays = OpArrays(kinds=kinds, qubits=qubits, widths=widths, aux=aux, sources=sources, offsets=offsets)
     return BoundProgram(num_qubits, arrays, static_buffer, binding_buffers)
+
+
+# -- sweeps: entries made inside the kernel from angles ------------------------------------------
+
+# Gate codes of aqrt.engine.kernels.sweeps (that module loads numba): name -> (code, width, the
+# scale of each angle column: 0.5 for the half angles of rotations, 1 for phases).
+_STATIC = 0
+SWEEP_GATES: dict[str, tuple[int, int, tuple[float, ...]]] = {
+    "rx": (1, 1, (0.5,)),
+    "ry": (2, 1, (0.5,)),
+    "rz": (3, 1, (0.5,)),
+    "p": (4, 1, (1.0,)),
+    "u1": (4, 1, (1.0,)),
+    "u": (5, 1, (0.5, 1.0, 1.0)),
+    "u3": (5, 1, (0.5, 1.0, 1.0)),
+    "u2": (6, 1, (1.0, 1.0)),
+    "r": (7, 1, (0.5, 1.0)),
+    "rzz": (8, 2, (0.5,)),
+    "cp": (9, 2, (1.0,)),
+    "cu1": (9, 2, (1.0,)),
+    "crz": (10, 2, (0.5,)),
+}
+_DIAGONAL_CODES = frozenset({3, 4, 8, 9, 10})
+
+
+@dataclasses.dataclass
+class SweepPlan:
+    """A lowered circuit's program for many bindings, with the entries of its parameterised ops
+    left to the sweep kernels (:mod:`aqrt.engine.kernels.sweeps`): fused and packed once, as
+    :meth:`LoweredCircuit.bind` fuses (runs of 1-qubit gates merged), with each parameterised
+    op a *recipe*: the product of its gates' matrices, made per binding from the cosines and
+    sines of its angle columns. Binding then costs one numpy pass of cos and sin over the
+    (bindings, columns) angle table instead of every binding's matrices.
+
+    An op's kind is decided by structure, not by values: a run of rz/p gates (and static
+    diagonals) is diagonal, any other run dense. The per-binding path classifies by the
+    values' non-zero entries (ry(0) everywhere makes a diagonal op there): the amplitudes agree
+    within rounding.
+    """
+
+    template: BoundProgram  # ops and static buffer; its binding buffer is a zero placeholder
+    recipes: np.ndarray
+    factors: np.ndarray
+    constants: np.ndarray
+    columns: list[tuple[str, Any, float]]  # per angle column: ("value", column, scale) / ("slot", slot, scale)
+
+    def bind(self, values: np.ndarray, column: dict[str, int], lowered: LoweredCircuit) -> BoundProgram:
+        """The program for ``values`` (bindings, parameters) as angles; its binding buffers are
+        made in numpy only if something reads them."""
+        num_bindings = values.shape[0]
+        angles = np.empty((num_bindings, len(self.columns)))
+        direct = [k for k, (kind, _, _) in enumerate(self.columns) if kind == "value"]
+        if direct:
+            sources = [self.columns[k][1] for k in direct]
+            scales = np.array([self.columns[k][2] for k in direct])
+            angles[:, direct] = values[:, sources] * scales
+        for k, (kind, slot, scale) in enumerate(self.columns):
+            if kind == "slot":
+                angles[:, k] = _evaluate(slot, values, column) * scale
+        sweep = SweepAngles(
+            cosines=np.cos(angles),
+            sines=np.sin(angles),
+            row_width=int(self.template.binding_buffers.shape[1]),
+            recipes=self.recipes,
+            factors=self.factors,
+            constants=self.constants,
+        )
+        dtype = self.template.dtype
+
+        def materialize() -> np.ndarray:
+            return _materialize(sweep, dtype)
+
+        return BoundProgram(
+            self.template.num_qubits,
+            self.template.ops,
+            self.template.static_buffer,
+            angles=sweep,
+            materialize=materialize,
+        )
+
+
+def _sweep_plan(lowered: LoweredCircuit, dtype: np.dtype) -> SweepPlan | None:
+    if lowered.has_channels:
+        return None
+    # Fusion as _fuse(ops, 1) does it, on structure: a 1-qubit gate joins the open 1-qubit block
+    # on its qubit; every other gate is a block of its own.
+    blocks: list[list[int]] = []
+    last_block: dict[int, int] = {}
+    for j, op in enumerate(lowered.ops):
+        if op.conjugate or (op.matrix is not None and op.matrix.ndim != 2):
+            return None  # the column half of a density matrix; matrices already per binding
+        if op.matrix is None and _sweep_gate(op) is None:
+            return None
+        if op.control is None and len(op.qubits) == 1:
+            b = last_block.get(op.qubits[0])
+            if (
+                b is not None
+                and len(lowered.ops[blocks[b][0]].qubits) == 1
+                and lowered.ops[blocks[b][0]].control is None
+            ):
+                blocks[b].append(j)
+                continue
+        blocks.append([j])
+        for q in op.qubits:
+            last_block[q] = len(blocks) - 1
+    bound: list[Bound] = []
+    pending: list[tuple[int, list[int], bool]] = []  # (block, gates, diagonal)
+    for b, members in enumerate(blocks):
+        first = lowered.ops[members[0]]
+        if all(lowered.ops[j].matrix is not None for j in members):
+            matrix = first.matrix
+            assert matrix is not None
+            for j in members[1:]:
+                gate = lowered.ops[j].matrix
+                assert gate is not None
+                matrix = _matmul(gate, matrix)
+            bound.append((first.qubits, matrix, first.control))
+            continue
+        if first.control is not None:
+            return None
+        diagonal = all(_is_diagonal_factor(lowered.ops[j]) for j in members)
+        width = len(first.qubits)
+        placeholder = np.eye(1 << width)[None] if diagonal else np.ones((1, 1 << width, 1 << width))
+        bound.append((first.qubits, placeholder, None))
+        pending.append((b, members, diagonal))
+    template = _pack(lowered.num_qubits, bound, 1, dtype)
+    recipes = np.zeros((len(pending), 5), dtype=np.int64)
+    factors: list[list[int]] = []
+    constants: list[np.ndarray] = []
+    columns: list[tuple[str, Any, float]] = []
+    column_of: dict[tuple[Any, ...], int] = {}
+    parameter_column = {name: j for j, name in enumerate(lowered.parameter_names)}
+    for r, (b, members, diagonal) in enumerate(pending):
+        if template.ops.sources[b] != 1:
+            return None  # placeholder not packed per binding: cannot happen for the kinds above
+        recipes[r] = (
+            DIAG if diagonal else DENSE,
+            template.ops.offsets[b],
+            len(factors),
+            len(members),
+            template.ops.widths[b],
+        )
+        for j in members:
+            op = lowered.ops[j]
+            if op.matrix is not None:
+                factors.append([_STATIC, len(constants), 0, 0])
+                constants.append(np.asarray(op.matrix, dtype=np.complex128).reshape(4))
+                continue
+            code, _, scales = SWEEP_GATES[op.operation.name]
+            refs = [0, 0, 0]
+            for p, (slot, scale) in enumerate(zip(op.slots, scales, strict=True)):
+                key = _column_key(slot, scale, parameter_column)
+                if key not in column_of:
+                    column_of[key] = len(columns)
+                    columns.append(_column_spec(slot, scale, parameter_column))
+                refs[p] = column_of[key]
+            factors.append([code, *refs])
+    return SweepPlan(
+        template=template,
+        recipes=recipes,
+        factors=np.array(factors, dtype=np.int64).reshape(len(factors), 4),
+        constants=np.array(constants, dtype=np.complex128).reshape(len(constants), 4),
+        columns=columns,
+    )
+
+
+def _sweep_gate(op: GateOp) -> tuple[int, int, tuple[float, ...]] | None:
+    """The sweep kernels' code of a parameterised op, or None when it has none."""
+    if op.operation is None or op.channel is not None:
+        return None
+    gate = SWEEP_GATES.get(op.operation.name)
+    if gate is None or gate[1] != len(op.qubits) or gates.formula_of(op.operation, len(op.slots)) is None:
+        return None
+    return gate
+
+
+def _is_diagonal_factor(op: GateOp) -> bool:
+    if op.matrix is not None:
+        return bool(op.matrix.shape == (2, 2) and op.matrix[0, 1] == 0 and op.matrix[1, 0] == 0)
+    return SWEEP_GATES[op.operation.name][0] in _DIAGONAL_CODES
+
+
+def _column_key(slot: Any, scale: float, parameter_column: dict[str, int]) -> tuple[Any, ...]:
+    if hasattr(slot, "parameters") and getattr(slot, "is_symbol", lambda: False)() and len(slot.parameters) == 1:
+        return ("value", parameter_column[next(iter(slot.parameters)).name], scale)
+    return ("slot", id(slot), scale)
+
+
+def _column_spec(slot: Any, scale: float, parameter_column: dict[str, int]) -> tuple[str, Any, float]:
+    key = _column_key(slot, scale, parameter_column)
+    if key[0] == "value":
+        return ("value", key[1], scale)
+    return ("slot", slot, scale)
+
+
+def _materialize(sweep: SweepAngles, dtype: np.dtype) -> np.ndarray:
+    """Every binding's entries from ``sweep``'s angles, in numpy: what the sweep kernels make
+    per binding (``fill_binding_row``), for the paths that read binding buffers."""
+    num_bindings = sweep.cosines.shape[0]
+    out = np.zeros((num_bindings, sweep.row_width), dtype=np.complex128)
+    for kind, offset, first, count, width in sweep.recipes.tolist():
+        m = _factor_entries(sweep, first)
+        for f in range(first + 1, first + count):
+            a = _factor_entries(sweep, f)
+            if kind == DENSE:
+                m = (
+                    a[0] * m[0] + a[1] * m[2],
+                    a[0] * m[1] + a[1] * m[3],
+                    a[2] * m[0] + a[3] * m[2],
+                    a[2] * m[1] + a[3] * m[3],
+                )
+            else:
+                m = (a[0] * m[0], a[1] * m[1], a[2] * m[2], a[3] * m[3])
+        if kind == DIAG and width == 1:
+            out[:, offset] = m[0]
+            out[:, offset + 1] = m[3]
+        else:
+            for e in range(4):
+                out[:, offset + e] = m[e]
+    return np.ascontiguousarray(out, dtype=dtype)
+
+
+def _factor_entries(sweep: SweepAngles, f: int) -> tuple[Any, Any, Any, Any]:
+    """Factor ``f``'s (m00, m01, m10, m11) for every binding (as the kernel's ``_factor``)."""
+    code, a0, a1, a2 = (int(v) for v in sweep.factors[f])
+    if code == _STATIC:
+        return tuple(complex(v) for v in sweep.constants[a0])  # type: ignore[return-value]
+    cos, sin = sweep.cosines, sweep.sines
+
+    def unit(k: int) -> np.ndarray:
+        return cos[:, k] + 1j * sin[:, k]
+
+    c, s = cos[:, a0], sin[:, a0]
+    if code == 1:
+        return c + 0j, -1j * s, -1j * s, c + 0j
+    if code == 2:
+        return c + 0j, -s + 0j, s + 0j, c + 0j
+    if code == 3:
+        return c - 1j * s, 0j, 0j, c + 1j * s
+    if code == 4:
+        return 1 + 0j, 0j, 0j, unit(a0)
+    if code == 5:
+        e_phi, e_lam = unit(a1), unit(a2)
+        return c + 0j, -e_lam * s, e_phi * s, e_phi * e_lam * c
+    if code == 6:
+        r = 1.0 / np.sqrt(2.0)
+        e_phi, e_lam = unit(a0), unit(a1)
+        return r + 0j, -e_lam * r, e_phi * r, e_phi * e_lam * r
+    if code == 7:
+        e_phi = unit(a1)
+        return c + 0j, -1j * np.conj(e_phi) * s, -1j * e_phi * s, c + 0j
+    if code == 8:
+        return c - 1j * s, c + 1j * s, c + 1j * s, c - 1j * s
+    if code == 9:
+        return 1 + 0j, 1 + 0j, 1 + 0j, unit(a0)
+    return 1 + 0j, c - 1j * s, 1 + 0j, c + 1j * s

@@ -18,6 +18,7 @@ This module imports only numpy, so :mod:`aqrt.engine.lowering` can use it withou
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -33,6 +34,7 @@ __all__ = [
     "BoundProgram",
     "OpArrays",
     "OpTuple",
+    "SweepAngles",
     "entry_count",
 ]
 
@@ -90,15 +92,56 @@ class OpArrays(NamedTuple):
         return OpArrays(*(np.ascontiguousarray(array[index]) for array in self))
 
 
-@dataclasses.dataclass
-class BoundProgram:
-    """A lowered circuit bound to parameter values: its ops and their entries, ready to run."""
+@dataclasses.dataclass(frozen=True)
+class SweepAngles:
+    """A sweep's bindings as the sweep kernels take them (:mod:`aqrt.engine.kernels.sweeps`):
+    the cosines and sines of every binding's angle columns, and the recipes that make a binding's
+    entries from them (built by :mod:`aqrt.engine.lowering`, ``SweepPlan``)."""
 
-    num_qubits: int
-    ops: OpArrays
-    static_buffer: np.ndarray  # entries shared by every binding
-    binding_buffers: np.ndarray  # (bindings, entries) entries of each binding; entries may be 0
-    cache: dict[str, Any] = dataclasses.field(default_factory=dict)  # derived data, e.g. the schedule
+    cosines: np.ndarray  # (bindings, columns) float64
+    sines: np.ndarray  # (bindings, columns) float64
+    row_width: int  # entries per binding
+    recipes: np.ndarray  # (recipes, 5) int64: kind, offset, first factor, factor count, width
+    factors: np.ndarray  # (factors, 4) int64: gate code, angle columns (or a constants row)
+    constants: np.ndarray  # (rows, 4) complex128: static factors' entries
+
+
+class BoundProgram:
+    """A lowered circuit bound to parameter values: its ops and their entries, ready to run.
+
+    A sweep's program may carry its bindings as angles instead (``angles``, see
+    :class:`SweepAngles`): the sweep kernels make each binding's entries inside the kernel, and
+    ``binding_buffers`` is made from them (by ``materialize``) only when something reads it.
+    """
+
+    def __init__(
+        self,
+        num_qubits: int,
+        ops: OpArrays,
+        static_buffer: np.ndarray,
+        binding_buffers: np.ndarray | None = None,
+        cache: dict[str, Any] | None = None,
+        *,
+        angles: SweepAngles | None = None,
+        materialize: Callable[[], np.ndarray] | None = None,
+    ) -> None:
+        if binding_buffers is None and (angles is None or materialize is None):
+            raise ValueError("a bound program needs its binding buffers, or angles and a way to make them")
+        self.num_qubits = num_qubits
+        self.ops = ops
+        self.static_buffer = static_buffer
+        self.cache: dict[str, Any] = {} if cache is None else cache  # derived data, e.g. the schedule
+        self.angles = angles
+        self._binding_buffers = binding_buffers
+        self._materialize = materialize
+
+    @property
+    def binding_buffers(self) -> np.ndarray:
+        """(bindings, entries): the entries of each binding (entries may be 0)."""
+        if self._binding_buffers is None:
+            assert self._materialize is not None
+            self._binding_buffers = self._materialize()
+        return self._binding_buffers
 
     @property
     def num_ops(self) -> int:
@@ -111,4 +154,6 @@ class BoundProgram:
 
     @property
     def num_bindings(self) -> int:
+        if self._binding_buffers is None and self.angles is not None:
+            return int(self.angles.cosines.shape[0])
         return int(self.binding_buffers.shape[0])

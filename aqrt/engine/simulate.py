@@ -33,6 +33,9 @@ from .kernels.interpreter import (
 )
 from .kernels.reductions import pauli_values, pauli_values_par, probabilities_par
 from .kernels.registry import apply_op
+from .kernels.sweeps import sweep_probabilities as angle_sweep_probabilities
+from .kernels.sweeps import sweep_term_values as angle_sweep_term_values
+from .observables import TermLayout, term_layout
 from .ops import CTRL, CX, DIAG, WIDE_QUBITS, BoundProgram, OpArrays
 
 __all__ = [
@@ -214,6 +217,29 @@ def term_values(
         _load(serial_tier(program), program)
         out[0] = _serial_values(program, 0, x_masks, z_masks)
         return out
+    if program.num_qubits < WIDE_QUBITS and program.angles is not None:
+        _load(SWEEP, program)
+        angles = program.angles
+        layout = _layout(x_masks, z_masks, program.num_qubits)
+        basic = _is_basic(program)
+        for start, stop in _batches(program):
+            _check(cancel)
+            out[start:stop] = angle_sweep_term_values(
+                program.num_qubits,
+                program.ops.as_tuple(),
+                program.static_buffer,
+                angles.row_width,
+                basic,
+                angles.cosines[start:stop],
+                angles.sines[start:stop],
+                angles.recipes,
+                angles.factors,
+                angles.constants,
+                layout,
+                x_masks,
+                z_masks,
+            )
+        return out
     if program.num_qubits < WIDE_QUBITS:
         _load(SWEEP, program)
         for start, stop in _batches(program):
@@ -244,6 +270,21 @@ def probabilities(program: BoundProgram, start: int, stop: int, cancel: Cancel |
         _run_serially(state, program, start)
         out[0] = state.real**2 + state.imag**2
         return out
+    if program.num_qubits < WIDE_QUBITS and program.angles is not None:
+        _load(SWEEP, program)
+        angles = program.angles
+        return angle_sweep_probabilities(
+            program.num_qubits,
+            program.ops.as_tuple(),
+            program.static_buffer,
+            angles.row_width,
+            _is_basic(program),
+            angles.cosines[start:stop],
+            angles.sines[start:stop],
+            angles.recipes,
+            angles.factors,
+            angles.constants,
+        )
     if program.num_qubits < WIDE_QUBITS:
         _load(SWEEP, program)
         return sweep_probabilities(
@@ -255,6 +296,21 @@ def probabilities(program: BoundProgram, start: int, stop: int, cancel: Cancel |
         _run_wide(state, program, b, cancel)
         out[b - start] = probabilities_par(state)
     return out
+
+
+_layouts: dict[tuple[bytes, bytes, int], TermLayout] = {}
+_MAX_LAYOUTS = 64
+
+
+def _layout(x_masks: np.ndarray, z_masks: np.ndarray, num_qubits: int) -> TermLayout:
+    """The terms' layout for the sweep kernel (see ``term_layout``), kept for repeated sweeps."""
+    key = (np.asarray(x_masks).tobytes(), np.asarray(z_masks).tobytes(), num_qubits)
+    layout = _layouts.get(key)
+    if layout is None:
+        if len(_layouts) >= _MAX_LAYOUTS:
+            _layouts.clear()
+        layout = _layouts[key] = term_layout(x_masks, z_masks, num_qubits)
+    return layout
 
 
 def binding_batches(program: BoundProgram) -> list[tuple[int, int]]:

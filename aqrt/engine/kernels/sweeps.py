@@ -1,0 +1,408 @@
+"""Sweeps of small states at the compute bound: the bindings' gate matrices made inside the
+kernel from their angles, and every Pauli term's value as a vectorised dot product.
+
+Conventions in :mod:`aqrt.engine.kernels` (op format in :mod:`aqrt.engine.ops`).
+
+- ``term_values_fast``      every Pauli term's value on one state, terms laid out by
+  :func:`aqrt.engine.observables.term_layout` (the layout's arrays, in order)
+- ``fill_binding_row``      one binding's entries of a program from its angles' cosines and sines
+  (a recipe per parameterised op: :mod:`aqrt.engine.lowering`, ``SweepPlan``)
+- ``sweep_term_values``     for many bindings: fill the binding's row, run the program from |0...0>,
+  every term's value; parallel over bindings
+- ``sweep_probabilities``   the same, |psi_b|^2
+
+How a term's value is a dot product. A term (x, z) is sum_i s(i) conj(psi[i ^ x]) psi[i] with
+s(i) = (-1)^popcount(i & z); it is real when popcount(x & z) is even and imaginary otherwise,
+and Im(conj(a) b) = Re(conj(a) (-i b)). So on the state's interleaved reals a term is one signed
+real dot product: of the partner amplitudes psi[i ^ x] with psi (real terms) or with -i psi
+(imaginary ones). With i = 16 B + j (B a block of 16 amplitudes), i ^ x = 16 (B ^ x_h) + (j ^ x_l):
+the partner block is contiguous once the low bits x_l are applied, which is done once per
+distinct x_l for all its terms (a permuted copy of the state), and s(i) = s_h(B) s_l(j) with
+s_l a 32-lane weight vector per term made once per sweep. A block's 32 products are one
+vectorised multiply-add loop. Terms with x_h != 0 pair blocks (B, B ^ x_h) and sum half the
+blocks, twice. Diagonal terms (x = 0), when there are many, come from one Walsh-Hadamard
+transform of the probabilities instead (every z at once).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit, prange, types
+from numba.extending import overload
+
+from ..ops import DENSE, OpTuple
+from .interpreter import run_basic_program, run_program
+from .reductions import pauli_values
+
+__all__ = [
+    "GATE_CODES",
+    "LANES",
+    "fill_binding_row",
+    "sweep_probabilities",
+    "sweep_term_values",
+    "term_values_fast",
+]
+
+BLOCK = 16  # amplitudes per block (bits 0..3 of an index)
+LANES = 2 * BLOCK  # reals per block
+MIN_AMPLITUDES = 2 * BLOCK  # states this small or smaller go to reductions.pauli_values
+
+# Gate codes of a recipe's factors (see fill_binding_row); angles are column indices of the
+# binding's cosine/sine rows, already scaled (half angles for rotations).
+STATIC = 0  # a static 2x2 (or 4-entry diagonal) from the recipe's constant matrices
+RX = 1  # (theta/2)
+RY = 2  # (theta/2)
+RZ = 3  # (phi/2)
+PHASE = 4  # (lambda)
+U = 5  # (theta/2, phi, lambda)
+U2 = 6  # (phi, lambda)
+R = 7  # (theta/2, phi)
+RZZ = 8  # (theta/2): 2-qubit diagonal
+CPHASE = 9  # (lambda): 2-qubit diagonal diag(1, 1, 1, e^{i lambda})
+CRZ = 10  # (phi/2): 2-qubit diagonal diag(1, e^{-i phi/2}, 1, e^{i phi/2})
+GATE_CODES = {
+    "rx": RX,
+    "ry": RY,
+    "rz": RZ,
+    "p": PHASE,
+    "u1": PHASE,
+    "u": U,
+    "u3": U,
+    "u2": U2,
+    "r": R,
+    "rzz": RZZ,
+    "cp": CPHASE,
+    "cu1": CPHASE,
+    "crz": CRZ,
+}
+
+
+def real_view(state: np.ndarray) -> np.ndarray:
+    """The state's interleaved reals (re, im, re, im, ...), a view (jitted code only)."""
+    raise NotImplementedError("jitted code only")
+
+
+@overload(real_view, jit_options={"nogil": True})
+def _real_view(state: Any) -> Any:
+    if state.dtype == types.complex64:
+
+        def single(state: Any) -> Any:  # pragma: no cover - compiled
+            return state.view(np.float32)
+
+        return single
+
+    def double(state: Any) -> Any:  # pragma: no cover - compiled
+        return state.view(np.float64)
+
+    return double
+
+
+# -- term values ------------------------------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _run_dot(partner: np.ndarray, own: np.ndarray, weights: np.ndarray, low_xor: int) -> float:
+    """sum_k weights[k] partner[k ^ low_xor] own[k] over a run (``low_xor`` < 32 moves reals
+    within a block: a gather, but cheaper than a permuted copy of the state per low xor)."""
+    total = 0.0
+    if low_xor == 0:
+        for k in range(own.shape[0]):
+            total += weights[k] * (np.float64(partner[k]) * np.float64(own[k]))
+        return total
+    for k in range(own.shape[0]):
+        total += weights[k] * (np.float64(partner[k ^ low_xor]) * np.float64(own[k]))
+    return total
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _parity(value: int) -> int:
+    value ^= value >> 32
+    value ^= value >> 16
+    value ^= value >> 8
+    value ^= value >> 4
+    return (0x6996 >> (value & 0xF)) & 1
+
+
+@njit(cache=True, nogil=True)
+def _walsh_hadamard(buffer: np.ndarray) -> None:
+    """In place: buffer[k] <- sum_j buffer[j] (-1)^popcount(j & k)."""
+    half = 1
+    size = buffer.shape[0]
+    while half < size:
+        for base in range(0, size, 2 * half):
+            for j in range(base, base + half):
+                a = buffer[j]
+                b = buffer[j + half]
+                buffer[j] = a + b
+                buffer[j + half] = a - b
+        half *= 2
+
+
+@njit(cache=True, nogil=True)
+def term_values_fast(
+    state: np.ndarray,
+    term_index: np.ndarray,
+    term_low_xor: np.ndarray,
+    term_run: np.ndarray,
+    term_run_xor: np.ndarray,
+    term_run_high: np.ndarray,
+    term_run_z: np.ndarray,
+    term_imaginary: np.ndarray,
+    lane_weights: np.ndarray,
+    diagonal_index: np.ndarray,
+    diagonal_z: np.ndarray,
+    x_masks: np.ndarray,
+    z_masks: np.ndarray,
+) -> np.ndarray:
+    """Every term's value on ``state`` (complex128, in ``x_masks`` order), from the layout of
+    :func:`aqrt.engine.observables.term_layout` for this state's width (its arrays after the
+    state, then the masks). States of fewer than ``MIN_AMPLITUDES`` amplitudes go to
+    ``reductions.pauli_values``.
+    """
+    num_terms = x_masks.shape[0]
+    size = state.shape[0]
+    if size < MIN_AMPLITUDES:
+        return pauli_values(state, x_masks, z_masks)
+    values = np.zeros(num_terms, dtype=np.complex128)
+    reals = real_view(state)
+    if diagonal_index.shape[0] > 0:
+        probabilities = np.empty(size)
+        for i in range(size):
+            re = np.float64(reals[2 * i])
+            im = np.float64(reals[2 * i + 1])
+            probabilities[i] = re * re + im * im
+        _walsh_hadamard(probabilities)
+        for d in range(diagonal_index.shape[0]):
+            values[diagonal_index[d]] = probabilities[diagonal_z[d]]
+    for t in range(term_index.shape[0]):
+        imaginary = term_imaginary[t]
+        length = term_run[t]
+        weights = lane_weights[t, :length]
+        low_xor = term_low_xor[t]
+        run_xor = term_run_xor[t]
+        run_z = term_run_z[t]
+        num_runs = 2 * size // length
+        plus = 0.0
+        minus = 0.0
+        if run_xor == 0:
+            for run in range(num_runs):
+                start = run * length
+                part = _run_dot(reals[start : start + length], reals[start : start + length], weights, low_xor)
+                if _parity(run & run_z):
+                    minus += part
+                else:
+                    plus += part
+            total = plus - minus
+        else:
+            high = term_run_high[t]
+            below = (1 << high) - 1
+            for h in range(num_runs >> 1):
+                run = ((h >> high) << (high + 1)) | (h & below)
+                start = run * length
+                other = (run ^ run_xor) * length
+                part = _run_dot(reals[other : other + length], reals[start : start + length], weights, low_xor)
+                if _parity(run & run_z):
+                    minus += part
+                else:
+                    plus += part
+            total = 2.0 * (plus - minus)
+        if imaginary:
+            values[term_index[t]] = complex(0.0, total)
+        else:
+            values[term_index[t]] = complex(total, 0.0)
+    return values
+
+
+# -- binding rows from angles ------------------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _unit(cosines: np.ndarray, sines: np.ndarray, column: int) -> complex:
+    return complex(cosines[column], sines[column])
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _factor(
+    code: int, angles: np.ndarray, cosines: np.ndarray, sines: np.ndarray, constants: np.ndarray
+) -> tuple[complex, complex, complex, complex]:
+    """A 1-qubit factor's 2x2 (m00, m01, m10, m11), or a 2-qubit diagonal's four entries."""
+    a0 = angles[0]
+    if code == STATIC:
+        return constants[a0, 0], constants[a0, 1], constants[a0, 2], constants[a0, 3]
+    if code == RX:
+        c, s = cosines[a0], sines[a0]
+        return complex(c, 0.0), complex(0.0, -s), complex(0.0, -s), complex(c, 0.0)
+    if code == RY:
+        c, s = cosines[a0], sines[a0]
+        return complex(c, 0.0), complex(-s, 0.0), complex(s, 0.0), complex(c, 0.0)
+    if code == RZ:
+        c, s = cosines[a0], sines[a0]
+        return complex(c, -s), 0j, 0j, complex(c, s)
+    if code == PHASE:
+        return 1.0 + 0j, 0j, 0j, _unit(cosines, sines, a0)
+    if code == U:
+        c, s = cosines[a0], sines[a0]
+        e_phi = _unit(cosines, sines, angles[1])
+        e_lam = _unit(cosines, sines, angles[2])
+        return complex(c, 0.0), -e_lam * s, e_phi * s, e_phi * e_lam * c
+    if code == U2:
+        r = 1.0 / np.sqrt(2.0)
+        e_phi = _unit(cosines, sines, a0)
+        e_lam = _unit(cosines, sines, angles[1])
+        return complex(r, 0.0), -e_lam * r, e_phi * r, e_phi * e_lam * r
+    if code == R:
+        c, s = cosines[a0], sines[a0]
+        e_phi = _unit(cosines, sines, angles[1])
+        return complex(c, 0.0), -1j * np.conj(e_phi) * s, -1j * e_phi * s, complex(c, 0.0)
+    if code == RZZ:
+        c, s = cosines[a0], sines[a0]
+        return complex(c, -s), complex(c, s), complex(c, s), complex(c, -s)
+    if code == CPHASE:
+        return 1.0 + 0j, 1.0 + 0j, 1.0 + 0j, _unit(cosines, sines, a0)
+    # CRZ
+    c, s = cosines[a0], sines[a0]
+    return 1.0 + 0j, complex(c, -s), 1.0 + 0j, complex(c, s)
+
+
+@njit(cache=True, nogil=True)
+def fill_binding_row(
+    row: np.ndarray,
+    cosines: np.ndarray,
+    sines: np.ndarray,
+    recipes: np.ndarray,
+    factors: np.ndarray,
+    constants: np.ndarray,
+) -> None:
+    """One binding's row of a program's binding entries, from the cosines and sines of its angle
+    columns (one binding's rows of the plan's tables).
+
+    ``recipes[r] = (kind, offset, first factor, factor count, width)``: op r's entries go to
+    ``row[offset:]``: a DENSE 1-qubit op's 2x2 (row-major) is the product of its factors, the last
+    applied leftmost (as fusion multiplies them); a DIAG op's diagonal is the product of its
+    factors' diagonals (2 entries on one qubit, 4 for the 2-qubit diagonal gates).
+    ``factors[f] = (gate code, angle column, angle column, angle column)``; a STATIC factor's
+    first column is its row of ``constants`` (four entries: a 2x2 row-major, or a diagonal).
+    """
+    for r in range(recipes.shape[0]):
+        kind = recipes[r, 0]
+        offset = recipes[r, 1]
+        first = recipes[r, 2]
+        count = recipes[r, 3]
+        m00, m01, m10, m11 = _factor(factors[first, 0], factors[first, 1:], cosines, sines, constants)
+        for f in range(first + 1, first + count):
+            a00, a01, a10, a11 = _factor(factors[f, 0], factors[f, 1:], cosines, sines, constants)
+            if kind == DENSE:
+                m00, m01, m10, m11 = (
+                    a00 * m00 + a01 * m10,
+                    a00 * m01 + a01 * m11,
+                    a10 * m00 + a11 * m10,
+                    a10 * m01 + a11 * m11,
+                )
+            else:  # diagonals multiply entry by entry (a 1-qubit one as (m00, m11))
+                m00, m01, m10, m11 = a00 * m00, a01 * m01, a10 * m10, a11 * m11
+        if kind == DENSE:
+            row[offset] = m00
+            row[offset + 1] = m01
+            row[offset + 2] = m10
+            row[offset + 3] = m11
+        elif recipes[r, 4] == 1:  # a 1-qubit diagonal: (m00, m11)
+            row[offset] = m00
+            row[offset + 1] = m11
+        else:
+            row[offset] = m00
+            row[offset + 1] = m01
+            row[offset + 2] = m10
+            row[offset + 3] = m11
+
+
+@njit(cache=True, nogil=True)
+def _run(state: np.ndarray, ops: OpTuple, static_buffer: np.ndarray, row: np.ndarray, basic: bool) -> None:
+    if basic:
+        run_basic_program(state, ops, static_buffer, row)
+    else:
+        run_program(state, ops, static_buffer, row)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def sweep_term_values(
+    num_qubits: int,
+    ops: OpTuple,
+    static_buffer: np.ndarray,
+    row_width: int,
+    basic: bool,
+    cosines: np.ndarray,
+    sines: np.ndarray,
+    recipes: np.ndarray,
+    factors: np.ndarray,
+    constants: np.ndarray,
+    layout: tuple[np.ndarray, ...],
+    x_masks: np.ndarray,
+    z_masks: np.ndarray,
+) -> np.ndarray:
+    """For each binding b (row of ``cosines``/``sines``): its entries from its angles, the program
+    from |0...0>, every Pauli term's value; shape (bindings, terms). Parallel over bindings."""
+    num_bindings = cosines.shape[0]
+    out = np.empty((num_bindings, x_masks.shape[0]), dtype=np.complex128)
+    (
+        term_index,
+        term_low_xor,
+        term_run,
+        term_run_xor,
+        term_run_high,
+        term_run_z,
+        term_imaginary,
+        lane_weights,
+        diagonal_index,
+        diagonal_z,
+    ) = layout
+    for b in prange(num_bindings):
+        row = np.empty(row_width, dtype=static_buffer.dtype)
+        fill_binding_row(row, cosines[b], sines[b], recipes, factors, constants)
+        state = np.zeros(1 << num_qubits, dtype=static_buffer.dtype)
+        state[0] = 1.0
+        _run(state, ops, static_buffer, row, basic)
+        out[b, :] = term_values_fast(
+            state,
+            term_index,
+            term_low_xor,
+            term_run,
+            term_run_xor,
+            term_run_high,
+            term_run_z,
+            term_imaginary,
+            lane_weights,
+            diagonal_index,
+            diagonal_z,
+            x_masks,
+            z_masks,
+        )
+    return out
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def sweep_probabilities(
+    num_qubits: int,
+    ops: OpTuple,
+    static_buffer: np.ndarray,
+    row_width: int,
+    basic: bool,
+    cosines: np.ndarray,
+    sines: np.ndarray,
+    recipes: np.ndarray,
+    factors: np.ndarray,
+    constants: np.ndarray,
+) -> np.ndarray:
+    """Probabilities |psi_b|^2 of every binding's final state, shape (bindings, 2**n)."""
+    num_bindings = cosines.shape[0]
+    out = np.empty((num_bindings, 1 << num_qubits), dtype=np.float64)
+    for b in prange(num_bindings):
+        row = np.empty(row_width, dtype=static_buffer.dtype)
+        fill_binding_row(row, cosines[b], sines[b], recipes, factors, constants)
+        state = np.zeros(1 << num_qubits, dtype=static_buffer.dtype)
+        state[0] = 1.0
+        _run(state, ops, static_buffer, row, basic)
+        for i in range(state.shape[0]):
+            out[b, i] = state[i].real * state[i].real + state[i].imag * state[i].imag
+    return out

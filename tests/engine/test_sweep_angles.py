@@ -1,0 +1,193 @@
+"""Sweeps whose gate entries are made inside the kernel from angles (aqrt.engine.kernels.sweeps,
+lowering's SweepPlan), and the dot-product Pauli-term kernel, against the per-binding path,
+Qiskit's Statevector and a numpy oracle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qiskit import QuantumCircuit
+from qiskit.circuit import Parameter, ParameterVector
+from qiskit.quantum_info import SparsePauliOp, Statevector
+
+from aqrt.engine import lower_circuit, simulate, warmup
+from aqrt.engine.kernels.sweeps import term_values_fast
+from aqrt.engine.observables import build_term_table, term_layout
+from aqrt.engine.sampling import draw_outcomes
+
+TOLERANCE = {"complex128": 1e-12, "complex64": 2e-5}
+DTYPES = list(TOLERANCE)
+
+
+def _oracle(state: np.ndarray, x: int, z: int) -> complex:
+    psi = state.astype(np.complex128)
+    index = np.arange(psi.shape[0])
+    signs = 1 - 2 * (np.bitwise_count(index & z).astype(np.int64) & 1)
+    return complex(np.sum(signs * np.conj(psi[index ^ x]) * psi))
+
+
+def _per_binding(lowered, values, dtype):  # type: ignore[no-untyped-def]
+    """The per-binding path (matrices of every binding in numpy): fuse_by_cost at width 1 fuses
+    as the default does, without the sweep plan."""
+    program = lowered.bind(values, max_fused_qubits=1, fuse_by_cost=True, dtype=dtype)
+    assert program.angles is None
+    return program
+
+
+def every_gate_circuit(n: int, seed: int) -> QuantumCircuit:
+    """Random layers of every gate the sweep kernels make from angles, static gates between
+    them (1-qubit runs, CX, CZ, SWAP, CCX), shared parameters and expressions of parameters."""
+    rng = np.random.default_rng(seed)
+    theta = ParameterVector("t", 6)
+    phi = Parameter("phi")
+    circuit = QuantumCircuit(n)
+    one_qubit = [
+        lambda q, a: circuit.rx(a, q),
+        lambda q, a: circuit.ry(a, q),
+        lambda q, a: circuit.rz(a, q),
+        lambda q, a: circuit.p(a, q),
+        lambda q, a: circuit.u(a, 0.3 * a, phi, q),
+        lambda q, a: circuit.r(a, phi, q),
+        lambda q, a: circuit.h(q),
+        lambda q, a: circuit.s(q),
+        lambda q, a: circuit.sx(q),
+        lambda q, a: circuit.t(q),
+        lambda q, a: circuit.rz(0.7, q),
+    ]
+    for _ in range(3):
+        for q in range(n):
+            for _ in range(2):
+                angle = theta[int(rng.integers(6))]
+                if rng.random() < 0.3:
+                    angle = 2 * angle + 0.5
+                one_qubit[int(rng.integers(len(one_qubit)))](q, angle)
+        for q in range(n - 1):
+            kind = int(rng.integers(6))
+            a, b = (q, q + 1) if rng.random() < 0.5 else (q + 1, q)
+            if kind == 0:
+                circuit.cx(a, b)
+            elif kind == 1:
+                circuit.rzz(theta[int(rng.integers(6))], a, b)
+            elif kind == 2:
+                circuit.cp(phi, a, b)
+            elif kind == 3:
+                circuit.crz(theta[int(rng.integers(6))], a, b)
+            elif kind == 4:
+                circuit.cz(a, b)
+            else:
+                circuit.swap(a, b)
+        if n >= 3:
+            circuit.ccx(0, 1, 2)
+    return circuit
+
+
+def _random_observable(n: int, terms: int, seed: int) -> SparsePauliOp:
+    rng = np.random.default_rng(seed)
+    labels = ["".join(rng.choice(list("IXYZ"), n)) for _ in range(terms)]
+    labels += ["I" * (n - 1 - q) + "Z" + "I" * q for q in range(n)]  # diagonal terms: the transform
+    return SparsePauliOp(labels, rng.normal(size=len(labels))).simplify()
+
+
+def _table(observable: SparsePauliOp, n: int):  # type: ignore[no-untyped-def]
+    return build_term_table([dict(zip(observable.paulis.to_labels(), observable.coeffs, strict=True))], n)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [3, 5, 8])
+def test_sweep_from_angles_matches_the_per_binding_path_and_qiskit(n: int, dtype: str) -> None:
+    circuit = every_gate_circuit(n, seed=n)
+    values = np.random.default_rng(n).uniform(-np.pi, np.pi, (7, circuit.num_parameters))
+    lowered = lower_circuit(circuit)
+    program = lowered.bind(values, dtype=dtype)
+    assert program.angles is not None
+    observable = _random_observable(n, 12, seed=n)
+    table = _table(observable, n)
+    found = table.combine(simulate.term_values(program, table.x_masks, table.z_masks))
+    reference = _per_binding(lowered, values, dtype)
+    expected = table.combine(simulate.term_values(reference, table.x_masks, table.z_masks))
+    np.testing.assert_allclose(found, expected, rtol=0, atol=TOLERANCE[dtype])
+    names = [p.name for p in circuit.parameters]
+    for b in (0, 6):
+        bound = circuit.assign_parameters(dict(zip(names, values[b], strict=True)))
+        value = Statevector(bound).expectation_value(observable)
+        assert abs(found[b, 0] - value.real) < 10 * TOLERANCE[dtype]
+    probabilities = simulate.probabilities(program, 2, 7)
+    np.testing.assert_allclose(probabilities, simulate.probabilities(reference, 2, 7), rtol=0, atol=TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_binding_buffers_made_from_angles_run_as_the_kernels_make_them(dtype: str) -> None:
+    """Paths that read binding buffers (serial, wide, numpy) get them made in numpy from the
+    angles: the same amplitudes as the sweep kernel's."""
+    warmup(dtype, ["small", "ops"])
+    circuit = every_gate_circuit(5, seed=11)
+    values = np.random.default_rng(3).uniform(-4, 4, (4, circuit.num_parameters))
+    lowered = lower_circuit(circuit)
+    table = _table(_random_observable(5, 10, seed=2), 5)
+    swept = simulate.term_values(lowered.bind(values, dtype=dtype), table.x_masks, table.z_masks)
+    program = lowered.bind(values, dtype=dtype)
+    serial = simulate.run_serial(program, table.x_masks, table.z_masks)
+    np.testing.assert_allclose(serial, swept, rtol=0, atol=TOLERANCE[dtype])
+    for b in range(4):
+        state = simulate.final_state(program, b, parallel=True)  # the wide path's kernels
+        np.testing.assert_allclose(state, simulate.final_state(_per_binding(lowered, values, dtype), b), atol=1e-5)
+    assert program.binding_buffers.dtype == np.dtype(dtype)
+    assert program.num_bindings == 4
+
+
+def test_gates_without_an_in_kernel_formula_take_the_per_binding_path() -> None:
+    theta = Parameter("t")
+    circuit = QuantumCircuit(5)
+    circuit.rxx(theta, 0, 1)
+    circuit.ry(theta, 2)
+    values = np.linspace(0, 1, 3)[:, None]
+    lowered = lower_circuit(circuit)
+    program = lowered.bind(values)
+    assert program.angles is None
+    assert lowered.bind(values[:1]).angles is None  # one binding: the per-binding path always
+    table = _table(SparsePauliOp(["ZZIII", "IIXXI"]), 5)
+    found = simulate.term_values(program, table.x_masks, table.z_masks)
+    for b, t in enumerate(values[:, 0]):
+        bound = circuit.assign_parameters({theta: t})
+        expected = [Statevector(bound).expectation_value(SparsePauliOp(label)) for label in ("ZZIII", "IIXXI")]
+        np.testing.assert_allclose(found[b], expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_seeded_samples_of_a_sweep_are_the_per_binding_paths(dtype: str) -> None:
+    circuit = every_gate_circuit(6, seed=5)
+    values = np.random.default_rng(9).uniform(-np.pi, np.pi, (5, circuit.num_parameters))
+    lowered = lower_circuit(circuit)
+    swept = simulate.probabilities(lowered.bind(values, dtype=dtype), 0, 5)
+    reference = simulate.probabilities(_per_binding(lowered, values, dtype), 0, 5)
+    np.testing.assert_allclose(swept, reference, rtol=0, atol=1e-14 if dtype == "complex128" else 1e-6)
+    if dtype == "complex128":
+        for b in range(5):
+            first = draw_outcomes(swept[b], np.random.default_rng(b), 2000)
+            again = draw_outcomes(reference[b], np.random.default_rng(b), 2000)
+            assert np.array_equal(first, again)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [5, 6, 9, 12])
+def test_term_values_fast_matches_the_oracle(n: int, dtype: str) -> None:
+    rng = np.random.default_rng(n)
+    state = rng.normal(size=1 << n) + 1j * rng.normal(size=1 << n)
+    state = (state / np.linalg.norm(state)).astype(dtype)
+    x = rng.integers(0, 1 << n, 40).astype(np.int64)
+    z = rng.integers(0, 1 << n, 40).astype(np.int64)
+    x[:3] = 0  # few diagonal terms: dot products
+    x[5] = (1 << n) - 1
+    x[6] = 1 << (n - 1)  # only the highest qubit: the largest runs
+    x[7] = 16  # partner runs one block apart
+    z[8] = 0
+    expected = np.array([_oracle(state, int(a), int(b)) for a, b in zip(x, z, strict=True)])
+    found = term_values_fast(state, *term_layout(x, z, n), x, z)
+    assert found.dtype == np.complex128
+    np.testing.assert_allclose(found, expected, rtol=0, atol=TOLERANCE[dtype])
+    # many diagonal terms: one Walsh-Hadamard transform of the probabilities
+    x[: n + 2] = 0
+    expected = np.array([_oracle(state, int(a), int(b)) for a, b in zip(x, z, strict=True)])
+    layout = term_layout(x, z, n)
+    assert layout[8].shape[0] == (x == 0).sum() >= n + 2
+    np.testing.assert_allclose(term_values_fast(state, *layout, x, z), expected, rtol=0, atol=TOLERANCE[dtype])
