@@ -402,12 +402,18 @@ def _embed(matrix: np.ndarray, qubits: list[int], target: list[int]) -> np.ndarr
 # -- packing ----------------------------------------------------------------------------------------
 
 
+_OFF_DIAGONAL = {d: ~np.eye(d, dtype=bool) for d in (2, 4, 8, 16)}
+
+
 def _classify(matrix: np.ndarray) -> int:
-    nonzero = np.abs(matrix) > 0
+    nonzero = matrix != 0
     if nonzero.ndim == 3:
         nonzero = nonzero.any(axis=0)
     d = nonzero.shape[0]
-    if not (nonzero & ~np.eye(d, dtype=bool)).any():
+    off_diagonal = _OFF_DIAGONAL.get(d)
+    if off_diagonal is None:
+        off_diagonal = ~np.eye(d, dtype=bool)
+    if not (nonzero & off_diagonal).any():
         return DIAG
     if (nonzero.sum(axis=0) == 1).all() and (nonzero.sum(axis=1) == 1).all():
         return PERM
@@ -508,8 +514,8 @@ class SweepPlan:
     left to the sweep kernels (:mod:`aqrt.engine.kernels.sweeps`): fused and packed once, as
     :meth:`LoweredCircuit.bind` fuses (runs of 1-qubit gates merged), with each parameterised
     op a *recipe*: the product of its gates' matrices, made per binding from the cosines and
-    sines of its angle columns. Binding then costs one numpy pass of cos and sin over the
-    (bindings, columns) angle table instead of every binding's matrices.
+    sines of its angle columns. Binding then costs the (bindings, columns) angle table (the
+    parameter values times each column's scale) instead of every binding's matrices.
 
     An op's kind is decided by structure, not by values: a run of rz/p gates (and static
     diagonals) is diagonal, any other run dense. The per-binding path classifies by the
@@ -527,18 +533,20 @@ class SweepPlan:
         """The program for ``values`` (bindings, parameters) as angles; its binding buffers are
         made in numpy only if something reads them."""
         num_bindings = values.shape[0]
-        angles = np.empty((num_bindings, len(self.columns)))
         direct = [k for k, (kind, _, _) in enumerate(self.columns) if kind == "value"]
-        if direct:
-            sources = [self.columns[k][1] for k in direct]
-            scales = np.array([self.columns[k][2] for k in direct])
-            angles[:, direct] = values[:, sources] * scales
-        for k, (kind, slot, scale) in enumerate(self.columns):
-            if kind == "slot":
-                angles[:, k] = _evaluate(slot, values, column) * scale
+        sources = [self.columns[k][1] for k in direct]
+        scales = np.array([self.columns[k][2] for k in direct])
+        if len(direct) == len(self.columns) and sources == list(range(values.shape[1])):
+            angles = values * scales  # every parameter once, in order, as is: no gather
+        else:
+            angles = np.empty((num_bindings, len(self.columns)))
+            if direct:
+                angles[:, direct] = values[:, sources] * scales
+            for k, (kind, slot, scale) in enumerate(self.columns):
+                if kind == "slot":
+                    angles[:, k] = _evaluate(slot, values, column) * scale
         sweep = SweepAngles(
-            cosines=np.cos(angles),
-            sines=np.sin(angles),
+            angles=np.ascontiguousarray(angles),
             row_width=int(self.template.binding_buffers.shape[1]),
             recipes=self.recipes,
             factors=self.factors,
@@ -631,7 +639,7 @@ def _sweep_plan(lowered: LoweredCircuit, dtype: np.dtype) -> SweepPlan | None:
                 key = _column_key(slot, scale, parameter_column)
                 if key not in column_of:
                     column_of[key] = len(columns)
-                    columns.append(_column_spec(slot, scale, parameter_column))
+                    columns.append(("value", key[1], scale) if key[0] == "value" else ("slot", slot, scale))
                 refs[p] = column_of[key]
             factors.append([code, *refs])
     return SweepPlan(
@@ -665,22 +673,16 @@ def _column_key(slot: Any, scale: float, parameter_column: dict[str, int]) -> tu
     return ("slot", id(slot), scale)
 
 
-def _column_spec(slot: Any, scale: float, parameter_column: dict[str, int]) -> tuple[str, Any, float]:
-    key = _column_key(slot, scale, parameter_column)
-    if key[0] == "value":
-        return ("value", key[1], scale)
-    return ("slot", slot, scale)
-
-
 def _materialize(sweep: SweepAngles, dtype: np.dtype) -> np.ndarray:
     """Every binding's entries from ``sweep``'s angles, in numpy: what the sweep kernels make
     per binding (``fill_binding_row``), for the paths that read binding buffers."""
-    num_bindings = sweep.cosines.shape[0]
+    num_bindings = sweep.angles.shape[0]
+    cos, sin = np.cos(sweep.angles), np.sin(sweep.angles)
     out = np.zeros((num_bindings, sweep.row_width), dtype=np.complex128)
     for kind, offset, first, count, width in sweep.recipes.tolist():
-        m = _factor_entries(sweep, first)
+        m = _factor_entries(sweep, first, cos, sin)
         for f in range(first + 1, first + count):
-            a = _factor_entries(sweep, f)
+            a = _factor_entries(sweep, f, cos, sin)
             if kind == DENSE:
                 m = (
                     a[0] * m[0] + a[1] * m[2],
@@ -699,12 +701,12 @@ def _materialize(sweep: SweepAngles, dtype: np.dtype) -> np.ndarray:
     return np.ascontiguousarray(out, dtype=dtype)
 
 
-def _factor_entries(sweep: SweepAngles, f: int) -> tuple[Any, Any, Any, Any]:
-    """Factor ``f``'s (m00, m01, m10, m11) for every binding (as the kernel's ``_factor``)."""
+def _factor_entries(sweep: SweepAngles, f: int, cos: np.ndarray, sin: np.ndarray) -> tuple[Any, Any, Any, Any]:
+    """Factor ``f``'s (m00, m01, m10, m11) for every binding (as the kernel's ``_factor``), from
+    the cosines and sines of the angle columns."""
     code, a0, a1, a2 = (int(v) for v in sweep.factors[f])
     if code == _STATIC:
         return tuple(complex(v) for v in sweep.constants[a0])  # type: ignore[return-value]
-    cos, sin = sweep.cosines, sweep.sines
 
     def unit(k: int) -> np.ndarray:
         return cos[:, k] + 1j * sin[:, k]

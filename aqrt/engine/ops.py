@@ -95,11 +95,10 @@ class OpArrays(NamedTuple):
 @dataclasses.dataclass(frozen=True)
 class SweepAngles:
     """A sweep's bindings as the sweep kernels take them (:mod:`aqrt.engine.kernels.sweeps`):
-    the cosines and sines of every binding's angle columns, and the recipes that make a binding's
-    entries from them (built by :mod:`aqrt.engine.lowering`, ``SweepPlan``)."""
+    every binding's angle columns (half angles for rotations), whose cosines and sines the
+    recipes make a binding's entries from (built by :mod:`aqrt.engine.lowering`, ``SweepPlan``)."""
 
-    cosines: np.ndarray  # (bindings, columns) float64
-    sines: np.ndarray  # (bindings, columns) float64
+    angles: np.ndarray  # (bindings, columns) float64
     row_width: int  # entries per binding
     recipes: np.ndarray  # (recipes, 5) int64: kind, offset, first factor, factor count, width
     factors: np.ndarray  # (factors, 4) int64: gate code, angle columns (or a constants row)
@@ -155,5 +154,5 @@ class BoundProgram:
     @property
     def num_bindings(self) -> int:
         if self._binding_buffers is None and self.angles is not None:
-            return int(self.angles.cosines.shape[0])
+            return int(self.angles.angles.shape[0])
         return int(self.binding_buffers.shape[0])
