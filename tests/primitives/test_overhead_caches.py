@@ -1,0 +1,69 @@
+"""What a tiny job's path looks up instead of recomputing stays exact: the warm check still asks
+which kernel tiers are loaded on every call, and the cost model still tells Sampler PUBs (shots
+cost) from Estimator PUBs, subclasses included."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qiskit import QuantumCircuit
+from qiskit.primitives.containers.estimator_pub import EstimatorPub
+from qiskit.primitives.containers.sampler_pub import SamplerPub
+
+from aqrt.backends.local import warmup as local_warmup
+from aqrt.backends.local.cost import SHOT_COST, job_cost, pub_cost
+from aqrt.engine import _warmup, kernels
+
+
+@pytest.fixture
+def nothing_loaded(monkeypatch: pytest.MonkeyPatch) -> set[tuple[str, str]]:
+    """A process in which no tier is loaded yet (the kernels themselves stay compiled)."""
+    loaded: set[tuple[str, str]] = set()
+    monkeypatch.setattr(kernels, "_loaded", loaded)
+    return loaded
+
+
+def test_is_warm_asks_the_loaded_tiers_on_every_call(nothing_loaded: set[tuple[str, str]]) -> None:
+    for _ in range(2):  # the second round runs on the looked-up names and tier lists
+        assert not _warmup.is_warm("complex128", ("small",))
+        assert not local_warmup.engine_is_warm("complex128")
+        kernels.mark_loaded("small", "complex128")
+        assert _warmup.is_warm("complex128", ("small",))
+        assert _warmup.is_warm(np.complex128, ("small",)) and _warmup.is_warm(np.dtype("complex128"), ["small"])
+        assert local_warmup.engine_is_warm("complex128")
+        assert not _warmup.is_warm("complex64", ("small",))
+        assert not _warmup.is_warm("complex128", ("sweep",))  # sweep requires ops as well
+        kernels.mark_loaded("sweep", "complex128")
+        assert not _warmup.is_warm("complex128", ("sweep",))
+        kernels.mark_loaded("ops", "complex128")
+        assert _warmup.is_warm("complex128", ("sweep",)) and _warmup.is_warm("complex128", ["ops", "small"])
+        nothing_loaded.clear()  # an answer is never remembered
+
+
+def test_is_warm_refuses_an_unknown_tier_every_time() -> None:
+    for _ in range(2):
+        with pytest.raises(ValueError, match="unknown kernel tier 'tiny'"):
+            _warmup.is_warm("complex128", ("tiny",))
+        with pytest.raises(TypeError):
+            _warmup.is_warm("not-a-dtype", ("small",))
+
+
+class _MySamplerPub(SamplerPub):
+    """A SamplerPub subclass: still a Sampler PUB to the cost model."""
+
+
+def test_the_cost_model_counts_shots_of_sampler_pubs_only() -> None:
+    circuit = QuantumCircuit(2, 2)
+    circuit.h(0)
+    circuit.cx(0, 1)
+    circuit.measure([0, 1], [0, 1])
+    base = 1 * (1 << 2) * (len(circuit) + 1)
+    estimator_pub = EstimatorPub.coerce((circuit, "ZZ"))
+    sampler_pub = SamplerPub.coerce(circuit, 1000)
+    subclassed = _MySamplerPub(circuit, sampler_pub.parameter_values, 1000)
+    assert pub_cost(estimator_pub) == base
+    assert pub_cost(sampler_pub) == base + 1000 * SHOT_COST
+    assert pub_cost(subclassed) == base + 1000 * SHOT_COST
+    assert job_cost([estimator_pub, sampler_pub]) == 2 * base + 1000 * SHOT_COST
+    assert job_cost(pub for pub in (estimator_pub, subclassed)) == 2 * base + 1000 * SHOT_COST
+    assert job_cost(()) == 0
