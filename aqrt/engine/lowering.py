@@ -406,6 +406,8 @@ _OFF_DIAGONAL = {d: ~np.eye(d, dtype=bool) for d in (2, 4, 8, 16)}
 
 
 def _classify(matrix: np.ndarray) -> int:
+    if matrix.ndim == 2 and matrix.shape[0] <= 4:
+        return _classify_small(matrix.tolist())
     nonzero = matrix != 0
     if nonzero.ndim == 3:
         nonzero = nonzero.any(axis=0)
@@ -416,6 +418,18 @@ def _classify(matrix: np.ndarray) -> int:
     if not (nonzero & off_diagonal).any():
         return DIAG
     if (nonzero.sum(axis=0) == 1).all() and (nonzero.sum(axis=1) == 1).all():
+        return PERM
+    return DENSE
+
+
+def _classify_small(rows: list[list[complex]]) -> int:
+    """:func:`_classify` of a static matrix of at most 4 x 4, in plain Python: numpy's calls on
+    arrays this small cost ~12 us a matrix, most of packing a 60-gate program."""
+    d = len(rows)
+    nonzero = [[value != 0 for value in row] for row in rows]
+    if not any(nonzero[r][c] for r in range(d) for c in range(d) if r != c):
+        return DIAG
+    if all(sum(row) == 1 for row in nonzero) and all(sum(nonzero[r][c] for r in range(d)) == 1 for c in range(d)):
         return PERM
     return DENSE
 
@@ -432,11 +446,16 @@ def _cx_pattern(matrix: np.ndarray, qubits: tuple[int, ...]) -> tuple[int, int] 
         if not (matrix == matrix[0]).all():
             return None
         matrix = matrix[0]
-    if np.array_equal(matrix, _CX_LOW_CONTROL):
+    rows = matrix.tolist()
+    if rows == _CX_LOW_ROWS:
         return qubits[0], qubits[1]
-    if np.array_equal(matrix, _CX_HIGH_CONTROL):
+    if rows == _CX_HIGH_ROWS:
         return qubits[1], qubits[0]
     return None
+
+
+_CX_LOW_ROWS = _CX_LOW_CONTROL.tolist()
+_CX_HIGH_ROWS = _CX_HIGH_CONTROL.tolist()
 
 
 def _pack(num_qubits: int, ops: list[Bound], num_bindings: int, dtype: np.dtype) -> BoundProgram:

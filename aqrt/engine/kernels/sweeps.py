@@ -50,7 +50,8 @@ __all__ = [
 
 BLOCK = 16  # amplitudes per block (bits 0..3 of an index)
 LANES = 2 * BLOCK  # reals per block
-MIN_AMPLITUDES = 2 * BLOCK  # states this small or smaller go to reductions.pauli_values
+MIN_AMPLITUDES = 2 * BLOCK  # smaller states go to reductions.pauli_values and run_basic_program
+WORK_ITEMS = 64  # a sweep's bindings are split into at most this many parallel work items
 
 # Gate codes of a recipe's factors (see fill_binding_row); angles are column indices of the
 # binding's cosine/sine rows, already scaled (half angles for rotations).
@@ -411,6 +412,31 @@ def _run(state: np.ndarray, ops: OpTuple, static_buffer: np.ndarray, row: np.nda
         run_basic_program(state, ops, static_buffer, row)
 
 
+@njit(cache=True, nogil=True)
+def _chunk_size(num_bindings: int) -> int:
+    """Bindings per parallel work item: at most ``WORK_ITEMS`` items (a binding of a small state
+    is microseconds; its scratch arrays are made once per item)."""
+    return max(1, (num_bindings + WORK_ITEMS - 1) // WORK_ITEMS)
+
+
+@njit(cache=True, nogil=True)
+def _prepare(
+    state: np.ndarray,
+    row: np.ndarray,
+    angles: np.ndarray,
+    cosines: np.ndarray,
+    sines: np.ndarray,
+    recipes: np.ndarray,
+    factors: np.ndarray,
+    constants: np.ndarray,
+) -> None:
+    """A binding's entries into ``row``, and ``state`` reset to |0...0>."""
+    sincos_row(angles, cosines, sines)
+    fill_binding_row(row, cosines, sines, recipes, factors, constants)
+    state[:] = 0.0
+    state[0] = 1.0
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def sweep_term_values(
     num_qubits: int,
@@ -442,30 +468,30 @@ def sweep_term_values(
         diagonal_index,
         diagonal_z,
     ) = layout
-    for b in prange(num_bindings):
+    per_chunk = _chunk_size(num_bindings)
+    for chunk in prange((num_bindings + per_chunk - 1) // per_chunk):
         row = np.empty(row_width, dtype=static_buffer.dtype)
         cosines = np.empty(angles.shape[1])
         sines = np.empty(angles.shape[1])
-        sincos_row(angles[b], cosines, sines)
-        fill_binding_row(row, cosines, sines, recipes, factors, constants)
-        state = np.zeros(1 << num_qubits, dtype=static_buffer.dtype)
-        state[0] = 1.0
-        _run(state, ops, static_buffer, row, basic)
-        out[b, :] = term_values_fast(
-            state,
-            term_index,
-            term_low_xor,
-            term_run,
-            term_run_xor,
-            term_run_high,
-            term_run_z,
-            term_imaginary,
-            lane_weights,
-            diagonal_index,
-            diagonal_z,
-            x_masks,
-            z_masks,
-        )
+        state = np.empty(1 << num_qubits, dtype=static_buffer.dtype)
+        for b in range(chunk * per_chunk, min(num_bindings, (chunk + 1) * per_chunk)):
+            _prepare(state, row, angles[b], cosines, sines, recipes, factors, constants)
+            _run(state, ops, static_buffer, row, basic)
+            out[b, :] = term_values_fast(
+                state,
+                term_index,
+                term_low_xor,
+                term_run,
+                term_run_xor,
+                term_run_high,
+                term_run_z,
+                term_imaginary,
+                lane_weights,
+                diagonal_index,
+                diagonal_z,
+                x_masks,
+                z_masks,
+            )
     return out
 
 
@@ -484,15 +510,15 @@ def sweep_probabilities(
     """Probabilities |psi_b|^2 of every binding's final state, shape (bindings, 2**n)."""
     num_bindings = angles.shape[0]
     out = np.empty((num_bindings, 1 << num_qubits), dtype=np.float64)
-    for b in prange(num_bindings):
+    per_chunk = _chunk_size(num_bindings)
+    for chunk in prange((num_bindings + per_chunk - 1) // per_chunk):
         row = np.empty(row_width, dtype=static_buffer.dtype)
         cosines = np.empty(angles.shape[1])
         sines = np.empty(angles.shape[1])
-        sincos_row(angles[b], cosines, sines)
-        fill_binding_row(row, cosines, sines, recipes, factors, constants)
-        state = np.zeros(1 << num_qubits, dtype=static_buffer.dtype)
-        state[0] = 1.0
-        _run(state, ops, static_buffer, row, basic)
-        for i in range(state.shape[0]):
-            out[b, i] = state[i].real * state[i].real + state[i].imag * state[i].imag
+        state = np.empty(1 << num_qubits, dtype=static_buffer.dtype)
+        for b in range(chunk * per_chunk, min(num_bindings, (chunk + 1) * per_chunk)):
+            _prepare(state, row, angles[b], cosines, sines, recipes, factors, constants)
+            _run(state, ops, static_buffer, row, basic)
+            for i in range(state.shape[0]):
+                out[b, i] = state[i].real * state[i].real + state[i].imag * state[i].imag
     return out
