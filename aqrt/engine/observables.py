@@ -16,6 +16,7 @@ __all__ = ["TermLayout", "TermTable", "build_term_table", "build_term_table_spar
 
 _PROJECTORS = {"0": ("Z", 1), "1": ("Z", -1), "+": ("X", 1), "-": ("X", -1), "r": ("Y", 1), "l": ("Y", -1)}
 _MAX_EXPANDED = 1 << 16
+_COMPLEX128 = np.dtype(np.complex128)  # combine's one-term case compares dtypes by identity
 
 
 class TermTable:
@@ -43,6 +44,10 @@ class TermTable:
         """
         values = np.asarray(term_values)
         weights = self.weights
+        if values.dtype is _COMPLEX128 and weights.shape == (1, 1) and values.ndim == 2:
+            weight = complex(weights[0, 0])
+            if not weight.imag:  # one real term (a tiny job's): one product, 1.5 us less, the same values
+                return values.real * weight.real
         return values.real @ weights.real.T - values.imag @ weights.imag.T
 
 

@@ -67,3 +67,30 @@ def test_the_cost_model_counts_shots_of_sampler_pubs_only() -> None:
     assert job_cost([estimator_pub, sampler_pub]) == 2 * base + 1000 * SHOT_COST
     assert job_cost(pub for pub in (estimator_pub, subclassed)) == 2 * base + 1000 * SHOT_COST
     assert job_cost(()) == 0
+
+
+def test_a_one_term_table_combines_to_the_general_formula_s_values() -> None:
+    """TermTable.combine's one-real-term case (a tiny job's) gives what the two real products
+    give, and a complex weight, a complex64 state's values or more terms take the general way."""
+    from aqrt.engine.observables import TermTable, build_term_table
+
+    rng = np.random.default_rng(7)
+    values = rng.normal(size=(5, 1)) + 1j * rng.normal(size=(5, 1))
+
+    def general(table: TermTable, term_values: np.ndarray) -> np.ndarray:
+        return term_values.real @ table.weights.real.T - term_values.imag @ table.weights.imag.T
+
+    for coefficient in (1.0, -0.375, 2.5e-300, 0.0):
+        table = build_term_table([{"Z": coefficient}], 1)
+        combined = table.combine(values)
+        assert combined.dtype == np.float64 and combined.shape == (5, 1)
+        np.testing.assert_array_equal(combined, general(table, values))
+    complex_weight = TermTable(np.array([0]), np.array([1]), np.array([[0.5 + 0.25j]]))
+    np.testing.assert_array_equal(complex_weight.combine(values), general(complex_weight, values))
+    assert complex_weight.combine(values)[0, 0] != (values.real * 0.5)[0, 0]
+    single = build_term_table([{"Z": 0.5}], 1)
+    as_complex64 = values.astype(np.complex64)
+    assert single.combine(as_complex64).dtype == general(single, as_complex64).dtype
+    two_terms = build_term_table([{"Z": 0.5, "X": 0.25}], 1)
+    pairs = rng.normal(size=(3, 2)) + 0j
+    np.testing.assert_array_equal(two_terms.combine(pairs), general(two_terms, pairs))
