@@ -1,7 +1,9 @@
 """Running bound programs: expectation values, probabilities and final states.
 
 Small states (fewer than ``WIDE_QUBITS`` qubits) run whole programs in one kernel call per batch
-of bindings (parallel over bindings, :mod:`aqrt.engine.kernels.interpreter`); wide states run one
+of bindings (parallel over bindings, :mod:`aqrt.engine.kernels.sweeps`: a sweep bound from
+angles has each binding's gate entries made inside the kernel, and its Pauli terms are
+vectorised dot products); wide states run one
 binding at a time, cache-blocked (:mod:`aqrt.engine.blocking`), with kernels parallel over
 amplitudes. States start at |0...0> and have the program's dtype; term values are complex128
 (see :mod:`aqrt.engine.kernels.reductions`), probabilities float64.
@@ -28,13 +30,10 @@ from .kernels.interpreter import (
     program_pauli_values,
     run_basic_program,
     run_program,
-    sweep_pauli_values,
-    sweep_probabilities,
 )
 from .kernels.reductions import pauli_values, pauli_values_par, probabilities_par
 from .kernels.registry import apply_op
-from .kernels.sweeps import sweep_probabilities as angle_sweep_probabilities
-from .kernels.sweeps import sweep_term_values as angle_sweep_term_values
+from .kernels.sweeps import sweep_probabilities, sweep_term_values
 from .observables import TermLayout, term_layout
 from .ops import CTRL, CX, DIAG, WIDE_QUBITS, BoundProgram, OpArrays
 
@@ -217,37 +216,17 @@ def term_values(
         _load(serial_tier(program), program)
         out[0] = _serial_values(program, 0, x_masks, z_masks)
         return out
-    if program.num_qubits < WIDE_QUBITS and program.angles is not None:
-        _load(SWEEP, program)
-        angles = program.angles
-        layout = _layout(x_masks, z_masks, program.num_qubits)
-        basic = _is_basic(program)
-        for start, stop in _batches(program):
-            _check(cancel)
-            out[start:stop] = angle_sweep_term_values(
-                program.num_qubits,
-                program.ops.as_tuple(),
-                program.static_buffer,
-                angles.row_width,
-                basic,
-                angles.angles[start:stop],
-                angles.recipes,
-                angles.factors,
-                angles.constants,
-                layout,
-                x_masks,
-                z_masks,
-            )
-        return out
     if program.num_qubits < WIDE_QUBITS:
         _load(SWEEP, program)
+        layout = _layout(x_masks, z_masks, program.num_qubits)
         for start, stop in _batches(program):
             _check(cancel)
-            out[start:stop] = sweep_pauli_values(
+            out[start:stop] = sweep_term_values(
                 program.num_qubits,
                 program.ops.as_tuple(),
                 program.static_buffer,
-                program.binding_buffers[start:stop],
+                *_sweep_arguments(program, start, stop),
+                layout,
                 x_masks,
                 z_masks,
             )
@@ -269,24 +248,13 @@ def probabilities(program: BoundProgram, start: int, stop: int, cancel: Cancel |
         _run_serially(state, program, start)
         out[0] = state.real**2 + state.imag**2
         return out
-    if program.num_qubits < WIDE_QUBITS and program.angles is not None:
-        _load(SWEEP, program)
-        angles = program.angles
-        return angle_sweep_probabilities(
-            program.num_qubits,
-            program.ops.as_tuple(),
-            program.static_buffer,
-            angles.row_width,
-            _is_basic(program),
-            angles.angles[start:stop],
-            angles.recipes,
-            angles.factors,
-            angles.constants,
-        )
     if program.num_qubits < WIDE_QUBITS:
         _load(SWEEP, program)
         return sweep_probabilities(
-            program.num_qubits, program.ops.as_tuple(), program.static_buffer, program.binding_buffers[start:stop]
+            program.num_qubits,
+            program.ops.as_tuple(),
+            program.static_buffer,
+            *_sweep_arguments(program, start, stop),
         )
     out = np.empty((stop - start, 1 << program.num_qubits))
     for b in range(start, stop):
@@ -294,6 +262,36 @@ def probabilities(program: BoundProgram, start: int, stop: int, cancel: Cancel |
         _run_wide(state, program, b, cancel)
         out[b - start] = probabilities_par(state)
     return out
+
+
+_NO_RECIPES = (
+    np.zeros((0, 5), dtype=np.int64),
+    np.zeros((0, 4), dtype=np.int64),
+    np.zeros((0, 4), dtype=np.complex128),
+)
+
+
+def _sweep_arguments(
+    program: BoundProgram, start: int, stop: int
+) -> tuple[int, bool, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The sweep kernels' arguments for bindings start..stop-1 after the program's: row width,
+    basic, angles, recipes, factors, constants, rows (see ``kernels.sweeps.sweep_term_values``)."""
+    angles = program.angles
+    basic = _is_basic(program)
+    if angles is not None:
+        rows = np.zeros((stop - start, 0), dtype=program.dtype)
+        return (
+            angles.row_width,
+            basic,
+            angles.angles[start:stop],
+            angles.recipes,
+            angles.factors,
+            angles.constants,
+            rows,
+        )
+    buffers = program.binding_buffers[start:stop]
+    no_angles = np.zeros((stop - start, 0))
+    return (buffers.shape[1], basic, no_angles, *_NO_RECIPES, buffers)
 
 
 _layouts: dict[tuple[bytes, bytes, int], TermLayout] = {}

@@ -7,8 +7,9 @@ Conventions in :mod:`aqrt.engine.kernels` (op format in :mod:`aqrt.engine.ops`).
   :func:`aqrt.engine.observables.term_layout` (the layout's arrays, in order)
 - ``fill_binding_row``      one binding's entries of a program from its angles' cosines and sines
   (a recipe per parameterised op: :mod:`aqrt.engine.lowering`, ``SweepPlan``)
-- ``sweep_term_values``     for many bindings: fill the binding's row, run the program from |0...0>,
-  every term's value; parallel over bindings
+- ``sweep_term_values``     for many bindings: fill the binding's row (from its angles, or copied
+  from a program's binding buffers), run the program from |0...0>, every term's value; parallel
+  over bindings
 - ``sweep_probabilities``   the same, |psi_b|^2
 
 How a term's value is a dot product. A term (x, z) is sum_i s(i) conj(psi[i ^ x]) psi[i] with
@@ -423,6 +424,7 @@ def _chunk_size(num_bindings: int) -> int:
 def _prepare(
     state: np.ndarray,
     row: np.ndarray,
+    given: np.ndarray,
     angles: np.ndarray,
     cosines: np.ndarray,
     sines: np.ndarray,
@@ -430,7 +432,10 @@ def _prepare(
     factors: np.ndarray,
     constants: np.ndarray,
 ) -> None:
-    """A binding's entries into ``row``, and ``state`` reset to |0...0>."""
+    """A binding's entries into ``row`` (``given``, its row of a program's binding buffers, if
+    not empty; then its recipes' from its angles), and ``state`` reset to |0...0>."""
+    if given.shape[0] > 0:
+        row[:] = given
     sincos_row(angles, cosines, sines)
     fill_binding_row(row, cosines, sines, recipes, factors, constants)
     state[:] = 0.0
@@ -448,12 +453,15 @@ def sweep_term_values(
     recipes: np.ndarray,
     factors: np.ndarray,
     constants: np.ndarray,
+    rows: np.ndarray,
     layout: tuple[np.ndarray, ...],
     x_masks: np.ndarray,
     z_masks: np.ndarray,
 ) -> np.ndarray:
-    """For each binding b (row of ``angles``): its entries from its angles, the program
-    from |0...0>, every Pauli term's value; shape (bindings, terms). Parallel over bindings."""
+    """For each binding b (row of ``angles``): its entries (its row of ``rows``, the program's
+    binding buffers, when the program has them instead of angles: then ``angles`` has no columns
+    and there are no recipes; else ``rows`` has no columns), the program from |0...0>, every
+    Pauli term's value; shape (bindings, terms). Parallel over bindings."""
     num_bindings = angles.shape[0]
     out = np.empty((num_bindings, x_masks.shape[0]), dtype=np.complex128)
     (
@@ -475,7 +483,7 @@ def sweep_term_values(
         sines = np.empty(angles.shape[1])
         state = np.empty(1 << num_qubits, dtype=static_buffer.dtype)
         for b in range(chunk * per_chunk, min(num_bindings, (chunk + 1) * per_chunk)):
-            _prepare(state, row, angles[b], cosines, sines, recipes, factors, constants)
+            _prepare(state, row, rows[b], angles[b], cosines, sines, recipes, factors, constants)
             _run(state, ops, static_buffer, row, basic)
             out[b, :] = term_values_fast(
                 state,
@@ -506,6 +514,7 @@ def sweep_probabilities(
     recipes: np.ndarray,
     factors: np.ndarray,
     constants: np.ndarray,
+    rows: np.ndarray,
 ) -> np.ndarray:
     """Probabilities |psi_b|^2 of every binding's final state, shape (bindings, 2**n)."""
     num_bindings = angles.shape[0]
@@ -517,7 +526,7 @@ def sweep_probabilities(
         sines = np.empty(angles.shape[1])
         state = np.empty(1 << num_qubits, dtype=static_buffer.dtype)
         for b in range(chunk * per_chunk, min(num_bindings, (chunk + 1) * per_chunk)):
-            _prepare(state, row, angles[b], cosines, sines, recipes, factors, constants)
+            _prepare(state, row, rows[b], angles[b], cosines, sines, recipes, factors, constants)
             _run(state, ops, static_buffer, row, basic)
             for i in range(state.shape[0]):
                 out[b, i] = state[i].real * state[i].real + state[i].imag * state[i].imag
