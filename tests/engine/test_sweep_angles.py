@@ -191,3 +191,34 @@ def test_term_values_fast_matches_the_oracle(n: int, dtype: str) -> None:
     layout = term_layout(x, z, n)
     assert layout[8].shape[0] == (x == 0).sum() >= n + 2
     np.testing.assert_allclose(term_values_fast(state, *layout, x, z), expected, rtol=0, atol=TOLERANCE[dtype])
+
+
+def test_plans_are_shared_by_content_only() -> None:
+    """Sweep plans are kept by what they depend on: the same circuit lowered twice shares one;
+    a static angle or a parameter's name that differs gives another, with its own values."""
+    theta = ParameterVector("t", 2)
+
+    def circuit(static: float, second: Parameter) -> QuantumCircuit:
+        qc = QuantumCircuit(5)
+        qc.ry(theta[0], 0)
+        qc.rz(static, 0)
+        qc.rx(second, 1)
+        qc.cx(0, 1)
+        return qc
+
+    values = np.random.default_rng(1).uniform(-2, 2, (3, 2))
+    first = lower_circuit(circuit(0.7, theta[1]))
+    again = lower_circuit(circuit(0.7, theta[1]))
+    assert first is not again and first.sweep_plan(np.dtype("complex128")) is again.sweep_plan(np.dtype("complex128"))
+    other = lower_circuit(circuit(0.8, theta[1]))
+    assert other.sweep_plan(np.dtype("complex128")) is not first.sweep_plan(np.dtype("complex128"))
+    renamed = lower_circuit(circuit(0.7, Parameter("u")))
+    assert renamed.sweep_plan(np.dtype("complex128")) is not first.sweep_plan(np.dtype("complex128"))
+    table = _table(SparsePauliOp(["IIIXZ", "IIIZX"]), 5)
+    for lowered, qc in ((first, circuit(0.7, theta[1])), (other, circuit(0.8, theta[1]))):
+        found = simulate.term_values(lowered.bind(values), table.x_masks, table.z_masks)
+        names = [p.name for p in qc.parameters]
+        for b in range(3):
+            state = Statevector(qc.assign_parameters(dict(zip(names, values[b], strict=True))))
+            expected = [state.expectation_value(SparsePauliOp(label)) for label in ("IIIXZ", "IIIZX")]
+            np.testing.assert_allclose(found[b], expected, atol=1e-12)
