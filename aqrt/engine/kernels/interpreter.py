@@ -9,7 +9,9 @@ unpacked in :func:`run_program` only; an op's entries are read from ``static_buf
   (:func:`aqrt.engine.simulate.is_basic`)
 - ``program_pauli_values``  one binding from |0...0>, then every Pauli term's value, serially
 - ``sweep_pauli_values``    the same for many bindings, parallel over bindings
-- ``sweep_probabilities``   |psi_b|^2 for many bindings, parallel over bindings
+- ``sweep_probabilities``   |psi_b|^2 for many bindings, parallel over bindings (the engine's
+  sweeps run on :mod:`.sweeps` instead, whose kernels make each binding's entries from its
+  angles; these two stay for the warm-up's ``sweep`` tier until it compiles those)
 - ``apply_group_par``       a group of ops chunk by chunk on a wide state, parallel over chunks
 
 numba caches each kernel's machine code keyed on its own source file: the kernels it calls from
