@@ -13,6 +13,7 @@ for numba).
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from qiskit.primitives.containers.sampler_pub import SamplerPub
 
 from ..._concurrency import CancelFlag
 from ...engine import BoundProgram, LoweredCircuit, TermTable, lower_circuit, numpy_interpreter
-from ...engine.kernels import SMALL, tier_loaded
+from ...engine.kernels import SMALL, dtype_name, tier_loaded
 from ...engine.lowering import fused_width  # re-exported: the engine's fusion policy
 from ...engine.observables import build_term_table_sparse
 from .preparation import PreparedCircuit
@@ -128,15 +129,16 @@ def estimate_pub(
 def _simulate() -> Any:
     """:mod:`aqrt.engine.simulate` (numba), imported on first use: on the engine worker, or
     already imported by the warm-up when a serial path on the loop gets here."""
-    from ...engine import simulate
-
+    simulate = sys.modules.get("aqrt.engine.simulate")  # a module-level import statement costs ~1 us a job
+    if simulate is None:
+        from ...engine import simulate
     return simulate
 
 
 def _on_numpy(program: BoundProgram) -> bool:
     """Whether a serial (inline) run of ``program`` goes to the numpy interpreter: only while
     the numba ``small`` tier for its precision is not loaded in this process."""
-    return not tier_loaded(SMALL, program.dtype.name) and program.num_qubits <= numpy_interpreter.MAX_QUBITS
+    return not tier_loaded(SMALL, dtype_name(program.dtype)) and program.num_qubits <= numpy_interpreter.MAX_QUBITS
 
 
 def estimate_chunk(

@@ -107,11 +107,14 @@ class LocalJobRunner:
             UnsupportedCircuitError: an instruction the engine cannot run.
         """
         circuit: QuantumCircuit = pub.circuit
+        counts = circuit.count_ops()  # one count for both instruction checks
         if self.engine == "reference":  # the oracle simulates every qubit, unitary circuits only
             too_large = self._too_large(circuit, circuit.num_qubits, index, max_qubits, bytes_per_amplitude)
             if too_large is not None:
                 raise too_large
-            problem = reference.unsupported_instruction(circuit, allow_final_measurements=program == "sampler")
+            problem = reference.unsupported_instruction(
+                circuit, allow_final_measurements=program == "sampler", counts=counts
+            )
         else:
             width = circuit.num_qubits
             if width > max_qubits or state_bytes(width, bytes_per_amplitude) > ALWAYS_FITS:
@@ -121,10 +124,12 @@ class LocalJobRunner:
                 if routes.fits_stabilizer(circuit, program):
                     return  # stim holds a Clifford circuit of any width
                 raise too_large
-            problem = reference.unsupported_instruction(circuit, allow_final_measurements=program == "sampler")
+            problem = reference.unsupported_instruction(
+                circuit, allow_final_measurements=program == "sampler", counts=counts
+            )
             if problem is not None:
                 problem = routes.unsupported(circuit, program)
-        problem = problem or reference.opaque_instruction(circuit)
+        problem = problem or reference.opaque_instruction(circuit, counts=counts)
         if problem is not None:
             raise UnsupportedCircuitError(index, problem)
 

@@ -54,6 +54,7 @@ __all__ = [
     "SWEEP",
     "TIERS",
     "WIDE",
+    "dtype_name",
     "ensure_loaded",
     "mark_loaded",
     "set_loader",
@@ -72,6 +73,20 @@ TIERS = (SMALL, OPS, SWEEP, WIDE, NOISY, SAMPLING)
 # the engine worker) once a tier is compiled; read by the serial paths, which run inline on the
 # event loop and must never compile.
 _loaded: set[tuple[str, str]] = set()
+
+
+_DTYPE_NAMES: dict[object, str] = {}
+
+
+def dtype_name(dtype: object) -> str:
+    """numpy's name of ``dtype`` ("complex128"), remembered per dtype object: ``np.dtype.name`` is
+    Python code in numpy, and the tier checks ask for it before every tiny job."""
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        import numpy as np
+
+        name = _DTYPE_NAMES[dtype] = np.dtype(dtype).name  # type: ignore[call-overload]
+    return name
 
 
 def tier_loaded(tier: str, dtype: str) -> bool:
