@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-__all__ = ["TermLayout", "TermTable", "build_term_table", "build_term_table_sparse", "term_layout"]
+__all__ = ["TermTable", "build_term_table", "build_term_table_sparse"]
 
 _PROJECTORS = {"0": ("Z", 1), "1": ("Z", -1), "+": ("X", 1), "-": ("X", -1), "r": ("Y", 1), "l": ("Y", -1)}
 _MAX_EXPANDED = 1 << 16
@@ -161,89 +161,3 @@ def _times(x: int, z: int, weight: complex, char: str, bit: int) -> tuple[int, i
     if char == "Z":
         return x, z | bit, weight
     return x | bit, z | bit, weight * 1j  # Y = i X Z
-
-
-# The arrays of a TermLayout, in the order aqrt.engine.kernels.sweeps.term_values_fast takes them.
-TermLayout = tuple[
-    np.ndarray,
-    np.ndarray,
-    np.ndarray,
-    np.ndarray,
-    np.ndarray,
-    np.ndarray,
-    np.ndarray,
-    np.ndarray,
-    np.ndarray,
-    np.ndarray,
-]
-
-_BLOCK_QUBITS = 4  # aqrt.engine.kernels.sweeps.BLOCK: 16 amplitudes per block
-_MAX_RUN_BLOCKS = 8  # blocks per run of a term's dot product (256 reals)
-
-
-def term_layout(x_masks: np.ndarray, z_masks: np.ndarray, num_qubits: int) -> TermLayout:
-    """The terms (x_mask, z_mask) laid out for :func:`aqrt.engine.kernels.sweeps.term_values_fast`
-    on states of ``num_qubits`` qubits (made once per sweep; the kernel's docstring says how it
-    uses them).
-
-    A term's value is a signed dot product over runs of ``term_run`` reals (``R`` blocks of 16
-    amplitudes, R a power of two, at most 8 and at most the lowest set bit of x >> 4 allows: the
-    partner run is then contiguous). Per term: ``term_index`` (its index in ``x_masks``),
-    ``term_low_xor`` (the xor of a real's index inside a block: 2 (x & 15), and 1 more for an
-    imaginary term), ``term_run``,
-    ``term_run_xor`` (the partner run's xor: x >> 4 in runs), ``term_run_high`` (that xor's
-    highest bit, 0 when it is 0), ``term_run_z`` (z >> 4 in runs: the run's sign),
-    ``term_imaginary`` (1 when popcount(x & z) is odd: the value is imaginary) and
-    ``lane_weights`` (terms, 256): the sign of each real of a run, (-1)^popcount(j & z) for
-    amplitude j of the run (an imaginary term's even reals negated: with the partner's real
-    k ^ 1, Im(conj(a) b) = a_re b_im - a_im b_re). Then ``diagonal_index`` and ``diagonal_z``: the diagonal terms
-    (x = 0) that one Walsh-Hadamard transform of the probabilities gives, when there are more
-    than ``num_qubits / 2`` of them (a transform costs about ``num_qubits / 2`` terms' passes);
-    otherwise they are dot terms too.
-    """
-    x = np.asarray(x_masks, dtype=np.int64)
-    z = np.asarray(z_masks, dtype=np.int64)
-    diagonal = x == 0
-    by_transform = bool(diagonal.sum() > max(1, num_qubits // 2))
-    dot_terms = np.flatnonzero(~diagonal) if by_transform else np.arange(x.shape[0])
-    num_blocks = max(1, (1 << num_qubits) >> _BLOCK_QUBITS)
-    count = dot_terms.shape[0]
-    low_xor = np.zeros(count, dtype=np.int64)
-    run = np.zeros(count, dtype=np.int64)
-    run_xor = np.zeros(count, dtype=np.int64)
-    run_high = np.zeros(count, dtype=np.int64)
-    run_z = np.zeros(count, dtype=np.int64)
-    imaginary = np.zeros(count, dtype=np.int64)
-    weights = np.zeros((count, _MAX_RUN_BLOCKS << (_BLOCK_QUBITS + 1)), dtype=np.float64)
-    for t, term in enumerate(dot_terms.tolist()):
-        tx, tz = int(x[term]), int(z[term])
-        high_xor = tx >> _BLOCK_QUBITS
-        blocks = min(_MAX_RUN_BLOCKS, num_blocks)
-        if high_xor:
-            blocks = min(blocks, high_xor & -high_xor)
-        shift = blocks.bit_length() - 1
-        imaginary[t] = bin(tx & tz).count("1") & 1
-        low_xor[t] = 2 * (tx & ((1 << _BLOCK_QUBITS) - 1)) ^ imaginary[t]
-        run[t] = blocks << (_BLOCK_QUBITS + 1)
-        run_xor[t] = high_xor >> shift
-        run_high[t] = max((high_xor >> shift).bit_length() - 1, 0)
-        run_z[t] = tz >> (_BLOCK_QUBITS + shift)
-        amplitudes = np.arange(run[t]) >> 1
-        local_z = tz & ((blocks << _BLOCK_QUBITS) - 1)
-        signs = 1.0 - 2.0 * (np.bitwise_count(amplitudes & local_z) & 1)
-        if imaginary[t]:  # Im(conj(a) b) = a_re b_im - a_im b_re: partner real k ^ 1, even reals negated
-            signs[0::2] *= -1.0
-        weights[t, : run[t]] = signs
-    diagonal_index = np.flatnonzero(diagonal) if by_transform else np.zeros(0, dtype=np.int64)
-    return (
-        dot_terms.astype(np.int64),
-        low_xor,
-        run,
-        run_xor,
-        run_high,
-        run_z,
-        imaginary,
-        weights,
-        diagonal_index.astype(np.int64),
-        z[diagonal_index].astype(np.int64),
-    )

@@ -2,11 +2,11 @@
 
 Small states (fewer than ``WIDE_QUBITS`` qubits) run whole programs in one kernel call per batch
 of bindings (parallel over bindings, :mod:`aqrt.engine.kernels.sweeps`: a sweep bound from
-angles has each binding's gate entries made inside the kernel, and its Pauli terms are
-vectorised dot products); wide states run one
-binding at a time, cache-blocked (:mod:`aqrt.engine.blocking`), with kernels parallel over
-amplitudes. States start at |0...0> and have the program's dtype; term values are complex128
-(see :mod:`aqrt.engine.kernels.reductions`), probabilities float64.
+angles has each binding's gate entries made inside the kernel; the Pauli terms of several
+bindings' states are reduced together); wide states run one binding at a time, cache-blocked
+(:mod:`aqrt.engine.blocking`), with kernels parallel over amplitudes. States start at |0...0>
+and have the program's dtype; term values are complex128 (see
+:mod:`aqrt.engine.kernels.reductions`), probabilities float64.
 
 One binding of a small state runs serially, through ``run_basic_program`` when the program has
 only the common ops (see :mod:`aqrt.engine.kernels.interpreter`), so that a first small job
@@ -34,7 +34,6 @@ from .kernels.interpreter import (
 from .kernels.reductions import pauli_values, pauli_values_par, probabilities_par
 from .kernels.registry import apply_op
 from .kernels.sweeps import sweep_probabilities, sweep_term_values
-from .observables import TermLayout, term_layout
 from .ops import CTRL, CX, DIAG, WIDE_QUBITS, BoundProgram, OpArrays
 
 __all__ = [
@@ -218,7 +217,7 @@ def term_values(
         return out
     if program.num_qubits < WIDE_QUBITS:
         _load(SWEEP, program)
-        layout = _layout(x_masks, z_masks, program.num_qubits)
+        imaginary, transform = _term_flags(x_masks, z_masks, program.num_qubits)
         for start, stop in _batches(program):
             _check(cancel)
             out[start:stop] = sweep_term_values(
@@ -226,9 +225,10 @@ def term_values(
                 program.ops.as_tuple(),
                 program.static_buffer,
                 *_sweep_arguments(program, start, stop),
-                layout,
                 x_masks,
                 z_masks,
+                imaginary,
+                transform,
             )
         return out
     for b in range(program.num_bindings):
@@ -294,19 +294,13 @@ def _sweep_arguments(
     return (buffers.shape[1], basic, no_angles, *_NO_RECIPES, buffers)
 
 
-_layouts: dict[tuple[bytes, bytes, int], TermLayout] = {}
-_MAX_LAYOUTS = 64
-
-
-def _layout(x_masks: np.ndarray, z_masks: np.ndarray, num_qubits: int) -> TermLayout:
-    """The terms' layout for the sweep kernel (see ``term_layout``), kept for repeated sweeps."""
-    key = (np.asarray(x_masks).tobytes(), np.asarray(z_masks).tobytes(), num_qubits)
-    layout = _layouts.get(key)
-    if layout is None:
-        if len(_layouts) >= _MAX_LAYOUTS:
-            _layouts.clear()
-        layout = _layouts[key] = term_layout(x_masks, z_masks, num_qubits)
-    return layout
+def _term_flags(x_masks: np.ndarray, z_masks: np.ndarray, num_qubits: int) -> tuple[np.ndarray, bool]:
+    """Per term, whether its value is imaginary (popcount(x & z) odd); and whether the diagonal
+    terms are many enough (more than ``num_qubits / 2``) for one Walsh-Hadamard transform of the
+    probabilities, which costs about that many terms' passes, to give them all."""
+    imaginary = (np.bitwise_count(np.asarray(x_masks) & np.asarray(z_masks)) & 1).astype(np.int64)
+    transform = bool(np.count_nonzero(np.asarray(x_masks) == 0) > max(1, num_qubits // 2))
+    return imaginary, transform
 
 
 def binding_batches(program: BoundProgram) -> list[tuple[int, int]]:
