@@ -11,7 +11,8 @@ from qiskit.circuit import Parameter, ParameterVector
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
 from aqrt.engine import lower_circuit, simulate, warmup
-from aqrt.engine.kernels.sweeps import LANE_BINDINGS, diagonal_values, lane_term_values
+from aqrt.engine.kernels.sweeps import GATE_CODES, LANE_BINDINGS, diagonal_values, lane_term_values, sincos_row
+from aqrt.engine.lowering import SWEEP_GATES
 from aqrt.engine.observables import build_term_table
 from aqrt.engine.sampling import draw_outcomes
 
@@ -229,3 +230,15 @@ def test_plans_are_shared_by_content_only() -> None:
             state = Statevector(qc.assign_parameters(dict(zip(names, values[b], strict=True))))
             expected = [state.expectation_value(SparsePauliOp(label)) for label in ("IIIXZ", "IIIZX")]
             np.testing.assert_allclose(found[b], expected, atol=1e-12)
+
+
+def test_gate_codes_agree_and_sines_are_libms_to_an_ulp() -> None:
+    """lowering (numpy only) and the kernels share the gate codes; the kernel's sin/cos agree with
+    numpy's within about an ulp, past the polynomial's range (libm's) too."""
+    assert {name: code for name, (code, _, _) in SWEEP_GATES.items()} == GATE_CODES
+    rng = np.random.default_rng(0)
+    for angles in (rng.uniform(-40, 40, 4097), np.array([0.0, np.pi, -np.pi / 2, 1e-300, 3e5, -2e6])):
+        cosines, sines = np.empty_like(angles), np.empty_like(angles)
+        sincos_row(angles, cosines, sines)
+        np.testing.assert_allclose(cosines, np.cos(angles), rtol=0, atol=4e-16)
+        np.testing.assert_allclose(sines, np.sin(angles), rtol=0, atol=4e-16)
