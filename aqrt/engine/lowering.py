@@ -22,7 +22,7 @@ from . import gates
 from .noise import CHANNEL_INSTRUCTION, Channel
 from .ops import CTRL, CX, DENSE, DIAG, PERM, BoundProgram, OpArrays, SweepAngles
 
-__all__ = ["LoweredCircuit", "LoweringError", "fused_width", "lower_circuit"]
+__all__ = ["SWEEP_GATES", "LoweredCircuit", "LoweringError", "SweepPlan", "fused_width", "lower_circuit"]
 
 MAX_DENSE_QUBITS = 10  # widest gate applied as a dense matrix; wider gates must be controlled-1q
 _SKIPPED = frozenset({"barrier", "delay", "id", "store"})
@@ -128,7 +128,10 @@ class LoweredCircuit:
     ) -> BoundProgram:
         """The program for ``values`` of shape (bindings, parameters) (columns in ``parameter_names`` order).
 
-        By default gates are fused as production does: up to :func:`fused_width` qubits. A
+        With more than one binding and the default fusion, the program comes from the circuit's
+        :class:`SweepPlan` when it has one: the sweep kernels make its entries from angles
+        (``binding_buffers`` is made only if read). By default gates are fused as production
+        does: up to :func:`fused_width` qubits. A
         given ``max_fused_qubits`` fuses up to that width: greedily, or, with ``fuse_by_cost``,
         only where the cost model says the fused op is cheaper (see ``_fuse``; tests and
         experiments). ``dtype`` (complex128 or complex64) is the precision of the matrices and

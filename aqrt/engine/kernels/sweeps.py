@@ -35,6 +35,9 @@ from .simd import BLOCK_QUBITS, LOW_TARGET_CX, apply_1q_simd, apply_cx_simd
 __all__ = [
     "GATE_CODES",
     "LANE_BINDINGS",
+    "MIN_AMPLITUDES",
+    "SINCOS_LIMIT",
+    "WORK_ITEMS",
     "diagonal_values",
     "fill_binding_row",
     "lane_term_values",
@@ -48,31 +51,31 @@ WORK_ITEMS = 64  # a sweep's bindings are split into at most this many parallel 
 
 # Gate codes of a recipe's factors (see fill_binding_row); angles are column indices of the
 # binding's cosine/sine rows, already scaled (half angles for rotations).
-STATIC = 0  # a static 2x2 (or 4-entry diagonal) from the recipe's constant matrices
-RX = 1  # (theta/2)
-RY = 2  # (theta/2)
-RZ = 3  # (phi/2)
-PHASE = 4  # (lambda)
-U = 5  # (theta/2, phi, lambda)
-U2 = 6  # (phi, lambda)
-R = 7  # (theta/2, phi)
-RZZ = 8  # (theta/2): 2-qubit diagonal
-CPHASE = 9  # (lambda): 2-qubit diagonal diag(1, 1, 1, e^{i lambda})
-CRZ = 10  # (phi/2): 2-qubit diagonal diag(1, e^{-i phi/2}, 1, e^{i phi/2})
+_STATIC = 0  # a static 2x2 (or 4-entry diagonal) from the recipe's constant matrices
+_RX = 1  # (theta/2)
+_RY = 2  # (theta/2)
+_RZ = 3  # (phi/2)
+_PHASE = 4  # (lambda)
+_U = 5  # (theta/2, phi, lambda)
+_U2 = 6  # (phi, lambda)
+_R = 7  # (theta/2, phi)
+_RZZ = 8  # (theta/2): 2-qubit diagonal
+_CPHASE = 9  # (lambda): 2-qubit diagonal diag(1, 1, 1, e^{i lambda})
+_CRZ = 10  # (phi/2): 2-qubit diagonal diag(1, e^{-i phi/2}, 1, e^{i phi/2})
 GATE_CODES = {
-    "rx": RX,
-    "ry": RY,
-    "rz": RZ,
-    "p": PHASE,
-    "u1": PHASE,
-    "u": U,
-    "u3": U,
-    "u2": U2,
-    "r": R,
-    "rzz": RZZ,
-    "cp": CPHASE,
-    "cu1": CPHASE,
-    "crz": CRZ,
+    "rx": _RX,
+    "ry": _RY,
+    "rz": _RZ,
+    "p": _PHASE,
+    "u1": _PHASE,
+    "u": _U,
+    "u3": _U,
+    "u2": _U2,
+    "r": _R,
+    "rzz": _RZZ,
+    "cp": _CPHASE,
+    "cu1": _CPHASE,
+    "crz": _CRZ,
 }
 
 
@@ -165,39 +168,39 @@ def _factor(
 ) -> tuple[complex, complex, complex, complex]:
     """A 1-qubit factor's 2x2 (m00, m01, m10, m11), or a 2-qubit diagonal's four entries."""
     a0 = angles[0]
-    if code == STATIC:
+    if code == _STATIC:
         return constants[a0, 0], constants[a0, 1], constants[a0, 2], constants[a0, 3]
-    if code == RX:
+    if code == _RX:
         c, s = cosines[a0], sines[a0]
         return complex(c, 0.0), complex(0.0, -s), complex(0.0, -s), complex(c, 0.0)
-    if code == RY:
+    if code == _RY:
         c, s = cosines[a0], sines[a0]
         return complex(c, 0.0), complex(-s, 0.0), complex(s, 0.0), complex(c, 0.0)
-    if code == RZ:
+    if code == _RZ:
         c, s = cosines[a0], sines[a0]
         return complex(c, -s), 0j, 0j, complex(c, s)
-    if code == PHASE:
+    if code == _PHASE:
         return 1.0 + 0j, 0j, 0j, _unit(cosines, sines, a0)
-    if code == U:
+    if code == _U:
         c, s = cosines[a0], sines[a0]
         e_phi = _unit(cosines, sines, angles[1])
         e_lam = _unit(cosines, sines, angles[2])
         return complex(c, 0.0), -e_lam * s, e_phi * s, e_phi * e_lam * c
-    if code == U2:
+    if code == _U2:
         r = 1.0 / np.sqrt(2.0)
         e_phi = _unit(cosines, sines, a0)
         e_lam = _unit(cosines, sines, angles[1])
         return complex(r, 0.0), -e_lam * r, e_phi * r, e_phi * e_lam * r
-    if code == R:
+    if code == _R:
         c, s = cosines[a0], sines[a0]
         e_phi = _unit(cosines, sines, angles[1])
         return complex(c, 0.0), -1j * np.conj(e_phi) * s, -1j * e_phi * s, complex(c, 0.0)
-    if code == RZZ:
+    if code == _RZZ:
         c, s = cosines[a0], sines[a0]
         return complex(c, -s), complex(c, s), complex(c, s), complex(c, -s)
-    if code == CPHASE:
+    if code == _CPHASE:
         return 1.0 + 0j, 1.0 + 0j, 1.0 + 0j, _unit(cosines, sines, a0)
-    # CRZ
+    # _CRZ
     c, s = cosines[a0], sines[a0]
     return 1.0 + 0j, complex(c, -s), 1.0 + 0j, complex(c, s)
 
