@@ -29,11 +29,10 @@ from .kernels.interpreter import (
     program_pauli_values,
     run_basic_program,
     run_program,
-    sweep_pauli_values,
-    sweep_probabilities,
 )
 from .kernels.reductions import pauli_values, pauli_values_par, probabilities_par
 from .kernels.registry import OP_KERNELS, OpKernel
+from .kernels.sweeps import sweep_probabilities, sweep_term_values
 from .ops import CTRL, DENSE, DIAG, PERM, OpArrays, entry_count
 from .simulate import is_basic
 
@@ -244,12 +243,18 @@ def _compile_ops(dtype: np.dtype) -> None:
 
 
 def _compile_sweep(dtype: np.dtype) -> None:
-    """Whole programs for many bindings, parallel over bindings."""
+    """Whole programs for many bindings, parallel over bindings (:mod:`.kernels.sweeps`): one
+    signature per dtype serves sweeps bound from angles and from per-binding rows alike."""
     program = _every_row_program(dtype)
-    sweep_pauli_values(
-        _NUM_QUBITS, program.arrays, program.static_buffer, program.binding_buffers, program.masks, program.masks
-    )
-    sweep_probabilities(_NUM_QUBITS, program.arrays, program.static_buffer, program.binding_buffers)
+    rows = np.zeros((2, 0), dtype=dtype)  # binding rows (bindings, entries)
+    angles = np.zeros((2, 0))  # angle table (bindings, columns)
+    recipes = np.zeros((0, 5), dtype=np.int64)
+    factors = np.zeros((0, 4), dtype=np.int64)
+    constants = np.zeros((0, 4), dtype=np.complex128)
+    imaginary = np.zeros(program.masks.shape[0], dtype=np.int64)
+    common = (_NUM_QUBITS, program.arrays, program.static_buffer, 0, False, angles, recipes, factors, constants, rows)
+    sweep_term_values(*common, program.masks, program.masks, imaginary, False)
+    sweep_probabilities(*common)
 
 
 def _compile_wide(dtype: np.dtype) -> None:

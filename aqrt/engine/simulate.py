@@ -24,7 +24,7 @@ from typing import Protocol
 import numpy as np
 
 from .blocking import Group, schedule_groups
-from .kernels import OPS, SMALL, SWEEP, WIDE, ensure_loaded, tier_loaded
+from .kernels import OPS, SMALL, SWEEP, WIDE, dtype_name, ensure_loaded, tier_loaded
 from .kernels.interpreter import (
     apply_group_par,
     program_pauli_values,
@@ -129,12 +129,12 @@ def _serial_values(program: BoundProgram, binding: int, x_masks: np.ndarray, z_m
 
 
 def _load(tier: str, program: BoundProgram) -> None:
-    ensure_loaded(tier, program.dtype.name)
+    ensure_loaded(tier, dtype_name(program.dtype))
 
 
 def _require_loaded(program: BoundProgram) -> None:
     tier = serial_tier(program)
-    dtype = program.dtype.name
+    dtype = dtype_name(program.dtype)
     if not tier_loaded(tier, dtype):
         raise KernelsNotLoaded(tier, dtype)
 

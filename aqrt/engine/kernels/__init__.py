@@ -8,6 +8,8 @@
 - :mod:`.reductions`   Pauli term values and probabilities of a state
 - :mod:`.interpreter`  whole programs per kernel call: ``run_program`` (every op kind),
   ``run_basic_program`` (the common ones), sweeps over bindings, cache-blocked groups
+- :mod:`.sweeps`       sweeps of small states (each binding's gate entries made in the kernel
+  from its angles; the Pauli terms of 8 bindings reduced together)
 - :mod:`.sampling`     shots drawn from probabilities, their bits packed
 - :mod:`.registry`     the op-kernel table (op kind -> kernel, serial and parallel), read by the
   non-jitted dispatcher, the warm-up and the tests
@@ -35,7 +37,7 @@ this module, which imports no numba, records which tiers are loaded in this proc
   diagonal, controlled and one-qubit gates, one binding at a time (a Bell job)
 - ``ops``    ``run_program``: every op kind serially (permutations such as SWAP, dense
   matrices on two or more qubits)
-- ``sweep``  whole programs for many bindings, parallel over bindings
+- ``sweep``  whole programs for many bindings, parallel over bindings (:mod:`.sweeps`)
 - ``wide``   the cache-blocked group kernel, the amplitude-parallel op kernels and reductions
   (states of ``WIDE_QUBITS`` qubits or more)
 - ``noisy``  the trajectory kernels (noisy circuits by Monte Carlo trajectories)

@@ -8,10 +8,9 @@ unpacked in :func:`run_program` only; an op's entries are read from ``static_buf
 - ``run_basic_program``     the same for programs of the common ops only
   (:func:`aqrt.engine.simulate.is_basic`)
 - ``program_pauli_values``  one binding from |0...0>, then every Pauli term's value, serially
-- ``sweep_pauli_values``    the same for many bindings, parallel over bindings
-- ``sweep_probabilities``   |psi_b|^2 for many bindings, parallel over bindings (the engine's
-  sweeps run on :mod:`.sweeps` instead, whose kernels make each binding's entries from its
-  angles; these two stay for the warm-up's ``sweep`` tier until it compiles those)
+
+Sweeps over many bindings run on :mod:`.sweeps` (each binding's gate entries made in the kernel
+from its angles, parallel over bindings).
 - ``apply_group_par``       a group of ops chunk by chunk on a wide state, parallel over chunks
 
 numba caches each kernel's machine code keyed on its own source file: the kernels it calls from
@@ -43,8 +42,6 @@ __all__ = [
     "program_pauli_values",
     "run_basic_program",
     "run_program",
-    "sweep_pauli_values",
-    "sweep_probabilities",
 ]
 
 
@@ -135,38 +132,6 @@ def program_pauli_values(
     """One binding, serially: run the program from |0...0> and return every term's value."""
     state = _state_after(num_qubits, ops, static_buffer, binding_buffer)
     return pauli_values(state, x_masks, z_masks)
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def sweep_pauli_values(
-    num_qubits: int,
-    ops: OpTuple,
-    static_buffer: np.ndarray,
-    binding_buffers: np.ndarray,
-    x_masks: np.ndarray,
-    z_masks: np.ndarray,
-) -> np.ndarray:
-    """For each binding b (row of ``binding_buffers``): run the program from |0...0> and return
-    every Pauli term's value, shape (bindings, terms). Parallel over bindings."""
-    num_bindings = binding_buffers.shape[0]
-    out = np.empty((num_bindings, x_masks.shape[0]), dtype=np.complex128)
-    for b in prange(num_bindings):
-        out[b, :] = program_pauli_values(num_qubits, ops, static_buffer, binding_buffers[b], x_masks, z_masks)
-    return out
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def sweep_probabilities(
-    num_qubits: int, ops: OpTuple, static_buffer: np.ndarray, binding_buffers: np.ndarray
-) -> np.ndarray:
-    """Probabilities |psi_b|^2 of every binding's final state, shape (bindings, 2**n)."""
-    num_bindings = binding_buffers.shape[0]
-    out = np.empty((num_bindings, 1 << num_qubits), dtype=np.float64)
-    for b in prange(num_bindings):
-        state = _state_after(num_qubits, ops, static_buffer, binding_buffers[b])
-        for i in range(state.shape[0]):
-            out[b, i] = state[i].real * state[i].real + state[i].imag * state[i].imag
-    return out
 
 
 @njit(cache=True, nogil=True, parallel=True)
