@@ -297,13 +297,14 @@ def _compile_noisy(dtype: np.dtype) -> None:
 def _compile_sampling(dtype: np.dtype) -> None:
     """Shots drawn from probabilities and packed (:mod:`aqrt.engine.sampling`): float64
     probabilities whatever the state's precision."""
-    from .kernels.sampling import pack_outcomes, probability_total, sorted_outcomes
+    from .kernels.sampling import pack_outcomes, probability_total, sort_draws, sorted_outcomes
 
     probabilities = np.array([[0.5, 0.0, 0.0, 0.5]])[0]  # a row of the (bindings, 2**n) array
     draws = np.array([0.25, 0.75])
     outcomes = np.empty(2, dtype=np.int64)
-    probability_total(probabilities)
-    sorted_outcomes(probabilities, draws, np.argsort(draws), outcomes)
+    order = np.empty(2, dtype=np.int64)
+    sort_draws(draws, probability_total(probabilities), order)
+    sorted_outcomes(probabilities, draws, order, outcomes)
     packed = np.zeros((1, 2, 1), dtype=np.uint8)
     pack_outcomes(outcomes, np.array([0, 1], dtype=np.int64), packed[0])
 

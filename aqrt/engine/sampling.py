@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kernels.sampling import pack_outcomes, probability_total, sorted_outcomes
+from .kernels.sampling import pack_outcomes, probability_total, sort_draws, sorted_outcomes
 
 __all__ = ["draw_outcomes", "pack_outcomes"]
 
@@ -18,7 +18,13 @@ def draw_outcomes(probs: np.ndarray, rng: np.random.Generator, shots: int) -> np
     side="right")`` gives (clamped to the last outcome), bit for bit, but found in one pass over
     ``probs`` with the draws sorted instead of a binary search per draw.
     """
-    draws = rng.random(shots) * probability_total(probs)
+    total = probability_total(probs)
+    draws = rng.random(shots) * total
     outcomes = np.empty(shots, dtype=np.int64)
-    sorted_outcomes(probs, draws, np.argsort(draws), outcomes)
+    order = np.empty(shots, dtype=np.int64)
+    if total > 0.0 and np.isfinite(total):
+        sort_draws(draws, total, order)
+    else:  # no probability mass to spread draws over (a caller's bug): any correct order serves
+        order[:] = np.argsort(draws)
+    sorted_outcomes(probs, draws, order, outcomes)
     return outcomes

@@ -8,7 +8,7 @@ import pytest
 from qiskit.primitives.containers import BitArray
 
 from aqrt.backends.local.reference import _pack
-from aqrt.engine.kernels.sampling import pack_outcomes, probability_total, sorted_outcomes
+from aqrt.engine.kernels.sampling import pack_outcomes, probability_total, sort_draws, sorted_outcomes
 
 
 def _numpy_outcomes(probs: np.ndarray, draws: np.ndarray) -> np.ndarray:
@@ -60,3 +60,29 @@ def test_draw_outcomes_keeps_the_seeded_draws() -> None:
     probs = np.random.default_rng(5).random(1 << 10) ** 3
     expected = _numpy_outcomes(probs, np.random.default_rng(9).random(20_000) * np.cumsum(probs)[-1])
     np.testing.assert_array_equal(draw_outcomes(probs, np.random.default_rng(9), 20_000), expected)
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 7, 1000, 50_000])
+def test_sort_draws_orders_like_argsort(count: int) -> None:
+    """The bucket sort gives an order under which the draws increase, for uniform draws, for
+    repeated values and for draws at the very top of the range (clamped into the last bucket)."""
+    rng = np.random.default_rng(count)
+    total = 0.73
+    draws = rng.random(count) * total
+    if count >= 7:
+        draws[:3] = draws[3]  # ties
+        draws[4] = total  # the top
+        draws[5] = 0.0
+    order = np.empty(count, dtype=np.int64)
+    sort_draws(draws, total, order)
+    assert sorted(order.tolist()) == list(range(count))  # a permutation
+    np.testing.assert_array_equal(draws[order], np.sort(draws))
+
+
+def test_sort_draws_handles_clustered_draws() -> None:
+    """Draws that all fall in a few buckets (not what a uniform generator gives, but legal) are
+    still sorted (by the insertion sort inside each bucket)."""
+    draws = np.concatenate([np.full(300, 0.5), np.linspace(0.5, 0.5000001, 700)[::-1]])
+    order = np.empty(draws.shape[0], dtype=np.int64)
+    sort_draws(draws, 1.0, order)
+    np.testing.assert_array_equal(draws[order], np.sort(draws))

@@ -6,6 +6,8 @@
   taken in increasing order: what ``np.searchsorted(np.cumsum(probs), draws, side="right")``
   gives (clamped to the last outcome), without the cumulative array or a binary search per
   draw (whose random reads into a 2**n array dominate at 20 qubits and more)
+- ``sort_draws``         the order that sorts uniform draws, by a bucket sort in linear time
+  (``np.argsort`` of 100k doubles took 6.8 ms, most of a 20-qubit Sampler job's drawing)
 - ``pack_outcomes``      outcome bits into BitArray bytes (big-endian bytes; clbit 0 is the
   lowest bit of the last byte)
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["pack_outcomes", "probability_total", "sorted_outcomes"]
+__all__ = ["pack_outcomes", "probability_total", "sort_draws", "sorted_outcomes"]
 
 
 @njit(cache=True, nogil=True)
@@ -25,6 +27,39 @@ def probability_total(probs: np.ndarray) -> float:
     for i in range(probs.shape[0]):
         total += probs[i]
     return total
+
+
+@njit(cache=True, nogil=True)
+def sort_draws(draws: np.ndarray, total: float, order: np.ndarray) -> None:
+    """``order`` <- the indices of ``draws`` (values in [0, ``total``]) in increasing order of
+    their values. The draws are uniform, so a bucket per draw holds about one: the indices are
+    spread by bucket (a monotone function of the value), then each bucket is sorted by
+    insertion."""
+    count = draws.shape[0]
+    buckets = max(count, 1)
+    scale = buckets / total
+    starts = np.zeros(buckets + 1, dtype=np.int64)
+    bucket_of = np.empty(count, dtype=np.int64)
+    for k in range(count):
+        bucket = min(max(np.int64(draws[k] * scale), 0), buckets - 1)
+        bucket_of[k] = bucket
+        starts[bucket + 1] += 1
+    for b in range(buckets):
+        starts[b + 1] += starts[b]
+    fill = starts[:-1].copy()
+    for k in range(count):
+        bucket = bucket_of[k]
+        order[fill[bucket]] = k
+        fill[bucket] += 1
+    for b in range(buckets):
+        for i in range(starts[b] + 1, starts[b + 1]):
+            index = order[i]
+            value = draws[index]
+            j = i - 1
+            while j >= starts[b] and draws[order[j]] > value:
+                order[j + 1] = order[j]
+                j -= 1
+            order[j + 1] = index
 
 
 @njit(cache=True, nogil=True)
