@@ -19,6 +19,9 @@ warm-up, which says so when it compiles), except the serial paths (:func:`run_se
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 import numpy as np
@@ -52,6 +55,12 @@ __all__ = [
 ]
 
 _BATCH_AMPLITUDES = 1 << 22  # bindings per kernel call are capped so their states fit in cache/RAM
+# A wide state whose amplitudes are read and dropped (values, probabilities) is kept for the next
+# run of its size, up to this many bytes (24 qubits in complex128): on this project's VM the first
+# touch of fresh pages cost 10-25 ms per 16 MiB, as much as a 20-qubit circuit's gates.
+SCRATCH_STATE_BYTES = 1 << 28
+_scratch_states: dict[tuple[int, str], np.ndarray] = {}
+_scratch_lock = threading.Lock()
 
 
 class Cancel(Protocol):
@@ -88,6 +97,29 @@ def _initial_state(program: BoundProgram) -> np.ndarray:
     state = np.zeros(1 << program.num_qubits, dtype=program.dtype)
     state[0] = 1.0
     return state
+
+
+@contextmanager
+def _scratch_state(program: BoundProgram) -> Iterator[np.ndarray]:
+    """|0...0> for a wide run whose state is read and dropped: the last such state of this size
+    and dtype is reused (zeroed) instead of allocated; one is kept, for the next run."""
+    key = (program.num_qubits, program.dtype.str)
+    with _scratch_lock:
+        state = _scratch_states.pop(key, None)
+        if state is None:
+            _scratch_states.clear()  # another size: let the kept one go before allocating
+    if state is None:
+        state = np.zeros(1 << program.num_qubits, dtype=program.dtype)
+    else:
+        state[:] = 0
+    state[0] = 1.0
+    try:
+        yield state
+    finally:
+        if state.nbytes <= SCRATCH_STATE_BYTES:
+            with _scratch_lock:
+                _scratch_states.clear()
+                _scratch_states[key] = state
 
 
 def is_basic(ops: OpArrays) -> bool:
@@ -232,9 +264,9 @@ def term_values(
             )
         return out
     for b in range(program.num_bindings):
-        state = _initial_state(program)
-        _run_wide(state, program, b, cancel)
-        out[b] = pauli_values_par(state, x_masks, z_masks)
+        with _scratch_state(program) as state:
+            _run_wide(state, program, b, cancel)
+            out[b] = pauli_values_par(state, x_masks, z_masks)
     return out
 
 
@@ -258,9 +290,9 @@ def probabilities(program: BoundProgram, start: int, stop: int, cancel: Cancel |
         )
     out = np.empty((stop - start, 1 << program.num_qubits))
     for b in range(start, stop):
-        state = _initial_state(program)
-        _run_wide(state, program, b, cancel)
-        out[b - start] = probabilities_par(state)
+        with _scratch_state(program) as state:
+            _run_wide(state, program, b, cancel)
+            out[b - start] = probabilities_par(state)
     return out
 
 
