@@ -17,7 +17,7 @@ from numba import njit, prange
 
 from .bits import CHUNK, parity, popcount_parity
 
-__all__ = ["pauli_values", "pauli_values_par", "probabilities_par"]
+__all__ = ["pauli_values", "pauli_values_par", "probabilities_par", "walsh_hadamard"]
 
 WHT_MIN_TERMS = 8  # from this many terms sharing an x mask, a Walsh-Hadamard transform per chunk pays
 
@@ -120,7 +120,7 @@ def pauli_values(state: np.ndarray, x_masks: np.ndarray, z_masks: np.ndarray) ->
 
 
 @njit(cache=True, nogil=True)
-def _walsh_hadamard(buffer: np.ndarray) -> None:
+def walsh_hadamard(buffer: np.ndarray) -> None:
     """In place: buffer[k] <- sum_j buffer[j] (-1)^popcount(j & k)."""
     half = 1
     size = buffer.shape[0]
@@ -166,7 +166,7 @@ def pauli_values_par(state: np.ndarray, x_masks: np.ndarray, z_masks: np.ndarray
                         buffer[j] = a.real * a.real + a.imag * a.imag
                     else:
                         buffer[j] = np.conj(state[(first + j) ^ x]) * a
-                _walsh_hadamard(buffer)
+                walsh_hadamard(buffer)
                 for t in range(group):
                     z = z_masks[order[start + t]]
                     value = buffer[z & (chunk_size - 1)]

@@ -29,7 +29,9 @@ from numba import njit, prange
 
 from ..ops import CTRL, CX, DENSE, DIAG, OpTuple
 from .apply import apply_controlled, apply_cx, apply_diag
+from .bits import parity
 from .interpreter import run_basic_program, run_program
+from .reductions import walsh_hadamard
 from .simd import BLOCK_QUBITS, LOW_TARGET_CX, apply_1q_simd, apply_cx_simd
 
 __all__ = [
@@ -77,30 +79,6 @@ GATE_CODES = {
     "cu1": _CPHASE,
     "crz": _CRZ,
 }
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _parity(value: int) -> int:
-    value ^= value >> 32
-    value ^= value >> 16
-    value ^= value >> 8
-    value ^= value >> 4
-    return (0x6996 >> (value & 0xF)) & 1
-
-
-@njit(cache=True, nogil=True)
-def _walsh_hadamard(buffer: np.ndarray) -> None:
-    """In place: buffer[k] <- sum_j buffer[j] (-1)^popcount(j & k)."""
-    half = 1
-    size = buffer.shape[0]
-    while half < size:
-        for base in range(0, size, 2 * half):
-            for j in range(base, base + half):
-                a = buffer[j]
-                b = buffer[j + half]
-                buffer[j] = a + b
-                buffer[j + half] = a - b
-        half *= 2
 
 
 # -- binding rows from angles ------------------------------------------------------------------------
@@ -367,7 +345,7 @@ def diagonal_values(
     for i in range(state.shape[0]):
         a = state[i]
         probabilities[i] = np.float64(a.real) * np.float64(a.real) + np.float64(a.imag) * np.float64(a.imag)
-    _walsh_hadamard(probabilities)
+    walsh_hadamard(probabilities)
     for t in range(x_masks.shape[0]):
         if x_masks[t] == 0:
             out[t] = complex(probabilities[z_masks[t]], 0.0)
@@ -403,7 +381,7 @@ def lane_term_values(
         acc[:] = 0.0
         if x == 0:
             for i in range(size):
-                sign = 1.0 - 2.0 * _parity(i & z)
+                sign = 1.0 - 2.0 * parity(i & z)
                 re = reals[i]
                 im = imags[i]
                 for lane in range(lanes):
@@ -417,7 +395,7 @@ def lane_term_values(
             odd = imaginary[t] != 0
             for g in range(size >> 1):
                 i = ((g >> high) << (high + 1)) | (g & below)
-                sign = 1.0 - 2.0 * _parity(i & z)
+                sign = 1.0 - 2.0 * parity(i & z)
                 re = reals[i]
                 im = imags[i]
                 partner_re = reals[i ^ x]
