@@ -1,11 +1,12 @@
-"""Index arithmetic shared by the kernels (qubit q is bit q of an amplitude index)."""
+"""Index arithmetic shared by the kernels (qubit q is bit q of an amplitude index), and the
+Walsh-Hadamard transform over it."""
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-__all__ = ["CHUNK", "group_offsets", "insert_zeros", "parity", "permutation_of", "popcount_parity"]
+__all__ = ["CHUNK", "group_offsets", "insert_zeros", "parity", "permutation_of", "popcount_parity", "walsh_hadamard"]
 
 CHUNK = 1 << 12  # amplitudes (or amplitude groups) per parallel work item
 
@@ -64,3 +65,18 @@ def permutation_of(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                 rows[c] = r
                 factors[c] = matrix[r, c]
     return rows, factors
+
+
+@njit(cache=True, nogil=True)
+def walsh_hadamard(buffer: np.ndarray) -> None:
+    """In place: buffer[k] <- sum_j buffer[j] (-1)^popcount(j & k)."""
+    half = 1
+    size = buffer.shape[0]
+    while half < size:
+        for base in range(0, size, 2 * half):
+            for j in range(base, base + half):
+                a = buffer[j]
+                b = buffer[j + half]
+                buffer[j] = a + b
+                buffer[j + half] = a - b
+        half *= 2

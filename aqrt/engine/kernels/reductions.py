@@ -15,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .bits import CHUNK, parity, popcount_parity
+from .bits import CHUNK, parity, popcount_parity, walsh_hadamard
 
-__all__ = ["pauli_values", "pauli_values_par", "probabilities_par", "walsh_hadamard"]
+__all__ = ["pauli_values", "pauli_values_par", "probabilities_par"]
 
 WHT_MIN_TERMS = 8  # from this many terms sharing an x mask, a Walsh-Hadamard transform per chunk pays
 
@@ -117,21 +117,6 @@ def pauli_values(state: np.ndarray, x_masks: np.ndarray, z_masks: np.ndarray) ->
                 values[term] = 2.0j * _signed_sum(imaginary_parts, z, high)
         start = stop
     return values
-
-
-@njit(cache=True, nogil=True)
-def walsh_hadamard(buffer: np.ndarray) -> None:
-    """In place: buffer[k] <- sum_j buffer[j] (-1)^popcount(j & k)."""
-    half = 1
-    size = buffer.shape[0]
-    while half < size:
-        for base in range(0, size, 2 * half):
-            for j in range(base, base + half):
-                a = buffer[j]
-                b = buffer[j + half]
-                buffer[j] = a + b
-                buffer[j + half] = a - b
-        half *= 2
 
 
 @njit(cache=True, nogil=True, parallel=True)

@@ -29,9 +29,8 @@ from numba import njit, prange
 
 from ..ops import CTRL, CX, DENSE, DIAG, OpTuple
 from .apply import apply_controlled, apply_cx, apply_diag
-from .bits import parity
+from .bits import parity, walsh_hadamard
 from .interpreter import run_basic_program, run_program
-from .reductions import walsh_hadamard
 from .simd import BLOCK_QUBITS, LOW_TARGET_CX, apply_1q_simd, apply_cx_simd
 
 __all__ = [
