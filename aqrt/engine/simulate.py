@@ -27,7 +27,7 @@ from typing import Protocol
 import numpy as np
 
 from .blocking import Group, schedule_groups
-from .kernels import OPS, SMALL, SWEEP, WIDE, dtype_name, ensure_loaded, tier_loaded
+from .kernels import OPS, SMALL, SWEEP, WIDE, KernelsNotLoaded, dtype_name, ensure_loaded, tier_loaded
 from .kernels.interpreter import (
     apply_group_par,
     program_pauli_values,
@@ -71,16 +71,6 @@ class Cancel(Protocol):
 
 class EngineCancelled(Exception):
     """The cancel flag was seen between kernel calls."""
-
-
-class KernelsNotLoaded(Exception):
-    """A serial path needs a tier of kernels that this process has not loaded yet; it does not
-    compile them (it may be running on the event loop): run the job on a worker instead."""
-
-    def __init__(self, tier: str, dtype: str) -> None:
-        super().__init__(f"the {tier!r} kernels for {dtype} are not loaded in this process")
-        self.tier = tier
-        self.dtype = dtype
 
 
 def _check(cancel: Cancel | None) -> None:

@@ -10,7 +10,7 @@ inline on :mod:`aqrt.engine.numpy_interpreter` (numpy only: it neither imports n
 for the kernels), and other jobs go to the worker, which loads the tiers they need. Once the
 ``small`` tier is loaded, tiny jobs run inline on the numba serial kernels; an inline job whose
 program needs a tier not loaded yet (a SWAP needs ``ops``) is refused by the engine's serial
-paths before any kernel runs (:class:`~aqrt.engine.simulate.KernelsNotLoaded`), goes to the
+paths before any kernel runs (:class:`~aqrt.engine.kernels.KernelsNotLoaded`), goes to the
 worker instead, where the engine loads the tier its program uses: the loop never compiles.
 
 Nothing loads numba in the background after a numpy job: the engine worker is joined at
@@ -28,7 +28,7 @@ from typing import Any
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
 from ...engine import numpy_interpreter  # noqa: F401  (numpy only: imported here, never on the loop)
-from ...engine.kernels import NOISY, SAMPLING, SMALL, SWEEP, WIDE
+from ...engine.kernels import NOISY, SAMPLING, SMALL, SWEEP, WIDE, KernelsNotLoaded
 from ...engine.ops import WIDE_QUBITS
 from ...job import JobRequest
 from ..base import NOT_INLINE
@@ -128,14 +128,8 @@ def run_if_loaded(run: Callable[[], Any]) -> Any:
     kernels not loaded yet: the job then runs on the worker, where the engine loads that tier."""
     try:
         return run()
-    except Exception as error:
-        # Only the numba engine raises KernelsNotLoaded: when it is not imported (a job on the
-        # numpy interpreter) nothing is imported here, on the loop.
-        simulate = sys.modules.get("aqrt.engine.simulate")
-        refused = getattr(simulate, "KernelsNotLoaded", None)
-        if refused is not None and isinstance(error, refused):
-            return NOT_INLINE
-        raise
+    except KernelsNotLoaded:
+        return NOT_INLINE
 
 
 def _active_qubits(circuit: Any) -> int:

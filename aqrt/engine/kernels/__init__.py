@@ -56,6 +56,7 @@ __all__ = [
     "SWEEP",
     "TIERS",
     "WIDE",
+    "KernelsNotLoaded",
     "dtype_name",
     "ensure_loaded",
     "mark_loaded",
@@ -89,6 +90,18 @@ def dtype_name(dtype: object) -> str:
 
         name = _DTYPE_NAMES[dtype] = np.dtype(dtype).name  # type: ignore[call-overload]
     return name
+
+
+class KernelsNotLoaded(Exception):
+    """A serial path needs a tier of kernels that this process has not loaded yet; it does not
+    compile them (it may be running on the event loop): run the job on a worker instead.
+    Defined here, with no numba import, so that callers on the loop can catch it without
+    importing the engine."""
+
+    def __init__(self, tier: str, dtype: str) -> None:
+        super().__init__(f"the {tier!r} kernels for {dtype} are not loaded in this process")
+        self.tier = tier
+        self.dtype = dtype
 
 
 def tier_loaded(tier: str, dtype: str) -> bool:
