@@ -23,7 +23,19 @@ from typing import Any
 
 import numpy as np
 
-from .kernels import NOISY, OPS, SAMPLING, SMALL, SWEEP, TIERS, WIDE, mark_loaded, set_loader, tier_loaded
+from .kernels import (
+    NOISY,
+    OPS,
+    SAMPLING,
+    SMALL,
+    SWEEP,
+    TIERS,
+    WIDE,
+    dtype_name,
+    mark_loaded,
+    set_loader,
+    tier_loaded,
+)
 from .kernels.interpreter import (
     apply_group_par,
     program_pauli_values,
@@ -84,11 +96,7 @@ def is_warm(dtype: str = "complex128", tiers: Iterable[str] = TIERS) -> bool:
     their requirements are looked up, not recomputed: both are pure functions of the
     arguments. Whether the tiers are loaded is asked every time (nothing is remembered).
     """
-    name = _DTYPE_NAMES.get(dtype) if isinstance(dtype, str) else None
-    if name is None:
-        name = np.dtype(dtype).name
-        if isinstance(dtype, str):
-            _DTYPE_NAMES[dtype] = name
+    name = dtype_name(dtype)
     if isinstance(tiers, tuple):
         ordered = _ORDERED_TIERS.get(tiers)
         if ordered is None:
@@ -101,9 +109,8 @@ def is_warm(dtype: str = "complex128", tiers: Iterable[str] = TIERS) -> bool:
     return True
 
 
-# is_warm's look-ups: dtype spelling -> numpy's name ("complex128"); a tuple of tiers -> those
-# tiers and the tiers they require (valid ones only: _with_requirements raises for the others).
-_DTYPE_NAMES: dict[str, str] = {}
+# is_warm's look-up: a tuple of tiers -> those tiers and the tiers they require (valid ones only:
+# _with_requirements raises for the others).
 _ORDERED_TIERS: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
