@@ -13,7 +13,9 @@ from qiskit.quantum_info import Operator, Pauli, Statevector, random_unitary
 from aqrt.engine import lower_circuit, numpy_interpreter, simulate, warmup
 from aqrt.engine.kernels.interpreter import run_program
 from aqrt.engine.kernels.reductions import pauli_values
-from aqrt.engine.ops import CTRL, CX, DENSE, DIAG, PERM, BoundProgram, OpArrays, entry_count
+from aqrt.engine.ops import CTRL, CX, DENSE, DIAG, PERM, BoundProgram, OpArrays
+
+from .support import random_op
 
 DTYPES = [np.complex128, np.complex64]
 # complex128: a few roundings per op; complex64: single precision over tens of ops
@@ -39,25 +41,6 @@ OP_CASES = [
 def _compiled() -> None:
     for dtype in ("complex128", "complex64"):
         warmup(dtype, ["small", "ops"])
-
-
-def _random_op(kind: int, width: int, n: int, rng: np.random.Generator) -> tuple[int, np.ndarray, np.ndarray, list]:
-    """(kind, qubits, entries, aux) of a random op; entries are not unitary, so that every entry
-    has to land on the right amplitude."""
-    qubits = rng.choice(n, size=width, replace=False).astype(np.int64)
-    size = entry_count(kind, width)
-    entries = rng.normal(size=size) + 1j * rng.normal(size=size)
-    aux = [0, 0]
-    if kind == PERM:
-        d = 1 << width
-        matrix = np.zeros((d, d), dtype=np.complex128)
-        matrix[rng.permutation(d), np.arange(d)] = rng.normal(size=d) + 1j * rng.normal(size=d)
-        entries = matrix.reshape(-1)
-    if kind == CTRL:
-        for q in qubits[1:]:
-            aux[0] |= 1 << int(q)
-            aux[1] |= int(rng.integers(2)) << int(q)
-    return kind, qubits, entries, aux
 
 
 def _program(n: int, ops: list[tuple[int, np.ndarray, np.ndarray, list]], dtype: type) -> BoundProgram:
@@ -101,8 +84,8 @@ def test_every_op_kind_gives_the_numba_kernels_amplitudes(dtype: type) -> None:
     above the SIMD kernels' threshold: numba's run_program's amplitudes, to rounding."""
     rng = np.random.default_rng(5)
     for n in (3, 5, 8):
-        programs = [[_random_op(kind, width, n, rng)] for kind, width in OP_CASES]
-        programs += [[_random_op(*OP_CASES[i], n, rng) for i in rng.integers(len(OP_CASES), size=30)] for _ in range(3)]
+        programs = [[random_op(kind, width, n, rng)] for kind, width in OP_CASES]
+        programs += [[random_op(*OP_CASES[i], n, rng) for i in rng.integers(len(OP_CASES), size=30)] for _ in range(3)]
         for ops in programs:
             program = _program(n, ops, dtype)
             state = _random_state(n, rng, dtype)

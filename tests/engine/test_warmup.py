@@ -25,9 +25,11 @@ from aqrt.backends.local import warmup as local_warmup
 from aqrt.engine import kernels, lower_circuit, simulate, warmup
 from aqrt.engine._warmup import is_warm
 from aqrt.engine.kernels.interpreter import run_basic_program, run_program
-from aqrt.engine.ops import CTRL, CX, DENSE, DIAG, PERM, BoundProgram, OpArrays, entry_count
+from aqrt.engine.ops import CTRL, CX, DENSE, DIAG, PERM, BoundProgram, OpArrays
 from aqrt.job import JobRequest
 from aqrt.options import Options
+
+from .support import random_op
 
 DTYPES = [np.complex128, np.complex64]
 BASIC_CASES = [(DENSE, 1), (PERM, 1), (DIAG, 1), (DIAG, 2), (DIAG, 3), (CTRL, 1), (CTRL, 2), (CTRL, 4), (CX, 2)]
@@ -50,24 +52,6 @@ def _with_swap() -> QuantumCircuit:
     circuit = _bell()
     circuit.swap(0, 1)
     return circuit
-
-
-def _random_op(kind: int, width: int, n: int, rng: np.random.Generator, dtype: type) -> tuple:
-    """(kind, qubits, entries, aux) of a random op (not unitary: every entry must land right)."""
-    qubits = rng.choice(n, size=width, replace=False).astype(np.int64)
-    aux = np.zeros(2, dtype=np.int64)
-    size = entry_count(kind, width)
-    entries = rng.normal(size=size) + 1j * rng.normal(size=size)
-    if kind == PERM:
-        d = 1 << width
-        matrix = np.zeros((d, d), dtype=np.complex128)
-        matrix[rng.permutation(d), np.arange(d)] = rng.normal(size=d) + 1j * rng.normal(size=d)
-        entries = matrix.reshape(-1)
-    if kind == CTRL:
-        for q in qubits[1:]:
-            aux[0] |= 1 << int(q)
-            aux[1] |= int(rng.integers(2)) << int(q)
-    return kind, qubits, np.ascontiguousarray(entries, dtype=dtype), aux
 
 
 def _program(ops: list[tuple], dtype: type) -> tuple[OpArrays, np.ndarray]:
@@ -97,8 +81,8 @@ def test_run_basic_program_gives_what_run_program_gives(dtype: type) -> None:
     rounding of the product; X and Y exactly)."""
     rng = np.random.default_rng(15)
     for n in (4, 7, 10):
-        programs = [[_random_op(kind, width, n, rng, dtype)] for kind, width in BASIC_CASES]
-        programs.append([_random_op(*BASIC_CASES[i], n, rng, dtype) for i in rng.integers(len(BASIC_CASES), size=40)])
+        programs = [[random_op(kind, width, n, rng, dtype)] for kind, width in BASIC_CASES]
+        programs.append([random_op(*BASIC_CASES[i], n, rng, dtype) for i in rng.integers(len(BASIC_CASES), size=40)])
         for ops in programs:
             arrays, static = _program(ops, dtype)
             assert simulate.is_basic(arrays)
@@ -128,7 +112,7 @@ def test_run_basic_program_gives_what_run_program_gives(dtype: type) -> None:
 def test_run_basic_program_refuses_an_op_only_run_program_runs() -> None:
     rng = np.random.default_rng(1)
     for kind, width in ((DENSE, 2), (PERM, 2), (DENSE, 3)):
-        arrays, static = _program([_random_op(kind, width, 4, rng, np.complex128)], np.complex128)
+        arrays, static = _program([random_op(kind, width, 4, rng, np.complex128)], np.complex128)
         assert not simulate.is_basic(arrays)
         with pytest.raises(ValueError, match="only run_program runs"):
             run_basic_program(np.zeros(16, dtype=np.complex128), arrays.as_tuple(), static, np.zeros(0, np.complex128))
