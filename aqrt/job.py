@@ -350,12 +350,7 @@ class Job:
             if self._loop is None:
                 yield from self._until_final().__await__()
             else:
-                future = self._loop.create_future()
-                waiters = self._waiters
-                if waiters is None:
-                    self._waiters = [future]
-                else:
-                    waiters.append(future)  # type: ignore[union-attr]
+                future = self._new_waiter()
                 try:
                     yield from future
                 except BaseException:
@@ -368,14 +363,20 @@ class Job:
         if self._final:
             return _Ready()
         if self._loop is not None:
-            future = self._loop.create_future()
-            if self._waiters is None:
-                self._waiters = []
-            self._waiters.append(future)  # type: ignore[union-attr]
-            return _Waiting(future, self)
+            return _Waiting(self._new_waiter(), self)
         if self._waiters is None:
             self._waiters = anyio.Event()
         return self._waiters.wait()  # type: ignore[union-attr]
+
+    def _new_waiter(self) -> asyncio.Future[None]:
+        """A future on the job's loop, set when the job is final (asyncio only)."""
+        assert self._loop is not None
+        future = self._loop.create_future()
+        if self._waiters is None:
+            self._waiters = [future]
+        else:
+            self._waiters.append(future)  # type: ignore[union-attr]
+        return future
 
     def _outcome(self) -> Any:
         if self._status is JobStatus.DONE:
