@@ -44,8 +44,8 @@ from .kernels.interpreter import (
 )
 from .kernels.reductions import pauli_values, pauli_values_par, probabilities_par
 from .kernels.registry import OP_KERNELS, OpKernel
-from .kernels.sweeps import sweep_probabilities, sweep_term_values
-from .ops import CTRL, DENSE, DIAG, PERM, OpArrays, entry_count
+from .kernels.sweeps import binding_row, sweep_probabilities, sweep_term_values
+from .ops import CTRL, DENSE, DIAG, PERM, SEL, OpArrays, entry_count
 from .simulate import is_basic
 
 __all__ = ["TIERS", "is_warm", "warmup"]
@@ -166,6 +166,8 @@ def _example_entries(kind: int, width: int, dtype: np.dtype) -> np.ndarray:
     """Identity entries of the kind (any values would do: only the types matter)."""
     if kind == DIAG:
         return np.ones(entry_count(DIAG, width), dtype=dtype)
+    if kind == SEL:
+        return np.tile(np.eye(2, dtype=dtype).reshape(-1), 2)
     size = int(np.sqrt(entry_count(kind, width)))
     return np.eye(size, dtype=dtype).reshape(-1)
 
@@ -265,7 +267,8 @@ def _compile_sweep(dtype: np.dtype) -> None:
 
 
 def _compile_wide(dtype: np.dtype) -> None:
-    """The cache-blocked group kernel, the amplitude-parallel rows and reductions."""
+    """The cache-blocked group kernel, the amplitude-parallel rows and reductions, and a wide
+    program's binding entries from angles."""
     _apply_rows(True, dtype)
     program = _every_row_program(dtype)
     no_high = np.zeros(0, dtype=np.int64)  # one chunk: the whole state (the ops use every qubit)
@@ -274,6 +277,11 @@ def _compile_wide(dtype: np.dtype) -> None:
     )
     pauli_values_par(program.state, program.masks, program.masks)
     probabilities_par(program.state)
+    recipes = np.array([[DENSE, 0, 0, 1, 1]], dtype=np.int64)  # one ry from angle column 0
+    row = np.zeros(4, dtype=dtype)
+    binding_row(
+        np.zeros(1), recipes, np.array([[2, 0, 0, 0]], dtype=np.int64), np.zeros((0, 4), dtype=np.complex128), row
+    )
 
 
 def _compile_noisy(dtype: np.dtype) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import gates
 from .noise import CHANNEL_INSTRUCTION, Channel
-from .ops import CTRL, CX, DENSE, DIAG, PERM, BoundProgram, OpArrays, SweepAngles
+from .ops import CTRL, CX, DENSE, DIAG, PERM, SEL, WIDE_QUBITS, BoundProgram, OpArrays, SweepAngles
 
 __all__ = ["SWEEP_GATES", "LoweredCircuit", "LoweringError", "SweepPlan", "fused_width", "lower_circuit"]
 
@@ -128,12 +128,14 @@ class LoweredCircuit:
     ) -> BoundProgram:
         """The program for ``values`` of shape (bindings, parameters) (columns in ``parameter_names`` order).
 
-        With more than one binding and the default fusion, the program comes from the circuit's
-        :class:`SweepPlan` when it has one: the sweep kernels make its entries from angles
-        (``binding_buffers`` is made only if read). By default gates are fused as production
-        does: up to :func:`fused_width` qubits. A
-        given ``max_fused_qubits`` fuses up to that width: greedily, or, with ``fuse_by_cost``,
-        only where the cost model says the fused op is cheaper (see ``_fuse``; tests and
+        With more than one binding, or a wide state (``WIDE_QUBITS`` or more), and the default
+        fusion, the program comes from the circuit's :class:`SweepPlan` when it has one (plans
+        are shared by content, so a new session's circuit finds its plan made): the kernels
+        make its entries from angles (``binding_buffers`` is made only if read). By default
+        gates are fused as production does: up to :func:`fused_width` qubits, and a CX or CZ
+        goes into a select with the 1-qubit gate before it on its target. A given
+        ``max_fused_qubits`` fuses up to that width: greedily, or, with ``fuse_by_cost``, only
+        where the cost model says the fused op is cheaper (see ``_fuse``; tests and
         experiments). ``dtype`` (complex128 or complex64) is the precision of the matrices and
         of the state.
         """
@@ -145,7 +147,8 @@ class LoweredCircuit:
         if self.has_channels:
             raise LoweringError("this circuit holds noise channels: run it on a noisy simulator")
         column = {name: j for j, name in enumerate(self.parameter_names)}
-        if num_bindings > 1 and max_fused_qubits == fused_width(self.num_qubits) and not by_cost:
+        from_plan = num_bindings > 1 or self.num_qubits >= WIDE_QUBITS
+        if from_plan and max_fused_qubits == fused_width(self.num_qubits) and not by_cost:
             plan = self.sweep_plan(np.dtype(dtype))
             if plan is not None:
                 return plan.bind(values, column, self)
@@ -154,7 +157,7 @@ class LoweredCircuit:
             (op.qubits, matrices[j] if j in matrices else self.bound_matrix(op, values, column), op.control)
             for j, op in enumerate(self.ops)
         ]
-        fused = _fuse(bound, max_fused_qubits, by_cost=by_cost)
+        fused = _absorb_controlled_paulis(_fuse(bound, max_fused_qubits, by_cost=by_cost))
         return _pack(self.num_qubits, fused, num_bindings, np.dtype(dtype))
 
     def sweep_plan(self, dtype: np.dtype) -> SweepPlan | None:
@@ -272,6 +275,12 @@ def _evaluate(slot: Any, values: np.ndarray, column: dict[str, int]) -> np.ndarr
 # -- fusion -----------------------------------------------------------------------------------------
 
 Bound = tuple[tuple[int, ...], np.ndarray, "tuple[int, int] | None"]
+# The control of a Bound that is a select (kind SEL): qubits (target, control), matrix the two
+# 2x2s stacked on axis -3 ((2, 2, 2) static, (bindings, 2, 2, 2) per binding).
+_SELECTED = (-1, -1)
+_PAULI_X = np.array([[0, 1], [1, 0]], dtype=np.complex128)
+_PAULI_Z = np.array([[1, 0], [0, -1]], dtype=np.complex128)
+_CZ_DIAGONAL = [1, 1, 1, -1]
 
 
 # Relative cost per amplitude of one op by (kind, width), measured with the serial kernels on a
@@ -371,6 +380,52 @@ def _try_join(
             last_block[q] = target
         return True
     return False
+
+
+def _controlled_pauli(qubits: tuple[int, ...], matrix: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
+    """The ways to read a 2-qubit gate as a controlled Pauli: (target, control, the target's 2x2)
+    for a CX, both orientations of a CZ (symmetric), none for anything else."""
+    if len(qubits) != 2 or matrix.shape != (4, 4):
+        return []
+    pattern = _cx_pattern(matrix, qubits)
+    if pattern is not None:
+        return [(pattern[1], pattern[0], _PAULI_X)]
+    if matrix.tolist() == np.diag(_CZ_DIAGONAL).tolist():
+        return [(qubits[1], qubits[0], _PAULI_Z), (qubits[0], qubits[1], _PAULI_Z)]
+    return []
+
+
+def _absorb_controlled_paulis(ops: list[Bound]) -> list[Bound]:
+    """Each CX or CZ whose target's latest op is a plain 1-qubit op U becomes, with U, one select
+    at the CX's place: U where the control bit is 0, P U where it is 1 (P = X or Z). U moves
+    forward past ops on other qubits only, and the select costs about what U costs (one pass, the
+    same arithmetic), so the controlled gate's own pass over the state is gone."""
+    out: list[Bound | None] = []
+    last: dict[int, int] = {}
+    for qubits, matrix, control in ops:
+        if control is None:
+            for target, control_qubit, pauli in _controlled_pauli(qubits, matrix):
+                j = last.get(target)
+                if j is None:
+                    continue
+                previous = out[j]
+                assert previous is not None
+                if previous[2] is not None or len(previous[0]) != 1:
+                    continue
+                first = previous[1]
+                out[j] = None
+                out.append(((target, control_qubit), np.stack([first, _matmul(pauli, first)], axis=-3), _SELECTED))
+                last[target] = last[control_qubit] = len(out) - 1
+                break
+            else:
+                out.append((qubits, matrix, control))
+                for q in qubits:
+                    last[q] = len(out) - 1
+            continue
+        out.append((qubits, matrix, control))
+        for q in qubits:
+            last[q] = len(out) - 1
+    return [op for op in out if op is not None]
 
 
 def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -477,7 +532,10 @@ def _pack(num_qubits: int, ops: list[Bound], num_bindings: int, dtype: np.dtype)
     for j, (op_qubits, matrix, control) in enumerate(ops):
         widths[j] = len(op_qubits)
         qubits[j, : len(op_qubits)] = op_qubits
-        if control is not None:
+        if control == _SELECTED:
+            kinds[j] = SEL
+            entries = matrix.reshape(*matrix.shape[:-3], 8)
+        elif control is not None:
             kinds[j] = CTRL
             aux[j] = control
             entries = matrix
@@ -489,7 +547,7 @@ def _pack(num_qubits: int, ops: list[Bound], num_bindings: int, dtype: np.dtype)
                 qubits[j, :2] = control_target
                 continue  # reads no matrix entries
             entries = np.diagonal(matrix, axis1=-2, axis2=-1) if kinds[j] == DIAG else matrix
-        if entries.ndim == 3 or (entries.ndim == 2 and kinds[j] == DIAG):
+        if entries.ndim == 3 or (entries.ndim == 2 and kinds[j] in (DIAG, SEL)):
             flat = entries.reshape(num_bindings, int(np.prod(entries.shape[1:])))
             sources[j], offsets[j] = 1, binding_size
             binding_parts.append(flat)
@@ -631,10 +689,21 @@ def _content_key(lowered: LoweredCircuit, dtype: np.dtype) -> tuple[Any, ...] | 
 def _sweep_plan(lowered: LoweredCircuit, dtype: np.dtype) -> SweepPlan | None:
     if lowered.has_channels:
         return None
-    # Fusion as _fuse(ops, 1) does it, on structure: a 1-qubit gate joins the open 1-qubit block
-    # on its qubit; every other gate is a block of its own.
-    blocks: list[list[int]] = []
+    # Fusion as bind() does it, on structure: a 1-qubit gate joins the open 1-qubit block on its
+    # qubit; a CX or CZ closes the open 1-qubit block on its target into a select (as
+    # _absorb_controlled_paulis does), which moves to the CX's place; every other gate is a
+    # block of its own.
+    blocks: list[list[int] | None] = []
+    selects: dict[int, tuple[int, int, np.ndarray]] = {}  # block -> (target, control, Pauli)
     last_block: dict[int, int] = {}
+
+    def open_one_qubit(b: int | None) -> bool:
+        if b is None or b in selects:
+            return False
+        members = blocks[b]
+        assert members is not None
+        return len(lowered.ops[members[0]].qubits) == 1 and lowered.ops[members[0]].control is None
+
     for j, op in enumerate(lowered.ops):
         if op.conjugate or (op.matrix is not None and op.matrix.ndim != 2):
             return None  # the column half of a density matrix; matrices already per binding
@@ -642,19 +711,38 @@ def _sweep_plan(lowered: LoweredCircuit, dtype: np.dtype) -> SweepPlan | None:
             return None
         if op.control is None and len(op.qubits) == 1:
             b = last_block.get(op.qubits[0])
-            if (
-                b is not None
-                and len(lowered.ops[blocks[b][0]].qubits) == 1
-                and lowered.ops[blocks[b][0]].control is None
-            ):
-                blocks[b].append(j)
+            if open_one_qubit(b):
+                assert b is not None
+                members = blocks[b]
+                assert members is not None
+                members.append(j)
+                continue
+        if op.control is None and op.matrix is not None:
+            absorbed = False
+            for target, control_qubit, pauli in _controlled_pauli(op.qubits, op.matrix):
+                b = last_block.get(target)
+                if open_one_qubit(b):
+                    assert b is not None
+                    members = blocks[b]
+                    assert members is not None
+                    blocks[b] = None
+                    blocks.append([*members, j])
+                    selects[len(blocks) - 1] = (target, control_qubit, pauli)
+                    last_block[target] = last_block[control_qubit] = len(blocks) - 1
+                    absorbed = True
+                    break
+            if absorbed:
                 continue
         blocks.append([j])
         for q in op.qubits:
             last_block[q] = len(blocks) - 1
     bound: list[Bound] = []
-    pending: list[tuple[int, list[int], bool]] = []  # (block, gates, diagonal)
-    for b, members in enumerate(blocks):
+    pending: list[tuple[int, list[int], int, np.ndarray | None]] = []  # (op, own gates, recipe kind, Pauli)
+    for b, block in enumerate(blocks):
+        if block is None:
+            continue
+        select = selects.get(b)
+        members = block[:-1] if select is not None else block
         first = lowered.ops[members[0]]
         if all(lowered.ops[j].matrix is not None for j in members):
             matrix = first.matrix
@@ -663,15 +751,25 @@ def _sweep_plan(lowered: LoweredCircuit, dtype: np.dtype) -> SweepPlan | None:
                 gate = lowered.ops[j].matrix
                 assert gate is not None
                 matrix = _matmul(gate, matrix)
-            bound.append((first.qubits, matrix, first.control))
+            if select is not None:
+                target, control_qubit, pauli = select
+                stacked = np.stack([matrix, _matmul(pauli, matrix)], axis=-3)
+                bound.append(((target, control_qubit), stacked, _SELECTED))
+            else:
+                bound.append((first.qubits, matrix, first.control))
             continue
         if first.control is not None:
             return None
+        if select is not None:
+            target, control_qubit, pauli = select
+            bound.append(((target, control_qubit), np.ones((1, 2, 2, 2)), _SELECTED))
+            pending.append((len(bound) - 1, members, SEL, pauli))
+            continue
         diagonal = all(_is_diagonal_factor(lowered.ops[j]) for j in members)
         width = len(first.qubits)
         placeholder = np.eye(1 << width)[None] if diagonal else np.ones((1, 1 << width, 1 << width))
         bound.append((first.qubits, placeholder, None))
-        pending.append((b, members, diagonal))
+        pending.append((len(bound) - 1, members, DIAG if diagonal else DENSE, None))
     template = _pack(lowered.num_qubits, bound, 1, dtype)
     recipes = np.zeros((len(pending), 5), dtype=np.int64)
     factors: list[list[int]] = []
@@ -679,15 +777,15 @@ def _sweep_plan(lowered: LoweredCircuit, dtype: np.dtype) -> SweepPlan | None:
     columns: list[tuple[str, Any, float]] = []
     column_of: dict[tuple[Any, ...], int] = {}
     parameter_column = {name: j for j, name in enumerate(lowered.parameter_names)}
-    for r, (b, members, diagonal) in enumerate(pending):
+    for r, (b, members, kind, controlled) in enumerate(pending):
         if template.ops.sources[b] != 1:
             return None  # placeholder not packed per binding: cannot happen for the kinds above
         recipes[r] = (
-            DIAG if diagonal else DENSE,
+            kind,
             template.ops.offsets[b],
             len(factors),
-            len(members),
-            template.ops.widths[b],
+            len(members) + (controlled is not None),
+            1 if kind == SEL else template.ops.widths[b],
         )
         for j in members:
             op = lowered.ops[j]
@@ -704,6 +802,9 @@ def _sweep_plan(lowered: LoweredCircuit, dtype: np.dtype) -> SweepPlan | None:
                     columns.append(("value", key[1], scale) if key[0] == "value" else ("slot", slot, scale))
                 refs[p] = column_of[key]
             factors.append([code, *refs])
+        if controlled is not None:  # a select's last factor: the controlled gate's target matrix
+            factors.append([_STATIC, len(constants), 0, 0])
+            constants.append(controlled.reshape(4))
     return SweepPlan(
         template=template,
         recipes=recipes,
@@ -742,10 +843,11 @@ def _materialize(sweep: SweepAngles, dtype: np.dtype) -> np.ndarray:
     cos, sin = np.cos(sweep.angles), np.sin(sweep.angles)
     out = np.zeros((num_bindings, sweep.row_width), dtype=np.complex128)
     for kind, offset, first, count, width in sweep.recipes.tolist():
+        own = count - 1 if kind == SEL else count
         m = _factor_entries(sweep, first, cos, sin)
-        for f in range(first + 1, first + count):
+        for f in range(first + 1, first + own):
             a = _factor_entries(sweep, f, cos, sin)
-            if kind == DENSE:
+            if kind != DIAG:
                 m = (
                     a[0] * m[0] + a[1] * m[2],
                     a[0] * m[1] + a[1] * m[3],
@@ -754,6 +856,16 @@ def _materialize(sweep: SweepAngles, dtype: np.dtype) -> np.ndarray:
                 )
             else:
                 m = (a[0] * m[0], a[1] * m[1], a[2] * m[2], a[3] * m[3])
+        if kind == SEL:
+            c = _factor_entries(sweep, first + own, cos, sin)
+            selected = (
+                c[0] * m[0] + c[1] * m[2],
+                c[0] * m[1] + c[1] * m[3],
+                c[2] * m[0] + c[3] * m[2],
+                c[2] * m[1] + c[3] * m[3],
+            )
+            for e in range(4):
+                out[:, offset + 4 + e] = selected[e]
         if kind == DIAG and width == 1:
             out[:, offset] = m[0]
             out[:, offset + 1] = m[3]

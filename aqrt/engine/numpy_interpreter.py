@@ -13,6 +13,7 @@ amplitude index; a k-qubit op's matrix has ``qubits[j]`` as bit j of its row and
 - one-qubit dense and permutation ops: the 2x2 update of each amplitude pair (``apply_1q``'s)
 - CX: the target's amplitude pairs swapped where the control bit is set
 - CTRL: the 2x2 update on the target's pairs where ``(index & mask) == value``
+- SEL: the first 2x2 on the target's pairs where the control bit is 0, the second where it is 1
 - DIAG: ``state[i] *= diag[bits of i at qubits]``
 - dense and permutation ops on k >= 2 qubits: the matrix contracted with the state's k axes
 
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ops import CTRL, CX, DENSE, DIAG, PERM, BoundProgram
+from .ops import CTRL, CX, DENSE, DIAG, PERM, SEL, BoundProgram
 
 __all__ = ["MAX_QUBITS", "final_state", "probabilities", "run_program", "term_values"]
 
@@ -120,6 +121,11 @@ def run_program(state: np.ndarray, program: BoundProgram, binding: int = 0) -> N
         elif kind == CTRL:
             m = buffer[start : start + 4].reshape(2, 2)
             _controlled(state, indices, int(qubits[0]), int(ops.aux[j, 0]), int(ops.aux[j, 1]), m)
+        elif kind == SEL:
+            target, control = int(qubits[0]), int(qubits[1])
+            for value in (0, 1):
+                m = buffer[start + 4 * value : start + 4 * value + 4].reshape(2, 2)
+                _controlled(state, indices, target, 1 << control, value << control, m)
         elif kind in (DENSE, PERM):
             d = 1 << width
             m = buffer[start : start + d * d].reshape(d, d)

@@ -10,7 +10,10 @@ Conventions (shared by lowering, scheduling and every kernel):
   diagonal ops the 2**k diagonal entries, CTRL ops the 2x2 base matrix, CX ops nothing.
 - A CTRL op lists its target first, then its controls; ``aux[j] = (control mask, control value)``
   in global qubit bits: the 2x2 matrix acts where ``(index & mask) == value``. A CX op's qubits
-  are (control, target). ``aux`` is unused (zero) for the other kinds.
+  are (control, target). A SEL op's qubits are (target, control) and its 8 entries two 2x2s,
+  row-major: the one acting on the target's pairs where the control bit is 0, then the one where
+  it is 1 (lowering makes one of a 1-qubit gate followed by a CX or CZ on its qubit, so the
+  controlled gate costs no pass of its own). ``aux`` is unused (zero) for the other kinds.
 
 This module imports only numpy, so :mod:`aqrt.engine.lowering` can use it without numba.
 """
@@ -30,6 +33,7 @@ __all__ = [
     "DIAG",
     "KIND_NAMES",
     "PERM",
+    "SEL",
     "WIDE_QUBITS",
     "BoundProgram",
     "OpArrays",
@@ -43,8 +47,9 @@ DIAG = 1  # diagonal: the entries are the 2**k diagonal entries
 PERM = 2  # one non-zero per row/column (X, CX, SWAP, CCX, Y, ...): dense storage, permuted apply
 CTRL = 3  # multi-controlled 1-qubit gate: 2x2 base matrix; aux = (control mask, control value)
 CX = 4  # controlled-X: qubits = (control, target); no entries are read
+SEL = 5  # one of two 2x2s on the target, picked by a control bit: qubits = (target, control); 8 entries
 
-KIND_NAMES = {DENSE: "dense", DIAG: "diag", PERM: "perm", CTRL: "ctrl", CX: "cx"}
+KIND_NAMES = {DENSE: "dense", DIAG: "diag", PERM: "perm", CTRL: "ctrl", CX: "cx", SEL: "sel"}
 
 WIDE_QUBITS = 17  # from this width on, states run one binding at a time, cache-blocked (aqrt.engine.simulate)
 
@@ -55,6 +60,8 @@ def entry_count(kind: int, width: int) -> int:
         return 0
     if kind == CTRL:
         return 4
+    if kind == SEL:
+        return 8
     if kind == DIAG:
         return 1 << width
     return 1 << (2 * width)
@@ -141,6 +148,11 @@ class BoundProgram:
             assert self._materialize is not None
             self._binding_buffers = self._materialize()
         return self._binding_buffers
+
+    @property
+    def materialized(self) -> bool:
+        """Whether ``binding_buffers`` is made (always, for a program not bound from angles)."""
+        return self._binding_buffers is not None
 
     @property
     def num_ops(self) -> int:

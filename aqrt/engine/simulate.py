@@ -36,8 +36,8 @@ from .kernels.interpreter import (
 )
 from .kernels.reductions import pauli_values, pauli_values_par, probabilities_par
 from .kernels.registry import apply_op
-from .kernels.sweeps import sweep_probabilities, sweep_term_values
-from .ops import CTRL, CX, DIAG, WIDE_QUBITS, BoundProgram, OpArrays
+from .kernels.sweeps import binding_row, sweep_probabilities, sweep_term_values
+from .ops import CTRL, CX, DIAG, SEL, WIDE_QUBITS, BoundProgram, OpArrays
 
 __all__ = [
     "WIDE_QUBITS",
@@ -113,9 +113,10 @@ def _scratch_state(program: BoundProgram) -> Iterator[np.ndarray]:
 
 
 def is_basic(ops: OpArrays) -> bool:
-    """Whether ``run_basic_program`` runs every op of ``ops``: CX, diagonal and controlled ops of
-    any width, dense and permutation ops on one qubit."""
-    return bool(np.all((ops.kinds == CX) | (ops.kinds == DIAG) | (ops.kinds == CTRL) | (ops.widths == 1)))
+    """Whether ``run_basic_program`` runs every op of ``ops``: CX, select, diagonal and controlled
+    ops of any width, dense and permutation ops on one qubit."""
+    kinds = ops.kinds
+    return bool(np.all((kinds == CX) | (kinds == SEL) | (kinds == DIAG) | (kinds == CTRL) | (ops.widths == 1)))
 
 
 def _is_basic(program: BoundProgram) -> bool:
@@ -337,10 +338,21 @@ def _run_wide(state: np.ndarray, program: BoundProgram, binding: int, cancel: Ca
     groups: list[Group] | None = program.cache.get("groups")
     if groups is None:
         groups = program.cache["groups"] = schedule_groups(program)
-    binding_buffer = program.binding_buffers[binding]
+    binding_buffer = _binding_row(program, binding)
     for group in groups:
         _check(cancel)
         if group.standalone:
             apply_op(state, group.ops, 0, program.static_buffer, binding_buffer, parallel=True)
         else:
             apply_group_par(state, group.low, group.high, group.ops.as_tuple(), program.static_buffer, binding_buffer)
+
+
+def _binding_row(program: BoundProgram, binding: int) -> np.ndarray:
+    """The binding's entries: its row of the binding buffers, or, for a program bound from
+    angles whose buffers are not made, the row made from its angles by a kernel."""
+    angles = program.angles
+    if angles is None or program.materialized:
+        return program.binding_buffers[binding]
+    row = np.empty(angles.row_width, dtype=program.dtype)
+    binding_row(angles.angles[binding], angles.recipes, angles.factors, angles.constants, row)
+    return row

@@ -19,11 +19,11 @@ import pytest
 from aqrt.engine import warmup
 from aqrt.engine.kernels.interpreter import run_program
 from aqrt.engine.kernels.registry import OP_KERNELS, OpKernel, apply_op, select
-from aqrt.engine.ops import CTRL, CX, DENSE, DIAG, KIND_NAMES, PERM, OpArrays, entry_count
+from aqrt.engine.ops import CTRL, CX, DENSE, DIAG, KIND_NAMES, PERM, SEL, OpArrays, entry_count
 
 DTYPES = [np.complex128, np.complex64]
 TOLERANCE = {np.complex128: 1e-12, np.complex64: 1e-5}
-WIDTHS = {DENSE: (1, 2, 3, 4), DIAG: (1, 2, 3), PERM: (1, 2, 3), CTRL: (1, 2, 3, 4), CX: (2,)}
+WIDTHS = {DENSE: (1, 2, 3, 4), DIAG: (1, 2, 3), PERM: (1, 2, 3), CTRL: (1, 2, 3, 4), CX: (2,), SEL: (2,)}
 # 1-7 cross the SIMD thresholds (qubit 4 and up); 14 spans several parallel work items
 NUM_QUBITS = (1, 2, 3, 5, 7, 14)
 CASES = [(kind, width) for kind, widths in WIDTHS.items() for width in widths]
@@ -96,6 +96,14 @@ def _random_op(
             for c in range(d):
                 if r >> 1 == c >> 1 == ctrl_state:  # the controls agree and are active
                     matrix[r, c] = base[r & 1, c & 1]
+        return entries, aux, matrix
+    if kind == SEL:  # qubits = (target, control): the first 2x2 on the target (bit 0) where the control (bit 1) is 0
+        pair = exact.reshape(2, 2, 2)
+        matrix = np.zeros((d, d), dtype=np.complex128)
+        for r in range(d):
+            for c in range(d):
+                if r >> 1 == c >> 1:
+                    matrix[r, c] = pair[r >> 1][r & 1, c & 1]
         return entries, aux, matrix
     assert kind == CX  # qubits = (control, target): the target (bit 1) flips where the control (bit 0) is set
     matrix = matrix[:, [c ^ 2 if c & 1 else c for c in range(4)]]

@@ -16,7 +16,7 @@ from qiskit.quantum_info import SparsePauliOp, Statevector
 from aqrt.engine import fused_width, lower_circuit, simulate
 from aqrt.engine.kernels.apply import VECTOR_QUBIT, apply_diag
 from aqrt.engine.observables import build_term_table
-from aqrt.engine.ops import CTRL, CX, DENSE, DIAG, WIDE_QUBITS
+from aqrt.engine.ops import CTRL, CX, DENSE, DIAG, SEL, WIDE_QUBITS
 
 TOLERANCE = {"complex128": 1e-10, "complex64": 2e-5}
 DTYPES = tuple(TOLERANCE)
@@ -113,14 +113,16 @@ def test_the_cost_model_fuses_u_u_cx_on_high_qubits_and_leaves_u_cx_apart() -> N
     assert not (program.ops.kinds == CX).any()
     _assert_state(program, Statevector(circuit).data, "complex128")
 
-    # a cx ladder after the rotations: u then cx costs less apart than as one 4x4
+    # a cx ladder after the rotations: u then cx costs less apart than as one 4x4 (and then
+    # each cx goes into a select with the rotation on its target)
     ladder = QuantumCircuit(n)
     for q in range(n):
         ladder.ry(0.1 * (q + 1), q)
     for q in range(n - 1):
         ladder.cx(q, q + 1)
     program = lower_circuit(ladder).bind(np.zeros((1, 0)), max_fused_qubits=2, fuse_by_cost=True)
-    assert int((program.ops.kinds == CX).sum()) == n - 1
+    assert int((program.ops.kinds == SEL).sum()) == n - 1
+    assert not ((program.ops.kinds == DENSE) & (program.ops.widths == 2)).any()
     _assert_state(program, Statevector(ladder).data, "complex128")
 
 
@@ -215,3 +217,105 @@ def test_bulk_matrices_of_every_formula_gate_match_statevector(dtype: str) -> No
         expected = Statevector(circuit.assign_parameters(binding)).data
         state = simulate.final_state(program, row, parallel=False)
         np.testing.assert_allclose(state, expected, rtol=0, atol=TOLERANCE[dtype])
+
+
+# -- a 1-qubit gate then a CX or CZ on its qubit: one select ---------------------------------------
+
+
+def _ansatz(n: int, layers: int) -> QuantumCircuit:
+    """ry, rz on every qubit, then a cx ladder, per layer (the engine benchmark's wide workload)."""
+    theta = ParameterVector("t", 2 * n * layers)
+    circuit = QuantumCircuit(n)
+    k = 0
+    for _ in range(layers):
+        for q in range(n):
+            circuit.ry(theta[k], q)
+            circuit.rz(theta[k + 1], q)
+            k += 2
+        for q in range(n - 1):
+            circuit.cx(q, q + 1)
+    return circuit
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [3, 6, WIDE_QUBITS])
+def test_every_cx_of_a_ladder_after_rotations_goes_into_a_select(n: int, dtype: str) -> None:
+    circuit = _ansatz(n, 3)
+    values = np.random.default_rng(n).uniform(0, 2 * np.pi, (1, circuit.num_parameters))
+    program = lower_circuit(circuit).bind(values, dtype=dtype)
+    assert int((program.ops.kinds == SEL).sum()) == 3 * (n - 1)
+    assert not (program.ops.kinds == CX).any()
+    assert program.num_ops == 3 * n  # the first qubit's rotations per layer, and a select per other qubit
+    targets_controls = {
+        (int(program.ops.qubits[j, 0]), int(program.ops.qubits[j, 1]))
+        for j in range(program.num_ops)
+        if program.ops.kinds[j] == SEL
+    }
+    assert targets_controls == {(q + 1, q) for q in range(n - 1)}
+    _assert_state(program, Statevector(circuit.assign_parameters(values[0])).data, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_sweep_plan_makes_the_same_selects_as_binding_each_values(dtype: str) -> None:
+    n = 6
+    circuit = _ansatz(n, 2)
+    values = np.random.default_rng(5).uniform(0, 2 * np.pi, (7, circuit.num_parameters))
+    lowered = lower_circuit(circuit)
+    swept = lowered.bind(values, dtype=dtype)
+    assert swept.angles is not None  # the sweep plan, entries made from angles
+    assert int((swept.ops.kinds == SEL).sum()) == 2 * (n - 1)
+    for b in range(values.shape[0]):
+        one = lowered.bind(values[b : b + 1], dtype=dtype)
+        np.testing.assert_array_equal(one.ops.kinds, swept.ops.kinds)
+        np.testing.assert_allclose(swept.binding_buffers[b], one.binding_buffers[0], rtol=0, atol=TOLERANCE[dtype])
+        expected = Statevector(circuit.assign_parameters(values[b])).data
+        _assert_state(one, expected, dtype)
+        np.testing.assert_allclose(
+            simulate.probabilities(swept, b, b + 1)[0], np.abs(expected) ** 2, rtol=0, atol=TOLERANCE[dtype]
+        )
+    labels = ["ZZIIXY", "IIZIII", "XXXXXX"]
+    table = build_term_table([{label: 1.0} for label in labels], n)
+    found = table.combine(simulate.term_values(swept, table.x_masks, table.z_masks))
+    for b in range(values.shape[0]):
+        expected = Statevector(circuit.assign_parameters(values[b]))
+        exact = [expected.expectation_value(SparsePauliOp(label)).real for label in labels]
+        np.testing.assert_allclose(found[b].real, exact, rtol=0, atol=50 * TOLERANCE[dtype])
+
+
+def test_cz_goes_into_a_select_on_either_qubit_and_a_cx_without_a_gate_before_stays() -> None:
+    circuit = QuantumCircuit(5)
+    circuit.h(0)
+    circuit.cx(0, 1)  # nothing on qubit 1 before: stays a CX
+    circuit.ry(0.3, 3)
+    circuit.cz(3, 2)  # nothing on 2 before, a rotation on 3: a select on target 3, control 2
+    circuit.rx(0.7, 4)
+    circuit.rz(0.2, 1)
+    circuit.cx(1, 4)  # rx on 4 before: a select on target 4, control 1 (after the rz on 1)
+    circuit.s(2)
+    circuit.cx(2, 3)  # the select on 3 is closed: stays a CX
+    program = lower_circuit(circuit).bind(np.zeros((1, 0)))
+    kinds = program.ops.kinds.tolist()
+    selects = [
+        (int(program.ops.qubits[j, 0]), int(program.ops.qubits[j, 1]))
+        for j in range(program.num_ops)
+        if kinds[j] == SEL
+    ]
+    assert sorted(selects) == [(3, 2), (4, 1)]
+    assert kinds.count(CX) == 2
+    for dtype in DTYPES:
+        _assert_state(
+            program if dtype == "complex128" else lower_circuit(circuit).bind(np.zeros((1, 0)), dtype=dtype),
+            Statevector(circuit).data,
+            dtype,
+        )
+
+
+def test_a_select_reads_its_control_where_the_cx_stood() -> None:
+    """The rotation moves forward to the CX; a gate on the control between them must act first."""
+    circuit = QuantumCircuit(2)
+    circuit.ry(0.4, 1)
+    circuit.h(0)  # on the control, after the target's rotation and before the CX
+    circuit.cx(0, 1)
+    program = lower_circuit(circuit).bind(np.zeros((1, 0)))
+    assert program.ops.kinds.tolist() == [DENSE, SEL]
+    _assert_state(program, Statevector(circuit).data, "complex128")

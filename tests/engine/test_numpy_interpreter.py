@@ -13,7 +13,7 @@ from qiskit.quantum_info import Operator, Pauli, Statevector, random_unitary
 from aqrt.engine import lower_circuit, numpy_interpreter, simulate, warmup
 from aqrt.engine.kernels.interpreter import run_program
 from aqrt.engine.kernels.reductions import pauli_values
-from aqrt.engine.ops import CTRL, CX, DENSE, DIAG, PERM, BoundProgram, OpArrays
+from aqrt.engine.ops import CTRL, CX, DENSE, DIAG, PERM, SEL, BoundProgram, OpArrays
 
 from .support import random_op
 
@@ -152,7 +152,7 @@ def test_lowered_circuits_give_qiskits_statevector(dtype: type) -> None:
             state = numpy_interpreter.final_state(program)
             assert state.dtype == dtype
             np.testing.assert_allclose(state, Statevector(circuit).data, rtol=0, atol=TOLERANCE[dtype])
-    assert kinds == {CX, DIAG, CTRL, DENSE, PERM}  # every op kind was run
+    assert kinds == {CX, DIAG, CTRL, DENSE, PERM, SEL}  # every op kind was run
 
 
 def _term_masks(labels: list[str]) -> tuple[np.ndarray, np.ndarray]:

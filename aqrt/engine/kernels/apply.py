@@ -9,9 +9,10 @@ Conventions in :mod:`aqrt.engine.kernels`. Every kernel updates ``state`` in pla
 - ``apply_perm``        generalised permutation on k qubits (dense storage, amplitudes moved)
 - ``apply_controlled``  2x2 on a target where (index & control mask) == control value
 - ``apply_cx``          CX(control, target): swaps, no arithmetic
+- ``apply_select``      one of two 2x2s on a target, picked by a control bit
 
-Where the state is a C-contiguous array of at least 32 amplitudes, 1-qubit gates and CX on any
-qubits, and 1-/2-qubit dense and permutation ops and diagonals whose qubits all lie below
+Where the state is a C-contiguous array of at least 32 amplitudes, 1-qubit gates, selects and
+CX on any qubits, and 1-/2-qubit dense and permutation ops and diagonals whose qubits all lie below
 ``BLOCK_QUBITS`` (4), run on :mod:`.simd`'s explicit vector kernels (16 amplitudes per vector):
 pair runs on low qubits are too short for the loops here to vectorise. The loops stay for other
 states and other ops.
@@ -23,9 +24,18 @@ import numpy as np
 from numba import njit
 
 from .bits import group_offsets, insert_zeros, permutation_of
-from .simd import BLOCK_QUBITS, LOW_TARGET_CX, try_1q_simd, try_cx_simd, try_dense_low, try_diag_low
+from .simd import BLOCK_QUBITS, LOW_TARGET_CX, try_1q_simd, try_cx_simd, try_dense_low, try_diag_low, try_select_simd
 
-__all__ = ["apply_1q", "apply_2q", "apply_controlled", "apply_cx", "apply_dense", "apply_diag", "apply_perm"]
+__all__ = [
+    "apply_1q",
+    "apply_2q",
+    "apply_controlled",
+    "apply_cx",
+    "apply_dense",
+    "apply_diag",
+    "apply_perm",
+    "apply_select",
+]
 
 VECTOR_QUBIT = 4  # from this target qubit on, pair runs are long enough for SIMD
 
@@ -226,3 +236,20 @@ def apply_controlled(state: np.ndarray, target: int, control_mask: int, control_
         a1 = state[i1]
         state[i0] = m00 * a0 + m01 * a1
         state[i1] = m10 * a0 + m11 * a1
+
+
+@njit(cache=True, nogil=True)
+def apply_select(state: np.ndarray, target: int, control: int, m0: np.ndarray, m1: np.ndarray) -> None:
+    """2x2 ``m0`` on ``target`` where the ``control`` bit is 0, ``m1`` where it is 1."""
+    if try_select_simd(state, target, control, m0, m1):
+        return
+    low = (1 << target) - 1
+    bit = 1 << target
+    for g in range(state.shape[0] >> 1):
+        i0 = ((g >> target) << (target + 1)) | (g & low)
+        m = m1 if (i0 >> control) & 1 else m0
+        i1 = i0 | bit
+        a0 = state[i0]
+        a1 = state[i1]
+        state[i0] = m[0, 0] * a0 + m[0, 1] * a1
+        state[i1] = m[1, 0] * a0 + m[1, 1] * a1

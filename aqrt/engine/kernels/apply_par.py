@@ -9,6 +9,7 @@ pool); every kernel updates ``state`` in place and matches its serial twin in
 - ``apply_diag_par``        diagonal on k qubits, parallel over amplitudes
 - ``apply_perm_par``        generalised permutation, parallel over chunks of amplitude groups
 - ``apply_controlled_par``  multi-controlled 2x2, parallel over amplitude pairs (CX too)
+- ``apply_select_par``      one of two 2x2s picked by a control bit, parallel over amplitude pairs
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ from numba import njit, prange
 
 from .bits import CHUNK, group_offsets, insert_zeros, permutation_of
 
-__all__ = ["apply_1q_par", "apply_controlled_par", "apply_dense_par", "apply_diag_par", "apply_perm_par"]
+__all__ = [
+    "apply_1q_par",
+    "apply_controlled_par",
+    "apply_dense_par",
+    "apply_diag_par",
+    "apply_perm_par",
+    "apply_select_par",
+]
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -105,3 +113,19 @@ def apply_controlled_par(state: np.ndarray, target: int, control_mask: int, cont
             a1 = state[i1]
             state[i0] = m00 * a0 + m01 * a1
             state[i1] = m10 * a0 + m11 * a1
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def apply_select_par(state: np.ndarray, target: int, control: int, m0: np.ndarray, m1: np.ndarray) -> None:
+    """2x2 ``m0`` on ``target`` where the ``control`` bit is 0, ``m1`` where it is 1, parallel over pairs."""
+    low = (1 << target) - 1
+    bit = 1 << target
+    half = state.shape[0] >> 1
+    for g in prange(half):
+        i0 = ((g >> target) << (target + 1)) | (g & low)
+        m = m1 if (i0 >> control) & 1 else m0
+        i1 = i0 | bit
+        a0 = state[i0]
+        a1 = state[i1]
+        state[i0] = m[0, 0] * a0 + m[0, 1] * a1
+        state[i1] = m[1, 0] * a0 + m[1, 1] * a1

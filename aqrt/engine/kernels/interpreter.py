@@ -21,7 +21,7 @@ recompiles it).
 Why two serial interpreters: numba compiles a function together with every kernel it may call,
 so ``run_program`` costs the compile of every op kernel (the k-qubit dense and permutation ones
 sort their qubits, which alone is seconds cold) before its first op runs. ``run_basic_program``
-calls only the CX, diagonal, controlled and one-qubit kernels, the ops of most small circuits
+calls only the CX, select, diagonal, controlled and one-qubit kernels, the ops of most small circuits
 (Bell, GHZ, rotation layers with CX or CZ): a first job of such a circuit compiles only those.
 It has no jitted wrappers (its callers call ``pauli_values`` on its state themselves): numba
 optimises a function's whole call tree again in every jitted caller, seconds per layer cold.
@@ -32,8 +32,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..ops import CTRL, CX, DENSE, DIAG, PERM, OpTuple
-from .apply import apply_1q, apply_2q, apply_controlled, apply_cx, apply_dense, apply_diag, apply_perm
+from ..ops import CTRL, CX, DENSE, DIAG, PERM, SEL, OpTuple
+from .apply import apply_1q, apply_2q, apply_controlled, apply_cx, apply_dense, apply_diag, apply_perm, apply_select
 from .bits import insert_zeros
 from .reductions import pauli_values
 
@@ -61,6 +61,10 @@ def run_program(state: np.ndarray, ops: OpTuple, static_buffer: np.ndarray, bind
         kind = kinds[j]
         if kind == CX:
             apply_cx(state, op_qubits[0], op_qubits[1])
+        elif kind == SEL:
+            m0 = buffer[start : start + 4].reshape((2, 2))
+            m1 = buffer[start + 4 : start + 8].reshape((2, 2))
+            apply_select(state, op_qubits[0], op_qubits[1], m0, m1)
         elif kind == DIAG:
             apply_diag(state, op_qubits, buffer[start : start + (1 << k)])
         elif kind == CTRL:
@@ -82,7 +86,7 @@ def run_program(state: np.ndarray, ops: OpTuple, static_buffer: np.ndarray, bind
 @njit(cache=True, nogil=True)
 def run_basic_program(state: np.ndarray, ops: OpTuple, static_buffer: np.ndarray, binding_buffer: np.ndarray) -> None:
     """:func:`run_program` for the programs :func:`aqrt.engine.simulate.is_basic` accepts
-    (CX, diagonal and controlled ops, one-qubit matrices), with their kernels only.
+    (CX, select, diagonal and controlled ops, one-qubit matrices), with their kernels only.
 
     Every op goes to the kernel ``run_program`` gives it, except a one-qubit permutation (X, Y,
     fused with phases), which goes to ``apply_controlled`` with no controls: a 2x2 matrix on
@@ -99,6 +103,10 @@ def run_basic_program(state: np.ndarray, ops: OpTuple, static_buffer: np.ndarray
         kind = kinds[j]
         if kind == CX:
             apply_cx(state, op_qubits[0], op_qubits[1])
+        elif kind == SEL:
+            m0 = buffer[start : start + 4].reshape((2, 2))
+            m1 = buffer[start + 4 : start + 8].reshape((2, 2))
+            apply_select(state, op_qubits[0], op_qubits[1], m0, m1)
         elif kind == DIAG:
             apply_diag(state, op_qubits, buffer[start : start + (1 << k)])
         elif kind == CTRL:

@@ -32,9 +32,16 @@ from typing import Any
 
 import numpy as np
 
-from ..ops import CTRL, CX, DENSE, DIAG, KIND_NAMES, PERM, OpArrays, entry_count
-from .apply import apply_1q, apply_2q, apply_controlled, apply_cx, apply_dense, apply_diag, apply_perm
-from .apply_par import apply_1q_par, apply_controlled_par, apply_dense_par, apply_diag_par, apply_perm_par
+from ..ops import CTRL, CX, DENSE, DIAG, KIND_NAMES, PERM, SEL, OpArrays, entry_count
+from .apply import apply_1q, apply_2q, apply_controlled, apply_cx, apply_dense, apply_diag, apply_perm, apply_select
+from .apply_par import (
+    apply_1q_par,
+    apply_controlled_par,
+    apply_dense_par,
+    apply_diag_par,
+    apply_perm_par,
+    apply_select_par,
+)
 
 __all__ = ["OP_KERNELS", "OpKernel", "apply_op", "select"]
 
@@ -60,6 +67,10 @@ def _diagonal(kernel: Any, state: np.ndarray, qubits: np.ndarray, entries: np.nd
 
 def _controlled(kernel: Any, state: np.ndarray, qubits: np.ndarray, entries: np.ndarray, aux: np.ndarray) -> None:
     kernel(state, int(qubits[0]), int(aux[0]), int(aux[1]), entries.reshape(2, 2))
+
+
+def _select(kernel: Any, state: np.ndarray, qubits: np.ndarray, entries: np.ndarray, aux: np.ndarray) -> None:
+    kernel(state, int(qubits[0]), int(qubits[1]), entries[:4].reshape(2, 2), entries[4:].reshape(2, 2))
 
 
 def _cx(kernel: Any, state: np.ndarray, qubits: np.ndarray, entries: np.ndarray, aux: np.ndarray) -> None:
@@ -99,12 +110,14 @@ OP_KERNELS: tuple[OpKernel, ...] = (
     OpKernel(PERM, False, None, apply_perm, _matrix),
     OpKernel(CTRL, False, None, apply_controlled, _controlled),
     OpKernel(CX, False, 2, apply_cx, _cx),
+    OpKernel(SEL, False, 2, apply_select, _select),
     OpKernel(DENSE, True, 1, apply_1q_par, _one_qubit),
     OpKernel(DENSE, True, None, apply_dense_par, _matrix),
     OpKernel(DIAG, True, None, apply_diag_par, _diagonal),
     OpKernel(PERM, True, None, apply_perm_par, _matrix),
     OpKernel(CTRL, True, None, apply_controlled_par, _controlled),
     OpKernel(CX, True, 2, apply_controlled_par, _cx_as_controlled),
+    OpKernel(SEL, True, 2, apply_select_par, _select),
 )
 
 _BY_KEY = {(row.kind, row.parallel, row.width): row for row in OP_KERNELS}

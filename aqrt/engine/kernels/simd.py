@@ -25,6 +25,8 @@ amplitudes (qubits 0..3) held as one vector of 32 reals (re, im interleaved, as 
   below 4 only where ``LOW_TARGET_CX``)
 - ``apply_dense_low``  dense 2**k x 2**k on one or two qubits, all below 4 (coefficients in a small table)
 - ``apply_diag_low``   diagonal on qubits all below 4
+- ``apply_select_simd`` one of two 2x2s on any qubit, picked by a control bit (a 1-qubit gate
+  followed by a controlled Pauli on the same target: CX and CZ cost no pass of their own)
 
 Each needs a C-contiguous complex64/complex128 state of at least 2 * ``BLOCK`` amplitudes. The
 ``try_*`` twins (for jitted callers: :mod:`.apply`) apply the op and return True where the state
@@ -51,10 +53,12 @@ __all__ = [
     "apply_cx_simd",
     "apply_dense_low",
     "apply_diag_low",
+    "apply_select_simd",
     "try_1q_simd",
     "try_cx_simd",
     "try_dense_low",
     "try_diag_low",
+    "try_select_simd",
 ]
 
 BLOCK_QUBITS = 4
@@ -158,6 +162,74 @@ def _pair_loop(
             builder.store(new_y, hi_pointer, align=align)
 
 
+def _insert_zero(builder: ir.IRBuilder, index: ir.Value, position: ir.Value) -> ir.Value:
+    # ``index`` with a 0 bit inserted at ``position`` (the bits from there on move up one)
+    one = ir.Constant(index.type, 1)
+    below = builder.sub(builder.shl(one, position), one)
+    return builder.or_(
+        builder.shl(builder.lshr(index, position), builder.add(position, one)), builder.and_(index, below)
+    )
+
+
+def _fixed_block_loop(
+    context: Any,
+    builder: ir.IRBuilder,
+    state_type: Any,
+    state: ir.Value,
+    bit: ir.Value,
+    value: int,
+    real: ir.Type,
+    align: int,
+    update: Any,
+) -> None:
+    # for each block b whose index has ``value`` at bit ``bit``: x = load; store update(x, b)
+    array = context.make_array(state_type)(context, builder, state)
+    data = builder.bitcast(array.data, ir.VectorType(real, _LANES).as_pointer())
+    index_type = array.nitems.type
+    bit = _as_index(builder, bit, index_type)
+    fixed = builder.shl(ir.Constant(index_type, value), bit)
+    blocks = builder.lshr(array.nitems, ir.Constant(index_type, BLOCK_QUBITS + 1))
+    with cgutils.for_range(builder, blocks) as loop:
+        block = builder.or_(_insert_zero(builder, loop.index, bit), fixed)
+        pointer = builder.gep(data, [block])
+        x = builder.load(pointer, align=align)
+        builder.store(update(x, block), pointer, align=align)
+
+
+def _fixed_pair_loop(
+    context: Any,
+    builder: ir.IRBuilder,
+    state_type: Any,
+    state: ir.Value,
+    span: ir.Value,
+    bit: ir.Value,
+    value: int,
+    real: ir.Type,
+    align: int,
+    update: Any,
+) -> None:
+    # ``_pair_loop`` over the pairs whose block index has ``value`` at bit ``bit`` (!= ``span``) only
+    array = context.make_array(state_type)(context, builder, state)
+    data = builder.bitcast(array.data, ir.VectorType(real, _LANES).as_pointer())
+    index_type = array.nitems.type
+    span = _as_index(builder, span, index_type)
+    bit = _as_index(builder, bit, index_type)
+    distance = builder.shl(ir.Constant(index_type, 1), span)
+    fixed = builder.shl(ir.Constant(index_type, value), bit)
+    lower = builder.select(builder.icmp_unsigned("<", span, bit), span, bit)
+    upper = builder.select(builder.icmp_unsigned("<", span, bit), bit, span)
+    pairs = builder.lshr(array.nitems, ir.Constant(index_type, BLOCK_QUBITS + 2))
+    with cgutils.for_range(builder, pairs) as loop:
+        lo = builder.or_(_insert_zero(builder, _insert_zero(builder, loop.index, lower), upper), fixed)
+        lo_pointer = builder.gep(data, [lo])
+        hi_pointer = builder.gep(data, [builder.add(lo, distance)])
+        x = builder.load(lo_pointer, align=align)
+        y = builder.load(hi_pointer, align=align)
+        new_x, new_y = update(x, y, lo)
+        builder.store(new_x, lo_pointer, align=align)
+        builder.store(new_y, hi_pointer, align=align)
+
+
 def _as_index(builder: ir.IRBuilder, value: ir.Value, index_type: ir.IntType) -> ir.Value:
     if value.type.width < index_type.width:
         return builder.sext(value, index_type)
@@ -226,27 +298,33 @@ def _one_qubit_blocks_typer(typingctx: Any, state: Any, m: Any, qubit: Any) -> A
     real, align = found
 
     def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
-        entries = _matrix_entries(context, builder, signature.args[1], args[1], real)
-        negated = builder.fneg(entries)  # lanes 8..15 of the two-operand shuffles below
-        terms = []
-        for flip in (0, 1):  # partner i ^ (flip << q)
-            plain, signed = [], []
-            for i in range(BLOCK):
-                row = (i >> q) & 1
-                entry = 4 * row + 2 * (row ^ flip)
-                plain += [entry, entry]
-                signed += [8 + entry + 1, entry + 1]  # -Im on the real lane, +Im on the imaginary lane
-            terms.append(
-                (
-                    flip << q,
-                    builder.shuffle_vector(entries, negated, _lane_mask(plain)),
-                    builder.shuffle_vector(entries, negated, _lane_mask(signed)),
-                )
-            )
+        terms = _low_terms(builder, _matrix_entries(context, builder, signature.args[1], args[1], real), q)
         _block_loop(context, builder, signature.args[0], args[0], real, align, lambda x, _: _mixed(builder, x, terms))
         return context.get_dummy_value()
 
     return types.void(state, m, qubit), codegen
+
+
+def _low_terms(builder: ir.IRBuilder, entries: ir.Value, q: int) -> list[tuple[int, ir.Value, ir.Value]]:
+    # A 2x2's lane coefficients on qubit q < 4 for ``_mixed``: (pattern, plain, signed) for the
+    # amplitude itself and its partner i ^ 2**q, shuffled from the 8 entries (and their negations).
+    negated = builder.fneg(entries)  # lanes 8..15 of the two-operand shuffles below
+    terms = []
+    for flip in (0, 1):  # partner i ^ (flip << q)
+        plain, signed = [], []
+        for i in range(BLOCK):
+            row = (i >> q) & 1
+            entry = 4 * row + 2 * (row ^ flip)
+            plain += [entry, entry]
+            signed += [8 + entry + 1, entry + 1]  # -Im on the real lane, +Im on the imaginary lane
+        terms.append(
+            (
+                flip << q,
+                builder.shuffle_vector(entries, negated, _lane_mask(plain)),
+                builder.shuffle_vector(entries, negated, _lane_mask(signed)),
+            )
+        )
+    return terms
 
 
 _one_qubit_blocks: Any = intrinsic(_one_qubit_blocks_typer)  # typed Any: numba's stub counts typingctx as an argument
@@ -306,30 +384,34 @@ def _high_1q_typer(typingctx: Any, state: Any, m: Any, qubit: Any) -> Any:
         coefficients = _uniform_coefficients(
             builder, _matrix_entries(context, builder, signature.args[1], args[1], real)
         )
-
-        def update(x: ir.Value, y: ir.Value, lo: ir.Value) -> tuple[ir.Value, ir.Value]:
-            partners = ((x, _xor_shuffle(builder, x, 1)), (y, _xor_shuffle(builder, y, 1)))
-            rows = []
-            for r in range(2):
-                total = None
-                for c in range(2):
-                    for coefficient, partner in zip(coefficients[r, c], partners[c], strict=True):
-                        total = (
-                            builder.fmul(coefficient, partner)
-                            if total is None
-                            else _fma(builder, coefficient, partner, total)
-                        )
-                rows.append(total)
-            return rows[0], rows[1]
-
         span = builder.sub(args[2], ir.Constant(args[2].type, BLOCK_QUBITS))
-        _pair_loop(context, builder, signature.args[0], args[0], span, real, align, update)
+        _pair_loop(context, builder, signature.args[0], args[0], span, real, align, _pair_update(builder, coefficients))
         return context.get_dummy_value()
 
     return types.void(state, m, qubit), codegen
 
 
 _high_1q: Any = intrinsic(_high_1q_typer)  # typed Any: numba's stub counts typingctx as an argument
+
+
+def _pair_update(builder: ir.IRBuilder, coefficients: dict[tuple[int, int], tuple[ir.Value, ir.Value]]) -> Any:
+    # The update of a pair of blocks (x: the qubit's 0 half, y: its 1 half) by a 2x2's coefficients.
+    def update(x: ir.Value, y: ir.Value, lo: ir.Value) -> tuple[ir.Value, ir.Value]:
+        partners = ((x, _xor_shuffle(builder, x, 1)), (y, _xor_shuffle(builder, y, 1)))
+        rows = []
+        for r in range(2):
+            total = None
+            for c in range(2):
+                for coefficient, partner in zip(coefficients[r, c], partners[c], strict=True):
+                    total = (
+                        builder.fmul(coefficient, partner)
+                        if total is None
+                        else _fma(builder, coefficient, partner, total)
+                    )
+            rows.append(total)
+        return rows[0], rows[1]
+
+    return update
 
 
 def _control_lanes(builder: ir.IRBuilder, control: ir.Value) -> ir.Value:
@@ -434,6 +516,108 @@ def _cx_target_high_typer(typingctx: Any, state: Any, control: Any, target: Any)
 _cx_target_high: Any = intrinsic(_cx_target_high_typer)  # typed Any: numba's stub counts typingctx as an argument
 
 
+def _select_typer_checks(state: Any, m0: Any, m1: Any, control: Any) -> tuple[ir.Type, int] | None:
+    found = _state_types(state)
+    if found is None or not _matrix_ok(m0) or not _matrix_ok(m1) or not isinstance(control, types.Integer):
+        return None
+    return found
+
+
+def _select_low_typer(typingctx: Any, state: Any, m0: Any, m1: Any, control: Any, target: Any) -> Any:
+    """2x2 ``m0`` on the literal ``target`` (< 4) where the ``control`` bit is 0, ``m1`` where it
+    is 1. A control below 4 picks per lane (the coefficients blended once, before the loop); a
+    control from 4 on picks per block: a loop over the blocks with its bit clear (``m0``), then
+    one over those with it set (``m1``)."""
+    found = _select_typer_checks(state, m0, m1, control)
+    if found is None or not isinstance(target, types.IntegerLiteral) or not 0 <= target.literal_value < BLOCK_QUBITS:
+        return None
+    real, align = found
+    t = target.literal_value
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        state_type, state_value, control_value = signature.args[0], args[0], args[3]
+        terms0 = _low_terms(builder, _matrix_entries(context, builder, signature.args[1], args[1], real), t)
+        terms1 = _low_terms(builder, _matrix_entries(context, builder, signature.args[2], args[2], real), t)
+        c = _as_index(builder, control_value, ir.IntType(64))
+        with builder.if_else(builder.icmp_signed(">=", c, ir.Constant(c.type, BLOCK_QUBITS))) as (high, low):
+            with high:
+                bit = builder.sub(c, ir.Constant(c.type, BLOCK_QUBITS))
+                for value, terms in ((0, terms0), (1, terms1)):
+                    _fixed_block_loop(
+                        context,
+                        builder,
+                        state_type,
+                        state_value,
+                        bit,
+                        value,
+                        real,
+                        align,
+                        lambda x, _, terms=terms: _mixed(builder, x, terms),
+                    )
+            with low:
+                bits = _lane_bits(builder, _control_lanes(builder, control_value), real)
+                chosen = [
+                    (pattern, _blend(builder, bits, plain1, plain0), _blend(builder, bits, signed1, signed0))
+                    for (pattern, plain0, signed0), (_, plain1, signed1) in zip(terms0, terms1, strict=True)
+                ]
+                _block_loop(
+                    context, builder, state_type, state_value, real, align, lambda x, _: _mixed(builder, x, chosen)
+                )
+        return context.get_dummy_value()
+
+    return types.void(state, m0, m1, control, target), codegen
+
+
+_select_low: Any = intrinsic(_select_low_typer)  # typed Any: numba's stub counts typingctx as an argument
+
+
+def _select_high_typer(typingctx: Any, state: Any, m0: Any, m1: Any, control: Any, target: Any) -> Any:
+    """As ``_select_low`` for a ``target`` >= 4 (a run-time value): pairs of blocks."""
+    found = _select_typer_checks(state, m0, m1, control)
+    if found is None or not isinstance(target, types.Integer):
+        return None
+    real, align = found
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        state_type, state_value, control_value = signature.args[0], args[0], args[3]
+        first = _uniform_coefficients(builder, _matrix_entries(context, builder, signature.args[1], args[1], real))
+        second = _uniform_coefficients(builder, _matrix_entries(context, builder, signature.args[2], args[2], real))
+        span = builder.sub(args[4], ir.Constant(args[4].type, BLOCK_QUBITS))
+        c = _as_index(builder, control_value, ir.IntType(64))
+        with builder.if_else(builder.icmp_signed(">=", c, ir.Constant(c.type, BLOCK_QUBITS))) as (high, low):
+            with high:
+                bit = builder.sub(c, ir.Constant(c.type, BLOCK_QUBITS))
+                for value, coefficients in ((0, first), (1, second)):
+                    _fixed_pair_loop(
+                        context,
+                        builder,
+                        state_type,
+                        state_value,
+                        span,
+                        bit,
+                        value,
+                        real,
+                        align,
+                        _pair_update(builder, coefficients),
+                    )
+            with low:
+                bits = _lane_bits(builder, _control_lanes(builder, control_value), real)
+                chosen = {
+                    key: (
+                        _blend(builder, bits, second[key][0], first[key][0]),
+                        _blend(builder, bits, second[key][1], first[key][1]),
+                    )
+                    for key in first
+                }
+                _pair_loop(context, builder, state_type, state_value, span, real, align, _pair_update(builder, chosen))
+        return context.get_dummy_value()
+
+    return types.void(state, m0, m1, control, target), codegen
+
+
+_select_high: Any = intrinsic(_select_high_typer)  # typed Any: numba's stub counts typingctx as an argument
+
+
 @njit(cache=True, nogil=True)
 def apply_1q_simd(state: np.ndarray, q: int, m: np.ndarray) -> None:
     """Dense 2x2 ``m`` on qubit ``q``."""
@@ -462,6 +646,21 @@ def apply_cx_simd(state: np.ndarray, control: int, target: int) -> None:
         _cx_target_low(state, control, 2)
     else:
         _cx_target_low(state, control, 3)
+
+
+@njit(cache=True, nogil=True)
+def apply_select_simd(state: np.ndarray, target: int, control: int, m0: np.ndarray, m1: np.ndarray) -> None:
+    """2x2 ``m0`` on ``target`` where the ``control`` bit is 0, ``m1`` where it is 1."""
+    if target >= BLOCK_QUBITS:
+        _select_high(state, m0, m1, control, target)
+    elif target == 0:  # one literal per low target: the lane shuffles are compile-time constants
+        _select_low(state, m0, m1, control, 0)
+    elif target == 1:
+        _select_low(state, m0, m1, control, 1)
+    elif target == 2:
+        _select_low(state, m0, m1, control, 2)
+    else:
+        _select_low(state, m0, m1, control, 3)
 
 
 @njit(cache=True, nogil=True)
@@ -545,6 +744,11 @@ def try_cx_simd(state: np.ndarray, control: int, target: int) -> bool:
     raise NotImplementedError("jitted code only")
 
 
+def try_select_simd(state: np.ndarray, target: int, control: int, m0: np.ndarray, m1: np.ndarray) -> bool:
+    """``apply_select_simd`` if the state allows (jitted callers only), and whether it ran."""
+    raise NotImplementedError("jitted code only")
+
+
 def try_dense_low(state: np.ndarray, qubits: np.ndarray, m: np.ndarray) -> bool:
     """``apply_dense_low`` if the state allows (jitted callers only), and whether it ran."""
     raise NotImplementedError("jitted code only")
@@ -586,6 +790,24 @@ def _try_cx_simd(state: Any, control: Any, target: Any) -> Any:
         if state.shape[0] < 2 * BLOCK:
             return False
         apply_cx_simd(state, control, target)
+        return True
+
+    return run
+
+
+@overload(try_select_simd, jit_options={"nogil": True})
+def _try_select_simd(state: Any, target: Any, control: Any, m0: Any, m1: Any) -> Any:
+    if not _simd_ready(state):
+
+        def declined(state: Any, target: Any, control: Any, m0: Any, m1: Any) -> bool:  # pragma: no cover - compiled
+            return False
+
+        return declined
+
+    def run(state: Any, target: Any, control: Any, m0: Any, m1: Any) -> bool:  # pragma: no cover - compiled
+        if state.shape[0] < 2 * BLOCK:
+            return False
+        apply_select_simd(state, target, control, m0, m1)
         return True
 
     return run
