@@ -66,6 +66,30 @@ class JobRequest:
     options: Options
     session_id: str | None
 
+    @classmethod
+    def _new(
+        cls, job_id: str, program: Program, pubs: Sequence[Any], options: Options, session_id: str | None
+    ) -> JobRequest:
+        """``JobRequest(...)`` with its fields set directly, as the dataclass's ``__init__`` sets
+        them: a frozen dataclass sets each through ``object.__setattr__``, about a microsecond
+        of every job's submission (#14). The constructor is used if the fields ever differ."""
+        if not _DIRECT_FIELDS or cls is not JobRequest:
+            return cls(job_id, program, pubs, options, session_id)
+        request = _new_object(cls)
+        request.__dict__.update(job_id=job_id, program=program, pubs=pubs, options=options, session_id=session_id)
+        return request
+
+
+_new_object = object.__new__
+# Whether JobRequest._new makes what the constructor makes: these five fields, in this order.
+_DIRECT_FIELDS = [field.name for field in dataclasses.fields(JobRequest)] == [
+    "job_id",
+    "program",
+    "pubs",
+    "options",
+    "session_id",
+] and "__post_init__" not in vars(JobRequest)
+
 
 @dataclasses.dataclass(frozen=True)
 class JobMetrics:
@@ -173,30 +197,56 @@ class Job:
     Not constructed by users: ``Estimator.run`` / ``Sampler.run`` return one.
     """
 
-    _progress: Any = None  # a Progress once someone asks for it; a class default costs a job nothing
-    # The validation of the job's PUBs, when its session defers it to the engine worker (see
-    # Scheduler.submit's check); run, then cleared, before the job starts.
-    _pending_check: Callable[[], None] | None = None
-    _warned = False  # whether reading the result checked it for options not applied
-    _final = False  # settled (DONE, ERROR or CANCELLED): read on every wait, cheaper than the status's is_final
-    # What to call once final: a list made by the first add_done_callback (most jobs get none).
-    _done_callbacks: list[Callable[[Job], None]] | None = None
+    # Slots, not a __dict__: thousands of jobs are alive at once, and a job made without a dict
+    # is quicker to make and one object fewer for the garbage collector (#14).
+    __slots__ = (
+        "__weakref__",  # aqrt.sync keeps its jobs in a WeakSet
+        "_backend_name",
+        "_cancel_requested",
+        "_cancel_scope",
+        "_clock",
+        "_created",
+        "_created_epoch",
+        "_done_callbacks",
+        "_error",
+        "_final",
+        "_finished",
+        "_job_id",
+        "_loop",
+        "_pending_check",
+        "_progress",
+        "_request",
+        "_result",
+        "_running",
+        "_status",
+        "_waiters",
+        "_warned",
+    )
 
     def __init__(self, request: JobRequest, *, backend_name: str, clock: Callable[[], float] | None = None) -> None:
         self._request = request
-        self._job_id = JobId(request.job_id)
+        self._job_id: JobId | None = None  # made when first read: most jobs are never asked
         self._backend_name = backend_name
         self._status = JobStatus.QUEUED
+        # Settled (DONE, ERROR or CANCELLED): read on every wait, cheaper than the status's is_final.
+        self._final = False
         self._result: Any = None
         self._error: BaseException | None = None
         # Under asyncio each awaiting task waits on a future of its own (so cancelling one
         # waiter cancels nothing else); under trio they share one event. Made on first wait.
-        self._loop = asyncio._get_running_loop()
+        loop = self._loop = asyncio._get_running_loop()
         self._waiters: list[asyncio.Future[None]] | anyio.Event | None = None
         self._cancel_requested = CancelFlag()  # read by worker threads between work items
         self._cancel_scope: anyio.CancelScope | None = None
+        self._progress: Any = None  # a Progress once someone asks for it
+        # The validation of the job's PUBs, when its session defers it to the engine worker (see
+        # Scheduler.submit's check); run, then cleared, before the job starts.
+        self._pending_check: Callable[[], None] | None = None
+        self._warned = False  # whether reading the result checked it for options not applied
+        # What to call once final: a list made by the first add_done_callback (most jobs get none).
+        self._done_callbacks: list[Callable[[Job], None]] | None = None
         if clock is None:
-            clock = self._loop.time if self._loop is not None else loop_clock()
+            clock = loop.time if loop is not None else loop_clock()
         self._clock = clock
         # Display only (later instants follow the loop clock); made a datetime when read, as
         # datetime.now(UTC) makes it from time.time().
@@ -214,7 +264,10 @@ class Job:
         The value is a :class:`JobId` (a callable ``str``); it is typed ``str`` so that dicts and
         sets of ids stay ``dict[str, ...]`` for type checkers. Typed code reads ``job.job_id``.
         """
-        return self._job_id
+        job_id = self._job_id
+        if job_id is None:
+            job_id = self._job_id = JobId(self._request.job_id)
+        return job_id
 
     @property
     def program(self) -> Program:

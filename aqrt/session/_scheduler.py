@@ -202,10 +202,10 @@ class Scheduler:
         if check == "at_submit":
             for index, pub in enumerate(pubs):
                 backend.validate_pub(program, pub, index)
-        request = JobRequest(
-            job_id=new_job_id(), program=program, pubs=tuple(pubs), options=options, session_id=self.session_id
-        )
-        job = Job(request, backend_name=backend.name)
+        request = JobRequest._new(new_job_id(), program, tuple(pubs), options, self.session_id)
+        # A session's jobs read its loop's clock, one callable for all (job mode's scheduler may
+        # serve several loops: each job there takes its own loop's).
+        job = Job(request, backend_name=backend.name, clock=self._clock if self._supervised else None)
         if check == "before_start":
             job._pending_check = functools.partial(validate_pubs, backend, program, request.pubs)
         if admission is not None:
@@ -437,8 +437,17 @@ class Scheduler:
         """The next job to run, None when nothing may start now. It is marked running by
         settle_inline / run_job, with no await in between (or by the backend itself, for a
         backend with ``reports_job_start``)."""
-        self._apply_clocks()
         queue = self.queue
+        if not queue:
+            self._apply_clocks()
+        elif self.state is not SessionState.EXPIRED:
+            # _apply_clocks with jobs queued (runners call this only then), in short: the expiry
+            # reads the clock, and a session with jobs queued is not idle.
+            expire_after, started_at = self._expire_after, self.started_at
+            if expire_after is not None and started_at is not None and self.now() >= started_at + expire_after:
+                self._expire()
+            else:
+                self.idle_since = None
         while queue and self.state is not SessionState.EXPIRED:
             job = queue.popleft()
             # Only a runner moves a job out of QUEUED, so any other status means it finished

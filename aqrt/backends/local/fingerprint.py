@@ -18,7 +18,11 @@ from qiskit import qpy
 from qiskit.circuit import CONTROL_FLOW_OP_NAMES, Barrier, Delay, Measure, QuantumCircuit, Reset
 from qiskit.circuit.library import get_standard_gate_name_mapping
 
-__all__ = ["circuit_fingerprint"]
+__all__ = ["TEXT_KEY_MAX", "circuit_fingerprint"]
+
+TEXT_KEY_MAX = 256
+"""Characters of description up to which a circuit of standard instructions is keyed by its
+description itself rather than by a digest of it."""
 
 _STANDARD_GATES = get_standard_gate_name_mapping()
 _CLASSICAL = frozenset({*CONTROL_FLOW_OP_NAMES, "store"})
@@ -43,32 +47,69 @@ def circuit_fingerprint(circuit: QuantumCircuit) -> str:
     conditions, expressions and nested blocks are structure a gate-by-gate digest cannot see.
     """
     if not circuit.num_vars:
-        digest = hashlib.blake2b(digest_size=16)
+        digest = _Digest()
         try:
-            _digest_circuit(circuit, digest, top_level=True)
+            text = _digest_circuit(circuit, digest, top_level=True)
         except _Classical:
             pass
         else:
+            if digest.untouched and len(text) <= TEXT_KEY_MAX:
+                # The whole description, standard instructions only and short (a tiny job's
+                # circuit): as exact a key as its digest, without hashing it every job. It
+                # holds a "|", so it never equals a digest's hex.
+                return text
+            digest.update(text.encode())
             return digest.hexdigest()
-    digest = hashlib.blake2b(b"qpy|", digest_size=16)
+    whole = hashlib.blake2b(b"qpy|", digest_size=16)
     buffer = io.BytesIO()
     qpy.dump(circuit.copy(name="fingerprint"), buffer)  # names are often counters ("circuit-47")
-    digest.update(buffer.getvalue())
-    return digest.hexdigest()
+    whole.update(buffer.getvalue())
+    return whole.hexdigest()
 
 
-def _digest_circuit(circuit: QuantumCircuit, digest: Any, *, top_level: bool = False) -> None:
+class _Digest:
+    """A blake2b digest made on its first update: a circuit of standard instructions is described
+    by text alone, which :func:`circuit_fingerprint` may return without hashing it."""
+
+    __slots__ = ("_hash",)
+
+    def __init__(self) -> None:
+        self._hash: Any = None
+
+    @property
+    def untouched(self) -> bool:
+        return self._hash is None
+
+    def update(self, data: bytes) -> None:
+        if self._hash is None:
+            self._hash = hashlib.blake2b(digest_size=16)
+        self._hash.update(data)
+
+    def hexdigest(self) -> str:
+        if self._hash is None:
+            self._hash = hashlib.blake2b(digest_size=16)
+        return str(self._hash.hexdigest())
+
+
+def _digest_circuit(circuit: QuantumCircuit, digest: Any, *, top_level: bool = False) -> str:
+    """Digest ``circuit`` into ``digest``, but for the text describing its last run of standard
+    instructions, which is returned: the caller hashes it (or, for a short circuit of standard
+    instructions only, keys by it)."""
     # Text is gathered and hashed in one update per run of standard gates and instructions
     # (named by name, parameters and bits); any other operation is digested by what it does.
     # Control flow and stores are found here too (no count_ops() first: a tiny job's circuit is
     # digested on every job).
-    qubit_index = _bit_indices(circuit, circuit.qubits, len(circuit))
-    clbit_index = _bit_indices(circuit, circuit.clbits, len(circuit)) if circuit.num_clbits else _NO_BITS
+    # The circuit's CircuitData, iterated as QuantumCircuit.data's wrapper iterates it, without
+    # making the wrapper (half a microsecond of a one-gate circuit's digest, every job).
+    data = circuit._data
+    size = len(data)
+    qubit_index = _bit_indices(circuit, circuit.qubits, size)
+    clbit_index = _bit_indices(circuit, circuit.clbits, size) if circuit.num_clbits else _NO_BITS
     phase = circuit.global_phase
     phase_text = repr(phase) if type(phase) is float else _param_text(phase)
     parts = [f"{circuit.num_qubits},{circuit.num_clbits},{phase_text}|"]
     append = parts.append
-    for instruction in circuit.data:
+    for instruction in data:
         name = instruction.name
         if not instruction.is_standard_gate():
             standard = _STANDARD_INSTRUCTIONS.get(name)
@@ -95,7 +136,7 @@ def _digest_circuit(circuit: QuantumCircuit, digest: Any, *, top_level: bool = F
         append(repr(list(map(clbit_index, clbits))) if clbits else "[]")
     for register in circuit.cregs:
         append(f"{register.name}:{register.size}")
-    digest.update("".join(parts).encode())
+    return "".join(parts)
 
 
 def _bit_indices(circuit: QuantumCircuit, bits: list[Any], instructions: int) -> Callable[[Any], int]:
@@ -126,7 +167,7 @@ def _digest_operation(operation: Any, digest: Any) -> None:
     definition = getattr(operation, "definition", None)
     digest.update(type(operation).__qualname__.encode())
     if definition is not None:
-        _digest_circuit(definition, digest)
+        digest.update(_digest_circuit(definition, digest).encode())
 
 
 def _param_text(value: Any) -> str:

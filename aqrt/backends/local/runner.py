@@ -11,7 +11,9 @@ and its executor's business, not the runner's.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -94,6 +96,9 @@ class LocalJobRunner:
         # (statevector_only) and its run digest each circuit once between them. Replaced whole
         # (one tuple), so a job on the loop and one on the worker thread never mix theirs.
         self._last_fingerprints: tuple[JobRequest, list[str]] | None = None
+        # The prepared circuits the last inline check found (request, cache, circuits): the
+        # inline run that follows it takes them instead of looking each up again.
+        self._last_prepared: tuple[JobRequest, dict[Any, Any], list[PreparedCircuit]] | None = None
         # options_not_applied by options object (a job's snapshot, shared by every job of a
         # primitive while its options stay unchanged), so a job does not compare whole options
         # trees to find its report in options_not_applied's cache of equal options.
@@ -117,13 +122,15 @@ class LocalJobRunner:
             )
         else:
             width = circuit.num_qubits
+            # Within the backend's width and a state that always fits, nothing is too large (the
+            # common case, without _too_large's messages and memory look-up).
             if width > max_qubits or state_bytes(width, bytes_per_amplitude) > ALWAYS_FITS:
                 width = len(active_qubits(circuit))  # only these are simulated
-            too_large = self._too_large(circuit, width, index, max_qubits, bytes_per_amplitude)
-            if too_large is not None:
-                if routes.fits_stabilizer(circuit, program):
-                    return  # stim holds a Clifford circuit of any width
-                raise too_large
+                too_large = self._too_large(circuit, width, index, max_qubits, bytes_per_amplitude)
+                if too_large is not None:
+                    if routes.fits_stabilizer(circuit, program):
+                        return  # stim holds a Clifford circuit of any width
+                    raise too_large
             problem = reference.unsupported_instruction(
                 circuit, allow_final_measurements=program == "sampler", counts=counts
             )
@@ -204,10 +211,14 @@ class LocalJobRunner:
         if self.may_be_noisy(request):
             return False
         keys = self.fingerprints(request)
-        return all(
-            self.prepare(pub.circuit, key, request, cache).method == STATEVECTOR
-            for pub, key in zip(request.pubs, keys, strict=True)
-        )
+        prepared = []
+        for pub, key in zip(request.pubs, keys, strict=True):
+            circuit = self.prepare(pub.circuit, key, request, cache)
+            if circuit.method != STATEVECTOR:
+                return False
+            prepared.append(circuit)
+        self._last_prepared = (request, cache, prepared)
+        return True
 
     def fingerprints(self, request: JobRequest) -> list[str]:
         """The circuit fingerprint of each PUB of ``request``, digested once per request: a job's
@@ -238,14 +249,19 @@ class LocalJobRunner:
         if context.progress is not None and self.engine == "numba" and not serial and model is None:
             return self._run_in_chunks(request, context)
         generators = pub_generators(request)
-        # Inline (serial), the job runs right after run_inline's check digested its circuits; on
-        # a worker they are digested as they run, in case a circuit changed since submission.
+        # Inline (serial), the job runs right after run_inline's check digested its circuits and
+        # prepared them; on a worker they are digested as they run, in case a circuit changed
+        # since submission.
         keys = self.fingerprints(request) if serial else [circuit_fingerprint(pub.circuit) for pub in request.pubs]
+        checked = self._last_prepared
+        known = None
+        if serial and checked is not None and checked[0] is request and checked[1] is context.cache:
+            known = checked[2]
         results = []
         for index, (pub, rng, key) in enumerate(zip(request.pubs, generators, keys, strict=True)):
             if context.cancel_requested.is_set():
                 raise JobCancelledError(f"job {request.job_id} was cancelled", job_id=request.job_id)
-            prepared = self.prepare(pub.circuit, key, request, context.cache)
+            prepared = known[index] if known is not None else self.prepare(pub.circuit, key, request, context.cache)
             # The lowered form is cached per (circuit, optimization level).
             lowered_key = f"{request.options.optimization_level}:{key}"
             try:
@@ -439,8 +455,7 @@ class LocalJobRunner:
                 return reference.estimate_pub(circuit, pub, rng, cancel)
             assert rng is not None  # every sampler PUB draws shots
             return reference.sample_pub(circuit, pub, rng, cancel)
-        from . import engine_pubs  # loads numba; importing aqrt must not
-
+        engine_pubs = _engine_pubs()
         dtype = self._np_dtype
         if prepared.method != STATEVECTOR:
             return self._run_routed(program, prepared, pub, rng, cancel)
@@ -448,3 +463,17 @@ class LocalJobRunner:
             return engine_pubs.estimate_pub(prepared, pub, rng, cancel, context.cache, key, serial=serial, dtype=dtype)
         assert rng is not None
         return engine_pubs.sample_pub(circuit, pub, rng, cancel, context.cache, key, serial=serial, dtype=dtype)
+
+
+def _engine_pubs() -> ModuleType:
+    """:mod:`.engine_pubs`, imported on first use (importing aqrt must not load the engine); a
+    function-level import statement costs about half a microsecond of every tiny job."""
+    module = sys.modules.get(_ENGINE_PUBS)
+    if module is not None:
+        return module
+    from . import engine_pubs
+
+    return engine_pubs
+
+
+_ENGINE_PUBS = __name__.rpartition(".")[0] + ".engine_pubs"
