@@ -21,7 +21,8 @@ The timed span is first submit -> last result; session open/close is outside it.
 time = span / N. Every result of the last repetition is checked against the exact
 ``Statevector`` value (tolerance 1e-12). Each row also reports the process CPU time (every
 thread) of its best run per job, which other processes on shared CPUs inflate less than wall
-time. aqrt's small-state kernels are loaded before anything is timed: the rows are the steady
+time, and the time the garbage collector paused the process in that run, per job. aqrt's
+small-state kernels are loaded before anything is timed: the rows are the steady
 state (a process's first jobs are ``benchmarks/first_run.py``'s subject).
 
 Usage::
@@ -243,20 +244,44 @@ def measure(func: Contender, pub: Any, n: int, repeat: int, warmup: int) -> tupl
     results: list[Any] = []
     _submit_phase.clear()
     _cpu_times.clear()
-    for _ in range(repeat):
-        gc.collect()
-        cpu = time.process_time()
-        elapsed, results = func(pub, n)
-        _cpu_times.append(time.process_time() - cpu)
-        if len(results) != n:
-            raise RuntimeError(f"expected {n} results, got {len(results)}")
-        times.append(elapsed)
+    _gc_pauses.clear()
+    pauses = _GcPauses()
+    gc.callbacks.append(pauses)
+    try:
+        for _ in range(repeat):
+            gc.collect()
+            cpu, paused = time.process_time(), pauses.total
+            elapsed, results = func(pub, n)
+            _cpu_times.append(time.process_time() - cpu)
+            _gc_pauses.append(pauses.total - paused)
+            if len(results) != n:
+                raise RuntimeError(f"expected {n} results, got {len(results)}")
+            times.append(elapsed)
+    finally:
+        gc.callbacks.remove(pauses)
     return times, results
 
 
 # CPU seconds of the whole process (every thread) per timed run of measure(), session open and
 # close included: less sensitive than wall time to other processes sharing the CPUs.
 _cpu_times: list[float] = []
+# Seconds the garbage collector paused the process per timed run of measure() (thousands of
+# live jobs and results make its collections longer: part of the per-job cost).
+_gc_pauses: list[float] = []
+
+
+class _GcPauses:
+    """A ``gc.callbacks`` entry that sums the seconds of every collection (any generation)."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.total += time.perf_counter() - self._started
 
 
 def machine_facts() -> dict[str, Any]:
@@ -341,6 +366,7 @@ def run_benchmark(n: int, repeat: int, warmup: int) -> dict[str, Any]:
                 )
             submit_phase = list(_submit_phase)
             cpu_times = list(_cpu_times)
+            gc_pauses = list(_gc_pauses)
             rows.append(
                 {
                     "circuit": circuit_name,
@@ -352,6 +378,8 @@ def run_benchmark(n: int, repeat: int, warmup: int) -> dict[str, Any]:
                     "median_us": statistics.median(times) / n * 1e6,
                     "cpu_s": cpu_times,
                     "cpu_best_us": min(cpu_times) / n * 1e6,
+                    "gc_s": gc_pauses,
+                    "gc_of_best_us": gc_pauses[times.index(min(times))] / n * 1e6,  # in the best run
                     "ev": float(evs[0]),
                     "exact": exact,
                     "max_deviation": deviation,
@@ -409,7 +437,7 @@ def format_report(facts: dict[str, Any], config: dict[str, Any], outcome: dict[s
     ]
     header = (
         f"{'circuit':<8}{'contender':<30}{'best µs/job':>12}{'median µs/job':>15}"
-        f"{'jobs/s (best)':>15}{'x aqrt best':>13}{'x aqrt med':>12}{'cpu µs/job':>12}{'ev':>8}"
+        f"{'jobs/s (best)':>15}{'x aqrt best':>13}{'x aqrt med':>12}{'cpu µs/job':>12}{'gc µs/job':>11}{'ev':>8}"
     )
     lines += [header, "-" * len(header)]
     previous = None
@@ -420,9 +448,10 @@ def format_report(facts: dict[str, Any], config: dict[str, Any], outcome: dict[s
         lines.append(
             f"{row['circuit']:<8}{row['contender']:<30}{row['best_us']:>12.1f}{row['median_us']:>15.1f}"
             f"{1e6 / row['best_us']:>15.0f}{row['ratio_vs_aqrt_best']:>12.2f}x{row['ratio_vs_aqrt_median']:>11.2f}x"
-            f"{row['cpu_best_us']:>12.1f}{row['ev']:>8.3f}"
+            f"{row['cpu_best_us']:>12.1f}{row['gc_of_best_us']:>11.1f}{row['ev']:>8.3f}"
         )
     lines.append("cpu µs/job: process CPU time (every thread) of the best run / N, session open and close included")
+    lines.append("gc µs/job: time the garbage collector paused the process during the best run / N")
     lines.append("")
     for circuit in dict.fromkeys(r["circuit"] for r in outcome["rows"]):
         for row in outcome["rows"]:
