@@ -19,8 +19,12 @@ def pub_generators(request: JobRequest) -> list[np.random.Generator | None]:
 
     Exact Estimator PUBs draw nothing, so a job of only those skips the (costly) entropy draw.
     """
-    needs_randomness = request.program == "sampler" or any(pub.precision for pub in request.pubs)
-    if not needs_randomness:
-        return [None] * len(request.pubs)
-    children = np.random.SeedSequence(request.options.seed).spawn(len(request.pubs))
+    pubs = request.pubs
+    if request.program != "sampler":
+        for pub in pubs:  # a loop, not any() over a generator: asked for every job
+            if pub.precision:
+                break
+        else:
+            return [None] * len(pubs)
+    children = np.random.SeedSequence(request.options.seed).spawn(len(pubs))
     return [np.random.default_rng(child) for child in children]
