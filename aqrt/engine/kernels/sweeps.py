@@ -13,6 +13,10 @@ Conventions in :mod:`aqrt.engine.kernels` (op format in :mod:`aqrt.engine.ops`).
   over bindings
 - ``sweep_probabilities``   the same, |psi_b|^2
 
+Small programs of the common ops (``basic``) run on lane states (:mod:`.lanes`): the states of
+``LANE_BINDINGS`` bindings side by side, each gate applied to all of them at once; other
+programs run binding by binding on the serial kernels, their final states copied into lanes.
+
 Why lanes. A term (x, z) is sum_i s(i) conj(psi[i ^ x]) psi[i], s(i) = (-1)^popcount(i & z): on
 one state, psi[i ^ x] is a gather (bits 0..3 of x permute amplitudes inside every vector), and
 a 256-amplitude state gives the vector loops little to run. With the final states of
@@ -29,8 +33,9 @@ from numba import njit, prange
 
 from ..ops import CTRL, CX, DENSE, DIAG, SEL, OpTuple
 from .apply import apply_controlled, apply_cx, apply_diag
-from .bits import parity, walsh_hadamard
+from .bits import walsh_hadamard
 from .interpreter import run_basic_program, run_program
+from .lanes import LANES, lane_term, run_lanes
 from .simd import BLOCK_QUBITS, LOW_TARGET_CX, apply_1q_simd, apply_cx_simd, apply_select_simd
 
 __all__ = [
@@ -320,12 +325,81 @@ def _prepare(
 ) -> None:
     """A binding's entries into ``row`` (``given``, its row of a program's binding buffers, if
     not empty; then its recipes' from its angles), and ``state`` reset to |0...0>."""
+    _fill_row(row, given, angles, cosines, sines, recipes, factors, constants)
+    state[:] = 0.0
+    state[0] = 1.0
+
+
+@njit(cache=True, nogil=True)
+def _fill_row(
+    row: np.ndarray,
+    given: np.ndarray,
+    angles: np.ndarray,
+    cosines: np.ndarray,
+    sines: np.ndarray,
+    recipes: np.ndarray,
+    factors: np.ndarray,
+    constants: np.ndarray,
+) -> None:
     if given.shape[0] > 0:
         row[:] = given
     sincos_row(angles, cosines, sines)
     fill_binding_row(row, cosines, sines, recipes, factors, constants)
-    state[:] = 0.0
-    state[0] = 1.0
+
+
+@njit(cache=True, nogil=True)
+def _lane_rows(
+    first: int,
+    lanes: int,
+    row: np.ndarray,
+    rows: np.ndarray,
+    angles: np.ndarray,
+    cosines: np.ndarray,
+    sines: np.ndarray,
+    recipes: np.ndarray,
+    factors: np.ndarray,
+    constants: np.ndarray,
+    rows_re: np.ndarray,
+    rows_im: np.ndarray,
+) -> None:
+    """Bindings first..first+lanes-1's entries as lanes (a lane past ``lanes`` repeats the last)."""
+    for lane in range(LANES):
+        b = first + min(lane, lanes - 1)
+        _fill_row(row, rows[b], angles[b], cosines, sines, recipes, factors, constants)
+        for e in range(row.shape[0]):
+            rows_re[e, lane] = row[e].real
+            rows_im[e, lane] = row[e].imag
+
+
+@njit(cache=True, nogil=True)
+def _run_lanes_from_zero(
+    reals: np.ndarray,
+    imags: np.ndarray,
+    ops: OpTuple,
+    static_buffer: np.ndarray,
+    rows_re: np.ndarray,
+    rows_im: np.ndarray,
+    cr: np.ndarray,
+    ci: np.ndarray,
+) -> None:
+    """The lane states reset to |0...0>, then the program (a function of its own: inlined into
+    a prange body, the same loops ran ~5x slower)."""
+    reals[:] = 0.0
+    imags[:] = 0.0
+    reals[0, :] = 1.0
+    run_lanes(reals, imags, ops, static_buffer, rows_re, rows_im, cr, ci)
+
+
+@njit(cache=True, nogil=True)
+def _coefficient_rows(ops: OpTuple) -> int:
+    """Rows of ``run_lanes``' coefficient scratch for ``ops``: 8, or a wide diagonal's 2**k."""
+    kinds = ops[0]
+    widths = ops[2]
+    rows = 8
+    for j in range(kinds.shape[0]):
+        if kinds[j] == DIAG:
+            rows = max(rows, 1 << widths[j])
+    return rows
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -343,14 +417,39 @@ def sweep_probabilities(
 ) -> np.ndarray:
     """Probabilities |psi_b|^2 of every binding's final state, shape (bindings, 2**n)."""
     num_bindings = angles.shape[0]
-    out = np.empty((num_bindings, 1 << num_qubits), dtype=np.float64)
+    size = 1 << num_qubits
+    out = np.empty((num_bindings, size), dtype=np.float64)
     per_chunk = _chunk_size(num_bindings)
+    if basic:  # whole lane groups per work item
+        per_chunk = LANES * ((per_chunk + LANES - 1) // LANES)
+    coefficient_rows = _coefficient_rows(ops)
     for chunk in prange((num_bindings + per_chunk - 1) // per_chunk):
         row = np.empty(row_width, dtype=static_buffer.dtype)
         cosines = np.empty(angles.shape[1])
         sines = np.empty(angles.shape[1])
-        state = np.empty(1 << num_qubits, dtype=static_buffer.dtype)
-        for b in range(chunk * per_chunk, min(num_bindings, (chunk + 1) * per_chunk)):
+        stop = min(num_bindings, (chunk + 1) * per_chunk)
+        if basic:
+            real = static_buffer.real.dtype
+            reals = np.empty((size, LANES), dtype=real)
+            imags = np.empty((size, LANES), dtype=real)
+            rows_re = np.empty((row_width, LANES), dtype=real)
+            rows_im = np.empty((row_width, LANES), dtype=real)
+            cr = np.empty((coefficient_rows, LANES), dtype=real)
+            ci = np.empty((coefficient_rows, LANES), dtype=real)
+            for first in range(chunk * per_chunk, stop, LANES):
+                lanes = min(LANES, stop - first)
+                _lane_rows(
+                    first, lanes, row, rows, angles, cosines, sines, recipes, factors, constants, rows_re, rows_im
+                )
+                _run_lanes_from_zero(reals, imags, ops, static_buffer, rows_re, rows_im, cr, ci)
+                for lane in range(lanes):
+                    for i in range(size):
+                        re = np.float64(reals[i, lane])
+                        im = np.float64(imags[i, lane])
+                        out[first + lane, i] = re * re + im * im
+            continue
+        state = np.empty(size, dtype=static_buffer.dtype)
+        for b in range(chunk * per_chunk, stop):
             _prepare(state, row, rows[b], angles[b], cosines, sines, recipes, factors, constants)
             _run(state, ops, static_buffer, row, basic)
             for i in range(state.shape[0]):
@@ -358,7 +457,28 @@ def sweep_probabilities(
     return out
 
 
-LANE_BINDINGS = 8  # bindings whose final states are reduced together, as lanes of one vector
+LANE_BINDINGS = LANES  # bindings whose final states are reduced together, as lanes of one vector
+
+
+@njit(cache=True, nogil=True)
+def _diagonal_lane_values(
+    reals: np.ndarray,
+    imags: np.ndarray,
+    lane: int,
+    probabilities: np.ndarray,
+    x_masks: np.ndarray,
+    z_masks: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """:func:`diagonal_values` of lane ``lane``'s state."""
+    for i in range(reals.shape[0]):
+        re = np.float64(reals[i, lane])
+        im = np.float64(imags[i, lane])
+        probabilities[i] = re * re + im * im
+    walsh_hadamard(probabilities)
+    for t in range(x_masks.shape[0]):
+        if x_masks[t] == 0:
+            out[t] = complex(probabilities[z_masks[t]], 0.0)
 
 
 @njit(cache=True, nogil=True)
@@ -388,7 +508,8 @@ def lane_term_values(
     out: np.ndarray,
 ) -> None:
     """Every term's value for ``lanes`` states held as lanes: ``reals[i, l]``, ``imags[i, l]``
-    are amplitude i of state l; ``out[l, t]`` gets term t's value on state l.
+    (``LANE_BINDINGS`` columns) are amplitude i of state l; ``out[l, t]`` gets term t's value
+    on state l (each term one :func:`~.lanes.lane_term` over all lanes).
 
     Row i ^ x of a lane array is a contiguous vector, so a term costs no gather: per pair
     (i, i ^ x) (i with x's highest bit clear) one signed multiply-add per lane, of
@@ -396,42 +517,13 @@ def lane_term_values(
     popcount(x & z) odd), twice; diagonal terms (x = 0) sum the signed probabilities, unless
     ``transform`` (then the caller has their values: :func:`diagonal_values`).
     """
-    size = reals.shape[0]
-    acc = np.empty(lanes)
+    acc = np.empty(LANES)
     for t in range(x_masks.shape[0]):
         x = x_masks[t]
-        z = z_masks[t]
         if x == 0 and transform:
             continue
-        acc[:] = 0.0
-        if x == 0:
-            for i in range(size):
-                sign = 1.0 - 2.0 * parity(i & z)
-                re = reals[i]
-                im = imags[i]
-                for lane in range(lanes):
-                    acc[lane] += sign * (re[lane] * re[lane] + im[lane] * im[lane])
-            scale = 1.0
-        else:
-            high = 0
-            while x >> (high + 1):
-                high += 1
-            below = (1 << high) - 1
-            odd = imaginary[t] != 0
-            for g in range(size >> 1):
-                i = ((g >> high) << (high + 1)) | (g & below)
-                sign = 1.0 - 2.0 * parity(i & z)
-                re = reals[i]
-                im = imags[i]
-                partner_re = reals[i ^ x]
-                partner_im = imags[i ^ x]
-                if odd:
-                    for lane in range(lanes):
-                        acc[lane] += sign * (partner_re[lane] * im[lane] - partner_im[lane] * re[lane])
-                else:
-                    for lane in range(lanes):
-                        acc[lane] += sign * (partner_re[lane] * re[lane] + partner_im[lane] * im[lane])
-            scale = 2.0
+        lane_term(reals, imags, x, z_masks[t], imaginary[t], acc)
+        scale = 1.0 if x == 0 else 2.0
         for lane in range(lanes):
             value = scale * acc[lane]
             out[lane, t] = complex(0.0, value) if imaginary[t] else complex(value, 0.0)
@@ -466,27 +558,42 @@ def sweep_term_values(
     size = 1 << num_qubits
     per_chunk = _chunk_size(num_bindings)
     per_chunk = LANE_BINDINGS * ((per_chunk + LANE_BINDINGS - 1) // LANE_BINDINGS)
+    coefficient_rows = _coefficient_rows(ops)
     for chunk in prange((num_bindings + per_chunk - 1) // per_chunk):
         row = np.empty(row_width, dtype=static_buffer.dtype)
         cosines = np.empty(angles.shape[1])
         sines = np.empty(angles.shape[1])
         state = np.empty(size, dtype=static_buffer.dtype)
-        reals = np.empty((size, LANE_BINDINGS))
-        imags = np.empty((size, LANE_BINDINGS))
+        real = static_buffer.real.dtype
+        reals = np.empty((size, LANE_BINDINGS), dtype=real)
+        imags = np.empty((size, LANE_BINDINGS), dtype=real)
+        rows_re = np.empty((row_width if basic else 0, LANES), dtype=real)
+        rows_im = np.empty((row_width if basic else 0, LANES), dtype=real)
+        cr = np.empty((coefficient_rows, LANES), dtype=real)
+        ci = np.empty((coefficient_rows, LANES), dtype=real)
         values = np.empty((LANE_BINDINGS, num_terms), dtype=np.complex128)
         probabilities = np.empty(size if transform else 0)
         stop = min(num_bindings, (chunk + 1) * per_chunk)
         for first in range(chunk * per_chunk, stop, LANE_BINDINGS):
             lanes = min(LANE_BINDINGS, stop - first)
-            for lane in range(lanes):
-                b = first + lane
-                _prepare(state, row, rows[b], angles[b], cosines, sines, recipes, factors, constants)
-                _run(state, ops, static_buffer, row, basic)
-                for i in range(size):
-                    reals[i, lane] = state[i].real
-                    imags[i, lane] = state[i].imag
+            if basic:  # the bindings' states as lanes, gate by gate
+                _lane_rows(
+                    first, lanes, row, rows, angles, cosines, sines, recipes, factors, constants, rows_re, rows_im
+                )
+                _run_lanes_from_zero(reals, imags, ops, static_buffer, rows_re, rows_im, cr, ci)
                 if transform:
-                    diagonal_values(state, probabilities, x_masks, z_masks, out[b])
+                    for lane in range(lanes):
+                        _diagonal_lane_values(reals, imags, lane, probabilities, x_masks, z_masks, out[first + lane])
+            else:
+                for lane in range(lanes):
+                    b = first + lane
+                    _prepare(state, row, rows[b], angles[b], cosines, sines, recipes, factors, constants)
+                    _run(state, ops, static_buffer, row, basic)
+                    for i in range(size):
+                        reals[i, lane] = state[i].real
+                        imags[i, lane] = state[i].imag
+                    if transform:
+                        diagonal_values(state, probabilities, x_masks, z_masks, out[b])
             lane_term_values(reals, imags, lanes, x_masks, z_masks, imaginary, transform, values)
             for lane in range(lanes):
                 for t in range(num_terms):

@@ -1,0 +1,314 @@
+"""Small states of several bindings at once, as lanes: the gates of a sweep applied to
+``LANES`` bindings' states side by side.
+
+Conventions in :mod:`aqrt.engine.kernels` (op format in :mod:`aqrt.engine.ops`). A lane state is
+two real arrays of shape (2**n, ``LANES``) in the state's real precision: ``re[i, l]`` and
+``im[i, l]`` are amplitude i of binding l's state. Each op's entries are per lane too (a
+binding's row of entries, or the program's static entries, the same in every lane).
+
+Why. A small state (n = 8: 256 amplitudes, 4 KiB) gives a gate kernel little to run: per op a
+fixed cost (dispatch, coefficient vectors built from the matrix) of the order of the arithmetic
+itself. With the bindings as lanes, amplitude i of every binding is one contiguous row, so a
+gate is plain loops whose inner loop (the lanes) is one vector: no lane shuffles, and the fixed
+cost of an op is paid once for ``LANES`` bindings. The final lane states are also the layout
+:func:`aqrt.engine.kernels.sweeps.lane_term_values` reduces terms from.
+
+- ``run_lanes``  a basic program (:func:`aqrt.engine.simulate.is_basic`: CX, select, diagonal,
+  controlled and 1-qubit ops) on lane states
+- ``lane_term``  one Pauli term's signed sum on every lane (jitted callers only)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from llvmlite import ir  # type: ignore[import-untyped]
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from ..ops import CTRL, CX, DIAG, SEL, OpTuple
+from .simd import _as_index, _fma, _insert_zero
+
+__all__ = ["LANES", "lane_term", "run_lanes"]
+
+LANES = 8  # bindings per lane state (8 float64 lanes: one 512-bit vector per amplitude row)
+
+# numba's LLVM runs the loop vectoriser but not the SLP vectoriser, and the loop vectoriser
+# left the lane loops scalar (it cannot prove the row arrays do not overlap): the kernels below
+# write the vector code themselves, one <LANES x real> vector per row, as :mod:`.simd` does.
+
+
+def _lane_array(array: Any) -> ir.Type | None:
+    # The LLVM real type of a C-contiguous 2-d float array (rows of LANES reals), else None.
+    if not isinstance(array, types.Array) or array.ndim != 2 or array.layout != "C":
+        return None
+    if array.dtype == types.float64:
+        return ir.DoubleType()
+    if array.dtype == types.float32:
+        return ir.FloatType()
+    return None
+
+
+def _rows(context: Any, builder: ir.IRBuilder, array_type: Any, array: ir.Value, real: ir.Type) -> tuple[Any, Any]:
+    # (pointer to the rows as vectors, the array's number of rows)
+    made = context.make_array(array_type)(context, builder, array)
+    rows = cgutils.unpack_tuple(builder, made.shape, 2)[0]
+    return builder.bitcast(made.data, ir.VectorType(real, LANES).as_pointer()), rows
+
+
+def _typed_lanes(*arrays: Any) -> ir.Type | None:
+    reals = [_lane_array(array) for array in arrays]
+    if any(real is None for real in reals) or len({array.dtype for array in arrays}) != 1:
+        return None
+    return reals[0]
+
+
+def _lane_pairs_typer(
+    typingctx: Any, re: Any, im: Any, cr: Any, ci: Any, target: Any, mask: Any, value: Any, first: Any
+) -> Any:
+    """Rows i0, i0 + 2**target (i0 with the target bit clear and (i0 & mask) == value) <- the
+    2x2 in coefficient rows first..first+3 (m00, m01, m10, m11: real parts in ``cr``, imaginary
+    in ``ci``, per lane) times them; the coefficients are loaded once, before the loop."""
+    real = _typed_lanes(re, im, cr, ci)
+    if real is None or not all(isinstance(t, types.Integer) for t in (target, mask, value, first)):
+        return None
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        re_rows, size = _rows(context, builder, signature.args[0], args[0], real)
+        im_rows, _ = _rows(context, builder, signature.args[1], args[1], real)
+        cr_rows, _ = _rows(context, builder, signature.args[2], args[2], real)
+        ci_rows, _ = _rows(context, builder, signature.args[3], args[3], real)
+        index = size.type
+        target, mask, value, first = (_as_index(builder, a, index) for a in args[4:])
+        align = 4 if isinstance(real, ir.FloatType) else 8
+
+        def row(rows: Any, i: ir.Value) -> Any:
+            return builder.gep(rows, [i])
+
+        cre = [builder.load(row(cr_rows, builder.add(first, ir.Constant(index, e))), align=align) for e in range(4)]
+        cim = [builder.load(row(ci_rows, builder.add(first, ir.Constant(index, e))), align=align) for e in range(4)]
+        neg = [builder.fneg(c) for c in cim]
+        bit = builder.shl(ir.Constant(index, 1), target)
+        with cgutils.for_range(builder, builder.lshr(size, ir.Constant(index, 1))) as loop:
+            i0 = _insert_zero(builder, loop.index, target)
+            chosen = builder.icmp_unsigned("==", builder.and_(i0, mask), value)
+            with builder.if_then(chosen, likely=True):
+                i1 = builder.or_(i0, bit)
+                pointers = [row(re_rows, i0), row(im_rows, i0), row(re_rows, i1), row(im_rows, i1)]
+                a0r, a0i, a1r, a1i = (builder.load(p, align=align) for p in pointers)
+                out = []
+                for r in (0, 2):  # output row i0 (entries 0, 1), row i1 (entries 2, 3)
+                    c0, c1 = r, r + 1
+                    out.append(
+                        _fma(
+                            builder,
+                            cre[c0],
+                            a0r,
+                            _fma(builder, neg[c0], a0i, _fma(builder, cre[c1], a1r, builder.fmul(neg[c1], a1i))),
+                        )
+                    )
+                    out.append(
+                        _fma(
+                            builder,
+                            cre[c0],
+                            a0i,
+                            _fma(builder, cim[c0], a0r, _fma(builder, cre[c1], a1i, builder.fmul(cim[c1], a1r))),
+                        )
+                    )
+                for p, v in zip(pointers, out, strict=True):
+                    builder.store(v, p, align=align)
+        return context.get_dummy_value()
+
+    return types.void(re, im, cr, ci, target, mask, value, first), codegen
+
+
+_lane_pairs: Any = intrinsic(_lane_pairs_typer)  # typed Any: numba's stub counts typingctx as an argument
+
+
+def _lane_swap_typer(typingctx: Any, re: Any, im: Any, control: Any, target: Any) -> Any:
+    """CX: rows i0, i0 + 2**target trade places where i0 has the control bit set."""
+    real = _typed_lanes(re, im)
+    if real is None or not isinstance(control, types.Integer) or not isinstance(target, types.Integer):
+        return None
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        re_rows, size = _rows(context, builder, signature.args[0], args[0], real)
+        im_rows, _ = _rows(context, builder, signature.args[1], args[1], real)
+        index = size.type
+        control, target = (_as_index(builder, a, index) for a in args[2:])
+        align = 4 if isinstance(real, ir.FloatType) else 8
+        bit = builder.shl(ir.Constant(index, 1), target)
+        one = ir.Constant(index, 1)
+        with cgutils.for_range(builder, builder.lshr(size, one)) as loop:
+            i0 = _insert_zero(builder, loop.index, target)
+            controlled = builder.trunc(builder.lshr(i0, control), ir.IntType(1))
+            with builder.if_then(controlled):
+                i1 = builder.or_(i0, bit)
+                for rows in (re_rows, im_rows):
+                    p0, p1 = builder.gep(rows, [i0]), builder.gep(rows, [i1])
+                    v0, v1 = builder.load(p0, align=align), builder.load(p1, align=align)
+                    builder.store(v1, p0, align=align)
+                    builder.store(v0, p1, align=align)
+        return context.get_dummy_value()
+
+    return types.void(re, im, control, target), codegen
+
+
+_lane_swap: Any = intrinsic(_lane_swap_typer)  # typed Any: numba's stub counts typingctx as an argument
+
+
+def _lane_scale_typer(typingctx: Any, re: Any, im: Any, cr: Any, ci: Any, entry: Any) -> Any:
+    """A diagonal: row i times coefficient row ``entry[i]`` (lane by lane, complex)."""
+    real = _typed_lanes(re, im, cr, ci)
+    if real is None or not isinstance(entry, types.Array) or entry.dtype != types.int64 or entry.ndim != 1:
+        return None
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        re_rows, size = _rows(context, builder, signature.args[0], args[0], real)
+        im_rows, _ = _rows(context, builder, signature.args[1], args[1], real)
+        cr_rows, _ = _rows(context, builder, signature.args[2], args[2], real)
+        ci_rows, _ = _rows(context, builder, signature.args[3], args[3], real)
+        entries = context.make_array(signature.args[4])(context, builder, args[4])
+        align = 4 if isinstance(real, ir.FloatType) else 8
+        with cgutils.for_range(builder, size) as loop:
+            pointer = cgutils.get_item_pointer(context, builder, signature.args[4], entries, [loop.index])
+            e = _as_index(builder, builder.load(pointer), size.type)
+            c_re = builder.load(builder.gep(cr_rows, [e]), align=align)
+            c_im = builder.load(builder.gep(ci_rows, [e]), align=align)
+            p_re, p_im = builder.gep(re_rows, [loop.index]), builder.gep(im_rows, [loop.index])
+            a_re, a_im = builder.load(p_re, align=align), builder.load(p_im, align=align)
+            builder.store(_fma(builder, c_re, a_re, builder.fneg(builder.fmul(c_im, a_im))), p_re, align=align)
+            builder.store(_fma(builder, c_re, a_im, builder.fmul(c_im, a_re)), p_im, align=align)
+        return context.get_dummy_value()
+
+    return types.void(re, im, cr, ci, entry), codegen
+
+
+_lane_scale: Any = intrinsic(_lane_scale_typer)  # typed Any: numba's stub counts typingctx as an argument
+
+
+def _lane_term_typer(typingctx: Any, re: Any, im: Any, x: Any, z: Any, odd: Any, out: Any) -> Any:
+    """``out[l]`` <- sum over rows of (-1)^popcount(i & z) times, for x = 0, |psi_l[i]|^2; else
+    (over the rows i with x's highest bit clear) Re(conj(psi_l[i ^ x]) psi_l[i]), or its Im when
+    ``odd``. Products and sums in float64 (a float32 state's rows are widened first)."""
+    real = _typed_lanes(re, im)
+    if real is None or not all(isinstance(t, types.Integer) for t in (x, z, odd)):
+        return None
+    if not isinstance(out, types.Array) or out.dtype != types.float64 or out.layout != "C" or out.ndim != 1:
+        return None
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        re_rows, size = _rows(context, builder, signature.args[0], args[0], real)
+        im_rows, _ = _rows(context, builder, signature.args[1], args[1], real)
+        index = size.type
+        x, z, odd = (_as_index(builder, a, index) for a in args[2:5])
+        align = 4 if isinstance(real, ir.FloatType) else 8
+        wide = ir.VectorType(ir.DoubleType(), LANES)
+        zero = ir.Constant(wide, [ir.Constant(ir.DoubleType(), 0.0)] * LANES)
+        ctpop = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(index, [index]), f"llvm.ctpop.i{index.width}"
+        )
+        one = ir.Constant(index, 1)
+        # x's highest bit (for x = 0: every row, with itself as its partner)
+        leading = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(index, [index, ir.IntType(1)]), f"llvm.ctlz.i{index.width}"
+        )
+        diagonal = builder.icmp_unsigned("==", x, ir.Constant(index, 0))
+        high = builder.sub(
+            ir.Constant(index, index.width - 1), builder.call(leading, [x, ir.Constant(ir.IntType(1), 1)])
+        )
+        count = builder.select(diagonal, size, builder.lshr(size, one))
+        is_odd = builder.icmp_unsigned("!=", odd, ir.Constant(index, 0))
+        accumulator = cgutils.alloca_once_value(builder, zero)
+
+        def widened(pointer: Any) -> ir.Value:
+            value = builder.load(pointer, align=align)
+            return value if isinstance(real, ir.DoubleType) else builder.fpext(value, wide)
+
+        with cgutils.for_range(builder, count) as loop:
+            i = builder.select(
+                diagonal,
+                loop.index,
+                _insert_zero(builder, loop.index, builder.select(diagonal, ir.Constant(index, 0), high)),
+            )
+            partner = builder.xor(i, x)
+            re_i, im_i = widened(builder.gep(re_rows, [i])), widened(builder.gep(im_rows, [i]))
+            re_p, im_p = widened(builder.gep(re_rows, [partner])), widened(builder.gep(im_rows, [partner]))
+            real_part = _fma(builder, re_p, re_i, builder.fmul(im_p, im_i))
+            imaginary_part = _fma(builder, re_p, im_i, builder.fneg(builder.fmul(im_p, re_i)))
+            value = builder.select(is_odd, imaginary_part, real_part)
+            negative = builder.trunc(builder.call(ctpop, [builder.and_(i, z)]), ir.IntType(1))
+            signed = builder.select(negative, builder.fneg(value), value)
+            builder.store(builder.fadd(builder.load(accumulator), signed), accumulator)
+        made = context.make_array(signature.args[5])(context, builder, args[5])
+        builder.store(builder.load(accumulator), builder.bitcast(made.data, wide.as_pointer()), align=8)
+        return context.get_dummy_value()
+
+    return types.void(re, im, x, z, odd, out), codegen
+
+
+lane_term: Any = intrinsic(_lane_term_typer)  # typed Any: numba's stub counts typingctx as an argument
+
+
+@njit(cache=True, nogil=True)
+def _diagonal(re: np.ndarray, im: np.ndarray, qubits: np.ndarray, cr: np.ndarray, ci: np.ndarray) -> None:
+    entry = np.empty(re.shape[0], dtype=np.int64)
+    for i in range(re.shape[0]):
+        sub = 0
+        for b in range(qubits.shape[0]):
+            sub |= ((i >> qubits[b]) & 1) << b
+        entry[i] = sub
+    _lane_scale(re, im, cr, ci, entry)
+
+
+@njit(cache=True, nogil=True)
+def run_lanes(
+    re: np.ndarray,
+    im: np.ndarray,
+    ops: OpTuple,
+    static_buffer: np.ndarray,
+    rows_re: np.ndarray,
+    rows_im: np.ndarray,
+    cr: np.ndarray,
+    ci: np.ndarray,
+) -> None:
+    """Apply every op of a basic program to the lane states ``re``, ``im`` in place.
+
+    ``rows_re[e, l]``, ``rows_im[e, l]``: entry e of lane l's binding row; ``cr``, ``ci``: scratch
+    of at least (8, ``LANES``) (a diagonal on k qubits needs 2**k rows), the state's real dtype.
+    A 1-qubit permutation runs as a dense 2x2 (its zero entries add exact zeros).
+    """
+    kinds, qubits, widths, aux, sources, offsets = ops
+    for j in range(kinds.shape[0]):
+        kind = kinds[j]
+        k = widths[j]
+        if kind == CX:
+            _lane_swap(re, im, qubits[j, 0], qubits[j, 1])
+            continue
+        count = (1 << k) if kind == DIAG else (8 if kind == SEL else 4)
+        start = offsets[j]
+        if sources[j] == 0:
+            for e in range(count):
+                entry = static_buffer[start + e]
+                for lane in range(LANES):
+                    cr[e, lane] = entry.real
+                    ci[e, lane] = entry.imag
+        else:
+            for e in range(count):
+                for lane in range(LANES):
+                    cr[e, lane] = rows_re[start + e, lane]
+                    ci[e, lane] = rows_im[start + e, lane]
+        if kind == SEL:
+            control_bit = 1 << qubits[j, 1]
+            _lane_pairs(re, im, cr, ci, qubits[j, 0], control_bit, 0, 0)
+            _lane_pairs(re, im, cr, ci, qubits[j, 0], control_bit, control_bit, 4)
+        elif kind == DIAG:
+            _diagonal(re, im, qubits[j, :k], cr, ci)
+        elif kind == CTRL:
+            _lane_pairs(re, im, cr, ci, qubits[j, 0], aux[j, 0], aux[j, 1], 0)
+        elif k == 1:
+            _lane_pairs(re, im, cr, ci, qubits[j, 0], 0, 0, 0)
+        else:
+            raise ValueError("run_lanes: an op on several qubits that only run_program runs")

@@ -1,0 +1,120 @@
+"""Lane states (:mod:`aqrt.engine.kernels.lanes`): several bindings' small states side by side.
+
+``run_lanes`` must give each lane what the per-state interpreter gives that lane's binding, for
+every op kind a basic program holds (1-qubit dense and permutation ops, selects, CX, diagonals
+on 1-3 qubits, multi-controlled 1-qubit gates), in both precisions; ``lane_term`` must give
+each lane's signed sum as the definition in :mod:`aqrt.engine.kernels.reductions` says.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numba import njit
+from qiskit import QuantumCircuit
+from qiskit.circuit import ParameterVector
+
+from aqrt.engine import lower_circuit, simulate, warmup
+from aqrt.engine.kernels.interpreter import run_basic_program
+from aqrt.engine.kernels.lanes import LANES, lane_term, run_lanes
+from aqrt.engine.ops import CTRL, CX, DENSE, DIAG, SEL
+
+DTYPES = [np.complex128, np.complex64]
+TOLERANCE = {np.complex128: 1e-12, np.complex64: 2e-5}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _compiled() -> None:
+    for dtype in DTYPES:
+        warmup(np.dtype(dtype).name, tiers=("small", "sweep"))
+
+
+def _basic_circuit(n: int, depth: int, rng: np.random.Generator) -> QuantumCircuit:
+    """Parameterised rotations and every basic op kind, on random qubits."""
+    theta = ParameterVector("t", depth)
+    circuit = QuantumCircuit(n)
+    for k in range(depth):
+        q = [int(v) for v in rng.choice(n, size=3, replace=False)]
+        choice = k % 8
+        if choice == 0:
+            circuit.ry(theta[k], q[0])
+            circuit.rz(0.3 * theta[k], q[0])
+        elif choice == 1:
+            circuit.cx(q[0], q[1])  # a select with the rotation before it, or a CX
+        elif choice == 2:
+            circuit.rzz(theta[k], q[0], q[1])  # a 2-qubit diagonal
+        elif choice == 3:
+            circuit.ccx(q[0], q[1], q[2])  # multi-controlled 1-qubit (CTRL)
+        elif choice == 4:
+            circuit.x(q[0])  # a 1-qubit permutation
+        elif choice == 5:
+            circuit.rx(theta[k], q[1])
+            circuit.cz(q[0], q[1])
+        elif choice == 6:
+            circuit.append(_three_qubit_diagonal(rng), q)
+        else:
+            circuit.u(theta[k], 0.5, -0.25, q[2])
+    return circuit
+
+
+def _three_qubit_diagonal(rng: np.random.Generator) -> object:
+    from qiskit.circuit.library import DiagonalGate
+
+    return DiagonalGate(list(np.exp(1j * rng.uniform(0, 2 * np.pi, 8))))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("n", [3, 5, 8])
+def test_run_lanes_gives_each_lane_its_bindings_state(n: int, dtype: type) -> None:
+    rng = np.random.default_rng(n)
+    circuit = _basic_circuit(n, 40, rng)
+    values = rng.uniform(0, 2 * np.pi, (LANES, circuit.num_parameters))
+    program = lower_circuit(circuit).bind(values, dtype=dtype)
+    assert simulate.is_basic(program.ops)
+    assert {SEL, CX, DIAG, CTRL, DENSE} <= set(program.ops.kinds.tolist())
+    real = np.dtype(dtype).type(0).real.dtype
+    buffers = program.binding_buffers
+    rows_re = np.ascontiguousarray(buffers.real.T, dtype=real)
+    rows_im = np.ascontiguousarray(buffers.imag.T, dtype=real)
+    re = np.zeros((1 << n, LANES), dtype=real)
+    im = np.zeros_like(re)
+    re[0] = 1.0
+    scratch = np.empty((8, LANES), dtype=real), np.empty((8, LANES), dtype=real)
+    run_lanes(re, im, program.ops.as_tuple(), program.static_buffer, rows_re, rows_im, *scratch)
+    for lane in range(LANES):
+        state = np.zeros(1 << n, dtype=dtype)
+        state[0] = 1.0
+        run_basic_program(state, program.ops.as_tuple(), program.static_buffer, buffers[lane])
+        np.testing.assert_allclose(re[:, lane] + 1j * im[:, lane], state, rtol=0, atol=TOLERANCE[dtype])
+
+
+@njit
+def _lane_term(re: np.ndarray, im: np.ndarray, x: int, z: int, odd: int, out: np.ndarray) -> None:
+    lane_term(re, im, x, z, odd, out)  # an intrinsic: jitted callers only
+
+
+def _signed_sum(state: np.ndarray, x: int, z: int) -> complex:
+    index = np.arange(state.shape[0])
+    signs = 1.0 - 2.0 * (np.bitwise_count(index & z) & 1)
+    return complex(np.sum(signs * np.conj(state[index ^ x]) * state))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_lane_term_is_each_lanes_signed_sum(dtype: type) -> None:
+    rng = np.random.default_rng(3)
+    n = 6
+    real = np.dtype(dtype).type(0).real.dtype
+    states = rng.normal(size=(LANES, 1 << n)) + 1j * rng.normal(size=(LANES, 1 << n))
+    states = (states / np.linalg.norm(states, axis=1, keepdims=True)).astype(dtype)
+    re = np.ascontiguousarray(states.real.T, dtype=real)
+    im = np.ascontiguousarray(states.imag.T, dtype=real)
+    out = np.empty(LANES)
+    for x, z in [(0, 0), (0, 0b101), (0, 63), (1, 0), (0b100100, 0b000110), (32, 32), (0b111, 0b010), (63, 63)]:
+        odd = int(np.bitwise_count(x & z) & 1)
+        _lane_term(re, im, x, z, odd, out)
+        for lane in range(LANES):
+            expected = _signed_sum(states[lane].astype(np.complex128), x, z)
+            # the kernel's sum runs over rows with x's highest bit clear (each pair once): half
+            found = out[lane] * (1.0 if x == 0 else 2.0)
+            exact = expected.imag if odd else expected.real
+            assert abs(found - exact) < 10 * TOLERANCE[dtype], (x, z, lane)
