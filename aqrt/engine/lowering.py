@@ -641,6 +641,7 @@ class SweepPlan:
             self.template.num_qubits,
             self.template.ops,
             self.template.static_buffer,
+            cache=self.template.cache,  # what is derived from the ops alone (the schedule): made once per plan
             angles=sweep,
             materialize=materialize,
         )

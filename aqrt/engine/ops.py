@@ -136,7 +136,7 @@ class BoundProgram:
         self.num_qubits = num_qubits
         self.ops = ops
         self.static_buffer = static_buffer
-        self.cache: dict[str, Any] = {} if cache is None else cache  # derived data, e.g. the schedule
+        self.cache: dict[str, Any] = {} if cache is None else cache  # derived from the ops alone, e.g. the schedule
         self.angles = angles
         self._binding_buffers = binding_buffers
         self._materialize = materialize
