@@ -10,7 +10,7 @@ import threading
 import numpy as np
 import pytest
 from qiskit import QuantumCircuit
-from qiskit.circuit import Gate
+from qiskit.circuit import Gate, Measure
 from qiskit.circuit.library import UnitaryGate
 from qiskit.quantum_info import SparsePauliOp
 
@@ -70,6 +70,25 @@ def test_a_short_circuit_with_a_non_standard_operation_is_still_digested(operati
     circuit = QuantumCircuit(1)
     circuit.append(operation, [0])
     assert _is_digest(circuit_fingerprint(circuit))
+
+
+class _OwnMeasure(Measure):
+    """A custom instruction that shares Qiskit's measurement's name."""
+
+
+def test_measurements_and_resets_are_described_like_standard_gates_but_a_lookalike_is_not() -> None:
+    measured = QuantumCircuit(2, 2)
+    measured.h(0)
+    measured.reset(1)
+    measured.measure([0, 1], [0, 1])
+    key = circuit_fingerprint(measured)
+    assert not _is_digest(key) and "measure" in key and "reset" in key  # Qiskit's singletons
+    lookalike = QuantumCircuit(2, 2)
+    lookalike.h(0)
+    lookalike.reset(1)
+    lookalike.measure(0, 0)
+    lookalike.append(_OwnMeasure(), [1], [1])
+    assert _is_digest(circuit_fingerprint(lookalike))
 
 
 def _request(circuit: QuantumCircuit) -> JobRequest:

@@ -46,7 +46,8 @@ def circuit_fingerprint(circuit: QuantumCircuit) -> str:
     A circuit with control flow, stores or variables is digested whole from its QPY form: its
     conditions, expressions and nested blocks are structure a gate-by-gate digest cannot see.
     """
-    if not circuit.num_vars:
+    data = circuit._data  # QuantumCircuit.num_vars, read from its CircuitData without three properties
+    if not (data.num_input_vars or data.num_captured_vars or data.num_declared_vars):
         digest = _Digest()
         try:
             text = _digest_circuit(circuit, digest, top_level=True)
@@ -99,22 +100,26 @@ def _digest_circuit(circuit: QuantumCircuit, digest: Any, *, top_level: bool = F
     # (named by name, parameters and bits); any other operation is digested by what it does.
     # Control flow and stores are found here too (no count_ops() first: a tiny job's circuit is
     # digested on every job).
-    # The circuit's CircuitData, iterated as QuantumCircuit.data's wrapper iterates it, without
-    # making the wrapper (half a microsecond of a one-gate circuit's digest, every job).
+    # The circuit's CircuitData, iterated as QuantumCircuit.data's wrapper iterates it, and read
+    # as QuantumCircuit's properties read it (qubits, clbits, their counts, cregs), without the
+    # wrapper and the properties: a one-gate circuit's digest is a few microseconds, every job.
     data = circuit._data
     size = len(data)
-    qubit_index = _bit_indices(circuit, circuit.qubits, size)
-    clbit_index = _bit_indices(circuit, circuit.clbits, size) if circuit.num_clbits else _NO_BITS
+    qubit_index = _bit_indices(circuit, data.qubits, size)
+    num_clbits = data.num_clbits
+    clbit_index = _bit_indices(circuit, data.clbits, size) if num_clbits else _NO_BITS
     phase = circuit.global_phase
     phase_text = repr(phase) if type(phase) is float else _param_text(phase)
-    parts = [f"{circuit.num_qubits},{circuit.num_clbits},{phase_text}|"]
+    parts = [f"{data.num_qubits},{num_clbits},{phase_text}|"]
     append = parts.append
     for instruction in data:
         name = instruction.name
         if not instruction.is_standard_gate():
             standard = _STANDARD_INSTRUCTIONS.get(name)
             operation = instruction.operation
-            if standard is None or type(operation) is not standard:
+            # The base class, not type(): Measure() and Reset() are instances of singleton
+            # subclasses (an Operation that is no Instruction has none: its type then).
+            if standard is None or getattr(operation, "base_class", type(operation)) is not standard:
                 if top_level and name in _CLASSICAL:
                     raise _Classical
                 digest.update("".join(parts).encode())
@@ -134,7 +139,7 @@ def _digest_circuit(circuit: QuantumCircuit, digest: Any, *, top_level: bool = F
         append(repr(list(map(qubit_index, instruction.qubits))))
         clbits = instruction.clbits
         append(repr(list(map(clbit_index, clbits))) if clbits else "[]")
-    for register in circuit.cregs:
+    for register in data.cregs:
         append(f"{register.name}:{register.size}")
     return "".join(parts)
 
