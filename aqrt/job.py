@@ -81,14 +81,15 @@ class JobRequest:
 
 
 _new_object = object.__new__
-# Whether JobRequest._new makes what the constructor makes: these five fields, in this order.
+# Whether JobRequest._new makes what the constructor makes: these five fields, in this order, in
+# the instance's __dict__, and nothing run after them.
 _DIRECT_FIELDS = [field.name for field in dataclasses.fields(JobRequest)] == [
     "job_id",
     "program",
     "pubs",
     "options",
     "session_id",
-] and "__post_init__" not in vars(JobRequest)
+] and not {"__post_init__", "__slots__"} & set(vars(JobRequest))
 
 
 @dataclasses.dataclass(frozen=True)
