@@ -564,3 +564,30 @@ def test_apply_2q_matches_operator_evolution_on_every_qubit_pair(n: int) -> None
             expected = Statevector(state).evolve(Operator(unitary), qargs=[q0, q1]).data
             apply.apply_2q(state, q0, q1, unitary)
             np.testing.assert_allclose(state, expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("high", [[4, 5, 6], [5, 7, 9], [4, 5, 9]], ids=["contiguous", "spread", "partly"])
+def test_a_group_applied_chunk_by_chunk_equals_the_program_on_the_whole_state(high: list[int]) -> None:
+    """``apply_group_par`` runs a chunk in place when the high qubits follow the low ones
+    (one run of the state), else gathers it: both must be the whole-state program."""
+    from qiskit import QuantumCircuit
+
+    from aqrt.engine import lower_circuit
+    from aqrt.engine.blocking import _make_group
+    from aqrt.engine.kernels.interpreter import apply_group_par, run_program
+
+    n, low = 10, 4
+    rng = np.random.default_rng(len(high) + high[-1])
+    qubits = list(range(low)) + high
+    circuit = QuantumCircuit(n)
+    for _ in range(30):
+        a, b = (int(q) for q in rng.choice(qubits, size=2, replace=False))
+        circuit.u(*rng.uniform(0, 2 * np.pi, 3), a)
+        circuit.cx(a, b)
+    program = lower_circuit(circuit).bind(np.zeros((1, 0)))
+    group = _make_group(program.ops, low, high, list(range(program.num_ops)))
+    state = _random_state(n, rng)
+    expected = state.copy()
+    run_program(expected, program.ops.as_tuple(), program.static_buffer, program.binding_buffers[0])
+    apply_group_par(state, low, group.high, group.ops.as_tuple(), program.static_buffer, program.binding_buffers[0])
+    np.testing.assert_allclose(state, expected, rtol=0, atol=ATOL)
