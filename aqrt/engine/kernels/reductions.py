@@ -19,6 +19,8 @@ from .bits import CHUNK, popcount_parity
 
 __all__ = ["pauli_values", "pauli_values_par", "probabilities_par"]
 
+PAIRS_WITHIN_BELOW = 5  # x masks below qubit 5 pair amplitudes within a chunk (see _flip_values)
+
 
 @njit(cache=True, nogil=True)
 def _order_by(keys: np.ndarray) -> np.ndarray:
@@ -121,101 +123,65 @@ def pauli_values(state: np.ndarray, x_masks: np.ndarray, z_masks: np.ndarray) ->
 
 
 @njit(cache=True, nogil=True)
-def _transform_plan(masks: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Plan of a Walsh-Hadamard transform over ``bits`` bits that computes only the outputs at
-    ``masks`` (each below 2**bits): W(m) = sum_j (-1)^popcount(j & m) data[j].
+def _transform_plan(masks: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Plan of an in-place Walsh-Hadamard transform over ``bits`` bits that computes only the
+    outputs at ``masks`` (each below 2**bits): W(m) = sum_j (-1)^popcount(j & m) data[j], left
+    at data[m].
 
-    Stage k sums over bit b = bits - 1 - k (highest first). Its outputs are the distinct prefixes
-    v = m >> b of the wanted masks, each a block of 2**b values:
-    out_v[r] = in_u[r] + in_u[r + 2**b], minus where bit 0 of v is set, u = v >> 1 (the block of
-    the stage before). The last stage's blocks are single values, one per distinct mask. A stage
-    costs (its block count) * 2**b: for the 2n - 1 Ising terms about 4 * 2**bits in all, against
+    Stage k sums over bit b = bits - 1 - k (highest first), as the in-place transform does: after
+    it, the block data[v * 2**b : (v + 1) * 2**b] holds prefix v (bits b.. of an output index,
+    the bits below still input bits). Only the prefixes v = m >> b of wanted masks are made: for
+    each parent u = v >> 1, the sum half (v even), the difference half (v odd) or both. A stage
+    costs (its prefix count) * 2**b: for the 2n - 1 Ising terms about 4 * 2**bits in all, against
     bits * 2**bits for the full transform, and ~2**bits for a single term (each stage halves).
 
-    Returns, per stage k, ``parents[k, p]`` and ``minus[k, p]`` of its output block p,
-    ``counts[k]`` its number of blocks, and ``slots[t]``: the last stage's block of ``masks[t]``.
+    Returns, per stage k, ``parents[k, p]`` and ``halves[k, p]`` (1: the sum, 2: the difference,
+    3: both) of its p-th parent block, and ``counts[k]``, the number of its parent blocks.
     """
     num = masks.shape[0]
     order = _order_by(masks)
-    distinct = np.empty(num, dtype=np.int64)
-    count = 0
-    for t in range(num):
-        mask = masks[order[t]]
-        if count == 0 or distinct[count - 1] != mask:
-            distinct[count] = mask
-            count += 1
-    parents = np.zeros((bits, max(count, 1)), dtype=np.int64)
-    minus = np.zeros((bits, max(count, 1)), dtype=np.bool_)
+    parents = np.zeros((bits, max(num, 1)), dtype=np.int64)
+    halves = np.zeros((bits, max(num, 1)), dtype=np.int64)
     counts = np.zeros(bits, dtype=np.int64)
-    previous = np.zeros(max(count, 1), dtype=np.int64)  # the prefixes before stage 0: just 0
-    current = np.zeros(max(count, 1), dtype=np.int64)
     for k in range(bits):
+        b = bits - 1 - k
         made = 0
-        parent = 0
-        for d in range(count):  # ascending masks: ascending prefixes, ascending parents
-            prefix = distinct[d] >> (bits - 1 - k)
-            if made > 0 and current[made - 1] == prefix:
-                continue
-            while previous[parent] != prefix >> 1:
-                parent += 1
-            current[made] = prefix
-            parents[k, made] = parent
-            minus[k, made] = (prefix & 1) == 1
-            made += 1
+        for t in range(num):  # ascending masks: ascending parents
+            mask = masks[order[t]]
+            parent = mask >> (b + 1)
+            if made == 0 or parents[k, made - 1] != parent:
+                parents[k, made] = parent
+                made += 1
+            halves[k, made - 1] |= 1 << ((mask >> b) & 1)
         counts[k] = made
-        previous, current = current, previous
-    slots = np.zeros(num, dtype=np.int64)
-    for t in range(num):
-        low = 0
-        high = count - 1
-        while low < high:
-            middle = (low + high) // 2
-            if distinct[middle] < masks[t]:
-                low = middle + 1
-            else:
-                high = middle
-        slots[t] = low
-    return parents, minus, counts, slots
-
-
-@njit(cache=True, nogil=True)
-def _transform_stage(
-    source: np.ndarray, target: np.ndarray, parents: np.ndarray, minus: np.ndarray, count: int, half: int
-) -> None:
-    """One stage of the pruned transform (see :func:`_transform_plan`): slices, so that the inner
-    loops carry no index wraparound checks and vectorise."""
-    for p in range(count):
-        start = parents[p] * 2 * half
-        low = source[start : start + half]
-        high = source[start + half : start + 2 * half]
-        out = target[p * half : (p + 1) * half]
-        if minus[p]:
-            for r in range(half):
-                out[r] = low[r] - high[r]
-        else:
-            for r in range(half):
-                out[r] = low[r] + high[r]
+    return parents, halves, counts
 
 
 @njit(cache=True, nogil=True)
 def _pruned_transform(
-    data: np.ndarray,
-    scratch: np.ndarray,
-    parents: np.ndarray,
-    minus: np.ndarray,
-    counts: np.ndarray,
-    bits: int,
-    done: int,
-) -> np.ndarray:
-    """Stages ``done``.. of the plan, from ``data`` and back and forth with ``scratch`` (the first
-    ``done`` stages' output in ``data``); returns the buffer holding the wanted values."""
+    data: np.ndarray, parents: np.ndarray, halves: np.ndarray, counts: np.ndarray, bits: int, done: int
+) -> None:
+    """Stages ``done``.. of the plan (the first ``done`` already in ``data``), in place. Slices,
+    so that the inner loops carry no index wraparound checks and vectorise."""
     for k in range(done, bits):
         half = 1 << (bits - 1 - k)
-        if (k - done) % 2 == 0:
-            _transform_stage(data, scratch, parents[k], minus[k], counts[k], half)
-        else:
-            _transform_stage(scratch, data, parents[k], minus[k], counts[k], half)
-    return data if (bits - done) % 2 == 0 else scratch
+        for p in range(counts[k]):
+            start = parents[k, p] * 2 * half
+            low = data[start : start + half]
+            high = data[start + half : start + 2 * half]
+            which = halves[k, p]
+            if which == 3:
+                for r in range(half):
+                    a = low[r]
+                    b = high[r]
+                    low[r] = a + b
+                    high[r] = a - b
+            elif which == 1:
+                for r in range(half):
+                    low[r] += high[r]
+            else:
+                for r in range(half):
+                    high[r] = low[r] - high[r]
 
 
 @njit(cache=True, nogil=True)
@@ -241,39 +207,63 @@ def _diagonal_values(state: np.ndarray, z_masks: np.ndarray) -> np.ndarray:
     chunk = 1 << bits
     num_chunks = state.shape[0] >> bits
     num = z_masks.shape[0]
-    parents, minus, counts, slots = _transform_plan(z_masks & (chunk - 1), bits)
+    low_masks = z_masks & (chunk - 1)
+    parents, halves, counts = _transform_plan(low_masks, bits)
     partial = np.empty((num, num_chunks))
     for c in prange(num_chunks):
         first = c << bits
         data = np.empty(chunk)
-        scratch = np.empty(chunk)
         if bits == 0:
             a = state[first]
             data[0] = np.float64(a.real) * np.float64(a.real) + np.float64(a.imag) * np.float64(a.imag)
-            result = data
+        elif bits >= 2 and counts[1] == 2 and halves[1, 0] == 3 and halves[1, 1] == 3:
+            # the first two stages whole (four outputs): made with the probabilities
+            quarter = chunk >> 2
+            q0 = state[first : first + quarter]
+            q1 = state[first + quarter : first + 2 * quarter]
+            q2 = state[first + 2 * quarter : first + 3 * quarter]
+            q3 = state[first + 3 * quarter : first + chunk]
+            out0 = data[:quarter]
+            out1 = data[quarter : 2 * quarter]
+            out2 = data[2 * quarter : 3 * quarter]
+            out3 = data[3 * quarter :]
+            for j in range(quarter):
+                a = q0[j]
+                b = q1[j]
+                c_ = q2[j]
+                d = q3[j]
+                p0 = np.float64(a.real) * np.float64(a.real) + np.float64(a.imag) * np.float64(a.imag)
+                p1 = np.float64(b.real) * np.float64(b.real) + np.float64(b.imag) * np.float64(b.imag)
+                p2 = np.float64(c_.real) * np.float64(c_.real) + np.float64(c_.imag) * np.float64(c_.imag)
+                p3 = np.float64(d.real) * np.float64(d.real) + np.float64(d.imag) * np.float64(d.imag)
+                s02 = p0 + p2
+                d02 = p0 - p2
+                s13 = p1 + p3
+                d13 = p1 - p3
+                out0[j] = s02 + s13
+                out1[j] = s02 - s13
+                out2[j] = d02 + d13
+                out3[j] = d02 - d13
+            _pruned_transform(data, parents, halves, counts, bits, 2)
         else:
             half = chunk >> 1
             low = state[first : first + half]
             high = state[first + half : first + chunk]
             sums = data[:half]
             differences = data[half:]
-            both = counts[0] == 2
-            only_minus = minus[0, 0]
+            which = halves[0, 0]
             for j in range(half):
                 a = low[j]
                 b = high[j]
                 pa = np.float64(a.real) * np.float64(a.real) + np.float64(a.imag) * np.float64(a.imag)
                 pb = np.float64(b.real) * np.float64(b.real) + np.float64(b.imag) * np.float64(b.imag)
-                if both:
+                if which & 1:
                     sums[j] = pa + pb
+                if which & 2:
                     differences[j] = pa - pb
-                elif only_minus:
-                    sums[j] = pa - pb
-                else:
-                    sums[j] = pa + pb
-            result = _pruned_transform(data, scratch, parents, minus, counts, bits, 1)
+            _pruned_transform(data, parents, halves, counts, bits, 1)
         for t in range(num):
-            value = result[slots[t]]
+            value = data[low_masks[t]]
             partial[t, c] = -value if popcount_parity(first & z_masks[t]) else value
     values = np.empty(num)
     for t in range(num):
@@ -290,26 +280,27 @@ def _pair_products(
     imaginary_out: np.ndarray,
     real: bool,
     imaginary: bool,
+    scale: float,
 ) -> None:
-    """2 Re and/or 2 Im (as asked) of conj(partner[r ^ swap]) own[r], as float64."""
+    """``scale`` Re and/or ``scale`` Im (as asked) of conj(partner[r ^ swap]) own[r], as float64."""
     if swap == 0:
         for r in range(own.shape[0]):
             a = own[r]
             b = partner[r]
             ar, ai, br, bi = np.float64(a.real), np.float64(a.imag), np.float64(b.real), np.float64(b.imag)
             if real:
-                real_out[r] = 2.0 * (br * ar + bi * ai)
+                real_out[r] = scale * (br * ar + bi * ai)
             if imaginary:
-                imaginary_out[r] = 2.0 * (br * ai - bi * ar)
+                imaginary_out[r] = scale * (br * ai - bi * ar)
         return
     for r in range(own.shape[0]):
         a = own[r]
         b = partner[r ^ swap]
         ar, ai, br, bi = np.float64(a.real), np.float64(a.imag), np.float64(b.real), np.float64(b.imag)
         if real:
-            real_out[r] = 2.0 * (br * ar + bi * ai)
+            real_out[r] = scale * (br * ar + bi * ai)
         if imaginary:
-            imaginary_out[r] = 2.0 * (br * ai - bi * ar)
+            imaginary_out[r] = scale * (br * ai - bi * ar)
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -323,17 +314,26 @@ def _flip_values(state: np.ndarray, x: int, z_masks: np.ndarray, imaginary: np.n
     pruned transform of the real parts for the real terms and of the imaginary parts for the
     others. Within a chunk the amplitudes i_g run in blocks of 2**min(h, bits) consecutive
     indices whose partners i_g ^ x are one block too (permuted by x's low bits).
+
+    Short blocks (h below ``PAIRS_WITHIN_BELOW``) cost more in loop overhead than they save:
+    there every amplitude i of a chunk of the whole state is paired with i ^ x in the same chunk,
+    and the sum over all i of sign(i) Re or Im of conj(psi[i ^ x]) psi[i] (each pair twice, as
+    sign(i ^ x) = sign(i) (-1)^popcount(x & z)) is the value, with the masks as they are.
     """
-    size = state.shape[0] >> 1
     h = 0
     while x >> (h + 1):
         h += 1
     below = (1 << h) - 1
-    bits = _chunk_bits(size)
+    within = h < PAIRS_WITHIN_BELOW
+    if within:
+        bits = _chunk_bits(state.shape[0])
+        squeezed = z_masks
+    else:
+        bits = _chunk_bits(state.shape[0] >> 1)
+        squeezed = (z_masks & below) | ((z_masks >> (h + 1)) << h)
     chunk = 1 << bits
-    num_chunks = size >> bits
+    num_chunks = (state.shape[0] >> (0 if within else 1)) >> bits
     num = z_masks.shape[0]
-    squeezed = (z_masks & below) | ((z_masks >> (h + 1)) << h)
     num_imaginary = 0
     for t in range(num):
         if imaginary[t]:
@@ -349,8 +349,9 @@ def _flip_values(state: np.ndarray, x: int, z_masks: np.ndarray, imaginary: np.n
             r += 1
     need_real = real_terms.shape[0] > 0
     need_imaginary = imaginary_terms.shape[0] > 0
-    real_plan = _transform_plan(squeezed[real_terms] & (chunk - 1), bits)
-    imaginary_plan = _transform_plan(squeezed[imaginary_terms] & (chunk - 1), bits)
+    low_masks = squeezed & (chunk - 1)
+    real_plan = _transform_plan(low_masks[real_terms], bits)
+    imaginary_plan = _transform_plan(low_masks[imaginary_terms], bits)
     block = 1 << min(h, bits)
     swap = x & (block - 1)
     partial = np.empty((num, num_chunks))
@@ -358,18 +359,9 @@ def _flip_values(state: np.ndarray, x: int, z_masks: np.ndarray, imaginary: np.n
         first = c << bits
         real_parts = np.empty(chunk)
         imaginary_parts = np.empty(chunk)
-        scratch = np.empty(chunk)
-        if block < 8:  # short blocks: index arithmetic per amplitude
-            for j in range(chunk):
-                g = first + j
-                i = ((g >> h) << (h + 1)) | (g & below)
-                a = state[i]
-                b = state[i ^ x]
-                ar, ai, br, bi = np.float64(a.real), np.float64(a.imag), np.float64(b.real), np.float64(b.imag)
-                if need_real:
-                    real_parts[j] = 2.0 * (br * ar + bi * ai)
-                if need_imaginary:
-                    imaginary_parts[j] = 2.0 * (br * ai - bi * ar)
+        if within:
+            amplitudes = state[first : first + chunk]
+            _pair_products(amplitudes, amplitudes, x, real_parts, imaginary_parts, need_real, need_imaginary, 1.0)
         else:
             for start in range(0, chunk, block):
                 g = first + start
@@ -383,20 +375,19 @@ def _flip_values(state: np.ndarray, x: int, z_masks: np.ndarray, imaginary: np.n
                     imaginary_parts[start : start + block],
                     need_real,
                     need_imaginary,
+                    2.0,
                 )
         if need_real:
-            parents, minus, counts, slots = real_plan
-            result = _pruned_transform(real_parts, scratch, parents, minus, counts, bits, 0)
-            for s in range(real_terms.shape[0]):
-                t = real_terms[s]
-                value = result[slots[s]]
+            parents, halves, counts = real_plan
+            _pruned_transform(real_parts, parents, halves, counts, bits, 0)
+            for t in real_terms:
+                value = real_parts[low_masks[t]]
                 partial[t, c] = -value if popcount_parity(first & squeezed[t]) else value
         if need_imaginary:
-            parents, minus, counts, slots = imaginary_plan
-            result = _pruned_transform(imaginary_parts, scratch, parents, minus, counts, bits, 0)
-            for s in range(imaginary_terms.shape[0]):
-                t = imaginary_terms[s]
-                value = result[slots[s]]
+            parents, halves, counts = imaginary_plan
+            _pruned_transform(imaginary_parts, parents, halves, counts, bits, 0)
+            for t in imaginary_terms:
+                value = imaginary_parts[low_masks[t]]
                 partial[t, c] = -value if popcount_parity(first & squeezed[t]) else value
     values = np.empty(num)
     for t in range(num):
