@@ -272,9 +272,16 @@ def _compile_wide(dtype: np.dtype) -> None:
     _apply_rows(True, dtype)
     program = _every_row_program(dtype)
     no_high = np.zeros(0, dtype=np.int64)  # one chunk: the whole state (the ops use every qubit)
-    apply_group_par(
-        program.state, _NUM_QUBITS, no_high, program.arrays, program.static_buffer, program.binding_buffers[0]
-    )
+    for from_zero in (False, True):
+        apply_group_par(
+            program.state,
+            _NUM_QUBITS,
+            no_high,
+            program.arrays,
+            program.static_buffer,
+            program.binding_buffers[0],
+            from_zero,
+        )
     pauli_values_par(program.state, program.masks, program.masks)
     probabilities_par(program.state)
     recipes = np.array([[DENSE, 0, 0, 1, 1]], dtype=np.int64)  # one ry from angle column 0

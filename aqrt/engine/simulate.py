@@ -90,9 +90,11 @@ def _initial_state(program: BoundProgram) -> np.ndarray:
 
 
 @contextmanager
-def _scratch_state(program: BoundProgram) -> Iterator[np.ndarray]:
+def _scratch_state(program: BoundProgram, *, cleared: bool = True) -> Iterator[np.ndarray]:
     """|0...0> for a wide run whose state is read and dropped: the last such state of this size
-    and dtype is reused (zeroed) instead of allocated; one is kept, for the next run."""
+    and dtype is reused (zeroed) instead of allocated; one is kept, for the next run. Not
+    ``cleared``: a reused state keeps whatever it holds (for a run from zero, ``_run_wide``'s
+    ``from_zero``, which clears it chunk by chunk as it goes)."""
     key = (program.num_qubits, program.dtype.str)
     with _scratch_lock:
         state = _scratch_states.pop(key, None)
@@ -100,7 +102,7 @@ def _scratch_state(program: BoundProgram) -> Iterator[np.ndarray]:
             _scratch_states.clear()  # another size: let the kept one go before allocating
     if state is None:
         state = np.zeros(1 << program.num_qubits, dtype=program.dtype)
-    else:
+    elif cleared:
         state[:] = 0
     state[0] = 1.0
     try:
@@ -255,8 +257,8 @@ def term_values(
             )
         return out
     for b in range(program.num_bindings):
-        with _scratch_state(program) as state:
-            _run_wide(state, program, b, cancel)
+        with _scratch_state(program, cleared=False) as state:
+            _run_wide(state, program, b, cancel, from_zero=True)
             out[b] = pauli_values_par(state, x_masks, z_masks)
     return out
 
@@ -281,8 +283,8 @@ def probabilities(program: BoundProgram, start: int, stop: int, cancel: Cancel |
         )
     out = np.empty((stop - start, 1 << program.num_qubits))
     for b in range(start, stop):
-        with _scratch_state(program) as state:
-            _run_wide(state, program, b, cancel)
+        with _scratch_state(program, cleared=False) as state:
+            _run_wide(state, program, b, cancel, from_zero=True)
             out[b - start] = probabilities_par(state)
     return out
 
@@ -331,20 +333,29 @@ def binding_batches(program: BoundProgram) -> list[tuple[int, int]]:
     return _batches(program)
 
 
-def _run_wide(state: np.ndarray, program: BoundProgram, binding: int, cancel: Cancel | None) -> None:
+def _run_wide(
+    state: np.ndarray, program: BoundProgram, binding: int, cancel: Cancel | None, *, from_zero: bool = False
+) -> None:
     """Cache-blocked: one pass over the state per group of ops (see ``blocking``); an op too
-    wide for a chunk runs alone with its amplitude-parallel kernel from the op-kernel table."""
+    wide for a chunk runs alone with its amplitude-parallel kernel from the op-kernel table.
+    ``from_zero``: run from |0...0> whatever ``state`` holds (the first group clears it as it goes)."""
     _load(WIDE, program)
     groups: list[Group] | None = program.cache.get("groups")
     if groups is None:
         groups = program.cache["groups"] = schedule_groups(program)
     binding_buffer = _binding_row(program, binding)
+    if from_zero and (not groups or groups[0].standalone):
+        state[:] = 0
+        state[0] = 1.0
+        from_zero = False
     for group in groups:
         _check(cancel)
         if group.standalone:
             apply_op(state, group.ops, 0, program.static_buffer, binding_buffer, parallel=True)
         else:
-            apply_group_par(state, group.low, group.high, group.ops.as_tuple(), program.static_buffer, binding_buffer)
+            ops = group.ops.as_tuple()
+            apply_group_par(state, group.low, group.high, ops, program.static_buffer, binding_buffer, from_zero)
+        from_zero = False
 
 
 def _binding_row(program: BoundProgram, binding: int) -> np.ndarray:

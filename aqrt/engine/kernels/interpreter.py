@@ -150,13 +150,16 @@ def apply_group_par(
     ops: OpTuple,
     static_buffer: np.ndarray,
     binding_buffer: np.ndarray,
+    from_zero: bool = False,
 ) -> None:
     """Apply a group of ops chunk by chunk (see :mod:`aqrt.engine.blocking`), parallel over chunks.
 
     A chunk is the 2**(low + h) amplitudes varying over qubits 0..low-1 and ``high`` (sorted),
     gathered as 2**h contiguous runs; local qubit low + b stands for ``high[b]``, and ``ops`` are
     in that local numbering. When ``high`` follows ``low`` without a gap, a chunk is one run of
-    the state: it is updated in place, with no gather and scatter.
+    the state: it is updated in place, with no gather and scatter. With ``from_zero`` the state
+    is taken as |0...0> whatever it holds (it is not read): each chunk starts from zeros, which
+    spares the pass over the state that clearing it first would cost.
     """
     h = high.shape[0]
     run = 1 << low
@@ -173,16 +176,20 @@ def apply_group_par(
                 run_starts[j] |= 1 << high[b]
     for chunk in prange(num_chunks):
         base = insert_zeros(np.int64(chunk) << low, high)
-        if contiguous:
-            run_program(state[base : base + local_size], ops, static_buffer, binding_buffer)
-            continue
-        buffer = np.empty(local_size, dtype=state.dtype)
-        for j in range(1 << h):
-            start = base + run_starts[j]
-            local = j * run
-            for i in range(run):
-                buffer[local + i] = state[start + i]
+        buffer = state[base : base + local_size] if contiguous else np.empty(local_size, dtype=state.dtype)
+        if from_zero:
+            buffer[:] = 0
+            if base == 0:
+                buffer[0] = 1
+        elif not contiguous:
+            for j in range(1 << h):
+                start = base + run_starts[j]
+                local = j * run
+                for i in range(run):
+                    buffer[local + i] = state[start + i]
         run_program(buffer, ops, static_buffer, binding_buffer)
+        if contiguous:
+            continue
         for j in range(1 << h):
             start = base + run_starts[j]
             local = j * run
