@@ -380,15 +380,15 @@ def _flip_values(state: np.ndarray, x: int, z_masks: np.ndarray, imaginary: np.n
         if need_real:
             parents, halves, counts = real_plan
             _pruned_transform(real_parts, parents, halves, counts, bits, 0)
-            for t in real_terms:
-                value = real_parts[low_masks[t]]
-                partial[t, c] = -value if popcount_parity(first & squeezed[t]) else value
+            for term in real_terms:
+                value = real_parts[low_masks[term]]
+                partial[term, c] = -value if popcount_parity(first & squeezed[term]) else value
         if need_imaginary:
             parents, halves, counts = imaginary_plan
             _pruned_transform(imaginary_parts, parents, halves, counts, bits, 0)
-            for t in imaginary_terms:
-                value = imaginary_parts[low_masks[t]]
-                partial[t, c] = -value if popcount_parity(first & squeezed[t]) else value
+            for term in imaginary_terms:
+                value = imaginary_parts[low_masks[term]]
+                partial[term, c] = -value if popcount_parity(first & squeezed[term]) else value
     values = np.empty(num)
     for t in range(num):
         values[t] = partial[t].sum()
