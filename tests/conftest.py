@@ -4,6 +4,8 @@ bounded (pytest-timeout), and no blocking call on the event loop (blockbuster)."
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 import warnings
 from collections.abc import Iterator
@@ -11,6 +13,18 @@ from typing import Any
 
 import pytest
 from blockbuster import BlockBuster, blockbuster_ctx
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Compile every kernel tier into numba's disk cache before the first test, both precisions
+    at once in two processes. On a cold cache that is minutes of compiling (a few seconds when
+    warm), which would otherwise fall on whichever test first loads a tier, inside its timeout.
+    Only the disk cache is filled: each test process still loads its tiers itself."""
+    code = "import sys; from aqrt.engine import warmup; warmup(sys.argv[1])"
+    workers = [subprocess.Popen([sys.executable, "-c", code, dtype]) for dtype in ("complex128", "complex64")]
+    failed = [worker.args[-1] for worker in workers if worker.wait(timeout=1800) != 0]
+    if failed:
+        raise pytest.UsageError(f"compiling the engine's kernels failed for {', '.join(failed)}")
 
 
 @pytest.fixture(autouse=True)

@@ -126,13 +126,16 @@ def _aqrt_tasks(dask_scheduler) -> int:
 
 
 async def test_a_worker_killed_mid_sweep_loses_no_binding(cluster) -> None:
-    circuit = ansatz(9, 4)
-    values = grid(10_000, circuit.num_parameters, seed=21)
-    pubs = [(circuit, SparsePauliOp("Z" * 9), values)]
+    # 12 qubits and 500 bindings a chunk: each chunk lasts tens of milliseconds, so that workers
+    # are still busy once the first 1000 bindings are reported (9 qubits' chunks of 250 were over
+    # in a millisecond or two, and the sweep was done before a worker could be killed)
+    circuit = ansatz(12, 4)
+    values = grid(20_000, circuit.num_parameters, seed=21)
+    pubs = [(circuit, SparsePauliOp("Z" * 12), values)]
     expected = await _in_process(pubs)
     async with Client(cluster.address, asynchronous=True) as client:
         pids = await client.run(os.getpid)
-        async with Session(service=LocalService(executor=DaskExecutor(client), chunk_bindings=250)) as session:
+        async with Session(service=LocalService(executor=DaskExecutor(client), chunk_bindings=500)) as session:
             job = Estimator(session=session).run(pubs)
             killed = False
             async for update in job.progress():

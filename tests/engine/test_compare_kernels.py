@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from aqrt.engine import warmup
+from aqrt.engine.kernels import OPS, SMALL
 from aqrt.engine.kernels.interpreter import run_program
 from aqrt.engine.kernels.registry import OP_KERNELS, OpKernel, apply_op, select
 from aqrt.engine.ops import CTRL, CX, DENSE, DIAG, KIND_NAMES, PERM, SEL, OpArrays, entry_count
@@ -31,8 +32,9 @@ CASES = [(kind, width) for kind, widths in WIDTHS.items() for width in widths]
 
 @pytest.fixture(scope="module", autouse=True)
 def _compiled() -> None:
+    # the op kernels and run_program only: every tier of both precisions is minutes of compiling
     for dtype in DTYPES:
-        warmup(np.dtype(dtype).name)
+        warmup(np.dtype(dtype).name, (SMALL, OPS))
 
 
 def _rows(kind: int, width: int) -> list[OpKernel]:
