@@ -8,10 +8,20 @@ import numpy as np
 import pytest
 from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter, ParameterVector
+from qiskit.circuit.library import U2Gate
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
 from aqrt.engine import lower_circuit, simulate, warmup
-from aqrt.engine.kernels.sweeps import GATE_CODES, LANE_BINDINGS, diagonal_values, lane_term_values, sincos_row
+from aqrt.engine.kernels.lanes import LANES
+from aqrt.engine.kernels.sweeps import (
+    GATE_CODES,
+    LANE_BINDINGS,
+    diagonal_values,
+    fill_binding_row,
+    fill_lane_rows,
+    lane_term_values,
+    sincos_row,
+)
 from aqrt.engine.lowering import SWEEP_GATES
 from aqrt.engine.observables import build_term_table
 from aqrt.engine.sampling import draw_outcomes
@@ -49,6 +59,7 @@ def every_gate_circuit(n: int, seed: int) -> QuantumCircuit:
         lambda q, a: circuit.p(a, q),
         lambda q, a: circuit.u(a, 0.3 * a, phi, q),
         lambda q, a: circuit.r(a, phi, q),
+        lambda q, a: circuit.append(U2Gate(a, phi), [q]),
         lambda q, a: circuit.h(q),
         lambda q, a: circuit.s(q),
         lambda q, a: circuit.sx(q),
@@ -242,3 +253,29 @@ def test_gate_codes_agree_and_sines_are_libms_to_an_ulp() -> None:
         sincos_row(angles, cosines, sines)
         np.testing.assert_allclose(cosines, np.cos(angles), rtol=0, atol=4e-16)
         np.testing.assert_allclose(sines, np.sin(angles), rtol=0, atol=4e-16)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_lane_rows_are_each_bindings_own_row(dtype: str) -> None:
+    """fill_lane_rows makes, lane by lane, the entries fill_binding_row makes for one binding:
+    every gate code (the every-gate circuits, u2 included), SEL and 1- and 2-qubit diagonals."""
+    codes: set[int] = set()
+    for n in (5, 8):
+        circuit = every_gate_circuit(n, seed=n)
+        values = np.random.default_rng(n + 1).uniform(-np.pi, np.pi, (LANES, circuit.num_parameters))
+        plan = lower_circuit(circuit).bind(values, dtype=dtype).angles
+        assert plan is not None
+        codes |= set(plan.factors[:, 0].tolist())
+        real = np.float64 if dtype == "complex128" else np.float32
+        rows_re = np.full((plan.row_width, LANES), np.nan, dtype=real)
+        rows_im = np.full((plan.row_width, LANES), np.nan, dtype=real)
+        cosines = np.cos(plan.angles.T).copy()
+        sines = np.sin(plan.angles.T).copy()
+        fill_lane_rows(cosines, sines, plan.recipes, plan.factors, plan.constants, rows_re, rows_im)
+        for lane in range(LANES):
+            row = np.zeros(plan.row_width, dtype=dtype)
+            fill_binding_row(
+                row, cosines[:, lane].copy(), sines[:, lane].copy(), plan.recipes, plan.factors, plan.constants
+            )
+            np.testing.assert_array_equal(rows_re[:, lane] + 1j * rows_im[:, lane], row)
+    assert codes == {0, *GATE_CODES.values()}

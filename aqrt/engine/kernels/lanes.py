@@ -16,6 +16,7 @@ cost of an op is paid once for ``LANES`` bindings. The final lane states are als
 - ``run_lanes``  a basic program (:func:`aqrt.engine.simulate.is_basic`: CX, select, diagonal,
   controlled and 1-qubit ops) on lane states
 - ``lane_term``  one Pauli term's signed sum on every lane (jitted callers only)
+- ``lane_matmul``  a 2x2 times a 2x2, lane by lane (jitted callers only: a sweep's entries)
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from numba.extending import intrinsic
 from ..ops import CTRL, CX, DIAG, SEL, OpTuple
 from .simd import _as_index, _fma, _insert_zero
 
-__all__ = ["LANES", "lane_term", "run_lanes"]
+__all__ = ["LANES", "lane_matmul", "lane_term", "run_lanes"]
 
 LANES = 8  # bindings per lane state (8 float64 lanes: one 512-bit vector per amplitude row)
 
@@ -65,6 +66,54 @@ def _typed_lanes(*arrays: Any) -> ir.Type | None:
     return reals[0]
 
 
+def _pair_update(
+    builder: ir.IRBuilder, real: ir.Type, re_rows: Any, im_rows: Any, cr_rows: Any, ci_rows: Any, first: ir.Value
+) -> Any:
+    """update(i0, i1): rows i0, i1 <- the 2x2 in coefficient rows first..first+3 (m00, m01, m10,
+    m11 per lane) times them; the coefficients are loaded here, once, before the caller's loop."""
+    index = first.type
+    align = 4 if isinstance(real, ir.FloatType) else 8
+    cre = [
+        builder.load(builder.gep(cr_rows, [builder.add(first, ir.Constant(index, e))]), align=align) for e in range(4)
+    ]
+    cim = [
+        builder.load(builder.gep(ci_rows, [builder.add(first, ir.Constant(index, e))]), align=align) for e in range(4)
+    ]
+    neg = [builder.fneg(c) for c in cim]
+
+    def update(i0: ir.Value, i1: ir.Value) -> None:
+        pointers = [
+            builder.gep(re_rows, [i0]),
+            builder.gep(im_rows, [i0]),
+            builder.gep(re_rows, [i1]),
+            builder.gep(im_rows, [i1]),
+        ]
+        a0r, a0i, a1r, a1i = (builder.load(p, align=align) for p in pointers)
+        out = []
+        for c0 in (0, 2):  # output row i0 (entries 0, 1), row i1 (entries 2, 3)
+            c1 = c0 + 1
+            out.append(
+                _fma(
+                    builder,
+                    cre[c0],
+                    a0r,
+                    _fma(builder, neg[c0], a0i, _fma(builder, cre[c1], a1r, builder.fmul(neg[c1], a1i))),
+                )
+            )
+            out.append(
+                _fma(
+                    builder,
+                    cre[c0],
+                    a0i,
+                    _fma(builder, cim[c0], a0r, _fma(builder, cre[c1], a1i, builder.fmul(cim[c1], a1r))),
+                )
+            )
+        for p, v in zip(pointers, out, strict=True):
+            builder.store(v, p, align=align)
+
+    return update
+
+
 def _lane_pairs_typer(
     typingctx: Any, re: Any, im: Any, cr: Any, ci: Any, target: Any, mask: Any, value: Any, first: Any
 ) -> Any:
@@ -82,49 +131,51 @@ def _lane_pairs_typer(
         ci_rows, _ = _rows(context, builder, signature.args[3], args[3], real)
         index = size.type
         target, mask, value, first = (_as_index(builder, a, index) for a in args[4:])
-        align = 4 if isinstance(real, ir.FloatType) else 8
-
-        def row(rows: Any, i: ir.Value) -> Any:
-            return builder.gep(rows, [i])
-
-        cre = [builder.load(row(cr_rows, builder.add(first, ir.Constant(index, e))), align=align) for e in range(4)]
-        cim = [builder.load(row(ci_rows, builder.add(first, ir.Constant(index, e))), align=align) for e in range(4)]
-        neg = [builder.fneg(c) for c in cim]
+        update = _pair_update(builder, real, re_rows, im_rows, cr_rows, ci_rows, first)
         bit = builder.shl(ir.Constant(index, 1), target)
         with cgutils.for_range(builder, builder.lshr(size, ir.Constant(index, 1))) as loop:
             i0 = _insert_zero(builder, loop.index, target)
             chosen = builder.icmp_unsigned("==", builder.and_(i0, mask), value)
             with builder.if_then(chosen, likely=True):
-                i1 = builder.or_(i0, bit)
-                pointers = [row(re_rows, i0), row(im_rows, i0), row(re_rows, i1), row(im_rows, i1)]
-                a0r, a0i, a1r, a1i = (builder.load(p, align=align) for p in pointers)
-                out = []
-                for r in (0, 2):  # output row i0 (entries 0, 1), row i1 (entries 2, 3)
-                    c0, c1 = r, r + 1
-                    out.append(
-                        _fma(
-                            builder,
-                            cre[c0],
-                            a0r,
-                            _fma(builder, neg[c0], a0i, _fma(builder, cre[c1], a1r, builder.fmul(neg[c1], a1i))),
-                        )
-                    )
-                    out.append(
-                        _fma(
-                            builder,
-                            cre[c0],
-                            a0i,
-                            _fma(builder, cim[c0], a0r, _fma(builder, cre[c1], a1i, builder.fmul(cim[c1], a1r))),
-                        )
-                    )
-                for p, v in zip(pointers, out, strict=True):
-                    builder.store(v, p, align=align)
+                update(i0, builder.or_(i0, bit))
         return context.get_dummy_value()
 
     return types.void(re, im, cr, ci, target, mask, value, first), codegen
 
 
 _lane_pairs: Any = intrinsic(_lane_pairs_typer)  # typed Any: numba's stub counts typingctx as an argument
+
+
+def _lane_select_typer(typingctx: Any, re: Any, im: Any, cr: Any, ci: Any, target: Any, control: Any) -> Any:
+    """A SEL op: rows i0, i0 + 2**target <- coefficient rows 0..3's 2x2 times them where i0 has
+    the control bit clear, rows 4..7's where it is set; one loop over the quarter of the rows
+    whose target and control bits are clear, both halves per step (no skipped steps)."""
+    real = _typed_lanes(re, im, cr, ci)
+    if real is None or not isinstance(target, types.Integer) or not isinstance(control, types.Integer):
+        return None
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        re_rows, size = _rows(context, builder, signature.args[0], args[0], real)
+        im_rows, _ = _rows(context, builder, signature.args[1], args[1], real)
+        cr_rows, _ = _rows(context, builder, signature.args[2], args[2], real)
+        ci_rows, _ = _rows(context, builder, signature.args[3], args[3], real)
+        index = size.type
+        target, control = (_as_index(builder, a, index) for a in args[4:])
+        target_bit = builder.shl(ir.Constant(index, 1), target)
+        control_bit = builder.shl(ir.Constant(index, 1), control)
+        lower = builder.select(builder.icmp_unsigned("<", target, control), target, control)
+        upper = builder.select(builder.icmp_unsigned("<", target, control), control, target)
+        for half, fixed in ((0, ir.Constant(index, 0)), (4, control_bit)):
+            update = _pair_update(builder, real, re_rows, im_rows, cr_rows, ci_rows, ir.Constant(index, half))
+            with cgutils.for_range(builder, builder.lshr(size, ir.Constant(index, 2))) as loop:
+                i0 = builder.or_(_insert_zero(builder, _insert_zero(builder, loop.index, lower), upper), fixed)
+                update(i0, builder.or_(i0, target_bit))
+        return context.get_dummy_value()
+
+    return types.void(re, im, cr, ci, target, control), codegen
+
+
+_lane_select: Any = intrinsic(_lane_select_typer)  # typed Any: numba's stub counts typingctx as an argument
 
 
 def _lane_swap_typer(typingctx: Any, re: Any, im: Any, control: Any, target: Any) -> Any:
@@ -252,6 +303,51 @@ def _lane_term_typer(typingctx: Any, re: Any, im: Any, x: Any, z: Any, odd: Any,
 lane_term: Any = intrinsic(_lane_term_typer)  # typed Any: numba's stub counts typingctx as an argument
 
 
+def _lane_matmul_typer(typingctx: Any, ar: Any, ai: Any, mr: Any, mi: Any, out_re: Any, out_im: Any) -> Any:
+    """``out`` <- the 2x2 ``a`` times the 2x2 ``m``, lane by lane: each a (4, ``LANES``) float64
+    array of entries (row-major) split in real and imaginary parts; ``out`` may be ``m``.
+    Products and sums as complex multiplication rounds them (no fused multiply-adds), so that
+    the entries are those a binding's own row gets."""
+    arrays = (ar, ai, mr, mi, out_re, out_im)
+    if any(not isinstance(a, types.Array) or a.ndim != 2 or a.layout != "C" for a in arrays):
+        return None
+    if any(a.dtype != types.float64 for a in arrays[:4]) or len({out_re.dtype, out_im.dtype}) != 1:
+        return None
+    out_real = _lane_array(out_re)
+    if out_real is None:
+        return None
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        double = ir.DoubleType()
+        rows = [_rows(context, builder, signature.args[k], args[k], double)[0] for k in range(4)]
+        out_rows = [_rows(context, builder, signature.args[k], args[k], out_real)[0] for k in (4, 5)]
+        index = ir.IntType(64)
+        a_re, a_im, m_re, m_im = (
+            [builder.load(builder.gep(r, [ir.Constant(index, e)]), align=8) for e in range(4)] for r in rows
+        )
+        results = []
+        for row, column in ((0, 0), (0, 1), (1, 0), (1, 1)):
+            left, right = 2 * row, 2 * row + 1  # a's entries (row, 0), (row, 1)
+            top, bottom = column, 2 + column  # m's entries (0, column), (1, column)
+            first_re = builder.fsub(builder.fmul(a_re[left], m_re[top]), builder.fmul(a_im[left], m_im[top]))
+            first_im = builder.fadd(builder.fmul(a_re[left], m_im[top]), builder.fmul(a_im[left], m_re[top]))
+            second_re = builder.fsub(builder.fmul(a_re[right], m_re[bottom]), builder.fmul(a_im[right], m_im[bottom]))
+            second_im = builder.fadd(builder.fmul(a_re[right], m_im[bottom]), builder.fmul(a_im[right], m_re[bottom]))
+            results.append((builder.fadd(first_re, second_re), builder.fadd(first_im, second_im)))
+        wide = isinstance(out_real, ir.DoubleType)
+        align = 8 if wide else 4
+        for e, (re, im) in enumerate(results):
+            for value, out in zip((re, im), out_rows, strict=True):
+                stored = value if wide else builder.fptrunc(value, ir.VectorType(out_real, LANES))
+                builder.store(stored, builder.gep(out, [ir.Constant(index, e)]), align=align)
+        return context.get_dummy_value()
+
+    return types.void(ar, ai, mr, mi, out_re, out_im), codegen
+
+
+lane_matmul: Any = intrinsic(_lane_matmul_typer)  # typed Any: numba's stub counts typingctx as an argument
+
+
 @njit(cache=True, nogil=True)
 def _diagonal(re: np.ndarray, im: np.ndarray, qubits: np.ndarray, cr: np.ndarray, ci: np.ndarray) -> None:
     entry = np.empty(re.shape[0], dtype=np.int64)
@@ -301,9 +397,7 @@ def run_lanes(
                     cr[e, lane] = rows_re[start + e, lane]
                     ci[e, lane] = rows_im[start + e, lane]
         if kind == SEL:
-            control_bit = 1 << qubits[j, 1]
-            _lane_pairs(re, im, cr, ci, qubits[j, 0], control_bit, 0, 0)
-            _lane_pairs(re, im, cr, ci, qubits[j, 0], control_bit, control_bit, 4)
+            _lane_select(re, im, cr, ci, qubits[j, 0], qubits[j, 1])
         elif kind == DIAG:
             _diagonal(re, im, qubits[j, :k], cr, ci)
         elif kind == CTRL:

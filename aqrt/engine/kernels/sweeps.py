@@ -6,6 +6,7 @@ Conventions in :mod:`aqrt.engine.kernels` (op format in :mod:`aqrt.engine.ops`).
 - ``sincos_row``            cos and sin of a binding's angle columns, one vectorised loop
 - ``fill_binding_row``      one binding's entries of a program from its angles' cosines and sines
   (a recipe per parameterised op: :mod:`aqrt.engine.lowering`, ``SweepPlan``)
+- ``fill_lane_rows``        the same for ``LANES`` bindings at once, as lanes (vectorised loops)
 - ``lane_term_values``      every Pauli term's value on several states held as lanes
 - ``diagonal_values``       every diagonal term's value on one state (one Walsh-Hadamard transform)
 - ``sweep_term_values``     for many bindings: fill the binding's row (from its angles, or copied
@@ -35,7 +36,7 @@ from ..ops import CTRL, CX, DENSE, DIAG, SEL, OpTuple
 from .apply import apply_controlled, apply_cx, apply_diag
 from .bits import walsh_hadamard
 from .interpreter import run_basic_program, run_program
-from .lanes import LANES, lane_term, run_lanes
+from .lanes import LANES, lane_matmul, lane_term, run_lanes
 from .simd import BLOCK_QUBITS, LOW_TARGET_CX, apply_1q_simd, apply_cx_simd, apply_select_simd
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "WORK_ITEMS",
     "diagonal_values",
     "fill_binding_row",
+    "fill_lane_rows",
     "lane_term_values",
     "sincos_row",
     "sweep_probabilities",
@@ -247,6 +249,126 @@ def fill_binding_row(
             row[offset + 3] = m11
 
 
+# -- binding rows of LANES bindings at once -----------------------------------------------------------
+# The same entries as fill_binding_row, for the bindings of a lane state: every loop over lanes is
+# innermost and straight-line (a gate's code is chosen outside it), so that LLVM vectorises it;
+# a binding's entries one by one cost more than the gates they make at n = 8.
+
+
+@njit(cache=True, nogil=True)
+def _lane_factor(
+    code: int,
+    columns: np.ndarray,
+    cosines: np.ndarray,
+    sines: np.ndarray,
+    constants: np.ndarray,
+    fr: np.ndarray,
+    fi: np.ndarray,
+) -> None:
+    """:func:`_factor` for every lane: entry e's real and imaginary parts into ``fr[e]``,
+    ``fi[e]``, from ``cosines[column, lane]``, ``sines[column, lane]``."""
+    a0 = columns[0]
+    if code == _STATIC:
+        for e in range(4):
+            value = constants[a0, e]
+            for lane in range(LANES):
+                fr[e, lane] = value.real
+                fi[e, lane] = value.imag
+        return
+    if code in (_U, _U2):  # (c, e_phi s; e_lam s, e_phi e_lam c) and the like
+        phi = a0 if code == _U2 else columns[1]
+        lam = columns[1] if code == _U2 else columns[2]
+        r = 1.0 / np.sqrt(2.0)
+        for lane in range(LANES):
+            c = r if code == _U2 else cosines[a0, lane]
+            s = r if code == _U2 else sines[a0, lane]
+            pr, pi = cosines[phi, lane], sines[phi, lane]
+            lr, li = cosines[lam, lane], sines[lam, lane]
+            fr[0, lane], fi[0, lane] = c, 0.0
+            fr[1, lane], fi[1, lane] = -lr * s, -li * s
+            fr[2, lane], fi[2, lane] = pr * s, pi * s
+            fr[3, lane], fi[3, lane] = (pr * lr - pi * li) * c, (pr * li + pi * lr) * c
+        return
+    if code == _R:
+        for lane in range(LANES):
+            c, s = cosines[a0, lane], sines[a0, lane]
+            pr, pi = cosines[columns[1], lane], sines[columns[1], lane]
+            fr[0, lane], fi[0, lane] = c, 0.0
+            fr[1, lane], fi[1, lane] = -pi * s, -pr * s
+            fr[2, lane], fi[2, lane] = pi * s, -pr * s
+            fr[3, lane], fi[3, lane] = c, 0.0
+        return
+    for lane in range(LANES):  # one angle: entries (re, im) from (c, s) by sign
+        c, s = cosines[a0, lane], sines[a0, lane]
+        if code == _RX:
+            fr[0, lane], fi[0, lane], fr[1, lane], fi[1, lane] = c, 0.0, 0.0, -s
+            fr[2, lane], fi[2, lane], fr[3, lane], fi[3, lane] = 0.0, -s, c, 0.0
+        elif code == _RY:
+            fr[0, lane], fi[0, lane], fr[1, lane], fi[1, lane] = c, 0.0, -s, 0.0
+            fr[2, lane], fi[2, lane], fr[3, lane], fi[3, lane] = s, 0.0, c, 0.0
+        elif code == _RZ:
+            fr[0, lane], fi[0, lane], fr[1, lane], fi[1, lane] = c, -s, 0.0, 0.0
+            fr[2, lane], fi[2, lane], fr[3, lane], fi[3, lane] = 0.0, 0.0, c, s
+        elif code == _PHASE:
+            fr[0, lane], fi[0, lane], fr[1, lane], fi[1, lane] = 1.0, 0.0, 0.0, 0.0
+            fr[2, lane], fi[2, lane], fr[3, lane], fi[3, lane] = 0.0, 0.0, c, s
+        elif code == _RZZ:
+            fr[0, lane], fi[0, lane], fr[1, lane], fi[1, lane] = c, -s, c, s
+            fr[2, lane], fi[2, lane], fr[3, lane], fi[3, lane] = c, s, c, -s
+        elif code == _CPHASE:
+            fr[0, lane], fi[0, lane], fr[1, lane], fi[1, lane] = 1.0, 0.0, 1.0, 0.0
+            fr[2, lane], fi[2, lane], fr[3, lane], fi[3, lane] = 1.0, 0.0, c, s
+        else:  # _CRZ
+            fr[0, lane], fi[0, lane], fr[1, lane], fi[1, lane] = 1.0, 0.0, c, -s
+            fr[2, lane], fi[2, lane], fr[3, lane], fi[3, lane] = 1.0, 0.0, c, s
+
+
+@njit(cache=True, nogil=True)
+def fill_lane_rows(
+    cosines: np.ndarray,
+    sines: np.ndarray,
+    recipes: np.ndarray,
+    factors: np.ndarray,
+    constants: np.ndarray,
+    rows_re: np.ndarray,
+    rows_im: np.ndarray,
+) -> None:
+    """:func:`fill_binding_row` for ``LANES`` bindings at once: entry e of lane l's row into
+    ``rows_re[e, l]``, ``rows_im[e, l]``, from ``cosines[column, l]``, ``sines[column, l]``."""
+    fr = np.empty((4, LANES))
+    fi = np.empty((4, LANES))
+    mr = np.empty((4, LANES))
+    mi = np.empty((4, LANES))
+    for r in range(recipes.shape[0]):
+        kind = recipes[r, 0]
+        offset = recipes[r, 1]
+        first = recipes[r, 2]
+        own = recipes[r, 3] - 1 if kind == SEL else recipes[r, 3]
+        _lane_factor(factors[first, 0], factors[first, 1:], cosines, sines, constants, mr, mi)
+        for f in range(first + 1, first + own):
+            _lane_factor(factors[f, 0], factors[f, 1:], cosines, sines, constants, fr, fi)
+            if kind != DIAG:
+                lane_matmul(fr, fi, mr, mi, mr, mi)
+            else:  # diagonals multiply entry by entry
+                for e in range(4):
+                    for lane in range(LANES):
+                        re = fr[e, lane] * mr[e, lane] - fi[e, lane] * mi[e, lane]
+                        mi[e, lane] = fr[e, lane] * mi[e, lane] + fi[e, lane] * mr[e, lane]
+                        mr[e, lane] = re
+        if kind == SEL:  # the second 2x2: the controlled gate's target matrix times the first
+            _lane_factor(factors[first + own, 0], factors[first + own, 1:], cosines, sines, constants, fr, fi)
+            lane_matmul(fr, fi, mr, mi, rows_re[offset + 4 : offset + 8], rows_im[offset + 4 : offset + 8])
+        if kind == DIAG and recipes[r, 4] == 1:  # a 1-qubit diagonal: (m00, m11)
+            for lane in range(LANES):
+                rows_re[offset, lane], rows_im[offset, lane] = mr[0, lane], mi[0, lane]
+                rows_re[offset + 1, lane], rows_im[offset + 1, lane] = mr[3, lane], mi[3, lane]
+            continue
+        for e in range(4):
+            for lane in range(LANES):
+                rows_re[offset + e, lane] = mr[e, lane]
+                rows_im[offset + e, lane] = mi[e, lane]
+
+
 @njit(cache=True, nogil=True)
 def binding_row(
     angles: np.ndarray, recipes: np.ndarray, factors: np.ndarray, constants: np.ndarray, row: np.ndarray
@@ -351,9 +473,9 @@ def _fill_row(
 def _lane_rows(
     first: int,
     lanes: int,
-    row: np.ndarray,
     rows: np.ndarray,
     angles: np.ndarray,
+    lane_angles: np.ndarray,
     cosines: np.ndarray,
     sines: np.ndarray,
     recipes: np.ndarray,
@@ -362,13 +484,21 @@ def _lane_rows(
     rows_re: np.ndarray,
     rows_im: np.ndarray,
 ) -> None:
-    """Bindings first..first+lanes-1's entries as lanes (a lane past ``lanes`` repeats the last)."""
+    """Bindings first..first+lanes-1's entries as lanes (a lane past ``lanes`` repeats the last):
+    their rows of ``rows``, then their recipes' entries from their angles (``lane_angles``,
+    ``cosines``, ``sines``: scratch of shape (angle columns, ``LANES``))."""
     for lane in range(LANES):
         b = first + min(lane, lanes - 1)
-        _fill_row(row, rows[b], angles[b], cosines, sines, recipes, factors, constants)
-        for e in range(row.shape[0]):
-            rows_re[e, lane] = row[e].real
-            rows_im[e, lane] = row[e].imag
+        for e in range(rows.shape[1]):
+            rows_re[e, lane] = rows[b, e].real
+            rows_im[e, lane] = rows[b, e].imag
+        for k in range(angles.shape[1]):
+            lane_angles[k, lane] = angles[b, k]
+    if recipes.shape[0] == 0:
+        return
+    size = lane_angles.size
+    sincos_row(lane_angles.reshape(size), cosines.reshape(size), sines.reshape(size))
+    fill_lane_rows(cosines, sines, recipes, factors, constants, rows_re, rows_im)
 
 
 @njit(cache=True, nogil=True)
@@ -436,10 +566,24 @@ def sweep_probabilities(
             rows_im = np.empty((row_width, LANES), dtype=real)
             cr = np.empty((coefficient_rows, LANES), dtype=real)
             ci = np.empty((coefficient_rows, LANES), dtype=real)
+            lane_angles = np.empty((angles.shape[1], LANES))
+            lane_cosines = np.empty((angles.shape[1], LANES))
+            lane_sines = np.empty((angles.shape[1], LANES))
             for first in range(chunk * per_chunk, stop, LANES):
                 lanes = min(LANES, stop - first)
                 _lane_rows(
-                    first, lanes, row, rows, angles, cosines, sines, recipes, factors, constants, rows_re, rows_im
+                    first,
+                    lanes,
+                    rows,
+                    angles,
+                    lane_angles,
+                    lane_cosines,
+                    lane_sines,
+                    recipes,
+                    factors,
+                    constants,
+                    rows_re,
+                    rows_im,
                 )
                 _run_lanes_from_zero(reals, imags, ops, static_buffer, rows_re, rows_im, cr, ci)
                 for lane in range(lanes):
@@ -571,6 +715,9 @@ def sweep_term_values(
         rows_im = np.empty((row_width if basic else 0, LANES), dtype=real)
         cr = np.empty((coefficient_rows, LANES), dtype=real)
         ci = np.empty((coefficient_rows, LANES), dtype=real)
+        lane_angles = np.empty((angles.shape[1] if basic else 0, LANES))
+        lane_cosines = np.empty((angles.shape[1] if basic else 0, LANES))
+        lane_sines = np.empty((angles.shape[1] if basic else 0, LANES))
         values = np.empty((LANE_BINDINGS, num_terms), dtype=np.complex128)
         probabilities = np.empty(size if transform else 0)
         stop = min(num_bindings, (chunk + 1) * per_chunk)
@@ -578,7 +725,18 @@ def sweep_term_values(
             lanes = min(LANE_BINDINGS, stop - first)
             if basic:  # the bindings' states as lanes, gate by gate
                 _lane_rows(
-                    first, lanes, row, rows, angles, cosines, sines, recipes, factors, constants, rows_re, rows_im
+                    first,
+                    lanes,
+                    rows,
+                    angles,
+                    lane_angles,
+                    lane_cosines,
+                    lane_sines,
+                    recipes,
+                    factors,
+                    constants,
+                    rows_re,
+                    rows_im,
                 )
                 _run_lanes_from_zero(reals, imags, ops, static_buffer, rows_re, rows_im, cr, ci)
                 if transform:
