@@ -141,3 +141,27 @@ async def test_an_observable_changed_in_place_between_jobs_gives_the_new_value()
     assert float(second[0].data.evs) == pytest.approx(3.0, abs=1e-12)
     assert float(third[0].data.evs) == pytest.approx(-1.0, abs=1e-12)
     assert float(fourth[0].data.evs) == pytest.approx(3.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("keys", [("a", "b", "c"), ("c", "a", "b"), (("a",), ("c", "b"))])
+def test_bindings_are_read_by_parameter_name_in_any_order_or_split(keys: tuple[object, ...]) -> None:
+    """One array in the circuit's parameter order is read as it is; any other keys (another order,
+    several arrays) are placed by name as Qiskit's ``as_array`` places them: the same values."""
+    from qiskit.circuit import Parameter
+
+    from aqrt.backends.local.reference import _flat_bindings
+
+    a, b, c = Parameter("a"), Parameter("b"), Parameter("c")
+    circuit = QuantumCircuit(1)
+    circuit.rx(a, 0)
+    circuit.ry(b, 0)
+    circuit.rz(c, 0)
+    by_name = {"a": np.arange(4.0), "b": 10 + np.arange(4.0), "c": 100 + np.arange(4.0)}
+    if isinstance(keys[0], str):
+        data = {keys: np.stack([by_name[name] for name in keys], axis=-1)}
+    else:
+        data = {key: np.stack([by_name[name] for name in key], axis=-1) for key in keys}
+    pub = EstimatorPub.coerce((circuit, SparsePauliOp("Z"), BindingsArray(data)))
+    values, names = _flat_bindings(pub)
+    assert names == ["a", "b", "c"]
+    np.testing.assert_array_equal(values, np.stack([by_name["a"], by_name["b"], by_name["c"]], axis=-1))

@@ -136,11 +136,17 @@ def final_measurements(circuit: QuantumCircuit) -> tuple[dict[int, int], set[int
 def _flat_bindings(pub: Any) -> tuple[np.ndarray, list[str]]:
     """Parameter values as a (num_bindings, num_parameters) array, and the parameter names."""
     parameters = list(pub.circuit.parameters)
-    size = math.prod(pub.parameter_values.shape)
+    bindings = pub.parameter_values
+    size = math.prod(bindings.shape)
     if not parameters:
         return np.zeros((size, 0)), []
-    values = pub.parameter_values.as_array(parameters)
-    return values.reshape(size, len(parameters)), [p.name for p in parameters]
+    names = [p.name for p in parameters]
+    arrays = bindings.data
+    if len(arrays) == 1 and list(next(iter(arrays))) == names:  # one array in the circuit's order
+        values = np.array(next(iter(arrays.values())), dtype=np.float64)  # as_array places columns one by one
+    else:
+        values = bindings.as_array(parameters)
+    return values.reshape(size, len(parameters)), names
 
 
 def _bind(circuit: QuantumCircuit, names: list[str], values: np.ndarray) -> QuantumCircuit:
