@@ -63,9 +63,12 @@ def _three_qubit_diagonal(rng: np.random.Generator) -> object:
     return DiagonalGate(list(np.exp(1j * rng.uniform(0, 2 * np.pi, 8))))
 
 
+@pytest.mark.parametrize("from_zero", [True, False], ids=["from-zero", "from-a-state"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("n", [3, 5, 8])
-def test_run_lanes_gives_each_lane_its_bindings_state(n: int, dtype: type) -> None:
+def test_run_lanes_gives_each_lane_its_bindings_state(n: int, dtype: type, from_zero: bool) -> None:
+    """From |0...0> only the rows an op can reach so far are run (live rows); from any other
+    state, every row."""
     rng = np.random.default_rng(n)
     circuit = _basic_circuit(n, 40, rng)
     values = rng.uniform(0, 2 * np.pi, (LANES, circuit.num_parameters))
@@ -76,14 +79,19 @@ def test_run_lanes_gives_each_lane_its_bindings_state(n: int, dtype: type) -> No
     buffers = program.binding_buffers
     rows_re = np.ascontiguousarray(buffers.real.T, dtype=real)
     rows_im = np.ascontiguousarray(buffers.imag.T, dtype=real)
-    re = np.zeros((1 << n, LANES), dtype=real)
-    im = np.zeros_like(re)
-    re[0] = 1.0
+    start = np.zeros((1 << n, LANES), dtype=np.complex128)
+    if from_zero:
+        start[0] = 1.0
+    else:
+        start = rng.normal(size=start.shape) + 1j * rng.normal(size=start.shape)
+        start /= np.linalg.norm(start, axis=0)
+    re = np.ascontiguousarray(start.real, dtype=real)
+    im = np.ascontiguousarray(start.imag, dtype=real)
     scratch = np.empty((8, LANES), dtype=real), np.empty((8, LANES), dtype=real)
-    run_lanes(re, im, program.ops.as_tuple(), program.static_buffer, rows_re, rows_im, *scratch)
+    live_rows = 1 if from_zero else 1 << n
+    run_lanes(re, im, program.ops.as_tuple(), program.static_buffer, rows_re, rows_im, *scratch, live_rows)
     for lane in range(LANES):
-        state = np.zeros(1 << n, dtype=dtype)
-        state[0] = 1.0
+        state = start[:, lane].astype(dtype)
         run_basic_program(state, program.ops.as_tuple(), program.static_buffer, buffers[lane])
         np.testing.assert_allclose(re[:, lane] + 1j * im[:, lane], state, rtol=0, atol=TOLERANCE[dtype])
 

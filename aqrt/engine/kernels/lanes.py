@@ -369,19 +369,29 @@ def run_lanes(
     rows_im: np.ndarray,
     cr: np.ndarray,
     ci: np.ndarray,
+    live_rows: int,
 ) -> None:
     """Apply every op of a basic program to the lane states ``re``, ``im`` in place.
 
     ``rows_re[e, l]``, ``rows_im[e, l]``: entry e of lane l's binding row; ``cr``, ``ci``: scratch
     of at least (8, ``LANES``) (a diagonal on k qubits needs 2**k rows), the state's real dtype.
     A 1-qubit permutation runs as a dense 2x2 (its zero entries add exact zeros).
+
+    ``live_rows`` (a power of two): rows from there on are zero (1 for |0...0>). An op runs on
+    rows below 2**(its highest qubit + 1), or the live rows if more; only ops not diagonal widen
+    them: a circuit's first layer on |0...0> costs a fraction of its passes.
     """
     kinds, qubits, widths, aux, sources, offsets = ops
     for j in range(kinds.shape[0]):
         kind = kinds[j]
         k = widths[j]
+        if kind != DIAG:
+            for b in range(k):
+                live_rows = max(live_rows, 2 << qubits[j, b])
+        live_re = re[:live_rows]
+        live_im = im[:live_rows]
         if kind == CX:
-            _lane_swap(re, im, qubits[j, 0], qubits[j, 1])
+            _lane_swap(live_re, live_im, qubits[j, 0], qubits[j, 1])
             continue
         count = (1 << k) if kind == DIAG else (8 if kind == SEL else 4)
         start = offsets[j]
@@ -397,12 +407,12 @@ def run_lanes(
                     cr[e, lane] = rows_re[start + e, lane]
                     ci[e, lane] = rows_im[start + e, lane]
         if kind == SEL:
-            _lane_select(re, im, cr, ci, qubits[j, 0], qubits[j, 1])
+            _lane_select(live_re, live_im, cr, ci, qubits[j, 0], qubits[j, 1])
         elif kind == DIAG:
-            _diagonal(re, im, qubits[j, :k], cr, ci)
+            _diagonal(live_re, live_im, qubits[j, :k], cr, ci)
         elif kind == CTRL:
-            _lane_pairs(re, im, cr, ci, qubits[j, 0], aux[j, 0], aux[j, 1], 0)
+            _lane_pairs(live_re, live_im, cr, ci, qubits[j, 0], aux[j, 0], aux[j, 1], 0)
         elif k == 1:
-            _lane_pairs(re, im, cr, ci, qubits[j, 0], 0, 0, 0)
+            _lane_pairs(live_re, live_im, cr, ci, qubits[j, 0], 0, 0, 0)
         else:
             raise ValueError("run_lanes: an op on several qubits that only run_program runs")

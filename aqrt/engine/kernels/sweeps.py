@@ -517,7 +517,7 @@ def _run_lanes_from_zero(
     reals[:] = 0.0
     imags[:] = 0.0
     reals[0, :] = 1.0
-    run_lanes(reals, imags, ops, static_buffer, rows_re, rows_im, cr, ci)
+    run_lanes(reals, imags, ops, static_buffer, rows_re, rows_im, cr, ci, 1)
 
 
 @njit(cache=True, nogil=True)
