@@ -15,7 +15,9 @@ with fixed seeds, each warmed up first with a small run of the same kind:
                 was at most 10% (on a shared machine the ``wide`` rows, timed back to back,
                 can catch a burst of outside load that one contender gets and another does not).
 - ``sweep``     the same ansatz with 4 layers, n = 8 and 12, 1000 bindings in one PUB (seed 7),
-                a 20-term random Pauli observable (seed 11). Bindings per second.
+                a 20-term random Pauli observable (seed 11). Bindings per second; aqrt, Aer and
+                the naive loop in 7 interleaved rounds (best of 7 each), Qiskit and Lightning
+                after them (the speed of this machine drifts by up to ~1.5x between minutes).
 - ``sampling``  n = 20 GHZ, then one seeded layer of ry, rx on every qubit, measure_all,
                 100 000 shots. Seconds per job; distributions are checked against the exact one.
 - ``cold``      fresh processes: the first aqrt job (numba cache present), the kernel
@@ -904,6 +906,7 @@ def format_versus(section: dict[str, Any]) -> list[str]:
 
 
 def run_sweep(cfg: dict[str, Any]) -> dict[str, Any]:
+    global _last_others_share
     layers = cfg["sweep_layers"]
     bindings = cfg["sweep_bindings"]
     aer = _aer()
@@ -925,24 +928,35 @@ def run_sweep(cfg: dict[str, Any]) -> dict[str, Any]:
             "terms": len(observable),
         }
         here: list[dict[str, Any]] = []
-        candidates: list[tuple[str, Callable[[Any], Result] | None, float | None, str]] = [
-            ("aqrt Estimator", aqrt_estimate, None, ""),
-            ("Aer EstimatorV2", aer_estimate if aer is not None else None, None, "qiskit-aer is not installed"),
-            ("Qiskit StatevectorEstimator", qiskit_estimate, ONCE_OVER_S, ""),
-        ]
-        for label, func, once_over, why in candidates:
-            if func is None:
-                here.append(skipped(label, why, **common))
-                continue
-            print(f"  sweep n={n}: {label}", file=sys.stderr, flush=True)
-            func(warm_pub)
-            times, evs = time_runs(lambda f=func: f(pub), cfg["repeat"], once_over)
-            here.append(row(label, times, evs=evs, **common))
-        label = NAIVE_SWEEP
-        print(f"  sweep n={n}: {label}", file=sys.stderr, flush=True)
+        # aqrt, Aer and the naive loop in interleaved rounds (each round runs each once), so that a
+        # slow spell of the machine hits all three alike; Qiskit and Lightning (seconds) after them
         terms = naive_terms(observable)
+        rounds: dict[str, Callable[[], Result]] = {"aqrt Estimator": lambda: aqrt_estimate(pub)}
+        if aer is not None:
+            rounds["Aer EstimatorV2"] = lambda: aer_estimate(pub)
+        rounds[NAIVE_SWEEP] = lambda: naive_sweep(n, layers, values, terms)
+        aqrt_estimate(warm_pub)
+        if aer is not None:
+            aer_estimate(warm_pub)
         naive_sweep(n, layers, warm_pub[2], terms)  # compiles
-        times, evs = time_runs(lambda: naive_sweep(n, layers, values, terms), cfg["repeat"])
+        print(f"  sweep n={n}: {', '.join(rounds)} in {cfg['versus_rounds']} rounds", file=sys.stderr, flush=True)
+        meter = CpuMeter()
+        timed: dict[str, list[float]] = {label: [] for label in rounds}
+        values_of: dict[str, Any] = {}
+        for _ in range(cfg["versus_rounds"]):
+            for label, call in rounds.items():
+                gc.collect()
+                elapsed, values_of[label] = call()
+                timed[label].append(elapsed)
+        _last_others_share = meter.stop()["others_share"]
+        for label in rounds:
+            here.append(row(label, timed[label], evs=values_of[label], **common))
+        if aer is None:
+            here.insert(1, skipped("Aer EstimatorV2", "qiskit-aer is not installed", **common))
+        label = "Qiskit StatevectorEstimator"
+        print(f"  sweep n={n}: {label}", file=sys.stderr, flush=True)
+        qiskit_estimate(warm_pub)
+        times, evs = time_runs(lambda: qiskit_estimate(pub), cfg["repeat"], ONCE_OVER_S)
         here.append(row(label, times, evs=evs, **common))
         label = "Lightning (broadcast)"
         if qnode is None:
