@@ -159,7 +159,8 @@ def apply_group_par(
     in that local numbering. When ``high`` follows ``low`` without a gap, a chunk is one run of
     the state: it is updated in place, with no gather and scatter. With ``from_zero`` the state
     is taken as |0...0> whatever it holds (it is not read): each chunk starts from zeros, which
-    spares the pass over the state that clearing it first would cost.
+    spares the pass over the state that clearing it first would cost; and since a group's ops act
+    within chunks, every chunk but the one holding amplitude 0 stays zero: those are only cleared.
     """
     h = high.shape[0]
     run = 1 << low
@@ -176,11 +177,19 @@ def apply_group_par(
                 run_starts[j] |= 1 << high[b]
     for chunk in prange(num_chunks):
         base = insert_zeros(np.int64(chunk) << low, high)
+        if from_zero and base != 0:  # zeros, and the group's ops keep them zero
+            if contiguous:
+                state[base : base + local_size] = 0
+            else:
+                for j in range(1 << h):
+                    start = base + run_starts[j]
+                    for i in range(run):
+                        state[start + i] = 0
+            continue
         buffer = state[base : base + local_size] if contiguous else np.empty(local_size, dtype=state.dtype)
         if from_zero:
             buffer[:] = 0
-            if base == 0:
-                buffer[0] = 1
+            buffer[0] = 1
         elif not contiguous:
             for j in range(1 << h):
                 start = base + run_starts[j]
