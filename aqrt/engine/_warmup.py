@@ -281,6 +281,7 @@ def _compile_wide(dtype: np.dtype) -> None:
             program.static_buffer,
             program.binding_buffers[0],
             from_zero,
+            0,
         )
     pauli_values_par(program.state, program.masks, program.masks)
     probabilities_par(program.state)

@@ -338,12 +338,15 @@ def _run_wide(
 ) -> None:
     """Cache-blocked: one pass over the state per group of ops (see ``blocking``); an op too
     wide for a chunk runs alone with its amplitude-parallel kernel from the op-kernel table.
-    ``from_zero``: run from |0...0> whatever ``state`` holds (the first group clears it as it goes)."""
+    ``from_zero``: run from |0...0> whatever ``state`` holds (the first group clears it as it goes);
+    later groups then skip the chunks on qubits no group has touched yet (zero, and kept zero)."""
     _load(WIDE, program)
     groups: list[Group] | None = program.cache.get("groups")
     if groups is None:
         groups = program.cache["groups"] = schedule_groups(program)
     binding_buffer = _binding_row(program, binding)
+    every_qubit = (1 << program.num_qubits) - 1
+    touched = 0 if from_zero else every_qubit  # qubits an amplitude may have set so far
     if from_zero and (not groups or groups[0].standalone):
         state[:] = 0
         state[0] = 1.0
@@ -352,9 +355,21 @@ def _run_wide(
         _check(cancel)
         if group.standalone:
             apply_op(state, group.ops, 0, program.static_buffer, binding_buffer, parallel=True)
+            touched = every_qubit
         else:
-            ops = group.ops.as_tuple()
-            apply_group_par(state, group.low, group.high, ops, program.static_buffer, binding_buffer, from_zero)
+            apply_group_par(
+                state,
+                group.low,
+                group.high,
+                group.ops.as_tuple(),
+                program.static_buffer,
+                binding_buffer,
+                from_zero,
+                0 if from_zero else every_qubit & ~touched,
+            )
+            touched |= (1 << group.low) - 1
+            for qubit in group.high:
+                touched |= 1 << int(qubit)
         from_zero = False
 
 

@@ -566,12 +566,14 @@ def test_apply_2q_matches_operator_evolution_on_every_qubit_pair(n: int) -> None
             np.testing.assert_allclose(state, expected, atol=1e-12)
 
 
-@pytest.mark.parametrize("from_zero", [False, True], ids=["from-state", "from-zero"])
+@pytest.mark.parametrize("start", ["from-state", "from-zero", "zero-outside"])
 @pytest.mark.parametrize("high", [[4, 5, 6], [5, 7, 9], [4, 5, 9]], ids=["contiguous", "spread", "partly"])
-def test_a_group_applied_chunk_by_chunk_equals_the_program_on_the_whole_state(high: list[int], from_zero: bool) -> None:
+def test_a_group_applied_chunk_by_chunk_equals_the_program_on_the_whole_state(high: list[int], start: str) -> None:
     """``apply_group_par`` runs a chunk in place when the high qubits follow the low ones
     (one run of the state), else gathers it: both must be the whole-state program. From zero,
-    what the state held is not read: the result is the program on |0...0>."""
+    what the state held is not read: the result is the program on |0...0>. With qubits declared
+    zero outside (a state that is zero wherever one of them is set), the chunks on them are
+    skipped: still the whole-state program."""
     from qiskit import QuantumCircuit
 
     from aqrt.engine import lower_circuit
@@ -589,12 +591,23 @@ def test_a_group_applied_chunk_by_chunk_equals_the_program_on_the_whole_state(hi
     program = lower_circuit(circuit).bind(np.zeros((1, 0)))
     group = _make_group(program.ops, low, high, list(range(program.num_ops)))
     state = _random_state(n, rng)
+    zero_outside = 0
+    if start == "zero-outside":  # amplitudes only where the qubits outside low, high and qubit 8 are 0
+        zero_outside = ((1 << n) - 1) & ~sum(1 << q for q in [*range(low), *high, 8])
+        state[(np.arange(1 << n) & zero_outside) != 0] = 0
     expected = state.copy()
-    if from_zero:
+    if start == "from-zero":
         expected[:] = 0
         expected[0] = 1
     run_program(expected, program.ops.as_tuple(), program.static_buffer, program.binding_buffers[0])
     apply_group_par(
-        state, low, group.high, group.ops.as_tuple(), program.static_buffer, program.binding_buffers[0], from_zero
+        state,
+        low,
+        group.high,
+        group.ops.as_tuple(),
+        program.static_buffer,
+        program.binding_buffers[0],
+        start == "from-zero",
+        zero_outside,
     )
     np.testing.assert_allclose(state, expected, rtol=0, atol=ATOL)

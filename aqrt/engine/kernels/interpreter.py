@@ -151,6 +151,7 @@ def apply_group_par(
     static_buffer: np.ndarray,
     binding_buffer: np.ndarray,
     from_zero: bool = False,
+    zero_outside: int = 0,
 ) -> None:
     """Apply a group of ops chunk by chunk (see :mod:`aqrt.engine.blocking`), parallel over chunks.
 
@@ -161,6 +162,8 @@ def apply_group_par(
     is taken as |0...0> whatever it holds (it is not read): each chunk starts from zeros, which
     spares the pass over the state that clearing it first would cost; and since a group's ops act
     within chunks, every chunk but the one holding amplitude 0 stays zero: those are only cleared.
+    ``zero_outside``: qubits that are 0 in every non-zero amplitude (none of the earlier ops of a
+    run from |0...0> touched them); a chunk on any of them is zero and stays zero: it is skipped.
     """
     h = high.shape[0]
     run = 1 << low
@@ -177,6 +180,8 @@ def apply_group_par(
                 run_starts[j] |= 1 << high[b]
     for chunk in prange(num_chunks):
         base = insert_zeros(np.int64(chunk) << low, high)
+        if base & zero_outside:
+            continue
         if from_zero and base != 0:  # zeros, and the group's ops keep them zero
             if contiguous:
                 state[base : base + local_size] = 0
