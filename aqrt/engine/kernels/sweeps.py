@@ -521,6 +521,56 @@ def _run_lanes_from_zero(
 
 
 @njit(cache=True, nogil=True)
+def _lane_scratch(
+    size: int, row_width: int, angle_columns: int, coefficient_rows: int, static_buffer: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A work item's arrays for :func:`_lane_states`: the lane states (real and imaginary parts),
+    the bindings' entries, ``run_lanes``' coefficient rows (each in the state's real dtype, shape
+    (2, rows, ``LANES``)), and the angles with their cosines and sines (3, columns, ``LANES``)."""
+    real = static_buffer.real.dtype
+    states = np.empty((2, size, LANES), dtype=real)
+    entries = np.empty((2, row_width, LANES), dtype=real)
+    coefficients = np.empty((2, coefficient_rows, LANES), dtype=real)
+    trigonometry = np.empty((3, angle_columns, LANES))
+    return states, entries, coefficients, trigonometry
+
+
+@njit(cache=True, nogil=True)
+def _lane_states(
+    first: int,
+    lanes: int,
+    rows: np.ndarray,
+    angles: np.ndarray,
+    recipes: np.ndarray,
+    factors: np.ndarray,
+    constants: np.ndarray,
+    ops: OpTuple,
+    static_buffer: np.ndarray,
+    scratch: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    """Bindings first..first+lanes-1's final states as the lanes of ``scratch``'s states (from
+    :func:`_lane_scratch`): their entries, then the program from |0...0>."""
+    states, entries, coefficients, trigonometry = scratch
+    _lane_rows(
+        first,
+        lanes,
+        rows,
+        angles,
+        trigonometry[0],
+        trigonometry[1],
+        trigonometry[2],
+        recipes,
+        factors,
+        constants,
+        entries[0],
+        entries[1],
+    )
+    _run_lanes_from_zero(
+        states[0], states[1], ops, static_buffer, entries[0], entries[1], coefficients[0], coefficients[1]
+    )
+
+
+@njit(cache=True, nogil=True)
 def _coefficient_rows(ops: OpTuple) -> int:
     """Rows of ``run_lanes``' coefficient scratch for ``ops``: 8, or a wide diagonal's 2**k."""
     kinds = ops[0]
@@ -559,33 +609,11 @@ def sweep_probabilities(
         sines = np.empty(angles.shape[1])
         stop = min(num_bindings, (chunk + 1) * per_chunk)
         if basic:
-            real = static_buffer.real.dtype
-            reals = np.empty((size, LANES), dtype=real)
-            imags = np.empty((size, LANES), dtype=real)
-            rows_re = np.empty((row_width, LANES), dtype=real)
-            rows_im = np.empty((row_width, LANES), dtype=real)
-            cr = np.empty((coefficient_rows, LANES), dtype=real)
-            ci = np.empty((coefficient_rows, LANES), dtype=real)
-            lane_angles = np.empty((angles.shape[1], LANES))
-            lane_cosines = np.empty((angles.shape[1], LANES))
-            lane_sines = np.empty((angles.shape[1], LANES))
+            scratch = _lane_scratch(size, row_width, angles.shape[1], coefficient_rows, static_buffer)
+            reals, imags = scratch[0][0], scratch[0][1]
             for first in range(chunk * per_chunk, stop, LANES):
                 lanes = min(LANES, stop - first)
-                _lane_rows(
-                    first,
-                    lanes,
-                    rows,
-                    angles,
-                    lane_angles,
-                    lane_cosines,
-                    lane_sines,
-                    recipes,
-                    factors,
-                    constants,
-                    rows_re,
-                    rows_im,
-                )
-                _run_lanes_from_zero(reals, imags, ops, static_buffer, rows_re, rows_im, cr, ci)
+                _lane_states(first, lanes, rows, angles, recipes, factors, constants, ops, static_buffer, scratch)
                 for lane in range(lanes):
                     for i in range(size):
                         re = np.float64(reals[i, lane])
@@ -708,37 +736,17 @@ def sweep_term_values(
         cosines = np.empty(angles.shape[1])
         sines = np.empty(angles.shape[1])
         state = np.empty(size, dtype=static_buffer.dtype)
-        real = static_buffer.real.dtype
-        reals = np.empty((size, LANE_BINDINGS), dtype=real)
-        imags = np.empty((size, LANE_BINDINGS), dtype=real)
-        rows_re = np.empty((row_width if basic else 0, LANES), dtype=real)
-        rows_im = np.empty((row_width if basic else 0, LANES), dtype=real)
-        cr = np.empty((coefficient_rows, LANES), dtype=real)
-        ci = np.empty((coefficient_rows, LANES), dtype=real)
-        lane_angles = np.empty((angles.shape[1] if basic else 0, LANES))
-        lane_cosines = np.empty((angles.shape[1] if basic else 0, LANES))
-        lane_sines = np.empty((angles.shape[1] if basic else 0, LANES))
+        scratch = _lane_scratch(
+            size, row_width if basic else 0, angles.shape[1] if basic else 0, coefficient_rows, static_buffer
+        )
+        reals, imags = scratch[0][0], scratch[0][1]
         values = np.empty((LANE_BINDINGS, num_terms), dtype=np.complex128)
         probabilities = np.empty(size if transform else 0)
         stop = min(num_bindings, (chunk + 1) * per_chunk)
         for first in range(chunk * per_chunk, stop, LANE_BINDINGS):
             lanes = min(LANE_BINDINGS, stop - first)
             if basic:  # the bindings' states as lanes, gate by gate
-                _lane_rows(
-                    first,
-                    lanes,
-                    rows,
-                    angles,
-                    lane_angles,
-                    lane_cosines,
-                    lane_sines,
-                    recipes,
-                    factors,
-                    constants,
-                    rows_re,
-                    rows_im,
-                )
-                _run_lanes_from_zero(reals, imags, ops, static_buffer, rows_re, rows_im, cr, ci)
+                _lane_states(first, lanes, rows, angles, recipes, factors, constants, ops, static_buffer, scratch)
                 if transform:
                     for lane in range(lanes):
                         _diagonal_lane_values(reals, imags, lane, probabilities, x_masks, z_masks, out[first + lane])
