@@ -230,7 +230,8 @@ def _apply_rows(parallel: bool, dtype: np.dtype) -> None:
 
 
 def _compile_small(dtype: np.dtype) -> None:
-    """``run_basic_program`` and the serial term values (what a small job calls on its state)."""
+    """``run_basic_program``, the serial term values and one binding's entries from its angles
+    (what a small job calls)."""
     examples = [_example_op(row.kind, _row_width(row), dtype) for row in OP_KERNELS if not row.parallel]
     examples = [op for op in examples if op[1].shape[0] == 1 or op[0] not in (DENSE, PERM)]
     examples.append(_example_op(PERM, 1, dtype))  # a one-qubit permutation: its own branch
@@ -240,6 +241,7 @@ def _compile_small(dtype: np.dtype) -> None:
     binding = program.binding_buffers[0]
     run_basic_program(program.state, program.arrays, program.static_buffer, binding)
     pauli_values(program.state, program.masks, program.masks)
+    _compile_binding_row(dtype)
 
 
 def _compile_ops(dtype: np.dtype) -> None:
@@ -249,6 +251,7 @@ def _compile_ops(dtype: np.dtype) -> None:
     binding = program.binding_buffers[0]
     run_program(program.state, program.arrays, program.static_buffer, binding)
     program_pauli_values(_NUM_QUBITS, program.arrays, program.static_buffer, binding, program.masks, program.masks)
+    _compile_binding_row(dtype)
 
 
 def _compile_sweep(dtype: np.dtype) -> None:
@@ -285,6 +288,12 @@ def _compile_wide(dtype: np.dtype) -> None:
         )
     pauli_values_par(program.state, program.masks, program.masks)
     probabilities_par(program.state)
+    _compile_binding_row(dtype)
+
+
+def _compile_binding_row(dtype: np.dtype) -> None:
+    """One binding's entries from angles (a program bound from its circuit's sweep plan), which
+    every tier that runs a single binding makes before it runs."""
     recipes = np.array([[DENSE, 0, 0, 1, 1]], dtype=np.int64)  # one ry from angle column 0
     row = np.zeros(4, dtype=dtype)
     binding_row(

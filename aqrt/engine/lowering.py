@@ -13,6 +13,7 @@ Circuits are read through their duck-typed interface (``data``, ``operation.to_m
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from . import gates
 from .noise import CHANNEL_INSTRUCTION, Channel
-from .ops import CTRL, CX, DENSE, DIAG, PERM, SEL, WIDE_QUBITS, BoundProgram, OpArrays, SweepAngles
+from .ops import CTRL, CX, DENSE, DIAG, PERM, SEL, BoundProgram, OpArrays, SweepAngles
 
 __all__ = ["SWEEP_GATES", "LoweredCircuit", "LoweringError", "SweepPlan", "fused_width", "lower_circuit"]
 
@@ -128,10 +129,10 @@ class LoweredCircuit:
     ) -> BoundProgram:
         """The program for ``values`` of shape (bindings, parameters) (columns in ``parameter_names`` order).
 
-        With more than one binding, or a wide state (``WIDE_QUBITS`` or more), and the default
-        fusion, the program comes from the circuit's :class:`SweepPlan` when it has one (plans
-        are shared by content, so a new session's circuit finds its plan made): the kernels
-        make its entries from angles (``binding_buffers`` is made only if read). By default
+        With the default fusion, the program comes from the circuit's :class:`SweepPlan` when it
+        has one (plans are shared by content, so a new session's circuit finds its plan made):
+        the kernels make its entries from angles (``binding_buffers`` is made only if read; one
+        binding's 32-op row in ~5 µs, where fusing its gates' matrices afresh took ~2 ms). By default
         gates are fused as production does: up to :func:`fused_width` qubits, and a CX or CZ
         goes into a select with the 1-qubit gate before it on its target. A given
         ``max_fused_qubits`` fuses up to that width: greedily, or, with ``fuse_by_cost``, only
@@ -147,8 +148,7 @@ class LoweredCircuit:
         if self.has_channels:
             raise LoweringError("this circuit holds noise channels: run it on a noisy simulator")
         column = {name: j for j, name in enumerate(self.parameter_names)}
-        from_plan = num_bindings > 1 or self.num_qubits >= WIDE_QUBITS
-        if from_plan and max_fused_qubits == fused_width(self.num_qubits) and not by_cost:
+        if max_fused_qubits == fused_width(self.num_qubits) and not by_cost:
             plan = self.sweep_plan(np.dtype(dtype))
             if plan is not None:
                 return plan.bind(values, column, self)
@@ -839,15 +839,29 @@ def _column_key(slot: Any, scale: float, parameter_column: dict[str, int]) -> tu
 
 def _materialize(sweep: SweepAngles, dtype: np.dtype) -> np.ndarray:
     """Every binding's entries from ``sweep``'s angles, in numpy: what the sweep kernels make
-    per binding (``fill_binding_row``), for the paths that read binding buffers."""
+    per binding (``fill_binding_row``), for the paths that read binding buffers.
+
+    Each angle column's cosines and sines are arrays over the bindings; for one binding they are
+    Python floats, and the same products are Python complex arithmetic (numpy's per-call cost on
+    one-element arrays made one binding of a 32-op program ~2 ms; as floats it is ~0.1 ms)."""
     num_bindings = sweep.angles.shape[0]
-    cos, sin = np.cos(sweep.angles), np.sin(sweep.angles)
-    out = np.zeros((num_bindings, sweep.row_width), dtype=np.complex128)
+    cos: Sequence[Any]
+    sin: Sequence[Any]
+    columns: Any  # entry k of every binding: an array over the bindings, or one binding's list
+    if num_bindings == 1:
+        angles = sweep.angles[0].tolist()
+        cos, sin = [math.cos(a) for a in angles], [math.sin(a) for a in angles]
+        columns = [0j] * sweep.row_width
+    else:
+        cos, sin = list(np.cos(sweep.angles).T), list(np.sin(sweep.angles).T)
+        columns = np.zeros((num_bindings, sweep.row_width), dtype=np.complex128).T
+    factors = sweep.factors.tolist()
+    constants = sweep.constants.tolist()
     for kind, offset, first, count, width in sweep.recipes.tolist():
         own = count - 1 if kind == SEL else count
-        m = _factor_entries(sweep, first, cos, sin)
+        m = _factor_entries(factors[first], constants, cos, sin)
         for f in range(first + 1, first + own):
-            a = _factor_entries(sweep, f, cos, sin)
+            a = _factor_entries(factors[f], constants, cos, sin)
             if kind != DIAG:
                 m = (
                     a[0] * m[0] + a[1] * m[2],
@@ -858,7 +872,7 @@ def _materialize(sweep: SweepAngles, dtype: np.dtype) -> np.ndarray:
             else:
                 m = (a[0] * m[0], a[1] * m[1], a[2] * m[2], a[3] * m[3])
         if kind == SEL:
-            c = _factor_entries(sweep, first + own, cos, sin)
+            c = _factor_entries(factors[first + own], constants, cos, sin)
             selected = (
                 c[0] * m[0] + c[1] * m[2],
                 c[0] * m[1] + c[1] * m[3],
@@ -866,27 +880,31 @@ def _materialize(sweep: SweepAngles, dtype: np.dtype) -> np.ndarray:
                 c[2] * m[1] + c[3] * m[3],
             )
             for e in range(4):
-                out[:, offset + 4 + e] = selected[e]
+                columns[offset + 4 + e] = selected[e]
         if kind == DIAG and width == 1:
-            out[:, offset] = m[0]
-            out[:, offset + 1] = m[3]
+            columns[offset] = m[0]
+            columns[offset + 1] = m[3]
         else:
             for e in range(4):
-                out[:, offset + e] = m[e]
-    return np.ascontiguousarray(out, dtype=dtype)
+                columns[offset + e] = m[e]
+    if num_bindings == 1:
+        return np.array([columns], dtype=dtype)
+    return np.ascontiguousarray(columns.T, dtype=dtype)
 
 
-def _factor_entries(sweep: SweepAngles, f: int, cos: np.ndarray, sin: np.ndarray) -> tuple[Any, Any, Any, Any]:
-    """Factor ``f``'s (m00, m01, m10, m11) for every binding (as the kernel's ``_factor``), from
-    the cosines and sines of the angle columns."""
-    code, a0, a1, a2 = (int(v) for v in sweep.factors[f])
+def _factor_entries(
+    factor: list[int], constants: list[list[complex]], cos: Sequence[Any], sin: Sequence[Any]
+) -> tuple[Any, Any, Any, Any]:
+    """A factor's (m00, m01, m10, m11) for every binding (as the kernel's ``_factor``), from the
+    cosines and sines of the angle columns (arrays over the bindings, or one binding's floats)."""
+    code, a0, a1, a2 = factor
     if code == _STATIC:
-        return tuple(complex(v) for v in sweep.constants[a0])  # type: ignore[return-value]
+        return tuple(complex(v) for v in constants[a0])  # type: ignore[return-value]
 
-    def unit(k: int) -> np.ndarray:
-        return cos[:, k] + 1j * sin[:, k]
+    def unit(k: int) -> Any:
+        return cos[k] + 1j * sin[k]
 
-    c, s = cos[:, a0], sin[:, a0]
+    c, s = cos[a0], sin[a0]
     if code == 1:
         return c + 0j, -1j * s, -1j * s, c + 0j
     if code == 2:
@@ -899,12 +917,12 @@ def _factor_entries(sweep: SweepAngles, f: int, cos: np.ndarray, sin: np.ndarray
         e_phi, e_lam = unit(a1), unit(a2)
         return c + 0j, -e_lam * s, e_phi * s, e_phi * e_lam * c
     if code == 6:
-        r = 1.0 / np.sqrt(2.0)
+        r = 1.0 / math.sqrt(2.0)
         e_phi, e_lam = unit(a0), unit(a1)
         return r + 0j, -e_lam * r, e_phi * r, e_phi * e_lam * r
     if code == 7:
         e_phi = unit(a1)
-        return c + 0j, -1j * np.conj(e_phi) * s, -1j * e_phi * s, c + 0j
+        return c + 0j, -1j * e_phi.conjugate() * s, -1j * e_phi * s, c + 0j
     if code == 8:
         return c - 1j * s, c + 1j * s, c + 1j * s, c - 1j * s
     if code == 9:

@@ -135,19 +135,19 @@ def serial_tier(program: BoundProgram) -> str:
 
 def _run_serially(state: np.ndarray, program: BoundProgram, binding: int) -> None:
     run = run_basic_program if _is_basic(program) else run_program
-    run(state, program.ops.as_tuple(), program.static_buffer, program.binding_buffers[binding])
+    run(state, program.ops.as_tuple(), program.static_buffer, _binding_row(program, binding))
 
 
 def _serial_values(program: BoundProgram, binding: int, x_masks: np.ndarray, z_masks: np.ndarray) -> np.ndarray:
     if _is_basic(program):  # two calls, not one jitted wrapper: the small tier compiles less
         state = _initial_state(program)
-        run_basic_program(state, program.ops.as_tuple(), program.static_buffer, program.binding_buffers[binding])
+        run_basic_program(state, program.ops.as_tuple(), program.static_buffer, _binding_row(program, binding))
         return pauli_values(state, x_masks, z_masks)
     return program_pauli_values(
         program.num_qubits,
         program.ops.as_tuple(),
         program.static_buffer,
-        program.binding_buffers[binding],
+        _binding_row(program, binding),
         x_masks,
         z_masks,
     )
@@ -375,7 +375,8 @@ def _run_wide(
 
 def _binding_row(program: BoundProgram, binding: int) -> np.ndarray:
     """The binding's entries: its row of the binding buffers, or, for a program bound from
-    angles whose buffers are not made, the row made from its angles by a kernel."""
+    angles whose buffers are not made, the row made from its angles by a kernel (loaded with
+    every tier that runs one binding: small, ops and wide)."""
     angles = program.angles
     if angles is None or program.materialized:
         return program.binding_buffers[binding]

@@ -11,11 +11,12 @@ from qiskit.circuit import Parameter, ParameterVector
 from qiskit.circuit.library import U2Gate
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
-from aqrt.engine import lower_circuit, simulate, warmup
+from aqrt.engine import lower_circuit, numpy_interpreter, simulate, warmup
 from aqrt.engine.kernels.lanes import LANES
 from aqrt.engine.kernels.sweeps import (
     GATE_CODES,
     LANE_BINDINGS,
+    binding_row,
     diagonal_values,
     fill_binding_row,
     fill_lane_rows,
@@ -147,6 +148,73 @@ def test_binding_buffers_made_from_angles_run_as_the_kernels_make_them(dtype: st
     assert program.num_bindings == 4
 
 
+def _basic_ansatz(n: int, layers: int) -> QuantumCircuit:
+    """ry, rz on every qubit, then a CX ladder, per layer: a program ``run_basic_program`` runs."""
+    theta = ParameterVector("t", 2 * n * layers)
+    circuit = QuantumCircuit(n)
+    for layer in range(layers):
+        for q in range(n):
+            circuit.ry(theta[2 * (layer * n + q)], q)
+            circuit.rz(theta[2 * (layer * n + q) + 1], q)
+        for q in range(n - 1):
+            circuit.cx(q, q + 1)
+    return circuit
+
+
+@pytest.mark.parametrize("basic", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_one_binding_is_bound_from_the_plan_and_its_row_made_by_the_kernel(dtype: str, basic: bool) -> None:
+    """A single binding of a small state comes from the sweep plan too (its gates' matrices are
+    not fused afresh per job): the serial kernels get its row from ``binding_row``, the numpy
+    interpreter from numpy; both run as the per-binding path and Qiskit do."""
+    warmup(dtype, ["small", "ops"])
+    circuit = _basic_ansatz(5, 3) if basic else every_gate_circuit(5, seed=4)
+    assert simulate.is_basic(lower_circuit(circuit).bind(np.zeros((1, circuit.num_parameters))).ops) == basic
+    values = np.random.default_rng(8).uniform(-4, 4, (3, circuit.num_parameters))
+    lowered = lower_circuit(circuit)
+    observable = _random_observable(5, 10, seed=6)
+    table = _table(observable, 5)
+    tolerance = TOLERANCE[dtype]
+    for b in range(3):
+        program = lowered.bind(values[b : b + 1], dtype=dtype)
+        assert program.angles is not None and program.num_bindings == 1
+        reference = _per_binding(lowered, values[b : b + 1], dtype)
+        expected = simulate.run_serial(reference, table.x_masks, table.z_masks)
+        found = simulate.run_serial(program, table.x_masks, table.z_masks)
+        state = simulate.final_state(program, 0, parallel=False)
+        assert not program.materialized  # the rows came from the kernel
+        np.testing.assert_allclose(found, expected, rtol=0, atol=tolerance)
+        np.testing.assert_allclose(state, simulate.final_state(reference, 0, parallel=False), rtol=0, atol=tolerance)
+        swept = simulate.term_values(program, table.x_masks, table.z_masks)
+        np.testing.assert_allclose(swept, expected, rtol=0, atol=tolerance)
+        on_numpy = numpy_interpreter.term_values(program, table.x_masks, table.z_masks)
+        np.testing.assert_allclose(on_numpy, expected, rtol=0, atol=tolerance)
+        bound = circuit.assign_parameters(dict(zip([p.name for p in circuit.parameters], values[b], strict=True)))
+        assert abs(table.combine(found)[0, 0] - Statevector(bound).expectation_value(observable).real) < 10 * tolerance
+
+
+def test_one_bindings_entries_in_numpy_are_the_kernels_and_the_sweeps() -> None:
+    """``binding_buffers`` of one binding (Python floats) and of many (numpy arrays over the
+    bindings) hold the entries ``binding_row`` makes, for every gate code."""
+    circuit = every_gate_circuit(4, seed=12)
+    values = np.random.default_rng(5).uniform(-4, 4, (5, circuit.num_parameters))
+    lowered = lower_circuit(circuit)
+    many = lowered.bind(values).binding_buffers
+    codes = set()
+    for b in range(5):
+        program = lowered.bind(values[b : b + 1])
+        angles = program.angles
+        assert angles is not None
+        codes |= {int(code) for code in angles.factors[:, 0]}
+        row = np.empty(angles.row_width, dtype=np.complex128)
+        binding_row(angles.angles[0], angles.recipes, angles.factors, angles.constants, row)
+        one = program.binding_buffers
+        assert one.shape == (1, angles.row_width) and one.dtype == np.complex128
+        np.testing.assert_allclose(one[0], row, rtol=0, atol=1e-14)
+        np.testing.assert_allclose(one[0], many[b], rtol=0, atol=1e-14)
+    assert codes >= set(range(11)), f"gate codes not exercised: {set(range(11)) - codes}"
+
+
 def test_gates_without_an_in_kernel_formula_take_the_per_binding_path() -> None:
     theta = Parameter("t")
     circuit = QuantumCircuit(5)
@@ -156,7 +224,7 @@ def test_gates_without_an_in_kernel_formula_take_the_per_binding_path() -> None:
     lowered = lower_circuit(circuit)
     program = lowered.bind(values)
     assert program.angles is None
-    assert lowered.bind(values[:1]).angles is None  # one binding: the per-binding path always
+    assert lowered.bind(values[:1]).angles is None  # no plan: one binding takes the per-binding path too
     table = _table(SparsePauliOp(["ZZIII", "IIXXI"]), 5)
     found = simulate.term_values(program, table.x_masks, table.z_masks)
     for b, t in enumerate(values[:, 0]):

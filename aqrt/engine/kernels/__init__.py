@@ -34,9 +34,10 @@ them, so that a first job waits only for its own (:mod:`aqrt.engine._warmup` com
 this module, which imports no numba, records which tiers are loaded in this process):
 
 - ``small``  ``run_basic_program`` and ``pauli_values``: small noiseless circuits of CX,
-  diagonal, controlled and one-qubit gates, one binding at a time (a Bell job)
+  diagonal, controlled and one-qubit gates, one binding at a time (a Bell job), and
+  ``binding_row`` (one binding's entries from its angles)
 - ``ops``    ``run_program``: every op kind serially (permutations such as SWAP, dense
-  matrices on two or more qubits)
+  matrices on two or more qubits), and ``binding_row``
 - ``sweep``  whole programs for many bindings, parallel over bindings (:mod:`.sweeps`)
 - ``wide``   the cache-blocked group kernel, the amplitude-parallel op kernels and reductions
   (states of ``WIDE_QUBITS`` qubits or more)
