@@ -18,6 +18,9 @@ with fixed seeds, each warmed up first with a small run of the same kind:
                 a 20-term random Pauli observable (seed 11). Bindings per second; aqrt, Aer and
                 the naive loop in 7 interleaved rounds (best of 7 each), Qiskit and Lightning
                 after them (the speed of this machine drifts by up to ~1.5x between minutes).
+- ``loop``      the sweep's circuits and observable, one binding per job, 50 jobs one after
+                another (a variational loop: each job's parameters come from the last result);
+                milliseconds per job, aqrt, Aer and Qiskit in 7 interleaved rounds (best each).
 - ``sampling``  n = 20 GHZ, then one seeded layer of ry, rx on every qubit, measure_all,
                 100 000 shots. Seconds per job; distributions are checked against the exact one.
 - ``cold``      fresh processes: the first aqrt job (numba cache present), the kernel
@@ -134,6 +137,8 @@ FULL = {
     "sweep_bindings": 1000,
     "sweep_terms": 20,
     "sweep_warmup_bindings": 10,
+    "loop_n": [8, 12],
+    "loop_jobs": 50,
     "sampling_n": 20,
     "shots": 100_000,
     "sampling_warmup_n": 10,
@@ -147,13 +152,14 @@ QUICK = {
     **FULL,
     "wide_n": [14, 16, 18],
     "sweep_bindings": 100,
+    "loop_jobs": 10,
     "sampling_n": 16,
     "shots": 20_000,
     "qiskit_sampler_probe_n": 12,
     "cold_compile": False,
     "versus_rounds": 3,
 }
-SECTIONS = ("wide", "versus", "sweep", "sampling", "cold", "memory")
+SECTIONS = ("wide", "versus", "sweep", "loop", "sampling", "cold", "memory")
 
 Result = tuple[float, Any]  # (seconds timed, value)
 
@@ -990,6 +996,91 @@ def run_sweep(cfg: dict[str, Any]) -> dict[str, Any]:
     return {"layers": layers, "rows": rows, "disagreements": disagreements}
 
 
+# -- loop: one binding per job, jobs one after another ------------------------------------------
+
+
+async def _aqrt_loop(circuit: QuantumCircuit, observable: SparsePauliOp, values: np.ndarray) -> Result:
+    async with Session(service=LocalService()) as session:
+        estimator = Estimator(mode=session)
+        evs = []
+        start = time.perf_counter()
+        for row_values in values:
+            result = await estimator.run([(circuit, observable, row_values)])
+            evs.append(float(result[0].data.evs))
+        elapsed = time.perf_counter() - start
+    return elapsed, np.array(evs)
+
+
+def aqrt_loop(circuit: QuantumCircuit, observable: SparsePauliOp, values: np.ndarray) -> Result:
+    return asyncio.run(_aqrt_loop(circuit, observable, values))
+
+
+def blocking_loop(estimator: Any, circuit: QuantumCircuit, observable: SparsePauliOp, values: np.ndarray) -> Result:
+    """``estimator.run([(circuit, observable, row)]).result()`` for each row in turn."""
+    evs = []
+    start = time.perf_counter()
+    for row_values in values:
+        evs.append(float(estimator.run([(circuit, observable, row_values)]).result()[0].data.evs))
+    return time.perf_counter() - start, np.array(evs)
+
+
+def run_loop(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The sweep's circuits, one binding per job, the jobs one after another (each awaited before
+    the next is submitted, as a variational loop runs): time per job. aqrt, Aer and Qiskit in
+    interleaved rounds, best round each."""
+    global _last_others_share
+    from qiskit.primitives import StatevectorEstimator
+
+    layers = cfg["sweep_layers"]
+    jobs = cfg["loop_jobs"]
+    aer = _aer()
+    rows: list[dict[str, Any]] = []
+    disagreements: list[str] = []
+    for n in cfg["loop_n"]:
+        circuit = hardware_efficient_ansatz(n, layers)
+        observable = random_pauli_observable(n, cfg["sweep_terms"], SWEEP_OBSERVABLE_SEED)
+        values = sweep_values(circuit, jobs)
+        common = {"n": n, "gates": circuit.size(), "jobs": jobs, "terms": len(observable)}
+        rounds: dict[str, Callable[[], Result]] = {"aqrt Estimator": lambda: aqrt_loop(circuit, observable, values)}
+        if aer is not None:
+            aer_estimator = aer.EstimatorV2()
+            rounds["Aer EstimatorV2"] = lambda: blocking_loop(aer_estimator, circuit, observable, values)
+        qiskit_estimator = StatevectorEstimator()
+        rounds["Qiskit StatevectorEstimator"] = lambda: blocking_loop(qiskit_estimator, circuit, observable, values)
+        aqrt_loop(circuit, observable, values[:3])  # warm-up: a few jobs of each
+        if aer is not None:
+            blocking_loop(aer_estimator, circuit, observable, values[:3])
+        blocking_loop(qiskit_estimator, circuit, observable, values[:3])
+        print(f"  loop n={n}: {', '.join(rounds)} in {cfg['versus_rounds']} rounds", file=sys.stderr, flush=True)
+        meter = CpuMeter()
+        timed: dict[str, list[float]] = {label: [] for label in rounds}
+        evs_of: dict[str, np.ndarray] = {}
+        for _ in range(cfg["versus_rounds"]):
+            for label, call in rounds.items():
+                gc.collect()
+                elapsed, evs_of[label] = call()
+                timed[label].append(elapsed)
+        _last_others_share = meter.stop()["others_share"]
+        here = [row(label, timed[label], **common) for label in rounds]
+        if aer is None:
+            here.insert(1, skipped("Aer EstimatorV2", "qiskit-aer is not installed", **common))
+        base = here[0]
+        for entry in here:
+            if "best_s" not in entry:
+                continue
+            label = entry["contender"]
+            entry["ms_per_job"] = 1e3 * entry["best_s"] / jobs
+            entry["aqrt_speedup"] = entry["best_s"] / base["best_s"]
+            deviation = float(np.max(np.abs(evs_of[label] - evs_of["aqrt Estimator"])))
+            entry["max_deviation_vs_aqrt"] = deviation
+            if deviation > EV_TOLERANCE:
+                disagreements.append(
+                    f"DISAGREE: loop n={n} {label}: max |ev - aqrt ev| = {deviation:.2e} > {EV_TOLERANCE:g}"
+                )
+        rows += here
+    return {"layers": layers, "rows": rows, "disagreements": disagreements}
+
+
 # -- sampling -------------------------------------------------------------------------------------
 
 
@@ -1415,6 +1506,33 @@ def format_sweep(section: dict[str, Any]) -> list[str]:
     return lines
 
 
+def format_loop(section: dict[str, Any]) -> list[str]:
+    lines = [
+        f"loop: the sweep's ansatz x {section['layers']} layers and observable, one binding per job, "
+        "each job awaited before the next" + _contention(section)
+    ]
+    header = (
+        f"{'n':>3}{'gates':>7}{'jobs':>6}  {'contender':<30}{'others':>7}{'runs':>5}{'best s':>10}{'median s':>10}"
+        f"{'ms/job':>9}{'aqrt speedup':>14}{'max |dev|':>11}"
+    )
+    lines += [header, "-" * len(header)]
+    previous = None
+    for entry in section["rows"]:
+        if previous is not None and entry["n"] != previous:
+            lines.append("")
+        previous = entry["n"]
+        lead = f"{entry['n']:>3}{entry['gates']:>7}{entry['jobs']:>6}  {entry['contender']:<30}"
+        if "skipped" in entry:
+            lines.append(lead + f"  skipped: {entry['skipped']}")
+            continue
+        lines.append(
+            lead + _fmt_row_times(entry) + f"{entry['ms_per_job']:>9.2f}{entry['aqrt_speedup']:>13.2f}x"
+            f"{entry['max_deviation_vs_aqrt']:>11.1e}"
+        )
+    lines.append("(aqrt speedup = contender's time / aqrt's; max |dev| = largest |ev - aqrt ev| over all jobs)")
+    return lines
+
+
 def format_sampling(section: dict[str, Any]) -> list[str]:
     first = section["rows"][0]
     lines = [
@@ -1579,6 +1697,7 @@ def format_report(
         "wide": format_wide,
         "versus": format_versus,
         "sweep": format_sweep,
+        "loop": format_loop,
         "sampling": format_sampling,
         "cold": format_cold,
         "memory": format_memory,
@@ -1650,6 +1769,7 @@ def main(argv: list[str] | None = None) -> int:
         "wide": run_wide,
         "versus": run_versus,
         "sweep": run_sweep,
+        "loop": run_loop,
         "sampling": run_sampling,
         "cold": run_cold,
         "memory": run_memory,
