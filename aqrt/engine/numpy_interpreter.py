@@ -10,10 +10,12 @@ once the kernels are loaded the numba serial paths run everything.
 Every op kind of :mod:`aqrt.engine.ops` runs here, in its conventions (qubit q is bit q of an
 amplitude index; a k-qubit op's matrix has ``qubits[j]`` as bit j of its row and column index):
 
-- one-qubit dense and permutation ops: the 2x2 update of each amplitude pair (``apply_1q``'s)
+- one-qubit dense and permutation ops: the 2x2 update of each amplitude pair (``apply_1q``'s),
+  one batched matrix product on a view of the state
 - CX: the target's amplitude pairs swapped where the control bit is set
 - CTRL: the 2x2 update on the target's pairs where ``(index & mask) == value``
 - SEL: the first 2x2 on the target's pairs where the control bit is 0, the second where it is 1
+  (one batched product of both on a view of the state)
 - DIAG: ``state[i] *= diag[bits of i at qubits]``
 - dense and permutation ops on k >= 2 qubits: the matrix contracted with the state's k axes
 
@@ -50,10 +52,7 @@ def _amplitude_indices(num_qubits: int) -> np.ndarray:
 def _pair_update(state: np.ndarray, target: int, m: np.ndarray) -> None:
     """2x2 ``m`` on every amplitude pair of ``target`` (state viewed as (high, 2, low))."""
     pairs = state.reshape(-1, 2, 1 << target)
-    a0 = pairs[:, 0, :].copy()
-    a1 = pairs[:, 1, :]
-    pairs[:, 0, :] = m[0, 0] * a0 + m[0, 1] * a1
-    pairs[:, 1, :] = m[1, 0] * a0 + m[1, 1] * a1
+    pairs[...] = m @ pairs
 
 
 def _pairs_where(indices: np.ndarray, target: int, mask: int, value: int) -> np.ndarray:
@@ -68,6 +67,19 @@ def _controlled(state: np.ndarray, indices: np.ndarray, target: int, mask: int, 
     a1 = state[high]
     state[low] = m[0, 0] * a0 + m[0, 1] * a1
     state[high] = m[1, 0] * a0 + m[1, 1] * a1
+
+
+def _select(state: np.ndarray, target: int, control: int, matrices: np.ndarray) -> None:
+    """``matrices[0]`` on ``target``'s amplitude pairs where the ``control`` bit is 0,
+    ``matrices[1]`` where it is 1: one batched 2x2 product on a view of the state (axes above,
+    at and between the two bits), not two updates of gathered indices (~20 numpy calls)."""
+    high, low = max(target, control), min(target, control)
+    view = state.reshape(-1, 2, 1 << (high - low - 1), 2, 1 << low)  # axes 1 and 3: bits high, low
+    if control == high:  # (above, control, between, target, below)
+        view[...] = matrices[None, :, None] @ view
+    else:  # (above, target, between, control, below) as (above, between, control, target, below)
+        pairs = view.transpose(0, 2, 3, 1, 4)
+        pairs[...] = matrices[None, None] @ pairs
 
 
 def _cx(state: np.ndarray, indices: np.ndarray, control: int, target: int) -> None:
@@ -122,10 +134,7 @@ def run_program(state: np.ndarray, program: BoundProgram, binding: int = 0) -> N
             m = buffer[start : start + 4].reshape(2, 2)
             _controlled(state, indices, int(qubits[0]), int(ops.aux[j, 0]), int(ops.aux[j, 1]), m)
         elif kind == SEL:
-            target, control = int(qubits[0]), int(qubits[1])
-            for value in (0, 1):
-                m = buffer[start + 4 * value : start + 4 * value + 4].reshape(2, 2)
-                _controlled(state, indices, target, 1 << control, value << control, m)
+            _select(state, int(qubits[0]), int(qubits[1]), buffer[start : start + 8].reshape(2, 2, 2))
         elif kind in (DENSE, PERM):
             d = 1 << width
             m = buffer[start : start + d * d].reshape(d, d)
@@ -147,9 +156,7 @@ def final_state(program: BoundProgram, binding: int = 0) -> np.ndarray:
     return state
 
 
-def _signs(indices: np.ndarray, z: int) -> np.ndarray:
-    """(-1)^popcount(i & z) for every index i, as float64."""
-    return 1.0 - 2.0 * (np.bitwise_count(indices & z) & 1)
+_TERM_BLOCK_ELEMENTS = 1 << 14  # terms are reduced in blocks of about this many (term, amplitude) pairs
 
 
 def _pauli_values(state: np.ndarray, x_masks: np.ndarray, z_masks: np.ndarray) -> np.ndarray:
@@ -158,32 +165,29 @@ def _pauli_values(state: np.ndarray, x_masks: np.ndarray, z_masks: np.ndarray) -
     (i, i ^ x) with bit ``high`` (x's highest) of i clear, and with p = conj(psi[i ^ x]) psi[i]
     (in the state's precision) a term is 2 sum sign(i) Re(p), or 2i sum sign(i) Im(p) when
     popcount(x & z) is odd: the same formula, so the imaginary part of a Hermitian term's value
-    is an exact zero here too."""
+    is an exact zero here too. Terms are reduced a block at a time, each block in a few numpy
+    calls over a (terms, amplitudes) table (a 20-term observable at 8 qubits: ~40 µs, not 300)."""
     indices = _amplitude_indices(int(state.shape[0]).bit_length() - 1)
     values = np.zeros(x_masks.shape[0], dtype=np.complex128)
-    parts: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    for t in range(x_masks.shape[0]):
-        x = int(x_masks[t])
-        z = int(z_masks[t])
-        shared = parts.get(x)
-        if shared is None:
-            if x == 0:
-                squares = (state.real * state.real + state.imag * state.imag).astype(np.float64)
-                shared = (indices, squares, squares)
-            else:
-                high = x.bit_length() - 1
-                low = indices[((indices >> high) & 1) == 0]
-                product = np.conj(state[low ^ x]) * state[low]
-                shared = (low, product.real.astype(np.float64), product.imag.astype(np.float64))
-            parts[x] = shared
-        paired, real_parts, imaginary_parts = shared
-        signs = _signs(paired, z)
-        if x == 0:
-            values[t] = float(np.dot(signs, real_parts))
-        elif np.bitwise_count(x & z) % 2 == 0:
-            values[t] = 2.0 * float(np.dot(signs, real_parts))
-        else:
-            values[t] = 2.0j * float(np.dot(signs, imaginary_parts))
+    squares = (state.real * state.real + state.imag * state.imag).astype(np.float64)
+    block = max(1, _TERM_BLOCK_ELEMENTS // indices.shape[0])
+    for first in range(0, x_masks.shape[0], block):
+        x = np.asarray(x_masks[first : first + block], dtype=np.int64)
+        z = np.asarray(z_masks[first : first + block], dtype=np.int64)
+        signs = 1.0 - 2.0 * (np.bitwise_count(indices[None, :] & z[:, None]) & 1)
+        diagonal = x == 0
+        values[first : first + block][diagonal] = signs[diagonal] @ squares
+        if diagonal.all():
+            continue
+        x, z, signs = x[~diagonal], z[~diagonal], signs[~diagonal]
+        high = np.array([int(v).bit_length() - 1 for v in x], dtype=np.int64)
+        paired = ((indices[None, :] >> high[:, None]) & 1) == 0  # i with x's highest bit clear
+        product = np.conj(state[indices[None, :] ^ x[:, None]]) * state[None, :]
+        odd = (np.bitwise_count(x & z) & 1).astype(bool)
+        weights = np.where(paired, signs, 0.0)
+        real_sums = 2.0 * np.sum(weights * product.real.astype(np.float64), axis=1)
+        imaginary_sums = 2.0 * np.sum(weights * product.imag.astype(np.float64), axis=1)
+        values[first : first + block][~diagonal] = np.where(odd, 1j * imaginary_sums, real_sums + 0j)
     return values
 
 
