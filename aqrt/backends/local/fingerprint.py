@@ -112,6 +112,9 @@ def _digest_circuit(circuit: QuantumCircuit, digest: Any, *, top_level: bool = F
     phase_text = repr(phase) if type(phase) is float else _param_text(phase)
     parts = [f"{data.num_qubits},{num_clbits},{phase_text}|"]
     append = parts.append
+    # A circuit names few distinct qubit tuples (a 140-gate ansatz on 12 qubits: 23): each is
+    # described once (its description cost a quarter of a gate's digest).
+    qubits_texts: dict[Any, str] = {}
     for instruction in data:
         name = instruction.name
         if not instruction.is_standard_gate():
@@ -126,7 +129,7 @@ def _digest_circuit(circuit: QuantumCircuit, digest: Any, *, top_level: bool = F
                 parts = []
                 append = parts.append
                 _digest_operation(operation, digest)
-                append(repr(list(map(qubit_index, instruction.qubits))))
+                append(_qubits_text(instruction.qubits, qubit_index, qubits_texts))
                 append(repr(list(map(clbit_index, instruction.clbits))) if instruction.clbits else "[]")
                 continue
             if standard is Delay:
@@ -136,12 +139,20 @@ def _digest_circuit(circuit: QuantumCircuit, digest: Any, *, top_level: bool = F
         for param in instruction.params:
             append(repr(param) if type(param) is float else _param_text(param))
             append(",")
-        append(repr(list(map(qubit_index, instruction.qubits))))
+        append(_qubits_text(instruction.qubits, qubit_index, qubits_texts))
         clbits = instruction.clbits
         append(repr(list(map(clbit_index, clbits))) if clbits else "[]")
     for register in data.cregs:
         append(f"{register.name}:{register.size}")
     return "".join(parts)
+
+
+def _qubits_text(qubits: tuple[Any, ...], qubit_index: Callable[[Any], int], texts: dict[Any, str]) -> str:
+    """The qubits' indices as text, e.g. ``[0, 1]``, remembered in ``texts`` for this digest."""
+    text = texts.get(qubits)
+    if text is None:
+        text = texts[qubits] = repr(list(map(qubit_index, qubits)))
+    return text
 
 
 def _bit_indices(circuit: QuantumCircuit, bits: list[Any], instructions: int) -> Callable[[Any], int]:
