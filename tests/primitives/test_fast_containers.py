@@ -12,6 +12,7 @@ import pickle
 import numpy as np
 import pytest
 from qiskit import QuantumCircuit
+from qiskit.circuit import ParameterVector
 from qiskit.primitives import StatevectorEstimator
 from qiskit.primitives.containers import BindingsArray, DataBin, ObservablesArray
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
@@ -19,6 +20,7 @@ from qiskit.quantum_info import SparsePauliOp
 
 from aqrt import Estimator, Session
 from aqrt.backends.local import engine_pubs
+from aqrt.errors import InvalidPubError
 from aqrt.primitives import _pubs
 from aqrt.primitives._pubs import coerce_estimator_pubs
 
@@ -66,6 +68,69 @@ def test_a_pub_the_fast_path_cannot_take_gets_qiskit_s_constructor() -> None:
         coerce_estimator_pubs([(circuit, wrong_width)], 0.0)
     (pub,) = coerce_estimator_pubs([(circuit, "ZZ")], None)  # no precision: Qiskit's path
     assert pub.precision is None and pub.shape == ()
+
+
+def _ansatz() -> QuantumCircuit:
+    theta = ParameterVector("t", 4)
+    circuit = QuantumCircuit(2)
+    circuit.ry(theta[0], 0)
+    circuit.rz(theta[1], 1)
+    circuit.cx(0, 1)
+    circuit.rx(theta[2] + theta[3], 1)
+    return circuit
+
+
+def _values_pubs(circuit: QuantumCircuit) -> dict[str, tuple[object, ...]]:
+    rng = np.random.default_rng(3)
+    names = [p.name for p in circuit.parameters]
+    return {
+        "one binding": (circuit, SparsePauliOp(["ZZ", "XI"]), rng.uniform(size=4)),
+        "bindings 5": (circuit, SparsePauliOp("ZZ"), rng.uniform(size=(5, 4))),
+        "broadcast 3x1 to 1x2": (circuit, ObservablesArray.coerce([["ZZ", "XX"]]), rng.uniform(size=(3, 1, 4))),
+        "own precision": (circuit, "ZZ", rng.uniform(size=(2, 4)), 0.03),
+        "none precision": (circuit, "ZZ", rng.uniform(size=4), None),
+        "mapping": (circuit, "ZI", {tuple(names): rng.uniform(size=(2, 4))}),
+        "mapping split": (circuit, "ZI", {names[0]: [0.1, 0.2], tuple(names[1:]): rng.uniform(size=(2, 3))}),
+        "bindings array": (circuit, "IZ", BindingsArray({tuple(circuit.parameters): rng.uniform(size=(2, 4))})),
+        "no parameters": (_bell(), "ZZ", None),
+    }
+
+
+@pytest.mark.parametrize("name", list(_values_pubs(_ansatz())))
+def test_a_pub_with_values_is_the_pub_qiskit_coerces(name: str) -> None:
+    """PUBs with parameter values skip Qiskit's validation of every observable (it converts each
+    to a dict of Pauli strings to read its width): the same PUB, and Qiskit's checks pass."""
+    pub = _values_pubs(_ansatz())[name]
+    observables = _pubs._with_cached_observables(pub)[1]
+    assert _pubs._estimator_pub_with_values((pub[0], ObservablesArray.coerce(observables), *pub[2:]), 0.5) is not None
+    (fast,) = coerce_estimator_pubs([pub], 0.5)
+    official = EstimatorPub.coerce(pub, 0.5)
+    fast.validate()
+    assert fast.circuit is official.circuit
+    assert fast.shape == official.shape
+    assert fast.precision == official.precision
+    assert fast.observables.tolist() == official.observables.tolist()
+    assert fast.parameter_values.shape == official.parameter_values.shape
+    assert fast.parameter_values.num_parameters == official.parameter_values.num_parameters
+    assert fast.parameter_values.data.keys() == official.parameter_values.data.keys()
+    for key, values in official.parameter_values.data.items():
+        np.testing.assert_array_equal(fast.parameter_values.data[key], values)
+
+
+@pytest.mark.parametrize(
+    ("pub", "message"),
+    [
+        ((_ansatz(), "ZZ", np.zeros(3)), "PUB 0"),  # 3 values for 4 parameters
+        ((_ansatz(), "ZZ", np.zeros((2, 4)), -0.1), "PUB 0"),  # negative precision
+        ((_ansatz(), ["ZZ", "XX", "YY"], np.zeros((2, 4))), "PUB 0"),  # shapes (3,) and (2,) do not broadcast
+        ((_ansatz(), "ZZZ", np.zeros(4)), "PUB 0"),  # an observable of another width
+        ((_ansatz(), "ZZ", {"t[0]": 0.1, "t[1]": 0.2, "t[2]": 0.3, "s": 0.4}), "unknown parameter"),
+        ((_ansatz(), "ZZ", np.array([0.1, np.nan, 0.2, 0.3])), "non-finite"),
+    ],
+)
+def test_a_bad_pub_with_values_is_refused_with_its_index(pub: tuple[object, ...], message: str) -> None:
+    with pytest.raises(InvalidPubError, match=message):
+        coerce_estimator_pubs([pub], 0.0)
 
 
 def _assert_same_data_bin(ours: DataBin, theirs: DataBin) -> None:
