@@ -12,7 +12,7 @@ import pickle
 import numpy as np
 import pytest
 from qiskit import QuantumCircuit
-from qiskit.circuit import ParameterVector
+from qiskit.circuit import Parameter, ParameterVector
 from qiskit.primitives import StatevectorEstimator
 from qiskit.primitives.containers import BindingsArray, DataBin, ObservablesArray
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
@@ -92,8 +92,17 @@ def _values_pubs(circuit: QuantumCircuit) -> dict[str, tuple[object, ...]]:
         "mapping": (circuit, "ZI", {tuple(names): rng.uniform(size=(2, 4))}),
         "mapping split": (circuit, "ZI", {names[0]: [0.1, 0.2], tuple(names[1:]): rng.uniform(size=(2, 3))}),
         "bindings array": (circuit, "IZ", BindingsArray({tuple(circuit.parameters): rng.uniform(size=(2, 4))})),
+        "nested lists": (circuit, "ZZ", rng.uniform(size=(2, 3, 4)).tolist()),
         "no parameters": (_bell(), "ZZ", None),
+        "one parameter": (_one_parameter(), "Z", [0.1, 0.2, 0.3]),
+        "one parameter, trailing 1": (_one_parameter(), "Z", np.zeros((3, 1))),
     }
+
+
+def _one_parameter() -> QuantumCircuit:
+    circuit = QuantumCircuit(1)
+    circuit.rx(Parameter("a"), 0)
+    return circuit
 
 
 @pytest.mark.parametrize("name", list(_values_pubs(_ansatz())))
@@ -115,6 +124,19 @@ def test_a_pub_with_values_is_the_pub_qiskit_coerces(name: str) -> None:
     assert fast.parameter_values.data.keys() == official.parameter_values.data.keys()
     for key, values in official.parameter_values.data.items():
         np.testing.assert_array_equal(fast.parameter_values.data[key], values)
+        assert fast.parameter_values.data[key].dtype == values.dtype == np.float64
+    in_order = _pubs._bindings_in_circuit_order(pub[0], pub[2] if len(pub) > 2 else None)
+    arrays = ("one binding", "bindings 5", "broadcast 3x1 to 1x2", "own precision", "none precision", "nested lists")
+    assert (in_order is not None) == (name in arrays)
+
+
+def test_values_in_the_circuit_s_order_are_checked_for_their_count_and_finiteness() -> None:
+    assert _pubs._BINDINGS_STATE_KNOWN  # the direct construction is the one taken on this Qiskit
+    circuit = _ansatz()
+    with pytest.raises(InvalidPubError, match="PUB 1"):
+        coerce_estimator_pubs([(circuit, "ZZ", np.zeros(4)), (circuit, "ZZ", np.zeros((2, 5)))], 0.0)
+    with pytest.raises(InvalidPubError, match="t\\[2\\]"):
+        coerce_estimator_pubs([(circuit, "ZZ", np.array([[0.0, 0.0, np.inf, 0.0]]))], 0.0)
 
 
 @pytest.mark.parametrize(
