@@ -1,6 +1,6 @@
-"""A PUB's circuit is lowered once per content in a process: a new session running a circuit with
-the same content (another object) finds it lowered; a circuit changed in place is lowered again
-and gives the new circuit's values."""
+"""A PUB's circuit is lowered once per content in a process, and its observables' term table
+built once: a new session running a circuit with the same content (another object) finds it
+lowered; a circuit changed in place is lowered again and gives the new circuit's values."""
 
 from __future__ import annotations
 
@@ -96,3 +96,36 @@ async def test_sampler_circuits_of_the_same_content_share_their_lowering(monkeyp
         counts.append(result[0].data.meas.get_counts())
     assert len(lowered) == 1
     assert counts[0] == counts[1]
+
+
+async def test_a_new_session_finds_the_term_table_of_observables_of_the_same_content(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Term tables of observables on circuits as given are kept by content across sessions, and
+    an observable of other content (another coefficient) gets its own table and its value."""
+    built: list[int] = []
+    real_build = engine_pubs.build_term_table_sparse
+
+    def counting_build(observables: list[object]) -> object:
+        built.append(len(observables))
+        return real_build(observables)
+
+    monkeypatch.setattr(engine_pubs, "build_term_table_sparse", counting_build)
+    values = np.random.default_rng(4).uniform(0, 2 * np.pi, 2 * N)
+    circuit = _ansatz(seed=5)
+    observable = SparsePauliOp(["Z" + "I" * (N - 1), "I" * (N - 2) + "XX"], coeffs=[0.5, 1.5])
+
+    async def value(operator: SparsePauliOp) -> float:
+        async with Session(service=LocalService()) as session:
+            result = await Estimator(mode=session).run([(circuit, operator, values)])
+        return float(result[0].data.evs)
+
+    first = await value(observable)
+    count = len(built)
+    assert await value(SparsePauliOp(observable.paulis.copy(), observable.coeffs.copy())) == first
+    assert len(built) == count  # found by content in the second session
+    scaled = SparsePauliOp(observable.paulis.copy(), 2 * observable.coeffs)
+    assert await value(scaled) == pytest.approx(2 * first, abs=1e-10)
+    assert len(built) == count + 1
+    state = await asyncio.to_thread(lambda: Statevector(circuit.assign_parameters(values)))
+    assert first == pytest.approx(float(state.expectation_value(observable).real), abs=1e-10)
