@@ -1479,14 +1479,17 @@ def format_wide(section: dict[str, Any]) -> list[str]:
     return lines
 
 
-def format_sweep(section: dict[str, Any]) -> list[str]:
-    lines = [
-        f"sweep: hardware-efficient ansatz x {section['layers']} layers, one PUB of many bindings, "
-        "random 20-term Pauli observable" + _contention(section)
-    ]
+def _format_per_n_table(
+    section: dict[str, Any], title: str, count: tuple[str, str, int], rate: tuple[str, str, int, str], over: str
+) -> list[str]:
+    """The sweep and loop tables: a row per n and contender, ``count`` = (key, header, width) of
+    the per-row count column, ``rate`` = (key, header, width, format) of the speed column."""
+    key, heading, width = count
+    rate_key, rate_heading, rate_width, rate_format = rate
+    lines = [title + _contention(section)]
     header = (
-        f"{'n':>3}{'gates':>7}{'bindings':>10}  {'contender':<30}{'others':>7}{'runs':>5}{'best s':>10}{'median s':>10}"
-        f"{'bindings/s':>12}{'aqrt speedup':>14}{'max |dev|':>11}"
+        f"{'n':>3}{'gates':>7}{heading:>{width}}  {'contender':<30}{'others':>7}{'runs':>5}{'best s':>10}"
+        f"{'median s':>10}{rate_heading:>{rate_width}}{'aqrt speedup':>14}{'max |dev|':>11}"
     )
     lines += [header, "-" * len(header)]
     previous = None
@@ -1494,43 +1497,34 @@ def format_sweep(section: dict[str, Any]) -> list[str]:
         if previous is not None and entry["n"] != previous:
             lines.append("")
         previous = entry["n"]
-        lead = f"{entry['n']:>3}{entry['gates']:>7}{entry['bindings']:>10}  {entry['contender']:<30}"
+        lead = f"{entry['n']:>3}{entry['gates']:>7}{entry[key]:>{width}}  {entry['contender']:<30}"
         if "skipped" in entry:
             lines.append(lead + f"  skipped: {entry['skipped']}")
             continue
         lines.append(
-            lead + _fmt_row_times(entry) + f"{entry['bindings_per_s']:>12.0f}{entry['aqrt_speedup']:>13.2f}x"
-            f"{entry['max_deviation_vs_aqrt']:>11.1e}"
+            lead + _fmt_row_times(entry) + f"{entry[rate_key]:>{rate_width}{rate_format}}"
+            f"{entry['aqrt_speedup']:>13.2f}x{entry['max_deviation_vs_aqrt']:>11.1e}"
         )
-    lines.append("(aqrt speedup = contender's time / aqrt's; max |dev| = largest |ev - aqrt ev| over all bindings)")
+    lines.append(f"(aqrt speedup = contender's time / aqrt's; max |dev| = largest |ev - aqrt ev| over all {over})")
     return lines
+
+
+def format_sweep(section: dict[str, Any]) -> list[str]:
+    title = (
+        f"sweep: hardware-efficient ansatz x {section['layers']} layers, one PUB of many bindings, "
+        "random 20-term Pauli observable"
+    )
+    return _format_per_n_table(
+        section, title, ("bindings", "bindings", 10), ("bindings_per_s", "bindings/s", 12, ".0f"), "bindings"
+    )
 
 
 def format_loop(section: dict[str, Any]) -> list[str]:
-    lines = [
+    title = (
         f"loop: the sweep's ansatz x {section['layers']} layers and observable, one binding per job, "
-        "each job awaited before the next" + _contention(section)
-    ]
-    header = (
-        f"{'n':>3}{'gates':>7}{'jobs':>6}  {'contender':<30}{'others':>7}{'runs':>5}{'best s':>10}{'median s':>10}"
-        f"{'ms/job':>9}{'aqrt speedup':>14}{'max |dev|':>11}"
+        "each job awaited before the next"
     )
-    lines += [header, "-" * len(header)]
-    previous = None
-    for entry in section["rows"]:
-        if previous is not None and entry["n"] != previous:
-            lines.append("")
-        previous = entry["n"]
-        lead = f"{entry['n']:>3}{entry['gates']:>7}{entry['jobs']:>6}  {entry['contender']:<30}"
-        if "skipped" in entry:
-            lines.append(lead + f"  skipped: {entry['skipped']}")
-            continue
-        lines.append(
-            lead + _fmt_row_times(entry) + f"{entry['ms_per_job']:>9.2f}{entry['aqrt_speedup']:>13.2f}x"
-            f"{entry['max_deviation_vs_aqrt']:>11.1e}"
-        )
-    lines.append("(aqrt speedup = contender's time / aqrt's; max |dev| = largest |ev - aqrt ev| over all jobs)")
-    return lines
+    return _format_per_n_table(section, title, ("jobs", "jobs", 6), ("ms_per_job", "ms/job", 9, ".2f"), "jobs")
 
 
 def format_sampling(section: dict[str, Any]) -> list[str]:
