@@ -28,11 +28,12 @@ INLINE_BUDGET = 1 << 13  # amplitude updates below which a job runs on the loop 
 SHOT_COST = 8  # a drawn and packed shot costs about 8 amplitude updates (~50 ns measured on 2-qubit circuits)
 TARGET_CHUNK_SECONDS = 0.05  # work per chunk of a sweep: enough to dwarf a task's overhead
 # Amplitude updates per second of one core on small states (measured ~1e9 on a 2-core EPYC VM
-# for n = 10; benchmarks/sweep.py). Binding a chunk also costs a fixed few ms of Python per
-# ~100 gates, which 50 ms chunks keep small.
+# for n = 10; benchmarks/sweep.py). Binding a chunk costs tens of microseconds from the circuit's
+# sweep plan, a few ms of Python per ~100 gates for a circuit without one (a gate with no
+# in-kernel formula): 50 ms chunks keep either small.
 UPDATES_PER_SECOND = 1e9
 # In-process, chunks exist only to report progress: fewer, longer ones (each binds its own
-# parameters, a few ms of Python per ~100 gates) still update a progress bar several times a second.
+# parameters) still update a progress bar several times a second.
 PROGRESS_CHUNK_SECONDS = 0.25
 
 
