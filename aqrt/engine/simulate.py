@@ -4,11 +4,12 @@ Small states (fewer than ``WIDE_QUBITS`` qubits) run whole programs in one kerne
 of bindings (parallel over bindings, :mod:`aqrt.engine.kernels.sweeps`: a sweep bound from
 angles has each binding's gate entries made inside the kernel; the Pauli terms of several
 bindings' states are reduced together); wide states run one binding at a time, cache-blocked
-(:mod:`aqrt.engine.blocking`), with kernels parallel over amplitudes. States start at |0...0>
-and have the program's dtype; term values are complex128 (see
+(:mod:`aqrt.engine.blocking`), with kernels parallel over amplitudes, and so does a single
+binding from ``ONE_BINDING_WIDE_QUBITS`` qubits on (parallel over amplitudes beats one thread
+there). States start at |0...0> and have the program's dtype; term values are complex128 (see
 :mod:`aqrt.engine.kernels.reductions`), probabilities float64.
 
-One binding of a small state runs serially, through ``run_basic_program`` when the program has
+One binding of a smaller state runs serially, through ``run_basic_program`` when the program has
 only the common ops (see :mod:`aqrt.engine.kernels.interpreter`), so that a first small job
 compiles the ``small`` tier of kernels only (tiers in :mod:`aqrt.engine.kernels`). Each entry
 point loads the tier it is about to use (:func:`~aqrt.engine.kernels.ensure_loaded`: through the
@@ -37,9 +38,10 @@ from .kernels.interpreter import (
 from .kernels.reductions import pauli_values, pauli_values_par, probabilities_par
 from .kernels.registry import apply_op
 from .kernels.sweeps import binding_row, sweep_probabilities, sweep_term_values
-from .ops import CTRL, CX, DIAG, SEL, WIDE_QUBITS, BoundProgram, OpArrays
+from .ops import CTRL, CX, DIAG, ONE_BINDING_WIDE_QUBITS, SEL, WIDE_QUBITS, BoundProgram, OpArrays
 
 __all__ = [
+    "ONE_BINDING_WIDE_QUBITS",
     "WIDE_QUBITS",
     "EngineCancelled",
     "KernelsNotLoaded",
@@ -235,12 +237,12 @@ def term_values(
 ) -> np.ndarray:
     """Value of every Pauli term for every binding, shape (bindings, terms)."""
     out = np.empty((program.num_bindings, x_masks.shape[0]), dtype=np.complex128)
-    if program.num_qubits < WIDE_QUBITS and program.num_bindings == 1:
+    if _runs_serially(program, program.num_bindings):
         _check(cancel)  # one binding: serially (what a sweep runs per binding), without the sweep tier
         _load(serial_tier(program), program)
         out[0] = _serial_values(program, 0, x_masks, z_masks)
         return out
-    if program.num_qubits < WIDE_QUBITS:
+    if not _runs_wide(program, program.num_bindings):
         _load(SWEEP, program)
         imaginary, transform = _term_flags(x_masks, z_masks, program.num_qubits)
         for start, stop in _batches(program):
@@ -266,14 +268,14 @@ def term_values(
 def probabilities(program: BoundProgram, start: int, stop: int, cancel: Cancel | None = None) -> np.ndarray:
     """|psi_b|^2 for bindings start..stop-1, shape (stop - start, 2**n)."""
     _check(cancel)
-    if program.num_qubits < WIDE_QUBITS and stop - start == 1:
+    if _runs_serially(program, stop - start):
         out = np.empty((1, 1 << program.num_qubits))
         state = _initial_state(program)  # one binding: serially, as a sweep computes it
         _load(serial_tier(program), program)
         _run_serially(state, program, start)
         out[0] = state.real**2 + state.imag**2
         return out
-    if program.num_qubits < WIDE_QUBITS:
+    if not _runs_wide(program, stop - start):
         _load(SWEEP, program)
         return sweep_probabilities(
             program.num_qubits,
@@ -287,6 +289,18 @@ def probabilities(program: BoundProgram, start: int, stop: int, cancel: Cancel |
             _run_wide(state, program, b, cancel, from_zero=True)
             out[b - start] = probabilities_par(state)
     return out
+
+
+def _runs_wide(program: BoundProgram, bindings: int) -> bool:
+    """Whether ``bindings`` of ``program`` run one at a time, cache-blocked and parallel over
+    amplitudes: wide states, and a single binding from ``ONE_BINDING_WIDE_QUBITS`` qubits on."""
+    return program.num_qubits >= WIDE_QUBITS or (bindings == 1 and program.num_qubits >= ONE_BINDING_WIDE_QUBITS)
+
+
+def _runs_serially(program: BoundProgram, bindings: int) -> bool:
+    """Whether ``bindings`` of ``program`` run with the serial kernels: one binding of a state
+    below ``ONE_BINDING_WIDE_QUBITS`` qubits."""
+    return bindings == 1 and not _runs_wide(program, bindings)
 
 
 _NO_RECIPES = (

@@ -245,10 +245,15 @@ def test_a_job_names_the_tiers_its_pubs_need() -> None:
     on_a_device = _bell(127)  # a Bell circuit on two of a device's 127 qubits
     nine = QuantumCircuit(9)
     nine.h(range(9))
+    thirteen = QuantumCircuit(13)
+    thirteen.h(range(13))
     cases = [
         ((_bell(), "ZZ"), False, ("small",), ("small",)),
         ((_bell(), "ZZ", np.zeros((3, 0))), False, ("small", "sweep"), ("small", "sweep")),
         ((wide, "Z" * 18), False, ("small", "wide"), ("small", "wide")),
+        ((thirteen, "Z" * 13), False, ("small", "wide"), ("small", "wide")),  # one binding: parallel
+        ((thirteen, "Z" * 13, np.zeros((2, 0))), False, ("small", "sweep"), ("small", "sweep")),
+        ((_bell(13), "Z" * 13), False, ("small", "wide"), ("small",)),  # two active qubits
         ((on_a_device, "Z" * 127), False, ("small", "wide"), ("small",)),
         ((nine, "Z" * 9), True, ("small", "wide", "noisy"), ("small", "wide", "noisy")),  # a density matrix
         ((_bell(), "ZZ"), True, ("small", "noisy"), ("small", "noisy")),
