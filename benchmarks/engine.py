@@ -18,8 +18,8 @@ with fixed seeds, each warmed up first with a small run of the same kind:
                 a 20-term random Pauli observable (seed 11). Bindings per second; aqrt, Aer and
                 the naive loop in 7 interleaved rounds (best of 7 each), Qiskit and Lightning
                 after them (the speed of this machine drifts by up to ~1.5x between minutes).
-- ``loop``      the sweep's circuits and observable, one binding per job, 50 jobs one after
-                another (a variational loop: each job's parameters come from the last result);
+- ``loop``      the sweep's circuits (n = 8, 12 and 16) and observable, one binding per job, 50
+                jobs one after another (a variational loop: each job's parameters come from the last result);
                 milliseconds per job, aqrt, Aer and Qiskit in 7 interleaved rounds (best each).
 - ``sampling``  n = 20 GHZ, then one seeded layer of ry, rx on every qubit, measure_all,
                 100 000 shots. Seconds per job; distributions are checked against the exact one.
@@ -137,7 +137,7 @@ FULL = {
     "sweep_bindings": 1000,
     "sweep_terms": 20,
     "sweep_warmup_bindings": 10,
-    "loop_n": [8, 12],
+    "loop_n": [8, 12, 16],
     "loop_jobs": 50,
     "sampling_n": 20,
     "shots": 100_000,
