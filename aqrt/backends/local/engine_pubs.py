@@ -18,6 +18,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -49,11 +50,36 @@ __all__ = [
 ]
 
 
+class _ByContent:
+    """A process-wide, thread-safe LRU of things made from content (a new session would otherwise
+    make them again); what it holds is read, never changed. Made outside the lock: two threads
+    may make the same entry once each, and the last one made is kept."""
+
+    def __init__(self, limit: int) -> None:
+        self._entries: OrderedDict[Any, Any] = OrderedDict()
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def get_or_make(self, key: Any, make: Callable[[], Any]) -> Any:
+        with self._lock:
+            value = self._entries.get(key)
+            if value is not None:
+                self._entries.move_to_end(key)
+                return value
+        value = make()
+        with self._lock:
+            self._entries[key] = value
+            if len(self._entries) > self._limit:
+                self._entries.popitem(last=False)
+        return value
+
+
 # Lowered circuits by content, across sessions (see the module docstring); lowering reads a
 # circuit's gates, parameters and custom matrices, all of which its fingerprint digests.
-_BY_CONTENT: OrderedDict[tuple[Any, ...], LoweredCircuit] = OrderedDict()
-_BY_CONTENT_LIMIT = 64
-_by_content_lock = threading.Lock()
+_LOWERED_BY_CONTENT = _ByContent(64)
+# Term tables of observables on circuits as given (no layout, no qubit dropped), by content
+# across sessions (~0.1 ms for 20 terms to build again).
+_TABLES_BY_CONTENT = _ByContent(64)
 
 
 def cached_lowering(
@@ -64,22 +90,11 @@ def cached_lowering(
     cache_key = ("lowered", key, tuple(names))
     lowered = cache.get(cache_key)
     if lowered is None:
-        lowered = _lowered_by_content(circuit, names, cache_key) if by_content else lower_circuit(circuit, names)
+        if by_content:
+            lowered = _LOWERED_BY_CONTENT.get_or_make(cache_key, lambda: lower_circuit(circuit, names))
+        else:
+            lowered = lower_circuit(circuit, names)
         cache[cache_key] = lowered
-    return lowered
-
-
-def _lowered_by_content(circuit: QuantumCircuit, names: list[str], cache_key: tuple[Any, ...]) -> LoweredCircuit:
-    with _by_content_lock:
-        lowered = _BY_CONTENT.get(cache_key)
-        if lowered is not None:
-            _BY_CONTENT.move_to_end(cache_key)
-            return lowered
-    lowered = lower_circuit(circuit, names)
-    with _by_content_lock:
-        _BY_CONTENT[cache_key] = lowered
-        if len(_BY_CONTENT) > _BY_CONTENT_LIMIT:
-            _BY_CONTENT.popitem(last=False)
     return lowered
 
 
@@ -126,34 +141,12 @@ def cached_term_table(pub: EstimatorPub, prepared: PreparedCircuit, cache: dict[
     cache_key = ("terms", scope, content)
     table = cache.get(cache_key)
     if table is None and scope is None:
-        table = _term_table_by_content(content, sparse)
+        table = _TABLES_BY_CONTENT.get_or_make(content, lambda: build_term_table_sparse(sparse))
     if table is None:
         sparse = [prepared.observable(obs) for obs in sparse]
         table = build_term_table_sparse(sparse)
     cache[cache_key] = table
     cache[by_identity] = (observables, table)
-    return table
-
-
-# Term tables of observables on circuits as given (no layout, no qubit dropped), by content
-# across sessions: a new session would otherwise build the same table again (~0.1 ms for 20
-# terms). Tables are read, never changed.
-_TABLES_BY_CONTENT: OrderedDict[tuple[Any, ...], TermTable] = OrderedDict()
-_TABLES_BY_CONTENT_LIMIT = 64
-_tables_lock = threading.Lock()
-
-
-def _term_table_by_content(content: tuple[Any, ...], sparse: list[Any]) -> TermTable:
-    with _tables_lock:
-        table = _TABLES_BY_CONTENT.get(content)
-        if table is not None:
-            _TABLES_BY_CONTENT.move_to_end(content)
-            return table
-    table = build_term_table_sparse(sparse)
-    with _tables_lock:
-        _TABLES_BY_CONTENT[content] = table
-        if len(_TABLES_BY_CONTENT) > _TABLES_BY_CONTENT_LIMIT:
-            _TABLES_BY_CONTENT.popitem(last=False)
     return table
 
 
