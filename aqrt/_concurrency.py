@@ -89,8 +89,24 @@ def engine_executor() -> concurrent.futures.ThreadPoolExecutor:
     global _worker
     with _worker_lock:
         if _worker is None:
-            _worker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="aqrt-engine")
+            _worker = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="aqrt-engine", initializer=_note_engine_thread
+            )
         return _worker
+
+
+_engine_thread: int | None = None
+
+
+def _note_engine_thread() -> None:
+    global _engine_thread
+    _engine_thread = threading.get_ident()
+
+
+def on_engine_thread() -> bool:
+    """Whether the calling thread is the engine worker thread (a runtime-owned thread, unlike
+    any thread of the user's, so the engine may pin it to a CPU)."""
+    return _engine_thread is not None and threading.get_ident() == _engine_thread
 
 
 async def run_in_worker(func: Callable[[], T], cancel_requested: CancelFlag | None = None) -> T:

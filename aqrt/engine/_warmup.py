@@ -47,6 +47,7 @@ from .kernels.registry import OP_KERNELS, OpKernel
 from .kernels.sweeps import binding_row, sweep_probabilities, sweep_term_values
 from .ops import CTRL, DENSE, DIAG, PERM, SEL, OpArrays, entry_count
 from .simulate import is_basic
+from .threads import team_thread_ids
 
 __all__ = ["TIERS", "is_warm", "warmup"]
 
@@ -267,6 +268,7 @@ def _compile_sweep(dtype: np.dtype) -> None:
     common = (_NUM_QUBITS, program.arrays, program.static_buffer, 0, False, angles, recipes, factors, constants, rows)
     sweep_term_values(*common, program.masks, program.masks, imaginary, False)
     sweep_probabilities(*common)
+    team_thread_ids()  # what aqrt.engine.threads.pin_team runs once the parallel tiers load
 
 
 def _compile_wide(dtype: np.dtype) -> None:
@@ -289,6 +291,7 @@ def _compile_wide(dtype: np.dtype) -> None:
     pauli_values_par(program.state, program.masks, program.masks)
     probabilities_par(program.state)
     _compile_binding_row(dtype)
+    team_thread_ids()
 
 
 def _compile_binding_row(dtype: np.dtype) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
+from ..._concurrency import on_engine_thread
 from ...engine import numpy_interpreter  # noqa: F401  (numpy only: imported here, never on the loop)
 from ...engine.kernels import NOISY, SAMPLING, SMALL, SWEEP, WIDE, KernelsNotLoaded
 from ...engine.ops import ONE_BINDING_WIDE_QUBITS, WIDE_QUBITS
@@ -64,6 +65,10 @@ _NUMPY_PUB_SECONDS = 40e-6
 _NUMPY_SAMPLER_PUB_SECONDS = 100e-6
 
 
+_PARALLEL_TIERS = (SWEEP, WIDE, NOISY)  # tiers whose kernels run on numba's threads
+_team_pinned = False
+
+
 def engine_is_warm(dtype: str = "complex128", tiers: Iterable[str] = (SMALL,)) -> bool:
     """True once the kernels of ``tiers`` (default: the ``small`` tier) for ``dtype`` are loaded
     in this process; never imports anything (it runs on the event loop, and importing numba
@@ -78,9 +83,15 @@ def warm_engine(dtype: str = "complex128", tiers: Iterable[str] = (SMALL,)) -> N
     """Import the engine and compile (or load) the kernels of ``tiers`` for ``dtype`` (seconds
     the first time on a machine, then cached); call it on a worker thread."""
     from ...engine import sampling, simulate, warmup  # noqa: F401  (numba: the loop never imports them)
+    from ...engine.threads import pin_team
     from . import chunks  # noqa: F401
 
+    tiers = tuple(tiers)
     warmup(dtype, tiers)
+    global _team_pinned
+    if not _team_pinned and on_engine_thread() and any(tier in _PARALLEL_TIERS for tier in tiers):
+        _team_pinned = True
+        pin_team()  # each parallel thread on a CPU of its own (aqrt.engine.threads says why and when)
 
 
 def declared_tiers(request: JobRequest, *, noisy: bool) -> tuple[str, ...]:
