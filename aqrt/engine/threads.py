@@ -5,10 +5,10 @@ A parallel kernel splits its work evenly between numba's threads and ends when t
 is done. Linux places a thread where it wakes, and after a pause or a spell of single-threaded
 work it often wakes both threads of a two-thread team on one CPU, where they take turns: the
 kernel then takes twice as long. Measured on the 2-core machine of ``benchmarks/`` (numba's
-``omp`` layer, 64 equal work items of ~70 us, 12 runs after a 65 ms pause and 12 after 65 ms of
-busy work, four times over): both threads on one CPU in 3 to 11 runs of 12, medians 5.2 to 10.7
-ms against a best of 4.3 ms; pinned, in none, medians 4.3 to 4.4 ms (one set 6.8 ms on a machine
-shared with other work). The n = 8 sweep of ``benchmarks/engine.py`` is such a kernel.
+``omp`` layer, 64 equal work items of ~130 us, 12 runs after a 65 ms pause and 12 after 65 ms
+of busy work, four times over): both threads on one CPU in 3 to 11 runs of 12, medians 4.3 to
+10.7 ms against a best of 4.2 ms; pinned, in none, medians 4.3 to 4.4 ms (one set 6.8 ms on a
+machine shared with other work). The n = 8 sweep of ``benchmarks/engine.py`` is such a kernel.
 
 :func:`pin_team` pins the calling thread and the threads numba runs its parallel loops on, one
 CPU each, in order. :func:`pinning_cpus` decides whether to: only when numba's thread count (at
@@ -78,7 +78,9 @@ def _team_thread_ids(out: np.ndarray) -> None:
 
 def team_thread_ids() -> list[int]:
     """The OS thread ids of numba's threads, in numba's order (0 for a thread that ran no
-    iteration), as seen from the calling thread (which runs as thread 0)."""
+    iteration), as seen from the calling thread (which runs as thread 0); empty off Linux."""
+    if sys.platform != "linux":  # glibc's gettid
+        return []
     thread_ids = np.zeros(numba.get_num_threads(), dtype=np.int64)
     _team_thread_ids(thread_ids)
     return [int(thread_id) for thread_id in thread_ids]
