@@ -40,6 +40,7 @@ __all__ = [
     "OpTuple",
     "SweepAngles",
     "entry_count",
+    "runs_wide",
 ]
 
 DENSE = 0  # dense k-qubit matrix
@@ -56,6 +57,14 @@ WIDE_QUBITS = 17  # from this width on, states run one binding at a time, cache-
 # amplitudes) instead of serially: on 2 cores a 10-layer ansatz's binding ran 1.4x faster at
 # n = 13, 1.6x at 14, 2.2x at 16 (0.8x at 12, where the serial kernels stay).
 ONE_BINDING_WIDE_QUBITS = 13
+
+
+def runs_wide(num_qubits: int, bindings: int) -> bool:
+    """Whether ``bindings`` bindings of a ``num_qubits``-qubit state run one at a time,
+    cache-blocked and parallel over amplitudes: wide states, and a single binding from
+    ``ONE_BINDING_WIDE_QUBITS`` qubits on (aqrt.engine.simulate runs them so; the backends load
+    the ``wide`` tier for them)."""
+    return num_qubits >= WIDE_QUBITS or (bindings == 1 and num_qubits >= ONE_BINDING_WIDE_QUBITS)
 
 
 def entry_count(kind: int, width: int) -> int:

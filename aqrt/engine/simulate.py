@@ -38,7 +38,7 @@ from .kernels.interpreter import (
 from .kernels.reductions import pauli_values, pauli_values_par, probabilities_par
 from .kernels.registry import apply_op
 from .kernels.sweeps import binding_row, sweep_probabilities, sweep_term_values
-from .ops import CTRL, CX, DIAG, ONE_BINDING_WIDE_QUBITS, SEL, WIDE_QUBITS, BoundProgram, OpArrays
+from .ops import CTRL, CX, DIAG, ONE_BINDING_WIDE_QUBITS, SEL, WIDE_QUBITS, BoundProgram, OpArrays, runs_wide
 
 __all__ = [
     "ONE_BINDING_WIDE_QUBITS",
@@ -294,7 +294,7 @@ def probabilities(program: BoundProgram, start: int, stop: int, cancel: Cancel |
 def _runs_wide(program: BoundProgram, bindings: int) -> bool:
     """Whether ``bindings`` of ``program`` run one at a time, cache-blocked and parallel over
     amplitudes: wide states, and a single binding from ``ONE_BINDING_WIDE_QUBITS`` qubits on."""
-    return program.num_qubits >= WIDE_QUBITS or (bindings == 1 and program.num_qubits >= ONE_BINDING_WIDE_QUBITS)
+    return runs_wide(program.num_qubits, bindings)
 
 
 def _runs_serially(program: BoundProgram, bindings: int) -> bool:

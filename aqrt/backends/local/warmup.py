@@ -30,7 +30,7 @@ from qiskit.primitives.containers.sampler_pub import SamplerPub
 from ..._concurrency import on_engine_thread
 from ...engine import numpy_interpreter  # noqa: F401  (numpy only: imported here, never on the loop)
 from ...engine.kernels import NOISY, SAMPLING, SMALL, SWEEP, WIDE, KernelsNotLoaded
-from ...engine.ops import ONE_BINDING_WIDE_QUBITS, WIDE_QUBITS
+from ...engine.ops import WIDE_QUBITS, runs_wide
 from ...job import JobRequest
 from ..base import NOT_INLINE
 from . import engine_pubs  # noqa: F401  (numba-free; the inline paths use it, the loop must not import it)
@@ -153,13 +153,8 @@ def _tiers(request: JobRequest, noisy: bool, width_of: Callable[[Any], int]) -> 
         for pub in request.pubs:
             width = width_of(pub.circuit)
             bindings = math.prod(pub.parameter_values.shape)
-            # A noisy circuit of n qubits may run as a density matrix: a 2n-qubit state; a single
-            # binding runs as wide states do from ONE_BINDING_WIDE_QUBITS on.
-            if (
-                width >= WIDE_QUBITS
-                or (noisy and 2 * width >= WIDE_QUBITS)
-                or (bindings == 1 and width >= ONE_BINDING_WIDE_QUBITS)
-            ):
+            # A noisy circuit of n qubits may run as a density matrix: a 2n-qubit state.
+            if runs_wide(width, bindings) or (noisy and 2 * width >= WIDE_QUBITS):
                 tiers.append(WIDE)
             elif bindings > 1:
                 tiers.append(SWEEP)
