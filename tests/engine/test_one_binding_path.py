@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from qiskit import QuantumCircuit
-from qiskit.circuit import ParameterVector
 from qiskit.circuit.library import UnitaryGate
 from qiskit.quantum_info import SparsePauliOp, Statevector, random_unitary
 
 from aqrt.engine import lower_circuit, simulate, warmup
 from aqrt.engine.observables import build_term_table
+
+from ..sweeps import ansatz
 
 ATOL = 1e-10
 
@@ -26,13 +26,7 @@ def test_one_binding_runs_cache_blocked_from_its_width_on(n: int, monkeypatch: p
     probabilities as the serial kernels and Qiskit; several bindings still take the sweep."""
     warmup("complex128", ["small", "wide", "sweep"])
     rng = np.random.default_rng(n)
-    theta = ParameterVector("t", 2 * n)
-    circuit = QuantumCircuit(n)
-    for q in range(n):
-        circuit.ry(theta[2 * q], q)
-        circuit.rz(theta[2 * q + 1], q)
-    for q in range(n - 1):
-        circuit.cx(q, q + 1)
+    circuit = ansatz(n, 1)
     circuit.append(UnitaryGate(random_unitary(4, seed=n)), [0, n - 1])
     values = rng.uniform(0, 2 * np.pi, (3, 2 * n))
     observable = SparsePauliOp(["Z" * n, "X" + "I" * (n - 2) + "Y", "I" * (n - 1) + "X"], coeffs=[1.0, 0.5, -2.0])

@@ -9,11 +9,12 @@ import asyncio
 import numpy as np
 import pytest
 from qiskit import QuantumCircuit
-from qiskit.circuit import ParameterVector
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
 from aqrt import Estimator, LocalService, Sampler, Session
 from aqrt.backends.local import engine_pubs
+
+from ..sweeps import ansatz
 
 pytestmark = pytest.mark.asyncio
 
@@ -21,13 +22,7 @@ N = 18  # wide: the job runs on the engine worker, not inline
 
 
 def _ansatz(seed: int) -> QuantumCircuit:
-    theta = ParameterVector("t", 2 * N)
-    circuit = QuantumCircuit(N)
-    for q in range(N):
-        circuit.ry(theta[2 * q], q)
-        circuit.rz(theta[2 * q + 1], q)
-    for q in range(N - 1):
-        circuit.cx(q, q + 1)
+    circuit = ansatz(N, 1)
     circuit.rx(0.1 * seed, 0)  # a static gate whose angle tells the variants apart
     return circuit
 
