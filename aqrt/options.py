@@ -345,6 +345,7 @@ class _Group:
         state["_frozen"] = False
         state["_snapshot"] = None
         state["_hash"] = None
+        state["_set"] = None
         unknown = sorted(name for name in values if name not in self._FIELDS)
         if args or unknown:
             what = f"unknown option(s) {self._paths(unknown)}" if unknown else "options are keyword-only"
@@ -393,7 +394,13 @@ class _Group:
         return out
 
     def _set_items(self) -> tuple[tuple[str, Any], ...]:
-        """The set fields, nested, as a comparable tuple (groups by their own set fields)."""
+        """The set fields, nested, as a comparable tuple (groups by their own set fields); a
+        frozen snapshot's made once (its hash and every comparison read it: a fresh session's
+        first job compares its snapshot with the cached reports' keys)."""
+        state = self.__dict__
+        known = state.get("_set")
+        if known is not None:
+            return known
         items = []
         for name, value in self._items():
             field = self._FIELDS[name]
@@ -403,7 +410,10 @@ class _Group:
                     items.append((name, nested))
             elif value != field.default:
                 items.append((name, value))
-        return tuple(items)
+        made = tuple(items)
+        if state["_frozen"]:
+            state["_set"] = made
+        return made
 
     def __eq__(self, other: object) -> bool:
         """Options are equal when they set the same values (whatever their class)."""
@@ -421,7 +431,7 @@ class _Group:
 
     def __getstate__(self) -> dict[str, Any]:
         # str hashes differ between processes: an unpickled snapshot computes its own.
-        return {**self.__dict__, "_hash": None}
+        return {**self.__dict__, "_hash": None, "_set": None}
 
     def __repr__(self) -> str:
         parts = []
@@ -555,7 +565,7 @@ class _Group:
         """A mutable deep copy of the same class."""
         clone = type(self).__new__(type(self))
         state = clone.__dict__
-        state.update(_parent=None, _frozen=False, _snapshot=None, _hash=None)
+        state.update(_parent=None, _frozen=False, _snapshot=None, _hash=None, _set=None)
         for name, value in self._items():
             if self._FIELDS[name].group is not None:
                 child = value.copy()
@@ -569,7 +579,7 @@ class _Group:
         """A frozen copy as class ``kind`` (which has every field of this one)."""
         clone = kind.__new__(kind)
         state = clone.__dict__
-        state.update(_parent=None, _frozen=True, _snapshot=clone, _hash=None)
+        state.update(_parent=None, _frozen=True, _snapshot=clone, _hash=None, _set=None)
         mine = self.__dict__
         for name, field in kind._FIELDS.items():
             value = mine.get(name, field.default)

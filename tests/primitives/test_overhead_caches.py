@@ -94,3 +94,31 @@ def test_a_one_term_table_combines_to_the_general_formula_s_values() -> None:
     two_terms = build_term_table([{"Z": 0.5, "X": 0.25}], 1)
     pairs = rng.normal(size=(3, 2)) + 0j
     np.testing.assert_array_equal(two_terms.combine(pairs), general(two_terms, pairs))
+
+
+def test_term_values_read_as_interleaved_floats_combine_to_the_general_formula_s_values() -> None:
+    """Contiguous complex128 term values go through one real product of their interleaved
+    floats; strided or complex64 values through the two products of real and imaginary parts:
+    both give the general formula's values, for any leading shape and several observables."""
+    from aqrt.engine.observables import TermTable
+
+    rng = np.random.default_rng(11)
+    weights = rng.normal(size=(3, 5)) + 1j * rng.normal(size=(3, 5))
+    table = TermTable(np.arange(5), np.arange(5), weights)
+
+    def general(term_values: np.ndarray) -> np.ndarray:
+        return term_values.real @ weights.real.T - term_values.imag @ weights.imag.T
+
+    for shape in ((5,), (7, 5), (2, 4, 5)):
+        values = rng.normal(size=shape) + 1j * rng.normal(size=shape)
+        combined = table.combine(values)
+        assert combined.dtype == np.float64 and combined.shape == (*shape[:-1], 3)
+        np.testing.assert_allclose(combined, general(values), rtol=1e-13, atol=1e-13)
+        # by definition: sum_t Re(w_t v_t)
+        np.testing.assert_allclose(combined, np.real(values @ weights.T), rtol=1e-13, atol=1e-13)
+    wide = rng.normal(size=(6, 10)) + 1j * rng.normal(size=(6, 10))
+    strided = wide[:, ::2]
+    assert not strided.flags.c_contiguous
+    np.testing.assert_allclose(table.combine(strided), general(strided), rtol=1e-13, atol=1e-13)
+    as_complex64 = wide[:, :5].astype(np.complex64)
+    assert table.combine(as_complex64).dtype == general(as_complex64).dtype

@@ -209,9 +209,15 @@ def finish_estimate(pub: EstimatorPub, per_pair: np.ndarray, rng: np.random.Gene
     """The PUB's result from its (bindings, observables) values: broadcast, then precision noise."""
     binding_shape = pub.parameter_values.shape
     observable_shape = pub.observables.shape
-    if not binding_shape and not observable_shape:
+    if not binding_shape and not observable_shape:  # a tiny job's scalar PUB
         shape: tuple[int, ...] = ()
         evs = np.array(per_pair[0, 0], dtype=np.float64)
+    elif not observable_shape:  # one observable (a sweep's): its column, as it is
+        shape = binding_shape
+        evs = np.ascontiguousarray(per_pair[:, 0], dtype=np.float64).reshape(shape)
+    elif not binding_shape:
+        shape = observable_shape
+        evs = np.ascontiguousarray(per_pair[0], dtype=np.float64).reshape(shape)
     else:
         shape = np.broadcast_shapes(binding_shape, observable_shape)
         binding_index = np.broadcast_to(np.arange(int(np.prod(binding_shape))).reshape(binding_shape), shape)
@@ -221,27 +227,25 @@ def finish_estimate(pub: EstimatorPub, per_pair: np.ndarray, rng: np.random.Gene
     if precision > 0:
         assert rng is not None
         evs = np.asarray(rng.normal(evs, precision), dtype=np.float64)
-    if shape:
-        stds = np.full(shape, precision, dtype=np.float64)
-        data = DataBin(evs=evs, stds=stds, shape=shape)
-    else:  # a scalar PUB (a tiny job's): np.array(float) is np.full((), ...) at a fifth of its cost
-        data = _scalar_data_bin(evs, np.array(precision))
+    # np.array(float) for a scalar PUB: np.full((), ...) at a fifth of its cost
+    stds = np.full(shape, precision, dtype=np.float64) if shape else np.array(precision)
+    data = _estimate_data_bin(evs, stds, shape)
     return PubResult(data, metadata={"target_precision": precision, "circuit_metadata": pub.circuit.metadata})
 
 
-def _scalar_data_bin(evs: np.ndarray, stds: np.ndarray) -> DataBin:
-    """``DataBin(evs=evs, stds=stds, shape=())``, its state set directly: the constructor's
+def _estimate_data_bin(evs: np.ndarray, stds: np.ndarray, shape: tuple[int, ...]) -> DataBin:
+    """``DataBin(evs=evs, stds=stds, shape=shape)``, its state set directly: the constructor's
     checks (field names, each value's leading shape) hold by construction here and cost as much
     as the rest of a tiny PUB's result. Qiskit's constructor is used if DataBin's state differs."""
     if not _DATA_BIN_STATE_KNOWN:
-        return DataBin(evs=evs, stds=stds, shape=())
-    return _bare_data_bin(evs, stds)
+        return DataBin(evs=evs, stds=stds, shape=shape)
+    return _bare_data_bin(evs, stds, shape)
 
 
-def _bare_data_bin(evs: np.ndarray, stds: np.ndarray) -> DataBin:
+def _bare_data_bin(evs: np.ndarray, stds: np.ndarray, shape: tuple[int, ...] = ()) -> DataBin:
     data = DataBin.__new__(DataBin)
     set_attribute = object.__setattr__  # as DataBin's constructor sets its state
-    set_attribute(data, "_shape", ())
+    set_attribute(data, "_shape", shape)
     set_attribute(data, "_data", {"evs": evs, "stds": stds})
     set_attribute(data, "evs", evs)
     set_attribute(data, "stds", stds)
@@ -250,14 +254,18 @@ def _bare_data_bin(evs: np.ndarray, stds: np.ndarray) -> DataBin:
 
 def _same_data_bin_state() -> bool:
     """Whether :func:`_bare_data_bin` makes what DataBin's constructor makes (on this Qiskit)."""
-    evs, stds = np.array(0.5), np.array(0.0)
+    return DataBin.__slots__ == ("_data", "_shape") and all(
+        _same_state(np.full(shape, 0.5), np.zeros(shape), shape) for shape in ((), (2,), (2, 3))
+    )
+
+
+def _same_state(evs: np.ndarray, stds: np.ndarray, shape: tuple[int, ...]) -> bool:
     try:
-        made, bare = DataBin(evs=evs, stds=stds, shape=()), _bare_data_bin(evs, stds)
+        made, bare = DataBin(evs=evs, stds=stds, shape=shape), _bare_data_bin(evs, stds, shape)
     except Exception:  # pragma: no cover - a Qiskit whose DataBin has another layout
         return False
     return (
-        DataBin.__slots__ == ("_data", "_shape")
-        and made._shape == bare._shape
+        made._shape == bare._shape
         and list(made._data) == list(bare._data)
         and all(made._data[key] is bare._data[key] for key in made._data)
         and list(vars(made)) == list(vars(bare))
