@@ -17,6 +17,8 @@ cost of an op is paid once for ``LANES`` bindings. The final lane states are als
   controlled and 1-qubit ops) on lane states
 - ``lane_term``  one Pauli term's signed sum on every lane (jitted callers only)
 - ``lane_matmul``  a 2x2 times a 2x2, lane by lane (jitted callers only: a sweep's entries)
+- ``lane_two_factors``  the product of two one-angle gates' 2x2s from their angles' cosines and
+  sines, lane by lane (jitted callers only: a sweep's entries)
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from numba.extending import intrinsic
 from ..ops import CTRL, CX, DIAG, SEL, OpTuple
 from .simd import _as_index, _fma, _insert_zero
 
-__all__ = ["LANES", "lane_matmul", "lane_term", "run_lanes"]
+__all__ = ["LANES", "lane_matmul", "lane_term", "lane_two_factors", "run_lanes"]
 
 LANES = 8  # bindings per lane state (8 float64 lanes: one 512-bit vector per amplitude row)
 
@@ -346,6 +348,88 @@ def _lane_matmul_typer(typingctx: Any, ar: Any, ai: Any, mr: Any, mi: Any, out_r
 
 
 lane_matmul: Any = intrinsic(_lane_matmul_typer)  # typed Any: numba's stub counts typingctx as an argument
+
+
+def _lane_two_factors_typer(
+    typingctx: Any, table: Any, first: Any, second: Any, cosines: Any, sines: Any, mr: Any, mi: Any
+) -> Any:
+    """``mr``, ``mi`` (4, ``LANES``) <- factor ``second`` times factor ``first``, lane by lane: each
+    factor a row (gate code, angle column, ...) of a sweep plan's factors whose code's 2x2 is
+    ``table[code]``'s K + A c + B s per entry (c, s: its angle column's row of ``cosines``,
+    ``sines``). Entries and products rounded as complex arithmetic rounds them (no fused
+    multiply-adds): what ``lane_matmul`` makes of the two factors' entries."""
+    if not isinstance(table, types.Array) or table.ndim != 4 or table.layout != "C" or table.dtype != types.float64:
+        return None
+    for row in (first, second):
+        if not isinstance(row, types.Array) or row.ndim != 1 or not isinstance(row.dtype, types.Integer):
+            return None
+    if any(_lane_array(a) != ir.DoubleType() for a in (cosines, sines, mr, mi)):
+        return None
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        double = ir.DoubleType()
+        index = ir.IntType(64)
+        wide = ir.VectorType(double, LANES)
+        coefficients = builder.bitcast(
+            context.make_array(signature.args[0])(context, builder, args[0]).data, double.as_pointer()
+        )
+        cos_rows, _ = _rows(context, builder, signature.args[3], args[3], double)
+        sin_rows, _ = _rows(context, builder, signature.args[4], args[4], double)
+        out_re, _ = _rows(context, builder, signature.args[5], args[5], double)
+        out_im, _ = _rows(context, builder, signature.args[6], args[6], double)
+
+        def splat(value: ir.Value) -> ir.Value:
+            vector = builder.insert_element(ir.Constant(wide, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
+            return builder.shuffle_vector(
+                vector, vector, ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
+            )
+
+        def entries(k: int) -> list[tuple[ir.Value, ir.Value]]:
+            row_type = signature.args[1 + k]
+            row = context.make_array(row_type)(context, builder, args[1 + k])
+            code_pointer, column_pointer = (
+                cgutils.get_item_pointer(context, builder, row_type, row, [ir.Constant(index, i)]) for i in (0, 1)
+            )
+            code = _as_index(builder, builder.load(code_pointer), index)
+            column = _as_index(builder, builder.load(column_pointer), index)
+            c = builder.load(builder.gep(cos_rows, [column]), align=8)
+            s = builder.load(builder.gep(sin_rows, [column]), align=8)
+            base = builder.mul(code, ir.Constant(index, 24))  # table[code]: (3, 2, 4) doubles
+            made = []
+            for e in range(4):
+                parts = []
+                for part in (0, 1):
+                    k_, a_, b_ = (
+                        splat(
+                            builder.load(
+                                builder.gep(
+                                    coefficients, [builder.add(base, ir.Constant(index, term * 8 + part * 4 + e))]
+                                )
+                            )
+                        )
+                        for term in (0, 1, 2)
+                    )
+                    parts.append(builder.fadd(builder.fadd(k_, builder.fmul(a_, c)), builder.fmul(b_, s)))
+                made.append((parts[0], parts[1]))
+            return made
+
+        a = entries(0)
+        b = entries(1)
+        for out, (l0, r0, l1, r1) in enumerate([(0, 0, 1, 2), (0, 1, 1, 3), (2, 0, 3, 2), (2, 1, 3, 3)]):
+            (blr, bli), (arr, ari) = b[l0], a[r0]
+            (blr1, bli1), (arr1, ari1) = b[l1], a[r1]
+            first_re = builder.fsub(builder.fmul(blr, arr), builder.fmul(bli, ari))
+            first_im = builder.fadd(builder.fmul(blr, ari), builder.fmul(bli, arr))
+            second_re = builder.fsub(builder.fmul(blr1, arr1), builder.fmul(bli1, ari1))
+            second_im = builder.fadd(builder.fmul(blr1, ari1), builder.fmul(bli1, arr1))
+            builder.store(builder.fadd(first_re, second_re), builder.gep(out_re, [ir.Constant(index, out)]), align=8)
+            builder.store(builder.fadd(first_im, second_im), builder.gep(out_im, [ir.Constant(index, out)]), align=8)
+        return context.get_dummy_value()
+
+    return types.void(table, first, second, cosines, sines, mr, mi), codegen
+
+
+lane_two_factors: Any = intrinsic(_lane_two_factors_typer)  # typed Any: numba's stub counts typingctx as an argument
 
 
 @njit(cache=True, nogil=True)

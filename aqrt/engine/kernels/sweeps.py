@@ -36,7 +36,7 @@ from ..ops import CTRL, CX, DENSE, DIAG, SEL, OpTuple
 from .apply import apply_controlled, apply_cx, apply_diag
 from .bits import walsh_hadamard
 from .interpreter import run_basic_program, run_program
-from .lanes import LANES, lane_matmul, lane_term, run_lanes
+from .lanes import LANES, lane_matmul, lane_term, lane_two_factors, run_lanes
 from .simd import BLOCK_QUBITS, LOW_TARGET_CX, apply_1q_simd, apply_cx_simd, apply_select_simd
 
 __all__ = [
@@ -298,29 +298,44 @@ def _lane_factor(
             fr[2, lane], fi[2, lane] = pi * s, -pr * s
             fr[3, lane], fi[3, lane] = c, 0.0
         return
-    for lane in range(LANES):  # one angle: entries (re, im) from (c, s) by sign
-        c, s = cosines[a0, lane], sines[a0, lane]
-        if code == _RX:
-            fr[0, lane], fi[0, lane], fr[1, lane], fi[1, lane] = c, 0.0, 0.0, -s
-            fr[2, lane], fi[2, lane], fr[3, lane], fi[3, lane] = 0.0, -s, c, 0.0
-        elif code == _RY:
-            fr[0, lane], fi[0, lane], fr[1, lane], fi[1, lane] = c, 0.0, -s, 0.0
-            fr[2, lane], fi[2, lane], fr[3, lane], fi[3, lane] = s, 0.0, c, 0.0
-        elif code == _RZ:
-            fr[0, lane], fi[0, lane], fr[1, lane], fi[1, lane] = c, -s, 0.0, 0.0
-            fr[2, lane], fi[2, lane], fr[3, lane], fi[3, lane] = 0.0, 0.0, c, s
-        elif code == _PHASE:
-            fr[0, lane], fi[0, lane], fr[1, lane], fi[1, lane] = 1.0, 0.0, 0.0, 0.0
-            fr[2, lane], fi[2, lane], fr[3, lane], fi[3, lane] = 0.0, 0.0, c, s
-        elif code == _RZZ:
-            fr[0, lane], fi[0, lane], fr[1, lane], fi[1, lane] = c, -s, c, s
-            fr[2, lane], fi[2, lane], fr[3, lane], fi[3, lane] = c, s, c, -s
-        elif code == _CPHASE:
-            fr[0, lane], fi[0, lane], fr[1, lane], fi[1, lane] = 1.0, 0.0, 1.0, 0.0
-            fr[2, lane], fi[2, lane], fr[3, lane], fi[3, lane] = 1.0, 0.0, c, s
-        else:  # _CRZ
-            fr[0, lane], fi[0, lane], fr[1, lane], fi[1, lane] = 1.0, 0.0, c, -s
-            fr[2, lane], fi[2, lane], fr[3, lane], fi[3, lane] = 1.0, 0.0, c, s
+    table = _ONE_ANGLE[code]  # one angle: each entry K + A c + B s, the same loop for every code
+    for e in range(4):
+        kr, ar, br = table[0, 0, e], table[1, 0, e], table[2, 0, e]
+        ki, ai, bi = table[0, 1, e], table[1, 1, e], table[2, 1, e]
+        for lane in range(LANES):
+            c, s = cosines[a0, lane], sines[a0, lane]
+            fr[e, lane] = kr + ar * c + br * s
+            fi[e, lane] = ki + ai * c + bi * s
+
+
+def _one_angle_table() -> np.ndarray:
+    """The entries of every one-angle gate code as K + A c + B s (c, s: its angle column's cosine
+    and sine), indexed [code, (K, A, B), (real, imaginary), entry]. Coefficients are 0 and +-1,
+    so each entry is exactly the c, s, -s, 1 or 0 that :func:`_factor` gives."""
+    k, a, b, re, im = 0, 1, 2, 0, 1
+    terms = {  # code: (entry, part, term, coefficient) of each non-zero coefficient
+        _RX: [(0, re, a, 1), (1, im, b, -1), (2, im, b, -1), (3, re, a, 1)],  # (c, -i s; -i s, c)
+        _RY: [(0, re, a, 1), (1, re, b, -1), (2, re, b, 1), (3, re, a, 1)],  # (c, -s; s, c)
+        _RZ: [(0, re, a, 1), (0, im, b, -1), (3, re, a, 1), (3, im, b, 1)],  # diag(c - i s, c + i s)
+        _PHASE: [(0, re, k, 1), (3, re, a, 1), (3, im, b, 1)],  # diag(1, c + i s)
+        _RZZ: [(e, re, a, 1) for e in range(4)] + [(0, im, b, -1), (1, im, b, 1), (2, im, b, 1), (3, im, b, -1)],
+        _CPHASE: [(0, re, k, 1), (1, re, k, 1), (2, re, k, 1), (3, re, a, 1), (3, im, b, 1)],
+        _CRZ: [(0, re, k, 1), (1, re, a, 1), (1, im, b, -1), (2, re, k, 1), (3, re, a, 1), (3, im, b, 1)],
+    }
+    table = np.zeros((11, 3, 2, 4))
+    for code, nonzero in terms.items():
+        for entry, part, term, coefficient in nonzero:
+            table[code, term, part, entry] = coefficient
+    return table
+
+
+_ONE_ANGLE = _one_angle_table()
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _one_angle(code: int) -> bool:
+    """Whether a 1-qubit factor of gate ``code`` is :data:`_ONE_ANGLE`'s K + A c + B s."""
+    return code in (_RX, _RY, _RZ, _PHASE)
 
 
 @njit(cache=True, nogil=True)
@@ -344,8 +359,15 @@ def fill_lane_rows(
         offset = recipes[r, 1]
         first = recipes[r, 2]
         own = recipes[r, 3] - 1 if kind == SEL else recipes[r, 3]
-        _lane_factor(factors[first, 0], factors[first, 1:], cosines, sines, constants, mr, mi)
-        for f in range(first + 1, first + own):
+        multiplied = first + 1  # the factors multiplied in so far
+        if kind != DIAG and own == 2 and _one_angle(factors[first, 0]) and _one_angle(factors[first + 1, 0]):
+            # the commonest parameterised op (ry then rz, say): both factors and their product
+            # in one pass of vectors over the lanes, from the angles' cosines and sines
+            lane_two_factors(_ONE_ANGLE, factors[first], factors[first + 1], cosines, sines, mr, mi)
+            multiplied = first + 2
+        else:
+            _lane_factor(factors[first, 0], factors[first, 1:], cosines, sines, constants, mr, mi)
+        for f in range(multiplied, first + own):
             _lane_factor(factors[f, 0], factors[f, 1:], cosines, sines, constants, fr, fi)
             if kind != DIAG:
                 lane_matmul(fr, fi, mr, mi, mr, mi)
