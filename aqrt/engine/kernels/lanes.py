@@ -351,19 +351,35 @@ lane_matmul: Any = intrinsic(_lane_matmul_typer)  # typed Any: numba's stub coun
 
 
 def _lane_two_factors_typer(
-    typingctx: Any, table: Any, first: Any, second: Any, cosines: Any, sines: Any, mr: Any, mi: Any
+    typingctx: Any,
+    table: Any,
+    first: Any,
+    second: Any,
+    cosines: Any,
+    sines: Any,
+    out_re: Any,
+    out_im: Any,
+    offset: Any,
+    static: Any,
 ) -> Any:
-    """``mr``, ``mi`` (4, ``LANES``) <- factor ``second`` times factor ``first``, lane by lane: each
-    factor a row (gate code, angle column, ...) of a sweep plan's factors whose code's 2x2 is
-    ``table[code]``'s K + A c + B s per entry (c, s: its angle column's row of ``cosines``,
-    ``sines``). Entries and products rounded as complex arithmetic rounds them (no fused
-    multiply-adds): what ``lane_matmul`` makes of the two factors' entries."""
+    """Rows ``offset``..``offset + 3`` of ``out_re``, ``out_im`` (entries by lanes) <- factor
+    ``second`` times factor ``first``, lane by lane: each factor a row (gate code, angle column,
+    ...) of a sweep plan's factors whose code's 2x2 is ``table[code]``'s K + A c + B s per entry
+    (c, s: its angle column's row of ``cosines``, ``sines``). With a ``static`` 2x2 (4 complex
+    entries; none: 0 entries), rows ``offset + 4``.. get ``static`` times that product (a
+    select's second matrix). Entries and products rounded as complex arithmetic rounds them (no
+    fused multiply-adds): what ``lane_matmul`` makes of the factors' entries."""
     if not isinstance(table, types.Array) or table.ndim != 4 or table.layout != "C" or table.dtype != types.float64:
         return None
     for row in (first, second):
         if not isinstance(row, types.Array) or row.ndim != 1 or not isinstance(row.dtype, types.Integer):
             return None
-    if any(_lane_array(a) != ir.DoubleType() for a in (cosines, sines, mr, mi)):
+    if any(_lane_array(a) != ir.DoubleType() for a in (cosines, sines)) or not isinstance(offset, types.Integer):
+        return None
+    out_real = _typed_lanes(out_re, out_im)
+    if out_real is None:
+        return None
+    if not isinstance(static, types.Array) or static.ndim != 1 or static.dtype != types.complex128:
         return None
 
     def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
@@ -375,23 +391,29 @@ def _lane_two_factors_typer(
         )
         cos_rows, _ = _rows(context, builder, signature.args[3], args[3], double)
         sin_rows, _ = _rows(context, builder, signature.args[4], args[4], double)
-        out_re, _ = _rows(context, builder, signature.args[5], args[5], double)
-        out_im, _ = _rows(context, builder, signature.args[6], args[6], double)
+        re_rows, _ = _rows(context, builder, signature.args[5], args[5], out_real)
+        im_rows, _ = _rows(context, builder, signature.args[6], args[6], out_real)
+        at = _as_index(builder, args[7], index)
+        static_array = context.make_array(signature.args[8])(context, builder, args[8])
+        static_count = cgutils.unpack_tuple(builder, static_array.shape, 1)[0]
+        static_entries = builder.bitcast(static_array.data, double.as_pointer())
 
         def splat(value: ir.Value) -> ir.Value:
             vector = builder.insert_element(ir.Constant(wide, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
-            return builder.shuffle_vector(
-                vector, vector, ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
-            )
+            mask = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
+            return builder.shuffle_vector(vector, vector, mask)
 
         def entries(k: int) -> list[tuple[ir.Value, ir.Value]]:
             row_type = signature.args[1 + k]
             row = context.make_array(row_type)(context, builder, args[1 + k])
-            code_pointer, column_pointer = (
-                cgutils.get_item_pointer(context, builder, row_type, row, [ir.Constant(index, i)]) for i in (0, 1)
+            code, column = (
+                _as_index(
+                    builder,
+                    builder.load(cgutils.get_item_pointer(context, builder, row_type, row, [ir.Constant(index, i)])),
+                    index,
+                )
+                for i in (0, 1)
             )
-            code = _as_index(builder, builder.load(code_pointer), index)
-            column = _as_index(builder, builder.load(column_pointer), index)
             c = builder.load(builder.gep(cos_rows, [column]), align=8)
             s = builder.load(builder.gep(sin_rows, [column]), align=8)
             base = builder.mul(code, ir.Constant(index, 24))  # table[code]: (3, 2, 4) doubles
@@ -413,20 +435,40 @@ def _lane_two_factors_typer(
                 made.append((parts[0], parts[1]))
             return made
 
-        a = entries(0)
-        b = entries(1)
-        for out, (l0, r0, l1, r1) in enumerate([(0, 0, 1, 2), (0, 1, 1, 3), (2, 0, 3, 2), (2, 1, 3, 3)]):
-            (blr, bli), (arr, ari) = b[l0], a[r0]
-            (blr1, bli1), (arr1, ari1) = b[l1], a[r1]
-            first_re = builder.fsub(builder.fmul(blr, arr), builder.fmul(bli, ari))
-            first_im = builder.fadd(builder.fmul(blr, ari), builder.fmul(bli, arr))
-            second_re = builder.fsub(builder.fmul(blr1, arr1), builder.fmul(bli1, ari1))
-            second_im = builder.fadd(builder.fmul(blr1, ari1), builder.fmul(bli1, arr1))
-            builder.store(builder.fadd(first_re, second_re), builder.gep(out_re, [ir.Constant(index, out)]), align=8)
-            builder.store(builder.fadd(first_im, second_im), builder.gep(out_im, [ir.Constant(index, out)]), align=8)
+        def times(left: list[tuple[ir.Value, ir.Value]], right: list[tuple[ir.Value, ir.Value]]) -> list[Any]:
+            product = []
+            for l0, r0, l1, r1 in ((0, 0, 1, 2), (0, 1, 1, 3), (2, 0, 3, 2), (2, 1, 3, 3)):
+                (ar, ai), (br, bi) = left[l0], right[r0]
+                (cr, ci), (dr, di) = left[l1], right[r1]
+                first_re = builder.fsub(builder.fmul(ar, br), builder.fmul(ai, bi))
+                first_im = builder.fadd(builder.fmul(ar, bi), builder.fmul(ai, br))
+                second_re = builder.fsub(builder.fmul(cr, dr), builder.fmul(ci, di))
+                second_im = builder.fadd(builder.fmul(cr, di), builder.fmul(ci, dr))
+                product.append((builder.fadd(first_re, second_re), builder.fadd(first_im, second_im)))
+            return product
+
+        def store(values: list[tuple[ir.Value, ir.Value]], start: int) -> None:
+            narrow = not isinstance(out_real, ir.DoubleType)
+            for e, (re, im) in enumerate(values):
+                row = builder.add(at, ir.Constant(index, start + e))
+                for value, rows in ((re, re_rows), (im, im_rows)):
+                    stored = builder.fptrunc(value, ir.VectorType(out_real, LANES)) if narrow else value
+                    builder.store(stored, builder.gep(rows, [row]), align=4 if narrow else 8)
+
+        product = times(entries(1), entries(0))
+        store(product, 0)
+        with builder.if_then(builder.icmp_unsigned("==", static_count, ir.Constant(static_count.type, 4))):
+            fixed = [
+                tuple(
+                    splat(builder.load(builder.gep(static_entries, [ir.Constant(index, 2 * e + part)])))
+                    for part in (0, 1)
+                )
+                for e in range(4)
+            ]
+            store(times(fixed, product), 4)
         return context.get_dummy_value()
 
-    return types.void(table, first, second, cosines, sines, mr, mi), codegen
+    return types.void(table, first, second, cosines, sines, out_re, out_im, offset, static), codegen
 
 
 lane_two_factors: Any = intrinsic(_lane_two_factors_typer)  # typed Any: numba's stub counts typingctx as an argument

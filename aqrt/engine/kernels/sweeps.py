@@ -354,20 +354,29 @@ def fill_lane_rows(
     fi = np.empty((4, LANES))
     mr = np.empty((4, LANES))
     mi = np.empty((4, LANES))
+    no_static = np.empty(0, dtype=np.complex128)  # lane_two_factors' "no select": no second matrix
     for r in range(recipes.shape[0]):
         kind = recipes[r, 0]
         offset = recipes[r, 1]
         first = recipes[r, 2]
         own = recipes[r, 3] - 1 if kind == SEL else recipes[r, 3]
-        multiplied = first + 1  # the factors multiplied in so far
-        if kind != DIAG and own == 2 and _one_angle(factors[first, 0]) and _one_angle(factors[first + 1, 0]):
-            # the commonest parameterised op (ry then rz, say): both factors and their product
-            # in one pass of vectors over the lanes, from the angles' cosines and sines
-            lane_two_factors(_ONE_ANGLE, factors[first], factors[first + 1], cosines, sines, mr, mi)
-            multiplied = first + 2
-        else:
-            _lane_factor(factors[first, 0], factors[first, 1:], cosines, sines, constants, mr, mi)
-        for f in range(multiplied, first + own):
+        if (
+            kind != DIAG
+            and own == 2
+            and _one_angle(factors[first, 0])
+            and _one_angle(factors[first + 1, 0])
+            and (kind != SEL or factors[first + 2, 0] == _STATIC)
+        ):
+            # the commonest parameterised op (ry then rz, say, before a CX on their qubit): both
+            # factors, their product and a select's second matrix in one pass of vectors over
+            # the lanes, from the angles' cosines and sines, into the rows
+            static = constants[factors[first + 2, 1]] if kind == SEL else no_static
+            lane_two_factors(
+                _ONE_ANGLE, factors[first], factors[first + 1], cosines, sines, rows_re, rows_im, offset, static
+            )
+            continue
+        _lane_factor(factors[first, 0], factors[first, 1:], cosines, sines, constants, mr, mi)
+        for f in range(first + 1, first + own):
             _lane_factor(factors[f, 0], factors[f, 1:], cosines, sines, constants, fr, fi)
             if kind != DIAG:
                 lane_matmul(fr, fi, mr, mi, mr, mi)
