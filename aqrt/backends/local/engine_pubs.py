@@ -110,6 +110,8 @@ def _program(
     flat_values, names = _flat_bindings(pub)
     program = cached_lowering(circuit, names, cache, key, by_content=by_content).bind(flat_values, dtype=dtype)
     if static:
+        # its one row of entries made now, once, rather than by a kernel on every run (a tiny job's)
+        program.binding_buffers  # noqa: B018 - made on first read
         cache[("program", key, dtype)] = program
     return program
 
