@@ -122,3 +122,38 @@ def test_term_values_read_as_interleaved_floats_combine_to_the_general_formula_s
     np.testing.assert_allclose(table.combine(strided), general(strided), rtol=1e-13, atol=1e-13)
     as_complex64 = wide[:, :5].astype(np.complex64)
     assert table.combine(as_complex64).dtype == general(as_complex64).dtype
+
+
+@pytest.mark.asyncio
+async def test_a_new_session_finds_an_observable_s_terms_by_its_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """run() makes one ObservablesArray per distinct observable for the process, so a second
+    session's job finds its term table by that object, without keying its terms by content; an
+    observable of other content is still tabled afresh, and both give exact values."""
+    from qiskit.quantum_info import SparsePauliOp
+
+    from aqrt import Estimator, Session
+    from aqrt.backends.local import engine_pubs
+
+    circuit = QuantumCircuit(2)
+    circuit.h(0)
+    circuit.cx(0, 1)
+    observable = SparsePauliOp(["ZZ", "XX", "ZI"], coeffs=[1.0, 0.5, 0.25])
+    async with Session():
+        first = await Estimator().run([(circuit, observable)])
+    keyed: list[object] = []
+    by_content = engine_pubs._TABLES_BY_CONTENT
+    original = by_content.get_or_make
+
+    def counted(key: object, make: object) -> object:
+        keyed.append(key)
+        return original(key, make)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(by_content, "get_or_make", counted)
+    async with Session():
+        again = await Estimator().run([(circuit, SparsePauliOp(["ZZ", "XX", "ZI"], coeffs=[1.0, 0.5, 0.25]))])
+    assert keyed == [], "the second session's job found the table by the observables' identity"
+    async with Session():
+        other = await Estimator().run([(circuit, SparsePauliOp(["ZZ", "XX"], coeffs=[1.0, -1.0]))])
+    assert len(keyed) == 1
+    assert float(first[0].data.evs) == float(again[0].data.evs) == pytest.approx(1.5, abs=1e-12)
+    assert float(other[0].data.evs) == pytest.approx(0.0, abs=1e-12)

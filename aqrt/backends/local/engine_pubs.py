@@ -60,17 +60,25 @@ class _ByContent:
         self._limit = limit
         self._lock = threading.Lock()
 
-    def get_or_make(self, key: Any, make: Callable[[], Any]) -> Any:
+    def get(self, key: Any) -> Any:
+        """The entry under ``key``, or None."""
         with self._lock:
             value = self._entries.get(key)
             if value is not None:
                 self._entries.move_to_end(key)
-                return value
-        value = make()
+            return value
+
+    def put(self, key: Any, value: Any) -> None:
         with self._lock:
             self._entries[key] = value
             if len(self._entries) > self._limit:
                 self._entries.popitem(last=False)
+
+    def get_or_make(self, key: Any, make: Callable[[], Any]) -> Any:
+        value = self.get(key)
+        if value is None:
+            value = make()
+            self.put(key, value)
         return value
 
 
@@ -80,6 +88,10 @@ _LOWERED_BY_CONTENT = _ByContent(64)
 # Term tables of observables on circuits as given (no layout, no qubit dropped), by content
 # across sessions (~0.1 ms for 20 terms to build again).
 _TABLES_BY_CONTENT = _ByContent(64)
+# The same, by the identity of the ObservablesArray (run() makes one per distinct observable, for
+# the whole process): a new session's job skips keying its terms by content (~70 us for 20 terms).
+# An entry holds its ObservablesArray, so the id cannot be reused while it is cached.
+_TABLES_BY_OBSERVABLES = _ByContent(64)
 
 
 def cached_lowering(
@@ -121,7 +133,8 @@ def cached_term_table(pub: EstimatorPub, prepared: PreparedCircuit, cache: dict[
     idle qubits dropped), cached by content.
 
     The same ObservablesArray object (run() shares one per distinct observable) is found by
-    identity first; the entry holds the object, so its id cannot be reused while cached.
+    identity first, in the session's cache and, on the circuit as given, across sessions; an
+    entry holds the object, so its id cannot be reused while cached.
     """
     observables = pub.observables
     scope = key if prepared.renumbered else None  # the mapping depends on the circuit
@@ -129,6 +142,11 @@ def cached_term_table(pub: EstimatorPub, prepared: PreparedCircuit, cache: dict[
     entry = cache.get(by_identity)
     if entry is not None and entry[0] is observables:
         return entry[1]
+    if scope is None:
+        entry = _TABLES_BY_OBSERVABLES.get(id(observables))
+        if entry is not None and entry[0] is observables:
+            cache[by_identity] = entry
+            return entry[1]
     sparse = [observables.slice(index) for index in np.ndindex(*observables.shape)]
     content = tuple(
         (
@@ -149,6 +167,8 @@ def cached_term_table(pub: EstimatorPub, prepared: PreparedCircuit, cache: dict[
         table = build_term_table_sparse(sparse)
     cache[cache_key] = table
     cache[by_identity] = (observables, table)
+    if scope is None:
+        _TABLES_BY_OBSERVABLES.put(id(observables), (observables, table))
     return table
 
 
