@@ -157,3 +157,45 @@ async def test_a_new_session_finds_an_observable_s_terms_by_its_identity(monkeyp
     assert len(keyed) == 1
     assert float(first[0].data.evs) == float(again[0].data.evs) == pytest.approx(1.5, abs=1e-12)
     assert float(other[0].data.evs) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_circuit_run_as_given_is_prepared_once_per_content_and_never_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new session's circuit of known content gets what preparing it found (route, active
+    qubits; the compact circuit when qubits are idle) without preparing it again; a circuit
+    whose qubits are all active is prepared as the caller's circuit itself, never an earlier one."""
+    from aqrt.backends.local import preparation
+    from aqrt.backends.local.fingerprint import circuit_fingerprint
+    from aqrt.backends.local.preparation import shared_preparation
+
+    def bell(width: int) -> QuantumCircuit:  # content no other test runs (the cache is the process's)
+        circuit = QuantumCircuit(width)
+        circuit.h(0)
+        circuit.cx(0, 1)
+        circuit.rz(0.987654321 + width, 1)
+        return circuit
+
+    prepared_afresh: list[QuantumCircuit] = []
+    original = preparation.prepare_circuit
+
+    def counted(given: QuantumCircuit, transpiled: QuantumCircuit, program: str, **kwargs: bool) -> object:
+        prepared_afresh.append(given)
+        return original(given, transpiled, program, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(preparation, "prepare_circuit", counted)
+    for width, active in ((2, (0, 1)), (5, (0, 1))):
+        first, second = bell(width), bell(width)
+        key = circuit_fingerprint(first)
+        assert circuit_fingerprint(second) == key
+        made = shared_preparation(first, key, "estimator")
+        found = shared_preparation(second, key, "estimator")
+        assert prepared_afresh == [first]
+        prepared_afresh.clear()
+        assert found.active == made.active == active and found.method == made.method
+        assert found.num_qubits == width and found.layout is None
+        if width == 2:
+            assert made.circuit is first and found.circuit is second
+        else:  # the compact circuit made from the content, the same for both
+            assert found.circuit is made.circuit and found.circuit.num_qubits == 2
+        assert shared_preparation(second, key, "sampler").method == made.method
+        assert prepared_afresh == [second], "the program is part of the key"
+        prepared_afresh.clear()

@@ -16,9 +16,6 @@ for numba).
 from __future__ import annotations
 
 import sys
-import threading
-from collections import OrderedDict
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,6 +29,7 @@ from ...engine import BoundProgram, LoweredCircuit, TermTable, lower_circuit, nu
 from ...engine.kernels import SMALL, dtype_name, tier_loaded
 from ...engine.lowering import fused_width  # re-exported: the engine's fusion policy
 from ...engine.observables import build_term_table_sparse
+from .content_cache import ByContent
 from .preparation import PreparedCircuit
 from .reference import _flat_bindings, _pack, final_measurements
 
@@ -50,48 +48,16 @@ __all__ = [
 ]
 
 
-class _ByContent:
-    """A process-wide, thread-safe LRU of things made from content (a new session would otherwise
-    make them again); what it holds is read, never changed. Made outside the lock: two threads
-    may make the same entry once each, and the last one made is kept."""
-
-    def __init__(self, limit: int) -> None:
-        self._entries: OrderedDict[Any, Any] = OrderedDict()
-        self._limit = limit
-        self._lock = threading.Lock()
-
-    def get(self, key: Any) -> Any:
-        """The entry under ``key``, or None."""
-        with self._lock:
-            value = self._entries.get(key)
-            if value is not None:
-                self._entries.move_to_end(key)
-            return value
-
-    def put(self, key: Any, value: Any) -> None:
-        with self._lock:
-            self._entries[key] = value
-            if len(self._entries) > self._limit:
-                self._entries.popitem(last=False)
-
-    def get_or_make(self, key: Any, make: Callable[[], Any]) -> Any:
-        value = self.get(key)
-        if value is None:
-            value = make()
-            self.put(key, value)
-        return value
-
-
 # Lowered circuits by content, across sessions (see the module docstring); lowering reads a
 # circuit's gates, parameters and custom matrices, all of which its fingerprint digests.
-_LOWERED_BY_CONTENT = _ByContent(64)
+_LOWERED_BY_CONTENT = ByContent(64)
 # Term tables of observables on circuits as given (no layout, no qubit dropped), by content
 # across sessions (~0.1 ms for 20 terms to build again).
-_TABLES_BY_CONTENT = _ByContent(64)
+_TABLES_BY_CONTENT = ByContent(64)
 # The same, by the identity of the ObservablesArray (run() makes one per distinct observable, for
 # the whole process): a new session's job skips keying its terms by content (~70 us for 20 terms).
 # An entry holds its ObservablesArray, so the id cannot be reused while it is cached.
-_TABLES_BY_OBSERVABLES = _ByContent(64)
+_TABLES_BY_OBSERVABLES = ByContent(64)
 
 
 def cached_lowering(

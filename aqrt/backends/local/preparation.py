@@ -16,9 +16,10 @@ from qiskit.quantum_info import SparseObservable
 
 from ...job import Program
 from .compaction import compact_circuit, restrict_observable
+from .content_cache import ByContent
 from .routes import STATEVECTOR, choose_method
 
-__all__ = ["PreparedCircuit", "prepare_circuit"]
+__all__ = ["PreparedCircuit", "prepare_circuit", "shared_preparation"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,3 +79,24 @@ def prepare_circuit(
     layout = transpiled.layout if transpiled is not given else None
     method = choose_method(compact.circuit, program)
     return PreparedCircuit(compact.circuit, compact.active, compact.num_qubits, layout, method)
+
+
+# What preparing a circuit run as given found (its active qubits, its width, its route and, when
+# qubits were dropped, the compact circuit made from its content), by (program, fingerprint),
+# across sessions: a new session's first job of a circuit would otherwise find it again.
+_PREPARED_BY_CONTENT = ByContent(64)
+
+
+def shared_preparation(given: QuantumCircuit, fingerprint: str, program: Program) -> PreparedCircuit:
+    """``prepare_circuit(given, given, program)`` for a circuit run as given (not transpiled),
+    from the process-wide cache by ``fingerprint``. The cache never keeps the caller's circuit:
+    a circuit whose qubits are all active is prepared as ``given`` itself."""
+    key = (program, fingerprint)
+    found = _PREPARED_BY_CONTENT.get(key)
+    if found is None:
+        prepared = prepare_circuit(given, given, program)
+        compact = prepared.circuit if prepared.circuit is not given else None
+        _PREPARED_BY_CONTENT.put(key, (prepared.active, prepared.num_qubits, prepared.method, compact))
+        return prepared
+    active, num_qubits, method, compact = found
+    return PreparedCircuit(compact if compact is not None else given, active, num_qubits, None, method)

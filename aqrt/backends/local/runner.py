@@ -37,7 +37,7 @@ from .errors import engine_errors
 from .fingerprint import circuit_fingerprint
 from .memory import ALWAYS_FITS, available_memory, format_bytes, state_bytes
 from .options_report import options_not_applied
-from .preparation import PreparedCircuit, prepare_circuit
+from .preparation import PreparedCircuit, prepare_circuit, shared_preparation
 from .routes import STABILIZER, STATEVECTOR
 from .seeding import pub_generators
 from .transpile import Transpiler
@@ -165,13 +165,16 @@ class LocalJobRunner:
     ) -> PreparedCircuit:
         """The circuit as it will run (transpiled at the job's optimization level, idle qubits
         dropped, method chosen), cached per circuit and level."""
-        key = ("prepared", request.program, request.options.optimization_level, fingerprint)
+        level = request.options.optimization_level
+        key = ("prepared", request.program, level, fingerprint)
         prepared = cache.get(key)
         if prepared is None:
-            transpiled = self._transpiler.prepare(circuit, fingerprint, request.options, cache)
-            prepared = cache[key] = prepare_circuit(
-                circuit, transpiled, request.program, drop_idle=self.engine != "reference"
-            )
+            if level is None and self.engine != "reference":  # as given: found by content across sessions
+                prepared = shared_preparation(circuit, fingerprint, request.program)
+            else:
+                transpiled = self._transpiler.prepare(circuit, fingerprint, request.options, cache)
+                prepared = prepare_circuit(circuit, transpiled, request.program, drop_idle=self.engine != "reference")
+            cache[key] = prepared
         return prepared
 
     def may_be_noisy(self, request: JobRequest) -> bool:
