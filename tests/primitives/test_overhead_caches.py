@@ -137,7 +137,8 @@ async def test_a_new_session_finds_an_observable_s_terms_by_its_identity(monkeyp
     circuit = QuantumCircuit(2)
     circuit.h(0)
     circuit.cx(0, 1)
-    observable = SparsePauliOp(["ZZ", "XX", "ZI"], coeffs=[1.0, 0.5, 0.25])
+    # contents no other test uses: run()'s observables and these tables are the process's
+    observable = SparsePauliOp(["ZZ", "XX", "ZI"], coeffs=[1.0, 0.5, 0.2421875])
     async with Session():
         first = await Estimator().run([(circuit, observable)])
     keyed: list[object] = []
@@ -150,13 +151,15 @@ async def test_a_new_session_finds_an_observable_s_terms_by_its_identity(monkeyp
 
     monkeypatch.setattr(by_content, "get_or_make", counted)
     async with Session():
-        again = await Estimator().run([(circuit, SparsePauliOp(["ZZ", "XX", "ZI"], coeffs=[1.0, 0.5, 0.25]))])
+        again = await Estimator().run([(circuit, SparsePauliOp(["ZZ", "XX", "ZI"], coeffs=[1.0, 0.5, 0.2421875]))])
     assert keyed == [], "the second session's job found the table by the observables' identity"
     async with Session():
-        other = await Estimator().run([(circuit, SparsePauliOp(["ZZ", "XX"], coeffs=[1.0, -1.0]))])
+        other = await Estimator().run([(circuit, SparsePauliOp(["ZZ", "XX"], coeffs=[1.0, -0.8125]))])
     assert len(keyed) == 1
-    assert float(first[0].data.evs) == float(again[0].data.evs) == pytest.approx(1.5, abs=1e-12)
-    assert float(other[0].data.evs) == pytest.approx(0.0, abs=1e-12)
+    assert float(first[0].data.evs) == float(again[0].data.evs) == pytest.approx(1.5, abs=1e-12), (
+        "ZZ + XX / 2 on a Bell state"
+    )
+    assert float(other[0].data.evs) == pytest.approx(0.1875, abs=1e-12)
 
 
 def test_a_circuit_run_as_given_is_prepared_once_per_content_and_never_kept(monkeypatch: pytest.MonkeyPatch) -> None:
