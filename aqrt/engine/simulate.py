@@ -242,7 +242,7 @@ def term_values(
         _load(serial_tier(program), program)
         out[0] = _serial_values(program, 0, x_masks, z_masks)
         return out
-    if not _runs_wide(program, program.num_bindings):
+    if not runs_wide(program.num_qubits, program.num_bindings):
         _load(SWEEP, program)
         imaginary, transform = _term_flags(x_masks, z_masks, program.num_qubits)
         for start, stop in _batches(program):
@@ -275,7 +275,7 @@ def probabilities(program: BoundProgram, start: int, stop: int, cancel: Cancel |
         _run_serially(state, program, start)
         out[0] = state.real**2 + state.imag**2
         return out
-    if not _runs_wide(program, stop - start):
+    if not runs_wide(program.num_qubits, stop - start):
         _load(SWEEP, program)
         return sweep_probabilities(
             program.num_qubits,
@@ -291,16 +291,10 @@ def probabilities(program: BoundProgram, start: int, stop: int, cancel: Cancel |
     return out
 
 
-def _runs_wide(program: BoundProgram, bindings: int) -> bool:
-    """Whether ``bindings`` of ``program`` run one at a time, cache-blocked and parallel over
-    amplitudes: wide states, and a single binding from ``ONE_BINDING_WIDE_QUBITS`` qubits on."""
-    return runs_wide(program.num_qubits, bindings)
-
-
 def _runs_serially(program: BoundProgram, bindings: int) -> bool:
     """Whether ``bindings`` of ``program`` run with the serial kernels: one binding of a state
     below ``ONE_BINDING_WIDE_QUBITS`` qubits."""
-    return bindings == 1 and not _runs_wide(program, bindings)
+    return bindings == 1 and not runs_wide(program.num_qubits, bindings)
 
 
 _NO_RECIPES = (

@@ -305,6 +305,34 @@ def _lane_term_typer(typingctx: Any, re: Any, im: Any, x: Any, z: Any, odd: Any,
 lane_term: Any = intrinsic(_lane_term_typer)  # typed Any: numba's stub counts typingctx as an argument
 
 
+def _product_2x2(builder: ir.IRBuilder, a: list[Any], m: list[Any]) -> list[tuple[Any, Any]]:
+    """The 2x2 ``a`` times the 2x2 ``m``, each four (real, imaginary) entries, row-major, as
+    complex multiplication rounds them (no fused multiply-adds)."""
+    product = []
+    for row, column in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        (lr, li), (rr, ri) = a[2 * row], a[2 * row + 1]  # a's entries (row, 0), (row, 1)
+        (tr, ti), (br, bi) = m[column], m[2 + column]  # m's entries (0, column), (1, column)
+        first_re = builder.fsub(builder.fmul(lr, tr), builder.fmul(li, ti))
+        first_im = builder.fadd(builder.fmul(lr, ti), builder.fmul(li, tr))
+        second_re = builder.fsub(builder.fmul(rr, br), builder.fmul(ri, bi))
+        second_im = builder.fadd(builder.fmul(rr, bi), builder.fmul(ri, br))
+        product.append((builder.fadd(first_re, second_re), builder.fadd(first_im, second_im)))
+    return product
+
+
+def _store_entries(
+    builder: ir.IRBuilder, entries: list[tuple[Any, Any]], re_rows: Any, im_rows: Any, first: ir.Value, real: ir.Type
+) -> None:
+    """Rows ``first``.. of the lane arrays ``re_rows``, ``im_rows`` (of ``real`` numbers) <-
+    ``entries``' float64 vectors, narrowed for a float32 array."""
+    narrow = not isinstance(real, ir.DoubleType)
+    for e, (re, im) in enumerate(entries):
+        row = builder.add(first, ir.Constant(first.type, e))
+        for value, rows in ((re, re_rows), (im, im_rows)):
+            stored = builder.fptrunc(value, ir.VectorType(real, LANES)) if narrow else value
+            builder.store(stored, builder.gep(rows, [row]), align=4 if narrow else 8)
+
+
 def _lane_matmul_typer(typingctx: Any, ar: Any, ai: Any, mr: Any, mi: Any, out_re: Any, out_im: Any) -> Any:
     """``out`` <- the 2x2 ``a`` times the 2x2 ``m``, lane by lane: each a (4, ``LANES``) float64
     array of entries (row-major) split in real and imaginary parts; ``out`` may be ``m``.
@@ -327,21 +355,8 @@ def _lane_matmul_typer(typingctx: Any, ar: Any, ai: Any, mr: Any, mi: Any, out_r
         a_re, a_im, m_re, m_im = (
             [builder.load(builder.gep(r, [ir.Constant(index, e)]), align=8) for e in range(4)] for r in rows
         )
-        results = []
-        for row, column in ((0, 0), (0, 1), (1, 0), (1, 1)):
-            left, right = 2 * row, 2 * row + 1  # a's entries (row, 0), (row, 1)
-            top, bottom = column, 2 + column  # m's entries (0, column), (1, column)
-            first_re = builder.fsub(builder.fmul(a_re[left], m_re[top]), builder.fmul(a_im[left], m_im[top]))
-            first_im = builder.fadd(builder.fmul(a_re[left], m_im[top]), builder.fmul(a_im[left], m_re[top]))
-            second_re = builder.fsub(builder.fmul(a_re[right], m_re[bottom]), builder.fmul(a_im[right], m_im[bottom]))
-            second_im = builder.fadd(builder.fmul(a_re[right], m_im[bottom]), builder.fmul(a_im[right], m_re[bottom]))
-            results.append((builder.fadd(first_re, second_re), builder.fadd(first_im, second_im)))
-        wide = isinstance(out_real, ir.DoubleType)
-        align = 8 if wide else 4
-        for e, (re, im) in enumerate(results):
-            for value, out in zip((re, im), out_rows, strict=True):
-                stored = value if wide else builder.fptrunc(value, ir.VectorType(out_real, LANES))
-                builder.store(stored, builder.gep(out, [ir.Constant(index, e)]), align=align)
+        product = _product_2x2(builder, list(zip(a_re, a_im, strict=True)), list(zip(m_re, m_im, strict=True)))
+        _store_entries(builder, product, out_rows[0], out_rows[1], ir.Constant(index, 0), out_real)
         return context.get_dummy_value()
 
     return types.void(ar, ai, mr, mi, out_re, out_im), codegen
@@ -435,28 +450,8 @@ def _lane_two_factors_typer(
                 made.append((parts[0], parts[1]))
             return made
 
-        def times(left: list[tuple[ir.Value, ir.Value]], right: list[tuple[ir.Value, ir.Value]]) -> list[Any]:
-            product = []
-            for l0, r0, l1, r1 in ((0, 0, 1, 2), (0, 1, 1, 3), (2, 0, 3, 2), (2, 1, 3, 3)):
-                (ar, ai), (br, bi) = left[l0], right[r0]
-                (cr, ci), (dr, di) = left[l1], right[r1]
-                first_re = builder.fsub(builder.fmul(ar, br), builder.fmul(ai, bi))
-                first_im = builder.fadd(builder.fmul(ar, bi), builder.fmul(ai, br))
-                second_re = builder.fsub(builder.fmul(cr, dr), builder.fmul(ci, di))
-                second_im = builder.fadd(builder.fmul(cr, di), builder.fmul(ci, dr))
-                product.append((builder.fadd(first_re, second_re), builder.fadd(first_im, second_im)))
-            return product
-
-        def store(values: list[tuple[ir.Value, ir.Value]], start: int) -> None:
-            narrow = not isinstance(out_real, ir.DoubleType)
-            for e, (re, im) in enumerate(values):
-                row = builder.add(at, ir.Constant(index, start + e))
-                for value, rows in ((re, re_rows), (im, im_rows)):
-                    stored = builder.fptrunc(value, ir.VectorType(out_real, LANES)) if narrow else value
-                    builder.store(stored, builder.gep(rows, [row]), align=4 if narrow else 8)
-
-        product = times(entries(1), entries(0))
-        store(product, 0)
+        product = _product_2x2(builder, entries(1), entries(0))
+        _store_entries(builder, product, re_rows, im_rows, at, out_real)
         with builder.if_then(builder.icmp_unsigned("==", static_count, ir.Constant(static_count.type, 4))):
             fixed = [
                 tuple(
@@ -465,7 +460,8 @@ def _lane_two_factors_typer(
                 )
                 for e in range(4)
             ]
-            store(times(fixed, product), 4)
+            selected = _product_2x2(builder, fixed, product)  # a select's second matrix
+            _store_entries(builder, selected, re_rows, im_rows, builder.add(at, ir.Constant(index, 4)), out_real)
         return context.get_dummy_value()
 
     return types.void(table, first, second, cosines, sines, out_re, out_im, offset, static), codegen
