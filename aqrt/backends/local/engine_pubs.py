@@ -230,7 +230,7 @@ def _estimate_data_bin(evs: np.ndarray, stds: np.ndarray, shape: tuple[int, ...]
     return _bare_data_bin(evs, stds, shape)
 
 
-def _bare_data_bin(evs: np.ndarray, stds: np.ndarray, shape: tuple[int, ...] = ()) -> DataBin:
+def _bare_data_bin(evs: np.ndarray, stds: np.ndarray, shape: tuple[int, ...]) -> DataBin:
     data = DataBin.__new__(DataBin)
     set_attribute = object.__setattr__  # as DataBin's constructor sets its state
     set_attribute(data, "_shape", shape)
