@@ -2,8 +2,9 @@
 
 ``run_lanes`` must give each lane what the per-state interpreter gives that lane's binding, for
 every op kind a basic program holds (1-qubit dense and permutation ops, selects, CX, diagonals
-on 1-3 qubits, multi-controlled 1-qubit gates), in both precisions; ``lane_term`` must give
-each lane's signed sum as the definition in :mod:`aqrt.engine.kernels.reductions` says.
+on 1-3 qubits, multi-controlled 1-qubit gates), in both precisions; an op's real rows must run
+as real arithmetic with the complex update's results; ``lane_term`` must give each lane's
+signed sum as the definition in :mod:`aqrt.engine.kernels.reductions` says.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from qiskit.circuit import ParameterVector
 
 from aqrt.engine import lower_circuit, simulate, warmup
 from aqrt.engine.kernels.interpreter import run_basic_program
-from aqrt.engine.kernels.lanes import LANES, lane_term, run_lanes
+from aqrt.engine.kernels.lanes import LANES, _lane_pairs, _lane_select, _real_rows, lane_term, run_lanes
 from aqrt.engine.ops import CTRL, CX, DENSE, DIAG, SEL
 
 DTYPES = [np.complex128, np.complex64]
@@ -94,6 +95,60 @@ def test_run_lanes_gives_each_lane_its_bindings_state(n: int, dtype: type, from_
         state = start[:, lane].astype(dtype)
         run_basic_program(state, program.ops.as_tuple(), program.static_buffer, buffers[lane])
         np.testing.assert_allclose(re[:, lane] + 1j * im[:, lane], state, rtol=0, atol=TOLERANCE[dtype])
+
+
+@njit
+def _pairs(re, im, cr, ci, target, mask, value, real_rows):  # type: ignore[no-untyped-def]
+    _lane_pairs(re, im, cr, ci, target, mask, value, real_rows)  # intrinsics: jitted callers only
+
+
+@njit
+def _select(re, im, cr, ci, target, control, real_rows):  # type: ignore[no-untyped-def]
+    _lane_select(re, im, cr, ci, target, control, real_rows)
+
+
+@njit
+def _found_real_rows(ci, count):  # type: ignore[no-untyped-def]
+    return _real_rows(ci, count)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+def test_real_rows_run_as_real_arithmetic_with_the_complex_updates_results(dtype: type) -> None:
+    """A row of an op's 2x2 whose imaginary parts are zero in every lane is found (run_lanes'
+    test) and updated without them, for 1-qubit, controlled and select ops: bit for bit what the
+    complex update gives (it adds their exact zero products); one complex lane, even a tiny
+    imaginary part, keeps the row complex."""
+    rng = np.random.default_rng(11)
+    real = np.dtype(dtype).type(0).real.dtype
+    n = 5
+    start_re = rng.normal(size=(1 << n, LANES)).astype(real)
+    start_im = rng.normal(size=(1 << n, LANES)).astype(real)
+    for real_rows in range(16):  # bit r: coefficient rows 2r, 2r + 1 (a select's 2x2s' rows)
+        cr = rng.normal(size=(8, LANES)).astype(real)
+        ci = rng.normal(size=(8, LANES)).astype(real)
+        for r in range(4):
+            if real_rows >> r & 1:
+                ci[2 * r : 2 * r + 2] = -0.0 if r == 1 else 0.0
+        assert _found_real_rows(ci, 8) == real_rows
+        assert _found_real_rows(ci, 4) == real_rows & 3
+        runs = [
+            lambda re, im, flags: _pairs(re, im, cr, ci, 2, 0, 0, flags & 3),
+            lambda re, im, flags: _pairs(re, im, cr, ci, 0, 0b10010, 0b00010, flags & 3),  # controlled
+            lambda re, im, flags: _select(re, im, cr, ci, 3, 1, flags),
+            lambda re, im, flags: _select(re, im, cr, ci, 1, 4, flags),
+        ]
+        for run in runs:
+            complex_re, complex_im = start_re.copy(), start_im.copy()
+            run(complex_re, complex_im, 0)
+            real_re, real_im = start_re.copy(), start_im.copy()
+            run(real_re, real_im, real_rows)
+            np.testing.assert_array_equal(real_re, complex_re)
+            np.testing.assert_array_equal(real_im, complex_im)
+            assert not np.array_equal(real_re, start_re)
+    ci = np.zeros((8, LANES), dtype=real)
+    ci[1, LANES - 1] = np.finfo(real).tiny
+    ci[6, 0] = -1.0
+    assert _found_real_rows(ci, 8) == 0b0110
 
 
 @njit

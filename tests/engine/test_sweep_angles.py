@@ -25,7 +25,7 @@ from aqrt.engine.kernels.sweeps import (
 )
 from aqrt.engine.lowering import SWEEP_GATES
 from aqrt.engine.observables import build_term_table
-from aqrt.engine.ops import SEL
+from aqrt.engine.ops import DIAG, SEL
 from aqrt.engine.sampling import draw_outcomes
 
 TOLERANCE = {"complex128": 1e-12, "complex64": 2e-5}
@@ -324,30 +324,75 @@ def test_gate_codes_agree_and_sines_are_libms_to_an_ulp() -> None:
         np.testing.assert_allclose(sines, np.sin(angles), rtol=0, atol=4e-16)
 
 
+def _rephased_ops(plan) -> list[tuple[int, int, int, int]]:  # type: ignore[no-untyped-def]
+    """(offset, entries, ry's angle column, rz's angle column) of each op fused from ry then rz
+    (alone, or as a select's first matrix before a CX): the lanes hold its matrix without rz's
+    global phase."""
+    ry, rz = GATE_CODES["ry"], GATE_CODES["rz"]
+    found = []
+    for kind, offset, first, count, _ in plan.recipes:
+        own = count - 1 if kind == SEL else count
+        if kind == DIAG or own != 2 or (kind == SEL and plan.factors[first + 2, 0] != 0):
+            continue
+        if plan.factors[first, 0] == ry and plan.factors[first + 1, 0] == rz:
+            found.append((offset, 8 if kind == SEL else 4, plan.factors[first, 1], plan.factors[first + 1, 1]))
+    return found
+
+
+def _assert_lanes_hold_own_rows(plan, rows_re, rows_im, cosines, sines, dtype: str) -> None:  # type: ignore[no-untyped-def]
+    """Lane by lane, fill_lane_rows' entries are fill_binding_row's, bit for bit, except the
+    ry-then-rz ops': those are the binding's own entries times conj(rz's first entry) = cos +
+    i sin of rz's half angle (its global phase dropped), to rounding; their matrix's row 0 is
+    then exactly ry's (real: its imaginary parts exact zeros, which the lane kernels read), and
+    a select's second matrix is X times the first (its row 1 that real row)."""
+    rephased = _rephased_ops(plan)
+    exact = np.ones(plan.row_width, dtype=bool)
+    for offset, entries, _, _ in rephased:
+        exact[offset : offset + entries] = False
+    for lane in range(LANES):
+        row = np.zeros(plan.row_width, dtype=dtype)
+        own_angles = cosines[:, lane].copy(), sines[:, lane].copy()
+        fill_binding_row(row, *own_angles, plan.recipes, plan.factors, plan.constants)
+        np.testing.assert_array_equal(rows_re[exact, lane], row.real[exact])
+        np.testing.assert_array_equal(rows_im[exact, lane], row.imag[exact])
+        for offset, entries, ry_column, rz_column in rephased:
+            phase = complex(cosines[rz_column, lane], sines[rz_column, lane])
+            own = row[offset : offset + entries].astype(np.complex128) * phase
+            held = rows_re[offset : offset + entries, lane] + 1j * rows_im[offset : offset + entries, lane]
+            np.testing.assert_allclose(held, own, rtol=0, atol=4e-16 if dtype == "complex128" else 2e-7)
+            real_row = [cosines[ry_column, lane], -sines[ry_column, lane]]
+            np.testing.assert_array_equal(rows_re[offset : offset + 2, lane], np.array(real_row, dtype=rows_re.dtype))
+            assert not rows_im[offset : offset + 2, lane].any()
+            if entries == 8:  # the select's second matrix: X times the first
+                held_re = rows_re[offset : offset + 8, lane]
+                np.testing.assert_array_equal(held_re[4:6], held_re[2:4])
+                np.testing.assert_array_equal(held_re[6:8], held_re[0:2])
+                assert not rows_im[offset + 6 : offset + 8, lane].any()
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_lane_rows_are_each_bindings_own_row(dtype: str) -> None:
     """fill_lane_rows makes, lane by lane, the entries fill_binding_row makes for one binding:
-    every gate code (the every-gate circuits, u2 included), SEL and 1- and 2-qubit diagonals."""
+    every gate code (the every-gate circuits, u2 included), SEL and 1- and 2-qubit diagonals;
+    ops fused from ry then rz without rz's global phase."""
     codes: set[int] = set()
+    rephased = 0
     for n in (5, 8):
         circuit = every_gate_circuit(n, seed=n)
         values = np.random.default_rng(n + 1).uniform(-np.pi, np.pi, (LANES, circuit.num_parameters))
         plan = lower_circuit(circuit).bind(values, dtype=dtype).angles
         assert plan is not None
         codes |= set(plan.factors[:, 0].tolist())
+        rephased += len(_rephased_ops(plan))
         real = np.float64 if dtype == "complex128" else np.float32
         rows_re = np.full((plan.row_width, LANES), np.nan, dtype=real)
         rows_im = np.full((plan.row_width, LANES), np.nan, dtype=real)
         cosines = np.cos(plan.angles.T).copy()
         sines = np.sin(plan.angles.T).copy()
         fill_lane_rows(cosines, sines, plan.recipes, plan.factors, plan.constants, rows_re, rows_im)
-        for lane in range(LANES):
-            row = np.zeros(plan.row_width, dtype=dtype)
-            fill_binding_row(
-                row, cosines[:, lane].copy(), sines[:, lane].copy(), plan.recipes, plan.factors, plan.constants
-            )
-            np.testing.assert_array_equal(rows_re[:, lane] + 1j * rows_im[:, lane], row)
+        _assert_lanes_hold_own_rows(plan, rows_re, rows_im, cosines, sines, dtype)
     assert codes == {0, *GATE_CODES.values()}
+    assert rephased, "the every-gate circuits fuse ry then rz somewhere"
 
 
 ONE_ANGLE_GATES = ("rx", "ry", "rz", "p")
@@ -357,8 +402,9 @@ ONE_ANGLE_GATES = ("rx", "ry", "rz", "p")
 @pytest.mark.parametrize("first", ONE_ANGLE_GATES)
 def test_two_one_angle_gates_on_a_qubit_make_the_entries_a_binding_s_own_row_gets(first: str, then: str) -> None:
     """A 1-qubit op fused from two one-angle gates (an ansatz's ry then rz) has its lanes'
-    entries made in one pass of vectors: bit for bit those fill_binding_row makes, alone and as
-    the first matrix of a select (the gate before a CX on its target), in a sweep's program."""
+    entries made in one pass of vectors: bit for bit those fill_binding_row makes (ry then rz:
+    without rz's global phase), alone and as the first matrix of a select (the gate before a CX
+    on its target), in a sweep's program."""
     theta = ParameterVector("t", 4)
     circuit = QuantumCircuit(2)
     getattr(circuit, first)(theta[0], 0)
@@ -376,13 +422,8 @@ def test_two_one_angle_gates_on_a_qubit_make_the_entries_a_binding_s_own_row_get
     rows_im = np.full((plan.row_width, LANES), np.nan)
     cosines, sines = np.cos(plan.angles.T).copy(), np.sin(plan.angles.T).copy()
     fill_lane_rows(cosines, sines, plan.recipes, plan.factors, plan.constants, rows_re, rows_im)
-    for lane in range(LANES):
-        row = np.zeros(plan.row_width, dtype=np.complex128)
-        fill_binding_row(
-            row, cosines[:, lane].copy(), sines[:, lane].copy(), plan.recipes, plan.factors, plan.constants
-        )
-        np.testing.assert_array_equal(rows_re[:, lane], row.real)
-        np.testing.assert_array_equal(rows_im[:, lane], row.imag)
+    _assert_lanes_hold_own_rows(plan, rows_re, rows_im, cosines, sines, "complex128")
+    assert len(_rephased_ops(plan)) == (2 if (first, then) == ("ry", "rz") else 0)
     program = lower_circuit(circuit).bind(values)
     expected = [Statevector(circuit.assign_parameters(v)).data for v in values]
     for lane in range(LANES):

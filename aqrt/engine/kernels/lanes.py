@@ -69,19 +69,29 @@ def _typed_lanes(*arrays: Any) -> ir.Type | None:
 
 
 def _pair_update(
-    builder: ir.IRBuilder, real: ir.Type, re_rows: Any, im_rows: Any, cr_rows: Any, ci_rows: Any, first: ir.Value
+    builder: ir.IRBuilder,
+    real: ir.Type,
+    re_rows: Any,
+    im_rows: Any,
+    cr_rows: Any,
+    ci_rows: Any,
+    first: ir.Value,
+    real_rows: tuple[bool, bool] = (False, False),
 ) -> Any:
     """update(i0, i1): rows i0, i1 <- the 2x2 in coefficient rows first..first+3 (m00, m01, m10,
-    m11 per lane) times them; the coefficients are loaded here, once, before the caller's loop."""
+    m11 per lane) times them; the coefficients are loaded here, once, before the caller's loop.
+    A row of the 2x2 named real in ``real_rows`` (its entries' imaginary parts zero in every
+    lane) costs half the arithmetic: its imaginary parts are neither loaded nor multiplied
+    (the same roundings as the complex update, which adds their exact zero products)."""
     index = first.type
     align = 4 if isinstance(real, ir.FloatType) else 8
-    cre = [
-        builder.load(builder.gep(cr_rows, [builder.add(first, ir.Constant(index, e))]), align=align) for e in range(4)
-    ]
-    cim = [
-        builder.load(builder.gep(ci_rows, [builder.add(first, ir.Constant(index, e))]), align=align) for e in range(4)
-    ]
-    neg = [builder.fneg(c) for c in cim]
+
+    def coefficient(rows: Any, e: int) -> ir.Value:
+        return builder.load(builder.gep(rows, [builder.add(first, ir.Constant(index, e))]), align=align)
+
+    cre = [coefficient(cr_rows, e) for e in range(4)]
+    cim = [None if real_rows[e // 2] else coefficient(ci_rows, e) for e in range(4)]
+    neg = [None if c is None else builder.fneg(c) for c in cim]
 
     def update(i0: ir.Value, i1: ir.Value) -> None:
         pointers = [
@@ -94,6 +104,10 @@ def _pair_update(
         out = []
         for c0 in (0, 2):  # output row i0 (entries 0, 1), row i1 (entries 2, 3)
             c1 = c0 + 1
+            if real_rows[c0 // 2]:
+                out.append(_fma(builder, cre[c0], a0r, builder.fmul(cre[c1], a1r)))
+                out.append(_fma(builder, cre[c0], a0i, builder.fmul(cre[c1], a1i)))
+                continue
             out.append(
                 _fma(
                     builder,
@@ -116,14 +130,30 @@ def _pair_update(
     return update
 
 
+def _by_real_rows(builder: ir.IRBuilder, flags: ir.Value, emit: Any) -> None:
+    """``emit(real_rows)`` once for each of the four (row 0 real, row 1 real), run where the
+    runtime ``flags`` (bit 0: row 0, bit 1: row 1) are those; any other value runs the complex
+    version."""
+    after = builder.append_basic_block("real_rows.after")
+    blocks = [builder.append_basic_block(f"real_rows.{code}") for code in range(4)]
+    switch = builder.switch(flags, blocks[0])
+    for code, block in enumerate(blocks):
+        switch.add_case(ir.Constant(flags.type, code), block)
+        builder.position_at_end(block)
+        emit((bool(code & 1), bool(code & 2)))
+        builder.branch(after)
+    builder.position_at_end(after)
+
+
 def _lane_pairs_typer(
-    typingctx: Any, re: Any, im: Any, cr: Any, ci: Any, target: Any, mask: Any, value: Any, first: Any
+    typingctx: Any, re: Any, im: Any, cr: Any, ci: Any, target: Any, mask: Any, value: Any, real_rows: Any
 ) -> Any:
     """Rows i0, i0 + 2**target (i0 with the target bit clear and (i0 & mask) == value) <- the
-    2x2 in coefficient rows first..first+3 (m00, m01, m10, m11: real parts in ``cr``, imaginary
-    in ``ci``, per lane) times them; the coefficients are loaded once, before the loop."""
+    2x2 in coefficient rows 0..3 (m00, m01, m10, m11: real parts in ``cr``, imaginary in ``ci``,
+    per lane) times them; the coefficients are loaded once, before the loop. ``real_rows``: bit
+    r set when row r's imaginary parts are zero in every lane (then its arithmetic is real)."""
     real = _typed_lanes(re, im, cr, ci)
-    if real is None or not all(isinstance(t, types.Integer) for t in (target, mask, value, first)):
+    if real is None or not all(isinstance(t, types.Integer) for t in (target, mask, value, real_rows)):
         return None
 
     def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
@@ -132,28 +162,35 @@ def _lane_pairs_typer(
         cr_rows, _ = _rows(context, builder, signature.args[2], args[2], real)
         ci_rows, _ = _rows(context, builder, signature.args[3], args[3], real)
         index = size.type
-        target, mask, value, first = (_as_index(builder, a, index) for a in args[4:])
-        update = _pair_update(builder, real, re_rows, im_rows, cr_rows, ci_rows, first)
+        target, mask, value, flags = (_as_index(builder, a, index) for a in args[4:])
         bit = builder.shl(ir.Constant(index, 1), target)
-        with cgutils.for_range(builder, builder.lshr(size, ir.Constant(index, 1))) as loop:
-            i0 = _insert_zero(builder, loop.index, target)
-            chosen = builder.icmp_unsigned("==", builder.and_(i0, mask), value)
-            with builder.if_then(chosen, likely=True):
-                update(i0, builder.or_(i0, bit))
+
+        def loop(real_rows: tuple[bool, bool]) -> None:
+            update = _pair_update(builder, real, re_rows, im_rows, cr_rows, ci_rows, ir.Constant(index, 0), real_rows)
+            with cgutils.for_range(builder, builder.lshr(size, ir.Constant(index, 1))) as loop:
+                i0 = _insert_zero(builder, loop.index, target)
+                chosen = builder.icmp_unsigned("==", builder.and_(i0, mask), value)
+                with builder.if_then(chosen, likely=True):
+                    update(i0, builder.or_(i0, bit))
+
+        _by_real_rows(builder, flags, loop)
         return context.get_dummy_value()
 
-    return types.void(re, im, cr, ci, target, mask, value, first), codegen
+    return types.void(re, im, cr, ci, target, mask, value, real_rows), codegen
 
 
 _lane_pairs: Any = intrinsic(_lane_pairs_typer)  # typed Any: numba's stub counts typingctx as an argument
 
 
-def _lane_select_typer(typingctx: Any, re: Any, im: Any, cr: Any, ci: Any, target: Any, control: Any) -> Any:
+def _lane_select_typer(
+    typingctx: Any, re: Any, im: Any, cr: Any, ci: Any, target: Any, control: Any, real_rows: Any
+) -> Any:
     """A SEL op: rows i0, i0 + 2**target <- coefficient rows 0..3's 2x2 times them where i0 has
     the control bit clear, rows 4..7's where it is set; one loop over the quarter of the rows
-    whose target and control bits are clear, both halves per step (no skipped steps)."""
+    whose target and control bits are clear per half. ``real_rows``: bits 0, 1 the first 2x2's
+    real rows, bits 2, 3 the second's (as :func:`_lane_pairs_typer`)."""
     real = _typed_lanes(re, im, cr, ci)
-    if real is None or not isinstance(target, types.Integer) or not isinstance(control, types.Integer):
+    if real is None or not all(isinstance(t, types.Integer) for t in (target, control, real_rows)):
         return None
 
     def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
@@ -162,19 +199,25 @@ def _lane_select_typer(typingctx: Any, re: Any, im: Any, cr: Any, ci: Any, targe
         cr_rows, _ = _rows(context, builder, signature.args[2], args[2], real)
         ci_rows, _ = _rows(context, builder, signature.args[3], args[3], real)
         index = size.type
-        target, control = (_as_index(builder, a, index) for a in args[4:])
+        target, control, flags = (_as_index(builder, a, index) for a in args[4:])
         target_bit = builder.shl(ir.Constant(index, 1), target)
         control_bit = builder.shl(ir.Constant(index, 1), control)
         lower = builder.select(builder.icmp_unsigned("<", target, control), target, control)
         upper = builder.select(builder.icmp_unsigned("<", target, control), control, target)
         for half, fixed in ((0, ir.Constant(index, 0)), (4, control_bit)):
-            update = _pair_update(builder, real, re_rows, im_rows, cr_rows, ci_rows, ir.Constant(index, half))
-            with cgutils.for_range(builder, builder.lshr(size, ir.Constant(index, 2))) as loop:
-                i0 = builder.or_(_insert_zero(builder, _insert_zero(builder, loop.index, lower), upper), fixed)
-                update(i0, builder.or_(i0, target_bit))
+
+            def loop(real_rows: tuple[bool, bool], half: int = half, fixed: ir.Value = fixed) -> None:
+                first = ir.Constant(index, half)
+                update = _pair_update(builder, real, re_rows, im_rows, cr_rows, ci_rows, first, real_rows)
+                with cgutils.for_range(builder, builder.lshr(size, ir.Constant(index, 2))) as loop:
+                    i0 = builder.or_(_insert_zero(builder, _insert_zero(builder, loop.index, lower), upper), fixed)
+                    update(i0, builder.or_(i0, target_bit))
+
+            half_flags = builder.and_(builder.lshr(flags, ir.Constant(index, half // 2)), ir.Constant(index, 3))
+            _by_real_rows(builder, half_flags, loop)
         return context.get_dummy_value()
 
-    return types.void(re, im, cr, ci, target, control), codegen
+    return types.void(re, im, cr, ci, target, control, real_rows), codegen
 
 
 _lane_select: Any = intrinsic(_lane_select_typer)  # typed Any: numba's stub counts typingctx as an argument
@@ -305,17 +348,22 @@ def _lane_term_typer(typingctx: Any, re: Any, im: Any, x: Any, z: Any, odd: Any,
 lane_term: Any = intrinsic(_lane_term_typer)  # typed Any: numba's stub counts typingctx as an argument
 
 
+def _complex_product(builder: ir.IRBuilder, a: tuple[Any, Any], b: tuple[Any, Any]) -> tuple[Any, Any]:
+    """a times b, each (real, imaginary), as complex multiplication rounds it (no fused multiply-adds)."""
+    (ar, ai), (br, bi) = a, b
+    return (
+        builder.fsub(builder.fmul(ar, br), builder.fmul(ai, bi)),
+        builder.fadd(builder.fmul(ar, bi), builder.fmul(ai, br)),
+    )
+
+
 def _product_2x2(builder: ir.IRBuilder, a: list[Any], m: list[Any]) -> list[tuple[Any, Any]]:
     """The 2x2 ``a`` times the 2x2 ``m``, each four (real, imaginary) entries, row-major, as
     complex multiplication rounds them (no fused multiply-adds)."""
     product = []
     for row, column in ((0, 0), (0, 1), (1, 0), (1, 1)):
-        (lr, li), (rr, ri) = a[2 * row], a[2 * row + 1]  # a's entries (row, 0), (row, 1)
-        (tr, ti), (br, bi) = m[column], m[2 + column]  # m's entries (0, column), (1, column)
-        first_re = builder.fsub(builder.fmul(lr, tr), builder.fmul(li, ti))
-        first_im = builder.fadd(builder.fmul(lr, ti), builder.fmul(li, tr))
-        second_re = builder.fsub(builder.fmul(rr, br), builder.fmul(ri, bi))
-        second_im = builder.fadd(builder.fmul(rr, bi), builder.fmul(ri, br))
+        first_re, first_im = _complex_product(builder, a[2 * row], m[column])
+        second_re, second_im = _complex_product(builder, a[2 * row + 1], m[2 + column])
         product.append((builder.fadd(first_re, second_re), builder.fadd(first_im, second_im)))
     return product
 
@@ -376,6 +424,7 @@ def _lane_two_factors_typer(
     out_im: Any,
     offset: Any,
     static: Any,
+    drop_phase: Any,
 ) -> Any:
     """Rows ``offset``..``offset + 3`` of ``out_re``, ``out_im`` (entries by lanes) <- factor
     ``second`` times factor ``first``, lane by lane: each factor a row (gate code, angle column,
@@ -383,7 +432,12 @@ def _lane_two_factors_typer(
     (c, s: its angle column's row of ``cosines``, ``sines``). With a ``static`` 2x2 (4 complex
     entries; none: 0 entries), rows ``offset + 4``.. get ``static`` times that product (a
     select's second matrix). Entries and products rounded as complex arithmetic rounds them (no
-    fused multiply-adds): what ``lane_matmul`` makes of the factors' entries."""
+    fused multiply-adds): what ``lane_matmul`` makes of the factors' entries.
+
+    ``drop_phase`` (for a real ``first`` and a diagonal ``second``, diag(d0, d1): ry then rz):
+    the product times conj(d0)/|d0|, a global phase per lane, instead: ``first``'s real row 0
+    as it is and its row 1 times d1 conj(d0), so that row 0 is real (half the arithmetic when
+    the lanes run it); only for states whose global phase is never read."""
     if not isinstance(table, types.Array) or table.ndim != 4 or table.layout != "C" or table.dtype != types.float64:
         return None
     for row in (first, second):
@@ -395,6 +449,8 @@ def _lane_two_factors_typer(
     if out_real is None:
         return None
     if not isinstance(static, types.Array) or static.ndim != 1 or static.dtype != types.complex128:
+        return None
+    if not isinstance(drop_phase, types.Integer):
         return None
 
     def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
@@ -450,7 +506,19 @@ def _lane_two_factors_typer(
                 made.append((parts[0], parts[1]))
             return made
 
-        product = _product_2x2(builder, entries(1), entries(0))
+        factor, diagonal = entries(0), entries(1)
+        product = _product_2x2(builder, diagonal, factor)
+        (d0r, d0i), (d1r, d1i) = diagonal[0], diagonal[3]
+        phase = (  # d1 conj(d0), rounded as complex multiplication rounds it
+            builder.fadd(builder.fmul(d1r, d0r), builder.fmul(d1i, d0i)),
+            builder.fsub(builder.fmul(d1i, d0r), builder.fmul(d1r, d0i)),
+        )
+        rephased = factor[:2] + [_complex_product(builder, phase, entry) for entry in factor[2:]]
+        dropped = builder.icmp_unsigned("!=", _as_index(builder, args[9], index), ir.Constant(index, 0))
+        product = [
+            (builder.select(dropped, fr, pr), builder.select(dropped, fi, pi))
+            for (fr, fi), (pr, pi) in zip(rephased, product, strict=True)
+        ]
         _store_entries(builder, product, re_rows, im_rows, at, out_real)
         with builder.if_then(builder.icmp_unsigned("==", static_count, ir.Constant(static_count.type, 4))):
             fixed = [
@@ -464,7 +532,7 @@ def _lane_two_factors_typer(
             _store_entries(builder, selected, re_rows, im_rows, builder.add(at, ir.Constant(index, 4)), out_real)
         return context.get_dummy_value()
 
-    return types.void(table, first, second, cosines, sines, out_re, out_im, offset, static), codegen
+    return types.void(table, first, second, cosines, sines, out_re, out_im, offset, static, drop_phase), codegen
 
 
 lane_two_factors: Any = intrinsic(_lane_two_factors_typer)  # typed Any: numba's stub counts typingctx as an argument
@@ -479,6 +547,19 @@ def _diagonal(re: np.ndarray, im: np.ndarray, qubits: np.ndarray, cr: np.ndarray
             sub |= ((i >> qubits[b]) & 1) << b
         entry[i] = sub
     _lane_scale(re, im, cr, ci, entry)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _real_rows(ci: np.ndarray, count: int) -> int:
+    """Bit r set when coefficient rows 2r, 2r + 1 (row r of an op's 2x2s, two 2x2s for a
+    select) have no imaginary part in any lane: that row's update is real arithmetic."""
+    real_rows = (1 << (count >> 1)) - 1
+    for e in range(count):
+        for lane in range(LANES):
+            if ci[e, lane] != 0:
+                real_rows &= ~(1 << (e >> 1))
+                break
+    return real_rows
 
 
 @njit(cache=True, nogil=True)
@@ -528,13 +609,15 @@ def run_lanes(
                 for lane in range(LANES):
                     cr[e, lane] = rows_re[start + e, lane]
                     ci[e, lane] = rows_im[start + e, lane]
-        if kind == SEL:
-            _lane_select(live_re, live_im, cr, ci, qubits[j, 0], qubits[j, 1])
-        elif kind == DIAG:
+        if kind == DIAG:
             _diagonal(live_re, live_im, qubits[j, :k], cr, ci)
+            continue
+        real_rows = _real_rows(ci, count)
+        if kind == SEL:
+            _lane_select(live_re, live_im, cr, ci, qubits[j, 0], qubits[j, 1], real_rows)
         elif kind == CTRL:
-            _lane_pairs(live_re, live_im, cr, ci, qubits[j, 0], aux[j, 0], aux[j, 1], 0)
+            _lane_pairs(live_re, live_im, cr, ci, qubits[j, 0], aux[j, 0], aux[j, 1], real_rows)
         elif k == 1:
-            _lane_pairs(live_re, live_im, cr, ci, qubits[j, 0], 0, 0, 0)
+            _lane_pairs(live_re, live_im, cr, ci, qubits[j, 0], 0, 0, real_rows)
         else:
             raise ValueError("run_lanes: an op on several qubits that only run_program runs")

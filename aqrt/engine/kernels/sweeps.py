@@ -6,7 +6,8 @@ Conventions in :mod:`aqrt.engine.kernels` (op format in :mod:`aqrt.engine.ops`).
 - ``sincos_row``            cos and sin of a binding's angle columns, one vectorised loop
 - ``fill_binding_row``      one binding's entries of a program from its angles' cosines and sines
   (a recipe per parameterised op: :mod:`aqrt.engine.lowering`, ``SweepPlan``)
-- ``fill_lane_rows``        the same for ``LANES`` bindings at once, as lanes (vectorised loops)
+- ``fill_lane_rows``        the same for ``LANES`` bindings at once, as lanes (vectorised loops),
+  up to a global phase per lane
 - ``lane_term_values``      every Pauli term's value on several states held as lanes
 - ``diagonal_values``       every diagonal term's value on one state (one Walsh-Hadamard transform)
 - ``sweep_term_values``     for many bindings: fill the binding's row (from its angles, or copied
@@ -349,7 +350,10 @@ def fill_lane_rows(
     rows_im: np.ndarray,
 ) -> None:
     """:func:`fill_binding_row` for ``LANES`` bindings at once: entry e of lane l's row into
-    ``rows_re[e, l]``, ``rows_im[e, l]``, from ``cosines[column, l]``, ``sines[column, l]``."""
+    ``rows_re[e, l]``, ``rows_im[e, l]``, from ``cosines[column, l]``, ``sines[column, l]``.
+    The same entries, but for an op fused from ry then rz: its matrix without rz's global phase
+    (row 0 real: :func:`~.lanes.lane_two_factors`), which lane states, read only as
+    probabilities and expectation values, never show."""
     fr = np.empty((4, LANES))
     fi = np.empty((4, LANES))
     mr = np.empty((4, LANES))
@@ -369,10 +373,21 @@ def fill_lane_rows(
         ):
             # the commonest parameterised op (ry then rz, say, before a CX on their qubit): both
             # factors, their product and a select's second matrix in one pass of vectors over
-            # the lanes, from the angles' cosines and sines, into the rows
+            # the lanes, from the angles' cosines and sines, into the rows; ry then rz without
+            # rz's global phase (a lane state's phase is never read), so that row 0 is real
             static = constants[factors[first + 2, 1]] if kind == SEL else no_static
+            drop_phase = factors[first, 0] == _RY and factors[first + 1, 0] == _RZ
             lane_two_factors(
-                _ONE_ANGLE, factors[first], factors[first + 1], cosines, sines, rows_re, rows_im, offset, static
+                _ONE_ANGLE,
+                factors[first],
+                factors[first + 1],
+                cosines,
+                sines,
+                rows_re,
+                rows_im,
+                offset,
+                static,
+                1 if drop_phase else 0,
             )
             continue
         _lane_factor(factors[first, 0], factors[first, 1:], cosines, sines, constants, mr, mi)
