@@ -29,6 +29,17 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _numpy_work_counted_per_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test counts its own inline numpy work from zero: the process-wide count would start a
+    background load of the small tier (``aqrt.backends.local.warmup.note_numpy_seconds``) in
+    whichever test crossed it, possibly one that pretends no tier is loaded."""
+    from aqrt.backends.local import warmup
+
+    monkeypatch.setattr(warmup, "_numpy_seconds", {})
+    monkeypatch.setattr(warmup, "_small_tier_requested", set())
+
+
+@pytest.fixture(autouse=True)
 def blockbuster() -> Iterator[BlockBuster]:
     """Fail any test that makes a blocking call (sleep, file or socket I/O) on the event loop."""
     with blockbuster_ctx() as detector:

@@ -1,12 +1,15 @@
 """A process's first small jobs run inline on the numpy interpreter while the numba kernels are
 not loaded (``aqrt.backends.local.warmup.numpy_fits``): a fresh process's Bell jobs never import
 numba, and give the numba path's values and, seeded, its very samples; once the ``small`` tier
-is loaded the numba serial kernels run them; wide, long, noisy and dynamic jobs keep their paths."""
+is loaded the numba serial kernels run them; wide, long, noisy and dynamic jobs keep their paths; a
+process of small jobs only loads the small tier in the background after enough numpy work."""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
+import logging
 import subprocess
 import sys
 import textwrap
@@ -20,7 +23,7 @@ from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
 from aqrt import Estimator, LocalService, Sampler, Session
-from aqrt._concurrency import CancelFlag
+from aqrt._concurrency import CancelFlag, engine_executor
 from aqrt.backends.base import NOT_INLINE, ExecutionContext
 from aqrt.backends.local import backend as local_backend
 from aqrt.backends.local import warmup as local_warmup
@@ -259,3 +262,72 @@ async def test_a_sessions_first_small_jobs_never_reach_the_worker(
     np.testing.assert_allclose(values[0].data.evs, [1.0, -1.0], rtol=0, atol=1e-12)
     assert counts.keys() <= {"00", "11"} and sum(counts.values()) == 100
     assert not nothing_loaded
+
+
+class _RecordingExecutor:
+    """The engine worker's stand-in: records what is submitted, runs nothing."""
+
+    def __init__(self) -> None:
+        self.submitted: list[tuple[Any, ...]] = []
+        self.futures: list[concurrent.futures.Future[Any]] = []
+
+    def submit(self, func: Any, *args: Any) -> concurrent.futures.Future[Any]:
+        self.submitted.append((func, *args))
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self.futures.append(future)
+        return future
+
+
+def test_seconds_on_numpy_past_the_threshold_load_the_small_tier_once_per_precision(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Below NUMPY_SECONDS_BEFORE_LOADING of numpy work nothing is loaded; the job that crosses
+    it submits the small tier's load for its precision to the engine worker, once (later jobs do
+    not submit it again), each precision counted apart; a failed load is logged, not raised."""
+    executor = _RecordingExecutor()
+    monkeypatch.setattr(local_warmup, "engine_executor", lambda: executor)  # counts start at zero (conftest)
+    threshold = local_warmup.NUMPY_SECONDS_BEFORE_LOADING
+    assert 0.5 <= threshold <= 10  # past a short script's worth of small jobs, well before an hour's
+    local_warmup.note_numpy_seconds("complex128", 0.75 * threshold)
+    local_warmup.note_numpy_seconds("complex64", 0.75 * threshold)
+    assert executor.submitted == []
+    local_warmup.note_numpy_seconds("complex128", 0.3 * threshold)
+    assert executor.submitted == [(local_warmup.warm_engine, "complex128", ("small",))]
+    for _ in range(3):
+        local_warmup.note_numpy_seconds("complex128", threshold)
+    assert len(executor.submitted) == 1
+    local_warmup.note_numpy_seconds("complex64", 0.3 * threshold)
+    assert executor.submitted[1] == (local_warmup.warm_engine, "complex64", ("small",))
+    with caplog.at_level(logging.WARNING, logger="aqrt.engine"):
+        executor.futures[0].set_result(None)
+        executor.futures[1].set_exception(RuntimeError("no space left on device"))
+    assert [record.getMessage() for record in caplog.records] == [
+        "loading the engine's small tier in the background failed: RuntimeError('no space left on device')"
+    ]
+
+
+@pytest.mark.parametrize("dtype", ["complex128", "complex64"])
+def test_a_process_of_small_jobs_moves_to_numba_after_enough_numpy(
+    nothing_loaded: set[tuple[str, str]], monkeypatch: pytest.MonkeyPatch, dtype: str
+) -> None:
+    """Inline jobs on numpy count their time; past the threshold the small tier loads on the
+    engine worker (for real) while the job that crossed it has its numpy result; the jobs after
+    the load run on numba's serial kernels, with the numpy path's values."""
+    monkeypatch.setattr(local_warmup, "NUMPY_SECONDS_BEFORE_LOADING", 1e-9)  # the first numpy job crosses it
+    backend = LocalService(dtype=dtype).backend()
+    context = ExecutionContext({}, CancelFlag())
+    estimate = _estimate((_bell(), ["ZZ", "XX", "ZI"]))
+    with monkeypatch.context() as patch:
+        patch.setattr(simulate, "run_serial", _refuse)
+        by_numpy = backend.run_inline(estimate, context)
+    assert by_numpy is not NOT_INLINE
+    assert local_warmup._numpy_seconds[dtype] > 0
+    engine_executor().submit(lambda: None).result(timeout=120)  # one worker: the load ran before this
+    assert ("small", dtype) in nothing_loaded
+    with monkeypatch.context() as patch:
+        patch.setattr(numpy_interpreter, "term_values", _refuse)
+        by_numba = backend.run_inline(estimate, context)
+    assert by_numba is not NOT_INLINE
+    tolerance = 1e-12 if dtype == "complex128" else 1e-6
+    np.testing.assert_allclose(by_numba[0].data.evs, by_numpy[0].data.evs, rtol=0, atol=tolerance)
+    assert local_warmup._small_tier_requested == {dtype}

@@ -16,6 +16,7 @@ jobs) on the numpy interpreter (:mod:`.warmup`); every other job runs on an exec
 from __future__ import annotations
 
 import importlib.metadata
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +37,15 @@ from .recipes import BackendRecipe
 from .runner import ENGINES, LocalJobRunner
 from .status import BackendStatus
 from .target import basis_gates, statevector_target
-from .warmup import declared_tiers, engine_is_warm, needed_tiers, numpy_fits, run_if_loaded, warm_engine
+from .warmup import (
+    declared_tiers,
+    engine_is_warm,
+    needed_tiers,
+    note_numpy_seconds,
+    numpy_fits,
+    run_if_loaded,
+    warm_engine,
+)
 
 if TYPE_CHECKING:
     from ...noise import NoiseModel
@@ -282,7 +291,8 @@ class LocalBackend(BackendV2):
             return NOT_INLINE  # sampling a samplex and its items is never microseconds
         if self.engine != "numba" or request.options.optimization_level is not None:
             return NOT_INLINE
-        if engine_is_warm(self.dtype):
+        warm = engine_is_warm(self.dtype)
+        if warm:
             if job_cost(request.pubs) > INLINE_BUDGET:
                 return NOT_INLINE
         elif not numpy_fits(request):  # before the kernels load, small jobs run on the numpy interpreter
@@ -292,7 +302,11 @@ class LocalBackend(BackendV2):
         if not self.runner.statevector_only(request, context.cache):
             return NOT_INLINE  # a dynamic circuit's branches can cost far more than its size says
         # The engine refuses a program whose kernels are not loaded yet, before any runs: NOT_INLINE.
-        return run_if_loaded(lambda: self.runner.run(request, context, serial=True))
+        started = time.perf_counter()
+        result = run_if_loaded(lambda: self.runner.run(request, context, serial=True))
+        if not warm:  # on numpy: enough of that, and the small tier loads in the background
+            note_numpy_seconds(self.dtype, time.perf_counter() - started)
+        return result
 
     async def aclose(self) -> None:
         """Close what this backend's executor opened (a Dask client made from an address)."""

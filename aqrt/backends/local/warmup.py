@@ -13,13 +13,21 @@ program needs a tier not loaded yet (a SWAP needs ``ops``) is refused by the eng
 paths before any kernel runs (:class:`~aqrt.engine.kernels.KernelsNotLoaded`), goes to the
 worker instead, where the engine loads the tier its program uses: the loop never compiles.
 
-Nothing loads numba in the background after a numpy job: the engine worker is joined at
-interpreter exit, so a script whose jobs all ran on numpy would wait for the load (seconds the
-first time on a machine) before it could exit; the kernels load when a job needs them.
+A process whose jobs all fit the numpy interpreter would otherwise never load numba, and its
+jobs cost ~30% more than on the numba path for good (measured on the 2-core VM, sequential
+jobs: a Bell job 254-320 us against 187-195 us, an 8-qubit, 92-gate job 1.6-1.9 ms against
+1.2-1.3 ms). Once the numpy interpreter has run :data:`NUMPY_SECONDS_BEFORE_LOADING` of inline
+jobs for a precision, :func:`note_numpy_seconds` loads that precision's ``small`` tier on the
+engine worker in the background: the loop never waits for it, and jobs run on numpy until it
+is loaded. Not sooner, for two costs: the load holds the interpreter's lock much of the time
+(from numba's cache it took ~2 s on that VM while inline jobs ran, each 2.5-5x slower
+meanwhile), and the engine worker is joined at interpreter exit, so a script that ends while
+the tier loads waits for it. Scripts of fewer seconds of small jobs never pay either.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 from collections.abc import Callable, Iterable
@@ -27,7 +35,7 @@ from typing import Any
 
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 
-from ..._concurrency import on_engine_thread
+from ..._concurrency import engine_executor, on_engine_thread
 from ...engine import numpy_interpreter  # noqa: F401  (numpy only: imported here, never on the loop)
 from ...engine.kernels import NOISY, SAMPLING, SMALL, SWEEP, WIDE, KernelsNotLoaded
 from ...engine.ops import WIDE_QUBITS, runs_wide
@@ -38,9 +46,11 @@ from . import engine_pubs  # noqa: F401  (numba-free; the inline paths use it, t
 __all__ = [
     "NUMPY_BUDGET_SECONDS",
     "NUMPY_MAX_QUBITS",
+    "NUMPY_SECONDS_BEFORE_LOADING",
     "declared_tiers",
     "engine_is_warm",
     "needed_tiers",
+    "note_numpy_seconds",
     "numpy_fits",
     "numpy_seconds",
     "run_if_loaded",
@@ -58,12 +68,20 @@ NUMPY_BUDGET_SECONDS = 1e-3
 # costs ~6-8 us of numpy calls plus ~5 ns per amplitude (a 10-qubit RY/CX circuit of 19 gates
 # 190 us, of 76 gates 690 us); a shot drawn and packed ~40 ns; a PUB's lowering, term table and
 # result ~40 us, a Sampler PUB's ~100 us (the numba path pays those too).
+logger = logging.getLogger("aqrt.engine")
+
 _NUMPY_OP_SECONDS = 8e-6
 _NUMPY_AMPLITUDE_SECONDS = 5e-9
 _NUMPY_SHOT_SECONDS = 40e-9
 _NUMPY_PUB_SECONDS = 40e-6
 _NUMPY_SAMPLER_PUB_SECONDS = 100e-6
 
+
+NUMPY_SECONDS_BEFORE_LOADING = 2.0
+"""Seconds of inline jobs on the numpy interpreter, per precision, after which the process loads
+that precision's ``small`` tier in the background (see the module's docstring)."""
+_numpy_seconds: dict[str, float] = {}
+_small_tier_requested: set[str] = set()
 
 _PARALLEL_TIERS = (SWEEP, WIDE, NOISY)  # tiers whose kernels run on numba's threads
 _team_pinned = False
@@ -92,6 +110,25 @@ def warm_engine(dtype: str = "complex128", tiers: Iterable[str] = (SMALL,)) -> N
     if not _team_pinned and on_engine_thread() and any(tier in _PARALLEL_TIERS for tier in tiers):
         _team_pinned = True
         pin_team()  # each parallel thread on a CPU of its own (aqrt.engine.threads says why and when)
+
+
+def note_numpy_seconds(dtype: str, seconds: float) -> None:
+    """Count ``seconds`` of an inline job run on the numpy interpreter at ``dtype``; past
+    :data:`NUMPY_SECONDS_BEFORE_LOADING` in all, submit the ``small`` tier's load for ``dtype``
+    to the engine worker, once, without waiting for it (called on the event loop)."""
+    spent = _numpy_seconds[dtype] = _numpy_seconds.get(dtype, 0.0) + seconds
+    if spent < NUMPY_SECONDS_BEFORE_LOADING or dtype in _small_tier_requested:
+        return
+    _small_tier_requested.add(dtype)
+    engine_executor().submit(warm_engine, dtype, (SMALL,)).add_done_callback(_report_failed_load)
+
+
+def _report_failed_load(future: Any) -> None:
+    # Nobody waits for the background load: a failure is logged here, and the next job that
+    # needs the tier loads it on the worker and reports the error as its own.
+    error = future.exception()
+    if error is not None:
+        logger.warning("loading the engine's small tier in the background failed: %r", error)
 
 
 def declared_tiers(request: JobRequest, *, noisy: bool) -> tuple[str, ...]:
