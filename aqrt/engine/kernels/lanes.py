@@ -434,10 +434,10 @@ def _lane_two_factors_typer(
     select's second matrix). Entries and products rounded as complex arithmetic rounds them (no
     fused multiply-adds): what ``lane_matmul`` makes of the factors' entries.
 
-    ``drop_phase`` (for a real ``first`` and a diagonal ``second``, diag(d0, d1): ry then rz):
-    the product times conj(d0)/|d0|, a global phase per lane, instead: ``first``'s real row 0
-    as it is and its row 1 times d1 conj(d0), so that row 0 is real (half the arithmetic when
-    the lanes run it); only for states whose global phase is never read."""
+    ``drop_phase`` (for a real ``first`` and a diagonal ``second`` of unit entries, diag(d0, d1):
+    ry then rz): the product times conj(d0), a global phase per lane, instead: ``first``'s real
+    row 0 as it is and its row 1 times d1 conj(d0), so that row 0 is real (half the arithmetic
+    when the lanes run it); only for states whose global phase is never read."""
     if not isinstance(table, types.Array) or table.ndim != 4 or table.layout != "C" or table.dtype != types.float64:
         return None
     for row in (first, second):
@@ -506,14 +506,15 @@ def _lane_two_factors_typer(
                 made.append((parts[0], parts[1]))
             return made
 
-        factor, diagonal = entries(0), entries(1)
-        product = _product_2x2(builder, diagonal, factor)
-        (d0r, d0i), (d1r, d1i) = diagonal[0], diagonal[3]
+        first_entries, second_entries = entries(0), entries(1)
+        product = _product_2x2(builder, second_entries, first_entries)
+        # with drop_phase, second is diag(d0, d1): first's row 0 as it is, row 1 times d1 conj(d0)
+        (d0r, d0i), (d1r, d1i) = second_entries[0], second_entries[3]
         phase = (  # d1 conj(d0), rounded as complex multiplication rounds it
             builder.fadd(builder.fmul(d1r, d0r), builder.fmul(d1i, d0i)),
             builder.fsub(builder.fmul(d1i, d0r), builder.fmul(d1r, d0i)),
         )
-        rephased = factor[:2] + [_complex_product(builder, phase, entry) for entry in factor[2:]]
+        rephased = first_entries[:2] + [_complex_product(builder, phase, entry) for entry in first_entries[2:]]
         dropped = builder.icmp_unsigned("!=", _as_index(builder, args[9], index), ir.Constant(index, 0))
         product = [
             (builder.select(dropped, fr, pr), builder.select(dropped, fi, pi))
