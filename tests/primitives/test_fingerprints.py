@@ -1,19 +1,22 @@
 """Circuit fingerprints (the session cache's key) tell apart every circuit that simulates
-differently, and a circuit changed between two jobs gets the second job's answer: nothing is
-remembered by a circuit's identity."""
+differently, and a circuit changed between two jobs gets the second job's answer: a fingerprint
+remembered by a circuit's identity is served only while the circuit still equals what was
+digested."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
-from qiskit import QuantumCircuit, QuantumRegister
+from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
 from qiskit.circuit import Delay, Gate, Measure, Parameter
 from qiskit.circuit.library import UnitaryGate
 from qiskit.quantum_info import SparsePauliOp
 
 from aqrt import Estimator, LocalService, Sampler, Session
+from aqrt.backends.local import fingerprint
 from aqrt.backends.local.fingerprint import circuit_fingerprint
 
 
@@ -129,6 +132,92 @@ def test_a_mutated_circuit_gets_a_new_fingerprint() -> None:
     again = circuit_fingerprint(circuit)
     circuit.global_phase = math.pi
     assert circuit_fingerprint(circuit) not in (before, again)
+
+
+def _in_place_changes() -> list[tuple[str, Any]]:
+    """Changes made to a circuit object in place, each to something that simulates differently
+    (or, for the registers and widths, is described differently)."""
+
+    def replace_gate(circuit: QuantumCircuit) -> None:
+        circuit.data[0] = circuit.data[0].replace(operation=QuantumCircuit(1).x(0)[0].operation)
+
+    def nudge_angle(circuit: QuantumCircuit) -> None:
+        circuit.data[2] = circuit.data[2].replace(params=[np.nextafter(0.5, 1.0)])
+
+    def move_qubits(circuit: QuantumCircuit) -> None:
+        circuit.data[1] = circuit.data[1].replace(qubits=(circuit.qubits[1], circuit.qubits[0]))
+
+    def rebind(circuit: QuantumCircuit) -> None:
+        circuit.data[3] = circuit.data[3].replace(params=[Parameter("phi")])
+
+    def phase(circuit: QuantumCircuit) -> None:
+        circuit.global_phase = 0.125
+
+    def creg(circuit: QuantumCircuit) -> None:
+        circuit.add_register(ClassicalRegister(2, "extra"))  # no instruction changes
+
+    def qubit(circuit: QuantumCircuit) -> None:
+        circuit.add_register(QuantumRegister(1, "idle"))  # a wider state, no instruction changes
+
+    return [
+        ("gate replaced", replace_gate),
+        ("angle nudged by one ulp", nudge_angle),
+        ("qubits swapped", move_qubits),
+        ("parameter renamed", rebind),
+        ("global phase", phase),
+        ("classical register added", creg),
+        ("qubit added", qubit),
+        ("gate appended", lambda circuit: circuit.h(1)),
+    ]
+
+
+def _standard_circuit() -> QuantumCircuit:
+    circuit = _bell()
+    circuit.rx(0.5, 0)
+    circuit.rz(Parameter("theta"), 1)
+    return circuit
+
+
+@pytest.mark.parametrize(("change", "apply"), _in_place_changes(), ids=[name for name, _ in _in_place_changes()])
+def test_a_circuit_changed_in_place_gets_the_fingerprint_of_what_it_is_now(change: str, apply: Any) -> None:
+    circuit = _standard_circuit()
+    before = circuit_fingerprint(circuit)
+    assert circuit_fingerprint(circuit) == before  # remembered, and served while unchanged
+    apply(circuit)
+    after = circuit_fingerprint(circuit)
+    assert after != before, change
+    assert after == circuit_fingerprint(circuit.copy()), change  # a copy is digested afresh
+    assert circuit_fingerprint(circuit) == after
+
+
+def test_an_unchanged_circuit_of_standard_gates_is_compared_not_digested_again(monkeypatch: Any) -> None:
+    standard = _standard_circuit()
+    custom = QuantumCircuit(1)
+    custom.append(UnitaryGate(np.array([[0, 1], [1, 0]])), [0])
+    digested: list[QuantumCircuit] = []
+    digest = fingerprint._digest_circuit
+
+    def counted(circuit: QuantumCircuit, *args: Any, **kwargs: Any) -> str:
+        digested.append(circuit)
+        return digest(circuit, *args, **kwargs)
+
+    monkeypatch.setattr(fingerprint, "_digest_circuit", counted)
+    for _ in range(3):
+        circuit_fingerprint(standard)
+        circuit_fingerprint(custom)  # a custom gate's equality has a tolerance: digested each time
+    assert digested.count(standard) == 1
+    assert digested.count(custom) == 3
+
+
+def test_a_remembered_fingerprint_serves_only_the_circuit_it_was_digested_from() -> None:
+    """The cache is keyed by id(), which a new circuit may reuse: an equal circuit at another
+    identity is never served another circuit's entry."""
+    first = _standard_circuit()
+    second = first.copy()  # equal data, the same parameter objects
+    assert second._data == first._data
+    known = fingerprint._Known(first, first._data, circuit_fingerprint(first))
+    assert known.describes(first, first._data)
+    assert not known.describes(second, second._data)
 
 
 @pytest.mark.asyncio

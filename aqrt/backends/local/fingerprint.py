@@ -1,15 +1,22 @@
 """Circuit fingerprints: the key under which a session caches a circuit's transpiled and
 lowered forms, so a session's later jobs reuse what its first job computed.
 
-A fingerprint is digested from the circuit's content on every call, never remembered by the
-circuit's identity: Qiskit circuits are mutable, and a circuit changed between two jobs gets
-the fingerprint of what it is now.
+Qiskit circuits are mutable: a circuit changed between two jobs gets the fingerprint of what it
+is now. A fingerprint is digested from the circuit's content; for a circuit of standard
+instructions it is also remembered by the circuit's identity, with a copy of the circuit's
+data, and served again only while the circuit still equals that copy (Qiskit's own comparison
+of circuit data, which reads every instruction, its qubits, clbits and exact parameters, and the
+global phase; the widths and classical registers, which it does not read, are compared besides).
+That comparison costs about a third of a digest (a 92-gate ansatz: 87 against 263 us). Its one
+blind spot: a parameter changed in place from 0.0 to -0.0 (equal as floats) keeps the old
+fingerprint, whose program gives the same values up to the sign of exact zeros.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +24,8 @@ import numpy as np
 from qiskit import qpy
 from qiskit.circuit import CONTROL_FLOW_OP_NAMES, Barrier, Delay, Measure, ParameterExpression, QuantumCircuit, Reset
 from qiskit.circuit.library import get_standard_gate_name_mapping
+
+from .content_cache import ByContent
 
 __all__ = ["TEXT_KEY_MAX", "circuit_fingerprint"]
 
@@ -48,24 +57,66 @@ def circuit_fingerprint(circuit: QuantumCircuit) -> str:
     """
     data = circuit._data  # QuantumCircuit.num_vars, read from its CircuitData without three properties
     if not (data.num_input_vars or data.num_captured_vars or data.num_declared_vars):
+        known = _KNOWN.get(id(circuit))
+        if known is not None and known.describes(circuit, data):
+            return known.fingerprint
         digest = _Digest()
         try:
             text = _digest_circuit(circuit, digest, top_level=True)
         except _Classical:
             pass
         else:
-            if digest.untouched and len(text) <= TEXT_KEY_MAX:
+            standard = digest.untouched  # standard instructions only: equal data, equal simulation
+            if standard and len(text) <= TEXT_KEY_MAX:
                 # The whole description, standard instructions only and short (a tiny job's
                 # circuit): as exact a key as its digest, without hashing it every job. It
                 # holds a "|", so it never equals a digest's hex.
-                return text
-            digest.update(text.encode())
-            return digest.hexdigest()
+                fingerprint = text
+            else:
+                digest.update(text.encode())
+                fingerprint = digest.hexdigest()
+            if standard:
+                _KNOWN.put(id(circuit), _Known(circuit, data, fingerprint))
+            return fingerprint
     whole = hashlib.blake2b(b"qpy|", digest_size=16)
     buffer = io.BytesIO()
     qpy.dump(circuit.copy(name="fingerprint"), buffer)  # names are often counters ("circuit-47")
     whole.update(buffer.getvalue())
     return whole.hexdigest()
+
+
+class _Known:
+    """A circuit's fingerprint with what it was digested from: a copy of the circuit's data (its
+    own may change in place), its widths and classical registers, and a weak reference to the
+    circuit (the cache is keyed by ``id()``, which a new circuit may reuse)."""
+
+    __slots__ = ("_circuit", "_cregs", "_data", "_widths", "fingerprint")
+
+    def __init__(self, circuit: QuantumCircuit, data: Any, fingerprint: str) -> None:
+        self._circuit = weakref.ref(circuit)
+        self._data = data.copy()
+        self._widths = (data.num_qubits, data.num_clbits)
+        self._cregs = _register_sizes(data)
+        self.fingerprint = fingerprint
+
+    def describes(self, circuit: QuantumCircuit, data: Any) -> bool:
+        """Whether ``circuit`` (whose data is ``data``) is still what this was digested from."""
+        return (
+            self._circuit() is circuit
+            and (data.num_qubits, data.num_clbits) == self._widths
+            and _register_sizes(data) == self._cregs
+            and data == self._data
+        )
+
+
+def _register_sizes(data: Any) -> tuple[tuple[str, int], ...]:
+    """The classical registers, by name and size, as the digest describes them."""
+    return tuple((register.name, register.size) for register in data.cregs)
+
+
+# Circuits of standard instructions by id(): a session's next job on the same circuit object
+# compares its data instead of digesting it again.
+_KNOWN = ByContent(64)
 
 
 class _Digest:
