@@ -40,7 +40,9 @@ LANES = 8  # bindings per lane state (8 float64 lanes: one 512-bit vector per am
 
 # numba's LLVM runs the loop vectoriser but not the SLP vectoriser, and the loop vectoriser
 # left the lane loops scalar (it cannot prove the row arrays do not overlap): the kernels below
-# write the vector code themselves, one <LANES x real> vector per row, as :mod:`.simd` does.
+# write the vector code themselves, one <LANES x real> vector per row, as :mod:`.simd` does; a
+# 2x2 update runs over the rows once per 256-bit part of them (``_parts``), which keeps its
+# coefficients in registers.
 
 
 def _lane_array(array: Any) -> ir.Type | None:
@@ -68,6 +70,14 @@ def _typed_lanes(*arrays: Any) -> ir.Type | None:
     return reals[0]
 
 
+def _parts(real: ir.Type) -> int:
+    """Sub-vectors a lane row is updated in: one 256-bit register's worth at a time (4 doubles or
+    8 floats), so that a 2x2's coefficients stay in registers through the pair loop (with
+    float64 rows updated whole, they spilled to the stack and were loaded again per pair)."""
+    width = 4 if isinstance(real, ir.DoubleType) else 8
+    return max(1, LANES // width)
+
+
 def _pair_update(
     builder: ir.IRBuilder,
     real: ir.Type,
@@ -77,30 +87,36 @@ def _pair_update(
     ci_rows: Any,
     first: ir.Value,
     real_rows: tuple[bool, bool] = (False, False),
+    part: int = 0,
 ) -> Any:
-    """update(i0, i1): rows i0, i1 <- the 2x2 in coefficient rows first..first+3 (m00, m01, m10,
-    m11 per lane) times them; the coefficients are loaded here, once, before the caller's loop.
-    A row of the 2x2 named real in ``real_rows`` (its entries' imaginary parts zero in every
-    lane) costs half the arithmetic: its imaginary parts are neither loaded nor multiplied
-    (the same roundings as the complex update, which adds their exact zero products)."""
+    """update(i0, i1): part ``part`` of rows i0, i1 (a sub-vector of ``_parts(real)``) <- the
+    2x2 in coefficient rows first..first+3 (m00, m01, m10, m11 per lane) times them; the
+    coefficients are loaded here, once, before the caller's loop. A row of the 2x2 named real in
+    ``real_rows`` (its entries' imaginary parts zero in every lane) costs half the arithmetic:
+    its imaginary parts are neither loaded nor multiplied (the same roundings as the complex
+    update, which adds their exact zero products)."""
     index = first.type
     align = 4 if isinstance(real, ir.FloatType) else 8
+    parts = _parts(real)
+    sub = ir.VectorType(real, LANES // parts).as_pointer()
+    re_sub, im_sub, cr_sub, ci_sub = (builder.bitcast(rows, sub) for rows in (re_rows, im_rows, cr_rows, ci_rows))
+    scale, offset = ir.Constant(index, parts), ir.Constant(index, part)
+
+    def at(rows: Any, row: ir.Value) -> Any:
+        return builder.gep(rows, [builder.add(builder.mul(row, scale), offset)])
 
     def coefficient(rows: Any, e: int) -> ir.Value:
-        return builder.load(builder.gep(rows, [builder.add(first, ir.Constant(index, e))]), align=align)
+        return builder.load(at(rows, builder.add(first, ir.Constant(index, e))), align=align)
 
-    cre = [coefficient(cr_rows, e) for e in range(4)]
-    cim = [None if real_rows[e // 2] else coefficient(ci_rows, e) for e in range(4)]
-    neg = [None if c is None else builder.fneg(c) for c in cim]
+    cre = [coefficient(cr_sub, e) for e in range(4)]
+    cim = [None if real_rows[e // 2] else coefficient(ci_sub, e) for e in range(4)]
 
     def update(i0: ir.Value, i1: ir.Value) -> None:
-        pointers = [
-            builder.gep(re_rows, [i0]),
-            builder.gep(im_rows, [i0]),
-            builder.gep(re_rows, [i1]),
-            builder.gep(im_rows, [i1]),
-        ]
+        pointers = [at(re_sub, i0), at(im_sub, i0), at(re_sub, i1), at(im_sub, i1)]
         a0r, a0i, a1r, a1i = (builder.load(p, align=align) for p in pointers)
+        # -a0i, -a1i (exact), not negated coefficients: the negation folds into the
+        # multiply-adds, and the coefficients take no registers more
+        n0i, n1i = builder.fneg(a0i), builder.fneg(a1i)
         out = []
         for c0 in (0, 2):  # output row i0 (entries 0, 1), row i1 (entries 2, 3)
             c1 = c0 + 1
@@ -113,7 +129,7 @@ def _pair_update(
                     builder,
                     cre[c0],
                     a0r,
-                    _fma(builder, neg[c0], a0i, _fma(builder, cre[c1], a1r, builder.fmul(neg[c1], a1i))),
+                    _fma(builder, cim[c0], n0i, _fma(builder, cre[c1], a1r, builder.fmul(cim[c1], n1i))),
                 )
             )
             out.append(
@@ -164,14 +180,20 @@ def _lane_pairs_typer(
         index = size.type
         target, mask, value, flags = (_as_index(builder, a, index) for a in args[4:])
         bit = builder.shl(ir.Constant(index, 1), target)
+        keep, one = builder.not_(bit), ir.Constant(index, 1)
 
         def loop(real_rows: tuple[bool, bool]) -> None:
-            update = _pair_update(builder, real, re_rows, im_rows, cr_rows, ci_rows, ir.Constant(index, 0), real_rows)
-            with cgutils.for_range(builder, builder.lshr(size, ir.Constant(index, 1))) as loop:
-                i0 = _insert_zero(builder, loop.index, target)
-                chosen = builder.icmp_unsigned("==", builder.and_(i0, mask), value)
-                with builder.if_then(chosen, likely=True):
-                    update(i0, builder.or_(i0, bit))
+            for part in range(_parts(real)):
+                update = _pair_update(
+                    builder, real, re_rows, im_rows, cr_rows, ci_rows, ir.Constant(index, 0), real_rows, part
+                )
+                row = cgutils.alloca_once_value(builder, ir.Constant(index, 0))
+                with cgutils.for_range(builder, builder.lshr(size, ir.Constant(index, 1))):
+                    i0 = builder.load(row)  # the rows with the target bit clear, in order
+                    chosen = builder.icmp_unsigned("==", builder.and_(i0, mask), value)
+                    with builder.if_then(chosen, likely=True):
+                        update(i0, builder.or_(i0, bit))
+                    builder.store(builder.and_(builder.add(builder.or_(i0, bit), one), keep), row)
 
         _by_real_rows(builder, flags, loop)
         return context.get_dummy_value()
@@ -202,16 +224,23 @@ def _lane_select_typer(
         target, control, flags = (_as_index(builder, a, index) for a in args[4:])
         target_bit = builder.shl(ir.Constant(index, 1), target)
         control_bit = builder.shl(ir.Constant(index, 1), control)
-        lower = builder.select(builder.icmp_unsigned("<", target, control), target, control)
-        upper = builder.select(builder.icmp_unsigned("<", target, control), control, target)
+        both = builder.or_(target_bit, control_bit)
+        keep = builder.not_(both)
+        one = ir.Constant(index, 1)
         for half, fixed in ((0, ir.Constant(index, 0)), (4, control_bit)):
 
             def loop(real_rows: tuple[bool, bool], half: int = half, fixed: ir.Value = fixed) -> None:
                 first = ir.Constant(index, half)
-                update = _pair_update(builder, real, re_rows, im_rows, cr_rows, ci_rows, first, real_rows)
-                with cgutils.for_range(builder, builder.lshr(size, ir.Constant(index, 2))) as loop:
-                    i0 = builder.or_(_insert_zero(builder, _insert_zero(builder, loop.index, lower), upper), fixed)
-                    update(i0, builder.or_(i0, target_bit))
+                for part in range(_parts(real)):
+                    update = _pair_update(builder, real, re_rows, im_rows, cr_rows, ci_rows, first, real_rows, part)
+                    # i0 runs over the rows with both bits clear: the next one is the carry of
+                    # +1 through them (bits set, add, cleared), three operations a pair
+                    row = cgutils.alloca_once_value(builder, ir.Constant(index, 0))
+                    with cgutils.for_range(builder, builder.lshr(size, ir.Constant(index, 2))):
+                        clear = builder.load(row)
+                        i0 = builder.or_(clear, fixed)
+                        update(i0, builder.or_(i0, target_bit))
+                        builder.store(builder.and_(builder.add(builder.or_(clear, both), one), keep), row)
 
             half_flags = builder.and_(builder.lshr(flags, ir.Constant(index, half // 2)), ir.Constant(index, 3))
             _by_real_rows(builder, half_flags, loop)
