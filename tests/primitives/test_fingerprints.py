@@ -5,6 +5,7 @@ digested."""
 
 from __future__ import annotations
 
+import gc
 import math
 from typing import Any
 
@@ -218,6 +219,19 @@ def test_a_remembered_fingerprint_serves_only_the_circuit_it_was_digested_from()
     known = fingerprint._Known(first, first._data, circuit_fingerprint(first))
     assert known.describes(first, first._data)
     assert not known.describes(second, second._data)
+
+
+def test_a_collected_circuit_leaves_no_copy_behind() -> None:
+    """The copy of a circuit's data is held while the circuit lives: once it is collected, the
+    next lookup drops its entry."""
+    circuit, other = _standard_circuit(), _bell()
+    key = id(circuit)
+    circuit_fingerprint(circuit)
+    assert fingerprint._KNOWN.get(key) is not None
+    del circuit
+    gc.collect()
+    circuit_fingerprint(other)
+    assert fingerprint._KNOWN.get(key) is None
 
 
 @pytest.mark.asyncio

@@ -36,6 +36,13 @@ class ByContent:
             if len(self._entries) > self._limit:
                 self._entries.popitem(last=False)
 
+    def drop_if(self, key: Any, stale: Callable[[Any], bool]) -> None:
+        """Drop the entry under ``key`` if there is one and ``stale(entry)`` says so."""
+        with self._lock:
+            value = self._entries.get(key)
+            if value is not None and stale(value):
+                del self._entries[key]
+
     def get_or_make(self, key: Any, make: Callable[[], Any]) -> Any:
         value = self.get(key)
         if value is None:

@@ -4,7 +4,7 @@ lowered forms, so a session's later jobs reuse what its first job computed.
 Qiskit circuits are mutable: a circuit changed between two jobs gets the fingerprint of what it
 is now. A fingerprint is digested from the circuit's content; for a circuit of standard
 instructions it is also remembered by the circuit's identity, with a copy of the circuit's
-data, and served again only while the circuit still equals that copy (Qiskit's own comparison
+data kept while the circuit lives, and served again only while the circuit still equals that copy (Qiskit's own comparison
 of circuit data, which reads every instruction, its qubits, clbits and exact parameters, and the
 global phase; the widths and classical registers, which it does not read, are compared besides).
 That comparison costs about a third of a digest (a 92-gate ansatz: 87 against 263 us). Its one
@@ -14,6 +14,7 @@ fingerprint, whose program gives the same values up to the sign of exact zeros.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import io
 import weakref
@@ -57,7 +58,7 @@ def circuit_fingerprint(circuit: QuantumCircuit) -> str:
     """
     data = circuit._data  # QuantumCircuit.num_vars, read from its CircuitData without three properties
     if not (data.num_input_vars or data.num_captured_vars or data.num_declared_vars):
-        known = _KNOWN.get(id(circuit))
+        known = _remembered(circuit)
         if known is not None and known.describes(circuit, data):
             return known.fingerprint
         digest = _Digest()
@@ -93,11 +94,18 @@ class _Known:
     __slots__ = ("_circuit", "_cregs", "_data", "_widths", "fingerprint")
 
     def __init__(self, circuit: QuantumCircuit, data: Any, fingerprint: str) -> None:
-        self._circuit = weakref.ref(circuit)
+        key = id(circuit)
+        # When the circuit is collected its id is noted (no lock taken in a collection's
+        # callback), and the next lookup drops the entry with its copy of the data.
+        self._circuit = weakref.ref(circuit, lambda _: _COLLECTED.append(key))
         self._data = data.copy()
         self._widths = (data.num_qubits, data.num_clbits)
         self._cregs = _register_sizes(data)
         self.fingerprint = fingerprint
+
+    def collected(self) -> bool:
+        """Whether the circuit this was digested from is gone."""
+        return self._circuit() is None
 
     def describes(self, circuit: QuantumCircuit, data: Any) -> bool:
         """Whether ``circuit`` (whose data is ``data``) is still what this was digested from."""
@@ -115,8 +123,18 @@ def _register_sizes(data: Any) -> tuple[tuple[str, int], ...]:
 
 
 # Circuits of standard instructions by id(): a session's next job on the same circuit object
-# compares its data instead of digesting it again.
+# compares its data instead of digesting it again. Entries of collected circuits are dropped at
+# the next lookup, so the copies held are of circuits still alive (at most 64 of them).
 _KNOWN = ByContent(64)
+_COLLECTED: collections.deque[int] = collections.deque()
+
+
+def _remembered(circuit: QuantumCircuit) -> _Known | None:
+    """The entry under the circuit's id, after dropping those of collected circuits."""
+    while _COLLECTED:
+        _KNOWN.drop_if(_COLLECTED.popleft(), _Known.collected)
+    known: _Known | None = _KNOWN.get(id(circuit))
+    return known
 
 
 class _Digest:
