@@ -3,10 +3,11 @@ lowered forms, so a session's later jobs reuse what its first job computed.
 
 Qiskit circuits are mutable: a circuit changed between two jobs gets the fingerprint of what it
 is now. A fingerprint is digested from the circuit's content; for a circuit of standard
-instructions it is also remembered by the circuit's identity, with a copy of the circuit's
-data kept while the circuit lives, and served again only while the circuit still equals that copy (Qiskit's own comparison
-of circuit data, which reads every instruction, its qubits, clbits and exact parameters, and the
-global phase; the widths and classical registers, which it does not read, are compared besides).
+instructions it is also remembered by the circuit's identity, with a copy of the circuit's data
+kept while the circuit lives, and served again only while the circuit still equals that copy
+(Qiskit's own comparison of circuit data, which reads every instruction, its qubits, clbits and
+exact parameters, and the global phase; the widths and classical registers, which it does not
+read, are compared besides).
 That comparison costs about a third of a digest (a 92-gate ansatz: 87 against 263 us). Its one
 blind spot: a parameter changed in place from 0.0 to -0.0 (equal as floats) keeps the old
 fingerprint, whose program gives the same values up to the sign of exact zeros.
