@@ -133,7 +133,11 @@ _COLLECTED: collections.deque[int] = collections.deque()
 def _remembered(circuit: QuantumCircuit) -> _Known | None:
     """The entry under the circuit's id, after dropping those of collected circuits."""
     while _COLLECTED:
-        _KNOWN.drop_if(_COLLECTED.popleft(), _Known.collected)
+        try:
+            key = _COLLECTED.popleft()
+        except IndexError:  # another thread took the last one
+            break
+        _KNOWN.drop_if(key, _Known.collected)
     known: _Known | None = _KNOWN.get(id(circuit))
     return known
 
