@@ -23,6 +23,8 @@ cost of an op is paid once for ``LANES`` bindings. The final lane states are als
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -76,6 +78,19 @@ def _parts(real: ir.Type) -> int:
     float64 rows updated whole, they spilled to the stack and were loaded again per pair)."""
     width = 4 if isinstance(real, ir.DoubleType) else 8
     return max(1, LANES // width)
+
+
+@contextlib.contextmanager
+def _rows_clear_of(builder: ir.IRBuilder, bits: ir.Value, count: ir.Value) -> Iterator[ir.Value]:
+    """A loop over the first ``count`` rows whose ``bits`` are clear, in order: the body gets the
+    row; the next one is the carry of +1 through those bits (set them, add, clear them), three
+    integer operations a row instead of a bit insertion per bit."""
+    row = cgutils.alloca_once_value(builder, ir.Constant(bits.type, 0))
+    with cgutils.for_range(builder, count):
+        current = builder.load(row)
+        yield current
+        carried = builder.add(builder.or_(current, bits), ir.Constant(bits.type, 1))
+        builder.store(builder.and_(carried, builder.not_(bits)), row)
 
 
 def _pair_update(
@@ -180,20 +195,16 @@ def _lane_pairs_typer(
         index = size.type
         target, mask, value, flags = (_as_index(builder, a, index) for a in args[4:])
         bit = builder.shl(ir.Constant(index, 1), target)
-        keep, one = builder.not_(bit), ir.Constant(index, 1)
 
         def loop(real_rows: tuple[bool, bool]) -> None:
             for part in range(_parts(real)):
                 update = _pair_update(
                     builder, real, re_rows, im_rows, cr_rows, ci_rows, ir.Constant(index, 0), real_rows, part
                 )
-                row = cgutils.alloca_once_value(builder, ir.Constant(index, 0))
-                with cgutils.for_range(builder, builder.lshr(size, ir.Constant(index, 1))):
-                    i0 = builder.load(row)  # the rows with the target bit clear, in order
+                with _rows_clear_of(builder, bit, builder.lshr(size, ir.Constant(index, 1))) as i0:
                     chosen = builder.icmp_unsigned("==", builder.and_(i0, mask), value)
                     with builder.if_then(chosen, likely=True):
                         update(i0, builder.or_(i0, bit))
-                    builder.store(builder.and_(builder.add(builder.or_(i0, bit), one), keep), row)
 
         _by_real_rows(builder, flags, loop)
         return context.get_dummy_value()
@@ -225,22 +236,15 @@ def _lane_select_typer(
         target_bit = builder.shl(ir.Constant(index, 1), target)
         control_bit = builder.shl(ir.Constant(index, 1), control)
         both = builder.or_(target_bit, control_bit)
-        keep = builder.not_(both)
-        one = ir.Constant(index, 1)
         for half, fixed in ((0, ir.Constant(index, 0)), (4, control_bit)):
 
             def loop(real_rows: tuple[bool, bool], half: int = half, fixed: ir.Value = fixed) -> None:
                 first = ir.Constant(index, half)
                 for part in range(_parts(real)):
                     update = _pair_update(builder, real, re_rows, im_rows, cr_rows, ci_rows, first, real_rows, part)
-                    # i0 runs over the rows with both bits clear: the next one is the carry of
-                    # +1 through them (bits set, add, cleared), three operations a pair
-                    row = cgutils.alloca_once_value(builder, ir.Constant(index, 0))
-                    with cgutils.for_range(builder, builder.lshr(size, ir.Constant(index, 2))):
-                        clear = builder.load(row)
+                    with _rows_clear_of(builder, both, builder.lshr(size, ir.Constant(index, 2))) as clear:
                         i0 = builder.or_(clear, fixed)
                         update(i0, builder.or_(i0, target_bit))
-                        builder.store(builder.and_(builder.add(builder.or_(clear, both), one), keep), row)
 
             half_flags = builder.and_(builder.lshr(flags, ir.Constant(index, half // 2)), ir.Constant(index, 3))
             _by_real_rows(builder, half_flags, loop)
