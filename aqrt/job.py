@@ -328,6 +328,12 @@ class Job:
             finished_loop_time=self._finished,
         )
 
+    def _usage_seconds(self) -> float:
+        """``metrics().usage_seconds`` (0 while not run to its end) without making the metrics:
+        a session sums it over every finished job."""
+        running, finished = self._running, self._finished
+        return 0.0 if running is None or finished is None else finished - running
+
     def _created_wall(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self._created_epoch, dt.UTC)
 

@@ -85,7 +85,7 @@ class Admission:
         for job in self._jobs:
             if job.done():
                 self._pruned_counts[job.status()] += 1
-                self._pruned_usage += job.metrics().usage_seconds or 0.0
+                self._pruned_usage += job._usage_seconds()
             else:
                 live.append(job)
         self._pruned_total += len(self._jobs) - len(live)
@@ -177,7 +177,7 @@ class Admission:
     def statistics(self) -> dict[str, Any]:
         """Job counts by status and the time jobs spent running (seconds, loop clock)."""
         counts = self._pruned_counts + collections.Counter(job.status() for job in self._jobs)
-        usage = self._pruned_usage + sum((job.metrics().usage_seconds or 0.0) for job in self._jobs)
+        usage = self._pruned_usage + sum(job._usage_seconds() for job in self._jobs)
         return {
             "total": self._pruned_total + len(self._jobs),
             "queued": counts[JobStatus.QUEUED],
