@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import math
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -68,11 +69,35 @@ async def _as_coroutine(func: Callable[[], Awaitable[None]]) -> None:
     await func()
 
 
-def new_event() -> asyncio.Event | anyio.Event:
-    """The running library's own event (cheaper than anyio's wrapper; same ``set``/``wait``)."""
+def event_factory() -> Callable[[], asyncio.Event | anyio.Event]:
+    """What makes the running library's own events (cheaper than anyio's wrapper; the same
+    ``set``/``is_set``/``wait``), looked up once for a caller that makes one per wake-up."""
     if sniffio.current_async_library() == "asyncio":
-        return asyncio.Event()
-    return anyio.Event()
+        return asyncio.Event
+    return anyio.Event
+
+
+async def wait_until(event: asyncio.Event | anyio.Event, deadline: float) -> None:
+    """Wait until ``event`` is set or the loop clock reaches ``deadline`` (``math.inf``: no
+    deadline); returns after one checkpoint if it is set already.
+
+    Under asyncio the deadline is a timer that sets the event, not a cancel scope: anyio's scope
+    (made, entered, left) is most of what a session's supervisor spends per wake-up, and a session
+    whose jobs are awaited one by one wakes it once a job.
+    """
+    if isinstance(event, asyncio.Event):
+        if event.is_set():
+            await asyncio.sleep(0)  # yield, as anyio's wait does: a waker that keeps setting it starves nobody
+            return
+        timer = asyncio.get_running_loop().call_at(deadline, event.set) if deadline < math.inf else None
+        try:
+            await event.wait()
+        finally:
+            if timer is not None:
+                timer.cancel()
+        return
+    with anyio.CancelScope(deadline=deadline):
+        await event.wait()
 
 
 def loop_clock() -> Callable[[], float]:

@@ -6,7 +6,9 @@ the backend validate the PUBs, makes the :class:`~aqrt.Job` and dispatches it. T
 
 In a session (a supervised :class:`~aqrt.session._policy.Policy`) jobs go through a queue.
 Runner tasks take jobs off it until it is empty, so a stream of jobs costs no task per job; one
-supervisor task owns the runners and runs the clocks:
+supervisor task owns the runners and runs the clocks. While no runner exists, the supervisor
+settles the queued jobs the backend runs inline itself (for a slice of work at a time), so jobs
+awaited one by one start no task at all:
 
 - ``max_time`` counts from the moment the first job *starts running*; when it runs out the
   session expires: running jobs finish, queued jobs fail with ``SessionExpiredError``.
@@ -23,6 +25,7 @@ Every deadline is read from the event loop clock, so virtual clocks (looptime, t
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import enum
 import functools
@@ -36,7 +39,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from .._concurrency import loop_clock, spawn_detached
+from .._concurrency import event_factory, loop_clock, spawn_detached, wait_until
 from ..backends.base import Backend, ExecutionContext, inline_runner
 from ..errors import (
     InvalidOptionsError,
@@ -130,7 +133,8 @@ class Scheduler:
         self._supervisor_started = False
         self._supervisor_ready: anyio.Event | None = None
         self._supervisor_done: anyio.Event | None = None
-        self._wakeup: anyio.Event | None = None
+        self._wakeup: asyncio.Event | anyio.Event | None = None
+        self._new_event: Callable[[], asyncio.Event | anyio.Event] = anyio.Event
         self._runners = 0
         self._clock: Callable[[], float] | None = None
 
@@ -323,7 +327,8 @@ class Scheduler:
         self._clock = loop_clock()
         self._supervisor_ready = anyio.Event()
         self._supervisor_done = anyio.Event()
-        self._wakeup = anyio.Event()
+        self._new_event = event_factory()
+        self._wakeup = self._new_event()
         spawn_detached(self._supervise, name=f"aqrt supervisor {self.session_id}")
 
     def _wake(self) -> None:
@@ -338,14 +343,13 @@ class Scheduler:
             async with anyio.create_task_group() as task_group:
                 self._supervisor_ready.set()
                 while True:
-                    self._wakeup = anyio.Event()
+                    wakeup = self._wakeup = self._new_event()
                     self._apply_clocks()
+                    self._settle_queued_inline(task_group)
                     self._spawn_runners(task_group)
                     if self._drained():
                         break
-                    deadline = self._next_deadline()
-                    with anyio.move_on_after(deadline - self.now() if deadline < math.inf else math.inf):
-                        await self._wakeup.wait()
+                    await wait_until(wakeup, self._next_deadline())
         except BaseException as exc:  # never escape a detached task: settle every job instead
             self._fail_all(exc)
             if not isinstance(exc, Exception):
@@ -357,6 +361,32 @@ class Scheduler:
             self._supervisor_done.set()
             if self._admission is not None:
                 self._admission.wake_listeners()
+
+    def _settle_queued_inline(self, task_group: anyio.abc.TaskGroup) -> None:
+        """Settle the queued jobs the backend runs inline, here, while no runner exists: a session
+        whose jobs are awaited one by one then starts no task per job. Stops after a slice of
+        work (runners take the rest), or at a job the backend does not run inline, which a new
+        runner starts with."""
+        run_inline = self._run_inline
+        if run_inline is None or self._runners or not self.queue:
+            return
+        shared_cache = self.cache if self._shares_cache else None
+        running = self.running
+        slice_started = time.perf_counter()
+        while self.queue and (job := self._take_next()) is not None:
+            cache = shared_cache if shared_cache is not None else {}
+            try:
+                inline = job._pending_check is None and settle_inline(job, run_inline, cache)
+            except BaseException:
+                running.discard(job)
+                raise
+            if not inline:
+                self._runners += 1
+                task_group.start_soon(self._run_queue, job, name=f"aqrt runner {self.session_id}")
+                return
+            running.discard(job)
+            if time.perf_counter() - slice_started > _RUNNER_SLICE:
+                return
 
     def _spawn_runners(self, task_group: anyio.abc.TaskGroup) -> None:
         if self.state is SessionState.EXPIRED:
@@ -401,13 +431,22 @@ class Scheduler:
             assert self.backend is not None
             await run_job(job, self.backend, cache)
 
-    async def _run_queue(self) -> None:
+    async def _run_queue(self, first: Job | None = None) -> None:
+        """Run queued jobs until the queue is empty; ``first``, taken already and refused by
+        the backend's inline runner, is run first."""
         try:
             backend = self.backend
             assert backend is not None
             run_inline = self._run_inline
             shared_cache = self.cache if self._shares_cache else None
             running = self.running
+            if first is not None:
+                try:
+                    await run_job(
+                        first, backend, shared_cache if shared_cache is not None else {}, on_start=self._note_started
+                    )
+                finally:
+                    running.discard(first)
             slice_started = time.perf_counter()
             # The queue is looked at first so a runner whose queue is empty leaves without a call.
             while self.queue and (job := self._take_next()) is not None:
