@@ -28,6 +28,7 @@ state (a process's first jobs are ``benchmarks/first_run.py``'s subject).
 Usage::
 
     python benchmarks/overhead.py [--jobs N] [--repeat R] [--json PATH] [--profile PATH]
+    python benchmarks/overhead.py --lines N   # Python lines a job executes, by layer (no timing)
 
 The script is standalone: it puts the repository root on ``sys.path`` so the working tree's
 ``aqrt`` is measured even when it is not installed.
@@ -529,6 +530,82 @@ def profile_aqrt(pub: Any, n: int, path: Path) -> None:
     print(f"profile written to {path}", file=sys.stderr)
 
 
+# Where a line of Python belongs, by the path of its file (first match wins).
+_LAYERS = (
+    ("aqrt/session/", "aqrt.session (queue, supervisor, runners)"),
+    ("aqrt/job.py", "aqrt.job (Job, settling, awaiting)"),
+    ("aqrt/primitives/", "aqrt.primitives (run(), PUB coercion)"),
+    ("aqrt/backends/", "aqrt.backends (checks, caches, results)"),
+    ("aqrt/engine/", "aqrt.engine (kernel calls)"),
+    ("aqrt/", "aqrt (other)"),
+    ("qiskit/", "qiskit (containers, circuit reads)"),
+    ("anyio/", "anyio + sniffio"),
+    ("sniffio/", "anyio + sniffio"),
+    ("asyncio/", "asyncio (loop, gather's tasks)"),
+    ("selectors.py", "asyncio (loop, gather's tasks)"),
+    ("_weakrefset.py", "asyncio (loop, gather's tasks)"),
+)
+
+
+def _layer(filename: str) -> str:
+    path = filename.replace("\\", "/")
+    for marker, layer in _LAYERS:
+        if marker in path:
+            return layer
+    return "other (numpy, stdlib)"
+
+
+def count_lines(pub: Any, n: int) -> dict[str, dict[str, float]]:
+    """Lines of Python executed per job, by layer, for the Session row (N jobs gathered) and the
+    sequential row (each awaited before the next), after a warm-up: ``sys.settrace`` counts
+    every line event of every Python frame on the loop thread (numba kernels and C code run no
+    Python lines). Deterministic, unlike times: it says how much Python a job runs, and where."""
+    import collections
+
+    async def concurrent(estimator: Any) -> None:
+        await asyncio.gather(*[estimator.run([pub]) for _ in range(n)])
+
+    async def sequential(estimator: Any) -> None:
+        for _ in range(n):
+            await estimator.run([pub])
+
+    report: dict[str, dict[str, float]] = {}
+    for label, body in (("aqrt Session", concurrent), ("aqrt sequential", sequential)):
+        counts: collections.Counter[str] = collections.Counter()
+        layers: dict[str, str] = {}
+
+        def tracer(frame: Any, event: str, arg: Any) -> Any:
+            if event == "line":
+                filename = frame.f_code.co_filename
+                layer = layers.get(filename)
+                if layer is None:
+                    layer = layers[filename] = _layer(filename)
+                counts[layer] += 1
+            return tracer
+
+        async def traced(body: Any = body, tracer: Any = tracer) -> None:
+            async with Session(backend=BACKEND):
+                estimator = Estimator()
+                await body(estimator)  # warm-up: caches, the supervisor, the first job's rules
+                sys.settrace(tracer)
+                try:
+                    await body(estimator)
+                finally:
+                    sys.settrace(None)
+
+        asyncio.run(traced())
+        report[label] = {layer: count / n for layer, count in sorted(counts.items(), key=lambda item: -item[1])}
+    return report
+
+
+def format_lines(report: dict[str, dict[str, float]], n: int) -> str:
+    rows = [f"Python lines executed per job ({n} jobs, h circuit; sys.settrace line events on the loop thread)"]
+    for label, layers in report.items():
+        rows.append(f"  {label}: {sum(layers.values()):.0f} lines a job")
+        rows += [f"    {count:8.1f}  {layer}" for layer, count in layers.items()]
+    return "\n".join(rows)
+
+
 def _engine_executor() -> Any:
     try:
         from aqrt._concurrency import engine_executor
@@ -546,7 +623,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", type=Path, metavar="PATH", help="also cProfile one aqrt Session run and write it here"
     )
+    parser.add_argument(
+        "--lines",
+        type=int,
+        metavar="N",
+        help="only count the Python lines a job executes, by layer, over N jobs (no timing)",
+    )
     args = parser.parse_args(argv)
+    if args.lines is not None:
+        load_kernels()
+        print(format_lines(count_lines(make_pubs()["h"], args.lines), args.lines))
+        return 0
     if args.jobs < 1 or args.repeat < 1 or args.warmup < 1:
         parser.error("--jobs, --repeat and --warmup must be >= 1")
 
