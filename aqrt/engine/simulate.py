@@ -208,8 +208,11 @@ def run_serial(program: BoundProgram, x_masks: np.ndarray, z_masks: np.ndarray) 
         KernelsNotLoaded: the program's serial tier (:func:`serial_tier`) is not loaded yet.
     """
     _require_loaded(program)
-    out = np.empty((program.num_bindings, x_masks.shape[0]), dtype=np.complex128)
-    for b in range(program.num_bindings):
+    num_bindings = program.num_bindings
+    if num_bindings == 1:  # a tiny job's: the kernel's own array, no copy into another
+        return _serial_values(program, 0, x_masks, z_masks).reshape(1, -1)
+    out = np.empty((num_bindings, x_masks.shape[0]), dtype=np.complex128)
+    for b in range(num_bindings):
         out[b] = _serial_values(program, b, x_masks, z_masks)
     return out
 
