@@ -5,13 +5,16 @@ rules: every job at once, a fresh cache each, no first-job rule, nothing left be
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
+from typing import Any
 
 import anyio
 import pytest
 from qiskit.primitives.containers import DataBin, PrimitiveResult, PubResult
 
-from aqrt import Batch, Estimator, JobStatus, JobTimeoutError, Options, Session
-from aqrt.backends.base import BackendCapabilities, ExecutionContext
+from aqrt import Batch, Estimator, JobStatus, JobTimeoutError, Options, Session, SessionState
+from aqrt.backends.base import NOT_INLINE, BackendCapabilities, ExecutionContext
 from aqrt.job import JobRequest
 from aqrt.session._policy import JOB_MODE
 from aqrt.testing import FakeBackend
@@ -19,6 +22,45 @@ from aqrt.testing import FakeBackend
 from .support import aqrt_tasks, h_pub
 
 pytestmark = [pytest.mark.asyncio]
+
+
+class _InlineBackend(FakeBackend):
+    """Runs a job inline (synchronously, as the local backend runs a tiny job) unless its first
+    circuit is named "slow": that one goes through ``execute`` and takes ``duration``."""
+
+    def __init__(self, duration: float = 1.0) -> None:
+        super().__init__(duration=duration, capabilities=BackendCapabilities(max_session_time=3600, runs_inline=True))
+        self.inline: list[str] = []
+
+    def run_inline(self, request: JobRequest, context: ExecutionContext) -> Any:
+        if request.pubs[0].circuit.name == "slow":
+            return NOT_INLINE
+        self.inline.append(request.job_id)
+        results = [PubResult(DataBin(evs=0.0, shape=())) for _ in request.pubs]
+        return PrimitiveResult(results, metadata={"version": 2})
+
+
+def _runners() -> list[asyncio.Task[object]]:
+    return [task for task in aqrt_tasks() if task.get_name().startswith("aqrt runner")]
+
+
+@contextlib.contextmanager
+def _tasks_started() -> Iterator[list[str]]:
+    """The names of the tasks started on the running loop meanwhile."""
+    loop = asyncio.get_running_loop()
+    names: list[str] = []
+    previous = loop.get_task_factory()
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        task = previous(loop, coro, **kwargs) if previous is not None else asyncio.Task(coro, loop=loop, **kwargs)
+        names.append(task.get_name())
+        return task
+
+    loop.set_task_factory(factory)
+    try:
+        yield names
+    finally:
+        loop.set_task_factory(previous)
 
 
 class _NonSuspendingBackend(FakeBackend):
@@ -123,6 +165,63 @@ async def test_a_runner_yields_even_when_the_backend_never_suspends() -> None:
     # The runner yields after each millisecond of work, so the ticker ran all along (without
     # that, one runner would settle all 3000 jobs in one go: a tick or two).
     assert ticks > 10, f"the loop ticked {ticks} times in {elapsed:.3f} s"
+
+
+async def test_jobs_awaited_one_by_one_are_settled_inline_without_a_runner_task() -> None:
+    backend = _InlineBackend()
+    async with Session(backend=backend) as session:
+        estimator = Estimator()
+        await estimator.run([h_pub()])  # the supervisor starts
+        with _tasks_started() as started:
+            for _ in range(5):
+                job = estimator.run([h_pub()])
+                assert job.status() is JobStatus.QUEUED  # run() never settles a job itself
+                await job
+                assert job.status() is JobStatus.DONE
+        assert session.status() is SessionState.ACTIVE
+    assert started == []  # the supervisor settled them: no runner, no task of any kind
+    assert len(backend.inline) == 6 and backend.log == []  # none went through execute
+
+
+@pytest.mark.looptime
+async def test_a_job_not_run_inline_gets_a_runner_and_the_queue_keeps_its_order(looptime) -> None:
+    backend = _InlineBackend(duration=10)
+    slow = h_pub()
+    slow[0].name = "slow"
+    finished: list[object] = []
+    async with Session(backend=backend):
+        estimator = Estimator()
+        jobs = [estimator.run([pub]) for pub in (h_pub(), slow, h_pub(), h_pub())]
+        for job in jobs:
+            job.add_done_callback(finished.append)
+        await asyncio.gather(*jobs)
+        assert looptime == 10
+        assert not _runners()  # the runner left with the queue empty
+        await estimator.run([h_pub()])  # and the next inline job needs none
+    assert finished == jobs  # one job at a time, in submission order: the last two waited
+    assert [event for event, _, _ in backend.log] == ["start", "end"]
+    assert len(backend.inline) == 4
+
+
+async def test_inline_jobs_settled_by_the_supervisor_yield_to_the_loop() -> None:
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticking = asyncio.ensure_future(ticker())
+    await asyncio.sleep(0)
+    async with Session(backend=_InlineBackend()):
+        estimator = Estimator()
+        jobs = [estimator.run([h_pub()]) for _ in range(3000)]
+        ticks = 0
+        await asyncio.wait(jobs)
+    ticking.cancel()
+    assert all(job.status() is JobStatus.DONE for job in jobs)
+    assert ticks > 10, f"the loop ticked {ticks} times while 3000 inline jobs settled"
 
 
 async def test_a_job_mode_primitive_made_once_serves_event_loops_in_several_threads() -> None:
