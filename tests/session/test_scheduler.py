@@ -141,7 +141,12 @@ async def test_a_job_mode_job_cancelled_before_it_starts_never_reaches_the_backe
     assert not aqrt_tasks()
 
 
-async def test_a_runner_yields_even_when_the_backend_never_suspends() -> None:
+@pytest.mark.parametrize(
+    "backend_type",
+    [_NonSuspendingBackend, _InlineBackend],
+    ids=["execute-never-suspends", "inline-settled-by-the-supervisor"],
+)
+async def test_a_stream_of_jobs_that_never_suspend_yields_to_the_loop(backend_type: type[FakeBackend]) -> None:
     loop = asyncio.get_running_loop()
     ticks = 0
 
@@ -153,7 +158,7 @@ async def test_a_runner_yields_even_when_the_backend_never_suspends() -> None:
 
     ticking = asyncio.ensure_future(ticker())
     await asyncio.sleep(0)
-    async with Session(backend=_NonSuspendingBackend()):
+    async with Session(backend=backend_type()):
         estimator = Estimator()
         jobs = [estimator.run([h_pub()]) for _ in range(3000)]
         ticks = 0
@@ -162,8 +167,8 @@ async def test_a_runner_yields_even_when_the_backend_never_suspends() -> None:
         elapsed = loop.time() - started
     ticking.cancel()
     assert all(job.status() is JobStatus.DONE for job in jobs)
-    # The runner yields after each millisecond of work, so the ticker ran all along (without
-    # that, one runner would settle all 3000 jobs in one go: a tick or two).
+    # The runner (or the supervisor, settling inline jobs) yields after each millisecond of work,
+    # so the ticker ran all along (without that, all 3000 jobs settle in one go: a tick or two).
     assert ticks > 10, f"the loop ticked {ticks} times in {elapsed:.3f} s"
 
 
@@ -201,27 +206,6 @@ async def test_a_job_not_run_inline_gets_a_runner_and_the_queue_keeps_its_order(
     assert finished == jobs  # one job at a time, in submission order: the last two waited
     assert [event for event, _, _ in backend.log] == ["start", "end"]
     assert len(backend.inline) == 4
-
-
-async def test_inline_jobs_settled_by_the_supervisor_yield_to_the_loop() -> None:
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0)
-
-    ticking = asyncio.ensure_future(ticker())
-    await asyncio.sleep(0)
-    async with Session(backend=_InlineBackend()):
-        estimator = Estimator()
-        jobs = [estimator.run([h_pub()]) for _ in range(3000)]
-        ticks = 0
-        await asyncio.wait(jobs)
-    ticking.cancel()
-    assert all(job.status() is JobStatus.DONE for job in jobs)
-    assert ticks > 10, f"the loop ticked {ticks} times while 3000 inline jobs settled"
 
 
 async def test_a_job_mode_primitive_made_once_serves_event_loops_in_several_threads() -> None:
