@@ -370,13 +370,11 @@ class Scheduler:
         run_inline = self._run_inline
         if run_inline is None or self._runners or not self.queue:
             return
-        shared_cache = self.cache if self._shares_cache else None
         running = self.running
         slice_started = time.perf_counter()
         while self.queue and (job := self._take_next()) is not None:
-            cache = shared_cache if shared_cache is not None else {}
             try:
-                inline = job._pending_check is None and settle_inline(job, run_inline, cache)
+                inline = job._pending_check is None and settle_inline(job, run_inline, self._job_cache())
             except BaseException:
                 running.discard(job)
                 raise
@@ -425,7 +423,7 @@ class Scheduler:
         """Job mode: run ``job`` with a fresh cache, unless it was cancelled before it started."""
         if job.status() is not JobStatus.QUEUED:
             return
-        cache = self.cache if self._shares_cache else {}
+        cache = self._job_cache()
         run_inline = self._run_inline
         if run_inline is None or job._pending_check is not None or not settle_inline(job, run_inline, cache):
             assert self.backend is not None
@@ -438,19 +436,16 @@ class Scheduler:
             backend = self.backend
             assert backend is not None
             run_inline = self._run_inline
-            shared_cache = self.cache if self._shares_cache else None
             running = self.running
             if first is not None:
                 try:
-                    await run_job(
-                        first, backend, shared_cache if shared_cache is not None else {}, on_start=self._note_started
-                    )
+                    await run_job(first, backend, self._job_cache(), on_start=self._note_started)
                 finally:
                     running.discard(first)
             slice_started = time.perf_counter()
             # The queue is looked at first so a runner whose queue is empty leaves without a call.
             while self.queue and (job := self._take_next()) is not None:
-                cache = shared_cache if shared_cache is not None else {}
+                cache = self._job_cache()
                 try:
                     if (
                         run_inline is None
@@ -471,6 +466,10 @@ class Scheduler:
             self._runners -= 1
             if self._wakeup is not None:  # the supervisor, if any, may spawn or finish now
                 self._wakeup.set()
+
+    def _job_cache(self) -> dict[Any, Any]:
+        """The cache a job runs with: the session's, or a fresh one where the policy shares none."""
+        return self.cache if self._shares_cache else {}
 
     def _take_next(self) -> Job | None:
         """The next job to run, None when nothing may start now. It is marked running by
