@@ -219,6 +219,7 @@ class Job:
         "_request",
         "_result",
         "_running",
+        "_settle_now",
         "_status",
         "_waiters",
         "_warned",
@@ -243,6 +244,9 @@ class Job:
         # The validation of the job's PUBs, when its session defers it to the engine worker (see
         # Scheduler.submit's check); run, then cleared, before the job starts.
         self._pending_check: Callable[[], None] | None = None
+        # The session's offer to settle the job on the task that awaits it, before it waits: a
+        # tiny job awaited right after run() then costs no trip through the event loop.
+        self._settle_now: Callable[[Job], None] | None = None
         self._warned = False  # whether reading the result checked it for options not applied
         # What to call once final: a list made by the first add_done_callback (most jobs get none).
         self._done_callbacks: list[Callable[[Job], None]] | None = None
@@ -406,6 +410,8 @@ class Job:
         # future, no coroutines (thousands of jobs are gathered at once). Under asyncio it waits
         # on its future here rather than through _until_final's _Waiting: one generator frame
         # less to make and to resume per awaited job.
+        if not self._final and self._settle_now is not None:
+            self._settle_now(self)
         if not self._final:
             if self._loop is None:
                 yield from self._until_final().__await__()
@@ -420,6 +426,8 @@ class Job:
 
     def _until_final(self) -> Awaitable[None]:
         """An awaitable that completes when the job is final (each call waits separately)."""
+        if not self._final and self._settle_now is not None:
+            self._settle_now(self)
         if self._final:
             return _Ready()
         if self._loop is not None:

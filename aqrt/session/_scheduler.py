@@ -8,7 +8,9 @@ In a session (a supervised :class:`~aqrt.session._policy.Policy`) jobs go throug
 Runner tasks take jobs off it until it is empty, so a stream of jobs costs no task per job; one
 supervisor task owns the runners and runs the clocks. While no runner exists, the supervisor
 settles the queued jobs the backend runs inline itself (for a slice of work at a time), so jobs
-awaited one by one start no task at all:
+awaited one by one start no task at all. Under asyncio a task awaiting a job settles them first
+(up to its own, see :meth:`Scheduler._settle_for_awaiter`): such a job costs no trip through the
+event loop either.
 
 - ``max_time`` counts from the moment the first job *starts running*; when it runs out the
   session expires: running jobs finish, queued jobs fail with ``SessionExpiredError``.
@@ -137,6 +139,13 @@ class Scheduler:
         self._new_event: Callable[[], asyncio.Event | anyio.Event] = anyio.Event
         self._runners = 0
         self._clock: Callable[[], float] | None = None
+        # Settling on awaiting tasks (asyncio): the offer jobs carry, when the slice of inline work
+        # done on them since the loop last ran its callbacks began, and a job they took that the
+        # backend does not run inline (the supervisor starts a runner with it).
+        self._settle_awaited: Callable[[Job], None] | None = None
+        self._supervising = False  # the supervisor's loop runs (the session is open, remotely too)
+        self._awaited_slice: float | None = None
+        self._handed_over: Job | None = None
 
     @classmethod
     def for_job_mode(cls, backend: Backend) -> Scheduler:
@@ -218,6 +227,7 @@ class Scheduler:
             self.first_job = job
             job.add_done_callback(self._on_first_job_final)  # only the first job's fate matters here
         if self._supervised:
+            job._settle_now = self._settle_awaited
             self.queue.append(job)
             self._start_supervisor()
             self._wake()
@@ -329,6 +339,8 @@ class Scheduler:
         self._supervisor_done = anyio.Event()
         self._new_event = event_factory()
         self._wakeup = self._new_event()
+        if self._new_event is asyncio.Event and self._run_inline is not None:
+            self._settle_awaited = self._settle_for_awaiter
         spawn_detached(self._supervise, name=f"aqrt supervisor {self.session_id}")
 
     def _wake(self) -> None:
@@ -342,9 +354,14 @@ class Scheduler:
                 await self._on_start()
             async with anyio.create_task_group() as task_group:
                 self._supervisor_ready.set()
+                self._supervising = True
                 while True:
                     wakeup = self._wakeup = self._new_event()
                     self._apply_clocks()
+                    handed_over, self._handed_over = self._handed_over, None
+                    if handed_over is not None:
+                        self._runners += 1
+                        task_group.start_soon(self._run_queue, handed_over, name=f"aqrt runner {self.session_id}")
                     self._settle_queued_inline(task_group)
                     self._spawn_runners(task_group)
                     if self._drained():
@@ -355,6 +372,7 @@ class Scheduler:
             if not isinstance(exc, Exception):
                 raise
         finally:
+            self._supervising = False
             self.accepting = False
             self._finish_state()
             self._supervisor_ready.set()
@@ -385,6 +403,49 @@ class Scheduler:
             running.discard(job)
             if time.perf_counter() - slice_started > _RUNNER_SLICE:
                 return
+
+    def _settle_for_awaiter(self, job: Job) -> None:
+        """Settle queued jobs the backend runs inline, from the head of the queue up to ``job``,
+        on the task that is about to await ``job`` (asyncio only): a job awaited right after
+        ``run()`` then finishes without a trip through the event loop. Only while nothing runs
+        and no runner exists, as the supervisor settles them, and for a slice of work at a time
+        between two turns of the loop, so a loop of awaited jobs cannot starve it. A job the
+        backend does not run inline goes to the supervisor, which starts a runner with it."""
+        if not self._supervising or self._runners or self.running or not self.queue or self._handed_over is not None:
+            return
+        loop = job._loop
+        if loop is None or asyncio._get_running_loop() is not loop:
+            return
+        slice_started = self._awaited_slice
+        if slice_started is None:
+            slice_started = self._awaited_slice = time.perf_counter()
+            loop.call_soon(self._end_awaited_slice)
+        elif time.perf_counter() - slice_started > _RUNNER_SLICE:
+            return
+        run_inline = self._run_inline
+        assert run_inline is not None
+        running = self.running
+        while not job._final and self.queue and (taken := self._take_next()) is not None:
+            try:
+                inline = taken._pending_check is None and settle_inline(taken, run_inline, self._job_cache())
+            except BaseException as exc:  # not the job's failure (settle_inline settles those): the task's
+                running.discard(taken)
+                error = JobFailedError(f"job {taken.job_id} was interrupted: {exc!r}", job_id=taken.job_id)
+                error.__cause__ = exc
+                taken._settle_error(error)
+                raise
+            if not inline:
+                self._handed_over = taken
+                self._wake()
+                return
+            running.discard(taken)
+            if time.perf_counter() - slice_started > _RUNNER_SLICE:
+                break
+        if not self.queue:
+            self._apply_clocks()  # idle from now: the interactive timeout counts from here
+
+    def _end_awaited_slice(self) -> None:
+        self._awaited_slice = None
 
     def _spawn_runners(self, task_group: anyio.abc.TaskGroup) -> None:
         if self.state is SessionState.EXPIRED:

@@ -184,8 +184,78 @@ async def test_jobs_awaited_one_by_one_are_settled_inline_without_a_runner_task(
                 await job
                 assert job.status() is JobStatus.DONE
         assert session.status() is SessionState.ACTIVE
-    assert started == []  # the supervisor settled them: no runner, no task of any kind
+    assert started == []  # settled by the awaiting task: no runner, no task of any kind
     assert len(backend.inline) == 6 and backend.log == []  # none went through execute
+
+
+async def _outcome(job: Any) -> Any:
+    return await job
+
+
+async def test_a_job_awaited_right_after_run_is_settled_without_suspending() -> None:
+    backend = _InlineBackend()
+    async with Session(backend=backend):
+        estimator = Estimator()
+        await estimator.run([h_pub()])  # the supervisor starts
+        await asyncio.sleep(0)  # a turn of the loop: a fresh slice for the awaiting task
+        job = estimator.run([h_pub()])
+        waiting = _outcome(job)
+        with pytest.raises(StopIteration) as stopped:  # finished on its first step: no trip through the loop
+            waiting.send(None)
+        assert stopped.value.value is job._result and job.status() is JobStatus.DONE
+    assert len(backend.inline) == 2
+
+
+@pytest.mark.looptime
+async def test_an_awaited_job_settles_the_jobs_before_it_and_hands_one_not_run_inline_to_a_runner(looptime) -> None:
+    backend = _InlineBackend(duration=10)
+    slow = h_pub()
+    slow[0].name = "slow"
+    settled_on: dict[str, str] = {}
+    finished: list[object] = []
+
+    def note(job: Any) -> None:
+        finished.append(job)
+        settled_on[job.job_id] = asyncio.current_task().get_name()  # type: ignore[union-attr]
+
+    async with Session(backend=backend):
+        estimator = Estimator()
+        await estimator.run([h_pub()])  # the supervisor starts
+        await asyncio.sleep(0)
+        jobs = [estimator.run([pub]) for pub in (h_pub(), slow, h_pub())]
+        for job in jobs:
+            job.add_done_callback(note)
+        await jobs[2]
+        assert looptime == 10 and not _runners()
+    here = asyncio.current_task().get_name()  # type: ignore[union-attr]
+    assert finished == jobs  # in submission order, one at a time
+    # The awaiting task settled the first and handed the slow one over; its runner went on with the last.
+    assert settled_on[jobs[0].job_id] == here
+    assert [settled_on[job.job_id].startswith("aqrt runner") for job in jobs[1:]] == [True, True]
+    assert [event for event, _, _ in backend.log] == ["start", "end"]
+    assert len(backend.inline) == 3
+
+
+async def test_jobs_awaited_one_by_one_still_let_the_loop_run() -> None:
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticking = asyncio.ensure_future(ticker())
+    async with Session(backend=_InlineBackend()):
+        estimator = Estimator()
+        await estimator.run([h_pub()])
+        ticks = 0
+        for _ in range(3000):
+            await estimator.run([h_pub()])
+    ticking.cancel()
+    # Each awaiting task settles at most a millisecond of jobs between two turns of the loop; without
+    # that bound a loop of awaits never suspends and the ticker never runs.
+    assert ticks > 10, f"the loop ticked {ticks} times"
 
 
 @pytest.mark.looptime
