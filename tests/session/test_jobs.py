@@ -34,6 +34,22 @@ async def test_thousand_jobs_gathered_in_one_session_on_the_local_backend() -> N
     assert len({job.job_id for job in jobs}) == 1000
 
 
+async def test_statistics_count_every_job_after_the_session_drops_finished_ones() -> None:
+    async with Session(service=LocalService()) as session:
+        estimator = Estimator()
+        for index in range(300):
+            job = estimator.run([_pub()])
+            if index % 100 == 50:  # not the first job: its cancellation would fail the others
+                assert job.cancel()
+            else:
+                await job
+        statistics = session.statistics()
+        assert len(session._admission.jobs) < 100  # finished jobs are counted, then let go
+    assert statistics["total"] == 300 and statistics["finished"] == 300
+    assert (statistics["done"], statistics["cancelled"], statistics["queued"]) == (297, 3, 0)
+    assert statistics["usage_seconds"] >= 0
+
+
 @pytest.mark.looptime
 async def test_as_completed_and_wait_work_with_jobs(looptime) -> None:
     backend = FakeBackend(durations={0: 30, 1: 10, 2: 20})
