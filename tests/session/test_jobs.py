@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import anyio
 import numpy as np
 import pytest
 from qiskit import QuantumCircuit
@@ -11,6 +12,7 @@ from qiskit.circuit import Parameter
 from qiskit.quantum_info import SparsePauliOp
 
 from aqrt import Batch, Estimator, JobCancelledError, JobStatus, LocalService, Session
+from aqrt.engine import warmup
 from aqrt.testing import FakeBackend
 
 pytestmark = [pytest.mark.asyncio]
@@ -142,6 +144,9 @@ async def test_cancelling_a_running_local_job_stops_the_worker_promptly() -> Non
         for q in range(19):
             circuit.cx(q, q + 1)
     observable = SparsePauliOp("Z" * 20)
+    # The wide kernels loaded first: a job waits for its tiers to load (a second in a fresh
+    # process), and that wait, not the engine's polling, is what this test would time otherwise.
+    await anyio.to_thread.run_sync(lambda: warmup("complex128", ("wide",)))
     async with Session(service=LocalService()):
         await Estimator().run([_pub(0.1)])  # the first job fills the cache; it must not be cancelled
         slow = Estimator().run([(circuit, observable, np.linspace(0, 1, 4))])
