@@ -25,6 +25,11 @@ time, and the time the garbage collector paused the process in that run, per job
 small-state kernels are loaded before anything is timed: the rows are the steady
 state (a process's first jobs are ``benchmarks/first_run.py``'s subject).
 
+The report ends with two floors. The compute floor: the same PUB computed synchronously, with no
+job machinery. The asyncio floor: ``asyncio.gather`` of N awaitables that each wait on a future
+set later (as a job handle, which is not a future, waits), with nothing else: what the gathered
+rows cost in asyncio alone, whatever runs the jobs.
+
 Usage::
 
     python benchmarks/overhead.py [--jobs N] [--repeat R] [--json PATH] [--profile PATH]
@@ -238,6 +243,46 @@ def measure_floor(call: Callable[[], Any], n: int, repeat: int, warmup: int) -> 
 # -- measurement ----------------------------------------------------------------------------------
 
 
+# -- asyncio floor: what gathering N awaitable job handles costs before any job machinery -------------
+
+
+class _WaitingHandle:
+    """An awaitable that is not a future (as ``aqrt.Job`` is not): awaiting it makes a future,
+    which a later callback sets."""
+
+    __slots__ = ("_made",)
+
+    def __init__(self, made: list[asyncio.Future[None]]) -> None:
+        self._made = made
+
+    def __await__(self) -> Any:
+        future = asyncio.get_running_loop().create_future()
+        self._made.append(future)
+        return (yield from future)
+
+
+async def _gather_handles(n: int) -> float:
+    loop = asyncio.get_running_loop()
+    made: list[asyncio.Future[None]] = []
+
+    def settle() -> None:
+        for future in made:
+            future.set_result(None)
+
+    start = time.perf_counter()
+    gathering = asyncio.gather(*(_WaitingHandle(made) for _ in range(n)))
+    loop.call_soon(settle)  # after every handle's task has made its future
+    await gathering
+    return time.perf_counter() - start
+
+
+def asyncio_floor(n: int, repeat: int) -> list[float]:
+    """Seconds to ``asyncio.gather`` N handles that each wait on a future set later: a task per
+    handle, a wake-up per future, gather's callback per task. A job handle awaited this way
+    costs at least this much, whatever runs the job."""
+    return [asyncio.run(_gather_handles(n)) for _ in range(repeat)]
+
+
 def measure(func: Contender, pub: Any, n: int, repeat: int, warmup: int) -> tuple[list[float], list[Any]]:
     """Warm up, then time ``repeat`` runs; returns the run times and the last run's results."""
     func(pub, warmup)  # untimed: imports, thread pools, pass managers, caches
@@ -407,11 +452,14 @@ def run_benchmark(n: int, repeat: int, warmup: int) -> dict[str, Any]:
             entry["end_to_end_best_us"] = end_to_end["best_us"]
             entry["overhead_best_us"] = end_to_end["best_us"] - entry["best_us"]
             floor_rows.append(entry)
+    print("  measuring the asyncio floor ...", file=sys.stderr, flush=True)
+    floor_times = asyncio_floor(n, repeat)
+    asyncio_row = {"times_s": floor_times, "best_us": min(floor_times) / n * 1e6}
     for row in rows:
         base = next(r for r in rows if r["circuit"] == row["circuit"] and r["contender"] == AQRT_BASELINE)
         row["ratio_vs_aqrt_best"] = row["best_us"] / base["best_us"]
         row["ratio_vs_aqrt_median"] = row["median_us"] / base["median_us"]
-    return {"rows": rows, "compute_floor": floor_rows, "disagreements": disagreements}
+    return {"rows": rows, "compute_floor": floor_rows, "asyncio_floor": asyncio_row, "disagreements": disagreements}
 
 
 # -- output ---------------------------------------------------------------------------------------
@@ -483,6 +531,12 @@ def format_report(facts: dict[str, Any], config: dict[str, Any], outcome: dict[s
             f"{entry['circuit']:<8}{entry['engine']:<36}{entry['best_us']:>14.1f}"
             f"{entry['end_to_end_best_us']:>19.1f}{entry['overhead_best_us']:>17.1f}"
         )
+    lines.append("")
+    lines.append(
+        f"asyncio floor: gathering {config['jobs']} awaitables that each wait on a future set later "
+        f"(a task, a wake-up and gather's callback each, no job machinery): "
+        f"{outcome['asyncio_floor']['best_us']:.1f} µs/job (best of {config['repeat']})"
+    )
     lines.append("")
     if outcome["disagreements"]:
         lines += outcome["disagreements"]
