@@ -40,6 +40,13 @@ class _InlineBackend(FakeBackend):
         return PrimitiveResult(results, metadata={"version": 2})
 
 
+def _slow_pub() -> Any:
+    """A PUB that :class:`_InlineBackend` runs through ``execute`` (its circuit is named "slow")."""
+    pub = h_pub()
+    pub[0].name = "slow"
+    return pub
+
+
 def _runners() -> list[asyncio.Task[object]]:
     return [task for task in aqrt_tasks() if task.get_name().startswith("aqrt runner")]
 
@@ -142,11 +149,13 @@ async def test_a_job_mode_job_cancelled_before_it_starts_never_reaches_the_backe
 
 
 @pytest.mark.parametrize(
-    "backend_type",
-    [_NonSuspendingBackend, _InlineBackend],
-    ids=["execute-never-suspends", "inline-settled-by-the-supervisor"],
+    ("backend_type", "one_by_one"),
+    [(_NonSuspendingBackend, False), (_InlineBackend, False), (_InlineBackend, True)],
+    ids=["execute-never-suspends", "inline-settled-by-the-supervisor", "inline-settled-by-each-awaiting-task"],
 )
-async def test_a_stream_of_jobs_that_never_suspend_yields_to_the_loop(backend_type: type[FakeBackend]) -> None:
+async def test_a_stream_of_jobs_that_never_suspend_yields_to_the_loop(
+    backend_type: type[FakeBackend], one_by_one: bool
+) -> None:
     loop = asyncio.get_running_loop()
     ticks = 0
 
@@ -160,15 +169,22 @@ async def test_a_stream_of_jobs_that_never_suspend_yields_to_the_loop(backend_ty
     await asyncio.sleep(0)
     async with Session(backend=backend_type()):
         estimator = Estimator()
-        jobs = [estimator.run([h_pub()]) for _ in range(3000)]
         ticks = 0
         started = loop.time()
-        await asyncio.wait(jobs)
+        if one_by_one:
+            jobs = []
+            for _ in range(3000):
+                jobs.append(estimator.run([h_pub()]))
+                await jobs[-1]
+        else:
+            jobs = [estimator.run([h_pub()]) for _ in range(3000)]
+            await asyncio.wait(jobs)
         elapsed = loop.time() - started
     ticking.cancel()
     assert all(job.status() is JobStatus.DONE for job in jobs)
-    # The runner (or the supervisor, settling inline jobs) yields after each millisecond of work,
-    # so the ticker ran all along (without that, all 3000 jobs settle in one go: a tick or two).
+    # The runner, the supervisor or the awaiting task (settling inline jobs) yields after each
+    # millisecond of work, so the ticker ran all along (without that, all 3000 jobs settle in one
+    # go: a tick or two; awaited one by one, none at all).
     assert ticks > 10, f"the loop ticked {ticks} times in {elapsed:.3f} s"
 
 
@@ -209,8 +225,7 @@ async def test_a_job_awaited_right_after_run_is_settled_without_suspending() -> 
 @pytest.mark.looptime
 async def test_an_awaited_job_settles_the_jobs_before_it_and_hands_one_not_run_inline_to_a_runner(looptime) -> None:
     backend = _InlineBackend(duration=10)
-    slow = h_pub()
-    slow[0].name = "slow"
+    slow = _slow_pub()
     settled_on: dict[str, str] = {}
     finished: list[object] = []
 
@@ -236,33 +251,10 @@ async def test_an_awaited_job_settles_the_jobs_before_it_and_hands_one_not_run_i
     assert len(backend.inline) == 3
 
 
-async def test_jobs_awaited_one_by_one_still_let_the_loop_run() -> None:
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0)
-
-    ticking = asyncio.ensure_future(ticker())
-    async with Session(backend=_InlineBackend()):
-        estimator = Estimator()
-        await estimator.run([h_pub()])
-        ticks = 0
-        for _ in range(3000):
-            await estimator.run([h_pub()])
-    ticking.cancel()
-    # Each awaiting task settles at most a millisecond of jobs between two turns of the loop; without
-    # that bound a loop of awaits never suspends and the ticker never runs.
-    assert ticks > 10, f"the loop ticked {ticks} times"
-
-
 @pytest.mark.looptime
 async def test_a_job_not_run_inline_gets_a_runner_and_the_queue_keeps_its_order(looptime) -> None:
     backend = _InlineBackend(duration=10)
-    slow = h_pub()
-    slow[0].name = "slow"
+    slow = _slow_pub()
     finished: list[object] = []
     async with Session(backend=backend):
         estimator = Estimator()
