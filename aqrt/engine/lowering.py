@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import gates
+from .kernels import dtype_name
 from .noise import CHANNEL_INSTRUCTION, Channel
 from .ops import CTRL, CX, DENSE, DIAG, PERM, SEL, BoundProgram, OpArrays, SweepAngles
 
@@ -166,9 +167,10 @@ class LoweredCircuit:
     def sweep_plan(self, dtype: np.dtype) -> SweepPlan | None:
         """The program's structure for sweeps at ``dtype`` (made once, kept), or None when a
         parameterised gate has no in-kernel formula (:data:`SWEEP_GATES`)."""
-        if dtype.name not in self._sweep_plans:
-            self._sweep_plans[dtype.name] = _shared_sweep_plan(self, dtype)
-        return self._sweep_plans[dtype.name]
+        name = dtype_name(dtype)  # numpy's dtype.name is Python code, asked at every bind
+        if name not in self._sweep_plans:
+            self._sweep_plans[name] = _shared_sweep_plan(self, dtype)
+        return self._sweep_plans[name]
 
 
 def lower_circuit(circuit: Any, parameter_names: Sequence[str] | None = None) -> LoweredCircuit:
