@@ -10,7 +10,7 @@ supervisor task owns the runners and runs the clocks. While no runner exists, th
 settles the queued jobs the backend runs inline itself (for a slice of work at a time), so jobs
 awaited one by one start no task at all. Under asyncio a task awaiting a job settles them first
 (up to its own, see :meth:`Scheduler._settle_for_awaiter`): such a job costs no trip through the
-event loop either.
+event loop either. So does a job-mode job awaited right after ``run()``.
 
 - ``max_time`` counts from the moment the first job *starts running*; when it runs out the
   session expires: running jobs finish, queued jobs fail with ``SessionExpiredError``.
@@ -90,6 +90,28 @@ class SessionCache(collections.OrderedDict[Any, Any]):
             self.popitem(last=False)
 
 
+class _AwaiterSlices:
+    """The slices of inline work done on tasks that await jobs, per event loop (a job-mode
+    scheduler serves several loops, in several threads): a slice opens at the first such work
+    after a turn of the loop and ends at its next turn."""
+
+    __slots__ = ("_started",)
+
+    def __init__(self) -> None:
+        self._started: dict[asyncio.AbstractEventLoop, float] = {}
+
+    def open(self, loop: asyncio.AbstractEventLoop) -> float | None:
+        """When ``loop``'s current slice began (``time.perf_counter``), or None if it has run
+        out: the awaiting task waits instead, and the loop turns."""
+        started = self._started.get(loop)
+        if started is None:
+            started = self._started[loop] = time.perf_counter()
+            loop.call_soon(self._started.pop, loop, None)
+        elif time.perf_counter() - started > _RUNNER_SLICE:
+            return None
+        return started
+
+
 class Scheduler:
     """Runs the jobs of one session, or of job mode, on one backend.
 
@@ -139,12 +161,12 @@ class Scheduler:
         self._new_event: Callable[[], asyncio.Event | anyio.Event] = anyio.Event
         self._runners = 0
         self._clock: Callable[[], float] | None = None
-        # Settling on awaiting tasks (asyncio): the offer jobs carry, when the slice of inline work
-        # done on them since the loop last ran its callbacks began, and a job they took that the
-        # backend does not run inline (the supervisor starts a runner with it).
+        # Settling on awaiting tasks (asyncio): the offer a session's jobs carry, the slices of
+        # inline work done on awaiting tasks, and a job they took that the backend does not run
+        # inline (the supervisor starts a runner with it).
         self._settle_awaited: Callable[[Job], None] | None = None
         self._supervising = False  # the supervisor's loop runs (the session is open, remotely too)
-        self._awaited_slice: float | None = None
+        self._awaiter_slices = _AwaiterSlices()
         self._handed_over: Job | None = None
 
     @classmethod
@@ -235,6 +257,8 @@ class Scheduler:
             # Job mode: each job runs at once on a runtime-owned task of its own. No queue is
             # shared between them, so a primitive made once (at import, say) may serve several
             # event loops, one after another or in several threads at once.
+            if self._run_inline is not None:
+                job._settle_now = self._settle_alone_for_awaiter
             spawn_detached(functools.partial(self._run_alone, job), name=f"aqrt job {job.job_id}")
         return job
 
@@ -416,11 +440,8 @@ class Scheduler:
         loop = job._loop
         if loop is None or asyncio._get_running_loop() is not loop:
             return
-        slice_started = self._awaited_slice
+        slice_started = self._awaiter_slices.open(loop)
         if slice_started is None:
-            slice_started = self._awaited_slice = time.perf_counter()
-            loop.call_soon(self._end_awaited_slice)
-        elif time.perf_counter() - slice_started > _RUNNER_SLICE:
             return
         run_inline = self._run_inline
         assert run_inline is not None
@@ -444,8 +465,19 @@ class Scheduler:
         if not self.queue:
             self._apply_clocks()  # idle from now: the interactive timeout counts from here
 
-    def _end_awaited_slice(self) -> None:
-        self._awaited_slice = None
+    def _settle_alone_for_awaiter(self, job: Job) -> None:
+        """Job mode: settle ``job`` on the task that is about to await it, if the backend runs it
+        inline (asyncio only, a slice of work at a time, as in a session); the task ``run()``
+        started for it then finds it settled. One the backend does not run inline is left RUNNING
+        to that task, which runs it through ``execute``."""
+        if job._status is not JobStatus.QUEUED or job._pending_check is not None:
+            return
+        loop = job._loop
+        if loop is None or asyncio._get_running_loop() is not loop or self._awaiter_slices.open(loop) is None:
+            return
+        run_inline = self._run_inline
+        assert run_inline is not None
+        settle_inline(job, run_inline, self._job_cache())
 
     def _spawn_runners(self, task_group: anyio.abc.TaskGroup) -> None:
         if self.state is SessionState.EXPIRED:
@@ -481,8 +513,14 @@ class Scheduler:
     # -- runners ------------------------------------------------------------------------------------
 
     async def _run_alone(self, job: Job) -> None:
-        """Job mode: run ``job`` with a fresh cache, unless it was cancelled before it started."""
-        if job.status() is not JobStatus.QUEUED:
+        """Job mode: run ``job`` with a fresh cache, unless it was cancelled before it started (or
+        settled by its awaiting task)."""
+        status = job.status()
+        if status is JobStatus.RUNNING:  # its awaiting task offered it to the inline runner, which refused it
+            assert self.backend is not None
+            await run_job(job, self.backend, self._job_cache())
+            return
+        if status is not JobStatus.QUEUED:
             return
         cache = self._job_cache()
         run_inline = self._run_inline

@@ -251,6 +251,29 @@ async def test_an_awaited_job_settles_the_jobs_before_it_and_hands_one_not_run_i
     assert len(backend.inline) == 3
 
 
+async def test_a_job_mode_job_awaited_right_after_run_is_settled_without_suspending() -> None:
+    backend = _InlineBackend()
+    estimator = Estimator(mode=backend)
+    job = estimator.run([h_pub()])
+    waiting = _outcome(job)
+    with pytest.raises(StopIteration) as stopped:  # settled by the awaiting task, not by the job's own
+        waiting.send(None)
+    assert stopped.value.value is job._result and job.status() is JobStatus.DONE
+    await asyncio.sleep(0)  # the job's own task runs, finds it settled and leaves
+    assert not aqrt_tasks()
+    assert len(backend.inline) == 1
+
+
+@pytest.mark.looptime
+async def test_a_job_mode_job_not_run_inline_is_run_by_its_own_task_after_its_awaiter_offered_it(looptime) -> None:
+    backend = _InlineBackend(duration=10)
+    job = Estimator(mode=backend).run([_slow_pub()])
+    assert (await job)[0].data.evs == 0
+    assert looptime == 10 and job.status() is JobStatus.DONE
+    assert backend.inline == [] and [event for event, _, _ in backend.log] == ["start", "end"]
+    assert not aqrt_tasks()
+
+
 @pytest.mark.looptime
 async def test_a_job_not_run_inline_gets_a_runner_and_the_queue_keeps_its_order(looptime) -> None:
     backend = _InlineBackend(duration=10)
