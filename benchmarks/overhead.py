@@ -14,6 +14,7 @@ and the median repetition are reported):
                        (``Estimator().run([pub])``), then ``await asyncio.gather(*jobs)``.
 - ``aqrt Batch``       the same inside ``aqrt.Batch`` (default ``max_concurrency``).
 - ``aqrt sequential``  in a Session, ``await`` each job before submitting the next (latency).
+- ``aqrt job mode, sequential``  the same without a session (``Estimator(mode=backend)``).
 - ``Qiskit StatevectorEstimator``  N x ``est.run([pub])``, then ``.result()`` on each.
 - ``Aer EstimatorV2``  (``qiskit_aer.primitives.EstimatorV2``) the same.
 
@@ -120,13 +121,19 @@ async def _aqrt_concurrent(session_cls: type[Session], pub: Any, n: int) -> tupl
 
 async def _aqrt_sequential(pub: Any, n: int) -> tuple[float, list[Any]]:
     async with Session(backend=BACKEND):
-        estimator = Estimator()
-        results = []
-        start = time.perf_counter()
-        for _ in range(n):
-            results.append(await estimator.run([pub]))
-        elapsed = time.perf_counter() - start
-    return elapsed, results
+        return await _each_awaited(Estimator(), pub, n)
+
+
+async def _aqrt_job_mode(pub: Any, n: int) -> tuple[float, list[Any]]:
+    return await _each_awaited(Estimator(mode=aqrt.LocalService().backend(BACKEND)), pub, n)
+
+
+async def _each_awaited(estimator: Estimator, pub: Any, n: int) -> tuple[float, list[Any]]:
+    results = []
+    start = time.perf_counter()
+    for _ in range(n):
+        results.append(await estimator.run([pub]))
+    return time.perf_counter() - start, results
 
 
 def aqrt_session(pub: Any, n: int) -> tuple[float, list[Any]]:
@@ -139,6 +146,10 @@ def aqrt_batch(pub: Any, n: int) -> tuple[float, list[Any]]:
 
 def aqrt_sequential(pub: Any, n: int) -> tuple[float, list[Any]]:
     return asyncio.run(_aqrt_sequential(pub, n))
+
+
+def aqrt_job_mode(pub: Any, n: int) -> tuple[float, list[Any]]:
+    return asyncio.run(_aqrt_job_mode(pub, n))
 
 
 def _blocking_primitive(estimator: Any, pub: Any, n: int) -> tuple[float, list[Any]]:
@@ -171,6 +182,7 @@ def contenders() -> list[tuple[str, str, Contender]]:
         (AQRT_BASELINE, "concurrent: N x run(), gather", aqrt_session),
         ("aqrt Batch", "concurrent: N x run(), gather", aqrt_batch),
         ("aqrt sequential", "await each job (latency)", aqrt_sequential),
+        ("aqrt job mode, sequential", "no session: await each job", aqrt_job_mode),
         ("Qiskit StatevectorEstimator", "N x run(), .result() each", qiskit_statevector),
     ]
     if AerEstimatorV2 is not None:
