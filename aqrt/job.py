@@ -244,8 +244,9 @@ class Job:
         # The validation of the job's PUBs, when its session defers it to the engine worker (see
         # Scheduler.submit's check); run, then cleared, before the job starts.
         self._pending_check: Callable[[], None] | None = None
-        # The session's offer to settle the job on the task that awaits it, before it waits: a
-        # tiny job awaited right after run() then costs no trip through the event loop.
+        # The scheduler's offer (a session's or job mode's) to settle the job on the task that
+        # awaits it, before it waits: a tiny job awaited right after run() then costs no trip
+        # through the event loop.
         self._settle_now: Callable[[Job], None] | None = None
         self._warned = False  # whether reading the result checked it for options not applied
         # What to call once final: a list made by the first add_done_callback (most jobs get none).
