@@ -54,21 +54,15 @@ def spawn_detached(func: Callable[[], Awaitable[None]], *, name: str) -> None:
     """
     library = sniffio.current_async_library()
     if library == "asyncio":
-        spawn_detached_on(asyncio.get_running_loop(), func, name=name)
+        task = asyncio.get_running_loop().create_task(_as_coroutine(func), name=name)
+        _detached_asyncio_tasks.add(task)  # the loop keeps only weak references
+        task.add_done_callback(_detached_asyncio_tasks.discard)
     elif library == "trio":
         import trio
 
         trio.lowlevel.spawn_system_task(func, name=name)
     else:  # pragma: no cover - anyio supports only these two
         raise RuntimeError(f"unsupported async library {library!r}")
-
-
-def spawn_detached_on(loop: asyncio.AbstractEventLoop, func: Callable[[], Awaitable[None]], *, name: str) -> None:
-    """:func:`spawn_detached` on an asyncio loop known already (from a loop callback, where no
-    task runs for sniffio to recognise the library by)."""
-    task = loop.create_task(_as_coroutine(func), name=name)
-    _detached_asyncio_tasks.add(task)  # the loop keeps only weak references
-    task.add_done_callback(_detached_asyncio_tasks.discard)
 
 
 async def _as_coroutine(func: Callable[[], Awaitable[None]]) -> None:

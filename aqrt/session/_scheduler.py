@@ -41,7 +41,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from .._concurrency import event_factory, loop_clock, spawn_detached, spawn_detached_on, wait_until
+from .._concurrency import event_factory, loop_clock, spawn_detached, wait_until
 from ..backends.base import Backend, ExecutionContext, inline_runner
 from ..errors import (
     InvalidOptionsError,
@@ -254,15 +254,12 @@ class Scheduler:
             self._start_supervisor()
             self._wake()
         else:
-            # Job mode: each job runs at once on a runtime-owned task of its own (under asyncio,
-            # a job the backend runs inline is settled by a callback, with no task). No queue is
+            # Job mode: each job runs at once on a runtime-owned task of its own. No queue is
             # shared between them, so a primitive made once (at import, say) may serve several
             # event loops, one after another or in several threads at once.
-            if self._run_inline is not None and job._loop is not None:
+            if self._run_inline is not None:
                 job._settle_now = self._settle_alone_for_awaiter
-                job._loop.call_soon(self._start_alone, job)
-            else:
-                spawn_detached(functools.partial(self._run_alone, job), name=f"aqrt job {job.job_id}")
+            spawn_detached(functools.partial(self._run_alone, job), name=f"aqrt job {job.job_id}")
         return job
 
     def reservation(self) -> _Reservation | _NoReservation:
@@ -468,27 +465,11 @@ class Scheduler:
         if not self.queue:
             self._apply_clocks()  # idle from now: the interactive timeout counts from here
 
-    def _start_alone(self, job: Job) -> None:
-        """Job mode, asyncio: settle ``job`` here, a loop callback, if the backend runs it inline
-        (and it is still queued) and the slice of inline work since the loop's last turn has
-        room; else start its task, as job mode does for every job under trio."""
-        loop = job._loop
-        assert loop is not None and self._run_inline is not None
-        if (
-            job._status is JobStatus.QUEUED
-            and job._pending_check is None
-            and self._awaiter_slices.open(loop) is not None
-            and settle_inline(job, self._run_inline, self._job_cache())
-        ):
-            return
-        if not job._final:
-            spawn_detached_on(loop, functools.partial(self._run_alone, job), name=f"aqrt job {job.job_id}")
-
     def _settle_alone_for_awaiter(self, job: Job) -> None:
         """Job mode: settle ``job`` on the task that is about to await it, if the backend runs it
-        inline (asyncio only, a slice of work at a time, as in a session); the callback ``run()``
-        scheduled for it then finds it settled. One the backend does not run inline is left
-        RUNNING: that callback starts its task, which runs it through ``execute``."""
+        inline (asyncio only, a slice of work at a time, as in a session); the task ``run()``
+        started for it then finds it settled. One the backend does not run inline is left RUNNING
+        to that task, which runs it through ``execute``."""
         if job._status is not JobStatus.QUEUED or job._pending_check is not None:
             return
         loop = job._loop

@@ -264,24 +264,10 @@ async def test_a_job_mode_job_awaited_right_after_run_is_settled_without_suspend
     assert len(backend.inline) == 1
 
 
-async def test_a_job_mode_job_run_inline_starts_no_task() -> None:
-    backend = _InlineBackend()
-    with _tasks_started() as started:
-        job = Estimator(mode=backend).run([h_pub()])
-        assert job.status() is JobStatus.QUEUED
-        await asyncio.sleep(0)  # a loop callback settles it
-        assert job.status() is JobStatus.DONE
-    assert started == [] and len(backend.inline) == 1
-
-
 @pytest.mark.looptime
-@pytest.mark.parametrize("awaited_at_once", [True, False], ids=["offered-by-its-awaiter", "offered-by-a-callback"])
-async def test_a_job_mode_job_not_run_inline_is_run_by_its_own_task(looptime, awaited_at_once: bool) -> None:
+async def test_a_job_mode_job_not_run_inline_is_run_by_its_own_task_after_its_awaiter_offered_it(looptime) -> None:
     backend = _InlineBackend(duration=10)
     job = Estimator(mode=backend).run([_slow_pub()])
-    if not awaited_at_once:
-        await asyncio.sleep(0)  # the callback offers it to the inline runner, which refuses it
-        assert job.status() is JobStatus.RUNNING
     assert (await job)[0].data.evs == 0
     assert looptime == 10 and job.status() is JobStatus.DONE
     assert backend.inline == [] and [event for event, _, _ in backend.log] == ["start", "end"]
