@@ -274,6 +274,16 @@ async def test_a_job_mode_job_not_run_inline_is_run_by_its_own_task_after_its_aw
     assert not aqrt_tasks()
 
 
+async def test_a_job_mode_job_never_awaited_is_cancelled_when_its_event_loop_ends() -> None:
+    jobs = []
+
+    async def submit_and_return() -> None:
+        jobs.append(Estimator(mode=_InlineBackend(duration=10)).run([_slow_pub()]))
+
+    await asyncio.to_thread(asyncio.run, submit_and_return())  # a loop of its own, ended at once
+    assert jobs[0].status() is JobStatus.CANCELLED  # not left RUNNING, nor QUEUED
+
+
 @pytest.mark.looptime
 async def test_a_job_not_run_inline_gets_a_runner_and_the_queue_keeps_its_order(looptime) -> None:
     backend = _InlineBackend(duration=10)
