@@ -384,8 +384,7 @@ class Scheduler:
                     self._apply_clocks()
                     handed_over, self._handed_over = self._handed_over, None
                     if handed_over is not None:
-                        self._runners += 1
-                        task_group.start_soon(self._run_queue, handed_over, name=f"aqrt runner {self.session_id}")
+                        self._start_runner(task_group, handed_over)
                     self._settle_queued_inline(task_group)
                     self._spawn_runners(task_group)
                     if self._drained():
@@ -409,24 +408,39 @@ class Scheduler:
         whose jobs are awaited one by one then starts no task per job. Stops after a slice of
         work (runners take the rest), or at a job the backend does not run inline, which a new
         runner starts with."""
-        run_inline = self._run_inline
-        if run_inline is None or self._runners or not self.queue:
+        if self._run_inline is None or self._runners or not self.queue:
             return
+        refused = self._settle_from_head(time.perf_counter())
+        if refused is not None:
+            self._start_runner(task_group, refused)
+
+    def _settle_from_head(self, slice_started: float, until: Job | None = None) -> Job | None:
+        """Settle queued jobs the backend runs inline, from the head of the queue, until the queue
+        is empty, ``until`` is final or the slice that began at ``slice_started`` has run out.
+        Returns the job taken that the backend does not run inline (RUNNING now, for a runner to
+        start with), else None."""
+        run_inline = self._run_inline
+        assert run_inline is not None
         running = self.running
-        slice_started = time.perf_counter()
-        while self.queue and (job := self._take_next()) is not None:
+        while self.queue and (until is None or not until._final) and (job := self._take_next()) is not None:
             try:
                 inline = job._pending_check is None and settle_inline(job, run_inline, self._job_cache())
-            except BaseException:
+            except BaseException as exc:  # not the job's failure (settle_inline settles those): the caller's
                 running.discard(job)
+                error = JobFailedError(f"job {job.job_id} was interrupted: {exc!r}", job_id=job.job_id)
+                error.__cause__ = exc
+                job._settle_error(error)
                 raise
             if not inline:
-                self._runners += 1
-                task_group.start_soon(self._run_queue, job, name=f"aqrt runner {self.session_id}")
-                return
+                return job
             running.discard(job)
             if time.perf_counter() - slice_started > _RUNNER_SLICE:
-                return
+                break
+        return None
+
+    def _start_runner(self, task_group: anyio.abc.TaskGroup, first: Job | None = None) -> None:
+        self._runners += 1
+        task_group.start_soon(self._run_queue, first, name=f"aqrt runner {self.session_id}")
 
     def _settle_for_awaiter(self, job: Job) -> None:
         """Settle queued jobs the backend runs inline, from the head of the queue up to ``job``,
@@ -437,31 +451,14 @@ class Scheduler:
         backend does not run inline goes to the supervisor, which starts a runner with it."""
         if not self._supervising or self._runners or self.running or not self.queue or self._handed_over is not None:
             return
-        loop = job._loop
-        if loop is None or asyncio._get_running_loop() is not loop:
-            return
-        slice_started = self._awaiter_slices.open(loop)
+        slice_started = self._awaiter_slice(job)
         if slice_started is None:
             return
-        run_inline = self._run_inline
-        assert run_inline is not None
-        running = self.running
-        while not job._final and self.queue and (taken := self._take_next()) is not None:
-            try:
-                inline = taken._pending_check is None and settle_inline(taken, run_inline, self._job_cache())
-            except BaseException as exc:  # not the job's failure (settle_inline settles those): the task's
-                running.discard(taken)
-                error = JobFailedError(f"job {taken.job_id} was interrupted: {exc!r}", job_id=taken.job_id)
-                error.__cause__ = exc
-                taken._settle_error(error)
-                raise
-            if not inline:
-                self._handed_over = taken
-                self._wake()
-                return
-            running.discard(taken)
-            if time.perf_counter() - slice_started > _RUNNER_SLICE:
-                break
+        refused = self._settle_from_head(slice_started, until=job)
+        if refused is not None:
+            self._handed_over = refused
+            self._wake()
+            return
         if not self.queue:
             self._apply_clocks()  # idle from now: the interactive timeout counts from here
 
@@ -470,14 +467,19 @@ class Scheduler:
         inline (asyncio only, a slice of work at a time, as in a session); the task ``run()``
         started for it then finds it settled. One the backend does not run inline is left RUNNING
         to that task, which runs it through ``execute``."""
-        if job._status is not JobStatus.QUEUED or job._pending_check is not None:
-            return
-        loop = job._loop
-        if loop is None or asyncio._get_running_loop() is not loop or self._awaiter_slices.open(loop) is None:
+        if job._status is not JobStatus.QUEUED or job._pending_check is not None or self._awaiter_slice(job) is None:
             return
         run_inline = self._run_inline
         assert run_inline is not None
         settle_inline(job, run_inline, self._job_cache())
+
+    def _awaiter_slice(self, job: Job) -> float | None:
+        """When the slice of inline work on tasks awaiting jobs of ``job``'s loop began, or None
+        when it has run out or this is not the job's loop (asyncio only)."""
+        loop = job._loop
+        if loop is None or asyncio._get_running_loop() is not loop:
+            return None
+        return self._awaiter_slices.open(loop)
 
     def _spawn_runners(self, task_group: anyio.abc.TaskGroup) -> None:
         if self.state is SessionState.EXPIRED:
@@ -487,8 +489,7 @@ class Scheduler:
         # others run starts at once if the bound allows.
         idle = self._runners - len(self.running)
         for _ in range(min(self._concurrency - self._runners, len(self.queue) - idle)):
-            self._runners += 1
-            task_group.start_soon(self._run_queue, name=f"aqrt runner {self.session_id}")
+            self._start_runner(task_group)
 
     def _drained(self) -> bool:
         if self.running:
