@@ -1084,11 +1084,17 @@ def run_loop(cfg: dict[str, Any]) -> dict[str, Any]:
     global _last_others_share
     from qiskit.primitives import StatevectorEstimator
 
+    from aqrt.engine import warmup
+
     layers = cfg["sweep_layers"]
     jobs = cfg["loop_jobs"]
     aer = _aer()
     rows: list[dict[str, Any]] = []
     disagreements: list[str] = []
+    # The serial kernels loaded, as in a process that has run jobs for a while: a process's
+    # first two seconds of small jobs run on the numpy interpreter, which this section alone
+    # (--only loop) would otherwise time at n = 8.
+    warmup("complex128", ("small",))
     for n in cfg["loop_n"]:
         circuit = hardware_efficient_ansatz(n, layers)
         observable = random_pauli_observable(n, cfg["sweep_terms"], SWEEP_OBSERVABLE_SEED)

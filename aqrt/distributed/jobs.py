@@ -26,7 +26,7 @@ from typing import Any
 
 from .._concurrency import run_in_worker
 from ..backends.base import ExecutionContext
-from ..backends.local.cost import INLINE_BUDGET, job_cost
+from ..backends.local.cost import INLINE_BUDGET, inline_cost
 from ..backends.local.executors import ExecutedBackend
 from ..job import JobRequest
 from .executor import is_dask_client
@@ -62,7 +62,7 @@ class ClusterJobs:
             return False
         if request.program == "executor" or backend.runner.may_be_noisy(request):
             return True
-        return job_cost(request.pubs) > INLINE_BUDGET
+        return inline_cost(request.pubs) > INLINE_BUDGET
 
     async def _cluster(self) -> Any:
         if self._impl is None:

@@ -88,6 +88,12 @@ class LoweredCircuit:
         lowering work), as the sweep plans are: a lowered circuit's ops do not change."""
         return any(op.channel is not None for op in self.ops)
 
+    @functools.cached_property
+    def parameter_columns(self) -> dict[str, int]:
+        """Each parameter's column in the values :meth:`bind` takes (made once: a loop's every
+        one-binding job binds)."""
+        return {name: j for j, name in enumerate(self.parameter_names)}
+
     def bound_matrix(self, op: GateOp, values: np.ndarray, column: dict[str, int] | None = None) -> np.ndarray:
         """``op``'s matrix: static (2-d), or one per binding (3-d) for ``values`` of shape (bindings, parameters).
 
@@ -96,7 +102,7 @@ class LoweredCircuit:
         if op.matrix is not None:
             return op.matrix.conj() if op.conjugate else op.matrix
         if column is None:
-            column = {name: j for j, name in enumerate(self.parameter_names)}
+            column = self.parameter_columns
         params = [_evaluate(slot, values, column) for slot in op.slots]
         matrix = gates.batched_matrix(op.operation, params, values.shape[0])
         return matrix.conj() if op.conjugate else matrix
@@ -151,7 +157,7 @@ class LoweredCircuit:
         num_bindings = values.shape[0]
         if self.has_channels:
             raise LoweringError("this circuit holds noise channels: run it on a noisy simulator")
-        column = {name: j for j, name in enumerate(self.parameter_names)}
+        column = self.parameter_columns
         if max_fused_qubits == fused_width(self.num_qubits) and not by_cost:
             plan = self.sweep_plan(np.dtype(dtype))
             if plan is not None:
@@ -614,14 +620,23 @@ class SweepPlan:
     constants: np.ndarray
     columns: list[tuple[str, Any, float]]  # per angle column: ("value", column, scale) / ("slot", slot, scale)
 
+    @functools.cached_property
+    def _value_columns(self) -> tuple[list[int], list[int], np.ndarray, bool]:
+        """The angle columns that are a parameter's value times a scale: their indices, their
+        parameters' columns, the scales, and whether they are every angle column, each parameter
+        once and in order (made once: every bind of the plan reads them)."""
+        direct = [k for k, (kind, _, _) in enumerate(self.columns) if kind == "value"]
+        sources = [self.columns[k][1] for k in direct]
+        scales = np.array([self.columns[k][2] for k in direct])
+        in_order = len(direct) == len(self.columns) and sources == list(range(len(sources)))
+        return direct, sources, scales, in_order
+
     def bind(self, values: np.ndarray, column: dict[str, int], lowered: LoweredCircuit) -> BoundProgram:
         """The program for ``values`` (bindings, parameters) as angles; its binding buffers are
         made in numpy only if something reads them."""
         num_bindings = values.shape[0]
-        direct = [k for k, (kind, _, _) in enumerate(self.columns) if kind == "value"]
-        sources = [self.columns[k][1] for k in direct]
-        scales = np.array([self.columns[k][2] for k in direct])
-        if len(direct) == len(self.columns) and sources == list(range(values.shape[1])):
+        direct, sources, scales, in_order = self._value_columns
+        if in_order and len(sources) == values.shape[1]:
             angles = values * scales  # every parameter once, in order, as is: no gather
         else:
             angles = np.empty((num_bindings, len(self.columns)))

@@ -28,7 +28,7 @@ from .server_support import GRANT, KEYS, Client, bell, make_config, running_serv
 pytestmark = pytest.mark.asyncio
 
 LONG = (slow_circuit(22, 120), "Z" * 22)  # seconds of engine time: killed or cancelled long before it ends
-SHORT = (slow_circuit(12, 4), "Z" * 12)  # milliseconds, but too big to run inline: it waits for the engine
+SHORT = (slow_circuit(14, 4), "Z" * 14)  # milliseconds, but too big to run inline: it waits for the engine
 
 
 class ServerProcess:

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.asyncio
 BACKLOG = 30
 BACKLOG_QUBITS = 18  # a backlog job: about 0.2 s of engine time on one core
 BACKLOG_LAYERS = 40
-SMALL_QUBITS = 8  # a small job: microseconds of work, but too big to run inline on the loop
+SMALL_QUBITS = 14  # a small job: milliseconds of work, but too big to run inline on the loop
 SMALL_LAYERS = 4
 HOLDER = JobOwner("holder")
 

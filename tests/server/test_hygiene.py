@@ -116,7 +116,7 @@ async def test_a_failure_the_engine_did_not_explain_is_named_without_its_raw_tex
     monkeypatch.setattr(LocalJobRunner, "run", fail)
     async with running_server(make_config(tmp_path)) as client:
         token = await client.token()
-        for pubs in ([(bell(), "ZZ")], [(slow_circuit(12, 4), "Z" * 12)]):  # inline, and on the engine thread
+        for pubs in ([(bell(), "ZZ")], [(slow_circuit(14, 4), "Z" * 14)]):  # inline, and on the engine thread
             job_id = await client.submit(token, "estimator", pubs)
             state = (await client.wait_final(token, job_id))["state"]
             assert state["status"] == "Failed" and state["reason_code"] == 1500

@@ -29,7 +29,7 @@ from ..._concurrency import run_in_worker
 from ...errors import BackendError, InvalidPubError
 from ...job import JobRequest, Program
 from ..base import NOT_INLINE, BackendCapabilities, ExecutionContext, Service
-from .cost import INLINE_BUDGET, job_cost
+from .cost import INLINE_BUDGET, inline_cost
 from .executor_program import QuantumProgramPub, run_quantum_program, validate_quantum_program
 from .executors import JobExecutor, WorkerThread
 from .memory import PEAK_BYTES_PER_AMPLITUDE, qubits_that_fit, total_memory
@@ -293,7 +293,7 @@ class LocalBackend(BackendV2):
             return NOT_INLINE
         warm = engine_is_warm(self.dtype)
         if warm:
-            if job_cost(request.pubs) > INLINE_BUDGET:
+            if inline_cost(request.pubs) > INLINE_BUDGET:
                 return NOT_INLINE
         elif not numpy_fits(request):  # before the kernels load, small jobs run on the numpy interpreter
             return NOT_INLINE

@@ -85,7 +85,12 @@ def _program(
         program = cache.get(("program", key, dtype))
         if program is not None:
             return program
-    flat_values, names = _flat_bindings(pub)
+    # The names follow from the circuit's content, which ``key`` digests: read once a session
+    # (a 64-parameter circuit's names cost ~25 us, every job of a loop).
+    names = cache.get(("parameter-names", key))
+    if names is None:
+        names = cache[("parameter-names", key)] = [parameter.name for parameter in pub.circuit.parameters]
+    flat_values, names = _flat_bindings(pub, names)
     program = cached_lowering(circuit, names, cache, key, by_content=by_content).bind(flat_values, dtype=dtype)
     if static:
         # its one row of entries made now, once, rather than by a kernel on every run (a tiny job's)
