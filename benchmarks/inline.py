@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 from qiskit import QuantumCircuit
-from qiskit.circuit import ParameterVector
-from qiskit.quantum_info import SparsePauliOp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine import hardware_efficient_ansatz, random_pauli_observable  # this directory's engine benchmark
 
 import aqrt.backends.local.backend as local_backend
 from aqrt import Estimator, LocalService, Sampler, Session
@@ -42,27 +42,6 @@ from aqrt.primitives._pubs import coerce_estimator_pubs
 EVERYTHING = 1 << 62
 NOTHING = 0
 HOLD_LIMIT_S = 1.5e-3  # longest a job may hold the loop inline (a 1 ms slice and some)
-
-
-def ansatz(num_qubits: int, layers: int) -> QuantumCircuit:
-    """ry and rz on every qubit, then a CX ladder, per layer (the engine benchmark's ansatz)."""
-    theta = ParameterVector("t", 2 * num_qubits * layers)
-    circuit = QuantumCircuit(num_qubits)
-    k = 0
-    for _ in range(layers):
-        for qubit in range(num_qubits):
-            circuit.ry(theta[k], qubit)
-            circuit.rz(theta[k + 1], qubit)
-            k += 2
-        for qubit in range(num_qubits - 1):
-            circuit.cx(qubit, qubit + 1)
-    return circuit
-
-
-def observable(num_qubits: int, terms: int = 20, seed: int = 11) -> SparsePauliOp:
-    rng = np.random.default_rng(seed)
-    labels = ["".join(rng.choice(list("IXYZ"), num_qubits)) for _ in range(terms)]
-    return SparsePauliOp(labels, rng.normal(size=terms))
 
 
 def bell() -> QuantumCircuit:
@@ -78,9 +57,9 @@ def shapes() -> list[tuple[str, str, Any, int | None]]:
     rng = np.random.default_rng(3)
     out: list[tuple[str, str, Any, int | None]] = []
     for n, layers, bindings in [(4, 2, 1), (8, 4, 1), (12, 4, 1), (12, 8, 1), (14, 4, 1), (6, 4, 10), (6, 4, 50)]:
-        circuit = ansatz(n, layers)
+        circuit = hardware_efficient_ansatz(n, layers)
         values = rng.uniform(-np.pi, np.pi, (bindings, circuit.num_parameters))
-        pub = (circuit, observable(n), values[0] if bindings == 1 else values)
+        pub = (circuit, random_pauli_observable(n, 20, seed=11), values[0] if bindings == 1 else values)
         out.append((f"estimator n={n} layers={layers} bindings={bindings}", "estimator", pub, None))
     for shots in (1024, 4096, 16384, 65536):
         out.append((f"sampler Bell shots={shots}", "sampler", bell(), shots))

@@ -211,7 +211,7 @@ def test_only_small_statevector_jobs_run_on_numpy(nothing_loaded: set[tuple[str,
     """Before the kernels load: a Bell job and a 4096-shot Bell Sampler job run inline; a circuit
     declaring more than NUMPY_MAX_QUBITS qubits, one of many gates, a million shots, a noisy job
     and a dynamic circuit go to the worker as before (NOT_INLINE), and so does every job after
-    the small tier loads if it is over the numba inline budget (16384 shots of a Bell circuit)."""
+    the small tier loads if it is over the numba inline budget (65536 shots of a Bell circuit)."""
     backend = LocalService().backend()
     context = ExecutionContext({}, CancelFlag())
     wide = _bell(num_qubits=local_warmup.NUMPY_MAX_QUBITS + 1)
@@ -243,7 +243,7 @@ def test_only_small_statevector_jobs_run_on_numpy(nothing_loaded: set[tuple[str,
     assert [local_warmup.numpy_fits(request) for request in refused] == [False, False, False, True, True]
     assert not nothing_loaded  # nothing was loaded on the way
     kernels.mark_loaded("small", "complex128")
-    assert backend.run_inline(_sample(_bell(True), 16384), context) is NOT_INLINE  # over numba's inline budget
+    assert backend.run_inline(_sample(_bell(True), 65536), context) is NOT_INLINE  # over numba's inline budget
 
 
 @pytest.mark.asyncio

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-import numpy as np
 import pytest
 from qiskit import QuantumCircuit
-from qiskit.circuit import ParameterVector
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qiskit.quantum_info import SparsePauliOp, Statevector
@@ -20,6 +18,8 @@ from aqrt.backends.local.cost import BINDING_COST, INLINE_BUDGET, SHOT_COST, inl
 from aqrt.engine import warmup
 from aqrt.job import JobRequest
 from aqrt.options import Options
+
+from ..sweeps import ansatz, grid
 
 
 def _bell() -> QuantumCircuit:
@@ -66,21 +66,6 @@ def test_a_half_imported_engine_is_not_warm(monkeypatch: pytest.MonkeyPatch) -> 
     assert engine_is_warm() is False
 
 
-def _ansatz(num_qubits: int, layers: int) -> QuantumCircuit:
-    """A variational loop's circuit: ry and rz on every qubit, then a CX ladder, per layer."""
-    theta = ParameterVector("t", 2 * num_qubits * layers)
-    circuit = QuantumCircuit(num_qubits)
-    k = 0
-    for _ in range(layers):
-        for qubit in range(num_qubits):
-            circuit.ry(theta[k], qubit)
-            circuit.rz(theta[k + 1], qubit)
-            k += 2
-        for qubit in range(num_qubits - 1):
-            circuit.cx(qubit, qubit + 1)
-    return circuit
-
-
 def test_a_variational_loop_job_runs_inline_and_a_sweep_of_it_does_not() -> None:
     """One binding of an 8-qubit, 4-layer ansatz (a variational loop's job: ~0.4 ms inline, a
     trip to the worker adds 0.4-0.5 ms) runs on the loop once the kernels are loaded, with the
@@ -90,12 +75,12 @@ def test_a_variational_loop_job_runs_inline_and_a_sweep_of_it_does_not() -> None
     warmup("complex128", ["small"])
     backend = LocalService().backend()
     context = ExecutionContext({}, CancelFlag())
-    circuit = _ansatz(8, 4)
+    circuit = ansatz(8, 4)
     observable = SparsePauliOp.from_sparse_list([("ZZ", [q, q + 1], 1.0) for q in range(7)], num_qubits=8)
-    values = np.random.default_rng(5).uniform(-np.pi, np.pi, (50, circuit.num_parameters))
+    values = grid(50, circuit.num_parameters)
     one = EstimatorPub.coerce((circuit, observable, values[0]))
     many = EstimatorPub.coerce((circuit, observable, values))
-    wide = EstimatorPub.coerce((_ansatz(14, 4), "Z" * 14, np.linspace(0.0, 1.0, 112)))
+    wide = EstimatorPub.coerce((ansatz(14, 4), "Z" * 14, grid(1, 28)[0]))
     assert inline_cost([one]) == pub_cost(one) + BINDING_COST <= INLINE_BUDGET
     assert inline_cost([many]) > INLINE_BUDGET and inline_cost([wide]) > INLINE_BUDGET
 

@@ -36,9 +36,9 @@ INLINE_BUDGET = 1 << 20
 # Serially, each binding costs its row of entries and a few kernel calls besides its updates
 # (15-25 us; the worker's sweep kernel runs many bindings together).
 BINDING_COST = 1 << 15
-# A drawn and packed shot costs ~45 ns (about 64 updates' time): 15k shots of a Bell circuit
-# run inline, a million never.
-SHOT_COST = 64
+# A drawn and packed shot costs 20-25 ns inline, about 32 updates' time: ~30k shots of a Bell
+# circuit run inline, a million never.
+SHOT_COST = 32
 TARGET_CHUNK_SECONDS = 0.05  # work per chunk of a sweep: enough to dwarf a task's overhead
 # Amplitude updates per second of one core on small states (measured ~1e9 on a 2-core EPYC VM
 # for n = 10; benchmarks/sweep.py). Binding a chunk costs tens of microseconds from the circuit's
