@@ -1,8 +1,9 @@
 """The cost model: a rough count of amplitude updates per PUB, to decide where a job runs.
 
-A job whose :func:`inline_cost` is at most :data:`INLINE_BUDGET` runs on the event loop (a
-thread hop would cost more than the work); larger jobs run on the engine worker; with an executor such as Dask, jobs
-of more than two chunks of about :data:`TARGET_CHUNK_SECONDS` each are cut into chunks.
+A job whose :func:`inline_cost` is at most :data:`INLINE_BUDGET` runs on the event loop (a trip
+to the engine worker would cost it more than its work, and it holds the loop for a millisecond
+at most); larger jobs run on the engine worker; with an executor such as Dask, jobs of more
+than two chunks of about :data:`TARGET_CHUNK_SECONDS` each are cut into chunks.
 """
 
 from __future__ import annotations
