@@ -66,21 +66,18 @@ def pub_cost(pub: Any, *, per_binding: int = 0) -> int:
     return cost
 
 
-def job_cost(pubs: Any) -> int:
-    """Amplitude updates of a job's PUBs."""
+def job_cost(pubs: Any, *, per_binding: int = 0) -> int:
+    """Amplitude updates of a job's PUBs (plus ``per_binding`` for each binding)."""
     total = 0
     for pub in pubs:  # a loop, not sum() over a generator: asked before every tiny job
-        total += pub_cost(pub)
+        total += pub_cost(pub, per_binding=per_binding)
     return total
 
 
 def inline_cost(pubs: Any) -> int:
     """What a job's PUBs cost run serially on the loop: their amplitude updates and
     :data:`BINDING_COST` a binding (compared with :data:`INLINE_BUDGET`)."""
-    total = 0
-    for pub in pubs:
-        total += pub_cost(pub, per_binding=BINDING_COST)
-    return total
+    return job_cost(pubs, per_binding=BINDING_COST)
 
 
 def chunk_size(num_qubits: int, num_ops: int, *, seconds: float = TARGET_CHUNK_SECONDS) -> int:
