@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from qiskit import QuantumCircuit
+from qiskit.primitives.containers.sampler_pub import SamplerPub
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine import hardware_efficient_ansatz, random_pauli_observable  # this directory's engine benchmark
+from engine import hardware_efficient_ansatz, random_pauli_observable  # this directory's benchmarks
+from ghz import ghz
 
 import aqrt.backends.local.backend as local_backend
 from aqrt import Estimator, LocalService, Sampler, Session
@@ -44,14 +45,6 @@ NOTHING = 0
 HOLD_LIMIT_S = 1.5e-3  # longest a job may hold the loop inline (a 1 ms slice and some)
 
 
-def bell() -> QuantumCircuit:
-    circuit = QuantumCircuit(2)
-    circuit.h(0)
-    circuit.cx(0, 1)
-    circuit.measure_all()
-    return circuit
-
-
 def shapes() -> list[tuple[str, str, Any, int | None]]:
     """(label, program, PUB, shots) of each job shape."""
     rng = np.random.default_rng(3)
@@ -62,7 +55,7 @@ def shapes() -> list[tuple[str, str, Any, int | None]]:
         pub = (circuit, random_pauli_observable(n, 20, seed=11), values[0] if bindings == 1 else values)
         out.append((f"estimator n={n} layers={layers} bindings={bindings}", "estimator", pub, None))
     for shots in (1024, 4096, 16384, 65536):
-        out.append((f"sampler Bell shots={shots}", "sampler", bell(), shots))
+        out.append((f"sampler Bell shots={shots}", "sampler", ghz(2), shots))
     return out
 
 
@@ -94,8 +87,6 @@ def time_shape(program: str, pub: Any, shots: int | None, budget: int, jobs: int
 def cost_of(program: str, pub: Any, shots: int | None) -> int:
     if program == "estimator":
         return inline_cost(coerce_estimator_pubs([pub], 0.0))
-    from qiskit.primitives.containers.sampler_pub import SamplerPub
-
     return inline_cost([SamplerPub.coerce(pub, shots)])
 
 
