@@ -110,10 +110,11 @@ async def test_200_concurrent_requests_keep_the_loop_responsive(server, settled_
     )
     assert len(latencies) == 200 and p99 < 60
     # Half the requests are ~50 ms sweeps, seconds of engine work in all: were it on the loop,
-    # most ticks would wait for one. The single worst tick is left room (0.5 s) for a 2-core
-    # machine where the engine's threads, the client process and other work share the cores.
+    # most ticks would wait for one. The worst tick was 60-80 ms on a 2-core machine where the
+    # engine's threads and the client process share the cores; 0.3 s leaves room for that, not
+    # for the 0.35-0.7 s that 100 big bodies decoded at once (on threads or on the loop) took.
     assert lag50 < 0.01 and lag99 < 0.05, (lag50, lag99)
-    assert max(lags) < 0.5, f"the loop was blocked for {max(lags):.3f} s"
+    assert max(lags) < 0.3, f"the loop was blocked for {max(lags):.3f} s"
     stats = app[web_service.BATCH].statistics()
     assert stats["done"] == 210 and stats["queued"] == stats["running"] == 0
 
