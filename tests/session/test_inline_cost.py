@@ -80,7 +80,8 @@ def test_a_variational_loop_job_runs_inline_and_a_sweep_of_it_does_not() -> None
     values = grid(50, circuit.num_parameters)
     one = EstimatorPub.coerce((circuit, observable, values[0]))
     many = EstimatorPub.coerce((circuit, observable, values))
-    wide = EstimatorPub.coerce((ansatz(14, 4), "Z" * 14, grid(1, 28)[0]))
+    wide_circuit = ansatz(14, 4)
+    wide = EstimatorPub.coerce((wide_circuit, "Z" * 14, grid(1, wide_circuit.num_parameters)[0]))
     assert inline_cost([one]) == pub_cost(one) + BINDING_COST <= INLINE_BUDGET
     assert inline_cost([many]) > INLINE_BUDGET and inline_cost([wide]) > INLINE_BUDGET
 
