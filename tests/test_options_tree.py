@@ -533,6 +533,33 @@ async def test_a_job_carries_a_frozen_snapshot_later_changes_do_not_reach_it(mod
     assert shipped == job.options and shipped.frozen and hash(shipped) == hash(job.options)
 
 
+def test_primitives_with_default_options_share_one_snapshot_until_a_change() -> None:
+    """A primitive made per job with default options shares its class's default snapshot (no
+    copy of the tree per run()); any change, at any depth or through update(), or a copy that
+    is then changed, gets a snapshot of its own, and the shared one never moves."""
+    shared = Estimator().options.snapshot()
+    assert Estimator().options.snapshot() is shared and shared == EstimatorOptions()._frozen_as(Options)
+    assert shared.frozen and type(shared) is Options
+    assert Sampler().options.snapshot() is not shared and Sampler().options.snapshot() is Sampler().options.snapshot()
+    assert Estimator(options={"default_shots": 5}).options.snapshot() is not shared
+    deep = Estimator()
+    deep.options.twirling.enable_gates = True
+    updated = Estimator()
+    updated.options.update(resilience_level=2)
+    for estimator, (path, value) in ((deep, ("twirling.enable_gates", True)), (updated, ("resilience_level", 2))):
+        own = estimator.options.snapshot()
+        assert own is not shared and get_path(own, path) == value and get_path(shared, path) != value
+    refused = Estimator()
+    with pytest.raises(InvalidOptionsError):
+        refused.options.default_shots = -1
+    assert refused.options.snapshot() is shared, "a refused value changes nothing"
+    copied = Estimator().options.copy()
+    assert copied.snapshot() is shared
+    copied.default_precision = 0.125
+    assert copied.snapshot().default_precision == 0.125 and shared.default_precision is None
+    assert Estimator().options.snapshot() is shared
+
+
 def test_equality_follows_every_change_of_mutable_options_and_never_changes_for_a_snapshot() -> None:
     """A frozen snapshot reads its set fields once (its hash and comparisons share them); mutable
     options read theirs on every comparison, so a change made after one is seen by the next."""
