@@ -570,9 +570,7 @@ class _Group:
         """A mutable deep copy of the same class."""
         clone = type(self).__new__(type(self))
         state = clone.__dict__
-        state.update(
-            _parent=None, _frozen=False, _snapshot=None, _hash=None, _set=None, _pristine=self._is_pristine()
-        )
+        state.update(_parent=None, _frozen=False, _snapshot=None, _hash=None, _set=None, _pristine=self._is_pristine())
         for name, value in self._items():
             if self._FIELDS[name].group is not None:
                 child = value.copy()
