@@ -192,14 +192,24 @@ _OBSERVABLES_CACHE_SIZE = 1024
 
 
 def _with_cached_observables(pub: Any) -> Any:
-    """Replace a SparsePauliOp in a PUB by its ObservablesArray, coerced once per content.
+    """Replace a SparsePauliOp, a Pauli label or a list of labels in a PUB by its
+    ObservablesArray, coerced once per content.
 
-    Coercing observables is most of the cost of ``run()`` for small jobs, and services submit
-    the same observable again and again; the key is the operator's content, never its identity.
+    Coercing observables is most of the cost of ``run()`` for small jobs (a label like ``"ZZ"``:
+    ~0.15 ms, more than the rest of a tiny job), and services submit the same observable again
+    and again; the key is the observable's content, never its identity.
     """
-    if not isinstance(pub, tuple) or len(pub) < 2 or not isinstance(pub[1], SparsePauliOp):
+    if not isinstance(pub, tuple) or len(pub) < 2:
         return pub
     operator = pub[1]
+    if isinstance(operator, str) or (
+        type(operator) is list and operator and all(isinstance(label, str) for label in operator)
+    ):
+        # A str's key is itself; a list's, its labels in a tuple marked apart from a str (Qiskit
+        # refuses a tuple of labels, which therefore never reaches the cache).
+        return _cached_coercion(pub, operator if isinstance(operator, str) else ("labels", *operator))
+    if not isinstance(operator, SparsePauliOp):
+        return pub
     paulis = operator.paulis
     # The stored group phase with x and z determines ``paulis.phase`` (which costs a few µs to
     # compute), so it keys the same content.
@@ -214,6 +224,12 @@ def _with_cached_observables(pub: Any) -> Any:
         coeffs.tobytes(),
         coeffs.dtype,  # hashed and compared as itself, byte order included (cheaper than .str)
     )
+    return _cached_coercion(pub, key)
+
+
+def _cached_coercion(pub: tuple[Any, ...], key: Any) -> tuple[Any, ...]:
+    """``pub`` with its observables (``pub[1]``) coerced, looked up under ``key`` first."""
+    operator = pub[1]
     observables = _OBSERVABLES_CACHE.get(key)
     if observables is None:
         try:
@@ -235,6 +251,10 @@ def coerce_sampler_pubs(pubs: Iterable[Any], shots: int | None) -> list[SamplerP
     items = _pub_list(pubs, "Sampler", "sampler.run([(circuit, parameter_values)])")
     coerced = []
     for index, pub in enumerate(items):
+        fast = _plain_sampler_pub(pub, shots)
+        if fast is not None:
+            coerced.append(fast)
+            continue
         try:
             result = SamplerPub.coerce(pub, shots)
         except (ValueError, TypeError, KeyError) as exc:
@@ -250,6 +270,56 @@ def coerce_sampler_pubs(pubs: Iterable[Any], shots: int | None) -> list[SamplerP
             stacklevel=3,
         )
     return coerced
+
+
+def _plain_sampler_pub(pub: Any, shots: int | None) -> SamplerPub | None:
+    """The commonest Sampler PUB, a circuit without parameters (alone, or ``(circuit,)``,
+    ``(circuit, None)``, ``(circuit, None, shots)``), built directly: Qiskit's constructor makes
+    an empty ``BindingsArray`` through typing's protocol machinery and validates what is known
+    here already (``shots`` was checked by the caller; a PUB's own shots are checked here).
+    None for anything else, which Qiskit's coercion takes."""
+    if type(pub) is QuantumCircuit:
+        circuit = pub
+    elif type(pub) is tuple and 1 <= len(pub) <= 3 and type(pub[0]) is QuantumCircuit:
+        circuit = pub[0]
+        if len(pub) > 1 and pub[1] is not None:
+            return None
+        if len(pub) == 3 and pub[2] is not None:
+            shots = pub[2]
+            if type(shots) is not int or shots <= 0:
+                return None  # Qiskit's validation explains it
+    else:
+        return None
+    if circuit.num_parameters or not _SAMPLER_PUB_STATE_KNOWN:
+        return None
+    made = _new_sampler_pub(SamplerPub)
+    made.__dict__.update(_circuit=circuit, _parameter_values=_no_bindings(), _shots=shots, _shape=())
+    return made
+
+
+_new_sampler_pub = object.__new__
+
+
+def _same_sampler_pub_state() -> bool:
+    """Whether :func:`_plain_sampler_pub`'s shortcut makes what ``SamplerPub.coerce`` makes here."""
+    circuit = QuantumCircuit(1, 1)
+    made = SamplerPub.coerce(circuit, 3)
+    bare = _new_sampler_pub(SamplerPub)
+    bare.__dict__.update(_circuit=circuit, _parameter_values=_no_bindings(), _shots=3, _shape=())
+    return (
+        not SamplerPub.__slots__
+        and list(vars(made)) == list(vars(bare))
+        and made.circuit is circuit
+        and made.shots == 3
+        and made.shape == ()
+        and list(vars(made.parameter_values)) == list(vars(bare.parameter_values))
+        and made.parameter_values.data == bare.parameter_values.data == {}
+        and made.parameter_values.shape == bare.parameter_values.shape == ()
+        and made.parameter_values.num_parameters == bare.parameter_values.num_parameters == 0
+    )
+
+
+_SAMPLER_PUB_STATE_KNOWN = _same_sampler_pub_state()
 
 
 def _pub_list(pubs: Iterable[Any], kind: str, example: str) -> list[Any]:

@@ -39,8 +39,10 @@ def _bell() -> QuantumCircuit:
         SparsePauliOp(["XX", "YY", "ZI"], coeffs=[0.5, -1.0, 2.0]),
         ObservablesArray.coerce(["ZZ", "XX", "IZ"]),
         ObservablesArray.coerce([["ZZ", "XX"], ["YY", "II"]]),
+        "ZZ",
+        ["ZZ", "XX", "IZ"],
     ],
-    ids=["one-term", "three-terms", "shape-3", "shape-2x2"],
+    ids=["one-term", "three-terms", "shape-3", "shape-2x2", "label", "label-list"],
 )
 @pytest.mark.parametrize("precision", [0.0, 0.125])
 def test_the_fast_pub_is_the_pub_qiskit_coerces(observables: object, precision: float) -> None:
@@ -59,6 +61,26 @@ def test_the_fast_pub_is_the_pub_qiskit_coerces(observables: object, precision: 
     assert fast.observables.tolist() == official.observables.tolist()
     for index in np.ndindex(*fast.shape):
         assert fast.observables[index] == official.observables[index]
+
+
+def test_pauli_labels_are_coerced_once_per_content_and_bad_ones_are_reported_with_their_pub() -> None:
+    """A label or a list of labels is looked up by its text (two equal strings made apart share
+    one ObservablesArray); a list and a str never share an entry; what Qiskit refuses (a bad
+    label, a tuple of labels) is not cached and the PUB's error names it."""
+    circuit = _bell()
+    label = "".join(["Z", "Z"])  # not the interned literal
+    first = _pubs._with_cached_observables((circuit, "ZZ"))[1]
+    assert _pubs._with_cached_observables((circuit, label))[1] is first
+    listed = _pubs._with_cached_observables((circuit, ["ZZ"]))[1]
+    assert listed is not first and listed.shape == (1,) and first.shape == ()
+    with pytest.raises(InvalidPubError, match="PUB 0: Invalid observable type"):  # as Qiskit, cached list or not
+        coerce_estimator_pubs([(circuit, ("ZZ",))], 0.0)
+    size = len(_pubs._OBSERVABLES_CACHE)
+    with pytest.raises(InvalidPubError, match="PUB 1"):
+        coerce_estimator_pubs([(circuit, "ZZ"), (circuit, "QZ")], 0.0)
+    assert len(_pubs._OBSERVABLES_CACHE) == size and "QZ" not in _pubs._OBSERVABLES_CACHE
+    with pytest.raises(InvalidPubError, match="PUB 0"):
+        coerce_estimator_pubs([(circuit, ["ZZ", "ZZZ"])], 0.0)
 
 
 def test_a_pub_the_fast_path_cannot_take_gets_qiskit_s_constructor() -> None:
@@ -300,3 +322,52 @@ def test_bindings_are_read_by_parameter_name_in_any_order_or_split(keys: tuple[o
     values, names = _flat_bindings(pub)
     assert names == ["a", "b", "c"]
     np.testing.assert_array_equal(values, np.stack([by_name["a"], by_name["b"], by_name["c"]], axis=-1))
+
+
+def _measured_bell() -> QuantumCircuit:
+    circuit = _bell()
+    circuit.measure_all()
+    return circuit
+
+
+@pytest.mark.parametrize("form", ["circuit", "1-tuple", "no values", "own shots", "no values, no shots"])
+@pytest.mark.parametrize("shots", [None, 5])
+def test_the_fast_sampler_pub_is_the_pub_qiskit_coerces(form: str, shots: int | None) -> None:
+    from qiskit.primitives.containers.sampler_pub import SamplerPub
+
+    from aqrt.primitives._pubs import coerce_sampler_pubs
+
+    circuit = _measured_bell()
+    pub = {
+        "circuit": circuit,
+        "1-tuple": (circuit,),
+        "no values": (circuit, None),
+        "own shots": (circuit, None, 7),
+        "no values, no shots": (circuit, None, None),
+    }[form]
+    assert _pubs._SAMPLER_PUB_STATE_KNOWN  # the fast path is the one taken on this Qiskit
+    assert _pubs._plain_sampler_pub(pub, shots) is not None
+    (fast,) = coerce_sampler_pubs([pub], shots)
+    official = SamplerPub.coerce(pub, shots)
+    assert type(fast) is SamplerPub
+    fast.validate()  # Qiskit's own checks pass
+    assert fast.circuit is circuit and fast.shots == official.shots and fast.shape == official.shape == ()
+    assert fast.parameter_values.shape == () and fast.parameter_values.num_parameters == 0
+    assert list(vars(fast)) == list(vars(official))
+
+
+def test_sampler_pubs_the_fast_path_cannot_take_get_qiskit_s_coercion_and_its_errors() -> None:
+    from aqrt.primitives._pubs import coerce_sampler_pubs
+
+    circuit = _measured_bell()
+    theta = Parameter("t")
+    parameterised = QuantumCircuit(1, 1)
+    parameterised.rx(theta, 0)
+    parameterised.measure(0, 0)
+    for pub in [(circuit, None, np.int64(3)), (parameterised, [0.5]), (circuit, {}), (circuit, None, True)]:
+        assert _pubs._plain_sampler_pub(pub, None) is None
+    (numpy_shots,) = coerce_sampler_pubs([(circuit, None, np.int64(3))], None)
+    assert numpy_shots.shots == 3
+    for bad, message in [((circuit, None, 0), "PUB 1: shots must be positive"), ((parameterised,), "PUB 1")]:
+        with pytest.raises(InvalidPubError, match=message):
+            coerce_sampler_pubs([circuit, bad], 4)

@@ -411,6 +411,23 @@ async def test_sampler_seed_reproduces_bits_and_different_seeds_differ() -> None
     assert not np.array_equal(first, other)
     assert not np.array_equal(first[0], first[1])  # each PUB draws its own stream
     assert not np.array_equal(unseeded_1, unseeded_2)
+    assert not np.array_equal(unseeded_1[0], unseeded_1[1])
+    async with Session():
+        sampler = Sampler()
+        singles = [(await sampler.run([circuit], shots=1000))[0].data.c.array for _ in range(2)]
+    assert not np.array_equal(singles[0], singles[1]), "one-PUB jobs without a seed draw fresh streams too"
+
+
+async def test_unseeded_jobs_spawn_from_the_process_entropy_and_a_forked_process_draws_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aqrt.backends.local import seeding
+
+    first, second = seeding._unseeded_sequence(), seeding._unseeded_sequence()
+    assert first.entropy == second.entropy and first.spawn_key != second.spawn_key, "children of one root"
+    monkeypatch.setattr(seeding.os, "getpid", lambda: -1)  # what a forked child sees: another pid
+    forked = seeding._unseeded_sequence()
+    assert forked.entropy != first.entropy, "a forked process must not replay its parent's streams"
 
 
 async def test_sampler_shots_pub_over_run_over_default_shots() -> None:
