@@ -37,19 +37,35 @@ def test_outcomes_equal_cumsum_and_searchsorted(dtype: type, size: int) -> None:
 
 @pytest.mark.parametrize(
     "columns",
-    [[0, 1, 2], [2, 0, -1, 1], list(range(13)), [5, -1, -1, 0, 9, 3, 8, 1, 2], [i % 40 for i in range(70)]],
-    ids=["3", "4-with-unmeasured", "13", "9-scattered", "70-wider-than-an-int"],
+    [
+        [0, 1, 2],
+        [2, 0, -1, 1],
+        list(range(8)),
+        list(range(9)),
+        list(range(13)),
+        list(range(62)),
+        list(range(63)),
+        [5, -1, -1, 0, 9, 3, 8, 1, 2],
+        [i % 40 for i in range(70)],
+    ],
+    ids=["3", "4-with-unmeasured", "8", "9", "13", "62", "63", "9-scattered", "70-wider-than-an-int"],
 )
 def test_packing_equals_qiskit_bit_order(columns: list[int]) -> None:
-    outcomes = np.random.default_rng(1).integers(0, 1 << 40, 300)
+    """Clbit c of every shot is bit ``columns[c]`` of its outcome (0 for -1), in Qiskit's byte
+    order, whether packed by numpy (``_pack``: clbits in the outcome's own order take a shortcut)
+    or by the kernel."""
+    outcomes = np.random.default_rng(1).integers(0, 1 << 62, 300)
     expected = _pack(outcomes, columns)
+    assert expected.dtype == np.uint8 and expected.shape == (300, (len(columns) + 7) // 8)
+    assert expected.flags.c_contiguous
     out = np.zeros_like(expected)
     pack_outcomes(outcomes, np.asarray(columns, dtype=np.int64), out)
     np.testing.assert_array_equal(out, expected)
-    bits = BitArray(out, len(columns))
-    first = bits.get_bitstrings()[0]
-    for clbit, column in enumerate(columns):  # clbit c is the c-th character from the right
-        assert first[-1 - clbit] == (str((outcomes[0] >> column) & 1) if column >= 0 else "0")
+    bitstrings = BitArray(out, len(columns)).get_bitstrings()
+    for shot in (0, 1, 150, 299):
+        for clbit, column in enumerate(columns):  # clbit c is the c-th character from the right
+            wanted = str((int(outcomes[shot]) >> column) & 1) if column >= 0 else "0"
+            assert bitstrings[shot][-1 - clbit] == wanted, (shot, clbit)
 
 
 def test_draw_outcomes_keeps_the_seeded_draws() -> None:

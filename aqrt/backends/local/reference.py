@@ -42,6 +42,8 @@ def unsupported_instruction(
     if _NON_UNITARY.isdisjoint(counts):  # the common case, without a Python pass
         return None
     final = final_measurements(circuit)[1] if allow_final_measurements else set()
+    if final and len(final) == counts.get("measure") and _NON_UNITARY.isdisjoint(counts.keys() - {"measure"}):
+        return None  # a Sampler's common case: every non-unitary instruction is a final measurement
     for position, instruction in enumerate(circuit.data):
         name = instruction.name  # without building the operation's Python object
         if position in final:
@@ -256,6 +258,11 @@ def _pack(outcomes: np.ndarray, columns: list[int]) -> np.ndarray:
     Each clbit is shifted into its byte directly (a bit matrix padded and packed with numpy cost
     ~0.2 ms for 1024 shots, most of a small Sampler job's time)."""
     num_bytes = (len(columns) + 7) // 8
+    if len(columns) < 63 and columns == list(range(len(columns))):
+        # clbit i <- bit i (measure_all's layout): the outcomes' low bits, as big-endian bytes
+        # (a few numpy calls instead of five per clbit)
+        low = (outcomes & ((1 << len(columns)) - 1)).astype(">u8")
+        return np.ascontiguousarray(low.view(np.uint8).reshape(outcomes.shape[0], 8)[:, 8 - num_bytes :])
     packed = np.zeros((outcomes.shape[0], num_bytes), dtype=np.uint8)
     for clbit, col in enumerate(columns):
         if col >= 0:
