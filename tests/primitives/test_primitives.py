@@ -425,9 +425,37 @@ async def test_unseeded_jobs_spawn_from_the_process_entropy_and_a_forked_process
 
     first, second = seeding._unseeded_sequence(), seeding._unseeded_sequence()
     assert first.entropy == second.entropy and first.spawn_key != second.spawn_key, "children of one root"
+    shared = seeding._shared_generator()
+    assert seeding._shared_generator() is shared, "jobs run whole share the process's generator"
     monkeypatch.setattr(seeding.os, "getpid", lambda: -1)  # what a forked child sees: another pid
     forked = seeding._unseeded_sequence()
     assert forked.entropy != first.entropy, "a forked process must not replay its parent's streams"
+    forked_shared = seeding._shared_generator()
+    assert forked_shared is not shared and forked_shared.bit_generator.state != shared.bit_generator.state
+
+
+async def test_a_seeded_job_s_generators_are_its_seed_s_whether_run_whole_or_in_chunks() -> None:
+    """``options.seed`` fixes every PUB's stream (SeedSequence(seed).spawn, as before); only jobs
+    without a seed, run whole, share the process's generator; chunked runs never do (they copy
+    a PUB generator's state to each chunk)."""
+    from aqrt.backends.local import seeding
+    from aqrt.job import JobRequest
+    from aqrt.primitives._pubs import coerce_sampler_pubs
+
+    circuit = QuantumCircuit(1, 1)
+    circuit.h(0)
+    circuit.measure(0, 0)
+    pubs = coerce_sampler_pubs([circuit, circuit], 10)
+    seeded = JobRequest("j1", "sampler", pubs, Options(seed=11).snapshot(), None)
+    unseeded = JobRequest("j2", "sampler", pubs, Options().snapshot(), None)
+    expected = [np.random.default_rng(child).random(4) for child in np.random.SeedSequence(11).spawn(2)]
+    for shared in (False, True):
+        drawn = [generator.random(4) for generator in seeding.pub_generators(seeded, shared=shared)]
+        np.testing.assert_array_equal(drawn, expected)
+    whole = seeding.pub_generators(unseeded, shared=True)
+    assert whole[0] is whole[1] is seeding._shared_generator()
+    chunked = seeding.pub_generators(unseeded)
+    assert chunked[0] is not chunked[1] and seeding._shared_generator() not in chunked
 
 
 async def test_sampler_shots_pub_over_run_over_default_shots() -> None:

@@ -251,7 +251,7 @@ class LocalJobRunner:
             settings = ResilienceSettings.from_options(request.options, default_level=1)
         if context.progress is not None and self.engine == "numba" and not serial and model is None:
             return self._run_in_chunks(request, context)
-        generators = pub_generators(request)
+        generators = pub_generators(request, shared=True)  # run whole here: no state copied
         # Inline (serial), the job runs right after run_inline's check digested its circuits and
         # prepared them; on a worker they are digested as they run, in case a circuit changed
         # since submission.
