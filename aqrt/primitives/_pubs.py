@@ -192,7 +192,7 @@ _OBSERVABLES_CACHE_SIZE = 1024
 
 
 def _with_cached_observables(pub: Any) -> Any:
-    """Replace a SparsePauliOp, a Pauli label or a list of labels in a PUB by its
+    """Replace a SparsePauliOp, a list of them, a Pauli label or a list of labels in a PUB by its
     ObservablesArray, coerced once per content.
 
     Coercing observables is most of the cost of ``run()`` for small jobs (a label like ``"ZZ"``:
@@ -208,15 +208,22 @@ def _with_cached_observables(pub: Any) -> Any:
         # A str's key is itself; a list's, its labels in a tuple marked apart from a str (Qiskit
         # refuses a tuple of labels, which therefore never reaches the cache).
         return _cached_coercion(pub, operator if isinstance(operator, str) else ("labels", *operator))
+    if type(operator) is list and operator and all(isinstance(term, SparsePauliOp) for term in operator):
+        return _cached_coercion(pub, ("operators", *(_operator_key(term) for term in operator)))
     if not isinstance(operator, SparsePauliOp):
         return pub
+    return _cached_coercion(pub, _operator_key(operator))
+
+
+def _operator_key(operator: SparsePauliOp) -> tuple[Any, ...]:
+    """A SparsePauliOp's content, as a key."""
     paulis = operator.paulis
     # The stored group phase with x and z determines ``paulis.phase`` (which costs a few µs to
     # compute), so it keys the same content.
     group_phase = getattr(paulis, "_phase", None)
     x = paulis.x
     coeffs = operator.coeffs
-    key = (
+    return (
         x.shape,  # (terms, qubits)
         x.tobytes(),
         paulis.z.tobytes(),
@@ -224,7 +231,6 @@ def _with_cached_observables(pub: Any) -> Any:
         coeffs.tobytes(),
         coeffs.dtype,  # hashed and compared as itself, byte order included (cheaper than .str)
     )
-    return _cached_coercion(pub, key)
 
 
 def _cached_coercion(pub: tuple[Any, ...], key: Any) -> tuple[Any, ...]:

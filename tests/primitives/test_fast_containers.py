@@ -41,8 +41,9 @@ def _bell() -> QuantumCircuit:
         ObservablesArray.coerce([["ZZ", "XX"], ["YY", "II"]]),
         "ZZ",
         ["ZZ", "XX", "IZ"],
+        [SparsePauliOp("ZZ"), SparsePauliOp(["XX", "YY"], coeffs=[0.5, -1.0])],
     ],
-    ids=["one-term", "three-terms", "shape-3", "shape-2x2", "label", "label-list"],
+    ids=["one-term", "three-terms", "shape-3", "shape-2x2", "label", "label-list", "operator-list"],
 )
 @pytest.mark.parametrize("precision", [0.0, 0.125])
 def test_the_fast_pub_is_the_pub_qiskit_coerces(observables: object, precision: float) -> None:
@@ -65,8 +66,9 @@ def test_the_fast_pub_is_the_pub_qiskit_coerces(observables: object, precision: 
 
 def test_pauli_labels_are_coerced_once_per_content_and_bad_ones_are_reported_with_their_pub() -> None:
     """A label or a list of labels is looked up by its text (two equal strings made apart share
-    one ObservablesArray); a list and a str never share an entry; what Qiskit refuses (a bad
-    label, a tuple of labels) is not cached and the PUB's error names it."""
+    one ObservablesArray), a list of SparsePauliOps by their contents; a list and a str never
+    share an entry; what Qiskit refuses (a bad label, a tuple of labels) is not cached and the
+    PUB's error names it."""
     circuit = _bell()
     label = "".join(["Z", "Z"])  # not the interned literal
     first = _pubs._with_cached_observables((circuit, "ZZ"))[1]
@@ -75,6 +77,10 @@ def test_pauli_labels_are_coerced_once_per_content_and_bad_ones_are_reported_wit
     assert listed is not first and listed.shape == (1,) and first.shape == ()
     with pytest.raises(InvalidPubError, match="PUB 0: Invalid observable type"):  # as Qiskit, cached list or not
         coerce_estimator_pubs([(circuit, ("ZZ",))], 0.0)
+    operators = _pubs._with_cached_observables((circuit, [SparsePauliOp("ZZ"), SparsePauliOp("XX")]))[1]
+    again = _pubs._with_cached_observables((circuit, [SparsePauliOp(["ZZ"]), SparsePauliOp("XX")]))[1]
+    other = _pubs._with_cached_observables((circuit, [SparsePauliOp("ZZ"), SparsePauliOp("XX", coeffs=[2.0])]))[1]
+    assert again is operators and other is not operators and operators.shape == (2,)
     size = len(_pubs._OBSERVABLES_CACHE)
     with pytest.raises(InvalidPubError, match="PUB 1"):
         coerce_estimator_pubs([(circuit, "ZZ"), (circuit, "QZ")], 0.0)
