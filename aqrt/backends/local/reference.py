@@ -261,7 +261,7 @@ def _pack(outcomes: np.ndarray, columns: list[int]) -> np.ndarray:
     if len(columns) < 63 and columns == list(range(len(columns))):
         # clbit i <- bit i (measure_all's layout): the outcomes' low bits, as big-endian bytes
         # (a few numpy calls instead of five per clbit)
-        low = (outcomes & ((1 << len(columns)) - 1)).astype(">u8")
+        low = (outcomes.astype(np.int64, copy=False) & ((1 << len(columns)) - 1)).astype(">u8")
         return np.ascontiguousarray(low.view(np.uint8).reshape(outcomes.shape[0], 8)[:, 8 - num_bytes :])
     packed = np.zeros((outcomes.shape[0], num_bytes), dtype=np.uint8)
     for clbit, col in enumerate(columns):
