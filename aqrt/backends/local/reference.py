@@ -114,24 +114,32 @@ def final_measurements(circuit: QuantumCircuit) -> tuple[dict[int, int], set[int
     mapping: dict[int, int] = {}
     positions: set[int] = set()
     data = circuit.data
+    find_bit = circuit.find_bit
+    num_qubits, num_clbits = circuit.num_qubits, circuit.num_clbits
     for position in range(len(data) - 1, -1, -1):
-        if len(busy_qubits) == circuit.num_qubits and len(busy_clbits) == circuit.num_clbits:
+        if len(busy_qubits) == num_qubits and len(busy_clbits) == num_clbits:
             break
         instruction = data[position]
         name = instruction.name
         if name in _TRANSPARENT:
             continue
-        qubits = [circuit.find_bit(q).index for q in instruction.qubits]
-        clbits = [circuit.find_bit(c).index for c in instruction.clbits]
-        if name == "measure" and qubits[0] not in busy_qubits and clbits[0] not in busy_clbits:
-            mapping[clbits[0]] = qubits[0]
-            positions.add(position)
-            # A terminal measurement leaves its qubit free for an earlier terminal measurement
-            # (as StatevectorSampler: measuring twice in a row gives the same outcome).
-            busy_clbits.update(clbits)
+        if name == "measure":
+            qubit = find_bit(instruction.qubits[0]).index
+            clbit = find_bit(instruction.clbits[0]).index
+            if qubit not in busy_qubits and clbit not in busy_clbits:
+                mapping[clbit] = qubit
+                positions.add(position)
+                # A terminal measurement leaves its qubit free for an earlier terminal measurement
+                # (as StatevectorSampler: measuring twice in a row gives the same outcome).
+                busy_clbits.add(clbit)
+                continue
+            busy_qubits.add(qubit)
+            busy_clbits.add(clbit)
             continue
-        busy_qubits.update(qubits)
-        busy_clbits.update(clbits)
+        for bit in instruction.qubits:
+            busy_qubits.add(find_bit(bit).index)
+        for bit in instruction.clbits:
+            busy_clbits.add(find_bit(bit).index)
     return mapping, positions
 
 
