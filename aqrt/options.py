@@ -1020,9 +1020,10 @@ class Options(_Group):
     @property
     def seed(self) -> int | None:
         """The seed a job draws with: aqrt's ``seed`` if set, else ``seed_estimator``, else
-        ``simulator.seed_simulator`` (``None``: fresh entropy). aqrt uses one seed for every draw
-        of a job; IBM's two names are kept so that ported code and the wire keep them apart.
-        Assigning sets aqrt's own ``seed``."""
+        ``simulator.seed_simulator`` (``None``: fresh draws, from a generator the process seeds
+        once from the OS's entropy). aqrt uses one seed for every draw of a job; IBM's two names
+        are kept so that ported code and the wire keep them apart. Assigning sets aqrt's own
+        ``seed``."""
         state = self.__dict__
         seed = state["seed"]
         if seed is None:

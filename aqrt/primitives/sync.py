@@ -95,7 +95,8 @@ class _EngineRunner:
     def _pub_seeds(self, count: int, options: Options) -> list[int | None]:
         """Qiskit's seeding rule: an int seed gives every PUB the same stream (identical PUBs
         draw identically), a Generator is drawn from once per PUB (so it advances, run after
-        run), no seed gives each PUB fresh entropy."""
+        run), no seed gives each PUB fresh draws (Qiskit's: fresh entropy per PUB; aqrt's: the
+        process's generator, seeded once from the OS's entropy, which draws as independently)."""
         seed = self._seed
         if isinstance(seed, np.random.Generator):
             return [int(value) for value in seed.integers(0, 2**63 - 1, size=count)]
