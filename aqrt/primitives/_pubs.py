@@ -134,7 +134,7 @@ def _bindings_in_circuit_order(circuit: QuantumCircuit, values: Any) -> Bindings
 
 
 def _bindings_made(names: tuple[str, ...], array: np.ndarray) -> BindingsArray:
-    bindings = _new_bindings(BindingsArray)
+    bindings = _bare(BindingsArray)
     bindings.__dict__.update(_data={names: array}, _shape=array.shape[:-1], _num_parameters=None)
     return bindings
 
@@ -150,18 +150,18 @@ def _no_bindings() -> BindingsArray:
     microsecond per PUB for an empty dict and a shape. Each PUB gets its own (they are mutable)."""
     if not _EMPTY_BINDINGS_STATE_KNOWN:
         return BindingsArray()
-    bindings = _new_bindings(BindingsArray)
+    bindings = _bare(BindingsArray)
     bindings.__dict__.update(_data={}, _shape=(), _num_parameters=None)
     return bindings
 
 
-_new_bindings = object.__new__
+_bare = object.__new__  # an instance without its constructor (state set by the caller)
 
 
 def _same_empty_bindings() -> bool:
     """Whether :func:`_no_bindings`'s shortcut makes what ``BindingsArray()`` makes here."""
     made = BindingsArray()
-    bare = _new_bindings(BindingsArray)
+    bare = _bare(BindingsArray)
     bare.__dict__.update(_data={}, _shape=(), _num_parameters=None)
     return vars(made) == vars(bare) and list(vars(made)) == list(vars(bare)) and not BindingsArray.__slots__
 
@@ -298,19 +298,16 @@ def _plain_sampler_pub(pub: Any, shots: int | None) -> SamplerPub | None:
         return None
     if circuit.num_parameters or not _SAMPLER_PUB_STATE_KNOWN:
         return None
-    made = _new_sampler_pub(SamplerPub)
+    made = _bare(SamplerPub)
     made.__dict__.update(_circuit=circuit, _parameter_values=_no_bindings(), _shots=shots, _shape=())
     return made
-
-
-_new_sampler_pub = object.__new__
 
 
 def _same_sampler_pub_state() -> bool:
     """Whether :func:`_plain_sampler_pub`'s shortcut makes what ``SamplerPub.coerce`` makes here."""
     circuit = QuantumCircuit(1, 1)
     made = SamplerPub.coerce(circuit, 3)
-    bare = _new_sampler_pub(SamplerPub)
+    bare = _bare(SamplerPub)
     bare.__dict__.update(_circuit=circuit, _parameter_values=_no_bindings(), _shots=3, _shape=())
     return (
         not SamplerPub.__slots__

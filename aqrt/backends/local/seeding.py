@@ -24,35 +24,35 @@ from ...job import JobRequest
 
 __all__ = ["pub_generators"]
 
-_unseeded_lock = threading.Lock()
-_unseeded: tuple[int, np.random.SeedSequence] | None = None  # (pid, the process's entropy)
+_lock = threading.Lock()
+# (pid, the process's entropy, the generator unseeded jobs run whole share), made on first use
+# and again in a forked child, whose copy of its parent's would replay the parent's draws.
+_process: tuple[int, np.random.SeedSequence, np.random.Generator] | None = None
 
 
-_shared: tuple[int, np.random.Generator] | None = None  # (pid, the process's generator)
+def _process_random() -> tuple[np.random.SeedSequence, np.random.Generator]:
+    global _process
+    process = _process
+    pid = os.getpid()
+    if process is None or process[0] != pid:
+        with _lock:
+            if _process is None or _process[0] != pid:
+                root = np.random.SeedSequence()
+                _process = (pid, root, np.random.default_rng(root.spawn(1)[0]))
+            process = _process
+    return process[1], process[2]
 
 
 def _shared_generator() -> np.random.Generator:
-    """This process's generator for unseeded jobs run whole (made again in a forked child)."""
-    global _shared
-    shared = _shared
-    pid = os.getpid()
-    if shared is not None and shared[0] == pid:
-        return shared[1]
-    with _unseeded_lock:
-        if _shared is None or _shared[0] != pid:
-            _shared = (pid, np.random.default_rng(np.random.SeedSequence()))
-        return _shared[1]
+    """This process's generator for unseeded jobs run whole."""
+    return _process_random()[1]
 
 
 def _unseeded_sequence() -> np.random.SeedSequence:
-    """A fresh child of this process's entropy (drawn again in a forked child, whose copy of
-    the parent's would spawn the parent's children)."""
-    global _unseeded
-    with _unseeded_lock:
-        pid = os.getpid()
-        if _unseeded is None or _unseeded[0] != pid:
-            _unseeded = (pid, np.random.SeedSequence())
-        return _unseeded[1].spawn(1)[0]
+    """A fresh child of this process's entropy."""
+    root = _process_random()[0]
+    with _lock:  # spawning counts the children spawned so far
+        return root.spawn(1)[0]
 
 
 def pub_generators(request: JobRequest, *, shared: bool = False) -> list[np.random.Generator | None]:
