@@ -356,21 +356,30 @@ def _lane_term_typer(typingctx: Any, re: Any, im: Any, x: Any, z: Any, odd: Any,
             value = builder.load(pointer, align=align)
             return value if isinstance(real, ir.DoubleType) else builder.fpext(value, wide)
 
-        with cgutils.for_range(builder, count) as loop:
-            i = builder.select(
-                diagonal,
-                loop.index,
-                _insert_zero(builder, loop.index, builder.select(diagonal, ir.Constant(index, 0), high)),
-            )
-            partner = builder.xor(i, x)
-            re_i, im_i = widened(builder.gep(re_rows, [i])), widened(builder.gep(im_rows, [i]))
-            re_p, im_p = widened(builder.gep(re_rows, [partner])), widened(builder.gep(im_rows, [partner]))
-            real_part = _fma(builder, re_p, re_i, builder.fmul(im_p, im_i))
-            imaginary_part = _fma(builder, re_p, im_i, builder.fneg(builder.fmul(im_p, re_i)))
-            value = builder.select(is_odd, imaginary_part, real_part)
-            negative = builder.trunc(builder.call(ctpop, [builder.and_(i, z)]), ir.IntType(1))
-            signed = builder.select(negative, builder.fneg(value), value)
-            builder.store(builder.fadd(builder.load(accumulator), signed), accumulator)
+        def sum_rows(imaginary: bool) -> None:
+            # one loop per part, so that a term computes only the part it needs
+            with cgutils.for_range(builder, count) as loop:
+                i = builder.select(
+                    diagonal,
+                    loop.index,
+                    _insert_zero(builder, loop.index, builder.select(diagonal, ir.Constant(index, 0), high)),
+                )
+                partner = builder.xor(i, x)
+                re_i, im_i = widened(builder.gep(re_rows, [i])), widened(builder.gep(im_rows, [i]))
+                re_p, im_p = widened(builder.gep(re_rows, [partner])), widened(builder.gep(im_rows, [partner]))
+                if imaginary:
+                    value = _fma(builder, re_p, im_i, builder.fneg(builder.fmul(im_p, re_i)))
+                else:
+                    value = _fma(builder, re_p, re_i, builder.fmul(im_p, im_i))
+                negative = builder.trunc(builder.call(ctpop, [builder.and_(i, z)]), ir.IntType(1))
+                signed = builder.select(negative, builder.fneg(value), value)
+                builder.store(builder.fadd(builder.load(accumulator), signed), accumulator)
+
+        with builder.if_else(is_odd) as (imaginary_term, real_term):
+            with imaginary_term:
+                sum_rows(True)
+            with real_term:
+                sum_rows(False)
         made = context.make_array(signature.args[5])(context, builder, args[5])
         builder.store(builder.load(accumulator), builder.bitcast(made.data, wide.as_pointer()), align=8)
         return context.get_dummy_value()
