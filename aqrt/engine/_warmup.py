@@ -44,6 +44,7 @@ from .kernels.interpreter import (
 )
 from .kernels.reductions import pauli_values, pauli_values_par, probabilities_par
 from .kernels.registry import OP_KERNELS, OpKernel
+from .kernels.sampling import pack_outcomes, serial_outcomes
 from .kernels.sweeps import binding_row, sweep_probabilities, sweep_term_values
 from .ops import CTRL, DENSE, DIAG, PERM, SEL, OpArrays, entry_count
 from .simulate import is_basic
@@ -231,8 +232,8 @@ def _apply_rows(parallel: bool, dtype: np.dtype) -> None:
 
 
 def _compile_small(dtype: np.dtype) -> None:
-    """``run_basic_program``, the serial term values and one binding's entries from its angles
-    (what a small job calls)."""
+    """``run_basic_program``, the serial term values, a tiny Sampler job's run and draws, and one
+    binding's entries from its angles (what a small job calls)."""
     examples = [_example_op(row.kind, _row_width(row), dtype) for row in OP_KERNELS if not row.parallel]
     examples = [op for op in examples if op[1].shape[0] == 1 or op[0] not in (DENSE, PERM)]
     examples.append(_example_op(PERM, 1, dtype))  # a one-qubit permutation: its own branch
@@ -242,6 +243,9 @@ def _compile_small(dtype: np.dtype) -> None:
     binding = program.binding_buffers[0]
     run_basic_program(program.state, program.arrays, program.static_buffer, binding)
     pauli_values(program.state, program.masks, program.masks)
+    outcomes = np.empty(2, dtype=np.int64)
+    serial_outcomes(program.state, program.arrays, program.static_buffer, binding, np.array([0.25, 0.75]), outcomes)
+    pack_outcomes(outcomes, np.array([0, 1], dtype=np.int64), np.zeros((1, 2, 1), dtype=np.uint8)[0])
     _compile_binding_row(dtype)
 
 
@@ -332,7 +336,7 @@ def _compile_noisy(dtype: np.dtype) -> None:
 def _compile_sampling(dtype: np.dtype) -> None:
     """Shots drawn from probabilities and packed (:mod:`aqrt.engine.sampling`): float64
     probabilities whatever the state's precision."""
-    from .kernels.sampling import pack_outcomes, probability_total, sort_draws, sorted_outcomes
+    from .kernels.sampling import probability_total, sort_draws, sorted_outcomes
 
     probabilities = np.array([[0.5, 0.0, 0.0, 0.5]])[0]  # a row of the (bindings, 2**n) array
     draws = np.array([0.25, 0.75])

@@ -37,6 +37,8 @@ from .kernels.interpreter import (
 )
 from .kernels.reductions import pauli_values, pauli_values_par, probabilities_par
 from .kernels.registry import apply_op
+from .kernels.sampling import pack_outcomes
+from .kernels.sampling import serial_outcomes as _serial_outcomes
 from .kernels.sweeps import binding_row, sweep_probabilities, sweep_term_values
 from .ops import CTRL, CX, DIAG, ONE_BINDING_WIDE_QUBITS, SEL, WIDE_QUBITS, BoundProgram, OpArrays, runs_wide
 
@@ -51,6 +53,8 @@ __all__ = [
     "is_basic",
     "probabilities",
     "run_serial",
+    "serial_outcomes",
+    "serial_pack",
     "serial_probabilities",
     "serial_tier",
     "term_values",
@@ -215,6 +219,35 @@ def run_serial(program: BoundProgram, x_masks: np.ndarray, z_masks: np.ndarray) 
     for b in range(num_bindings):
         out[b] = _serial_values(program, b, x_masks, z_masks)
     return out
+
+
+def serial_outcomes(program: BoundProgram, binding: int, uniforms: np.ndarray) -> np.ndarray:
+    """The outcomes of draws ``uniforms`` (doubles in [0, 1)) from binding ``binding``'s final
+    state: what :func:`serial_probabilities` and numpy's ``searchsorted`` of the draws scaled by
+    the probabilities' sum give, bit for bit, in one kernel call (a tiny Sampler job's). For the
+    programs the ``small`` tier runs (:func:`serial_tier`).
+
+    Raises:
+        KernelsNotLoaded: the ``small`` tier is not loaded yet.
+        ValueError: the program needs the ``ops`` tier.
+    """
+    if not _is_basic(program):
+        raise ValueError("serial_outcomes runs the programs of the small tier only (see serial_tier)")
+    _require_loaded(program)
+    state = _initial_state(program)
+    out = np.empty(uniforms.shape[0], dtype=np.int64)
+    _serial_outcomes(
+        state, program.ops.as_tuple(), program.static_buffer, _binding_row(program, binding), uniforms, out
+    )
+    return out
+
+
+def serial_pack(outcomes: np.ndarray, columns: np.ndarray, out: np.ndarray) -> None:
+    """``out`` (shots, bytes; zeroed) <- the outcomes' bits as ``BitArray`` bytes, clbit ``c``
+    from bit ``columns[c]`` (negative: never measured, 0). The ``small`` tier loads this
+    packing kernel too: call it after :func:`serial_outcomes` (which checks the tier), and it
+    compiles nothing."""
+    pack_outcomes(outcomes, columns, out)
 
 
 def serial_probabilities(program: BoundProgram, start: int, stop: int) -> np.ndarray:

@@ -102,3 +102,59 @@ def test_sort_draws_handles_clustered_draws() -> None:
     order = np.empty(draws.shape[0], dtype=np.int64)
     sort_draws(draws, 1.0, order)
     np.testing.assert_array_equal(draws[order], np.sort(draws))
+
+
+@pytest.mark.parametrize("dtype", ["complex128", "complex64"])
+def test_a_tiny_jobs_draws_in_one_call_equal_the_probabilities_and_searchsorted(dtype: str) -> None:
+    """``simulate.serial_outcomes`` (a tiny Sampler job's run and draws in one small-tier call)
+    gives the outcomes of ``serial_probabilities`` + cumsum + searchsorted, bit for bit, for
+    random circuits of both precisions and for several bindings; draws exactly on a boundary
+    and at the very top included."""
+    from qiskit import QuantumCircuit
+    from qiskit.circuit import ParameterVector
+
+    from aqrt.engine import lower_circuit, simulate, warmup
+
+    warmup(dtype, ("small",))
+    rng = np.random.default_rng(3)
+    for seed in range(12):
+        num_qubits = 1 + seed % 5
+        circuit = QuantumCircuit(num_qubits)
+        for _ in range(12):  # one-qubit gates, CX and CZ: the ops the small tier runs
+            qubit = int(rng.integers(num_qubits))
+            kind = rng.integers(4) if num_qubits > 1 else rng.integers(2)
+            if kind == 0:
+                circuit.u(*rng.uniform(-3, 3, 3), qubit)
+            elif kind == 1:
+                circuit.h(qubit)
+            else:
+                other = (qubit + 1 + int(rng.integers(num_qubits - 1))) % num_qubits
+                (circuit.cx if kind == 2 else circuit.cz)(qubit, other)
+        theta = ParameterVector("t", 2)
+        circuit.ry(theta[0], 0)
+        circuit.rz(theta[1], num_qubits - 1)
+        program = lower_circuit(circuit).bind(rng.uniform(-3, 3, (3, 2)), dtype=np.dtype(dtype))
+        assert simulate.serial_tier(program) == "small"
+        probabilities = simulate.serial_probabilities(program, 0, program.num_bindings)
+        for binding in range(program.num_bindings):
+            cdf = np.cumsum(probabilities[binding])
+            uniforms = rng.random(400)
+            uniforms[:8] = cdf[rng.integers(0, cdf.shape[0], 8)] / cdf[-1]  # on (or next to) a boundary
+            uniforms[8] = np.nextafter(1.0, 0.0)
+            expected = _numpy_outcomes(probabilities[binding], uniforms * cdf[-1])
+            np.testing.assert_array_equal(simulate.serial_outcomes(program, binding, uniforms), expected)
+
+
+def test_serial_outcomes_refuses_a_program_the_small_tier_does_not_run() -> None:
+    from qiskit import QuantumCircuit
+    from qiskit.circuit.library import UnitaryGate
+
+    from aqrt.engine import lower_circuit, simulate
+
+    circuit = QuantumCircuit(2)
+    circuit.append(UnitaryGate(np.eye(4)[[1, 0, 3, 2]] * 1j), [0, 1])  # a dense two-qubit op
+    program = lower_circuit(circuit).bind(np.zeros((1, 0)))
+    if simulate.serial_tier(program) == "small":
+        pytest.skip("lowering made this a basic program; the refusal needs an ops-tier one")
+    with pytest.raises(ValueError, match="small tier"):
+        simulate.serial_outcomes(program, 0, np.array([0.5]))

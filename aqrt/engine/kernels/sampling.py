@@ -10,6 +10,8 @@
   (``np.argsort`` of 100k doubles took 6.8 ms, most of a 20-qubit Sampler job's drawing)
 - ``pack_outcomes``      outcome bits into BitArray bytes (big-endian bytes; clbit 0 is the
   lowest bit of the last byte)
+- ``serial_outcomes``    a small basic program run from |0...0> and its shots drawn, in one call
+  (the ``small`` tier's: a tiny Sampler job on the event loop)
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["pack_outcomes", "probability_total", "sort_draws", "sorted_outcomes"]
+from ..ops import OpTuple
+from .interpreter import run_basic_program
+
+__all__ = ["pack_outcomes", "probability_total", "serial_outcomes", "sort_draws", "sorted_outcomes"]
 
 
 @njit(cache=True, nogil=True)
@@ -106,3 +111,40 @@ def pack_outcomes(outcomes: np.ndarray, columns: np.ndarray, out: np.ndarray) ->
                 value |= ((outcome >> column) & 1) << clbit
         for k in range(num_bytes):
             out[s, num_bytes - 1 - k] = np.uint8((value >> (8 * k)) & 0xFF)
+
+
+@njit(cache=True, nogil=True)
+def serial_outcomes(
+    state: np.ndarray,
+    ops: OpTuple,
+    static_buffer: np.ndarray,
+    binding_buffer: np.ndarray,
+    uniforms: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """``state`` (|0...0>) <- the basic program ``ops`` (:func:`.interpreter.run_basic_program`),
+    then ``out[k]`` <- the outcome of draw ``uniforms[k]`` (in [0, 1)) scaled by the
+    probabilities' sum. The outcomes, bit for bit, of ``np.minimum(np.searchsorted(cdf,
+    uniforms * cdf[-1], side="right"), size - 1)`` with ``cdf = np.cumsum(state.real**2 +
+    state.imag**2)`` (the squares and their sum in the state's precision, the running sum in
+    float64: numpy's order of operations), by a binary search per draw: a tiny job's state has
+    a few amplitudes and its shots are few, so nothing is sorted."""
+    run_basic_program(state, ops, static_buffer, binding_buffer)
+    size = state.shape[0]
+    cdf = np.empty(size)
+    total = 0.0
+    for i in range(size):
+        amplitude = state[i]
+        total += amplitude.real * amplitude.real + amplitude.imag * amplitude.imag
+        cdf[i] = total
+    last = size - 1
+    for k in range(uniforms.shape[0]):
+        draw = uniforms[k] * total
+        low, high = 0, size
+        while low < high:  # the first index whose running sum exceeds the draw
+            middle = (low + high) >> 1
+            if cdf[middle] > draw:
+                high = middle
+            else:
+                low = middle + 1
+        out[k] = min(low, last)
