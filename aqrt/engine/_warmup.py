@@ -44,7 +44,7 @@ from .kernels.interpreter import (
 )
 from .kernels.reductions import pauli_values, pauli_values_par, probabilities_par
 from .kernels.registry import OP_KERNELS, OpKernel
-from .kernels.sampling import pack_outcomes, serial_outcomes
+from .kernels.sampling import pack_outcomes, state_outcomes
 from .kernels.sweeps import binding_row, sweep_probabilities, sweep_term_values
 from .ops import CTRL, DENSE, DIAG, PERM, SEL, OpArrays, entry_count
 from .simulate import is_basic
@@ -244,7 +244,7 @@ def _compile_small(dtype: np.dtype) -> None:
     run_basic_program(program.state, program.arrays, program.static_buffer, binding)
     pauli_values(program.state, program.masks, program.masks)
     outcomes = np.empty(2, dtype=np.int64)
-    serial_outcomes(program.state, program.arrays, program.static_buffer, binding, np.array([0.25, 0.75]), outcomes)
+    state_outcomes(program.state, np.array([0.25, 0.75]), outcomes)
     pack_outcomes(outcomes, np.array([0, 1], dtype=np.int64), np.zeros((1, 2, 1), dtype=np.uint8)[0])
     _compile_binding_row(dtype)
 

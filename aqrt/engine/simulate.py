@@ -37,8 +37,7 @@ from .kernels.interpreter import (
 )
 from .kernels.reductions import pauli_values, pauli_values_par, probabilities_par
 from .kernels.registry import apply_op
-from .kernels.sampling import pack_outcomes
-from .kernels.sampling import serial_outcomes as _serial_outcomes
+from .kernels.sampling import pack_outcomes, state_outcomes
 from .kernels.sweeps import binding_row, sweep_probabilities, sweep_term_values
 from .ops import CTRL, CX, DIAG, ONE_BINDING_WIDE_QUBITS, SEL, WIDE_QUBITS, BoundProgram, OpArrays, runs_wide
 
@@ -224,8 +223,9 @@ def run_serial(program: BoundProgram, x_masks: np.ndarray, z_masks: np.ndarray) 
 def serial_outcomes(program: BoundProgram, binding: int, uniforms: np.ndarray) -> np.ndarray:
     """The outcomes of draws ``uniforms`` (doubles in [0, 1)) from binding ``binding``'s final
     state: what :func:`serial_probabilities` and numpy's ``searchsorted`` of the draws scaled by
-    the probabilities' sum give, bit for bit, in one kernel call (a tiny Sampler job's). For the
-    programs the ``small`` tier runs (:func:`serial_tier`).
+    the probabilities' sum give, bit for bit, in two kernel calls (a tiny Sampler job's: the
+    program, then the draws from its state). For the programs the ``small`` tier runs
+    (:func:`serial_tier`).
 
     Raises:
         KernelsNotLoaded: the ``small`` tier is not loaded yet.
@@ -235,10 +235,9 @@ def serial_outcomes(program: BoundProgram, binding: int, uniforms: np.ndarray) -
         raise ValueError("serial_outcomes runs the programs of the small tier only (see serial_tier)")
     _require_loaded(program)
     state = _initial_state(program)
+    run_basic_program(state, program.ops.as_tuple(), program.static_buffer, _binding_row(program, binding))
     out = np.empty(uniforms.shape[0], dtype=np.int64)
-    _serial_outcomes(
-        state, program.ops.as_tuple(), program.static_buffer, _binding_row(program, binding), uniforms, out
-    )
+    state_outcomes(state, uniforms, out)
     return out
 
 

@@ -105,8 +105,8 @@ def test_sort_draws_handles_clustered_draws() -> None:
 
 
 @pytest.mark.parametrize("dtype", ["complex128", "complex64"])
-def test_a_tiny_jobs_draws_in_one_call_equal_the_probabilities_and_searchsorted(dtype: str) -> None:
-    """``simulate.serial_outcomes`` (a tiny Sampler job's run and draws in one small-tier call)
+def test_a_tiny_jobs_draws_from_the_small_tier_equal_the_probabilities_and_searchsorted(dtype: str) -> None:
+    """``simulate.serial_outcomes`` (a tiny Sampler job's run and draws, two small-tier calls)
     gives the outcomes of ``serial_probabilities`` + cumsum + searchsorted, bit for bit, for
     random circuits of both precisions and for several bindings; draws exactly on a boundary
     and at the very top included."""

@@ -327,9 +327,9 @@ def draw_samples(
     starting at binding s reproduces them from a generator advanced by ``s * shots``. Off the
     loop the draws go through :func:`aqrt.engine.sampling.draw_outcomes` (one pass over the
     probabilities; compiled on first use, on the worker); a ``serial`` job (on the loop) draws
-    the same outcomes with the ``small`` tier's kernel that runs the program and draws in one
-    call (:func:`aqrt.engine.simulate.serial_outcomes`), or, for a program that tier does not
-    run, with numpy: neither compiles anything.
+    the same outcomes with the ``small`` tier's kernels, the program's run then the draws from
+    its state (:func:`aqrt.engine.simulate.serial_outcomes`), or, for a program that tier does
+    not run, with numpy: neither compiles anything.
     """
     arrays = {
         name: np.zeros((program.num_bindings, shots, (len(cols) + 7) // 8), dtype=np.uint8) for name, cols in registers
@@ -340,7 +340,7 @@ def draw_samples(
         return arrays
     simulate = _simulate()
     if serial:  # a tiny job on the loop, kernels loaded: the small tier's draws, or numpy's (the same draws)
-        if simulate.serial_tier(program) == SMALL:  # each binding's run and draws in one call
+        if simulate.serial_tier(program) == SMALL:  # each binding's run and draws, two kernel calls
             targets = [(arrays[name], np.asarray(cols, dtype=np.int64)) for name, cols in registers]
             for b in range(program.num_bindings):
                 outcomes = simulate.serial_outcomes(program, b, rng.random(shots))

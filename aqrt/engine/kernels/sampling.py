@@ -10,7 +10,7 @@
   (``np.argsort`` of 100k doubles took 6.8 ms, most of a 20-qubit Sampler job's drawing)
 - ``pack_outcomes``      outcome bits into BitArray bytes (big-endian bytes; clbit 0 is the
   lowest bit of the last byte)
-- ``serial_outcomes``    a small basic program run from |0...0> and its shots drawn, in one call
+- ``state_outcomes``     shots drawn from a small state's amplitudes by a binary search per draw
   (the ``small`` tier's: a tiny Sampler job on the event loop)
 """
 
@@ -19,10 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..ops import OpTuple
-from .interpreter import run_basic_program
-
-__all__ = ["pack_outcomes", "probability_total", "serial_outcomes", "sort_draws", "sorted_outcomes"]
+__all__ = ["pack_outcomes", "probability_total", "sort_draws", "sorted_outcomes", "state_outcomes"]
 
 
 @njit(cache=True, nogil=True)
@@ -114,22 +111,14 @@ def pack_outcomes(outcomes: np.ndarray, columns: np.ndarray, out: np.ndarray) ->
 
 
 @njit(cache=True, nogil=True)
-def serial_outcomes(
-    state: np.ndarray,
-    ops: OpTuple,
-    static_buffer: np.ndarray,
-    binding_buffer: np.ndarray,
-    uniforms: np.ndarray,
-    out: np.ndarray,
-) -> None:
-    """``state`` (|0...0>) <- the basic program ``ops`` (:func:`.interpreter.run_basic_program`),
-    then ``out[k]`` <- the outcome of draw ``uniforms[k]`` (in [0, 1)) scaled by the
-    probabilities' sum. The outcomes, bit for bit, of ``np.minimum(np.searchsorted(cdf,
-    uniforms * cdf[-1], side="right"), size - 1)`` with ``cdf = np.cumsum(state.real**2 +
-    state.imag**2)`` (the squares and their sum in the state's precision, the running sum in
-    float64: numpy's order of operations), by a binary search per draw: a tiny job's state has
-    a few amplitudes and its shots are few, so nothing is sorted."""
-    run_basic_program(state, ops, static_buffer, binding_buffer)
+def state_outcomes(state: np.ndarray, uniforms: np.ndarray, out: np.ndarray) -> None:
+    """``out[k]`` <- the outcome of draw ``uniforms[k]`` (in [0, 1)) scaled by the sum of the
+    state's probabilities: bit for bit, ``np.minimum(np.searchsorted(cdf, uniforms * cdf[-1],
+    side="right"), size - 1)`` with ``cdf = np.cumsum(state.real**2 + state.imag**2)`` (the
+    squares and their sum in the state's precision, the running sum in float64: numpy's order
+    of operations), by a binary search per draw: a tiny job's state has a few amplitudes and
+    its shots are few, so nothing is sorted (the ``small`` tier's: a tiny Sampler job on the
+    event loop)."""
     size = state.shape[0]
     cdf = np.empty(size)
     total = 0.0
