@@ -191,6 +191,23 @@ def test_a_circuit_changed_in_place_gets_the_fingerprint_of_what_it_is_now(chang
     assert circuit_fingerprint(circuit) == after
 
 
+@pytest.mark.parametrize("length", [8, fingerprint.KEPT_AS_OBJECTS + 8], ids=["short", "long"])
+@pytest.mark.parametrize(("change", "apply"), _in_place_changes(), ids=[name for name, _ in _in_place_changes()])
+def test_a_remembered_copy_of_either_kind_notices_each_change(length: int, change: str, apply: Any) -> None:
+    """A short circuit's copy is kept as instruction objects, a long one's as Qiskit's packed
+    data: each notices every change in place."""
+    circuit = _standard_circuit()
+    for k in range(length - len(circuit.data)):
+        circuit.rz(0.001 * k, k % 2)
+    before = circuit_fingerprint(circuit)
+    known = fingerprint._remembered(circuit)
+    assert known is not None and known.describes(circuit, circuit._data)
+    assert isinstance(known._instructions, list) == (length <= fingerprint.KEPT_AS_OBJECTS)
+    apply(circuit)
+    assert not known.describes(circuit, circuit._data), change
+    assert circuit_fingerprint(circuit) != before, change
+
+
 def test_an_unchanged_circuit_of_standard_gates_is_compared_not_digested_again(monkeypatch: Any) -> None:
     standard = _standard_circuit()
     custom = QuantumCircuit(1)

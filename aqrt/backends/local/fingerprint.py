@@ -7,11 +7,13 @@ instructions it is also remembered by the circuit's identity, with a copy of the
 kept while the circuit lives, and served again only while the circuit still equals that copy:
 its instructions (Qiskit's comparison of instructions, which reads each one's operation, qubits,
 clbits and exact parameters), its global phase, its widths and its classical registers.
-The copy's instructions are kept as Python objects, made once: Qiskit's own comparison of two
-circuit datas makes both sides' objects on every call (a 92-gate ansatz: 54 us, against 31 us
-with one side made). The comparison costs a fraction of a digest (87 against 263 us, with
-Qiskit's). Its one blind spot: a parameter changed in place from 0.0 to -0.0 (equal as floats)
-keeps the old fingerprint, whose program gives the same values up to the sign of exact zeros.
+Up to ``KEPT_AS_OBJECTS`` instructions the copy's instructions are kept as Python objects, made
+once: Qiskit's own comparison of two circuit datas makes both sides' objects on every call (a
+92-gate ansatz: 54 us, against 31 us with one side made); a longer circuit keeps Qiskit's packed
+copy (its objects would take ~0.23 KB an instruction). The comparison costs a fraction of a
+digest (87 against 263 us, with Qiskit's). Its one blind spot: a parameter changed in place from
+0.0 to -0.0 (equal as floats) keeps the old fingerprint, whose program gives the same values up
+to the sign of exact zeros.
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ from qiskit.circuit.library import get_standard_gate_name_mapping
 
 from .content_cache import ByContent
 
-__all__ = ["TEXT_KEY_MAX", "circuit_fingerprint"]
+__all__ = ["KEPT_AS_OBJECTS", "TEXT_KEY_MAX", "circuit_fingerprint"]
+
+KEPT_AS_OBJECTS = 1024
+"""Instructions up to which a remembered circuit's copy is kept as Python objects (see above)."""
 
 TEXT_KEY_MAX = 256
 """Characters of description up to which a circuit of standard instructions is keyed by its
@@ -101,7 +106,8 @@ class _Known:
         # When the circuit is collected its id is noted (no lock taken in a collection's
         # callback), and the next lookup drops the entry with its copy of the data.
         self._circuit = weakref.ref(circuit, lambda _: _COLLECTED.append(key))
-        self._instructions = list(data.copy())
+        copy = data.copy()
+        self._instructions: Any = list(copy) if len(copy) <= KEPT_AS_OBJECTS else copy
         self._phase = data.global_phase
         self._widths = (data.num_qubits, data.num_clbits)
         self._cregs = _register_sizes(data)
@@ -118,8 +124,15 @@ class _Known:
             and (data.num_qubits, data.num_clbits) == self._widths
             and _register_sizes(data) == self._cregs
             and _same_phase(data.global_phase, self._phase)
-            and list(data) == self._instructions
+            and _same_instructions(data, self._instructions)
         )
+
+
+def _same_instructions(data: Any, known: Any) -> bool:
+    """Whether ``data``'s instructions equal ``known``'s (a list of them, or a circuit data)."""
+    if type(known) is list:
+        return len(data) == len(known) and list(data) == known
+    return bool(data == known)
 
 
 def _same_phase(phase: Any, known: Any) -> bool:
