@@ -5,8 +5,9 @@ another's garbage. In its process (Qiskit, Aer, qsim, PennyLane and qulacs loade
 walks the whole heap for tens of milliseconds, and a short kernel right after it runs slower: the
 same native code, not Python, not page faults (measured: the numba entry point alone, 0 minor
 faults). A pause (a sleep) slows it too. Both contenders pay about the same absolute time, so the
-faster one loses more of its ratio. This times both contenders, in interleaved rounds, under
-three conditions, each applied in the contender's own process right before its timed call:
+faster one loses more of its ratio (``kernel_ramp.py`` looks at the slowdown call by call).
+This times both contenders, in interleaved rounds, under three conditions, each applied in the
+contender's own process right before its timed call:
 
 - ``back to back``: the same run, untimed, right before;
 - ``after gc.collect()``: ``engine.py``'s condition;
