@@ -353,7 +353,8 @@ def job_body(
     usage_seconds: float | None = None,
     params: Any = None,
 ) -> dict[str, Any]:
-    """A job as ``GET /jobs/{id}`` and ``GET /jobs`` show it (``params`` only when given)."""
+    """A job as ``GET /jobs/{id}`` and ``GET /jobs`` show it (``params`` only when given, and
+    last: ``aqrt serve`` writes a job's stored params text there as it is)."""
     state: dict[str, Any] = {"status": status}
     if reason:
         state["reason"] = reason

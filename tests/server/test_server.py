@@ -736,3 +736,52 @@ async def test_without_the_in_process_lock_the_store_still_makes_one_job(tmp_pat
         assert await _job_ids(client, token) == [job_id]
         assert (await client.wait_final(token, job_id))["state"]["status"] == "Completed"
         await _still_serving(client, token)
+
+
+# -- a job's params in its answer --------------------------------------------------------------------
+
+
+async def test_a_jobs_answer_carries_its_stored_params_text_as_parsing_and_rewriting_it_would() -> None:
+    """``GET /jobs/{id}`` puts the params text stored at submission into the answer as it is:
+    byte for byte what parsing it and writing the answer whole gives (floats, NaN, non-ASCII
+    tags, nested pubs), and ``params`` is the answer's last field."""
+    from aqrt.server.job_routes import _job_bytes_with_params
+    from aqrt.server.responses import job_response
+
+    params = {
+        "pubs": pubs_to_wire("estimator", [(bell(), "ZZ", None, 0.1)]),
+        "options": {"seed": 3, "twirling": {"enable_gates": True}, "nan": float("nan"), "x": [1e-300, -0.0, 2.5]},
+        "version": 2,
+        "note": 'héllo \u2603 "quoted"',
+    }
+    row = {
+        "id": "job-1",
+        "backend": "aqrt_statevector",
+        "program": "estimator",
+        "status": "Completed",
+        "created": "2026-12-05T00:00:00Z",
+        "user": "alice",
+        "finished": "2026-12-05T00:00:01Z",
+        "session_id": None,
+        "tags": ["ünïcode", "plain"],
+        "cost": 7,
+        "usage_seconds": 0.25,
+    }
+    text = json.dumps(params)  # as the server stores it at submission
+    answer = _job_bytes_with_params({**row, "params": text})
+    assert answer == json.dumps(job_response(row, params=json.loads(text))).encode()
+    decoded = json.loads(answer)
+    assert list(decoded)[-1] == "params" and json.dumps(decoded["params"]) == text
+
+
+async def test_getting_a_job_returns_the_params_it_was_submitted_with(tmp_path) -> None:
+    async with running_server(make_config(tmp_path)) as client:
+        token = await client.token()
+        body = _job_request(pubs=[(bell(), "ZZ", None, 0.05)], tags=["t1"])
+        status, answer = await _post(client, token, body)
+        assert status == 200, answer
+        status, job = await client.call("GET", f"/jobs/{answer['id']}", token)
+        assert status == 200
+        assert job["params"] == body["params"] and job["id"] == answer["id"] and job["tags"] == ["t1"]
+        status, bare = await client.call("GET", f"/jobs/{answer['id']}", token, params={"exclude_params": "true"})
+        assert status == 200 and "params" not in bare
