@@ -340,7 +340,7 @@ def draw_samples(
         return arrays
     simulate = _simulate()
     if serial:  # a tiny job on the loop, kernels loaded: the small tier's draws, or numpy's (the same draws)
-        if simulate.serial_tier(program) == SMALL:  # each binding's run and draws, two kernel calls
+        if simulate.serial_tier(program) == SMALL:  # each binding's run, draws and packing: small-tier kernels
             targets = [(arrays[name], np.asarray(cols, dtype=np.int64)) for name, cols in registers]
             for b in range(program.num_bindings):
                 outcomes = simulate.serial_outcomes(program, b, rng.random(shots))
