@@ -19,9 +19,11 @@ rounds of each call's time. Gaps:
 Kernels (``--kernel``): ``aqrt``, the engine's sweep kernel (``term_values`` on a bound
 program: 125 bindings of the 4-layer n = 8 ansatz of ``engine.py``, its 20-term observable);
 ``naive``, ``engine.py``'s naive ``@njit(parallel=True)`` loop on 16 bindings (about as long a
-call).
+call); ``plain``, no aqrt code at all: a multiply-add over three 8 KiB float64 arrays that
+numba vectorises, repeated to about as long a call. If ``plain`` slows after a gap as ``aqrt``
+does, the slowdown is the machine's, not the engine's.
 
-    .venv/bin/python benchmarks/kernel_ramp.py [--kernel aqrt|naive] [--rounds R] [--calls C]
+    .venv/bin/python benchmarks/kernel_ramp.py [--kernel aqrt|naive|plain] [--rounds R] [--calls C]
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from aqrt.engine import lower_circuit, simulate
 N, LAYERS, TERMS = 8, 4, 20
 AQRT_BINDINGS, NAIVE_BINDINGS, TINY_BINDINGS = 125, 16, 8
 GAP_S = 0.03
+PLAIN_CALL_S = 450e-6  # about the aqrt kernel's steady call
 
 
 @numba.njit(cache=False)
@@ -64,6 +67,22 @@ def _vector_loop(a: np.ndarray, b: np.ndarray, iterations: int) -> complex:  # p
         for i in range(a.shape[0]):
             a[i] = a[i] * b[i] + 1e-9
     return a[0]
+
+
+@numba.njit(cache=False, fastmath=True)
+def _plain_loop(a: np.ndarray, b: np.ndarray, c: np.ndarray, iterations: int) -> float:  # pragma: no cover - compiled
+    for _ in range(iterations):
+        for i in range(a.shape[0]):
+            a[i] = a[i] * b[i] + c[i]
+    return a[0]
+
+
+def _plain_call(seconds: float) -> Callable[[], object]:
+    """``_plain_loop`` repeated to about ``seconds`` a call (steady state)."""
+    a, b, c = np.ones(1024), np.full(1024, 0.999), np.full(1024, 1e-3)
+    per = _per_unit(lambda k: _plain_loop(a, b, c, k), 20_000)
+    iterations = max(1, int(seconds / per))
+    return lambda: _plain_loop(a, b, c, iterations)
 
 
 def _python_loop(seconds: float) -> Callable[[], None]:
@@ -108,7 +127,7 @@ def _kernels() -> dict[str, Callable[[int], Callable[[], object]]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kernel", choices=("aqrt", "naive"), default="aqrt")
+    parser.add_argument("--kernel", choices=("aqrt", "naive", "plain"), default="aqrt")
     parser.add_argument("--rounds", type=int, default=12, help="rounds per gap (default 12)")
     parser.add_argument("--calls", type=int, default=8, help="timed calls after each gap (default 8)")
     args = parser.parse_args()
@@ -116,7 +135,10 @@ def main() -> None:
     aqrt.engine.warmup("complex128", ("sweep",))
     numba.set_num_threads(1)
     make = _kernels()
-    kernel = make[args.kernel](AQRT_BINDINGS if args.kernel == "aqrt" else NAIVE_BINDINGS)
+    if args.kernel == "plain":
+        kernel = _plain_call(PLAIN_CALL_S)
+    else:
+        kernel = make[args.kernel](AQRT_BINDINGS if args.kernel == "aqrt" else NAIVE_BINDINGS)
     kernel()
 
     scalar = _per_unit(_scalar_loop, 10_000_000)
