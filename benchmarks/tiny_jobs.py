@@ -9,8 +9,12 @@ primitives, each ``run()`` then every ``result()``:
 - ``estimator, label``: ``(bell, "ZZ")``
 - ``sampler, Bell 100 shots``: ``bell`` with ``measure_all()``, ``shots=100``, unseeded
 
+The same forms also run through ``aqrt.sync`` (a script's blocking primitives, in a ``with
+Session(...)`` block) exactly as the peers run: every ``run()``, then every ``result()``.
+
 Rows are interleaved (every contender and form once per round), best of the rounds; ratios are
-the peer's per-job time over aqrt's.
+the peer's per-job time over aqrt's (the gathered async row), and for the peers also over
+``aqrt.sync``'s.
 
     .venv/bin/python benchmarks/tiny_jobs.py [--jobs N] [--rounds R]
 """
@@ -33,6 +37,7 @@ from qiskit.primitives import StatevectorEstimator, StatevectorSampler
 from qiskit.quantum_info import SparsePauliOp
 
 import aqrt.engine
+import aqrt.sync
 from aqrt import Estimator, Sampler, Session
 
 try:
@@ -82,9 +87,19 @@ def _peer(primitive: Any, program: str, pub: Any, jobs: int) -> float:
     return (time.perf_counter() - start) / jobs
 
 
+def _aqrt_sync(program: str, pub: Any, jobs: int) -> float:
+    with aqrt.sync.Session(backend="aqrt_statevector"):
+        primitive: Any = aqrt.sync.Estimator() if program == "estimator" else aqrt.sync.Sampler()
+        return _peer(primitive, program, pub, jobs)
+
+
+SYNC = "aqrt.sync Session"
+
+
 def contenders(jobs: int) -> dict[str, Callable[[str, Any], float]]:
     out: dict[str, Callable[[str, Any], float]] = {
         "aqrt Session (gathered)": lambda program, pub: asyncio.run(_aqrt(program, pub, jobs)),
+        SYNC: lambda program, pub: _aqrt_sync(program, pub, jobs // 2),
     }
     if AerEstimatorV2 is not None:
         out["Aer V2"] = lambda program, pub: _peer(
@@ -109,12 +124,15 @@ def main() -> None:
             for name, run in runs.items():
                 times.setdefault((form, name), []).append(run(program, pub))
     print(f"per-job time, best of {args.rounds} interleaved rounds (aqrt: {args.jobs} jobs; peers: {PEER_JOBS})")
-    print(f"{'form':26s} {'contender':26s} {'us/job':>9s} {'x aqrt':>8s}")
+    print(f"{'form':26s} {'contender':26s} {'us/job':>9s} {'x aqrt':>8s} {'x sync':>8s}")
     for form in forms():
         base = min(times[(form, "aqrt Session (gathered)")])
+        sync = min(times[(form, SYNC)])
         for name in runs:
             best = min(times[(form, name)])
-            print(f"{form:26s} {name:26s} {best * 1e6:9.1f} {best / base:7.2f}x")
+            over_sync = f"{best / sync:7.2f}x" if not name.startswith("aqrt") else ""
+            print(f"{form:26s} {name:26s} {best * 1e6:9.1f} {best / base:7.2f}x {over_sync:>8s}")
+    aqrt.sync.shutdown()
 
 
 if __name__ == "__main__":

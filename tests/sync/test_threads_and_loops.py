@@ -4,6 +4,7 @@ and its shutdown: explicit, and at interpreter exit."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import re
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest
 from blockbuster import BlockBuster
 from qiskit.circuit import Parameter, QuantumCircuit
 
+import aqrt
 import aqrt.sync
 from aqrt.sync import Estimator, Sampler, Session
 
@@ -120,6 +122,88 @@ def test_shutdown_cancels_what_is_unfinished_and_a_later_call_starts_afresh() ->
     with pytest.raises(RuntimeError, match=r"aqrt\.sync was shut down"):
         inside.details()
     assert Estimator().run([(circuit, "Z", [0.0])]).result()[0].data.evs == pytest.approx(1.0)
+
+
+def test_the_result_of_a_finished_job_is_read_without_the_loop(blockbuster: BlockBuster) -> None:
+    # result() waits on an event the job sets as it settles: once the job is final, the answer
+    # comes from the calling thread even while the loop is busy with something else.
+    blockbuster.deactivate()  # the test blocks the facade's loop on purpose
+    circuit, _ = _ry_circuit()
+    job = Estimator().run([(circuit, "Z", [0.0])])
+    job.wait_for_final_state(timeout=30)
+    runtime = aqrt.sync._current_runtime()
+    loop_busy, release = threading.Event(), threading.Event()
+
+    def hold_the_loop() -> None:
+        loop_busy.set()
+        release.wait(30)  # blocks the loop thread on purpose
+
+    holder = threading.Thread(target=runtime.portal.call, args=(hold_the_loop,))
+    holder.start()
+    try:
+        assert loop_busy.wait(30)
+        started = time.monotonic()
+        assert job.result()[0].data.evs == pytest.approx(1.0)
+        assert job.result(timeout=0)[0].data.evs == pytest.approx(1.0)
+        assert time.monotonic() - started < 1  # the loop is held for 30 s
+    finally:
+        release.set()
+        holder.join(timeout=30)
+
+
+def test_shutdown_wakes_threads_that_wait_on_the_loop() -> None:
+    from aqrt.testing import FakeBackend
+
+    circuit, _ = _ry_circuit()
+    session = Session(backend=FakeBackend(duration=60), max_pending=1)
+    estimator = Estimator(mode=session)
+    running = estimator.run([(circuit, "Z", [0.1])])
+    outcomes: dict[str, BaseException | None] = {}
+    calling = [threading.Event(), threading.Event()]
+
+    def wait_for_result() -> None:
+        calling[0].set()
+        try:
+            running.result()
+            outcomes["result"] = None
+        except BaseException as exc:
+            outcomes["result"] = exc
+
+    def submit_into_a_full_session() -> None:
+        calling[1].set()
+        try:
+            estimator.run([(circuit, "Z", [0.2])])  # waits for room that never comes
+            outcomes["run"] = None
+        except BaseException as exc:
+            outcomes["run"] = exc
+
+    threads = [threading.Thread(target=wait_for_result), threading.Thread(target=submit_into_a_full_session)]
+    for thread in threads:
+        thread.start()
+    assert all(event.wait(30) for event in calling)
+    time.sleep(0.3)  # both are blocked by now: their jobs take 60 s
+    started = time.monotonic()
+    aqrt.sync.shutdown()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert time.monotonic() - started < 10
+    assert not any(thread.is_alive() for thread in threads)
+    assert isinstance(outcomes["result"], aqrt.JobCancelledError)  # its job was cancelled at shutdown
+    assert isinstance(outcomes["run"], aqrt.SessionClosedError)  # its session was cancelled at shutdown
+
+
+def test_a_call_runs_on_the_loop_without_the_calling_threads_context() -> None:
+    # Context variables set in the calling thread (an async session of a notebook's own loop,
+    # say) stay there: the facade's loop code runs in a fresh context.
+    marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker", default="unset")
+    marker.set("caller")
+    runtime = aqrt.sync._current_runtime()
+    assert runtime.call(marker.get) == "unset"
+
+    async def read_marker() -> str:
+        return marker.get()
+
+    assert runtime.call(read_marker) == "unset"
 
 
 def test_calling_the_facade_on_its_own_loop_is_refused() -> None:
