@@ -10,7 +10,9 @@ primitives, each ``run()`` then every ``result()``:
 - ``sampler, Bell 100 shots``: ``bell`` with ``measure_all()``, ``shots=100``, unseeded
 
 The same forms also run through ``aqrt.sync`` (a script's blocking primitives, in a ``with
-Session(...)`` block) exactly as the peers run: every ``run()``, then every ``result()``.
+Session(...)`` block) and through ``aqrt.primitives.EngineEstimator`` / ``EngineSampler``
+(Qiskit's synchronous V2 interface, no session) exactly as the peers run: every ``run()``,
+then every ``result()``.
 
 Rows are interleaved (every contender and form once per round), best of the rounds; ratios are
 the peer's per-job time over aqrt's (the gathered async row), and for the peers also over
@@ -39,6 +41,7 @@ from qiskit.quantum_info import SparsePauliOp
 import aqrt.engine
 import aqrt.sync
 from aqrt import Estimator, Sampler, Session
+from aqrt.primitives import EngineEstimator, EngineSampler
 
 try:
     from qiskit_aer.primitives import EstimatorV2 as AerEstimatorV2
@@ -100,6 +103,9 @@ def contenders(jobs: int) -> dict[str, Callable[[str, Any], float]]:
     out: dict[str, Callable[[str, Any], float]] = {
         "aqrt Session (gathered)": lambda program, pub: asyncio.run(_aqrt(program, pub, jobs)),
         SYNC: lambda program, pub: _aqrt_sync(program, pub, jobs // 2),
+        "aqrt Engine primitive": lambda program, pub: _peer(
+            EngineEstimator() if program == "estimator" else EngineSampler(), program, pub, jobs // 2
+        ),
     }
     if AerEstimatorV2 is not None:
         out["Aer V2"] = lambda program, pub: _peer(

@@ -1,9 +1,10 @@
 """Estimator, Sampler and Executor (IBM's ``executor`` program), async; EngineEstimator /
-EngineSampler (Qiskit's synchronous BaseEstimatorV2 / BaseSamplerV2 over the local engine)."""
+EngineSampler (Qiskit's synchronous BaseEstimatorV2 / BaseSamplerV2 over the local engine) and
+their EngineJob."""
 
 from .estimator import Estimator
 from .executor import Executor
 from .sampler import Sampler
-from .sync import EngineEstimator, EngineSampler
+from .sync import EngineEstimator, EngineJob, EngineSampler
 
-__all__ = ["EngineEstimator", "EngineSampler", "Estimator", "Executor", "Sampler"]
+__all__ = ["EngineEstimator", "EngineJob", "EngineSampler", "Estimator", "Executor", "Sampler"]

@@ -2,7 +2,9 @@
 
 For code that expects Qiskit's primitive interface (``job = estimator.run(pubs);
 job.result()``) and no event loop. The work runs on the same single engine worker as the async
-primitives, so both can be used in one process.
+primitives, so both can be used in one process. ``run()`` returns an :class:`EngineJob`, a
+Qiskit ``BasePrimitiveJob`` on that worker's queue (Qiskit's ``PrimitiveJob`` starts a thread
+of its own per job, which would then only wait for the worker).
 
 Example:
     >>> from aqrt.primitives import EngineEstimator
@@ -11,15 +13,20 @@ Example:
 
 from __future__ import annotations
 
+import concurrent.futures
+import functools
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
 from qiskit.primitives import BaseEstimatorV2, BaseSamplerV2
+from qiskit.primitives.base.base_primitive_job import BasePrimitiveJob
 from qiskit.primitives.containers import DataBin, PrimitiveResult, PubResult
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
-from qiskit.primitives.primitive_job import PrimitiveJob
+from qiskit.providers import JobStatus
+from qiskit.providers.jobstatus import JOB_FINAL_STATES
 
 from .._concurrency import CancelFlag, engine_executor
 from ..backends.base import ExecutionContext
@@ -30,7 +37,75 @@ from ..options import Options, effective_precision, effective_shots
 from ._base import primitive_options
 from ._pubs import coerce_estimator_pubs, coerce_sampler_pubs
 
-__all__ = ["EngineEstimator", "EngineSampler"]
+__all__ = ["EngineEstimator", "EngineJob", "EngineSampler"]
+
+
+class EngineJob(BasePrimitiveJob[PrimitiveResult[Any], JobStatus]):
+    """A job of :class:`EngineEstimator` / :class:`EngineSampler`: Qiskit's ``BasePrimitiveJob``
+    (``result()``, ``status()``, ``cancel()``, ...) over the job's place on the engine worker.
+
+    As Qiskit's ``PrimitiveJob`` but for ``status()`` of a job still waiting for the worker
+    behind others: ``QUEUED`` (``PrimitiveJob`` runs each job on a thread of its own at once
+    and so never waits; a pending future would read as ``ERROR`` there). ``cancel()`` stops a
+    queued job; a running one finishes.
+    """
+
+    def __init__(self, work: Callable[[], PrimitiveResult[Any]]) -> None:
+        super().__init__(str(uuid.uuid4()))
+        self._future: concurrent.futures.Future[PrimitiveResult[Any]] = engine_executor().submit(work)
+
+    def result(self) -> PrimitiveResult[Any]:
+        """Wait for and return the job's ``PrimitiveResult`` (raises what the job raised)."""
+        return self._future.result()
+
+    def status(self) -> JobStatus:
+        future = self._future
+        if future.running():
+            return JobStatus.RUNNING
+        if future.cancelled():
+            return JobStatus.CANCELLED
+        if not future.done():
+            return JobStatus.QUEUED
+        return JobStatus.DONE if future.exception() is None else JobStatus.ERROR
+
+    def done(self) -> bool:
+        return self.status() is JobStatus.DONE
+
+    def running(self) -> bool:
+        return self.status() is JobStatus.RUNNING
+
+    def cancelled(self) -> bool:
+        return self.status() is JobStatus.CANCELLED
+
+    def in_final_state(self) -> bool:
+        return self.status() in JOB_FINAL_STATES
+
+    def cancel(self) -> bool:
+        """Cancel the job if it has not started; returns whether it was cancelled."""
+        return self._future.cancel()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # As PrimitiveJob pickles: once finished, its outcome in place of the future.
+        try:
+            outcome: tuple[str, Any] = ("result", self.result())
+        except concurrent.futures.CancelledError:
+            outcome = ("cancelled", None)
+        except Exception as error:
+            outcome = ("error", error)
+        state = self.__dict__.copy()
+        state["_future"] = outcome
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        kind, value = state.pop("_future")
+        self.__dict__.update(state)
+        self._future = concurrent.futures.Future()
+        if kind == "result":
+            self._future.set_result(value)
+        elif kind == "error":
+            self._future.set_exception(value)
+        else:
+            self._future.cancel()
 
 
 class _EngineRunner:
@@ -71,7 +146,7 @@ class _EngineRunner:
         finish: Callable[[PrimitiveResult[Any]], PrimitiveResult[Any]] | None = None,
         *,
         draws: bool = True,
-    ) -> PrimitiveJob[PrimitiveResult[Any]]:
+    ) -> EngineJob:
         """Validate, then run each PUB as its own request; ``draws=False``: the engine draws
         nothing (exact values), so no seed is taken from a Generator."""
         for index, pub in enumerate(pubs):
@@ -88,9 +163,7 @@ class _EngineRunner:
             )
             for pub, seed in zip(pubs, seeds, strict=True)
         ]
-        job = PrimitiveJob(self._execute, requests, finish)
-        job._submit()
-        return job
+        return EngineJob(functools.partial(self._execute, requests, finish))
 
     def _pub_seeds(self, count: int, options: Options) -> list[int | None]:
         """Qiskit's seeding rule: an int seed gives every PUB the same stream (identical PUBs
@@ -105,18 +178,16 @@ class _EngineRunner:
     def _execute(
         self, requests: list[JobRequest], finish: Callable[[PrimitiveResult[Any]], PrimitiveResult[Any]] | None
     ) -> PrimitiveResult[Any]:
-        def work() -> PrimitiveResult[Any]:
-            if self._backend.engine == "numba" and not engine_is_warm(self._backend.dtype):
-                warm_engine(self._backend.dtype)
-            with self._cache_lock:
-                context = ExecutionContext(self._cache, CancelFlag())
-                results = [self._backend.runner.run(request, context)[0] for request in requests]
-            for result in results:
-                result.metadata.pop("simulator_metadata", None)  # Qiskit's PUB metadata has no such key
-            return PrimitiveResult(results, metadata={"version": 2})
-
-        result = engine_executor().submit(work).result()
-        return finish(result) if finish is not None else result
+        """The job's work, on the engine worker (an :class:`EngineJob` runs it there)."""
+        if self._backend.engine == "numba" and not engine_is_warm(self._backend.dtype):
+            warm_engine(self._backend.dtype)
+        with self._cache_lock:
+            context = ExecutionContext(self._cache, CancelFlag())
+            results = [self._backend.runner.run(request, context)[0] for request in requests]
+        for result in results:
+            result.metadata.pop("simulator_metadata", None)  # Qiskit's PUB metadata has no such key
+        merged = PrimitiveResult(results, metadata={"version": 2})
+        return finish(merged) if finish is not None else merged
 
 
 class EngineEstimator(_EngineRunner, BaseEstimatorV2):
@@ -146,7 +217,7 @@ class EngineEstimator(_EngineRunner, BaseEstimatorV2):
         """Precision for PUBs without their own."""
         return effective_precision(self._options)
 
-    def run(self, pubs: Iterable[Any], *, precision: float | None = None) -> PrimitiveJob[PrimitiveResult[Any]]:
+    def run(self, pubs: Iterable[Any], *, precision: float | None = None) -> EngineJob:
         if precision is None:
             precision = effective_precision(self._options)
         coerced = coerce_estimator_pubs(pubs, precision)
@@ -199,7 +270,7 @@ class EngineSampler(_EngineRunner, BaseSamplerV2):
         """Shots for PUBs without their own."""
         return effective_shots(self._options)
 
-    def run(self, pubs: Iterable[Any], *, shots: int | None = None) -> PrimitiveJob[PrimitiveResult[Any]]:
+    def run(self, pubs: Iterable[Any], *, shots: int | None = None) -> EngineJob:
         if shots is None:
             shots = effective_shots(self._options)
         return self._submit(coerce_sampler_pubs(pubs, shots))

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import pickle
+import threading
+
 import numpy as np
 import pytest
 from qiskit import QuantumCircuit
@@ -9,9 +13,12 @@ from qiskit.circuit import Instruction, Parameter
 from qiskit.circuit.random import random_circuit
 from qiskit.exceptions import QiskitError
 from qiskit.primitives import BaseEstimatorV2, BaseSamplerV2, StatevectorEstimator, StatevectorSampler
+from qiskit.primitives.base.base_primitive_job import BasePrimitiveJob
+from qiskit.providers import JobStatus
 from qiskit.quantum_info import SparsePauliOp
 
 from aqrt import InvalidPubError, UnsupportedCircuitError
+from aqrt._concurrency import engine_executor
 from aqrt.primitives import EngineEstimator, EngineSampler
 
 
@@ -154,3 +161,43 @@ def test_a_pub_not_in_a_list_gets_qiskits_message() -> None:
         EngineEstimator().run((circuit, SparsePauliOp("Z")))
     with pytest.raises(ValueError, match="An invalid Sampler pub-like was given"):
         EngineSampler().run(circuit)
+
+
+def test_a_job_has_qiskit_s_job_interface_and_waits_its_turn_on_the_engine_worker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    circuit = QuantumCircuit(1)
+    circuit.h(0)
+    estimator = EngineEstimator()
+    done = estimator.run([(circuit, SparsePauliOp("X"))])
+    assert isinstance(done, BasePrimitiveJob) and isinstance(done.job_id(), str)
+    assert done.result()[0].data.evs == pytest.approx(1.0)
+    assert done.status() is JobStatus.DONE and done.done() and done.in_final_state() and not done.cancel()
+    copy = pickle.loads(pickle.dumps(done))
+    assert copy.status() is JobStatus.DONE and copy.result()[0].data.evs == pytest.approx(1.0)
+    assert copy.job_id() == done.job_id()
+
+    release = threading.Event()
+    busy = engine_executor().submit(release.wait, 30)  # the one engine worker, held
+    try:
+        waiting = estimator.run([(circuit, SparsePauliOp("X"))])
+        behind = estimator.run([(circuit, SparsePauliOp("Z"))])
+        assert waiting.status() is JobStatus.QUEUED and not waiting.in_final_state()
+        assert waiting.cancel() and waiting.cancelled() and waiting.status() is JobStatus.CANCELLED
+        with pytest.raises(concurrent.futures.CancelledError):
+            waiting.result()
+    finally:
+        release.set()
+    assert busy.result() is True
+    assert behind.result()[0].data.evs == pytest.approx(0.0, abs=1e-12) and behind.done()
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the engine broke")
+
+    monkeypatch.setattr(estimator._backend.runner, "run", fail)
+    failed = estimator.run([(circuit, SparsePauliOp("X"))])
+    with pytest.raises(RuntimeError, match="the engine broke"):
+        failed.result()
+    assert failed.status() is JobStatus.ERROR and failed.in_final_state() and not failed.done()
+    with pytest.raises(RuntimeError, match="the engine broke"):
+        pickle.loads(pickle.dumps(failed)).result()
