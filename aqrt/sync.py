@@ -165,22 +165,27 @@ class _Runtime:
     def _start_call(
         self, answer: concurrent.futures.Future[Any], func: Callable[..., Any], args: tuple[Any, ...]
     ) -> None:
-        task = asyncio.get_running_loop().create_task(_answer(func, args))
+        task = asyncio.get_running_loop().create_task(self._run_call(answer, func, args))
         self._calls.add(task)
-        task.add_done_callback(functools.partial(self._finish_call, answer))
+        task.add_done_callback(self._calls.discard)
 
-    def _finish_call(self, answer: concurrent.futures.Future[Any], task: asyncio.Task[Any]) -> None:
-        self._calls.discard(task)
-        if answer.done():  # failed by close() meanwhile
-            return
-        if task.cancelled():
-            answer.cancel()
-            return
-        error = task.exception()
-        if error is not None:
+    async def _run_call(
+        self, answer: concurrent.futures.Future[Any], func: Callable[..., Any], args: tuple[Any, ...]
+    ) -> None:
+        # The answer is set here, not from a done callback: the calling thread wakes a turn sooner.
+        try:
+            value = func(*args)
+            if inspect.isawaitable(value):
+                value = await value
+        except asyncio.CancelledError:
+            answer.cancel()  # shutdown cancelled the call: the caller gets CancelledError, as from the portal
+            raise
+        except BaseException as error:
             answer.set_exception(error)
+            if not isinstance(error, Exception):
+                raise
         else:
-            answer.set_result(task.result())
+            answer.set_result(value)
 
     @property
     def is_open(self) -> bool:
@@ -297,13 +302,6 @@ class _Runtime:
 
 def _loop_identity() -> tuple[int, asyncio.AbstractEventLoop]:
     return threading.get_ident(), asyncio.get_running_loop()
-
-
-async def _answer(func: Callable[..., Any], args: tuple[Any, ...]) -> Any:
-    value = func(*args)
-    if inspect.isawaitable(value):
-        return await value
-    return value
 
 
 def _stopped_error() -> RuntimeError:
