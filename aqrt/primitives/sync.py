@@ -29,7 +29,7 @@ from qiskit.providers import JobStatus
 from qiskit.providers.jobstatus import JOB_FINAL_STATES
 
 from .._concurrency import CancelFlag, engine_executor
-from ..backends.base import ExecutionContext
+from ..backends.base import NOT_INLINE, ExecutionContext
 from ..backends.local import LocalBackend, LocalService
 from ..backends.local.warmup import engine_is_warm, warm_engine
 from ..job import JobRequest, Program, new_job_id
@@ -47,12 +47,13 @@ class EngineJob(BasePrimitiveJob[PrimitiveResult[Any], JobStatus]):
     As Qiskit's ``PrimitiveJob`` but for ``status()`` of a job still waiting for the worker
     behind others: ``QUEUED`` (``PrimitiveJob`` runs each job on a thread of its own at once
     and so never waits; a pending future would read as ``ERROR`` there). ``cancel()`` stops a
-    queued job; a running one finishes.
+    queued job; a running one finishes. A tiny job is done by the time ``run()`` returns: it
+    ran on the calling thread, as the async primitives run one on the event loop.
     """
 
-    def __init__(self, work: Callable[[], PrimitiveResult[Any]]) -> None:
+    def __init__(self, future: concurrent.futures.Future[PrimitiveResult[Any]]) -> None:
         super().__init__(str(uuid.uuid4()))
-        self._future: concurrent.futures.Future[PrimitiveResult[Any]] = engine_executor().submit(work)
+        self._future = future
 
     def result(self) -> PrimitiveResult[Any]:
         """Wait for and return the job's ``PrimitiveResult`` (raises what the job raised)."""
@@ -106,6 +107,16 @@ class EngineJob(BasePrimitiveJob[PrimitiveResult[Any], JobStatus]):
             self._future.set_exception(value)
         else:
             self._future.cancel()
+
+
+def _settled(outcome: Callable[[], PrimitiveResult[Any]]) -> concurrent.futures.Future[PrimitiveResult[Any]]:
+    """A future already holding ``outcome()``'s result, or the exception it raised."""
+    future: concurrent.futures.Future[PrimitiveResult[Any]] = concurrent.futures.Future()
+    try:
+        future.set_result(outcome())
+    except Exception as error:
+        future.set_exception(error)
+    return future
 
 
 class _EngineRunner:
@@ -163,7 +174,28 @@ class _EngineRunner:
             )
             for pub, seed in zip(pubs, seeds, strict=True)
         ]
-        return EngineJob(functools.partial(self._execute, requests, finish))
+        inline = self._run_inline(requests)
+        if inline is not None and all(result is not None for result in inline):
+            return EngineJob(_settled(functools.partial(self._finish, inline, finish)))
+        return EngineJob(engine_executor().submit(self._execute, requests, finish, inline))
+
+    def _run_inline(self, requests: list[JobRequest]) -> list[PubResult | None] | None:
+        """Each request's PUB result where the backend runs it inline (a job of microseconds, on
+        the calling thread: a trip to the worker and back would cost it more), None where it
+        does not; None for them all while this primitive's cache is in use on the worker."""
+        if not self._cache_lock.acquire(blocking=False):
+            return None
+        try:
+            context = ExecutionContext(self._cache, CancelFlag())
+            results: list[PubResult | None] = []
+            for request in requests:
+                result = self._backend.run_inline(request, context)
+                results.append(None if result is NOT_INLINE else result[0])
+            return results
+        except Exception:  # the job fails: the worker runs it and its future holds the error
+            return None
+        finally:
+            self._cache_lock.release()
 
     def _pub_seeds(self, count: int, options: Options) -> list[int | None]:
         """Qiskit's seeding rule: an int seed gives every PUB the same stream (identical PUBs
@@ -176,17 +208,31 @@ class _EngineRunner:
         return [options.seed] * count
 
     def _execute(
-        self, requests: list[JobRequest], finish: Callable[[PrimitiveResult[Any]], PrimitiveResult[Any]] | None
+        self,
+        requests: list[JobRequest],
+        finish: Callable[[PrimitiveResult[Any]], PrimitiveResult[Any]] | None,
+        done: list[PubResult | None] | None,
     ) -> PrimitiveResult[Any]:
-        """The job's work, on the engine worker (an :class:`EngineJob` runs it there)."""
+        """The job's work, on the engine worker: the requests not ``done`` inline already."""
         if self._backend.engine == "numba" and not engine_is_warm(self._backend.dtype):
             warm_engine(self._backend.dtype)
+        results = list(done) if done is not None else [None] * len(requests)
         with self._cache_lock:
             context = ExecutionContext(self._cache, CancelFlag())
-            results = [self._backend.runner.run(request, context)[0] for request in requests]
-        for result in results:
+            for index, request in enumerate(requests):
+                if results[index] is None:
+                    results[index] = self._backend.runner.run(request, context)[0]
+        return self._finish(results, finish)
+
+    @staticmethod
+    def _finish(
+        results: list[PubResult | None], finish: Callable[[PrimitiveResult[Any]], PrimitiveResult[Any]] | None
+    ) -> PrimitiveResult[Any]:
+        """The job's ``PrimitiveResult`` from its PUBs' results, as Qiskit's primitives shape it."""
+        pub_results = [result for result in results if result is not None]
+        for result in pub_results:
             result.metadata.pop("simulator_metadata", None)  # Qiskit's PUB metadata has no such key
-        merged = PrimitiveResult(results, metadata={"version": 2})
+        merged = PrimitiveResult(pub_results, metadata={"version": 2})
         return finish(merged) if finish is not None else merged
 
 

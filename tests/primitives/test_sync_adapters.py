@@ -170,26 +170,33 @@ def test_a_job_has_qiskit_s_job_interface_and_waits_its_turn_on_the_engine_worke
     circuit.h(0)
     estimator = EngineEstimator()
     done = estimator.run([(circuit, SparsePauliOp("X"))])
+    assert done.in_final_state()  # a tiny job ran on the calling thread, within run()
     assert isinstance(done, BasePrimitiveJob) and isinstance(done.job_id(), str)
     assert done.result()[0].data.evs == pytest.approx(1.0)
-    assert done.status() is JobStatus.DONE and done.done() and done.in_final_state() and not done.cancel()
+    assert done.status() is JobStatus.DONE and done.done() and not done.cancel()
     copy = pickle.loads(pickle.dumps(done))
     assert copy.status() is JobStatus.DONE and copy.result()[0].data.evs == pytest.approx(1.0)
     assert copy.job_id() == done.job_id()
 
+    theta = Parameter("theta")
+    rotation = QuantumCircuit(1)
+    rotation.ry(theta, 0)
+    angles = np.linspace(0, np.pi, 64)  # 64 bindings: more than a job run inline may cost
     release = threading.Event()
     busy = engine_executor().submit(release.wait, 30)  # the one engine worker, held
     try:
-        waiting = estimator.run([(circuit, SparsePauliOp("X"))])
-        behind = estimator.run([(circuit, SparsePauliOp("Z"))])
+        waiting = estimator.run([(rotation, "Z", angles)])
+        behind = estimator.run([(rotation, "Z", angles), (circuit, "X")])  # a big PUB and a tiny one
         assert waiting.status() is JobStatus.QUEUED and not waiting.in_final_state()
         assert waiting.cancel() and waiting.cancelled() and waiting.status() is JobStatus.CANCELLED
         with pytest.raises(concurrent.futures.CancelledError):
             waiting.result()
+        assert behind.status() is JobStatus.QUEUED
     finally:
         release.set()
     assert busy.result() is True
-    assert behind.result()[0].data.evs == pytest.approx(0.0, abs=1e-12) and behind.done()
+    np.testing.assert_allclose(behind.result()[0].data.evs, np.cos(angles), atol=1e-12)
+    assert behind.result()[1].data.evs == pytest.approx(1.0) and behind.done()
 
     def fail(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the engine broke")
@@ -201,3 +208,26 @@ def test_a_job_has_qiskit_s_job_interface_and_waits_its_turn_on_the_engine_worke
     assert failed.status() is JobStatus.ERROR and failed.in_final_state() and not failed.done()
     with pytest.raises(RuntimeError, match="the engine broke"):
         pickle.loads(pickle.dumps(failed)).result()
+
+
+def test_tiny_jobs_run_inline_and_give_what_the_worker_gives() -> None:
+    """The same PUBs, seeded, inline (tiny) and on the worker (while a job of the same primitive
+    holds its cache there): the same values and the same draws."""
+    circuit = _parametric()
+    measured = circuit.measure_all(inplace=False)
+    pub = (circuit, [SparsePauliOp("ZZI"), SparsePauliOp("XIY")], [0.3, -1.1], 0.05)
+    estimator, sampler = EngineEstimator(seed=5), EngineSampler(seed=5)
+    inline_values = estimator.run([pub]).result()[0].data.evs
+    inline_counts = sampler.run([(measured, [0.3, -1.1])], shots=500).result()[0].data.meas.get_counts()
+    release = threading.Event()
+    busy = engine_executor().submit(release.wait, 30)
+    try:
+        with estimator._cache_lock, sampler._cache_lock:  # as while a job of theirs runs on the worker
+            on_worker = estimator.run([pub])
+            drawn = sampler.run([(measured, [0.3, -1.1])], shots=500)
+        assert not on_worker.in_final_state() and not drawn.in_final_state()
+    finally:
+        release.set()
+    busy.result()
+    np.testing.assert_array_equal(on_worker.result()[0].data.evs, inline_values)
+    assert drawn.result()[0].data.meas.get_counts() == inline_counts
