@@ -10,9 +10,10 @@ The same names as the async API, used without ``async``/``await``::
         evs = job.result()[0].data.evs               # blocks until the job is final
 
 This is not a second runtime: every call runs the async objects of :mod:`aqrt` on one
-background event loop per process (an anyio blocking portal, in a thread of its own) and
-waits for the answer. So the sessions' rules, the options, the engine and the errors are the
-async API's. Because the loop is another thread, the blocking calls also work where the calling
+background event loop per process (started by an anyio blocking portal, in a thread of its
+own) and waits for the answer; ``job.result()`` waits for the job itself (an event it sets as
+it settles). So the sessions' rules, the options, the engine and the errors are the async
+API's. Because the loop is another thread, the blocking calls also work where the calling
 thread already runs an event loop (a Jupyter cell) and from any number of threads at once.
 
 The loop starts on first use and stops at interpreter exit or on :func:`shutdown`, which first
