@@ -279,6 +279,9 @@ class EngineEstimator(_EngineRunner, BaseEstimatorV2):
         ``stds`` are zeros, as Qiskit reports them (the async primitives report the precision)."""
         noisy = []
         for pub_result, precision in zip(result, precisions, strict=True):
+            if precision <= 0 and not pub_result.data.stds.any():
+                noisy.append(pub_result)  # exact: the engine's zeros and target_precision 0.0 already
+                continue
             evs = pub_result.data.evs
             if precision > 0:
                 rng = np.random.default_rng(self._seed)

@@ -45,6 +45,7 @@ def test_engine_estimator_is_a_qiskit_estimator_and_matches_statevector_estimato
     for mine, ref in zip(ours, theirs, strict=True):
         assert mine.data.evs.shape == ref.data.evs.shape
         np.testing.assert_allclose(mine.data.evs, ref.data.evs, atol=1e-10)
+        assert np.array_equal(mine.data.stds, ref.data.stds) and mine.data.stds.dtype == ref.data.stds.dtype
         assert mine.metadata == ref.metadata  # {"target_precision", "circuit_metadata"}, nothing more
     assert ours.metadata == theirs.metadata == {"version": 2}
 
