@@ -189,7 +189,8 @@ def test_shutdown_wakes_threads_that_wait_on_the_loop() -> None:
     assert time.monotonic() - started < 10
     assert not any(thread.is_alive() for thread in threads)
     assert isinstance(outcomes["result"], aqrt.JobCancelledError)  # its job was cancelled at shutdown
-    assert isinstance(outcomes["run"], aqrt.SessionClosedError)  # its session was cancelled at shutdown
+    run_error = outcomes["run"]  # its session was cancelled at shutdown (or, on a slow machine, the loop was gone)
+    assert isinstance(run_error, aqrt.SessionClosedError) or "aqrt.sync was shut down" in str(run_error), run_error
 
 
 def test_a_call_runs_on_the_loop_without_the_calling_threads_context() -> None:
