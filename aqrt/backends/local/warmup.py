@@ -115,7 +115,9 @@ def warm_engine(dtype: str = "complex128", tiers: Iterable[str] = (SMALL,)) -> N
 def note_numpy_seconds(dtype: str, seconds: float) -> None:
     """Count ``seconds`` of an inline job run on the numpy interpreter at ``dtype``; past
     :data:`NUMPY_SECONDS_BEFORE_LOADING` in all, submit the ``small`` tier's load for ``dtype``
-    to the engine worker, once, without waiting for it (called on the event loop)."""
+    to the engine worker, once, without waiting for it. Called where inline jobs run: the event
+    loop, and the calling threads of the Engine primitives (two threads racing here submit the
+    load twice at most; the worker runs the second as a no-op)."""
     spent = _numpy_seconds[dtype] = _numpy_seconds.get(dtype, 0.0) + seconds
     if spent < NUMPY_SECONDS_BEFORE_LOADING or dtype in _small_tier_requested:
         return
