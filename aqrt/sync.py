@@ -139,12 +139,11 @@ class _Runtime:
                 raise _stopped_error()
             self._waiting.add(answer)
         try:
-            self._loop.call_soon_threadsafe(self._start_call, answer, func, args, context=contextvars.Context())
-            return answer.result()
-        except RuntimeError as exc:
-            if not self._open and "closed" in str(exc):  # call_soon_threadsafe on a loop that stopped
+            try:
+                self._loop.call_soon_threadsafe(self._start_call, answer, func, args, context=contextvars.Context())
+            except RuntimeError:  # "Event loop is closed": shutdown() stopped it meanwhile
                 raise _stopped_error() from None
-            raise
+            return answer.result()
         finally:
             with self._waiting_lock:
                 self._waiting.discard(answer)

@@ -18,7 +18,7 @@ import functools
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from qiskit.primitives import BaseEstimatorV2, BaseSamplerV2
@@ -174,7 +174,12 @@ class _EngineRunner:
             )
             for pub, seed in zip(pubs, seeds, strict=True)
         ]
-        inline = self._run_inline(requests)
+        try:
+            inline = self._run_inline(requests)
+        except Exception as error:  # the job failed inline, as it would on the worker: its future holds the error
+            failed: concurrent.futures.Future[PrimitiveResult[Any]] = concurrent.futures.Future()
+            failed.set_exception(error)
+            return EngineJob(failed)
         if inline is not None and all(result is not None for result in inline):
             return EngineJob(_settled(functools.partial(self._finish, inline, finish)))
         return EngineJob(engine_executor().submit(self._execute, requests, finish, inline))
@@ -182,7 +187,11 @@ class _EngineRunner:
     def _run_inline(self, requests: list[JobRequest]) -> list[PubResult | None] | None:
         """Each request's PUB result where the backend runs it inline (a job of microseconds, on
         the calling thread: a trip to the worker and back would cost it more), None where it
-        does not; None for them all while this primitive's cache is in use on the worker."""
+        does not; None for them all while this primitive's cache is in use on the worker.
+
+        Raises:
+            Exception: what a request run inline raised (the job's failure).
+        """
         if not self._cache_lock.acquire(blocking=False):
             return None
         try:
@@ -192,8 +201,6 @@ class _EngineRunner:
                 result = self._backend.run_inline(request, context)
                 results.append(None if result is NOT_INLINE else result[0])
             return results
-        except Exception:  # the job fails: the worker runs it and its future holds the error
-            return None
         finally:
             self._cache_lock.release()
 
@@ -228,8 +235,9 @@ class _EngineRunner:
     def _finish(
         results: list[PubResult | None], finish: Callable[[PrimitiveResult[Any]], PrimitiveResult[Any]] | None
     ) -> PrimitiveResult[Any]:
-        """The job's ``PrimitiveResult`` from its PUBs' results, as Qiskit's primitives shape it."""
-        pub_results = [result for result in results if result is not None]
+        """The job's ``PrimitiveResult`` from its PUBs' results (every one made), as Qiskit's
+        primitives shape it."""
+        pub_results = cast(list[PubResult], results)
         for result in pub_results:
             result.metadata.pop("simulator_metadata", None)  # Qiskit's PUB metadata has no such key
         merged = PrimitiveResult(pub_results, metadata={"version": 2})
