@@ -1720,7 +1720,7 @@ def format_report(
     facts: dict[str, Any], config: dict[str, Any], outcome: dict[str, Any], *, show_targets: bool = False
 ) -> str:
     lines = [
-        "aqrt numba statevector engine: simulation speed against Qiskit, Aer and Lightning",
+        "aqrt numba statevector engine: simulation speed against Qiskit, Aer, Lightning, qsim and qulacs",
         f"date        {facts['date']}",
         (
             f"machine     {facts['cpu_count']} CPUs ({facts['cpus_usable']} usable), {facts['cpu_model']}, "
